@@ -1,0 +1,346 @@
+//! `tokenscan`: replay recorded captures through Kubernetes service-account
+//! token-theft detection rules. This binary is flag definitions and glue; the
+//! work is done by `tokenscan-core`.
+
+mod inspect;
+mod output;
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use tokenscan_core::capture::{expand_paths, Capture, NdjsonWriter, ParquetCaptureWriter, Projection, WriterOptions};
+use tokenscan_core::eql::CompileOptions;
+use tokenscan_core::replay::{ReplayOptions, Replayer};
+use tokenscan_core::rules::RuleSet;
+
+/// Exit code: success (with or without findings, unless --fail-on-findings).
+pub const EXIT_OK: u8 = 0;
+/// Exit code: findings exist and --fail-on-findings was given.
+pub const EXIT_FINDINGS: u8 = 1;
+/// Exit code: an error (bad input, bad rules, bad flags, output failure).
+pub const EXIT_ERROR: u8 = 2;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "tokenscan",
+    version,
+    about = "Replay recorded captures through Kubernetes service-account token-theft detection rules",
+    long_about = "Replay recorded captures (Parquet, or their NDJSON twin) through Elastic's EQL rule \
+\"Service Account Token or Certificate Read Detected via Defend for Containers\" and Tracee's TRC-108, \
+or through your own rule files.\n\nExit codes: 0 success, 1 findings present with --fail-on-findings, 2 error."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Replay captures through the rules and report findings.
+    Replay(ReplayArgs),
+    /// Convert a capture between Parquet and NDJSON.
+    Convert(ConvertArgs),
+    /// Show a capture's schema, size, time range, hosts, containers and metadata.
+    Inspect(InspectArgs),
+    /// Work with rule files.
+    #[command(subcommand)]
+    Rules(RulesCommand),
+}
+
+#[derive(Args, Debug, Clone)]
+struct RuleArgs {
+    /// Rule file or directory of rule files (*.toml); repeatable. Replaces the built-in rules.
+    #[arg(long = "rules", short = 'r', value_name = "PATH")]
+    rules: Vec<PathBuf>,
+    /// Disable Elasticsearch's 1024-character `ignore_above` limit on keyword fields.
+    #[arg(long)]
+    no_ignore_above: bool,
+}
+
+impl RuleArgs {
+    fn load(&self) -> Result<RuleSet> {
+        let options = CompileOptions { ignore_above: if self.no_ignore_above { None } else { Some(1024) } };
+        Ok(if self.rules.is_empty() { RuleSet::builtin(&options)? } else { RuleSet::load(&self.rules, &options)? })
+    }
+}
+
+/// Output formats for findings.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Human table grouped by rule, then a summary.
+    Table,
+    /// One JSON document: {"summary": ..., "findings": [...]}.
+    Json,
+    /// One JSON object per finding per line.
+    Ndjson,
+    /// CSV with a header; `args` as a JSON array.
+    Csv,
+    /// Parquet (needs -o).
+    Parquet,
+}
+
+#[derive(Args, Debug)]
+struct ReplayArgs {
+    /// Capture files (Parquet or NDJSON) or directories of them.
+    #[arg(required = true, value_name = "CAPTURE")]
+    captures: Vec<PathBuf>,
+    #[command(flatten)]
+    rules: RuleArgs,
+    /// Output format.
+    #[arg(long, short = 'f', value_enum, default_value_t = Format::Table)]
+    format: Format,
+    /// Write findings to FILE instead of stdout.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    output: Option<PathBuf>,
+    /// Overwrite the -o file if it exists.
+    #[arg(long)]
+    force: bool,
+    /// Fail on the first event a rule cannot evaluate instead of counting it.
+    #[arg(long)]
+    strict: bool,
+    /// Exit with code 1 when there are findings (for scripts).
+    #[arg(long)]
+    fail_on_findings: bool,
+    /// No summary or warnings on stderr.
+    #[arg(long, short = 'q')]
+    quiet: bool,
+    /// Events per batch.
+    #[arg(long, default_value_t = 65_536, value_name = "N")]
+    batch_size: usize,
+}
+
+#[derive(Args, Debug)]
+struct ConvertArgs {
+    /// Input capture (Parquet or NDJSON).
+    input: PathBuf,
+    /// Output file; the format follows its extension (.parquet, .ndjson, .jsonl) unless --to is given.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    output: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum)]
+    to: Option<CaptureFormatArg>,
+    /// Overwrite the output file if it exists.
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+enum CaptureFormatArg {
+    Parquet,
+    Ndjson,
+}
+
+#[derive(Args, Debug)]
+struct InspectArgs {
+    /// Capture files or directories.
+    #[arg(required = true)]
+    captures: Vec<PathBuf>,
+    /// Output format (table or json).
+    #[arg(long, short = 'f', value_enum, default_value_t = InspectFormat::Table)]
+    format: InspectFormat,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+enum InspectFormat {
+    Table,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+enum RulesCommand {
+    /// List the loaded rules with id, kind, severity and source file.
+    List {
+        #[command(flatten)]
+        rules: RuleArgs,
+        /// Output format (table or json).
+        #[arg(long, short = 'f', value_enum, default_value_t = InspectFormat::Table)]
+        format: InspectFormat,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("tokenscan: error: {e:#}");
+            ExitCode::from(EXIT_ERROR)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<u8> {
+    match cli.command {
+        Command::Replay(a) => replay(a),
+        Command::Convert(a) => convert(a),
+        Command::Inspect(a) => inspect::inspect(&a.captures, a.format == InspectFormat::Json),
+        Command::Rules(RulesCommand::List { rules, format }) => {
+            let set = rules.load()?;
+            output::print_rules(&set, format == InspectFormat::Json)?;
+            Ok(EXIT_OK)
+        }
+    }
+}
+
+/// Opens `path` for writing, refusing to replace an existing file unless `force`.
+pub fn create_output(path: &Path, force: bool) -> Result<std::fs::File> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true);
+    if force {
+        opts.create(true).truncate(true);
+    } else {
+        opts.create_new(true);
+    }
+    opts.open(path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AlreadyExists {
+            anyhow::anyhow!("{}: already exists; pass --force to overwrite it", path.display())
+        } else {
+            anyhow::anyhow!("{}: cannot create: {e}", path.display())
+        }
+    })
+}
+
+fn replay(a: ReplayArgs) -> Result<u8> {
+    let rules = a.rules.load()?;
+    let captures = expand_paths(&a.captures)?;
+    if a.format == Format::Parquet && a.output.is_none() {
+        bail!("--format parquet needs -o FILE");
+    }
+    if let Some(out) = &a.output {
+        for c in &captures {
+            if same_file(out, c) {
+                bail!("{}: -o would overwrite the capture being read", out.display());
+            }
+        }
+    }
+    let replayer =
+        Replayer::new(rules, ReplayOptions { batch_size: a.batch_size.max(1), strict: a.strict, ..Default::default() });
+    let out: Box<dyn std::io::Write + Send> = match &a.output {
+        Some(p) => Box::new(std::io::BufWriter::new(create_output(p, a.force)?)),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout())),
+    };
+    let label = a.output.clone().unwrap_or_else(|| PathBuf::from("-"));
+    let mut sink = output::FindingsOutput::new(a.format, out, label.clone(), captures.len() > 1)?;
+    let summary = replayer.replay(&captures, &mut sink)?;
+    sink.finish(&summary).with_context(|| format!("writing findings to {}", label.display()))?;
+    if !a.quiet {
+        if a.format != Format::Table {
+            eprint!("{}", output::summary_text(&summary, replayer.rules()));
+        }
+        output::warn_unevaluable(&summary);
+    }
+    Ok(if a.fail_on_findings && summary.findings() > 0 { EXIT_FINDINGS } else { EXIT_OK })
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => false,
+    }
+}
+
+fn convert(a: ConvertArgs) -> Result<u8> {
+    let to = match a.to {
+        Some(t) => t,
+        None => match a.output.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
+            Some("parquet") => CaptureFormatArg::Parquet,
+            Some("ndjson") | Some("jsonl") => CaptureFormatArg::Ndjson,
+            _ => bail!(
+                "{}: cannot tell the output format from the extension; use .parquet, .ndjson or --to",
+                a.output.display()
+            ),
+        },
+    };
+    if same_file(&a.input, &a.output) {
+        bail!("{}: input and output are the same file", a.output.display());
+    }
+    let capture = Capture::open(&a.input)?;
+    let file = create_output(&a.output, a.force)?;
+    let result = write_converted(&capture, file, &a.output, to);
+    if result.is_err() {
+        // Do not leave a half-written file behind that looks like a capture.
+        let _ = std::fs::remove_file(&a.output);
+    }
+    let rows = result?;
+    if std::io::stderr().is_terminal() {
+        eprintln!("tokenscan: wrote {rows} events to {}", a.output.display());
+    }
+    Ok(EXIT_OK)
+}
+
+fn write_converted(capture: &Capture, file: std::fs::File, out: &Path, to: CaptureFormatArg) -> Result<u64> {
+    let batches = capture.batches(Projection::all(), 65_536)?;
+    let mut rows = 0u64;
+    match to {
+        CaptureFormatArg::Parquet => {
+            let mut options = WriterOptions { metadata: capture.metadata().clone(), ..Default::default() };
+            options.metadata.remove(tokenscan_core::capture::VERSION_KEY);
+            options.metadata.insert("tokenscan.converted_from".into(), capture.path().display().to_string());
+            let mut w = ParquetCaptureWriter::new(std::io::BufWriter::new(file), out, options)?;
+            for b in batches {
+                let b = b?;
+                rows += b.len() as u64;
+                w.write(&b)?;
+            }
+            w.close()?;
+        }
+        CaptureFormatArg::Ndjson => {
+            let mut w = NdjsonWriter::new(std::io::BufWriter::new(file), out);
+            for b in batches {
+                let b = b?;
+                rows += b.len() as u64;
+                w.write(&b)?;
+            }
+            w.finish()?;
+        }
+    }
+    Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn replay_flags_parse() {
+        let cli = Cli::try_parse_from([
+            "tokenscan",
+            "replay",
+            "a.parquet",
+            "dir",
+            "--rules",
+            "r.toml",
+            "-r",
+            "more/",
+            "--format",
+            "ndjson",
+            "-o",
+            "out.ndjson",
+            "--force",
+            "--strict",
+            "--fail-on-findings",
+            "--no-ignore-above",
+        ])
+        .expect("valid flags");
+        let Command::Replay(a) = cli.command else { panic!("expected replay") };
+        assert_eq!(a.captures, [PathBuf::from("a.parquet"), PathBuf::from("dir")]);
+        assert_eq!(a.rules.rules, [PathBuf::from("r.toml"), PathBuf::from("more/")]);
+        assert_eq!(a.format, Format::Ndjson);
+        assert!(a.force && a.strict && a.fail_on_findings && a.rules.no_ignore_above);
+    }
+
+    #[test]
+    fn replay_needs_a_capture_and_a_known_format() {
+        assert!(Cli::try_parse_from(["tokenscan", "replay"]).is_err());
+        assert!(Cli::try_parse_from(["tokenscan", "replay", "x", "--format", "xml"]).is_err());
+    }
+}

@@ -1,0 +1,331 @@
+//! Capture format version 1: the contract between the recorder, the core and users.
+//!
+//! A capture is a Parquet file with one row per event (see `docs/capture-format.md`),
+//! or its human-readable NDJSON twin. Readers accept the logically equal Arrow
+//! types other tools write and hand out [`EventBatch`]es whose columns always
+//! have the canonical types of [`Column::data_type`] (strings may stay
+//! dictionary-encoded), so everything downstream deals with one layout.
+
+mod escape;
+mod ndjson;
+mod normalize;
+mod parquet_io;
+mod source;
+
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
+use arrow::datatypes::{DataType, Field, Int32Type, Schema, SchemaRef, TimeUnit};
+
+pub use escape::{escape_bytes, unescape_to_bytes};
+pub use ndjson::{NdjsonWriter, NDJSON_EXTENSIONS};
+pub use parquet_io::{ParquetCaptureWriter, WriterOptions};
+pub use source::{expand_paths, Capture, CaptureFormat, EventBatches};
+
+/// The metadata key that carries the capture format version.
+pub const VERSION_KEY: &str = "tokenscan.capture_version";
+/// The capture format version this build reads and writes.
+pub const CAPTURE_VERSION: &str = "1";
+
+/// The columns of capture format version 1, in their canonical order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[allow(missing_docs)]
+pub enum Column {
+    Time,
+    Kind,
+    Host,
+    Pid,
+    Tid,
+    Ppid,
+    Uid,
+    Gid,
+    Comm,
+    Exe,
+    Args,
+    Path,
+    RequestedPath,
+    Flags,
+    Result,
+    Tty,
+    CgroupId,
+    ContainerId,
+}
+
+impl Column {
+    /// All columns in canonical order.
+    pub const ALL: [Column; 18] = [
+        Column::Time,
+        Column::Kind,
+        Column::Host,
+        Column::Pid,
+        Column::Tid,
+        Column::Ppid,
+        Column::Uid,
+        Column::Gid,
+        Column::Comm,
+        Column::Exe,
+        Column::Args,
+        Column::Path,
+        Column::RequestedPath,
+        Column::Flags,
+        Column::Result,
+        Column::Tty,
+        Column::CgroupId,
+        Column::ContainerId,
+    ];
+
+    /// Position in [`Column::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The column's name in the file.
+    pub fn name(self) -> &'static str {
+        match self {
+            Column::Time => "time",
+            Column::Kind => "kind",
+            Column::Host => "host",
+            Column::Pid => "pid",
+            Column::Tid => "tid",
+            Column::Ppid => "ppid",
+            Column::Uid => "uid",
+            Column::Gid => "gid",
+            Column::Comm => "comm",
+            Column::Exe => "exe",
+            Column::Args => "args",
+            Column::Path => "path",
+            Column::RequestedPath => "requested_path",
+            Column::Flags => "flags",
+            Column::Result => "result",
+            Column::Tty => "tty",
+            Column::CgroupId => "cgroup_id",
+            Column::ContainerId => "container_id",
+        }
+    }
+
+    /// The column with this name.
+    pub fn from_name(name: &str) -> Option<Column> {
+        Column::ALL.into_iter().find(|c| c.name() == name)
+    }
+
+    /// The Arrow type tokenscan writes (and every reader normalizes to).
+    pub fn data_type(self) -> DataType {
+        match self {
+            Column::Time => DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())),
+            Column::Pid | Column::Tid | Column::Ppid | Column::Uid | Column::Gid => DataType::UInt32,
+            Column::Flags => DataType::Int32,
+            Column::Result => DataType::Int64,
+            Column::CgroupId => DataType::UInt64,
+            Column::Args => DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))),
+            Column::Kind
+            | Column::Host
+            | Column::Comm
+            | Column::Exe
+            | Column::Path
+            | Column::RequestedPath
+            | Column::Tty
+            | Column::ContainerId => DataType::Utf8,
+        }
+    }
+
+    /// Whether the column may hold nulls.
+    pub fn nullable(self) -> bool {
+        matches!(
+            self,
+            Column::Exe
+                | Column::Args
+                | Column::Path
+                | Column::RequestedPath
+                | Column::Flags
+                | Column::Result
+                | Column::Tty
+                | Column::ContainerId
+        )
+    }
+
+    /// Whether the column holds strings (possibly dictionary-encoded).
+    pub fn is_string(self) -> bool {
+        self.data_type() == DataType::Utf8
+    }
+}
+
+impl std::fmt::Display for Column {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The canonical Arrow schema of a capture, with the version in its metadata.
+pub fn schema() -> SchemaRef {
+    let fields: Vec<Field> = Column::ALL.iter().map(|c| Field::new(c.name(), c.data_type(), c.nullable())).collect();
+    let metadata = [(VERSION_KEY.to_string(), CAPTURE_VERSION.to_string())].into_iter().collect();
+    Arc::new(Schema::new_with_metadata(fields, metadata))
+}
+
+/// The kind of an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EventKind {
+    /// A file open (open, openat, openat2, creat).
+    Open,
+    /// A process exec (execve, execveat).
+    Exec,
+}
+
+impl EventKind {
+    /// `open` or `exec`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Open => "open",
+            EventKind::Exec => "exec",
+        }
+    }
+    /// Parses `open` / `exec`.
+    pub fn parse(s: &str) -> Option<EventKind> {
+        match s {
+            "open" => Some(EventKind::Open),
+            "exec" => Some(EventKind::Exec),
+            _ => None,
+        }
+    }
+}
+
+/// A set of columns, used to read only what the rules and findings need.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Projection(u32);
+
+impl Projection {
+    /// Every column.
+    pub fn all() -> Self {
+        Column::ALL.into_iter().collect()
+    }
+    /// Adds a column.
+    pub fn insert(&mut self, c: Column) {
+        self.0 |= 1 << c.index();
+    }
+    /// Whether the column is in the set.
+    pub fn contains(self, c: Column) -> bool {
+        self.0 & (1 << c.index()) != 0
+    }
+    /// The union of two sets.
+    pub fn union(self, other: Projection) -> Projection {
+        Projection(self.0 | other.0)
+    }
+    /// The columns in canonical order.
+    pub fn columns(self) -> impl Iterator<Item = Column> {
+        Column::ALL.into_iter().filter(move |c| self.contains(*c))
+    }
+}
+
+impl FromIterator<Column> for Projection {
+    fn from_iter<I: IntoIterator<Item = Column>>(iter: I) -> Self {
+        let mut p = Projection::default();
+        for c in iter {
+            p.insert(c);
+        }
+        p
+    }
+}
+
+/// A batch of events from one capture, with canonical column types.
+///
+/// Only the projected columns are present. The `kind` column is always read
+/// and already validated, available as [`EventBatch::kinds`].
+#[derive(Debug, Clone)]
+pub struct EventBatch {
+    columns: [Option<ArrayRef>; 18],
+    kinds: Arc<[EventKind]>,
+    first_index: u64,
+    len: usize,
+}
+
+impl EventBatch {
+    /// Builds a batch from canonical columns (as produced by the readers).
+    pub(crate) fn new(columns: [Option<ArrayRef>; 18], kinds: Vec<EventKind>, first_index: u64) -> Self {
+        let len = kinds.len();
+        EventBatch { columns, kinds: kinds.into(), first_index, len }
+    }
+
+    /// Number of events.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+    /// Whether the batch holds no event.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+    /// Event index (position in the capture) of the batch's first row.
+    pub fn first_index(&self) -> u64 {
+        self.first_index
+    }
+    /// The kind of every event.
+    pub fn kinds(&self) -> &[EventKind] {
+        &self.kinds
+    }
+    /// A column, if it was projected.
+    pub fn column(&self, c: Column) -> Option<&ArrayRef> {
+        self.columns[c.index()].as_ref()
+    }
+    /// A column that must have been projected (a programming error otherwise).
+    pub(crate) fn expect(&self, c: Column) -> &ArrayRef {
+        self.columns[c.index()].as_ref().unwrap_or_else(|| panic!("column `{c}` was not in the projection"))
+    }
+    /// The projection this batch carries.
+    pub fn projection(&self) -> Projection {
+        Column::ALL.into_iter().filter(|c| self.columns[c.index()].is_some()).collect()
+    }
+
+    /// The batch as an Arrow record batch with the projected columns in canonical order.
+    /// Dictionary-encoded string columns stay dictionary-encoded.
+    pub fn to_record_batch(&self) -> RecordBatch {
+        let mut fields = Vec::new();
+        let mut arrays = Vec::new();
+        for c in Column::ALL {
+            if let Some(a) = &self.columns[c.index()] {
+                fields.push(Field::new(c.name(), a.data_type().clone(), c.nullable()));
+                arrays.push(a.clone());
+            }
+        }
+        let schema = Arc::new(Schema::new(fields));
+        let options = arrow::array::RecordBatchOptions::new().with_row_count(Some(self.len));
+        RecordBatch::try_new_with_options(schema, arrays, &options)
+            .expect("canonical columns always form a valid batch")
+    }
+
+    /// Rows `offset..offset+len` as a new batch (zero-copy).
+    pub fn slice(&self, offset: usize, len: usize) -> EventBatch {
+        let columns = self.columns.clone().map(|c| c.map(|a| a.slice(offset, len)));
+        EventBatch {
+            columns,
+            kinds: self.kinds[offset..offset + len].into(),
+            first_index: self.first_index + offset as u64,
+            len,
+        }
+    }
+
+    /// The string in a string column at `row` (`None` for null or unprojected).
+    pub fn str_value(&self, c: Column, row: usize) -> Option<&str> {
+        let a = self.column(c)?;
+        str_at(a.as_ref(), row)
+    }
+}
+
+/// The string at `row` of a Utf8 or `Dictionary<Int32, Utf8>` array.
+pub fn str_at(a: &dyn Array, row: usize) -> Option<&str> {
+    if a.is_null(row) {
+        return None;
+    }
+    match a.data_type() {
+        DataType::Utf8 => Some(a.as_string::<i32>().value(row)),
+        DataType::Dictionary(_, _) => {
+            let d = a.as_dictionary::<Int32Type>();
+            let k = d.keys().value(row) as usize;
+            let v = d.values().as_string::<i32>();
+            if v.is_null(k) {
+                None
+            } else {
+                Some(v.value(k))
+            }
+        }
+        _ => None,
+    }
+}

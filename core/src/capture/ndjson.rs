@@ -1,0 +1,366 @@
+//! The NDJSON twin of the capture format: one event per line, same field names.
+//!
+//! Blank lines and lines whose first non-blank character is `#` are comments
+//! and are not events. `time` is an RFC 3339 string or integer nanoseconds
+//! since the Unix epoch. Nullable fields may be omitted. Unknown keys are an
+//! error (they are almost always typos in a hand-written capture).
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::array::{
+    Array, ArrayRef, AsArray, Int32Builder, Int64Builder, ListBuilder, StringBuilder, TimestampNanosecondBuilder,
+    UInt32Builder, UInt64Builder,
+};
+use arrow::datatypes::{DataType, Field, Int32Type, Int64Type, TimestampNanosecondType, UInt32Type, UInt64Type};
+use serde::Deserialize;
+
+use super::{str_at, Column, EventBatch, EventKind, Projection};
+use crate::error::{Error, Result};
+
+/// File extensions read as NDJSON.
+pub const NDJSON_EXTENSIONS: &[&str] = &["ndjson", "jsonl"];
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum TimeValue {
+    Nanos(i64),
+    Text(String),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Line {
+    time: TimeValue,
+    kind: String,
+    host: String,
+    pid: u32,
+    tid: u32,
+    ppid: u32,
+    uid: u32,
+    gid: u32,
+    comm: String,
+    #[serde(default)]
+    exe: Option<String>,
+    #[serde(default)]
+    args: Option<Vec<Option<String>>>,
+    #[serde(default)]
+    path: Option<String>,
+    #[serde(default)]
+    requested_path: Option<String>,
+    #[serde(default)]
+    flags: Option<i32>,
+    #[serde(default)]
+    result: Option<i64>,
+    #[serde(default)]
+    tty: Option<String>,
+    cgroup_id: u64,
+    #[serde(default)]
+    container_id: Option<String>,
+}
+
+/// Parses an RFC 3339 timestamp into nanoseconds since the epoch.
+pub(crate) fn parse_time(s: &str) -> std::result::Result<i64, String> {
+    let t = chrono::DateTime::parse_from_rfc3339(s)
+        .map_err(|e| format!("`time` {s:?} is not an RFC 3339 timestamp ({e})"))?;
+    t.timestamp_nanos_opt().ok_or_else(|| format!("`time` {s:?} is outside the representable range"))
+}
+
+/// Formats nanoseconds since the epoch as RFC 3339 UTC with nine fraction digits.
+pub(crate) fn format_time(ns: i64) -> String {
+    let t = chrono::DateTime::from_timestamp_nanos(ns);
+    t.format("%Y-%m-%dT%H:%M:%S%.9fZ").to_string()
+}
+
+struct Builders {
+    time: TimestampNanosecondBuilder,
+    kind: StringBuilder,
+    host: StringBuilder,
+    pid: UInt32Builder,
+    tid: UInt32Builder,
+    ppid: UInt32Builder,
+    uid: UInt32Builder,
+    gid: UInt32Builder,
+    comm: StringBuilder,
+    exe: StringBuilder,
+    args: ListBuilder<StringBuilder>,
+    path: StringBuilder,
+    requested_path: StringBuilder,
+    flags: Int32Builder,
+    result: Int64Builder,
+    tty: StringBuilder,
+    cgroup_id: UInt64Builder,
+    container_id: StringBuilder,
+    kinds: Vec<EventKind>,
+}
+
+impl Builders {
+    fn new() -> Self {
+        Builders {
+            time: TimestampNanosecondBuilder::new().with_timezone("UTC"),
+            kind: StringBuilder::new(),
+            host: StringBuilder::new(),
+            pid: UInt32Builder::new(),
+            tid: UInt32Builder::new(),
+            ppid: UInt32Builder::new(),
+            uid: UInt32Builder::new(),
+            gid: UInt32Builder::new(),
+            comm: StringBuilder::new(),
+            exe: StringBuilder::new(),
+            args: ListBuilder::new(StringBuilder::new()).with_field(Field::new("item", DataType::Utf8, true)),
+            path: StringBuilder::new(),
+            requested_path: StringBuilder::new(),
+            flags: Int32Builder::new(),
+            result: Int64Builder::new(),
+            tty: StringBuilder::new(),
+            cgroup_id: UInt64Builder::new(),
+            container_id: StringBuilder::new(),
+            kinds: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, l: Line, kind: EventKind, time: i64) {
+        self.time.append_value(time);
+        self.kind.append_value(&l.kind);
+        self.host.append_value(&l.host);
+        self.pid.append_value(l.pid);
+        self.tid.append_value(l.tid);
+        self.ppid.append_value(l.ppid);
+        self.uid.append_value(l.uid);
+        self.gid.append_value(l.gid);
+        self.comm.append_value(&l.comm);
+        self.exe.append_option(l.exe);
+        match l.args {
+            Some(a) => {
+                for s in a {
+                    self.args.values().append_option(s);
+                }
+                self.args.append(true);
+            }
+            None => self.args.append(false),
+        }
+        self.path.append_option(l.path);
+        self.requested_path.append_option(l.requested_path);
+        self.flags.append_option(l.flags);
+        self.result.append_option(l.result);
+        self.tty.append_option(l.tty);
+        self.cgroup_id.append_value(l.cgroup_id);
+        self.container_id.append_option(l.container_id);
+        self.kinds.push(kind);
+    }
+
+    fn finish(&mut self, projection: Projection, first_index: u64) -> EventBatch {
+        let all: [ArrayRef; 18] = [
+            Arc::new(self.time.finish()),
+            Arc::new(self.kind.finish()),
+            Arc::new(self.host.finish()),
+            Arc::new(self.pid.finish()),
+            Arc::new(self.tid.finish()),
+            Arc::new(self.ppid.finish()),
+            Arc::new(self.uid.finish()),
+            Arc::new(self.gid.finish()),
+            Arc::new(self.comm.finish()),
+            Arc::new(self.exe.finish()),
+            Arc::new(self.args.finish()),
+            Arc::new(self.path.finish()),
+            Arc::new(self.requested_path.finish()),
+            Arc::new(self.flags.finish()),
+            Arc::new(self.result.finish()),
+            Arc::new(self.tty.finish()),
+            Arc::new(self.cgroup_id.finish()),
+            Arc::new(self.container_id.finish()),
+        ];
+        let mut columns: [Option<ArrayRef>; 18] = Default::default();
+        for (c, a) in Column::ALL.into_iter().zip(all) {
+            if projection.contains(c) {
+                columns[c.index()] = Some(a);
+            }
+        }
+        EventBatch::new(columns, std::mem::take(&mut self.kinds), first_index)
+    }
+}
+
+/// Batches of an NDJSON capture.
+pub(crate) struct NdjsonBatches {
+    path: PathBuf,
+    lines: std::io::Lines<BufReader<File>>,
+    line_no: usize,
+    next_index: u64,
+    projection: Projection,
+    batch_size: usize,
+    done: bool,
+}
+
+impl NdjsonBatches {
+    pub(crate) fn open(path: &Path, projection: Projection, batch_size: usize) -> Result<Self> {
+        let f = File::open(path).map_err(|e| Error::io(path, e))?;
+        Ok(NdjsonBatches {
+            path: path.to_owned(),
+            lines: BufReader::new(f).lines(),
+            line_no: 0,
+            next_index: 0,
+            projection,
+            batch_size,
+            done: false,
+        })
+    }
+
+    fn parse_line(&self, text: &str) -> Result<(Line, EventKind, i64)> {
+        let at = |msg: String| Error::capture(&self.path, format!("line {}: {msg}", self.line_no));
+        let line: Line = serde_json::from_str(text).map_err(|e| {
+            let msg = e.to_string();
+            // serde_json appends "at line 1 column N"; the line is ours, keep the column.
+            let msg = match msg.rfind(" at line 1 column ") {
+                Some(i) => format!("{} (column {})", &msg[..i], &msg[i + " at line 1 column ".len()..]),
+                None => msg,
+            };
+            at(msg)
+        })?;
+        let kind = EventKind::parse(&line.kind)
+            .ok_or_else(|| at(format!("`kind` is {:?}; expected \"open\" or \"exec\"", line.kind)))?;
+        let time = match &line.time {
+            TimeValue::Nanos(n) => *n,
+            TimeValue::Text(s) => parse_time(s).map_err(at)?,
+        };
+        Ok((line, kind, time))
+    }
+}
+
+impl Iterator for NdjsonBatches {
+    type Item = Result<EventBatch>;
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        let mut b = Builders::new();
+        let first = self.next_index;
+        while b.kinds.len() < self.batch_size {
+            let Some(line) = self.lines.next() else {
+                self.done = true;
+                break;
+            };
+            self.line_no += 1;
+            let line = match line {
+                Ok(l) => l,
+                Err(e) => {
+                    self.done = true;
+                    let msg = if e.kind() == std::io::ErrorKind::InvalidData {
+                        format!("line {}: not valid UTF-8", self.line_no)
+                    } else {
+                        format!("line {}: {e}", self.line_no)
+                    };
+                    return Some(Err(Error::capture(&self.path, msg)));
+                }
+            };
+            let t = line.trim();
+            if t.is_empty() || t.starts_with('#') {
+                continue;
+            }
+            match self.parse_line(t) {
+                Ok((l, kind, time)) => b.push(l, kind, time),
+                Err(e) => {
+                    self.done = true;
+                    return Some(Err(e));
+                }
+            }
+        }
+        if b.kinds.is_empty() {
+            return None;
+        }
+        self.next_index += b.kinds.len() as u64;
+        Some(Ok(b.finish(self.projection, first)))
+    }
+}
+
+/// Writes events as NDJSON lines, one object per event with the fields in format order.
+pub struct NdjsonWriter<W: Write> {
+    out: W,
+    path: PathBuf,
+}
+
+impl<W: Write> NdjsonWriter<W> {
+    /// Starts writing to `out`; `path` is only used in error messages.
+    pub fn new(out: W, path: impl Into<PathBuf>) -> Self {
+        NdjsonWriter { out, path: path.into() }
+    }
+
+    /// Writes every row of a batch that carries all columns.
+    pub fn write(&mut self, batch: &EventBatch) -> Result<()> {
+        let mut line = String::with_capacity(512);
+        for row in 0..batch.len() {
+            line.clear();
+            event_json(batch, row, &mut line).map_err(|m| Error::Output { path: self.path.clone(), message: m })?;
+            line.push('\n');
+            self.out
+                .write_all(line.as_bytes())
+                .map_err(|e| Error::Output { path: self.path.clone(), message: e.to_string() })?;
+        }
+        Ok(())
+    }
+
+    /// Flushes and returns the sink.
+    pub fn finish(mut self) -> Result<W> {
+        self.out.flush().map_err(|e| Error::Output { path: self.path.clone(), message: e.to_string() })?;
+        Ok(self.out)
+    }
+}
+
+fn json_str(s: &str) -> String {
+    serde_json::to_string(s).expect("strings always serialize")
+}
+
+/// Appends the JSON object of one event to `out`.
+fn event_json(batch: &EventBatch, row: usize, out: &mut String) -> std::result::Result<(), String> {
+    use std::fmt::Write as _;
+    out.push('{');
+    for (i, c) in Column::ALL.into_iter().enumerate() {
+        let a = batch.column(c).ok_or_else(|| format!("column `{c}` was not read"))?;
+        if i > 0 {
+            out.push(',');
+        }
+        let _ = write!(out, "\"{}\":", c.name());
+        if a.is_null(row) {
+            out.push_str("null");
+            continue;
+        }
+        match c {
+            Column::Time => {
+                out.push_str(&json_str(&format_time(a.as_primitive::<TimestampNanosecondType>().value(row))))
+            }
+            Column::Pid | Column::Tid | Column::Ppid | Column::Uid | Column::Gid => {
+                let _ = write!(out, "{}", a.as_primitive::<UInt32Type>().value(row));
+            }
+            Column::Flags => {
+                let _ = write!(out, "{}", a.as_primitive::<Int32Type>().value(row));
+            }
+            Column::Result => {
+                let _ = write!(out, "{}", a.as_primitive::<Int64Type>().value(row));
+            }
+            Column::CgroupId => {
+                let _ = write!(out, "{}", a.as_primitive::<UInt64Type>().value(row));
+            }
+            Column::Args => {
+                let list = a.as_list::<i32>().value(row);
+                out.push('[');
+                for j in 0..list.len() {
+                    if j > 0 {
+                        out.push(',');
+                    }
+                    match str_at(list.as_ref(), j) {
+                        Some(s) => out.push_str(&json_str(s)),
+                        None => out.push_str("null"),
+                    }
+                }
+                out.push(']');
+            }
+            _ => match str_at(a.as_ref(), row) {
+                Some(s) => out.push_str(&json_str(s)),
+                None => out.push_str("null"),
+            },
+        }
+    }
+    out.push('}');
+    Ok(())
+}

@@ -1,0 +1,182 @@
+//! Schema checking and type normalization: the many logically equal Arrow
+//! types other tools write become the canonical types of [`Column::data_type`].
+
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow::array::{new_null_array, Array, ArrayRef, AsArray, RecordBatch};
+use arrow::compute::{cast_with_options, CastOptions};
+use arrow::datatypes::{DataType, Field, Int32Type, Schema};
+use arrow::util::display::FormatOptions;
+
+use super::{Column, EventBatch, EventKind, Projection};
+use crate::error::{Error, Result};
+
+/// Where each capture column sits in a file's schema.
+#[derive(Debug, Clone)]
+pub(crate) struct ColumnMap {
+    indices: [usize; 18],
+}
+
+impl ColumnMap {
+    /// Checks that every column of the format is present with a usable type.
+    pub(crate) fn check(path: &Path, schema: &Schema) -> Result<ColumnMap> {
+        let mut indices = [0usize; 18];
+        for c in Column::ALL {
+            let (i, field) = schema.column_with_name(c.name()).ok_or_else(|| {
+                Error::capture(
+                    path,
+                    format!(
+                        "required column `{c}` is missing (capture format v1 needs: {})",
+                        Column::ALL.map(|c| c.name()).join(", ")
+                    ),
+                )
+            })?;
+            if !type_usable(c, field.data_type()) {
+                return Err(Error::capture(
+                    path,
+                    format!(
+                        "column `{c}` has type {}, which cannot hold {}; expected {}",
+                        field.data_type(),
+                        describe(c),
+                        c.data_type()
+                    ),
+                ));
+            }
+            indices[c.index()] = i;
+        }
+        Ok(ColumnMap { indices })
+    }
+
+    /// The file-schema index of a column.
+    pub(crate) fn index(&self, c: Column) -> usize {
+        self.indices[c.index()]
+    }
+
+    /// File-schema indices of the projected columns, sorted.
+    pub(crate) fn file_indices(&self, projection: Projection) -> Vec<usize> {
+        let mut v: Vec<usize> = projection.columns().map(|c| self.index(c)).collect();
+        v.sort_unstable();
+        v
+    }
+}
+
+fn describe(c: Column) -> &'static str {
+    match c {
+        Column::Time => "a timestamp",
+        Column::Args => "a list of strings",
+        c if c.is_string() => "a string",
+        _ => "an integer",
+    }
+}
+
+fn is_string_type(t: &DataType) -> bool {
+    match t {
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => true,
+        DataType::Dictionary(k, v) => k.is_dictionary_key_type() && is_string_type(v),
+        _ => false,
+    }
+}
+
+fn type_usable(c: Column, t: &DataType) -> bool {
+    if *t == DataType::Null {
+        return c.nullable();
+    }
+    match c {
+        Column::Time => matches!(t, DataType::Timestamp(_, _)),
+        Column::Args => match t {
+            DataType::List(f) | DataType::LargeList(f) | DataType::ListView(f) | DataType::LargeListView(f) => {
+                is_string_type(f.data_type()) || *f.data_type() == DataType::Null
+            }
+            _ => false,
+        },
+        c if c.is_string() => is_string_type(t),
+        _ => t.is_integer(),
+    }
+}
+
+/// Turns one file batch (already projected, columns named as in the format)
+/// into a canonical [`EventBatch`]. `first_index` is the event index of its first row.
+pub(crate) fn normalize(
+    path: &Path,
+    batch: &RecordBatch,
+    projection: Projection,
+    first_index: u64,
+) -> Result<EventBatch> {
+    let mut columns: [Option<ArrayRef>; 18] = Default::default();
+    let schema = batch.schema();
+    for c in projection.columns() {
+        let (i, _) = schema
+            .column_with_name(c.name())
+            .ok_or_else(|| Error::capture(path, format!("required column `{c}` is missing")))?;
+        let array = normalize_column(path, c, batch.column(i), first_index)?;
+        columns[c.index()] = Some(array);
+    }
+    let kind_col =
+        columns[Column::Kind.index()].as_ref().ok_or_else(|| Error::capture(path, "column `kind` was not read"))?;
+    let kinds = parse_kinds(path, kind_col.as_ref(), first_index)?;
+    Ok(EventBatch::new(columns, kinds, first_index))
+}
+
+fn first_null(a: &dyn Array) -> Option<usize> {
+    (0..a.len()).find(|&i| a.is_null(i))
+}
+
+fn normalize_column(path: &Path, c: Column, a: &ArrayRef, first_index: u64) -> Result<ArrayRef> {
+    if !c.nullable() && a.null_count() > 0 {
+        let row = first_null(a.as_ref()).unwrap_or(0);
+        return Err(Error::capture(
+            path,
+            format!(
+                "column `{c}` is null at event {}, but the format does not allow nulls there",
+                first_index + row as u64
+            ),
+        ));
+    }
+    if *a.data_type() == DataType::Null {
+        return Ok(new_null_array(&c.data_type(), a.len()));
+    }
+    let target = match (c, a.data_type()) {
+        (c, DataType::Dictionary(_, _)) if c.is_string() => {
+            DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8))
+        }
+        (Column::Args, DataType::List(f)) if *f.data_type() == DataType::Utf8 && f.name() == "item" => {
+            return Ok(a.clone());
+        }
+        (Column::Args, _) => DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))),
+        (c, _) => c.data_type(),
+    };
+    if *a.data_type() == target {
+        return Ok(a.clone());
+    }
+    let options = CastOptions { safe: false, format_options: FormatOptions::default() };
+    cast_with_options(a, &target, &options)
+        .map_err(|e| Error::capture(path, format!("column `{c}`: cannot convert {} to {target}: {e}", a.data_type())))
+}
+
+fn parse_kinds(path: &Path, a: &dyn Array, first_index: u64) -> Result<Vec<EventKind>> {
+    let bad = |row: usize, v: &str| {
+        Error::capture(
+            path,
+            format!("column `kind` holds {v:?} at event {}; expected \"open\" or \"exec\"", first_index + row as u64),
+        )
+    };
+    match a.data_type() {
+        DataType::Utf8 => {
+            let s = a.as_string::<i32>();
+            (0..s.len()).map(|i| EventKind::parse(s.value(i)).ok_or_else(|| bad(i, s.value(i)))).collect()
+        }
+        DataType::Dictionary(_, _) => {
+            let d = a.as_dictionary::<Int32Type>();
+            let values = d.values().as_string::<i32>();
+            let parsed: Vec<Option<EventKind>> = (0..values.len()).map(|i| EventKind::parse(values.value(i))).collect();
+            d.keys()
+                .values()
+                .iter()
+                .enumerate()
+                .map(|(row, &k)| parsed[k as usize].ok_or_else(|| bad(row, values.value(k as usize))))
+                .collect()
+        }
+        other => Err(Error::capture(path, format!("column `kind` has type {other} after normalization"))),
+    }
+}

@@ -1,0 +1,199 @@
+//! Opening captures: format detection, schema checks, batch iteration.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use arrow::datatypes::SchemaRef;
+
+use super::ndjson::NdjsonBatches;
+use super::normalize::ColumnMap;
+use super::parquet_io::ParquetBatches;
+use super::{Column, EventBatch, Projection, CAPTURE_VERSION, VERSION_KEY};
+use crate::error::{Error, Result};
+
+/// The on-disk form of a capture.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CaptureFormat {
+    /// Apache Parquet (the primary form).
+    Parquet,
+    /// Newline-delimited JSON, one event per line (the human-readable twin).
+    Ndjson,
+}
+
+impl CaptureFormat {
+    /// Detects the format from the file's first bytes, falling back to its extension.
+    fn detect(path: &Path) -> Result<CaptureFormat> {
+        let mut f = File::open(path).map_err(|e| Error::io(path, e))?;
+        let mut head = [0u8; 4];
+        let mut n = 0;
+        while n < 4 {
+            match f.read(&mut head[n..]) {
+                Ok(0) => break,
+                Ok(k) => n += k,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(Error::io(path, e)),
+            }
+        }
+        if n == 4 && &head == b"PAR1" {
+            return Ok(CaptureFormat::Parquet);
+        }
+        let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+        if super::NDJSON_EXTENSIONS.contains(&ext.as_str()) {
+            return Ok(CaptureFormat::Ndjson);
+        }
+        let first = head[..n].iter().find(|b| !b.is_ascii_whitespace());
+        if matches!(first, Some(b'{') | Some(b'#')) {
+            return Ok(CaptureFormat::Ndjson);
+        }
+        if n == 0 {
+            return Err(Error::capture(path, "the file is empty: not a Parquet or NDJSON capture"));
+        }
+        Err(Error::capture(
+            path,
+            "not a Parquet file (no PAR1 magic bytes at the start) and not NDJSON; is this a capture?",
+        ))
+    }
+}
+
+/// An opened capture file whose schema has been checked.
+#[derive(Debug)]
+pub struct Capture {
+    path: PathBuf,
+    format: CaptureFormat,
+    metadata: BTreeMap<String, String>,
+    num_rows: Option<u64>,
+    file_schema: Option<SchemaRef>,
+    map: Option<ColumnMap>,
+}
+
+impl Capture {
+    /// Opens a capture, detects its format and checks its schema.
+    ///
+    /// Fails with a message naming the file (and the column) when the file is
+    /// missing, not a capture, corrupt, of an unsupported version, or lacks a
+    /// required column.
+    pub fn open(path: impl AsRef<Path>) -> Result<Capture> {
+        let path = path.as_ref();
+        let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+        if meta.is_dir() {
+            return Err(Error::capture(path, "is a directory; use expand_paths() to list its captures"));
+        }
+        match CaptureFormat::detect(path)? {
+            CaptureFormat::Parquet => {
+                let (schema, metadata, num_rows) = super::parquet_io::read_footer(path)?;
+                check_version(path, &metadata)?;
+                let map = ColumnMap::check(path, &schema)?;
+                Ok(Capture {
+                    path: path.to_owned(),
+                    format: CaptureFormat::Parquet,
+                    metadata,
+                    num_rows: Some(num_rows),
+                    file_schema: Some(schema),
+                    map: Some(map),
+                })
+            }
+            CaptureFormat::Ndjson => Ok(Capture {
+                path: path.to_owned(),
+                format: CaptureFormat::Ndjson,
+                metadata: BTreeMap::new(),
+                num_rows: None,
+                file_schema: None,
+                map: None,
+            }),
+        }
+    }
+
+    /// The path as given.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+    /// Parquet or NDJSON.
+    pub fn format(&self) -> CaptureFormat {
+        self.format
+    }
+    /// File key-value metadata (empty for NDJSON).
+    pub fn metadata(&self) -> &BTreeMap<String, String> {
+        &self.metadata
+    }
+    /// Number of events, when the file says so without being read (Parquet).
+    pub fn num_rows(&self) -> Option<u64> {
+        self.num_rows
+    }
+    /// The file's own Arrow schema (Parquet only), before normalization.
+    pub fn file_schema(&self) -> Option<&SchemaRef> {
+        self.file_schema.as_ref()
+    }
+
+    /// Iterates over the events in batches of at most `batch_size` rows,
+    /// reading only the projected columns (`kind` is always read).
+    pub fn batches(&self, projection: Projection, batch_size: usize) -> Result<EventBatches> {
+        let mut projection = projection;
+        projection.insert(Column::Kind);
+        let batch_size = batch_size.max(1);
+        let inner: Box<dyn Iterator<Item = Result<EventBatch>> + Send> = match self.format {
+            CaptureFormat::Parquet => {
+                let map = self.map.as_ref().expect("parquet captures carry a column map");
+                Box::new(ParquetBatches::open(&self.path, map, projection, batch_size)?)
+            }
+            CaptureFormat::Ndjson => Box::new(NdjsonBatches::open(&self.path, projection, batch_size)?),
+        };
+        Ok(EventBatches { inner })
+    }
+}
+
+fn check_version(path: &Path, metadata: &BTreeMap<String, String>) -> Result<()> {
+    match metadata.get(VERSION_KEY) {
+        None => Ok(()),
+        Some(v) if v == CAPTURE_VERSION => Ok(()),
+        Some(v) => Err(Error::capture(
+            path,
+            format!(
+                "capture format version {v:?} is not supported by this tokenscan (it reads version {CAPTURE_VERSION})"
+            ),
+        )),
+    }
+}
+
+/// An iterator over a capture's event batches.
+pub struct EventBatches {
+    inner: Box<dyn Iterator<Item = Result<EventBatch>> + Send>,
+}
+
+impl Iterator for EventBatches {
+    type Item = Result<EventBatch>;
+    fn next(&mut self) -> Option<Self::Item> {
+        self.inner.next()
+    }
+}
+
+/// Expands the user's capture arguments: a file stays itself; a directory
+/// becomes its `*.parquet`, `*.ndjson` and `*.jsonl` files (not recursive),
+/// sorted by name so segments replay in order.
+pub fn expand_paths<P: AsRef<Path>>(paths: &[P]) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for p in paths {
+        let p = p.as_ref();
+        let meta = std::fs::metadata(p).map_err(|e| Error::io(p, e))?;
+        if !meta.is_dir() {
+            out.push(p.to_owned());
+            continue;
+        }
+        let mut files = Vec::new();
+        for entry in std::fs::read_dir(p).map_err(|e| Error::io(p, e))? {
+            let entry = entry.map_err(|e| Error::io(p, e))?;
+            let path = entry.path();
+            let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+            if path.is_file() && (ext == "parquet" || super::NDJSON_EXTENSIONS.contains(&ext.as_str())) {
+                files.push(path);
+            }
+        }
+        if files.is_empty() {
+            return Err(Error::capture(p, "directory holds no capture files (*.parquet, *.ndjson, *.jsonl)"));
+        }
+        files.sort();
+        out.extend(files);
+    }
+    Ok(out)
+}

@@ -1,0 +1,332 @@
+//! Abstract syntax tree of an EQL query, as produced by [`super::parse_query`].
+//!
+//! Every node carries the byte [`Span`] of the source text it came from, so that
+//! type errors found later (unknown field, comparing a keyword with a number)
+//! can point at the right line and column. `Display` prints a node back as
+//! canonical EQL; finding reasons and `rules check` diagnostics use it.
+
+use std::fmt;
+
+/// A half-open byte range `start..end` into the query source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Span {
+    /// First byte of the node.
+    pub start: usize,
+    /// One past the last byte of the node.
+    pub end: usize,
+}
+
+impl Span {
+    /// A span covering `start..end`.
+    pub fn new(start: usize, end: usize) -> Self {
+        Span { start, end }
+    }
+    /// The smallest span covering both `self` and `other`.
+    pub fn to(self, other: Span) -> Span {
+        Span { start: self.start.min(other.start), end: self.end.max(other.end) }
+    }
+}
+
+/// A whole query: `<category> where <condition>`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Query {
+    /// The event category before `where`.
+    pub category: Category,
+    /// Where the category word is in the source.
+    pub category_span: Span,
+    /// The condition after `where`.
+    pub condition: Expr,
+}
+
+/// The event category a query selects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Category {
+    /// `any where`: every event.
+    Any,
+    /// `process where`, `file where`, ...: adds `event.category == "<name>"`.
+    Named(String),
+}
+
+/// An expression node with its source span.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Expr {
+    /// What the node is.
+    pub kind: ExprKind,
+    /// Where it is in the query source.
+    pub span: Span,
+}
+
+/// The comparison operators.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CmpOp {
+    /// `==`
+    Eq,
+    /// `!=`
+    NotEq,
+    /// `<`
+    Lt,
+    /// `<=`
+    LtEq,
+    /// `>`
+    Gt,
+    /// `>=`
+    GtEq,
+}
+
+/// A literal value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Literal {
+    /// A string, escapes already decoded.
+    String(String),
+    /// An integer.
+    Integer(i64),
+    /// A floating-point number.
+    Float(f64),
+    /// `true` / `false`.
+    Bool(bool),
+    /// `null`.
+    Null,
+}
+
+/// The kinds of expression.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ExprKind {
+    /// `a and b and c` (flattened, at least two operands).
+    And(Vec<Expr>),
+    /// `a or b or c` (flattened, at least two operands).
+    Or(Vec<Expr>),
+    /// `not a`.
+    Not(Box<Expr>),
+    /// `lhs <op> rhs`.
+    Compare {
+        /// Left operand.
+        lhs: Box<Expr>,
+        /// Operator.
+        op: CmpOp,
+        /// Right operand.
+        rhs: Box<Expr>,
+    },
+    /// `lhs in (..)`, `lhs in~ (..)`, `lhs not in (..)`, `lhs not in~ (..)`.
+    In {
+        /// The value tested.
+        lhs: Box<Expr>,
+        /// The candidates (at least one).
+        list: Vec<Expr>,
+        /// `in~`: compare case-insensitively.
+        case_insensitive: bool,
+        /// `not in`.
+        negated: bool,
+    },
+    /// `lhs like "p"`, `lhs like ("p", "q")`, `like~`, and `lhs : "p"` (which is `like~`).
+    Like {
+        /// The value tested.
+        lhs: Box<Expr>,
+        /// Patterns (at least one); `*` and `?` are wildcards, no escape.
+        patterns: Vec<Expr>,
+        /// `like~` or `:`.
+        case_insensitive: bool,
+    },
+    /// `lhs regex "p"`, `lhs regex ("p", "q")`, `regex~`.
+    Regex {
+        /// The value tested.
+        lhs: Box<Expr>,
+        /// Patterns (at least one), matched against the whole value.
+        patterns: Vec<Expr>,
+        /// `regex~`.
+        case_insensitive: bool,
+    },
+    /// A function call: `startsWith(process.name, "ca")`, `startsWith~(...)`.
+    Call {
+        /// Function name as written in the source.
+        name: String,
+        /// Where the name is.
+        name_span: Span,
+        /// Trailing `~`: case-insensitive variant.
+        case_insensitive: bool,
+        /// Arguments.
+        args: Vec<Expr>,
+    },
+    /// A field reference; `optional` for `?field`.
+    Field {
+        /// Dotted field name, e.g. `process.args`.
+        name: String,
+        /// Written as `?name`: a field unknown to the schema is treated as missing instead of an error.
+        optional: bool,
+    },
+    /// A literal.
+    Literal(Literal),
+}
+
+impl fmt::Display for CmpOp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            CmpOp::Eq => "==",
+            CmpOp::NotEq => "!=",
+            CmpOp::Lt => "<",
+            CmpOp::LtEq => "<=",
+            CmpOp::Gt => ">",
+            CmpOp::GtEq => ">=",
+        })
+    }
+}
+
+impl fmt::Display for Literal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Literal::String(s) => write_eql_string(f, s),
+            Literal::Integer(i) => write!(f, "{i}"),
+            Literal::Float(x) => write!(f, "{x:?}"),
+            Literal::Bool(b) => write!(f, "{b}"),
+            Literal::Null => f.write_str("null"),
+        }
+    }
+}
+
+/// Writes `s` as a double-quoted EQL string with the escapes the lexer accepts.
+pub fn write_eql_string(f: &mut impl fmt::Write, s: &str) -> fmt::Result {
+    f.write_char('"')?;
+    for c in s.chars() {
+        match c {
+            '"' => f.write_str("\\\"")?,
+            '\\' => f.write_str("\\\\")?,
+            '\n' => f.write_str("\\n")?,
+            '\r' => f.write_str("\\r")?,
+            '\t' => f.write_str("\\t")?,
+            c if c.is_control() => write!(f, "\\u{{{:x}}}", c as u32)?,
+            c => f.write_char(c)?,
+        }
+    }
+    f.write_char('"')
+}
+
+fn write_list(f: &mut fmt::Formatter<'_>, items: &[Expr]) -> fmt::Result {
+    if items.len() == 1 {
+        return write!(f, "{}", items[0]);
+    }
+    f.write_char('(')?;
+    for (i, e) in items.iter().enumerate() {
+        if i > 0 {
+            f.write_str(", ")?;
+        }
+        write!(f, "{e}")?;
+    }
+    f.write_char(')')
+}
+
+use fmt::Write as _;
+
+impl Expr {
+    fn is_boolean_connective(&self) -> bool {
+        matches!(self.kind, ExprKind::And(_) | ExprKind::Or(_))
+    }
+}
+
+impl fmt::Display for Expr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.kind {
+            ExprKind::And(items) | ExprKind::Or(items) => {
+                let word = if matches!(self.kind, ExprKind::And(_)) { " and " } else { " or " };
+                for (i, e) in items.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(word)?;
+                    }
+                    if e.is_boolean_connective() {
+                        write!(f, "({e})")?;
+                    } else {
+                        write!(f, "{e}")?;
+                    }
+                }
+                Ok(())
+            }
+            ExprKind::Not(inner) => {
+                if inner.is_boolean_connective() {
+                    write!(f, "not ({inner})")
+                } else {
+                    write!(f, "not {inner}")
+                }
+            }
+            ExprKind::Compare { lhs, op, rhs } => write!(f, "{lhs} {op} {rhs}"),
+            ExprKind::In { lhs, list, case_insensitive, negated } => {
+                write!(
+                    f,
+                    "{lhs} {}in{} (",
+                    if *negated { "not " } else { "" },
+                    if *case_insensitive { "~" } else { "" }
+                )?;
+                for (i, e) in list.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write!(f, "{e}")?;
+                }
+                f.write_char(')')
+            }
+            ExprKind::Like { lhs, patterns, case_insensitive } => {
+                write!(f, "{lhs} like{} ", if *case_insensitive { "~" } else { "" })?;
+                write_list(f, patterns)
+            }
+            ExprKind::Regex { lhs, patterns, case_insensitive } => {
+                write!(f, "{lhs} regex{} ", if *case_insensitive { "~" } else { "" })?;
+                write_list(f, patterns)
+            }
+            ExprKind::Call { name, case_insensitive, args, .. } => {
+                write!(f, "{name}{}(", if *case_insensitive { "~" } else { "" })?;
+                for (i, e) in args.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write!(f, "{e}")?;
+                }
+                f.write_char(')')
+            }
+            ExprKind::Field { name, optional } => {
+                if *optional {
+                    f.write_char('?')?;
+                }
+                f.write_str(name)
+            }
+            ExprKind::Literal(l) => write!(f, "{l}"),
+        }
+    }
+}
+
+impl fmt::Display for Query {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.category {
+            Category::Any => f.write_str("any")?,
+            Category::Named(n) => f.write_str(n)?,
+        }
+        write!(f, " where {}", self.condition)
+    }
+}
+
+/// A syntax error in a query: a message and the span it points at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseError {
+    /// What is wrong, in one sentence, e.g. `expected ')' to close '(' opened at 1:12`.
+    pub message: String,
+    /// The offending text (empty span at the end of input for "unexpected end").
+    pub span: Span,
+}
+
+/// 1-based line and column (in characters) of byte offset `offset` in `src`.
+pub fn line_col(src: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(src.len());
+    let before = &src[..src.floor_char_boundary_compat(offset)];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}
+
+trait FloorCharBoundary {
+    fn floor_char_boundary_compat(&self, i: usize) -> usize;
+}
+
+impl FloorCharBoundary for str {
+    fn floor_char_boundary_compat(&self, mut i: usize) -> usize {
+        while i > 0 && !self.is_char_boundary(i) {
+            i -= 1;
+        }
+        i
+    }
+}

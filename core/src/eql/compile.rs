@@ -1,0 +1,560 @@
+//! Type checking and compilation of a parsed query into a plan of vectorized tests.
+
+use std::collections::HashSet;
+use std::fmt;
+
+use regex::Regex;
+
+use super::ast::{Category, CmpOp, Expr, ExprKind, Literal, Query, Span};
+use super::parser::parse_query;
+use crate::capture::Projection;
+use crate::view::ecs::{ecs_base_projection, ecs_field, FieldType, ECS_FIELDS};
+
+/// Elasticsearch's `ignore_above` for ECS keyword fields.
+pub const DEFAULT_IGNORE_ABOVE: usize = 1024;
+
+/// Options that change how queries evaluate.
+#[derive(Debug, Clone)]
+pub struct CompileOptions {
+    /// Keyword values longer than this many UTF-16 code units are not indexed
+    /// in Elasticsearch and so never match `==`, `in`, `like`, `regex` or a
+    /// string function; `None` disables the limit.
+    pub ignore_above: Option<usize>,
+}
+
+impl Default for CompileOptions {
+    fn default() -> Self {
+        CompileOptions { ignore_above: Some(DEFAULT_IGNORE_ABOVE) }
+    }
+}
+
+/// A query that failed to parse or type-check: a message and where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompileError {
+    /// One sentence.
+    pub message: String,
+    /// Byte span in the query source.
+    pub span: Span,
+}
+
+impl fmt::Display for CompileError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// How a string value is tested.
+#[derive(Debug, Clone)]
+pub(crate) enum StrMatcher {
+    /// Exact membership (case-sensitive `==` and `in`).
+    In(HashSet<String>),
+    /// Case-insensitive membership (`in~`), values lower-cased.
+    InCi(HashSet<String>),
+    /// A compiled pattern (`like`, `like~`, `:`, `regex`, `regex~`), anchored.
+    Pattern(Regex),
+    /// `startsWith`, `endsWith`, `stringContains`, with the needle lower-cased when `ci`.
+    Func { func: StrFunc, needle: String, ci: bool },
+    /// Ordering comparison with a string (`<`, `<=`, `>`, `>=`).
+    Order(CmpOp, String),
+    /// `length(field) <op> n`.
+    Length(CmpOp, i64),
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum StrFunc {
+    StartsWith,
+    EndsWith,
+    Contains,
+}
+
+impl StrMatcher {
+    pub(crate) fn matches(&self, s: &str) -> bool {
+        match self {
+            StrMatcher::In(set) => set.contains(s),
+            StrMatcher::InCi(set) => set.contains(&s.to_lowercase()),
+            StrMatcher::Pattern(re) => re.is_match(s),
+            StrMatcher::Func { func, needle, ci } => {
+                let lowered;
+                let hay = if *ci {
+                    lowered = s.to_lowercase();
+                    lowered.as_str()
+                } else {
+                    s
+                };
+                match func {
+                    StrFunc::StartsWith => hay.starts_with(needle.as_str()),
+                    StrFunc::EndsWith => hay.ends_with(needle.as_str()),
+                    StrFunc::Contains => hay.contains(needle.as_str()),
+                }
+            }
+            StrMatcher::Order(op, v) => cmp_holds(*op, s.cmp(v.as_str())),
+            StrMatcher::Length(op, n) => cmp_holds(*op, (s.chars().count() as i64).cmp(n)),
+        }
+    }
+}
+
+pub(crate) fn cmp_holds(op: CmpOp, o: std::cmp::Ordering) -> bool {
+    use std::cmp::Ordering::*;
+    match op {
+        CmpOp::Eq => o == Equal,
+        CmpOp::NotEq => o != Equal,
+        CmpOp::Lt => o == Less,
+        CmpOp::LtEq => o != Greater,
+        CmpOp::Gt => o == Greater,
+        CmpOp::GtEq => o != Less,
+    }
+}
+
+/// A test on one field's values in a row.
+#[derive(Debug, Clone)]
+pub(crate) enum Test {
+    /// Some (in-limit) string element satisfies the matcher.
+    Str(StrMatcher),
+    /// A number compares true with the literal.
+    Num(CmpOp, f64),
+    /// Integer membership.
+    IntIn(Vec<i64>),
+    /// The boolean equals.
+    Bool(bool),
+    /// The field has a value (non-null; for arrays, at least one element).
+    Exists,
+}
+
+/// A node of the compiled plan.
+#[derive(Debug, Clone)]
+pub(crate) enum Node {
+    Const(bool),
+    And(Vec<Node>),
+    /// Alternatives with a label each (`exec branch`, `branch 2 of 3`).
+    Or(Vec<Node>, Vec<String>),
+    Not(Box<Node>, String),
+    Leaf {
+        field: usize,
+        test: Test,
+        text: String,
+    },
+}
+
+/// A compiled EQL query, ready to evaluate batches of events.
+#[derive(Debug, Clone)]
+pub struct EqlQuery {
+    source: String,
+    query: Query,
+    pub(crate) root: Node,
+    pub(crate) fields: Vec<usize>,
+    pub(crate) ignore_above: Option<usize>,
+}
+
+impl EqlQuery {
+    /// Parses and compiles `src` against the ECS view.
+    pub fn compile(src: &str, options: &CompileOptions) -> Result<EqlQuery, CompileError> {
+        let query = parse_query(src).map_err(|e| CompileError { message: e.message, span: e.span })?;
+        let mut c = Compiler { fields: Vec::new() };
+        let mut root = c.expr(&query.condition)?;
+        if let Category::Named(cat) = &query.category {
+            let (idx, _) = ecs_field("event.category").expect("event.category is an ECS field");
+            c.use_field(idx);
+            let leaf = Node::Leaf {
+                field: idx,
+                test: Test::Str(StrMatcher::In([cat.clone()].into_iter().collect())),
+                text: format!("event.category == \"{cat}\""),
+            };
+            root = match root {
+                Node::And(mut v) => {
+                    v.insert(0, leaf);
+                    Node::And(v)
+                }
+                other => Node::And(vec![leaf, other]),
+            };
+        }
+        Ok(EqlQuery { source: src.to_string(), query, root, fields: c.fields, ignore_above: options.ignore_above })
+    }
+
+    /// The query text as written.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// The parsed query.
+    pub fn ast(&self) -> &Query {
+        &self.query
+    }
+
+    /// Names of the ECS fields the query reads.
+    pub fn field_names(&self) -> Vec<&'static str> {
+        self.fields.iter().map(|&i| ECS_FIELDS[i].name).collect()
+    }
+
+    /// The capture columns needed to evaluate the query.
+    pub fn projection(&self) -> Projection {
+        let mut p = ecs_base_projection();
+        for &i in &self.fields {
+            for &c in ECS_FIELDS[i].columns {
+                p.insert(c);
+            }
+        }
+        p
+    }
+}
+
+impl fmt::Display for EqlQuery {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.query)
+    }
+}
+
+struct Compiler {
+    fields: Vec<usize>,
+}
+
+fn err<T>(span: Span, message: impl Into<String>) -> Result<T, CompileError> {
+    Err(CompileError { message: message.into(), span })
+}
+
+/// Canonical text of a predicate for reasons, with long lists shortened.
+fn short_text(e: &Expr) -> String {
+    let mut e = e.clone();
+    let cut = |list: &mut Vec<Expr>| {
+        if list.len() > 4 {
+            list.truncate(3);
+            true
+        } else {
+            false
+        }
+    };
+    let truncated = match &mut e.kind {
+        ExprKind::In { list, .. } => cut(list),
+        ExprKind::Like { patterns, .. } | ExprKind::Regex { patterns, .. } => cut(patterns),
+        _ => false,
+    };
+    let s = e.to_string();
+    if truncated {
+        // "x in (a, b, c)" -> "x in (a, b, c, ...)"
+        format!("{}, ...)", s.trim_end_matches(')'))
+    } else {
+        s
+    }
+}
+
+fn literal_of(e: &Expr) -> Option<&Literal> {
+    match &e.kind {
+        ExprKind::Literal(l) => Some(l),
+        _ => None,
+    }
+}
+
+fn lit_kind(l: &Literal) -> &'static str {
+    match l {
+        Literal::String(_) => "a string",
+        Literal::Integer(_) | Literal::Float(_) => "a number",
+        Literal::Bool(_) => "a boolean",
+        Literal::Null => "null",
+    }
+}
+
+fn like_regex(pattern: &str, ci: bool) -> String {
+    let mut re = String::from(if ci { "(?is)^" } else { "(?s)^" });
+    for ch in pattern.chars() {
+        match ch {
+            '*' => re.push_str(".*"),
+            '?' => re.push('.'),
+            c => re.push_str(&regex::escape(c.encode_utf8(&mut [0; 4]))),
+        }
+    }
+    re.push('$');
+    re
+}
+
+impl Compiler {
+    fn use_field(&mut self, idx: usize) {
+        if !self.fields.contains(&idx) {
+            self.fields.push(idx);
+        }
+    }
+
+    /// Resolves a field reference: `Some(idx)`, or `None` for an unknown `?optional` field.
+    fn field(&mut self, e: &Expr) -> Result<Option<usize>, CompileError> {
+        let ExprKind::Field { name, optional } = &e.kind else {
+            return err(e.span, format!("expected a field here, found `{e}`"));
+        };
+        match ecs_field(name) {
+            Some((idx, _)) => {
+                self.use_field(idx);
+                Ok(Some(idx))
+            }
+            None if *optional => Ok(None),
+            None => {
+                let known: Vec<&str> = ECS_FIELDS.iter().map(|f| f.name).collect();
+                err(
+                    e.span,
+                    format!(
+                        "unknown field `{name}`: the ECS view has {}; write `?{name}` to treat it as always missing",
+                        known.join(", ")
+                    ),
+                )
+            }
+        }
+    }
+
+    fn expr(&mut self, e: &Expr) -> Result<Node, CompileError> {
+        match &e.kind {
+            ExprKind::And(items) => Ok(Node::And(items.iter().map(|i| self.expr(i)).collect::<Result<_, _>>()?)),
+            ExprKind::Or(items) => {
+                let nodes: Vec<Node> = items.iter().map(|i| self.expr(i)).collect::<Result<_, _>>()?;
+                let labels = nodes.iter().enumerate().map(|(k, n)| branch_label(n, k, nodes.len())).collect();
+                Ok(Node::Or(nodes, labels))
+            }
+            ExprKind::Not(inner) => Ok(Node::Not(Box::new(self.expr(inner)?), short_text(e))),
+            ExprKind::Literal(Literal::Bool(b)) => Ok(Node::Const(*b)),
+            ExprKind::Literal(l) => err(e.span, format!("a condition must be true or false, not {}", lit_kind(l))),
+            ExprKind::Field { .. } => {
+                // A bare boolean field: `where process.interactive`.
+                let Some(idx) = self.field(e)? else { return Ok(Node::Const(false)) };
+                let f = &ECS_FIELDS[idx];
+                if f.ty != FieldType::Boolean {
+                    return err(
+                        e.span,
+                        format!("`{}` is a {} field, not a condition; compare it with a value", f.name, f.ty),
+                    );
+                }
+                Ok(Node::Leaf { field: idx, test: Test::Bool(true), text: short_text(e) })
+            }
+            ExprKind::Compare { lhs, op, rhs } => self.compare(e, lhs, *op, rhs),
+            ExprKind::In { lhs, list, case_insensitive, negated } => {
+                let node = self.in_list(e, lhs, list, *case_insensitive)?;
+                Ok(if *negated { Node::Not(Box::new(node), short_text(e)) } else { node })
+            }
+            ExprKind::Like { lhs, patterns, case_insensitive } => {
+                self.patterns(e, lhs, patterns, |p| like_regex(p, *case_insensitive), "like")
+            }
+            ExprKind::Regex { lhs, patterns, case_insensitive } => self.patterns(
+                e,
+                lhs,
+                patterns,
+                |p| format!("{}^(?:{p})$", if *case_insensitive { "(?i)" } else { "" }),
+                "regex",
+            ),
+            ExprKind::Call { name, name_span, case_insensitive, args } => {
+                self.call(e, name, *name_span, *case_insensitive, args)
+            }
+        }
+    }
+
+    fn keyword_field(&mut self, e: &Expr, what: &str) -> Result<Option<usize>, CompileError> {
+        let Some(idx) = self.field(e)? else { return Ok(None) };
+        let f = &ECS_FIELDS[idx];
+        if f.ty != FieldType::Keyword {
+            return err(e.span, format!("{what} needs a keyword (string) field, but `{}` is {}", f.name, f.ty));
+        }
+        Ok(Some(idx))
+    }
+
+    fn leaf(field: Option<usize>, test: Test, e: &Expr) -> Node {
+        match field {
+            Some(field) => Node::Leaf { field, test, text: short_text(e) },
+            // An unknown optional field is always missing: positive tests are false.
+            None => Node::Const(false),
+        }
+    }
+
+    fn compare(&mut self, e: &Expr, lhs: &Expr, op: CmpOp, rhs: &Expr) -> Result<Node, CompileError> {
+        // Put the field (or function call) on the left.
+        let (lhs, op, rhs) = if literal_of(lhs).is_some() && literal_of(rhs).is_none() {
+            let flipped = match op {
+                CmpOp::Lt => CmpOp::Gt,
+                CmpOp::LtEq => CmpOp::GtEq,
+                CmpOp::Gt => CmpOp::Lt,
+                CmpOp::GtEq => CmpOp::LtEq,
+                o => o,
+            };
+            (rhs, flipped, lhs)
+        } else {
+            (lhs, op, rhs)
+        };
+        let Some(lit) = literal_of(rhs) else {
+            return err(
+                e.span,
+                format!("unsupported: `{e}` compares two non-literal values; tokenscan compares a field (or length(field)) with a literal"),
+            );
+        };
+        if let ExprKind::Call { name, .. } = &lhs.kind {
+            if name.eq_ignore_ascii_case("length") {
+                return self.length_compare(e, lhs, op, lit, rhs.span);
+            }
+            return err(lhs.span, format!("unsupported: only length() can be compared with a value, not {name}()"));
+        }
+        let field = self.field(lhs)?;
+        let negate = op == CmpOp::NotEq;
+        let pos_op = if negate { CmpOp::Eq } else { op };
+        let test = match (field.map(|i| ECS_FIELDS[i].ty), lit) {
+            (_, Literal::Null) => match op {
+                // `field == null`: missing; `field != null`: exists.
+                CmpOp::Eq => return Ok(Node::Not(Box::new(Self::leaf(field, Test::Exists, e)), short_text(e))),
+                CmpOp::NotEq => return Ok(Self::leaf(field, Test::Exists, e)),
+                _ => return err(rhs.span, "null can only be compared with == or !="),
+            },
+            (None, _) => Test::Exists,
+            (Some(FieldType::Keyword), Literal::String(s)) => Test::Str(if pos_op == CmpOp::Eq {
+                StrMatcher::In([s.clone()].into_iter().collect())
+            } else {
+                StrMatcher::Order(pos_op, s.clone())
+            }),
+            (Some(FieldType::Long), Literal::Integer(i)) => Test::Num(pos_op, *i as f64),
+            (Some(FieldType::Long), Literal::Float(x)) => Test::Num(pos_op, *x),
+            (Some(FieldType::Boolean), Literal::Bool(b)) if matches!(op, CmpOp::Eq | CmpOp::NotEq) => Test::Bool(*b),
+            (Some(ty), l) => {
+                let name = ECS_FIELDS[field.expect("known field")].name;
+                let hint = match (ty, l) {
+                    (FieldType::Keyword, Literal::Integer(i)) => {
+                        format!("; ECS keeps `{name}` as a string, write \"{i}\"")
+                    }
+                    _ => String::new(),
+                };
+                return err(
+                    rhs.span,
+                    format!("cannot compare {ty} field `{name}` with {} using {op}{hint}", lit_kind(l)),
+                );
+            }
+        };
+        let node = Self::leaf(field, test, e);
+        Ok(if negate { Node::Not(Box::new(node), short_text(e)) } else { node })
+    }
+
+    fn length_compare(
+        &mut self,
+        e: &Expr,
+        call: &Expr,
+        op: CmpOp,
+        lit: &Literal,
+        lit_span: Span,
+    ) -> Result<Node, CompileError> {
+        let ExprKind::Call { args, .. } = &call.kind else { unreachable!("checked by caller") };
+        if args.len() != 1 {
+            return err(call.span, format!("length() takes one argument, got {}", args.len()));
+        }
+        let field = self.keyword_field(&args[0], "length()")?;
+        let Literal::Integer(n) = lit else {
+            return err(lit_span, format!("length() is compared with an integer, not {}", lit_kind(lit)));
+        };
+        let negate = op == CmpOp::NotEq;
+        let test = Test::Str(StrMatcher::Length(if negate { CmpOp::Eq } else { op }, *n));
+        let node = Self::leaf(field, test, e);
+        Ok(if negate { Node::Not(Box::new(node), short_text(e)) } else { node })
+    }
+
+    fn in_list(&mut self, e: &Expr, lhs: &Expr, list: &[Expr], ci: bool) -> Result<Node, CompileError> {
+        let field = self.field(lhs)?;
+        let ty = field.map(|i| ECS_FIELDS[i].ty);
+        let mut strings = HashSet::new();
+        let mut ints = Vec::new();
+        let mut bools = Vec::new();
+        for item in list {
+            let Some(l) = literal_of(item) else {
+                return err(item.span, "the values of `in` must be literals");
+            };
+            match (ty, l) {
+                (None, _) => {}
+                (Some(FieldType::Keyword), Literal::String(s)) => {
+                    strings.insert(if ci { s.to_lowercase() } else { s.clone() });
+                }
+                (Some(FieldType::Long), Literal::Integer(i)) if !ci => ints.push(*i),
+                (Some(FieldType::Boolean), Literal::Bool(b)) if !ci => bools.push(*b),
+                (Some(ty), l) => {
+                    let name = ECS_FIELDS[field.expect("known")].name;
+                    return err(
+                        item.span,
+                        format!(
+                            "cannot test {ty} field `{name}` against {} in `in{}`",
+                            lit_kind(l),
+                            if ci { "~" } else { "" }
+                        ),
+                    );
+                }
+            }
+        }
+        let test = match ty {
+            None => Test::Exists,
+            Some(FieldType::Keyword) => Test::Str(if ci { StrMatcher::InCi(strings) } else { StrMatcher::In(strings) }),
+            Some(FieldType::Long) => Test::IntIn(ints),
+            Some(FieldType::Boolean) => {
+                if bools.contains(&true) && bools.contains(&false) {
+                    Test::Exists
+                } else {
+                    Test::Bool(bools[0])
+                }
+            }
+        };
+        Ok(Self::leaf(field, test, e))
+    }
+
+    fn patterns(
+        &mut self,
+        e: &Expr,
+        lhs: &Expr,
+        patterns: &[Expr],
+        to_regex: impl Fn(&str) -> String,
+        op: &str,
+    ) -> Result<Node, CompileError> {
+        let field = self.keyword_field(lhs, &format!("`{op}`"))?;
+        let mut alternatives = Vec::new();
+        for p in patterns {
+            let Some(Literal::String(s)) = literal_of(p) else {
+                return err(p.span, format!("`{op}` needs string patterns"));
+            };
+            let re = to_regex(s);
+            if let Err(er) = Regex::new(&re) {
+                return err(p.span, format!("invalid {op} pattern: {er}"));
+            }
+            alternatives.push(format!("(?:{re})"));
+        }
+        let combined = regex::RegexBuilder::new(&alternatives.join("|"))
+            .size_limit(1 << 24)
+            .build()
+            .map_err(|er| CompileError { message: format!("{op} patterns too large: {er}"), span: e.span })?;
+        Ok(Self::leaf(field, Test::Str(StrMatcher::Pattern(combined)), e))
+    }
+
+    fn call(&mut self, e: &Expr, name: &str, name_span: Span, ci: bool, args: &[Expr]) -> Result<Node, CompileError> {
+        let func = match name.to_ascii_lowercase().as_str() {
+            "startswith" => StrFunc::StartsWith,
+            "endswith" => StrFunc::EndsWith,
+            "stringcontains" => StrFunc::Contains,
+            "length" => return err(e.span, "length() gives a number; compare it, e.g. `length(process.name) > 3`"),
+            _ => {
+                return err(
+                    name_span,
+                    format!("unsupported function `{name}`: tokenscan supports startsWith, endsWith, stringContains and length (each with `~`)"),
+                )
+            }
+        };
+        if args.len() != 2 {
+            return err(e.span, format!("{name}() takes two arguments (a field and a string), got {}", args.len()));
+        }
+        let field = self.keyword_field(&args[0], &format!("{name}()"))?;
+        let Some(Literal::String(needle)) = literal_of(&args[1]) else {
+            return err(args[1].span, format!("the second argument of {name}() must be a string literal"));
+        };
+        let needle = if ci { needle.to_lowercase() } else { needle.clone() };
+        Ok(Self::leaf(field, Test::Str(StrMatcher::Func { func, needle, ci }), e))
+    }
+}
+
+/// A readable name for an alternative of `or`: the `event.action` (or
+/// `event.category`) it requires, else its position.
+fn branch_label(n: &Node, k: usize, total: usize) -> String {
+    fn required(n: &Node, field: &str) -> Option<String> {
+        match n {
+            Node::Leaf { field: f, test: Test::Str(StrMatcher::In(set)), .. }
+                if ECS_FIELDS[*f].name == field && set.len() == 1 =>
+            {
+                set.iter().next().cloned()
+            }
+            Node::And(items) => items.iter().find_map(|i| required(i, field)),
+            _ => None,
+        }
+    }
+    required(n, "event.action")
+        .or_else(|| required(n, "event.category"))
+        .map(|v| format!("{v} branch"))
+        .unwrap_or_else(|| format!("branch {} of {total}", k + 1))
+}

@@ -1,0 +1,211 @@
+//! Columnar evaluation of a compiled query over a batch of events, and the
+//! per-event explanation that becomes a finding's `reason`.
+
+use arrow::array::{Array, ArrayRef, AsArray};
+use arrow::buffer::BooleanBuffer;
+use arrow::datatypes::{DataType, Int32Type, Int64Type};
+
+use super::compile::{EqlQuery, Node, StrMatcher, Test};
+use crate::capture::{str_at, EventBatch};
+use crate::view::ecs::{materialize, visible, ECS_FIELDS};
+
+/// The ECS view of one batch, built lazily field by field.
+struct View<'a> {
+    batch: &'a EventBatch,
+    fields: Vec<Option<ArrayRef>>,
+}
+
+impl<'a> View<'a> {
+    fn new(batch: &'a EventBatch) -> Self {
+        View { batch, fields: vec![None; ECS_FIELDS.len()] }
+    }
+    fn get(&mut self, idx: usize) -> ArrayRef {
+        self.fields[idx].get_or_insert_with(|| materialize(idx, self.batch)).clone()
+    }
+}
+
+fn within(s: &str, limit: Option<usize>) -> bool {
+    match limit {
+        None => true,
+        // A UTF-8 string never has more UTF-16 units than bytes.
+        Some(l) => s.len() <= l || s.encode_utf16().count() <= l,
+    }
+}
+
+/// For each row: does some string value (any element, for arrays) satisfy `f`?
+fn any_str(a: &dyn Array, limit: Option<usize>, f: &dyn Fn(&str) -> bool) -> BooleanBuffer {
+    let n = a.len();
+    let ok = |s: &str| within(s, limit) && f(s);
+    match a.data_type() {
+        DataType::Utf8 => {
+            let s = a.as_string::<i32>();
+            BooleanBuffer::collect_bool(n, |i| s.is_valid(i) && ok(s.value(i)))
+        }
+        DataType::Dictionary(_, _) => {
+            // Judge each distinct value once, then look rows up by key.
+            let d = a.as_dictionary::<Int32Type>();
+            let values = d.values().as_string::<i32>();
+            let verdict: Vec<bool> = (0..values.len()).map(|v| values.is_valid(v) && ok(values.value(v))).collect();
+            let keys = d.keys();
+            BooleanBuffer::collect_bool(n, |i| keys.is_valid(i) && verdict[keys.value(i) as usize])
+        }
+        DataType::List(_) => {
+            let list = a.as_list::<i32>();
+            let values = list.values();
+            let verdict = any_str(values.as_ref(), limit, f);
+            let offsets = list.value_offsets();
+            BooleanBuffer::collect_bool(n, |i| {
+                list.is_valid(i) && (offsets[i] as usize..offsets[i + 1] as usize).any(|j| verdict.value(j))
+            })
+        }
+        other => unreachable!("keyword fields are strings or lists of strings, got {other}"),
+    }
+}
+
+fn eval_test(a: &dyn Array, test: &Test, limit: Option<usize>) -> BooleanBuffer {
+    let n = a.len();
+    match test {
+        Test::Str(m) => any_str(a, limit, &|s| m.matches(s)),
+        Test::Exists => match a.data_type() {
+            DataType::Utf8 | DataType::Dictionary(_, _) | DataType::List(_) => any_str(a, limit, &|_| true),
+            _ => BooleanBuffer::collect_bool(n, |i| a.is_valid(i)),
+        },
+        Test::Num(op, x) => {
+            let v = a.as_primitive::<Int64Type>();
+            BooleanBuffer::collect_bool(n, |i| {
+                v.is_valid(i) && (v.value(i) as f64).partial_cmp(x).is_some_and(|o| super::compile::cmp_holds(*op, o))
+            })
+        }
+        Test::IntIn(list) => {
+            let v = a.as_primitive::<Int64Type>();
+            BooleanBuffer::collect_bool(n, |i| v.is_valid(i) && list.contains(&v.value(i)))
+        }
+        Test::Bool(b) => {
+            let v = a.as_boolean();
+            BooleanBuffer::collect_bool(n, |i| v.is_valid(i) && v.value(i) == *b)
+        }
+    }
+}
+
+fn eval_node(node: &Node, view: &mut View<'_>, limit: Option<usize>) -> BooleanBuffer {
+    let n = view.batch.len();
+    match node {
+        Node::Const(b) => BooleanBuffer::collect_bool(n, |_| *b),
+        Node::Leaf { field, test, .. } => {
+            let a = view.get(*field);
+            eval_test(a.as_ref(), test, limit)
+        }
+        Node::Not(inner, _) => !&eval_node(inner, view, limit),
+        Node::And(items) => {
+            let mut acc = BooleanBuffer::new_set(n);
+            for item in items {
+                if acc.count_set_bits() == 0 {
+                    break;
+                }
+                acc = &acc & &eval_node(item, view, limit);
+            }
+            acc
+        }
+        Node::Or(items, _) => {
+            let mut acc = BooleanBuffer::new_unset(n);
+            for item in items {
+                if acc.count_set_bits() == n {
+                    break;
+                }
+                acc = &acc | &eval_node(item, view, limit);
+            }
+            acc
+        }
+    }
+}
+
+/// What made one event match: the leaves that held, and the outermost `or` branch taken.
+#[derive(Default)]
+struct Explanation {
+    leaves: Vec<String>,
+    branch: Option<String>,
+    branch_leaves: Vec<String>,
+}
+
+fn holds(node: &Node, view: &mut View<'_>, limit: Option<usize>) -> bool {
+    eval_node(node, view, limit).value(0)
+}
+
+/// The first value of a one-row field that satisfies the test, for the reason text.
+fn matched_value(a: &dyn Array, m: &StrMatcher, limit: Option<usize>) -> Option<String> {
+    let candidates: Vec<String> = match a.data_type() {
+        DataType::List(_) => {
+            let list = a.as_list::<i32>();
+            if list.is_null(0) {
+                return None;
+            }
+            let v = list.value(0);
+            (0..v.len()).filter_map(|j| str_at(v.as_ref(), j).map(str::to_string)).collect()
+        }
+        _ => str_at(a, 0).map(|s| vec![s.to_string()]).unwrap_or_default(),
+    };
+    candidates.into_iter().find(|s| within(s, limit) && m.matches(s))
+}
+
+fn explain_node(node: &Node, view: &mut View<'_>, limit: Option<usize>, out: &mut Explanation) {
+    match node {
+        Node::Const(_) => {}
+        Node::Leaf { field, test, text } => {
+            let mut line = text.clone();
+            if let Test::Str(m) = test {
+                let obvious = matches!(m, StrMatcher::In(set) if set.len() == 1) && !ECS_FIELDS[*field].multi;
+                if !obvious {
+                    let a = view.get(*field);
+                    if let Some(v) = matched_value(a.as_ref(), m, limit) {
+                        line.push_str(&format!(" (matched {})", serde_json::Value::String(v)));
+                    }
+                }
+            }
+            out.leaves.push(line);
+        }
+        Node::Not(_, text) => out.leaves.push(text.clone()),
+        Node::And(items) => {
+            for item in items {
+                explain_node(item, view, limit, out);
+            }
+        }
+        Node::Or(items, labels) => {
+            let Some(k) = items.iter().position(|i| holds(i, view, limit)) else { return };
+            let mut inner = Explanation::default();
+            explain_node(&items[k], view, limit, &mut inner);
+            // The outermost `or` names the branch; inner ones only pick their leaves.
+            if out.branch.is_none() {
+                out.branch = Some(labels[k].clone());
+                out.branch_leaves = inner.leaves.clone();
+            }
+            out.leaves.extend(inner.leaves);
+        }
+    }
+}
+
+impl EqlQuery {
+    /// Evaluates the query on every event of `batch`: bit `i` is set when
+    /// event `i` enters the ECS view and matches.
+    pub fn evaluate(&self, batch: &EventBatch) -> BooleanBuffer {
+        let vis = visible(batch);
+        if vis.count_set_bits() == 0 {
+            return vis;
+        }
+        let mut view = View::new(batch);
+        &vis & &eval_node(&self.root, &mut view, self.ignore_above)
+    }
+
+    /// Why event `row` of `batch` matched: the `or` branch taken and the
+    /// conditions that held there (with the value that matched), e.g.
+    /// `exec branch: process.name in ("cat", ...) (matched "cat") and ...`.
+    pub fn explain(&self, batch: &EventBatch, row: usize) -> String {
+        let one = batch.slice(row, 1);
+        let mut view = View::new(&one);
+        let mut ex = Explanation::default();
+        explain_node(&self.root, &mut view, self.ignore_above, &mut ex);
+        match ex.branch {
+            Some(label) => format!("{label}: {}", ex.branch_leaves.join(" and ")),
+            None => ex.leaves.join(" and "),
+        }
+    }
+}

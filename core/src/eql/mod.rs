@@ -1,0 +1,18 @@
+//! The EQL engine: parser, type checker and a columnar evaluator with
+//! Elasticsearch's semantics (see `docs/rule-semantics.md`).
+//!
+//! ```
+//! use tokenscan_core::eql::{CompileOptions, EqlQuery};
+//! let q = EqlQuery::compile(r#"process where process.name in ("cat", "head")"#, &CompileOptions::default()).unwrap();
+//! assert_eq!(q.to_string(), r#"process where process.name in ("cat", "head")"#);
+//! ```
+
+pub mod ast;
+mod compile;
+mod eval;
+mod lexer;
+mod parser;
+
+pub use ast::{line_col, ParseError, Span};
+pub use compile::{CompileError, CompileOptions, EqlQuery, DEFAULT_IGNORE_ABOVE};
+pub use parser::{parse_expr, parse_query};

@@ -1,0 +1,28 @@
+//! tokenscan's core: the capture format, the rule views, the EQL engine, the
+//! Tracee-style signature engine and the replay that turns captures into findings.
+//!
+//! The CLI (`tokenscan`), the Python module and the recorder are thin layers
+//! over this crate; it does no I/O policy of its own (it never decides where
+//! output goes or whether a file may be overwritten).
+//!
+//! ```no_run
+//! use tokenscan_core::{eql::CompileOptions, replay::{CollectSink, Replayer, ReplayOptions}, rules::RuleSet};
+//! let rules = RuleSet::builtin(&CompileOptions::default())?;
+//! let mut sink = CollectSink::default();
+//! let summary = Replayer::new(rules, ReplayOptions::default()).replay(&["capture.parquet"], &mut sink)?;
+//! println!("{} events, {} findings", summary.events, summary.findings());
+//! # Ok::<(), tokenscan_core::Error>(())
+//! ```
+
+#![warn(missing_docs)]
+
+pub mod capture;
+pub mod eql;
+pub mod error;
+pub mod findings;
+pub mod replay;
+pub mod rules;
+pub mod signature;
+pub mod view;
+
+pub use error::{Error, Position, Result};

@@ -1,0 +1,230 @@
+//! The replay engine: captures in, findings out, through a [`FindingSink`].
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use arrow::array::{AsArray, RecordBatch};
+use arrow::datatypes::TimestampNanosecondType;
+
+use crate::capture::{Capture, Column, EventBatch};
+use crate::error::{Error, Result};
+use crate::findings::{build_findings, findings_projection, Hit, RuleInfo};
+use crate::rules::{RuleLogic, RuleSet};
+
+/// Receives findings as the replay produces them, one batch per event batch
+/// that had any, in capture order. The CLI printers, the Python module and the
+/// tests each implement it.
+pub trait FindingSink {
+    /// Findings of one event batch (never empty), schema [`crate::findings::findings_schema`].
+    fn findings(&mut self, batch: &RecordBatch) -> Result<()>;
+}
+
+/// Collects every finding batch in memory.
+#[derive(Debug, Default)]
+pub struct CollectSink {
+    /// The batches received.
+    pub batches: Vec<RecordBatch>,
+}
+
+impl FindingSink for CollectSink {
+    fn findings(&mut self, batch: &RecordBatch) -> Result<()> {
+        self.batches.push(batch.clone());
+        Ok(())
+    }
+}
+
+/// Replay settings.
+#[derive(Debug, Clone)]
+pub struct ReplayOptions {
+    /// Events per batch.
+    pub batch_size: usize,
+    /// Stop at the first event a rule cannot evaluate instead of counting it.
+    pub strict: bool,
+    /// How many example events to keep per rule for unevaluable reports.
+    pub max_examples: usize,
+}
+
+impl Default for ReplayOptions {
+    fn default() -> Self {
+        ReplayOptions { batch_size: 65_536, strict: false, max_examples: 5 }
+    }
+}
+
+/// An event a rule could not evaluate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnevaluableExample {
+    /// The capture file.
+    pub capture: PathBuf,
+    /// The event's index.
+    pub event_index: u64,
+    /// Why.
+    pub message: String,
+}
+
+/// Per-rule results of a replay.
+#[derive(Debug, Clone, Default)]
+pub struct RuleSummary {
+    /// Rule id.
+    pub rule_id: String,
+    /// Rule name.
+    pub rule_name: String,
+    /// Severity.
+    pub severity: String,
+    /// Number of findings.
+    pub findings: u64,
+    /// Events the rule could not evaluate.
+    pub unevaluable: u64,
+    /// The first few of them.
+    pub examples: Vec<UnevaluableExample>,
+}
+
+/// What a replay read and found.
+#[derive(Debug, Clone, Default)]
+pub struct ReplaySummary {
+    /// Each capture with its number of events.
+    pub captures: Vec<(PathBuf, u64)>,
+    /// Events read in all.
+    pub events: u64,
+    /// Earliest and latest event time read (ns since the epoch, UTC).
+    pub time_range: Option<(i64, i64)>,
+    /// Per rule, in rule-set order.
+    pub rules: Vec<RuleSummary>,
+    /// Container ids with findings (sorted).
+    pub containers: BTreeSet<String>,
+    /// `(host, pid, comm)` of processes with findings (sorted).
+    pub processes: BTreeSet<(String, u32, String)>,
+}
+
+impl ReplaySummary {
+    /// Total findings.
+    pub fn findings(&self) -> u64 {
+        self.rules.iter().map(|r| r.findings).sum()
+    }
+    /// Total unevaluable events.
+    pub fn unevaluable(&self) -> u64 {
+        self.rules.iter().map(|r| r.unevaluable).sum()
+    }
+}
+
+/// Replays captures through a rule set.
+#[derive(Debug, Clone)]
+pub struct Replayer {
+    rules: RuleSet,
+    options: ReplayOptions,
+}
+
+impl Replayer {
+    /// A replayer for `rules`.
+    pub fn new(rules: RuleSet, options: ReplayOptions) -> Self {
+        Replayer { rules, options }
+    }
+
+    /// The rule set.
+    pub fn rules(&self) -> &RuleSet {
+        &self.rules
+    }
+
+    /// Evaluates every rule on one batch; returns the hits in (row, rule) order
+    /// and the unevaluable rows per rule.
+    pub fn evaluate_batch(&self, batch: &EventBatch) -> (Vec<Hit>, Vec<(usize, usize, String)>) {
+        let mut hits = Vec::new();
+        let mut bad = Vec::new();
+        for (ri, rule) in self.rules.rules().iter().enumerate() {
+            match &rule.logic {
+                RuleLogic::Eql(q) => {
+                    for row in q.evaluate(batch).set_indices() {
+                        hits.push(Hit { row, rule: ri, reason: q.explain(batch, row) });
+                    }
+                }
+                RuleLogic::Signature(s) => {
+                    let (fires, unevaluable) = s.evaluate(batch);
+                    for row in fires.set_indices() {
+                        hits.push(Hit { row, rule: ri, reason: s.explain(batch, row) });
+                    }
+                    bad.extend(unevaluable.into_iter().map(|u| (ri, u.row, u.message)));
+                }
+            }
+        }
+        hits.sort_by_key(|h| (h.row, h.rule));
+        (hits, bad)
+    }
+
+    /// Replays the captures in order, sending findings to `sink`.
+    pub fn replay<P: AsRef<Path>>(&self, captures: &[P], sink: &mut dyn FindingSink) -> Result<ReplaySummary> {
+        let mut summary = ReplaySummary {
+            rules: self
+                .rules
+                .rules()
+                .iter()
+                .map(|r| RuleSummary {
+                    rule_id: r.id.clone(),
+                    rule_name: r.name.clone(),
+                    severity: r.severity.clone(),
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        };
+        let projection = self.rules.projection().union(findings_projection());
+        let infos: Vec<RuleInfo<'_>> =
+            self.rules.rules().iter().map(|r| RuleInfo { id: &r.id, name: &r.name, severity: &r.severity }).collect();
+        for path in captures {
+            let path = path.as_ref();
+            let capture = Capture::open(path)?;
+            let label = path.display().to_string();
+            let mut events = 0u64;
+            for batch in capture.batches(projection, self.options.batch_size)? {
+                let batch = batch?;
+                events += batch.len() as u64;
+                update_time_range(&mut summary.time_range, &batch);
+                let (hits, bad) = self.evaluate_batch(&batch);
+                for (ri, row, message) in bad {
+                    let event_index = batch.first_index() + row as u64;
+                    let rs = &mut summary.rules[ri];
+                    if self.options.strict {
+                        return Err(Error::Unevaluable {
+                            capture: path.to_owned(),
+                            event_index,
+                            rule_id: rs.rule_id.clone(),
+                            message,
+                        });
+                    }
+                    rs.unevaluable += 1;
+                    if rs.examples.len() < self.options.max_examples {
+                        rs.examples.push(UnevaluableExample { capture: path.to_owned(), event_index, message });
+                    }
+                }
+                if hits.is_empty() {
+                    continue;
+                }
+                for h in &hits {
+                    summary.rules[h.rule].findings += 1;
+                    if let Some(c) = batch.str_value(Column::ContainerId, h.row) {
+                        summary.containers.insert(c.to_string());
+                    }
+                    let pid = batch.expect(Column::Pid).as_primitive::<arrow::datatypes::UInt32Type>().value(h.row);
+                    summary.processes.insert((
+                        batch.str_value(Column::Host, h.row).unwrap_or("").to_string(),
+                        pid,
+                        batch.str_value(Column::Comm, h.row).unwrap_or("").to_string(),
+                    ));
+                }
+                let findings = build_findings(&label, &batch, &hits, &infos);
+                sink.findings(&findings)?;
+            }
+            summary.events += events;
+            summary.captures.push((path.to_owned(), events));
+        }
+        Ok(summary)
+    }
+}
+
+fn update_time_range(range: &mut Option<(i64, i64)>, batch: &EventBatch) {
+    let Some(t) = batch.column(Column::Time) else { return };
+    let t = t.as_primitive::<TimestampNanosecondType>();
+    let (Some(lo), Some(hi)) = (arrow::compute::min(t), arrow::compute::max(t)) else { return };
+    *range = Some(match *range {
+        None => (lo, hi),
+        Some((a, b)) => (a.min(lo), b.max(hi)),
+    });
+}

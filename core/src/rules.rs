@@ -1,0 +1,292 @@
+//! Rule files: Elastic detection-rules TOML (EQL) and tokenscan's TOML form
+//! of Tracee file-open signatures. Loading names the file, line and column
+//! of any problem.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::capture::Projection;
+use crate::eql::{line_col, CompileOptions, EqlQuery};
+use crate::error::{Error, Position, Result};
+use crate::signature::{Signature, SignatureFile};
+
+/// The rule files built into tokenscan (the default rule set), by file name.
+pub const BUILTIN_RULES: &[(&str, &str)] = &[
+    (
+        "elastic-d4c-service-account-token-read.toml",
+        include_str!("../rules/elastic-d4c-service-account-token-read.toml"),
+    ),
+    (
+        "tracee-trc-108-k8s-service-account-token.toml",
+        include_str!("../rules/tracee-trc-108-k8s-service-account-token.toml"),
+    ),
+];
+
+/// What a rule is made of.
+#[derive(Debug, Clone)]
+pub enum RuleLogic {
+    /// An Elastic EQL query.
+    Eql(EqlQuery),
+    /// A Tracee-style signature.
+    Signature(Signature),
+}
+
+/// A loaded rule: identity, metadata and logic.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    /// `66229f32-c460-410d-bc37-4b32322cd4bb`, `TRC-108`.
+    pub id: String,
+    /// Human name.
+    pub name: String,
+    /// `low`, `medium`, `high`, `critical` (Elastic) or `info`..`critical` (Tracee).
+    pub severity: String,
+    /// Elastic risk score, when given.
+    pub risk_score: Option<f64>,
+    /// MITRE ATT&CK mappings, one line each: `TA0006 Credential Access > T1552 ... > T1552.001 ...`.
+    pub threat: Vec<String>,
+    /// The file it came from (`<builtin>/NAME` for built-in rules).
+    pub source: PathBuf,
+    /// The logic.
+    pub logic: RuleLogic,
+}
+
+impl Rule {
+    /// `eql` or `signature`.
+    pub fn kind(&self) -> &'static str {
+        match self.logic {
+            RuleLogic::Eql(_) => "eql",
+            RuleLogic::Signature(_) => "signature",
+        }
+    }
+
+    /// Capture columns the rule reads.
+    pub fn projection(&self) -> Projection {
+        match &self.logic {
+            RuleLogic::Eql(q) => q.projection(),
+            RuleLogic::Signature(s) => s.projection(),
+        }
+    }
+}
+
+/// An ordered set of rules with unique ids.
+#[derive(Debug, Clone)]
+pub struct RuleSet {
+    rules: Vec<Rule>,
+}
+
+#[derive(Deserialize)]
+struct ElasticFile {
+    rule: ElasticRule,
+}
+
+#[derive(Deserialize)]
+struct ElasticRule {
+    name: String,
+    rule_id: String,
+    severity: String,
+    #[serde(default)]
+    risk_score: Option<f64>,
+    #[serde(default)]
+    language: Option<toml::Spanned<String>>,
+    #[serde(rename = "type", default)]
+    rule_type: Option<String>,
+    query: Option<toml::Spanned<String>>,
+    #[serde(default)]
+    threat: Vec<Threat>,
+}
+
+#[derive(Deserialize)]
+struct Threat {
+    tactic: Option<Named>,
+    #[serde(default)]
+    technique: Vec<Technique>,
+}
+
+#[derive(Deserialize)]
+struct Named {
+    id: String,
+    name: String,
+}
+
+#[derive(Deserialize)]
+struct Technique {
+    id: String,
+    name: String,
+    #[serde(default)]
+    subtechnique: Vec<Named>,
+}
+
+fn position(text: &str, offset: usize) -> Position {
+    let (line, column) = line_col(text, offset);
+    Position { line, column }
+}
+
+fn toml_error(path: &Path, text: &str, e: &toml::de::Error) -> Error {
+    let pos = e.span().map(|s| position(text, s.start));
+    Error::rule(path, pos, e.message().trim().to_string())
+}
+
+/// Where the content of a TOML string value starts, given the value's span.
+fn string_content_start(text: &str, value_start: usize) -> usize {
+    let rest = &text[value_start..];
+    for (delim, skip_newline) in [("'''", true), ("\"\"\"", true), ("'", false), ("\"", false)] {
+        if let Some(after) = rest.strip_prefix(delim) {
+            let mut start = value_start + delim.len();
+            if skip_newline {
+                if after.starts_with("\r\n") {
+                    start += 2;
+                } else if after.starts_with('\n') {
+                    start += 1;
+                }
+            }
+            return start;
+        }
+    }
+    value_start
+}
+
+impl RuleSet {
+    /// The built-in default rules: Elastic's D4C token-read rule and Tracee's TRC-108.
+    pub fn builtin(options: &CompileOptions) -> Result<RuleSet> {
+        let rules = BUILTIN_RULES
+            .iter()
+            .map(|(name, text)| parse_rule(&Path::new("<builtin>").join(name), text, options))
+            .collect::<Result<Vec<_>>>()?;
+        RuleSet::new(rules)
+    }
+
+    /// Loads rule files; a directory contributes its `*.toml` files, sorted by name.
+    pub fn load<P: AsRef<Path>>(paths: &[P], options: &CompileOptions) -> Result<RuleSet> {
+        let mut rules = Vec::new();
+        for p in paths {
+            let p = p.as_ref();
+            let meta = std::fs::metadata(p).map_err(|e| Error::io(p, e))?;
+            let files = if meta.is_dir() {
+                let mut files: Vec<PathBuf> = std::fs::read_dir(p)
+                    .map_err(|e| Error::io(p, e))?
+                    .filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|f| f.extension().is_some_and(|x| x == "toml") && f.is_file())
+                    .collect();
+                files.sort();
+                if files.is_empty() {
+                    return Err(Error::rule(p, None, "directory holds no rule files (*.toml)"));
+                }
+                files
+            } else {
+                vec![p.to_owned()]
+            };
+            for f in files {
+                let text = std::fs::read_to_string(&f).map_err(|e| Error::io(&f, e))?;
+                rules.push(parse_rule(&f, &text, options)?);
+            }
+        }
+        RuleSet::new(rules)
+    }
+
+    /// A rule set from already-parsed rules; fails on a duplicate id.
+    pub fn new(rules: Vec<Rule>) -> Result<RuleSet> {
+        let mut seen = HashSet::new();
+        for r in &rules {
+            if !seen.insert(r.id.clone()) {
+                let first = rules.iter().find(|o| o.id == r.id).expect("seen before");
+                return Err(Error::rule(
+                    &r.source,
+                    None,
+                    format!("rule id {} is already defined by {}", r.id, first.source.display()),
+                ));
+            }
+        }
+        Ok(RuleSet { rules })
+    }
+
+    /// The rules, in load order.
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    /// Columns any rule reads.
+    pub fn projection(&self) -> Projection {
+        self.rules.iter().fold(Projection::default(), |p, r| p.union(r.projection()))
+    }
+}
+
+/// Parses one rule file's text. `path` is used for messages and as the rule's source.
+pub fn parse_rule(path: &Path, text: &str, options: &CompileOptions) -> Result<Rule> {
+    let table: toml::Table = toml::from_str(text).map_err(|e| toml_error(path, text, &e))?;
+    if table.contains_key("signature") {
+        let file: SignatureFile = toml::from_str(text).map_err(|e| toml_error(path, text, &e))?;
+        let sig = Signature::from_file(file)
+            .map_err(|(span, msg)| Error::rule(path, span.map(|s| position(text, s.start)), msg))?;
+        return Ok(Rule {
+            id: sig.id.clone(),
+            name: sig.name.clone(),
+            severity: sig.severity_name().to_string(),
+            risk_score: None,
+            threat: sig
+                .properties
+                .get("external_id")
+                .map(|t| vec![format!("{t} {}", sig.properties.get("Technique").cloned().unwrap_or_default())])
+                .unwrap_or_default(),
+            source: path.to_owned(),
+            logic: RuleLogic::Signature(sig),
+        });
+    }
+    if !table.contains_key("rule") {
+        return Err(Error::rule(
+            path,
+            Some(Position { line: 1, column: 1 }),
+            "not a rule file: expected a [rule] table (Elastic detection-rules TOML) or a [signature] table (Tracee-style signature)",
+        ));
+    }
+    let file: ElasticFile = toml::from_str(text).map_err(|e| toml_error(path, text, &e))?;
+    let r = file.rule;
+    if let Some(lang) = &r.language {
+        if lang.get_ref() != "eql" {
+            return Err(Error::rule(
+                path,
+                Some(position(text, lang.span().start)),
+                format!(
+                    "rule language {:?} is not supported: tokenscan replays EQL rules only (language = \"eql\")",
+                    lang.get_ref()
+                ),
+            ));
+        }
+    } else if r.rule_type.as_deref().is_some_and(|t| t != "eql") {
+        return Err(Error::rule(
+            path,
+            None,
+            format!("rule type {:?} is not supported: tokenscan replays EQL rules only", r.rule_type),
+        ));
+    }
+    let query = r.query.ok_or_else(|| Error::rule(path, None, "the [rule] table has no `query`"))?;
+    let content_start = string_content_start(text, query.span().start);
+    let compiled = EqlQuery::compile(query.get_ref(), options).map_err(|e| {
+        Error::rule(path, Some(position(text, content_start + e.span.start)), format!("in `query`: {}", e.message))
+    })?;
+    let threat = r
+        .threat
+        .iter()
+        .flat_map(|t| {
+            let tactic = t.tactic.as_ref().map(|n| format!("{} {}", n.id, n.name)).unwrap_or_default();
+            t.technique.iter().flat_map(move |tech| {
+                let base = format!("{tactic} > {} {}", tech.id, tech.name);
+                if tech.subtechnique.is_empty() {
+                    vec![base]
+                } else {
+                    tech.subtechnique.iter().map(|s| format!("{base} > {} {}", s.id, s.name)).collect()
+                }
+            })
+        })
+        .collect();
+    Ok(Rule {
+        id: r.rule_id,
+        name: r.name,
+        severity: r.severity,
+        risk_score: r.risk_score,
+        threat,
+        source: path.to_owned(),
+        logic: RuleLogic::Eql(compiled),
+    })
+}

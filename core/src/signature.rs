@@ -1,0 +1,291 @@
+//! Tracee-style file-open signatures, declared in TOML.
+//!
+//! The format captures what TRC-108 and its kin do in Go: select
+//! `security_file_open` events of an origin, skip an allow-list of process
+//! names, read the `pathname` and `flags` arguments (an event that lacks one
+//! cannot be evaluated, as in Tracee, where the signature returns an error),
+//! then fire when the access mode matches and the path regex (Go RE2 syntax,
+//! unanchored) matches the pathname. See `docs/rule-semantics.md`.
+
+use std::collections::{BTreeMap, HashSet};
+
+use arrow::array::{Array, AsArray};
+use arrow::buffer::BooleanBuffer;
+use arrow::datatypes::{DataType, Int32Type};
+use regex::Regex;
+use serde::Deserialize;
+
+use crate::capture::{str_at, Column, EventBatch, EventKind, Projection};
+use crate::view::ecs::visible;
+
+/// The access modes a signature can require, as Tracee's helpers define them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Access {
+    /// `IsFileRead`: `flags & O_ACCMODE` is O_RDONLY (0) or O_RDWR (2).
+    Read,
+    /// `IsFileWrite`: `flags & O_ACCMODE` is O_WRONLY (1) or O_RDWR (2).
+    Write,
+    /// Any access mode.
+    Any,
+}
+
+impl Access {
+    /// Whether open flags satisfy the access mode.
+    pub fn allows(self, flags: i32) -> bool {
+        matches!((self, flags & 3), (Access::Any, _) | (Access::Read, 0 | 2) | (Access::Write, 1 | 2))
+    }
+    fn helper(self) -> &'static str {
+        match self {
+            Access::Read => "IsFileRead",
+            Access::Write => "IsFileWrite",
+            Access::Any => "any access",
+        }
+    }
+}
+
+/// Which origins a signature selects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OriginSelector {
+    /// Events from containers only.
+    Container,
+    /// Events from the host only.
+    Host,
+    /// Every origin (`*` in Tracee).
+    #[serde(rename = "*")]
+    Any,
+}
+
+/// The signature file's shape (see `docs/rule-semantics.md`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SignatureFile {
+    pub(crate) signature: Header,
+    pub(crate) selector: Selector,
+    #[serde(rename = "match")]
+    pub(crate) logic: Logic,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Header {
+    pub(crate) id: String,
+    pub(crate) name: String,
+    pub(crate) version: String,
+    #[serde(default)]
+    pub(crate) event_name: Option<String>,
+    #[serde(default)]
+    pub(crate) description: Option<String>,
+    pub(crate) severity: u8,
+    #[serde(default)]
+    pub(crate) properties: BTreeMap<String, toml::Value>,
+    #[serde(default)]
+    pub(crate) source: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Selector {
+    pub(crate) event: toml::Spanned<String>,
+    pub(crate) origin: OriginSelector,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Logic {
+    #[serde(default)]
+    pub(crate) allow_processes: Vec<String>,
+    pub(crate) path_regex: toml::Spanned<String>,
+    pub(crate) access: Access,
+}
+
+/// A compiled Tracee-style file-open signature.
+#[derive(Debug, Clone)]
+pub struct Signature {
+    /// `TRC-108`.
+    pub id: String,
+    /// Signature version (`1`).
+    pub version: String,
+    /// Human name.
+    pub name: String,
+    /// The name of the finding event Tracee emits (`k8s_service_account_token`).
+    pub event_name: Option<String>,
+    /// Tracee severity, 0 (info) to 4 (critical).
+    pub severity: u8,
+    /// Description shown with findings.
+    pub description: Option<String>,
+    /// Where the signature comes from (upstream file), as the rule file says.
+    pub upstream: Option<String>,
+    /// Tracee metadata properties (Category, Technique, external_id, ...).
+    pub properties: BTreeMap<String, String>,
+    /// Origin selector.
+    pub origin: OriginSelector,
+    /// Process names (kernel comm, exact) that never produce a finding.
+    pub allow_processes: HashSet<String>,
+    allow_list: Vec<String>,
+    /// The path regex as written.
+    pub path_regex: String,
+    regex: Regex,
+    /// Required access mode.
+    pub access: Access,
+}
+
+/// Tracee's severity names, indexed by severity number.
+pub const TRACEE_SEVERITIES: [&str; 5] = ["info", "low", "medium", "high", "critical"];
+
+/// An event a signature could not evaluate, with the reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unevaluable {
+    /// Row in the batch.
+    pub row: usize,
+    /// Why, e.g. `argument "flags" is missing (flags is null)`.
+    pub message: String,
+}
+
+impl Signature {
+    pub(crate) fn from_file(f: SignatureFile) -> Result<Signature, (Option<std::ops::Range<usize>>, String)> {
+        if f.selector.event.get_ref() != "security_file_open" {
+            return Err((
+                Some(f.selector.event.span()),
+                format!(
+                    "unsupported selected event {:?}: tokenscan's signatures select security_file_open",
+                    f.selector.event.get_ref()
+                ),
+            ));
+        }
+        if f.signature.severity as usize >= TRACEE_SEVERITIES.len() {
+            return Err((None, format!("severity {} is out of range 0..=4", f.signature.severity)));
+        }
+        let src = f.logic.path_regex.get_ref().clone();
+        let regex = regex::RegexBuilder::new(&src)
+            .size_limit(1 << 24)
+            .build()
+            .map_err(|e| (Some(f.logic.path_regex.span()), format!("invalid path_regex: {e}")))?;
+        let properties = f
+            .signature
+            .properties
+            .into_iter()
+            .map(|(k, v)| {
+                let v = match v {
+                    toml::Value::String(s) => s,
+                    other => other.to_string(),
+                };
+                (k, v)
+            })
+            .collect();
+        Ok(Signature {
+            id: f.signature.id,
+            version: f.signature.version,
+            name: f.signature.name,
+            event_name: f.signature.event_name,
+            severity: f.signature.severity,
+            description: f.signature.description,
+            upstream: f.signature.source,
+            properties,
+            origin: f.selector.origin,
+            allow_processes: f.logic.allow_processes.iter().cloned().collect(),
+            allow_list: f.logic.allow_processes,
+            path_regex: src,
+            regex,
+            access: f.logic.access,
+        })
+    }
+
+    /// Tracee's name for the severity (`info` for 0).
+    pub fn severity_name(&self) -> &'static str {
+        TRACEE_SEVERITIES[self.severity as usize]
+    }
+
+    /// Columns the signature reads.
+    pub fn projection(&self) -> Projection {
+        [Column::Kind, Column::Result, Column::Path, Column::Flags, Column::Comm, Column::ContainerId]
+            .into_iter()
+            .collect()
+    }
+
+    fn selected(&self, batch: &EventBatch) -> BooleanBuffer {
+        let vis = visible(batch);
+        let container = batch.expect(Column::ContainerId);
+        let kinds = batch.kinds();
+        BooleanBuffer::collect_bool(batch.len(), |i| {
+            vis.value(i)
+                && kinds[i] == EventKind::Open
+                && match self.origin {
+                    OriginSelector::Any => true,
+                    OriginSelector::Container => container.is_valid(i),
+                    OriginSelector::Host => container.is_null(i),
+                }
+        })
+    }
+
+    /// Whether each event's comm is allow-listed (judged once per distinct value).
+    fn allow_listed(&self, batch: &EventBatch) -> BooleanBuffer {
+        let comm = batch.expect(Column::Comm);
+        let n = batch.len();
+        match comm.data_type() {
+            DataType::Dictionary(_, _) => {
+                let d = comm.as_dictionary::<Int32Type>();
+                let values = d.values().as_string::<i32>();
+                let v: Vec<bool> = (0..values.len()).map(|j| self.allow_processes.contains(values.value(j))).collect();
+                BooleanBuffer::collect_bool(n, |i| v[d.keys().value(i) as usize])
+            }
+            _ => BooleanBuffer::collect_bool(n, |i| {
+                str_at(comm.as_ref(), i).is_some_and(|s| self.allow_processes.contains(s))
+            }),
+        }
+    }
+
+    /// Evaluates the signature on a batch: the rows that fire, and the rows
+    /// that were selected but cannot be evaluated (a missing argument).
+    pub fn evaluate(&self, batch: &EventBatch) -> (BooleanBuffer, Vec<Unevaluable>) {
+        let n = batch.len();
+        let selected = self.selected(batch);
+        if selected.count_set_bits() == 0 {
+            return (selected, Vec::new());
+        }
+        let candidates = &selected & &!&self.allow_listed(batch);
+        let path = batch.expect(Column::Path);
+        let flags = batch.expect(Column::Flags).as_primitive::<Int32Type>();
+        let mut bad = Vec::new();
+        let mut fires = vec![false; n];
+        for i in candidates.set_indices() {
+            let Some(p) = str_at(path.as_ref(), i) else {
+                bad.push(Unevaluable { row: i, message: "argument \"pathname\" is missing (path is null)".into() });
+                continue;
+            };
+            if flags.is_null(i) {
+                bad.push(Unevaluable { row: i, message: "argument \"flags\" is missing (flags is null)".into() });
+                continue;
+            }
+            fires[i] = self.access.allows(flags.value(i)) && self.regex.is_match(p);
+        }
+        (BooleanBuffer::from(fires), bad)
+    }
+
+    /// Why event `row` fired: origin, allow-list, access mode and the path match.
+    pub fn explain(&self, batch: &EventBatch, row: usize) -> String {
+        let comm = batch.str_value(Column::Comm, row).unwrap_or("");
+        let path = batch.str_value(Column::Path, row).unwrap_or("");
+        let flags = batch.expect(Column::Flags).as_primitive::<Int32Type>().value(row);
+        let origin = if batch.expect(Column::ContainerId).is_valid(row) { "container" } else { "host" };
+        let mode = match flags & 3 {
+            0 => "O_RDONLY",
+            1 => "O_WRONLY",
+            2 => "O_RDWR",
+            _ => "access mode 3",
+        };
+        format!(
+            "security_file_open from {origin}: processName {} not in allow-list; {}(flags={flags:#x}: {mode}); pathname {} matches {}",
+            serde_json::Value::String(comm.to_string()),
+            self.access.helper(),
+            serde_json::Value::String(path.to_string()),
+            self.path_regex
+        )
+    }
+
+    /// The allow-list in file order.
+    pub fn allow_list(&self) -> &[String] {
+        &self.allow_list
+    }
+}
