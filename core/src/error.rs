@@ -29,13 +29,12 @@ impl std::fmt::Display for Position {
 #[non_exhaustive]
 pub enum Error {
     /// A file could not be opened, read or written.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {error}", path.display())]
     Io {
         /// The file.
         path: PathBuf,
-        /// The operating system's error.
-        #[source]
-        source: std::io::Error,
+        /// The operating system's error (already part of the message).
+        error: std::io::Error,
     },
     /// A capture file is unusable: not Parquet, truncated, corrupt, wrong schema, bad value.
     #[error("{}: {message}", path.display())]
@@ -82,7 +81,7 @@ impl Error {
         Error::Capture { path: path.into(), message: message.into() }
     }
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io { path: path.into(), source }
+        Error::Io { path: path.into(), error: source }
     }
     pub(crate) fn rule(path: impl Into<PathBuf>, position: Option<Position>, message: impl Into<String>) -> Self {
         Error::Rule { path: path.into(), position, message: message.into() }

@@ -18,7 +18,7 @@ use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use arrow::datatypes::{DataType, Field, Int32Type, Schema, SchemaRef, TimeUnit};
 
 pub use escape::{escape_bytes, unescape_to_bytes};
-pub use ndjson::{NdjsonWriter, NDJSON_EXTENSIONS};
+pub use ndjson::{events_from_ndjson, NdjsonWriter, NDJSON_EXTENSIONS};
 pub use parquet_io::{ParquetCaptureWriter, WriterOptions};
 pub use source::{expand_paths, Capture, CaptureFormat, EventBatches};
 

@@ -185,7 +185,7 @@ impl Builders {
 /// Batches of an NDJSON capture.
 pub(crate) struct NdjsonBatches {
     path: PathBuf,
-    lines: std::io::Lines<BufReader<File>>,
+    lines: std::io::Lines<Box<dyn BufRead + Send>>,
     line_no: usize,
     next_index: u64,
     projection: Projection,
@@ -196,15 +196,24 @@ pub(crate) struct NdjsonBatches {
 impl NdjsonBatches {
     pub(crate) fn open(path: &Path, projection: Projection, batch_size: usize) -> Result<Self> {
         let f = File::open(path).map_err(|e| Error::io(path, e))?;
-        Ok(NdjsonBatches {
+        Ok(Self::from_reader(Box::new(BufReader::new(f)), path, projection, batch_size))
+    }
+
+    pub(crate) fn from_reader(
+        reader: Box<dyn BufRead + Send>,
+        path: &Path,
+        projection: Projection,
+        batch_size: usize,
+    ) -> Self {
+        NdjsonBatches {
             path: path.to_owned(),
-            lines: BufReader::new(f).lines(),
+            lines: reader.lines(),
             line_no: 0,
             next_index: 0,
             projection,
             batch_size,
             done: false,
-        })
+        }
     }
 
     fn parse_line(&self, text: &str) -> Result<(Line, EventKind, i64)> {
@@ -272,6 +281,14 @@ impl Iterator for NdjsonBatches {
         self.next_index += b.kinds.len() as u64;
         Some(Ok(b.finish(self.projection, first)))
     }
+}
+
+/// Parses NDJSON capture text held in memory (every column), in batches of
+/// at most `batch_size` events; `name` labels errors. Handy for tests and for
+/// captures typed into a notebook.
+pub fn events_from_ndjson(text: &str, name: &str, batch_size: usize) -> Result<Vec<EventBatch>> {
+    let reader: Box<dyn BufRead + Send> = Box::new(std::io::Cursor::new(text.to_owned().into_bytes()));
+    NdjsonBatches::from_reader(reader, Path::new(name), Projection::all(), batch_size.max(1)).collect()
 }
 
 /// Writes events as NDJSON lines, one object per event with the fields in format order.

@@ -21,17 +21,22 @@ pub(crate) struct ColumnMap {
 impl ColumnMap {
     /// Checks that every column of the format is present with a usable type.
     pub(crate) fn check(path: &Path, schema: &Schema) -> Result<ColumnMap> {
+        let missing: Vec<&str> =
+            Column::ALL.iter().filter(|c| schema.column_with_name(c.name()).is_none()).map(|c| c.name()).collect();
+        if !missing.is_empty() {
+            let (noun, verb) = if missing.len() == 1 { ("column", "is") } else { ("columns", "are") };
+            return Err(Error::capture(
+                path,
+                format!(
+                    "required {noun} `{}` {verb} missing; capture format v1 needs {}",
+                    missing.join("`, `"),
+                    Column::ALL.map(|c| c.name()).join(", ")
+                ),
+            ));
+        }
         let mut indices = [0usize; 18];
         for c in Column::ALL {
-            let (i, field) = schema.column_with_name(c.name()).ok_or_else(|| {
-                Error::capture(
-                    path,
-                    format!(
-                        "required column `{c}` is missing (capture format v1 needs: {})",
-                        Column::ALL.map(|c| c.name()).join(", ")
-                    ),
-                )
-            })?;
+            let (i, field) = schema.column_with_name(c.name()).expect("checked above");
             if !type_usable(c, field.data_type()) {
                 return Err(Error::capture(
                     path,

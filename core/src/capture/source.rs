@@ -44,7 +44,7 @@ impl CaptureFormat {
             return Ok(CaptureFormat::Ndjson);
         }
         let first = head[..n].iter().find(|b| !b.is_ascii_whitespace());
-        if matches!(first, Some(b'{') | Some(b'#')) {
+        if first == Some(&b'{') {
             return Ok(CaptureFormat::Ndjson);
         }
         if n == 0 {

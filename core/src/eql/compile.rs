@@ -284,14 +284,14 @@ impl Compiler {
             }
             None if *optional => Ok(None),
             None => {
-                let known: Vec<&str> = ECS_FIELDS.iter().map(|f| f.name).collect();
-                err(
-                    e.span,
-                    format!(
-                        "unknown field `{name}`: the ECS view has {}; write `?{name}` to treat it as always missing",
-                        known.join(", ")
-                    ),
-                )
+                let hint = match closest_field(name) {
+                    Some(near) => format!("did you mean `{near}`?"),
+                    None => {
+                        let known: Vec<&str> = ECS_FIELDS.iter().map(|f| f.name).collect();
+                        format!("the ECS view has {}", known.join(", "))
+                    }
+                };
+                err(e.span, format!("unknown field `{name}`: {hint} (write `?{name}` to treat it as always missing)"))
             }
         }
     }
@@ -537,6 +537,23 @@ impl Compiler {
         let needle = if ci { needle.to_lowercase() } else { needle.clone() };
         Ok(Self::leaf(field, Test::Str(StrMatcher::Func { func, needle, ci }), e))
     }
+}
+
+/// The ECS field nearest to a misspelt name, if one is close (edit distance at most 2).
+fn closest_field(name: &str) -> Option<&'static str> {
+    fn distance(a: &str, b: &str) -> usize {
+        let b: Vec<char> = b.chars().collect();
+        let mut prev: Vec<usize> = (0..=b.len()).collect();
+        for (i, ca) in a.chars().enumerate() {
+            let mut cur = vec![i + 1];
+            for (j, cb) in b.iter().enumerate() {
+                cur.push((prev[j] + usize::from(ca != *cb)).min(prev[j + 1] + 1).min(cur[j] + 1));
+            }
+            prev = cur;
+        }
+        prev[b.len()]
+    }
+    ECS_FIELDS.iter().map(|f| (distance(name, f.name), f.name)).filter(|(d, _)| *d <= 2).min().map(|(_, n)| n)
 }
 
 /// A readable name for an alternative of `or`: the `event.action` (or

@@ -174,13 +174,20 @@ fn explain_node(node: &Node, view: &mut View<'_>, limit: Option<usize>, out: &mu
             let mut inner = Explanation::default();
             explain_node(&items[k], view, limit, &mut inner);
             // The outermost `or` names the branch; inner ones only pick their leaves.
+            // Leaves the label already says (`event.action == "exec"`) are left out.
             if out.branch.is_none() {
                 out.branch = Some(labels[k].clone());
-                out.branch_leaves = inner.leaves.clone();
+                out.branch_leaves = inner.leaves.iter().filter(|l| !implied_by_label(l, &labels[k])).cloned().collect();
             }
             out.leaves.extend(inner.leaves);
         }
     }
+}
+
+/// Whether a leaf's text is the `event.action` / `event.category` equality a branch label names.
+fn implied_by_label(leaf: &str, label: &str) -> bool {
+    let Some(value) = label.strip_suffix(" branch") else { return false };
+    leaf == format!("event.action == \"{value}\"") || leaf.starts_with("event.category == \"")
 }
 
 impl EqlQuery {

@@ -1,0 +1,448 @@
+//! End-to-end tests of the `tokenscan` binary: what a user sees on stdout and
+//! stderr, and the exit code, for every fixture and every error class.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, LargeStringArray, RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Field, Schema};
+use insta_cmd::{assert_cmd_snapshot, get_cargo_bin};
+
+/// The workspace root, so fixture paths in output are stable (`fixtures/...`).
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("cli/ has a parent").to_owned()
+}
+
+fn tokenscan() -> Command {
+    let mut c = Command::new(get_cargo_bin("tokenscan"));
+    c.current_dir(root());
+    c
+}
+
+/// Runs `f` with snapshot filters that hide a temporary directory's path.
+fn with_tmp<R>(tmp: &Path, f: impl FnOnce() -> R) -> R {
+    let mut settings = insta::Settings::clone_current();
+    settings.add_filter(&regex_escape(&tmp.display().to_string()), "[TMP]");
+    settings.bind(f)
+}
+
+fn regex_escape(s: &str) -> String {
+    s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '/' { c.to_string() } else { format!("\\{c}") }).collect()
+}
+
+const FIXTURES: &[&str] = &["pod-session", "host-reads", "non-interactive", "tracee-trc108-unit", "edge-cases"];
+
+#[test]
+fn replay_table_for_every_fixture() {
+    for name in FIXTURES {
+        let path = format!("fixtures/{name}.parquet");
+        insta::with_settings!({ snapshot_suffix => *name }, {
+            assert_cmd_snapshot!(tokenscan().args(["replay", &path]));
+        });
+    }
+}
+
+#[test]
+fn parquet_and_ndjson_twins_give_identical_findings() {
+    for name in FIXTURES {
+        let run = |ext: &str| {
+            let out = tokenscan()
+                .args(["replay", &format!("fixtures/{name}.{ext}"), "--format", "ndjson", "--quiet"])
+                .output()
+                .expect("runs");
+            assert!(out.status.success(), "{name}.{ext}: {}", String::from_utf8_lossy(&out.stderr));
+            String::from_utf8(out.stdout).expect("utf-8").replace(&format!("fixtures/{name}.{ext}"), "CAPTURE")
+        };
+        assert_eq!(run("parquet"), run("ndjson"), "{name}: the NDJSON twin and the Parquet file disagree");
+    }
+}
+
+#[test]
+fn ndjson_findings_carry_every_field() {
+    let out =
+        tokenscan().args(["replay", "fixtures/pod-session.parquet", "-f", "ndjson", "-q"]).output().expect("runs");
+    let text = String::from_utf8(out.stdout).expect("utf-8");
+    let first: serde_json::Value = serde_json::from_str(text.lines().next().expect("a finding")).expect("json");
+    for key in [
+        "rule_id",
+        "rule_name",
+        "severity",
+        "capture",
+        "event_index",
+        "time",
+        "kind",
+        "host",
+        "container_id",
+        "pid",
+        "ppid",
+        "comm",
+        "exe",
+        "args",
+        "path",
+        "flags",
+        "tty",
+        "reason",
+    ] {
+        assert!(first.get(key).is_some(), "finding lacks `{key}`: {first}");
+    }
+    assert_eq!(text.lines().count(), 14, "pod-session has 7 findings per rule");
+}
+
+#[test]
+fn json_csv_and_parquet_outputs_agree_on_the_findings() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let json = tokenscan().args(["replay", "fixtures/edge-cases.parquet", "-f", "json", "-q"]).output().expect("runs");
+    let doc: serde_json::Value = serde_json::from_slice(&json.stdout).expect("one JSON document");
+    let findings = doc["findings"].as_array().expect("findings array");
+    assert_eq!(findings.len(), 12);
+    assert_eq!(doc["summary"]["rules"][1]["unevaluable"], 1);
+
+    let csv = tokenscan().args(["replay", "fixtures/edge-cases.parquet", "-f", "csv", "-q"]).output().expect("runs");
+    let csv = String::from_utf8(csv.stdout).expect("utf-8");
+    assert_eq!(csv.lines().count(), 13, "header + 12 findings");
+    assert!(csv.lines().next().expect("header").starts_with("rule_id,rule_name,severity,capture,event_index"));
+
+    let out = tmp.path().join("f.parquet");
+    let st = tokenscan()
+        .args(["replay", "fixtures/edge-cases.parquet", "-f", "parquet", "-q", "-o"])
+        .arg(&out)
+        .status()
+        .expect("runs");
+    assert!(st.success());
+    let file = std::fs::File::open(&out).expect("written");
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+        .expect("parquet")
+        .build()
+        .expect("reader");
+    let rows: usize = reader.map(|b| b.expect("batch").num_rows()).sum();
+    assert_eq!(rows, 12);
+}
+
+#[test]
+fn fail_on_findings_sets_exit_code_1_only_when_there_are_findings() {
+    let st = tokenscan().args(["replay", "fixtures/pod-session.parquet", "-q", "--fail-on-findings"]).output();
+    assert_eq!(st.expect("runs").status.code(), Some(1));
+    let st = tokenscan().args(["replay", "fixtures/host-reads.parquet", "-q", "--fail-on-findings"]).output();
+    assert_eq!(st.expect("runs").status.code(), Some(0));
+    let st = tokenscan().args(["replay", "fixtures/pod-session.parquet", "-q"]).output();
+    assert_eq!(st.expect("runs").status.code(), Some(0), "findings alone are not a failure");
+}
+
+#[test]
+fn strict_makes_an_unevaluable_event_fatal() {
+    assert_cmd_snapshot!(tokenscan().args(["replay", "fixtures/edge-cases.parquet", "--strict", "-f", "ndjson"]));
+}
+
+#[test]
+fn several_captures_and_a_directory_replay_as_one_run() {
+    let out = tokenscan().args(["replay", "fixtures/", "-f", "json", "-q"]).output().expect("runs");
+    assert!(out.status.success());
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    // Both twins of each of the five fixtures are in the directory.
+    assert_eq!(doc["summary"]["captures"].as_array().expect("captures").len(), 10);
+    assert_eq!(doc["summary"]["findings"], 2 * (14 + 5 + 9 + 12));
+}
+
+#[test]
+fn output_file_is_never_overwritten_without_force() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let out = tmp.path().join("findings.ndjson");
+    std::fs::write(&out, "precious").expect("write");
+    with_tmp(tmp.path(), || {
+        assert_cmd_snapshot!(tokenscan()
+            .args(["replay", "fixtures/pod-session.parquet", "-f", "ndjson", "-o"])
+            .arg(&out));
+    });
+    assert_eq!(std::fs::read_to_string(&out).expect("read"), "precious");
+    let st = tokenscan()
+        .args(["replay", "fixtures/pod-session.parquet", "-f", "ndjson", "-q", "--force", "-o"])
+        .arg(&out)
+        .status()
+        .expect("runs");
+    assert!(st.success());
+    assert_eq!(std::fs::read_to_string(&out).expect("read").lines().count(), 14);
+}
+
+#[test]
+fn convert_round_trips_ndjson_through_parquet() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let pq = tmp.path().join("a.parquet");
+    let back = tmp.path().join("b.ndjson");
+    let st = tokenscan().args(["convert", "fixtures/edge-cases.ndjson", "-o"]).arg(&pq).status().expect("runs");
+    assert!(st.success());
+    let st = tokenscan().args(["convert"]).arg(&pq).arg("-o").arg(&back).status().expect("runs");
+    assert!(st.success());
+    let st = tokenscan().args(["convert"]).arg(&back).arg("-o").arg(tmp.path().join("c.parquet")).status();
+    assert!(st.expect("runs").success());
+    // The NDJSON written back is canonical: converting it again gives the same lines.
+    let again = tmp.path().join("d.ndjson");
+    let st = tokenscan().args(["convert"]).arg(tmp.path().join("c.parquet")).arg("-o").arg(&again).status();
+    assert!(st.expect("runs").success());
+    let b = std::fs::read_to_string(&back).expect("read");
+    assert_eq!(b, std::fs::read_to_string(&again).expect("read"));
+    assert_eq!(b.lines().count(), 30, "every event survives, comments do not");
+}
+
+#[test]
+fn committed_parquet_fixtures_match_their_ndjson_sources() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    for name in FIXTURES {
+        let a = tmp.path().join(format!("{name}-from-parquet.ndjson"));
+        let b = tmp.path().join(format!("{name}-from-ndjson.ndjson"));
+        let st = tokenscan().args(["convert", &format!("fixtures/{name}.parquet"), "-o"]).arg(&a).status();
+        assert!(st.expect("runs").success());
+        let st =
+            tokenscan().args(["convert", &format!("fixtures/{name}.ndjson"), "--to", "ndjson", "-o"]).arg(&b).status();
+        assert!(st.expect("runs").success());
+        assert_eq!(
+            std::fs::read_to_string(&a).expect("read"),
+            std::fs::read_to_string(&b).expect("read"),
+            "fixtures/{name}.parquet is stale: run scripts/regen-fixtures.sh"
+        );
+    }
+}
+
+#[test]
+fn inspect_shows_the_capture() {
+    assert_cmd_snapshot!(tokenscan().args(["inspect", "fixtures/edge-cases.parquet"]));
+}
+
+#[test]
+fn rules_list_shows_the_builtin_rules() {
+    assert_cmd_snapshot!(tokenscan().args(["rules", "list"]));
+}
+
+// ---------------------------------------------------------------------------
+// Errors: one clear line, exit code 2, no panic, no backtrace.
+
+fn assert_clean_error(out: &std::process::Output, needle: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "stderr: {stderr}");
+    assert!(stderr.contains(needle), "expected {needle:?} in: {stderr}");
+    assert!(!stderr.contains("panicked") && !stderr.contains("RUST_BACKTRACE"), "{stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
+}
+
+#[test]
+fn error_missing_capture_file() {
+    assert_cmd_snapshot!(tokenscan().args(["replay", "fixtures/no-such-capture.parquet"]));
+}
+
+#[test]
+fn error_file_that_is_not_a_capture() {
+    assert_cmd_snapshot!(tokenscan().args(["replay", "README.md"]));
+}
+
+#[test]
+fn error_truncated_parquet() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let bytes = std::fs::read(root().join("fixtures/pod-session.parquet")).expect("fixture");
+    for cut in [bytes.len() / 2, bytes.len() - 3, 5] {
+        let p = tmp.path().join(format!("cut-{cut}.parquet"));
+        std::fs::write(&p, &bytes[..cut]).expect("write");
+        let out = tokenscan().arg("replay").arg(&p).output().expect("runs");
+        assert_clean_error(&out, &p.display().to_string());
+    }
+    let p = tmp.path().join("half.parquet");
+    std::fs::write(&p, &bytes[..bytes.len() / 2]).expect("write");
+    with_tmp(tmp.path(), || assert_cmd_snapshot!(tokenscan().arg("replay").arg(&p)));
+}
+
+#[test]
+fn error_corrupt_parquet_body() {
+    // Valid footer, garbage pages: the reader must report, not panic.
+    let tmp = tempfile::tempdir().expect("tmp");
+    let mut bytes = std::fs::read(root().join("fixtures/pod-session.parquet")).expect("fixture");
+    for b in bytes.iter_mut().skip(4).take(3000) {
+        *b ^= 0x5a;
+    }
+    let p = tmp.path().join("corrupt.parquet");
+    std::fs::write(&p, &bytes).expect("write");
+    let out = tokenscan().arg("replay").arg(&p).output().expect("runs");
+    assert_clean_error(&out, "corrupt.parquet");
+}
+
+fn write_parquet(path: &Path, batch: &RecordBatch) {
+    let f = std::fs::File::create(path).expect("create");
+    let mut w = parquet::arrow::ArrowWriter::try_new(f, batch.schema(), None).expect("writer");
+    w.write(batch).expect("write");
+    w.close().expect("close");
+}
+
+#[test]
+fn error_capture_missing_a_column_names_file_and_column() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let p = tmp.path().join("no-kind.parquet");
+    // Every column but `kind` and `host`.
+    let src = std::fs::File::open(root().join("fixtures/host-reads.parquet")).expect("fixture");
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(src)
+        .expect("parquet")
+        .build()
+        .expect("reader");
+    let full = reader.into_iter().next().expect("a batch").expect("ok");
+    let keep: Vec<usize> = (0..full.num_columns())
+        .filter(|&i| !["kind", "host"].contains(&full.schema().field(i).name().as_str()))
+        .collect();
+    let batch = full.project(&keep).expect("projection");
+    write_parquet(&p, &batch);
+    with_tmp(tmp.path(), || assert_cmd_snapshot!(tokenscan().arg("replay").arg(&p)));
+}
+
+#[test]
+fn error_column_of_unusable_type_names_it() {
+    // A capture whose `pid` column holds strings: take a real capture and swap the column.
+    let tmp = tempfile::tempdir().expect("tmp");
+    let src = std::fs::File::open(root().join("fixtures/host-reads.parquet")).expect("fixture");
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(src)
+        .expect("parquet")
+        .build()
+        .expect("reader");
+    let batch = reader.into_iter().next().expect("a batch").expect("ok");
+    let idx = batch.schema().index_of("pid").expect("pid");
+    let mut fields: Vec<Field> = batch.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+    fields[idx] = Field::new("pid", DataType::Utf8, false);
+    let mut cols = batch.columns().to_vec();
+    cols[idx] = Arc::new(StringArray::from(vec!["x"; batch.num_rows()]));
+    let bad = RecordBatch::try_new(Arc::new(Schema::new(fields)), cols).expect("batch");
+    let p = tmp.path().join("pid-as-text.parquet");
+    write_parquet(&p, &bad);
+    with_tmp(tmp.path(), || assert_cmd_snapshot!(tokenscan().arg("replay").arg(&p)));
+}
+
+#[test]
+fn other_tools_types_are_accepted() {
+    // LargeUtf8 strings and an extra column must replay to the same findings.
+    let tmp = tempfile::tempdir().expect("tmp");
+    let src = std::fs::File::open(root().join("fixtures/pod-session.parquet")).expect("fixture");
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(src)
+        .expect("parquet")
+        .build()
+        .expect("reader");
+    let batch = reader.into_iter().next().expect("a batch").expect("ok");
+    let mut fields = Vec::new();
+    let mut cols: Vec<ArrayRef> = Vec::new();
+    for (f, c) in batch.schema().fields().iter().zip(batch.columns()) {
+        if f.data_type() == &DataType::Utf8 {
+            fields.push(Field::new(f.name(), DataType::LargeUtf8, true));
+            cols.push(arrow::compute::cast(c, &DataType::LargeUtf8).expect("cast"));
+        } else {
+            fields.push(f.as_ref().clone());
+            cols.push(c.clone());
+        }
+    }
+    fields.push(Field::new("extra", DataType::LargeUtf8, true));
+    cols.push(Arc::new(LargeStringArray::from(vec![Some("x"); batch.num_rows()])));
+    let p = tmp.path().join("large.parquet");
+    write_parquet(&p, &RecordBatch::try_new(Arc::new(Schema::new(fields)), cols).expect("batch"));
+    let run = |path: &Path| {
+        let out = tokenscan().arg("replay").arg(path).args(["-f", "ndjson", "-q"]).output().expect("runs");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let text = String::from_utf8(out.stdout).expect("utf-8");
+        text.lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).expect("json");
+                (v["rule_id"].to_string(), v["event_index"].as_u64().expect("index"), v["reason"].to_string())
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(run(&p), run(&root().join("fixtures/pod-session.parquet")));
+}
+
+#[test]
+fn error_bad_rule_file_points_at_line_and_column() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let p = tmp.path().join("bad.toml");
+    std::fs::write(
+        &p,
+        "[rule]\nname = \"x\"\nrule_id = \"r1\"\nseverity = \"low\"\nlanguage = \"eql\"\nquery = '''\nprocess where\n  process.nmae == \"cat\"\n'''\n",
+    )
+    .expect("write");
+    with_tmp(tmp.path(), || {
+        assert_cmd_snapshot!(tokenscan().args(["replay", "fixtures/pod-session.parquet", "--rules"]).arg(&p))
+    });
+    let p2 = tmp.path().join("syntax.toml");
+    std::fs::write(&p2, "[rule]\nname = \"x\"\nrule_id = \"r1\"\nseverity = \"low\"\nquery = \"process where (a\"\n")
+        .expect("write");
+    let out = tokenscan().args(["rules", "list", "--rules"]).arg(&p2).output().expect("runs");
+    assert_clean_error(&out, "syntax.toml:5:");
+    let p3 = tmp.path().join("kql.toml");
+    std::fs::write(
+        &p3,
+        "[rule]\nname = \"x\"\nrule_id = \"r1\"\nseverity = \"low\"\nlanguage = \"kuery\"\nquery = \"x\"\n",
+    )
+    .expect("write");
+    let out = tokenscan().args(["rules", "list", "--rules"]).arg(&p3).output().expect("runs");
+    assert_clean_error(&out, "kql.toml:5:12: rule language \"kuery\" is not supported");
+    let p4 = tmp.path().join("toml.toml");
+    std::fs::write(&p4, "[rule\nname = 1\n").expect("write");
+    let out = tokenscan().args(["rules", "list", "--rules"]).arg(&p4).output().expect("runs");
+    assert_clean_error(&out, "toml.toml:1:");
+}
+
+#[test]
+fn error_bad_ndjson_line_names_line() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let p = tmp.path().join("bad.ndjson");
+    let good = std::fs::read_to_string(root().join("fixtures/host-reads.ndjson")).expect("fixture");
+    let first = good.lines().find(|l| l.starts_with('{')).expect("an event");
+    std::fs::write(&p, format!("# comment\n{first}\n{}\n", first.replace("\"pid\"", "\"pdi\""))).expect("write");
+    let out = tokenscan().arg("replay").arg(&p).output().expect("runs");
+    assert_clean_error(&out, "bad.ndjson: line 3: unknown field `pdi`");
+}
+
+/// `fixtures/EXPECTED.md` is a by-hand reading of both rules over every
+/// fixture event; the engine must agree with it exactly.
+#[test]
+fn findings_match_the_independent_reading_in_expected_md() {
+    let text = std::fs::read_to_string(root().join("fixtures/EXPECTED.md")).expect("EXPECTED.md");
+    let summary = text.split("## Summary").nth(1).expect("a Summary section");
+    let summary = summary.split("\n## ").next().expect("section text");
+    let numbers = |cell: &str| -> Vec<u64> {
+        let cell = cell.trim();
+        if cell == "none" {
+            return Vec::new();
+        }
+        // "30, 33 (exec), 72 (file): 3" -> [30, 33, 72]; the count after ':' is checked too.
+        let (list, count) = cell.rsplit_once(':').unwrap_or((cell, ""));
+        let v: Vec<u64> = list
+            .split(',')
+            .map(|p| p.split_whitespace().next().expect("an index").parse().expect("a number"))
+            .collect();
+        if let Ok(n) = count.trim().parse::<usize>() {
+            assert_eq!(v.len(), n, "EXPECTED.md count mismatch in {cell:?}");
+        }
+        v
+    };
+    let mut checked = 0;
+    for line in summary.lines().filter(|l| l.starts_with("| `")) {
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        let name = cells[1].trim_matches('`').trim_end_matches(".ndjson");
+        let (elastic, trc, errors) = (numbers(cells[3]), numbers(cells[4]), numbers(cells[5]));
+        let out = tokenscan()
+            .args(["replay", &format!("fixtures/{name}.parquet"), "-f", "json", "-q"])
+            .output()
+            .expect("runs");
+        let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        let got = |rule: &str| -> Vec<u64> {
+            doc["findings"]
+                .as_array()
+                .expect("findings")
+                .iter()
+                .filter(|f| f["rule_id"] == rule)
+                .map(|f| f["event_index"].as_u64().expect("index"))
+                .collect()
+        };
+        assert_eq!(got("66229f32-c460-410d-bc37-4b32322cd4bb"), elastic, "{name}: Elastic findings");
+        assert_eq!(got("TRC-108"), trc, "{name}: TRC-108 findings");
+        let examples: Vec<u64> = doc["summary"]["rules"][1]["unevaluable_examples"]
+            .as_array()
+            .expect("examples")
+            .iter()
+            .map(|e| e["event_index"].as_u64().expect("index"))
+            .collect();
+        assert_eq!(examples, errors, "{name}: TRC-108 unevaluable events");
+        checked += 1;
+    }
+    assert_eq!(checked, FIXTURES.len(), "every fixture has a row in EXPECTED.md");
+}
