@@ -772,7 +772,7 @@ fn regex_on_args_matches_any_element() {
 }
 
 #[test]
-#[ignore = "BUG: `regex` compiles to a Rust regex without (?s), so `.` does not match a newline; Lucene's `.` matches any character"]
+#[ignore = "BUG: `regex` is a Rust regex without (?s): `.` misses '\\n'; Lucene's `.` matches any character"]
 fn regex_dot_matches_newline_like_lucene() {
     // Elasticsearch runs `regex` as a Lucene RegexpQuery, where `.` is any
     // character including '\n'. Catches a line-oriented regex engine.
@@ -910,7 +910,10 @@ fn not_binds_tighter_than_and() {
 fn explain_names_the_branch_and_the_matched_values() {
     // Catches reasons that report the first argv element instead of the one
     // that matched, or that describe a branch that did not hold.
-    let src = r#"any where container.id like "*" and ((event.action == "open" and file.path == "/x") or (event.action == "exec" and process.name in ("cat","head") and process.args like "*token*"))"#;
+    let src = concat!(
+        r#"any where container.id like "*" and ((event.action == "open" and file.path == "/x") or "#,
+        r#"(event.action == "exec" and process.name in ("cat","head") and process.args like "*token*"))"#,
+    );
     let events = [
         exec(json!({"comm": "cat", "args": ["cat", TOKEN], "container_id": CONTAINER})),
         open(json!({"path": "/x", "container_id": CONTAINER})),
@@ -998,9 +1001,12 @@ fn seed_query_matches_interactive_container_reads_only() {
         // 2: the same on the host.
         exec(json!({"comm": "cat", "args": ["cat", TOKEN], "tty": "pts/0"})),
         // 3: busybox: the name is not in the list, but an argv element is.
-        exec(
-            json!({"comm": "busybox", "args": ["busybox", "cat", format!("/var{TOKEN}")], "tty": "pts/0", "container_id": CONTAINER}),
-        ),
+        exec(json!({
+            "comm": "busybox",
+            "args": ["busybox", "cat", format!("/var{TOKEN}")],
+            "tty": "pts/0",
+            "container_id": CONTAINER,
+        })),
         // 4: read-only open of the token: event.type access, no file-branch match.
         open(json!({"path": TOKEN, "flags": 32768, "tty": "pts/0", "container_id": CONTAINER})),
         // 5: read-write open of the token: event.type change.

@@ -1,0 +1,1 @@
+//! Python bindings for tokenscan (under construction in issue 4).
