@@ -7,9 +7,6 @@
 //! asserts the exact set of matching event indices, so each assertion checks
 //! both the events that must match and those that must not. Each test notes
 //! in a comment the naive implementation it would catch.
-//!
-//! Tests marked `#[ignore = "BUG: ..."]` assert Elasticsearch's behaviour
-//! where the engine currently differs.
 
 use serde_json::{json, Value};
 use tokenscan_core::capture::{events_from_ndjson, EventBatch};
@@ -589,7 +586,6 @@ fn comparing_user_id_with_a_number_is_an_error_suggesting_quotes() {
 }
 
 #[test]
-#[ignore = "BUG: the type error for `process.name like 5` (\"`like` needs string patterns\") does not name the field"]
 fn like_with_a_number_pattern_is_an_error_naming_the_field() {
     // Catches stringifying the number into a pattern "5".
     let e = compile_error("process where process.name like 5");
@@ -659,7 +655,6 @@ fn length_compares_the_string_length() {
 }
 
 #[test]
-#[ignore = "BUG: length() counts Unicode scalar values; Elasticsearch (Java String.length()) counts UTF-16 units"]
 fn length_counts_utf16_units_like_elasticsearch() {
     // Elasticsearch's LengthFunctionProcessor returns `input.toString().length()`,
     // i.e. UTF-16 code units: length("😀") is 2. Catches a character count.
@@ -772,7 +767,6 @@ fn regex_on_args_matches_any_element() {
 }
 
 #[test]
-#[ignore = "BUG: `regex` is a Rust regex without (?s): `.` misses '\\n'; Lucene's `.` matches any character"]
 fn regex_dot_matches_newline_like_lucene() {
     // Elasticsearch runs `regex` as a Lucene RegexpQuery, where `.` is any
     // character including '\n'. Catches a line-oriented regex engine.

@@ -201,14 +201,14 @@ pub fn write_eql_string(f: &mut impl fmt::Write, s: &str) -> fmt::Result {
 
 fn write_list(f: &mut fmt::Formatter<'_>, items: &[Expr]) -> fmt::Result {
     if items.len() == 1 {
-        return write!(f, "{}", items[0]);
+        return write!(f, "{}", Operand(&items[0]));
     }
     f.write_char('(')?;
     for (i, e) in items.iter().enumerate() {
         if i > 0 {
             f.write_str(", ")?;
         }
-        write!(f, "{e}")?;
+        write!(f, "{}", Operand(e))?;
     }
     f.write_char(')')
 }
@@ -218,6 +218,41 @@ use fmt::Write as _;
 impl Expr {
     fn is_boolean_connective(&self) -> bool {
         matches!(self.kind, ExprKind::And(_) | ExprKind::Or(_))
+    }
+    fn is_atom(&self) -> bool {
+        matches!(self.kind, ExprKind::Field { .. } | ExprKind::Literal(_) | ExprKind::Call { .. })
+    }
+}
+
+/// Displays an operand, parenthesised unless it is a field, literal or call,
+/// so that `Display` output parses back to the same tree.
+struct Operand<'a>(&'a Expr);
+
+impl fmt::Display for Operand<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_atom() {
+            write!(f, "{}", self.0)
+        } else {
+            write!(f, "({})", self.0)
+        }
+    }
+}
+
+const KEYWORDS: &[&str] =
+    &["and", "or", "not", "in", "like", "regex", "where", "true", "false", "null", "any", "sequence", "sample", "join"];
+
+/// Writes a field name bare when it is a plain dotted identifier, else back-quoted.
+fn write_name(f: &mut fmt::Formatter<'_>, name: &str) -> fmt::Result {
+    let plain = !name.is_empty()
+        && name.split('.').all(|part| {
+            part.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == '@')
+                && part.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '@')
+        })
+        && !KEYWORDS.iter().any(|k| k.eq_ignore_ascii_case(name));
+    if plain {
+        f.write_str(name)
+    } else {
+        write!(f, "`{}`", name.replace('`', "``"))
     }
 }
 
@@ -245,11 +280,12 @@ impl fmt::Display for Expr {
                     write!(f, "not {inner}")
                 }
             }
-            ExprKind::Compare { lhs, op, rhs } => write!(f, "{lhs} {op} {rhs}"),
+            ExprKind::Compare { lhs, op, rhs } => write!(f, "{} {op} {}", Operand(lhs), Operand(rhs)),
             ExprKind::In { lhs, list, case_insensitive, negated } => {
                 write!(
                     f,
-                    "{lhs} {}in{} (",
+                    "{} {}in{} (",
+                    Operand(lhs),
                     if *negated { "not " } else { "" },
                     if *case_insensitive { "~" } else { "" }
                 )?;
@@ -257,16 +293,16 @@ impl fmt::Display for Expr {
                     if i > 0 {
                         f.write_str(", ")?;
                     }
-                    write!(f, "{e}")?;
+                    write!(f, "{}", Operand(e))?;
                 }
                 f.write_char(')')
             }
             ExprKind::Like { lhs, patterns, case_insensitive } => {
-                write!(f, "{lhs} like{} ", if *case_insensitive { "~" } else { "" })?;
+                write!(f, "{} like{} ", Operand(lhs), if *case_insensitive { "~" } else { "" })?;
                 write_list(f, patterns)
             }
             ExprKind::Regex { lhs, patterns, case_insensitive } => {
-                write!(f, "{lhs} regex{} ", if *case_insensitive { "~" } else { "" })?;
+                write!(f, "{} regex{} ", Operand(lhs), if *case_insensitive { "~" } else { "" })?;
                 write_list(f, patterns)
             }
             ExprKind::Call { name, case_insensitive, args, .. } => {
@@ -275,7 +311,7 @@ impl fmt::Display for Expr {
                     if i > 0 {
                         f.write_str(", ")?;
                     }
-                    write!(f, "{e}")?;
+                    write!(f, "{}", Operand(e))?;
                 }
                 f.write_char(')')
             }
@@ -283,7 +319,7 @@ impl fmt::Display for Expr {
                 if *optional {
                     f.write_char('?')?;
                 }
-                f.write_str(name)
+                write_name(f, name)
             }
             ExprKind::Literal(l) => write!(f, "{l}"),
         }
@@ -294,7 +330,7 @@ impl fmt::Display for Query {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.category {
             Category::Any => f.write_str("any")?,
-            Category::Named(n) => f.write_str(n)?,
+            Category::Named(n) => write_name(f, n)?,
         }
         write!(f, " where {}", self.condition)
     }
@@ -328,5 +364,31 @@ impl FloorCharBoundary for str {
             i -= 1;
         }
         i
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::parser::{parse_expr, parse_query};
+
+    fn strip(e: &super::Expr) -> String {
+        format!("{:?}", e).split("span: Span").map(|p| p.split_once('}').map_or(p, |(_, r)| r)).collect()
+    }
+
+    #[test]
+    fn display_parses_back_to_the_same_tree() {
+        for src in [
+            "(a or b) == true",
+            "f((a or b), \"x\")",
+            "`odd name` == 1 and `and` == 2 and `a``b` like \"x\"",
+            "(x == 1) in (true)",
+            "not (a and b) or c",
+        ] {
+            let e = parse_expr(src).unwrap_or_else(|err| panic!("{src}: {}", err.message));
+            let again = parse_expr(&e.to_string()).unwrap_or_else(|err| panic!("{e}: {}", err.message));
+            assert_eq!(strip(&e), strip(&again), "{src} printed as {e}");
+        }
+        let q = parse_query("`my cat` where true").expect("backtick category");
+        assert_eq!(q.to_string(), "`my cat` where true");
     }
 }

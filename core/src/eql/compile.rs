@@ -56,7 +56,7 @@ pub(crate) enum StrMatcher {
     Func { func: StrFunc, needle: String, ci: bool },
     /// Ordering comparison with a string (`<`, `<=`, `>`, `>=`).
     Order(CmpOp, String),
-    /// `length(field) <op> n`.
+    /// `length(field) <op> n`, counting UTF-16 code units as Elasticsearch (Java) does.
     Length(CmpOp, i64),
 }
 
@@ -88,7 +88,7 @@ impl StrMatcher {
                 }
             }
             StrMatcher::Order(op, v) => cmp_holds(*op, s.cmp(v.as_str())),
-            StrMatcher::Length(op, n) => cmp_holds(*op, (s.chars().count() as i64).cmp(n)),
+            StrMatcher::Length(op, n) => cmp_holds(*op, (s.encode_utf16().count() as i64).cmp(n)),
         }
     }
 }
@@ -331,7 +331,7 @@ impl Compiler {
                 e,
                 lhs,
                 patterns,
-                |p| format!("{}^(?:{p})$", if *case_insensitive { "(?i)" } else { "" }),
+                |p| format!("(?s{})^(?:{p})$", if *case_insensitive { "i" } else { "" }),
                 "regex",
             ),
             ExprKind::Call { name, name_span, case_insensitive, args } => {
@@ -499,7 +499,11 @@ impl Compiler {
         let mut alternatives = Vec::new();
         for p in patterns {
             let Some(Literal::String(s)) = literal_of(p) else {
-                return err(p.span, format!("`{op}` needs string patterns"));
+                let field = match &lhs.kind {
+                    ExprKind::Field { name, .. } => format!(" on `{name}`"),
+                    _ => String::new(),
+                };
+                return err(p.span, format!("`{op}`{field} needs string patterns, not `{p}`"));
             };
             let re = to_regex(s);
             if let Err(er) = Regex::new(&re) {
