@@ -4,6 +4,7 @@
 
 mod inspect;
 mod output;
+mod regress;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -13,6 +14,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use tokenscan_core::capture::{expand_paths, Capture, NdjsonWriter, ParquetCaptureWriter, Projection, WriterOptions};
 use tokenscan_core::eql::CompileOptions;
+use tokenscan_core::findings::findings_schema;
 use tokenscan_core::replay::{ReplayOptions, Replayer};
 use tokenscan_core::rules::RuleSet;
 
@@ -43,6 +45,8 @@ enum Command {
     Replay(ReplayArgs),
     /// Convert a capture between Parquet and NDJSON.
     Convert(ConvertArgs),
+    /// Compare a baseline and a candidate rule set on the same captures: findings added and removed.
+    Diff(regress::DiffArgs),
     /// Show a capture's schema, size, time range, hosts, containers and metadata.
     Inspect(InspectArgs),
     /// Work with rule files.
@@ -51,17 +55,18 @@ enum Command {
 }
 
 #[derive(Args, Debug, Clone)]
-struct RuleArgs {
+pub struct RuleArgs {
     /// Rule file or directory of rule files (*.toml); repeatable. Replaces the built-in rules.
     #[arg(long = "rules", short = 'r', value_name = "PATH")]
-    rules: Vec<PathBuf>,
+    pub rules: Vec<PathBuf>,
     /// Disable Elasticsearch's 1024-character `ignore_above` limit on keyword fields.
     #[arg(long)]
-    no_ignore_above: bool,
+    pub no_ignore_above: bool,
 }
 
 impl RuleArgs {
-    fn load(&self) -> Result<RuleSet> {
+    /// The rules named, or the built-in set when none are.
+    pub fn load(&self) -> Result<RuleSet> {
         let options = CompileOptions { ignore_above: if self.no_ignore_above { None } else { Some(1024) } };
         Ok(if self.rules.is_empty() { RuleSet::builtin(&options)? } else { RuleSet::load(&self.rules, &options)? })
     }
@@ -176,6 +181,7 @@ fn run(cli: Cli) -> Result<u8> {
     match cli.command {
         Command::Replay(a) => replay(a),
         Command::Convert(a) => convert(a),
+        Command::Diff(a) => regress::run_diff(a),
         Command::Inspect(a) => inspect::inspect(&a.captures, a.format == InspectFormat::Json),
         Command::Rules(RulesCommand::List { rules, format }) => {
             let set = rules.load()?;
@@ -223,9 +229,11 @@ fn replay(a: ReplayArgs) -> Result<u8> {
         None => Box::new(std::io::BufWriter::new(std::io::stdout())),
     };
     let label = a.output.clone().unwrap_or_else(|| PathBuf::from("-"));
-    let mut sink = output::FindingsOutput::new(a.format, out, label.clone(), captures.len() > 1)?;
+    let multi = captures.len() > 1;
+    let mut sink = output::FindingsOutput::new(a.format, out, label.clone(), findings_schema())?;
     let summary = replayer.replay(&captures, &mut sink)?;
-    sink.finish(&summary).with_context(|| format!("writing findings to {}", label.display()))?;
+    sink.finish(output::summary_json(&summary), "findings", |b| output::render_table(b, &summary, multi))
+        .with_context(|| format!("writing findings to {}", label.display()))?;
     if !a.quiet {
         if a.format != Format::Table {
             eprint!("{}", output::summary_text(&summary, replayer.rules()));
@@ -233,6 +241,26 @@ fn replay(a: ReplayArgs) -> Result<u8> {
         output::warn_unevaluable(&summary);
     }
     Ok(if a.fail_on_findings && summary.findings() > 0 { EXIT_FINDINGS } else { EXIT_OK })
+}
+
+/// Where machine or human output goes: `-o FILE` (never replacing a file
+/// without `force`, never one of the inputs) or stdout. Returns the writer and its label.
+pub fn open_output(
+    format: Format,
+    output: Option<&Path>,
+    force: bool,
+    inputs: &[PathBuf],
+) -> Result<(Box<dyn std::io::Write + Send>, PathBuf)> {
+    if format == Format::Parquet && output.is_none() {
+        bail!("--format parquet needs -o FILE");
+    }
+    let Some(path) = output else {
+        return Ok((Box::new(std::io::BufWriter::new(std::io::stdout())), PathBuf::from("-")));
+    };
+    if let Some(c) = inputs.iter().find(|c| same_file(path, c)) {
+        bail!("{}: -o would overwrite the input {}", path.display(), c.display());
+    }
+    Ok((Box::new(std::io::BufWriter::new(create_output(path, force)?)), path.to_owned()))
 }
 
 fn same_file(a: &Path, b: &Path) -> bool {

@@ -7,8 +7,9 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray};
-use arrow::datatypes::{DataType, Field, Int32Type, Schema, TimestampNanosecondType, UInt32Type, UInt64Type};
-use tokenscan_core::findings::findings_schema;
+use arrow::datatypes::{
+    DataType, Field, Int32Type, Schema, SchemaRef, TimestampNanosecondType, UInt32Type, UInt64Type,
+};
 use tokenscan_core::replay::{FindingSink, ReplaySummary};
 use tokenscan_core::rules::{RuleLogic, RuleSet};
 
@@ -61,60 +62,60 @@ fn shell_word(s: &str) -> String {
     }
 }
 
-/// Streams findings to the chosen format.
+/// Streams record batches (findings, or diff changes) to the chosen format.
+/// Table and JSON output are rendered at the end, by the caller's closures.
 pub struct FindingsOutput {
     format: Format,
     out: Box<dyn Write + Send>,
     path: PathBuf,
-    multi_capture: bool,
     collected: Vec<RecordBatch>,
     csv_started: bool,
     parquet: Option<parquet::arrow::ArrowWriter<Box<dyn Write + Send>>>,
 }
 
 impl FindingsOutput {
-    /// A sink writing `format` to `out` (`path` names it in messages).
-    pub fn new(format: Format, out: Box<dyn Write + Send>, path: PathBuf, multi_capture: bool) -> Result<Self> {
-        let mut me = FindingsOutput {
-            format,
-            out,
-            path,
-            multi_capture,
-            collected: Vec::new(),
-            csv_started: false,
-            parquet: None,
-        };
+    /// A sink writing `format` to `out` (`path` names it in messages); `schema` is the batches' schema.
+    pub fn new(format: Format, out: Box<dyn Write + Send>, path: PathBuf, schema: SchemaRef) -> Result<Self> {
+        let mut me = FindingsOutput { format, out, path, collected: Vec::new(), csv_started: false, parquet: None };
         if format == Format::Parquet {
             let out = std::mem::replace(&mut me.out, Box::new(std::io::sink()));
             let props = parquet::file::properties::WriterProperties::builder()
                 .set_compression(parquet::basic::Compression::ZSTD(Default::default()))
                 .build();
-            me.parquet = Some(parquet::arrow::ArrowWriter::try_new(out, findings_schema(), Some(props))?);
+            me.parquet = Some(parquet::arrow::ArrowWriter::try_new(out, schema, Some(props))?);
         }
         Ok(me)
     }
 
-    /// Writes what was buffered (table, json) and closes the output.
-    pub fn finish(mut self, summary: &ReplaySummary) -> Result<()> {
+    /// Writes what was buffered and closes the output: `table` renders the
+    /// human report; JSON is `{"summary": summary, json_key: [rows...]}`.
+    pub fn finish(
+        mut self,
+        summary: serde_json::Value,
+        json_key: &str,
+        table: impl FnOnce(&[RecordBatch]) -> String,
+    ) -> Result<()> {
         match self.format {
             Format::Table => {
-                let text = render_table(&self.collected, summary, self.multi_capture);
+                let text = table(&self.collected);
                 self.out.write_all(text.as_bytes())?;
             }
             Format::Json => {
-                let mut findings = Vec::new();
+                let mut rows = Vec::new();
                 {
                     let mut w = arrow::json::WriterBuilder::new()
                         .with_explicit_nulls(true)
-                        .build::<_, arrow::json::writer::JsonArray>(&mut findings);
+                        .build::<_, arrow::json::writer::JsonArray>(&mut rows);
                     for b in &self.collected {
                         w.write(b)?;
                     }
                     w.finish()?;
                 }
-                let findings: serde_json::Value =
-                    if findings.is_empty() { serde_json::json!([]) } else { serde_json::from_slice(&findings)? };
-                let doc = serde_json::json!({ "summary": summary_json(summary), "findings": findings });
+                let rows: serde_json::Value =
+                    if rows.is_empty() { serde_json::json!([]) } else { serde_json::from_slice(&rows)? };
+                let mut doc = serde_json::Map::new();
+                doc.insert("summary".into(), summary);
+                doc.insert(json_key.into(), rows);
                 serde_json::to_writer_pretty(&mut self.out, &doc)?;
                 self.out.write_all(b"\n")?;
             }
@@ -127,6 +128,47 @@ impl FindingsOutput {
         }
         self.out.flush().with_context(|| format!("flushing {}", self.path.display()))?;
         Ok(())
+    }
+
+    fn write_batch(&mut self, batch: &RecordBatch) -> tokenscan_core::Result<()> {
+        let err = |e: &dyn std::fmt::Display| tokenscan_core::Error::Output {
+            path: self.path.clone(),
+            message: e.to_string(),
+        };
+        match self.format {
+            Format::Table | Format::Json => self.collected.push(batch.clone()),
+            Format::Ndjson => {
+                let mut w = arrow::json::WriterBuilder::new()
+                    .with_explicit_nulls(true)
+                    .build::<_, arrow::json::writer::LineDelimited>(&mut self.out);
+                w.write(batch).map_err(|e| err(&e))?;
+                w.finish().map_err(|e| err(&e))?;
+            }
+            Format::Csv => {
+                let b = args_as_json(batch);
+                let mut w = arrow::csv::WriterBuilder::new().with_header(!self.csv_started).build(&mut self.out);
+                self.csv_started = true;
+                w.write(&b).map_err(|e| err(&e))?;
+            }
+            Format::Parquet => {
+                if let Some(w) = self.parquet.as_mut() {
+                    w.write(batch).map_err(|e| err(&e))?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl FindingSink for FindingsOutput {
+    fn findings(&mut self, batch: &RecordBatch) -> tokenscan_core::Result<()> {
+        self.write_batch(batch)
+    }
+}
+
+impl tokenscan_core::diff::ChangeSink for FindingsOutput {
+    fn changes(&mut self, batch: &RecordBatch) -> tokenscan_core::Result<()> {
+        self.write_batch(batch)
     }
 }
 
@@ -158,48 +200,19 @@ fn args_as_json(batch: &RecordBatch) -> RecordBatch {
     RecordBatch::try_new(Arc::new(Schema::new(fields)), cols).expect("same columns, args as text")
 }
 
-impl FindingSink for FindingsOutput {
-    fn findings(&mut self, batch: &RecordBatch) -> tokenscan_core::Result<()> {
-        let err = |e: &dyn std::fmt::Display| tokenscan_core::Error::Output {
-            path: self.path.clone(),
-            message: e.to_string(),
-        };
-        match self.format {
-            Format::Table | Format::Json => self.collected.push(batch.clone()),
-            Format::Ndjson => {
-                let mut w = arrow::json::WriterBuilder::new()
-                    .with_explicit_nulls(true)
-                    .build::<_, arrow::json::writer::LineDelimited>(&mut self.out);
-                w.write(batch).map_err(|e| err(&e))?;
-                w.finish().map_err(|e| err(&e))?;
-            }
-            Format::Csv => {
-                let b = args_as_json(batch);
-                let mut w = arrow::csv::WriterBuilder::new().with_header(!self.csv_started).build(&mut self.out);
-                self.csv_started = true;
-                w.write(&b).map_err(|e| err(&e))?;
-            }
-            Format::Parquet => {
-                if let Some(w) = self.parquet.as_mut() {
-                    w.write(batch).map_err(|e| err(&e))?;
-                }
-            }
-        }
-        Ok(())
-    }
-}
-
-fn col<'a>(b: &'a RecordBatch, name: &str) -> &'a ArrayRef {
+/// A column of a findings batch by name.
+pub fn col<'a>(b: &'a RecordBatch, name: &str) -> &'a ArrayRef {
     b.column_by_name(name).unwrap_or_else(|| panic!("findings carry `{name}`"))
 }
 
-fn s(b: &RecordBatch, name: &str, i: usize) -> Option<String> {
+/// A string cell of a findings batch.
+pub fn s(b: &RecordBatch, name: &str, i: usize) -> Option<String> {
     let a = col(b, name);
     a.is_valid(i).then(|| a.as_string::<i32>().value(i).to_string())
 }
 
 /// What a finding is about, in one line: argv for an exec, the path for an open.
-fn target(b: &RecordBatch, i: usize) -> String {
+pub fn target(b: &RecordBatch, i: usize) -> String {
     if s(b, "kind", i).as_deref() == Some("exec") {
         let args = col(b, "args").as_list::<i32>();
         if args.is_valid(i) {
@@ -227,7 +240,8 @@ fn target(b: &RecordBatch, i: usize) -> String {
     }
 }
 
-fn render_table(batches: &[RecordBatch], summary: &ReplaySummary, multi: bool) -> String {
+/// The human report of a replay: findings grouped by rule, then the summary.
+pub fn render_table(batches: &[RecordBatch], summary: &ReplaySummary, multi: bool) -> String {
     let mut out = String::new();
     for rule in &summary.rules {
         let _ = writeln!(out, "{}", rule.rule_name);
@@ -355,7 +369,8 @@ pub fn warn_unevaluable(summary: &ReplaySummary) {
     }
 }
 
-fn summary_json(summary: &ReplaySummary) -> serde_json::Value {
+/// The replay summary as JSON.
+pub fn summary_json(summary: &ReplaySummary) -> serde_json::Value {
     serde_json::json!({
         "events": summary.events,
         "captures": summary.captures.iter().map(|(p, n)| serde_json::json!({"path": p.display().to_string(), "events": n})).collect::<Vec<_>>(),

@@ -17,6 +17,7 @@
 #![warn(missing_docs)]
 
 pub mod capture;
+pub mod diff;
 pub mod eql;
 pub mod error;
 pub mod findings;

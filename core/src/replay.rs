@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use arrow::array::{AsArray, RecordBatch};
 use arrow::datatypes::TimestampNanosecondType;
 
-use crate::capture::{Capture, Column, EventBatch};
+use crate::capture::{Capture, Column, EventBatch, Projection};
 use crate::error::{Error, Result};
 use crate::findings::{build_findings, findings_projection, Hit, RuleInfo};
 use crate::rules::{RuleLogic, RuleSet};
@@ -151,7 +151,29 @@ impl Replayer {
 
     /// Replays the captures in order, sending findings to `sink`.
     pub fn replay<P: AsRef<Path>>(&self, captures: &[P], sink: &mut dyn FindingSink) -> Result<ReplaySummary> {
-        let mut summary = ReplaySummary {
+        let mut summary = self.new_summary();
+        let projection = self.projection();
+        for path in captures {
+            let path = path.as_ref();
+            let capture = Capture::open(path)?;
+            let before = summary.events;
+            for batch in capture.batches(projection, self.options.batch_size)? {
+                self.replay_batch(path, &batch?, &mut summary, sink)?;
+            }
+            summary.captures.push((path.to_owned(), summary.events - before));
+        }
+        Ok(summary)
+    }
+
+    /// The capture columns [`Replayer::replay_batch`] needs: what the rules
+    /// read plus what findings copy from the event.
+    pub fn projection(&self) -> Projection {
+        self.rules.projection().union(findings_projection())
+    }
+
+    /// An empty summary for this replayer's rules, to fill with [`Replayer::replay_batch`].
+    pub fn new_summary(&self) -> ReplaySummary {
+        ReplaySummary {
             rules: self
                 .rules
                 .rules()
@@ -164,58 +186,60 @@ impl Replayer {
                 })
                 .collect(),
             ..Default::default()
-        };
-        let projection = self.rules.projection().union(findings_projection());
+        }
+    }
+
+    /// Replays one batch of events from `capture` (which labels its findings
+    /// and errors): evaluates every rule, adds to `summary` (events, time
+    /// range, findings, unevaluable events; not `captures`) and sends the
+    /// findings, if any, to `sink`. [`Replayer::replay`] is this over every
+    /// batch of every capture; call it directly for events that do not come
+    /// from a capture file. The batch must carry [`Replayer::projection`].
+    pub fn replay_batch(
+        &self,
+        capture: &Path,
+        batch: &EventBatch,
+        summary: &mut ReplaySummary,
+        sink: &mut dyn FindingSink,
+    ) -> Result<()> {
+        summary.events += batch.len() as u64;
+        update_time_range(&mut summary.time_range, batch);
+        let (hits, bad) = self.evaluate_batch(batch);
+        for (ri, row, message) in bad {
+            let event_index = batch.first_index() + row as u64;
+            let rs = &mut summary.rules[ri];
+            if self.options.strict {
+                return Err(Error::Unevaluable {
+                    capture: capture.to_owned(),
+                    event_index,
+                    rule_id: rs.rule_id.clone(),
+                    message,
+                });
+            }
+            rs.unevaluable += 1;
+            if rs.examples.len() < self.options.max_examples {
+                rs.examples.push(UnevaluableExample { capture: capture.to_owned(), event_index, message });
+            }
+        }
+        if hits.is_empty() {
+            return Ok(());
+        }
+        for h in &hits {
+            summary.rules[h.rule].findings += 1;
+            if let Some(c) = batch.str_value(Column::ContainerId, h.row) {
+                summary.containers.insert(c.to_string());
+            }
+            let pid = batch.expect(Column::Pid).as_primitive::<arrow::datatypes::UInt32Type>().value(h.row);
+            summary.processes.insert((
+                batch.str_value(Column::Host, h.row).unwrap_or("").to_string(),
+                pid,
+                batch.str_value(Column::Comm, h.row).unwrap_or("").to_string(),
+            ));
+        }
         let infos: Vec<RuleInfo<'_>> =
             self.rules.rules().iter().map(|r| RuleInfo { id: &r.id, name: &r.name, severity: &r.severity }).collect();
-        for path in captures {
-            let path = path.as_ref();
-            let capture = Capture::open(path)?;
-            let label = path.display().to_string();
-            let mut events = 0u64;
-            for batch in capture.batches(projection, self.options.batch_size)? {
-                let batch = batch?;
-                events += batch.len() as u64;
-                update_time_range(&mut summary.time_range, &batch);
-                let (hits, bad) = self.evaluate_batch(&batch);
-                for (ri, row, message) in bad {
-                    let event_index = batch.first_index() + row as u64;
-                    let rs = &mut summary.rules[ri];
-                    if self.options.strict {
-                        return Err(Error::Unevaluable {
-                            capture: path.to_owned(),
-                            event_index,
-                            rule_id: rs.rule_id.clone(),
-                            message,
-                        });
-                    }
-                    rs.unevaluable += 1;
-                    if rs.examples.len() < self.options.max_examples {
-                        rs.examples.push(UnevaluableExample { capture: path.to_owned(), event_index, message });
-                    }
-                }
-                if hits.is_empty() {
-                    continue;
-                }
-                for h in &hits {
-                    summary.rules[h.rule].findings += 1;
-                    if let Some(c) = batch.str_value(Column::ContainerId, h.row) {
-                        summary.containers.insert(c.to_string());
-                    }
-                    let pid = batch.expect(Column::Pid).as_primitive::<arrow::datatypes::UInt32Type>().value(h.row);
-                    summary.processes.insert((
-                        batch.str_value(Column::Host, h.row).unwrap_or("").to_string(),
-                        pid,
-                        batch.str_value(Column::Comm, h.row).unwrap_or("").to_string(),
-                    ));
-                }
-                let findings = build_findings(&label, &batch, &hits, &infos);
-                sink.findings(&findings)?;
-            }
-            summary.events += events;
-            summary.captures.push((path.to_owned(), events));
-        }
-        Ok(summary)
+        let findings = build_findings(&capture.display().to_string(), batch, &hits, &infos);
+        sink.findings(&findings)
     }
 }
 

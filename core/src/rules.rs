@@ -61,6 +61,22 @@ impl Rule {
         }
     }
 
+    /// Why event `row` of `batch` fires (call only for events that fire).
+    pub fn why(&self, batch: &crate::capture::EventBatch, row: usize) -> String {
+        match &self.logic {
+            RuleLogic::Eql(q) => q.explain(batch, row),
+            RuleLogic::Signature(s) => s.explain(batch, row),
+        }
+    }
+
+    /// Why event `row` of `batch` does not fire.
+    pub fn why_not(&self, batch: &crate::capture::EventBatch, row: usize) -> String {
+        match &self.logic {
+            RuleLogic::Eql(q) => q.why_not(batch, row),
+            RuleLogic::Signature(s) => s.why_not(batch, row),
+        }
+    }
+
     /// Capture columns the rule reads.
     pub fn projection(&self) -> Projection {
         match &self.logic {
@@ -150,38 +166,30 @@ fn string_content_start(text: &str, value_start: usize) -> usize {
 impl RuleSet {
     /// The built-in default rules: Elastic's D4C token-read rule and Tracee's TRC-108.
     pub fn builtin(options: &CompileOptions) -> Result<RuleSet> {
-        let rules = BUILTIN_RULES
-            .iter()
-            .map(|(name, text)| parse_rule(&Path::new("<builtin>").join(name), text, options))
-            .collect::<Result<Vec<_>>>()?;
-        RuleSet::new(rules)
+        RuleSet::from_sources(&builtin_sources(), options)
     }
 
     /// Loads rule files; a directory contributes its `*.toml` files, sorted by name.
     pub fn load<P: AsRef<Path>>(paths: &[P], options: &CompileOptions) -> Result<RuleSet> {
         let mut rules = Vec::new();
-        for p in paths {
-            let p = p.as_ref();
-            let meta = std::fs::metadata(p).map_err(|e| Error::io(p, e))?;
-            let files = if meta.is_dir() {
-                let mut files: Vec<PathBuf> = std::fs::read_dir(p)
-                    .map_err(|e| Error::io(p, e))?
-                    .filter_map(|e| e.ok().map(|e| e.path()))
-                    .filter(|f| f.extension().is_some_and(|x| x == "toml") && f.is_file())
-                    .collect();
-                files.sort();
-                if files.is_empty() {
-                    return Err(Error::rule(p, None, "directory holds no rule files (*.toml)"));
-                }
-                files
-            } else {
-                vec![p.to_owned()]
-            };
-            for f in files {
-                let text = std::fs::read_to_string(&f).map_err(|e| Error::io(&f, e))?;
-                rules.push(parse_rule(&f, &text, options)?);
-            }
-        }
+        for_each_rule_file(paths, |f, text| {
+            rules.push(parse_rule(f, &text, options)?);
+            Ok(())
+        })?;
+        RuleSet::new(rules)
+    }
+
+    /// A rule set from rule file texts, each with the path that names it in
+    /// messages and as the rule's source (what [`read_rule_files`] returns).
+    /// Lets a caller keep the texts, e.g. to rebuild the same rule set elsewhere.
+    pub fn from_sources<P: AsRef<Path>, S: AsRef<str>>(
+        sources: &[(P, S)],
+        options: &CompileOptions,
+    ) -> Result<RuleSet> {
+        let rules = sources
+            .iter()
+            .map(|(path, text)| parse_rule(path.as_ref(), text.as_ref(), options))
+            .collect::<Result<Vec<_>>>()?;
         RuleSet::new(rules)
     }
 
@@ -210,6 +218,48 @@ impl RuleSet {
     pub fn projection(&self) -> Projection {
         self.rules.iter().fold(Projection::default(), |p, r| p.union(r.projection()))
     }
+}
+
+/// The built-in rule files as `(path, text)`, paths `<builtin>/NAME` as in [`RuleSet::builtin`].
+pub fn builtin_sources() -> Vec<(PathBuf, &'static str)> {
+    BUILTIN_RULES.iter().map(|(name, text)| (Path::new("<builtin>").join(name), *text)).collect()
+}
+
+/// Reads the rule files [`RuleSet::load`] would load, without parsing them:
+/// `(path, text)` in load order (a directory contributes its `*.toml` files, sorted by name).
+pub fn read_rule_files<P: AsRef<Path>>(paths: &[P]) -> Result<Vec<(PathBuf, String)>> {
+    let mut out = Vec::new();
+    for_each_rule_file(paths, |f, text| {
+        out.push((f.to_owned(), text));
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+fn for_each_rule_file<P: AsRef<Path>>(paths: &[P], mut f: impl FnMut(&Path, String) -> Result<()>) -> Result<()> {
+    for p in paths {
+        let p = p.as_ref();
+        let meta = std::fs::metadata(p).map_err(|e| Error::io(p, e))?;
+        let files = if meta.is_dir() {
+            let mut files: Vec<PathBuf> = std::fs::read_dir(p)
+                .map_err(|e| Error::io(p, e))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|f| f.extension().is_some_and(|x| x == "toml") && f.is_file())
+                .collect();
+            files.sort();
+            if files.is_empty() {
+                return Err(Error::rule(p, None, "directory holds no rule files (*.toml)"));
+            }
+            files
+        } else {
+            vec![p.to_owned()]
+        };
+        for file in files {
+            let text = std::fs::read_to_string(&file).map_err(|e| Error::io(&file, e))?;
+            f(&file, text)?;
+        }
+    }
+    Ok(())
 }
 
 /// Parses one rule file's text. `path` is used for messages and as the rule's source.

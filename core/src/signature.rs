@@ -284,6 +284,46 @@ impl Signature {
         )
     }
 
+    /// Why event `row` does not fire: which step of the signature's logic stops it.
+    pub fn why_not(&self, batch: &EventBatch, row: usize) -> String {
+        let one = batch.slice(row, 1);
+        if one.kinds()[0] != EventKind::Open {
+            return "not a security_file_open event (execs are sched_process_exec)".into();
+        }
+        if !visible(&one).value(0) {
+            return "a failed open never reaches security_file_open".into();
+        }
+        let in_container = one.expect(Column::ContainerId).is_valid(0);
+        let origin = if in_container { "container" } else { "host" };
+        let selected = match self.origin {
+            OriginSelector::Any => true,
+            OriginSelector::Container => in_container,
+            OriginSelector::Host => !in_container,
+        };
+        if !selected {
+            return format!("origin is {origin}; the signature selects {:?} events", self.origin).to_lowercase();
+        }
+        let comm = one.str_value(Column::Comm, 0).unwrap_or("");
+        if self.allow_processes.contains(comm) {
+            return format!("processName {} is allow-listed", serde_json::Value::String(comm.into()));
+        }
+        let Some(path) = one.str_value(Column::Path, 0) else {
+            return "cannot evaluate: argument \"pathname\" is missing".into();
+        };
+        let flags = one.expect(Column::Flags).as_primitive::<Int32Type>();
+        if flags.is_null(0) {
+            return "cannot evaluate: argument \"flags\" is missing".into();
+        }
+        let f = flags.value(0);
+        if !self.access.allows(f) {
+            return format!("{}(flags={f:#x}) is false", self.access.helper());
+        }
+        if !self.regex.is_match(path) {
+            return format!("pathname {} does not match {}", serde_json::Value::String(path.into()), self.path_regex);
+        }
+        "it fires".into()
+    }
+
     /// The allow-list in file order.
     pub fn allow_list(&self) -> &[String] {
         &self.allow_list

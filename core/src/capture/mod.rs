@@ -245,6 +245,24 @@ impl EventBatch {
         EventBatch { columns, kinds: kinds.into(), first_index, len }
     }
 
+    /// Builds a batch from Arrow data that did not come from a capture file
+    /// (a table handed over by Python, Spark, DuckDB...): the columns are found
+    /// by their capture-format names (others are ignored), the projected ones
+    /// (plus `kind`) must be present, and they are normalized to the canonical
+    /// types exactly as a capture file's are. `label` names the data in errors;
+    /// `first_index` is the event index of the first row.
+    pub fn from_record_batch(
+        label: &std::path::Path,
+        batch: &RecordBatch,
+        projection: Projection,
+        first_index: u64,
+    ) -> crate::Result<EventBatch> {
+        let mut projection = projection;
+        projection.insert(Column::Kind);
+        normalize::check_projected(label, batch.schema_ref(), projection)?;
+        normalize::normalize(label, batch, projection, first_index)
+    }
+
     /// Number of events.
     pub fn len(&self) -> usize {
         self.len

@@ -100,6 +100,39 @@ fn type_usable(c: Column, t: &DataType) -> bool {
     }
 }
 
+/// Checks that `schema` has every projected column with a usable type (other
+/// columns may be absent or extra), with the same messages as [`ColumnMap::check`].
+pub(crate) fn check_projected(path: &Path, schema: &Schema, projection: Projection) -> Result<()> {
+    let missing: Vec<&str> =
+        projection.columns().filter(|c| schema.column_with_name(c.name()).is_none()).map(|c| c.name()).collect();
+    if !missing.is_empty() {
+        let (noun, verb) = if missing.len() == 1 { ("column", "is") } else { ("columns", "are") };
+        return Err(Error::capture(
+            path,
+            format!(
+                "required {noun} `{}` {verb} missing; these events need {}",
+                missing.join("`, `"),
+                projection.columns().map(|c| c.name()).collect::<Vec<_>>().join(", ")
+            ),
+        ));
+    }
+    for c in projection.columns() {
+        let (_, field) = schema.column_with_name(c.name()).expect("checked above");
+        if !type_usable(c, field.data_type()) {
+            return Err(Error::capture(
+                path,
+                format!(
+                    "column `{c}` has type {}, which cannot hold {}; expected {}",
+                    field.data_type(),
+                    describe(c),
+                    c.data_type()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Turns one file batch (already projected, columns named as in the format)
 /// into a canonical [`EventBatch`]. `first_index` is the event index of its first row.
 pub(crate) fn normalize(

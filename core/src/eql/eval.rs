@@ -184,6 +184,57 @@ fn explain_node(node: &Node, view: &mut View<'_>, limit: Option<usize>, out: &mu
     }
 }
 
+/// A short rendering of field `idx`'s value in a one-row view, for "why not" texts.
+fn shown_value(view: &mut View<'_>, idx: usize) -> String {
+    let a = view.get(idx);
+    if a.is_null(0) {
+        return "missing".into();
+    }
+    let v = match a.data_type() {
+        DataType::List(_) => {
+            let list = a.as_list::<i32>().value(0);
+            let items: Vec<String> =
+                (0..list.len()).map(|j| str_at(list.as_ref(), j).unwrap_or("").to_string()).collect();
+            if items.is_empty() {
+                return "missing (empty)".into();
+            }
+            serde_json::to_string(&items).unwrap_or_default()
+        }
+        DataType::Boolean => a.as_boolean().value(0).to_string(),
+        DataType::Int64 => a.as_primitive::<Int64Type>().value(0).to_string(),
+        _ => serde_json::Value::String(str_at(a.as_ref(), 0).unwrap_or("").to_string()).to_string(),
+    };
+    let mut v = v;
+    if v.chars().count() > 120 {
+        v = v.chars().take(117).collect::<String>() + "...";
+    }
+    format!("is {v}")
+}
+
+/// The first condition that fails for a one-row view, or `None` when the node holds.
+fn miss_node(node: &Node, view: &mut View<'_>, limit: Option<usize>) -> Option<String> {
+    if holds(node, view, limit) {
+        return None;
+    }
+    match node {
+        Node::Const(_) => Some("the condition is always false".into()),
+        Node::Leaf { field, text, .. } => {
+            let name = ECS_FIELDS[*field].name;
+            Some(format!("{text} is false ({name} {})", shown_value(view, *field)))
+        }
+        Node::Not(_, text) => Some(format!("{text} is false (the negated condition holds)")),
+        Node::And(items) => items.iter().find_map(|i| miss_node(i, view, limit)),
+        Node::Or(items, labels) => {
+            let parts: Vec<String> = items
+                .iter()
+                .zip(labels)
+                .filter_map(|(i, l)| miss_node(i, view, limit).map(|m| format!("{l}: {m}")))
+                .collect();
+            Some(format!("no branch matched ({})", parts.join("; ")))
+        }
+    }
+}
+
 /// Whether a leaf's text is the `event.action` / `event.category` equality a branch label names.
 fn implied_by_label(leaf: &str, label: &str) -> bool {
     let Some(value) = label.strip_suffix(" branch") else { return false };
@@ -200,6 +251,19 @@ impl EqlQuery {
         }
         let mut view = View::new(batch);
         &vis & &eval_node(&self.root, &mut view, self.ignore_above)
+    }
+
+    /// Why event `row` of `batch` does not match: the event is outside the
+    /// ECS view (a failed open), or the first condition that fails, with the
+    /// field's actual value, e.g. `process.interactive == true is false
+    /// (process.interactive is false)`.
+    pub fn why_not(&self, batch: &EventBatch, row: usize) -> String {
+        let one = batch.slice(row, 1);
+        if !visible(&one).value(0) {
+            return "a failed open never reaches the ECS view".into();
+        }
+        let mut view = View::new(&one);
+        miss_node(&self.root, &mut view, self.ignore_above).unwrap_or_else(|| "it matches".into())
     }
 
     /// Why event `row` of `batch` matched: the `or` branch taken and the
