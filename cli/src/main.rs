@@ -47,6 +47,10 @@ enum Command {
     Convert(ConvertArgs),
     /// Compare a baseline and a candidate rule set on the same captures: findings added and removed.
     Diff(regress::DiffArgs),
+    /// Run a rule test suite (captures + tokenscan-test.toml expectations); exit 1 on failure.
+    Test(regress::TestArgs),
+    /// List events that touch service-account credentials but that no rule flagged, grouped by why.
+    Gaps(regress::GapsArgs),
     /// Show a capture's schema, size, time range, hosts, containers and metadata.
     Inspect(InspectArgs),
     /// Work with rule files.
@@ -156,6 +160,15 @@ enum InspectFormat {
 
 #[derive(Subcommand, Debug)]
 enum RulesCommand {
+    /// Lint rule files: syntax, unknown fields and functions, and conditions that can never be true
+    /// (a field the branch's events never carry). Exit 0 when clean, 1 when anything was reported.
+    Check {
+        /// Rule files or directories (default: the built-in rules).
+        paths: Vec<PathBuf>,
+        /// Disable Elasticsearch's 1024-character `ignore_above` limit on keyword fields.
+        #[arg(long)]
+        no_ignore_above: bool,
+    },
     /// List the loaded rules with id, kind, severity and source file.
     List {
         #[command(flatten)]
@@ -182,7 +195,10 @@ fn run(cli: Cli) -> Result<u8> {
         Command::Replay(a) => replay(a),
         Command::Convert(a) => convert(a),
         Command::Diff(a) => regress::run_diff(a),
+        Command::Test(a) => regress::run_test(a),
+        Command::Gaps(a) => regress::run_gaps(a),
         Command::Inspect(a) => inspect::inspect(&a.captures, a.format == InspectFormat::Json),
+        Command::Rules(RulesCommand::Check { paths, no_ignore_above }) => regress::run_check(&paths, no_ignore_above),
         Command::Rules(RulesCommand::List { rules, format }) => {
             let set = rules.load()?;
             output::print_rules(&set, format == InspectFormat::Json)?;

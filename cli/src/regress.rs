@@ -156,3 +156,169 @@ fn diff_json(summary: &DiffSummary, baseline: &str, candidate: &str) -> serde_js
         "unmatched_saved_captures": summary.unmatched_saved_captures,
     })
 }
+
+/// `tokenscan test`.
+#[derive(Args, Debug)]
+pub struct TestArgs {
+    /// A suite directory (holding tokenscan-test.toml) or an expectations file.
+    #[arg(default_value = ".")]
+    suite: PathBuf,
+    /// Also write JUnit XML to FILE, for CI systems.
+    #[arg(long, value_name = "FILE")]
+    junit: Option<PathBuf>,
+    /// Overwrite the --junit file if it exists.
+    #[arg(long)]
+    force: bool,
+    /// Disable Elasticsearch's 1024-character `ignore_above` limit on keyword fields.
+    #[arg(long)]
+    no_ignore_above: bool,
+}
+
+/// Runs `tokenscan test`: exit 0 when every case passes, 1 otherwise.
+pub fn run_test(a: TestArgs) -> Result<u8> {
+    use std::io::Write as _;
+    let suite = tokenscan_core::suite::Suite::load(&a.suite)?;
+    let options = tokenscan_core::eql::CompileOptions {
+        ignore_above: if a.no_ignore_above { None } else { Some(tokenscan_core::eql::DEFAULT_IGNORE_ABOVE) },
+    };
+    let results = suite.run(&options)?;
+    let failed = results.iter().filter(|r| !r.passed()).count();
+    let mut out = String::new();
+    let _ = writeln!(out, "Suite: {} ({})\n", suite.name, suite.path.display());
+    let w = results.iter().map(|r| r.rule.len()).max().unwrap_or(4).max(4);
+    let _ = writeln!(out, "  RESULT  FINDINGS  {:<w$}  CASE", "RULE");
+    for r in &results {
+        let verdict = if r.passed() { "pass" } else { "FAIL" };
+        let _ = writeln!(out, "  {verdict:<6}  {:>8}  {:<w$}  {}", r.findings, r.rule, r.name);
+        for f in &r.failures {
+            let _ = writeln!(out, "          - {f}");
+        }
+    }
+    let _ = writeln!(out, "\n{} cases: {} passed, {failed} failed", results.len(), results.len() - failed);
+    print!("{out}");
+    if let Some(path) = &a.junit {
+        let mut f = crate::create_output(path, a.force)?;
+        f.write_all(tokenscan_core::suite::junit_xml(&suite, &results).as_bytes())
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(if failed > 0 { EXIT_FINDINGS } else { EXIT_OK })
+}
+
+/// Runs `tokenscan rules check`.
+pub fn run_check(paths: &[PathBuf], no_ignore_above: bool) -> Result<u8> {
+    use tokenscan_core::lint::{check_file, lint_rule, Severity};
+    use tokenscan_core::rules::{RuleSet, BUILTIN_RULES};
+    let options = tokenscan_core::eql::CompileOptions {
+        ignore_above: if no_ignore_above { None } else { Some(tokenscan_core::eql::DEFAULT_IGNORE_ABOVE) },
+    };
+    let mut diagnostics = Vec::new();
+    let mut files = 0;
+    if paths.is_empty() {
+        let set = RuleSet::builtin(&options)?;
+        for (rule, (_, text)) in set.rules().iter().zip(BUILTIN_RULES) {
+            files += 1;
+            diagnostics.extend(lint_rule(rule, text));
+        }
+    } else {
+        for p in paths {
+            let list = if p.is_dir() {
+                let mut v: Vec<PathBuf> = std::fs::read_dir(p)
+                    .with_context(|| format!("{}: cannot list", p.display()))?
+                    .filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|f| f.extension().is_some_and(|x| x == "toml") && f.is_file())
+                    .collect();
+                v.sort();
+                v
+            } else {
+                vec![p.clone()]
+            };
+            for f in list {
+                files += 1;
+                diagnostics.extend(check_file(&f, &options));
+            }
+        }
+    }
+    for d in &diagnostics {
+        println!("{d}");
+    }
+    let errors = diagnostics.iter().filter(|d| d.severity == Severity::Error).count();
+    let warnings = diagnostics.len() - errors;
+    eprintln!("tokenscan: checked {files} rule file(s): {errors} error(s), {warnings} warning(s)");
+    Ok(if diagnostics.is_empty() { EXIT_OK } else { EXIT_FINDINGS })
+}
+
+/// `tokenscan gaps`.
+#[derive(Args, Debug)]
+pub struct GapsArgs {
+    /// Capture files or directories.
+    #[arg(required = true, value_name = "CAPTURE")]
+    captures: Vec<PathBuf>,
+    #[command(flatten)]
+    rules: RuleArgs,
+    /// Output format: table, json or ndjson.
+    #[arg(long, short = 'f', value_enum, default_value_t = Format::Table)]
+    format: Format,
+}
+
+/// Runs `tokenscan gaps`: credential-touching events no rule flagged, grouped by why.
+pub fn run_gaps(a: GapsArgs) -> Result<u8> {
+    use tokenscan_core::gaps::find_gaps;
+    let rules = a.rules.load()?;
+    let captures = expand_paths(&a.captures)?;
+    let (events, gaps) = find_gaps(&rules, &captures, &ReplayOptions::default())?;
+    let json = |g: &tokenscan_core::gaps::Gap| {
+        serde_json::json!({
+            "capture": g.capture.display().to_string(), "event_index": g.event_index, "gap": g.kind.code(),
+            "explanation": g.kind.describe(), "kind": g.event_kind.as_str(), "comm": g.comm, "pid": g.pid,
+            "container_id": g.container_id, "touched": g.touched,
+            "why_not": g.why_not.iter().map(|(r, w)| serde_json::json!({"rule_id": r, "why_not": w})).collect::<Vec<_>>(),
+        })
+    };
+    match a.format {
+        Format::Json => {
+            let doc = serde_json::json!({"events": events, "gaps": gaps.iter().map(json).collect::<Vec<_>>()});
+            println!("{}", serde_json::to_string_pretty(&doc)?);
+        }
+        Format::Ndjson => {
+            for g in &gaps {
+                println!("{}", json(g));
+            }
+        }
+        Format::Table => {
+            let mut kinds: Vec<_> = gaps.iter().map(|g| g.kind).collect();
+            kinds.sort();
+            kinds.dedup();
+            let mut out = String::new();
+            let _ = writeln!(
+                out,
+                "{} event(s) touch service-account credentials without any finding ({events} events read)\n",
+                gaps.len()
+            );
+            for k in kinds {
+                let group: Vec<_> = gaps.iter().filter(|g| g.kind == k).collect();
+                let _ = writeln!(out, "{} ({})", k.describe(), group.len());
+                for g in group {
+                    let container =
+                        g.container_id.as_deref().map_or("host".to_string(), |c| c.chars().take(12).collect());
+                    let _ = writeln!(
+                        out,
+                        "  {}#{}  {} {} pid {} ({container})  {}",
+                        g.capture.display(),
+                        g.event_index,
+                        g.comm,
+                        g.event_kind.as_str(),
+                        g.pid,
+                        g.touched
+                    );
+                    for (rule, why) in &g.why_not {
+                        let _ = writeln!(out, "      {rule}: {why}");
+                    }
+                }
+                out.push('\n');
+            }
+            print!("{out}");
+        }
+        Format::Csv | Format::Parquet => anyhow::bail!("gaps supports --format table, json or ndjson"),
+    }
+    Ok(EXIT_OK)
+}

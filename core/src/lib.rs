@@ -21,9 +21,12 @@ pub mod diff;
 pub mod eql;
 pub mod error;
 pub mod findings;
+pub mod gaps;
+pub mod lint;
 pub mod replay;
 pub mod rules;
 pub mod signature;
+pub mod suite;
 pub mod view;
 
 pub use error::{Error, Position, Result};

@@ -48,6 +48,8 @@ pub struct Rule {
     pub threat: Vec<String>,
     /// The file it came from (`<builtin>/NAME` for built-in rules).
     pub source: PathBuf,
+    /// Byte offset of the EQL query text in the rule file (for positions of later diagnostics).
+    pub query_offset: Option<usize>,
     /// The logic.
     pub logic: RuleLogic,
 }
@@ -134,7 +136,8 @@ struct Technique {
     subtechnique: Vec<Named>,
 }
 
-fn position(text: &str, offset: usize) -> Position {
+/// Line and column of a byte offset in a rule file's text.
+pub(crate) fn position(text: &str, offset: usize) -> Position {
     let (line, column) = line_col(text, offset);
     Position { line, column }
 }
@@ -280,6 +283,7 @@ pub fn parse_rule(path: &Path, text: &str, options: &CompileOptions) -> Result<R
                 .map(|t| vec![format!("{t} {}", sig.properties.get("Technique").cloned().unwrap_or_default())])
                 .unwrap_or_default(),
             source: path.to_owned(),
+            query_offset: None,
             logic: RuleLogic::Signature(sig),
         });
     }
@@ -337,6 +341,7 @@ pub fn parse_rule(path: &Path, text: &str, options: &CompileOptions) -> Result<R
         risk_score: r.risk_score,
         threat,
         source: path.to_owned(),
+        query_offset: Some(content_start),
         logic: RuleLogic::Eql(compiled),
     })
 }

@@ -324,6 +324,11 @@ impl Signature {
         "it fires".into()
     }
 
+    /// Whether the path regex matches `path` (unanchored, as Go's MatchString).
+    pub fn path_matches(&self, path: &str) -> bool {
+        self.regex.is_match(path)
+    }
+
     /// The allow-list in file order.
     pub fn allow_list(&self) -> &[String] {
         &self.allow_list

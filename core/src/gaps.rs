@@ -1,0 +1,192 @@
+//! Blind spots: events that touch service-account credentials but that no
+//! loaded rule flagged, grouped by why.
+
+use std::path::{Path, PathBuf};
+
+use arrow::array::{Array, AsArray};
+use arrow::datatypes::{Int32Type, Int64Type};
+
+use crate::capture::{str_at, Capture, Column, EventBatch, EventKind, Projection};
+use crate::error::Result;
+use crate::replay::{ReplayOptions, Replayer};
+use crate::rules::{RuleLogic, RuleSet};
+
+/// Substrings (compared lower-cased) that mark a path or argument as
+/// touching service-account credentials: the in-pod mount and kubelet's
+/// projected volume on the node.
+pub const CREDENTIAL_MARKERS: &[&str] =
+    &["secrets/kubernetes.io/serviceaccount", "kubernetes.io~projected/kube-api-access-"];
+
+/// Why no rule flagged an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum GapKind {
+    /// The open failed, so it never reached either rule's view.
+    FailedOpen,
+    /// The event happened on the host; both rules look at containers only.
+    HostOrigin,
+    /// A signature allow-lists the process name.
+    AllowListed,
+    /// A rule could not evaluate the event (e.g. null flags).
+    Unevaluable,
+    /// An open whose path matches none of the rules' path patterns.
+    PathOutsidePatterns,
+    /// A read-only open: Defend for Containers logs none, so the Elastic file branch cannot see it.
+    ReadOnlyOpen,
+    /// Any other open.
+    OtherOpen,
+    /// An exec the Elastic exec branch does not match (no tty, reader not listed, argv without the path).
+    ExecNotMatched,
+}
+
+impl GapKind {
+    /// A one-line explanation for reports.
+    pub fn describe(self) -> &'static str {
+        match self {
+            GapKind::FailedOpen => "failed open: never reaches either rule's view",
+            GapKind::HostOrigin => "host origin: both rules only look at containers",
+            GapKind::AllowListed => "allow-listed process",
+            GapKind::Unevaluable => "a rule could not evaluate the event",
+            GapKind::PathOutsidePatterns => "path outside every rule's path pattern",
+            GapKind::ReadOnlyOpen => {
+                "read-only open: invisible to the Elastic file branch (Defend for Containers logs write intent only)"
+            }
+            GapKind::OtherOpen => "open not flagged for another reason (see each rule's why-not)",
+            GapKind::ExecNotMatched => "exec not matched by the Elastic exec branch",
+        }
+    }
+    /// A stable short name for machine output.
+    pub fn code(self) -> &'static str {
+        match self {
+            GapKind::FailedOpen => "failed_open",
+            GapKind::HostOrigin => "host_origin",
+            GapKind::AllowListed => "allow_listed",
+            GapKind::Unevaluable => "unevaluable",
+            GapKind::PathOutsidePatterns => "path_outside_patterns",
+            GapKind::ReadOnlyOpen => "read_only_open",
+            GapKind::OtherOpen => "other_open",
+            GapKind::ExecNotMatched => "exec_not_matched",
+        }
+    }
+}
+
+/// One unflagged credential-touching event.
+#[derive(Debug, Clone)]
+pub struct Gap {
+    /// Capture file.
+    pub capture: PathBuf,
+    /// Event index.
+    pub event_index: u64,
+    /// Why it went unflagged.
+    pub kind: GapKind,
+    /// `open` or `exec`.
+    pub event_kind: EventKind,
+    /// Process name.
+    pub comm: String,
+    /// Process id.
+    pub pid: u32,
+    /// Container id, if any.
+    pub container_id: Option<String>,
+    /// The credential-touching value (path, requested path or argument).
+    pub touched: String,
+    /// For each rule: `(rule_id, why it did not fire)`.
+    pub why_not: Vec<(String, String)>,
+}
+
+fn touches(s: &str) -> bool {
+    let l = s.to_lowercase();
+    CREDENTIAL_MARKERS.iter().any(|m| l.contains(m))
+}
+
+fn touched_value(batch: &EventBatch, row: usize) -> Option<String> {
+    for c in [Column::Path, Column::RequestedPath] {
+        if let Some(s) = batch.str_value(c, row).filter(|s| touches(s)) {
+            return Some(s.to_string());
+        }
+    }
+    let args = batch.column(Column::Args)?.as_list::<i32>();
+    if args.is_valid(row) {
+        let v = args.value(row);
+        return (0..v.len()).filter_map(|j| str_at(v.as_ref(), j)).find(|s| touches(s)).map(str::to_string);
+    }
+    None
+}
+
+/// Lists the credential-touching events of `captures` that no rule of `rules` flagged.
+pub fn find_gaps<P: AsRef<Path>>(rules: &RuleSet, captures: &[P], options: &ReplayOptions) -> Result<(u64, Vec<Gap>)> {
+    let replayer = Replayer::new(rules.clone(), options.clone());
+    let projection: Projection = rules
+        .projection()
+        .union(crate::findings::findings_projection())
+        .union([Column::Result, Column::Args, Column::Path, Column::RequestedPath].into_iter().collect());
+    let mut gaps = Vec::new();
+    let mut events = 0;
+    for path in captures {
+        let path = path.as_ref();
+        for batch in Capture::open(path)?.batches(projection, options.batch_size)? {
+            let batch = batch?;
+            events += batch.len() as u64;
+            let (hits, bad) = replayer.evaluate_batch(&batch);
+            let flagged: std::collections::HashSet<usize> = hits.iter().map(|h| h.row).collect();
+            let unevaluable: std::collections::HashSet<usize> = bad.iter().map(|(_, r, _)| *r).collect();
+            for row in 0..batch.len() {
+                if flagged.contains(&row) {
+                    continue;
+                }
+                let Some(touched) = touched_value(&batch, row) else { continue };
+                let why_not: Vec<(String, String)> =
+                    rules.rules().iter().map(|r| (r.id.clone(), r.why_not(&batch, row))).collect();
+                let kind = classify(rules, &batch, row, unevaluable.contains(&row));
+                gaps.push(Gap {
+                    capture: path.to_owned(),
+                    event_index: batch.first_index() + row as u64,
+                    kind,
+                    event_kind: batch.kinds()[row],
+                    comm: batch.str_value(Column::Comm, row).unwrap_or("").to_string(),
+                    pid: batch.expect(Column::Pid).as_primitive::<arrow::datatypes::UInt32Type>().value(row),
+                    container_id: batch.str_value(Column::ContainerId, row).map(str::to_string),
+                    touched,
+                    why_not,
+                });
+            }
+        }
+    }
+    Ok((events, gaps))
+}
+
+fn classify(rules: &RuleSet, batch: &EventBatch, row: usize, unevaluable: bool) -> GapKind {
+    let kind = batch.kinds()[row];
+    let result = batch.expect(Column::Result).as_primitive::<Int64Type>();
+    if kind == EventKind::Open && result.is_valid(row) && result.value(row) < 0 {
+        return GapKind::FailedOpen;
+    }
+    if batch.expect(Column::ContainerId).is_null(row) {
+        return GapKind::HostOrigin;
+    }
+    if kind == EventKind::Exec {
+        return GapKind::ExecNotMatched;
+    }
+    let comm = batch.str_value(Column::Comm, row).unwrap_or("");
+    let signatures: Vec<_> = rules
+        .rules()
+        .iter()
+        .filter_map(|r| match &r.logic {
+            RuleLogic::Signature(s) => Some(s),
+            RuleLogic::Eql(_) => None,
+        })
+        .collect();
+    if signatures.iter().any(|s| s.allow_processes.contains(comm)) {
+        return GapKind::AllowListed;
+    }
+    if unevaluable {
+        return GapKind::Unevaluable;
+    }
+    let path = batch.str_value(Column::Path, row).unwrap_or("");
+    if !signatures.is_empty() && !signatures.iter().any(|s| s.path_matches(path)) {
+        return GapKind::PathOutsidePatterns;
+    }
+    let flags = batch.expect(Column::Flags).as_primitive::<Int32Type>();
+    if flags.is_valid(row) && flags.value(row) & 3 == 0 {
+        return GapKind::ReadOnlyOpen;
+    }
+    GapKind::OtherOpen
+}
