@@ -224,11 +224,14 @@ impl Suite {
     }
 }
 
+/// A finding's reason and its fields as JSON, by event index.
+type FindingsByIndex = BTreeMap<u64, (String, serde_json::Map<String, serde_json::Value>)>;
+
 /// What one replay of a capture produced, as the cases need it.
 #[derive(Default)]
 struct Run {
     /// Per rule id: event index -> (reason, finding fields as JSON).
-    findings: HashMap<String, BTreeMap<u64, (String, serde_json::Map<String, serde_json::Value>)>>,
+    findings: HashMap<String, FindingsByIndex>,
     /// Per rule id: why events of interest did not fire.
     misses: HashMap<String, HashMap<u64, String>>,
     /// Per rule id: unevaluable event indexes.
