@@ -27,6 +27,7 @@ pub mod replay;
 pub mod rules;
 pub mod signature;
 pub mod suite;
+pub mod synth;
 pub mod view;
 
 pub use error::{Error, Position, Result};

@@ -311,7 +311,10 @@ pub fn parse_rule(path: &Path, text: &str, options: &CompileOptions) -> Result<R
         return Err(Error::rule(
             path,
             None,
-            format!("rule type {:?} is not supported: tokenscan replays EQL rules only", r.rule_type),
+            format!(
+                "rule type {:?} is not supported: tokenscan replays EQL rules only",
+                r.rule_type.as_deref().unwrap_or_default()
+            ),
         ));
     }
     let query = r.query.ok_or_else(|| Error::rule(path, None, "the [rule] table has no `query`"))?;

@@ -529,6 +529,14 @@ fn failed_opens_never_match_anything() {
     );
 }
 
+#[test]
+fn failed_execs_never_match_anything() {
+    // A failed execve (e.g. ENOENT) ran nothing: no process event exists for it.
+    // Catches treating every exec as visible.
+    let events = [exec(json!({"result": -2})), exec(json!({"result": 0})), exec(json!({"result": null}))];
+    check(&events, &[("any where true", &[1, 2]), (r#"process where process.name == "sh""#, &[1, 2])]);
+}
+
 // ============================================================================
 // 10. Optional fields `?field` and unknown fields
 // ============================================================================

@@ -154,9 +154,51 @@ impl<W: Write + Send> ParquetCaptureWriter<W> {
         }
         let rb = RecordBatch::try_new(schema(), columns)
             .map_err(|e| Error::Output { path: self.path.clone(), message: e.to_string() })?;
-        self.writer.write(&rb).map_err(|e| Error::Output { path: self.path.clone(), message: e.to_string() })?;
-        self.rows += batch.len() as u64;
+        self.write_record_batch(&rb)
+    }
+
+    /// Appends an Arrow record batch built directly in the canonical schema
+    /// ([`schema()`]: same column names, order and types, plain `Utf8`
+    /// strings), as a producer such as the recorder does. Any other layout is
+    /// an [`Error::Output`] naming the first column that differs.
+    pub fn write_record_batch(&mut self, rb: &RecordBatch) -> Result<()> {
+        let canonical = schema();
+        let fields = rb.schema_ref().fields().clone();
+        if fields.len() != canonical.fields().len() {
+            return Err(Error::Output {
+                path: self.path.clone(),
+                message: format!("a capture batch needs {} columns, got {}", canonical.fields().len(), fields.len()),
+            });
+        }
+        for (want, got) in canonical.fields().iter().zip(fields.iter()) {
+            if want.name() != got.name() || want.data_type() != got.data_type() {
+                return Err(Error::Output {
+                    path: self.path.clone(),
+                    message: format!(
+                        "column `{}` of type {} where the capture format has `{}` of type {}",
+                        got.name(),
+                        got.data_type(),
+                        want.name(),
+                        want.data_type()
+                    ),
+                });
+            }
+        }
+        self.writer.write(rb).map_err(|e| Error::Output { path: self.path.clone(), message: e.to_string() })?;
+        self.rows += rb.num_rows() as u64;
         Ok(())
+    }
+
+    /// Adds a key-value pair to the file metadata written by [`ParquetCaptureWriter::close`],
+    /// for values only known at the end (stop time, lost events).
+    pub fn append_metadata(&mut self, key: impl Into<String>, value: impl Into<String>) {
+        self.writer.append_key_value_metadata(KeyValue::new(key.into(), value.into()));
+    }
+
+    /// Bytes written to the sink so far plus the estimated encoded size of the
+    /// row group in progress: what the file would about weigh if closed now.
+    pub fn size_estimate(&self) -> u64 {
+        (self.writer.bytes_written() + self.writer.in_progress_size()) as u64
     }
 
     /// Rows written so far.
@@ -176,4 +218,87 @@ fn plain(a: &ArrayRef) -> Result<ArrayRef> {
         return cast(a, &DataType::Utf8).map_err(|e| Error::Output { path: PathBuf::new(), message: e.to_string() });
     }
     Ok(Arc::clone(a))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use arrow::array::{
+        ArrayRef, Int32Array, Int64Array, ListBuilder, StringArray, StringBuilder, TimestampNanosecondArray,
+        UInt32Array, UInt64Array,
+    };
+
+    use super::*;
+    use crate::capture::{Capture, Projection};
+
+    fn one_row_batch() -> RecordBatch {
+        let s = |v: Option<&str>| -> ArrayRef { Arc::new(StringArray::from(vec![v])) };
+        let u = |v: u32| -> ArrayRef { Arc::new(UInt32Array::from(vec![v])) };
+        let mut args = ListBuilder::new(StringBuilder::new());
+        args.values().append_value("cat");
+        args.values().append_value("/run/secrets/kubernetes.io/serviceaccount/token");
+        args.append(true);
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(TimestampNanosecondArray::from(vec![1_700_000_000_000_000_000]).with_timezone("UTC")),
+            s(Some("exec")),
+            s(Some("node-a")),
+            u(10),
+            u(10),
+            u(1),
+            u(0),
+            u(0),
+            s(Some("cat")),
+            s(Some("/usr/bin/cat")),
+            Arc::new(args.finish()),
+            s(Some("/usr/bin/cat")),
+            s(Some("/bin/cat")),
+            Arc::new(Int32Array::from(vec![None])),
+            Arc::new(Int64Array::from(vec![Some(0)])),
+            s(Some("pts/0")),
+            Arc::new(UInt64Array::from(vec![42])),
+            s(None),
+        ];
+        RecordBatch::try_new(schema(), columns).unwrap()
+    }
+
+    #[test]
+    fn record_batches_and_late_metadata_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.parquet");
+        let file = File::create(&path).unwrap();
+        let options = WriterOptions { metadata: BTreeMap::from([("a".into(), "1".into())]), ..Default::default() };
+        let mut w = ParquetCaptureWriter::new(file, &path, options).unwrap();
+        w.write_record_batch(&one_row_batch()).unwrap();
+        w.write_record_batch(&one_row_batch()).unwrap();
+        assert_eq!(w.rows(), 2);
+        assert!(w.size_estimate() > 0);
+        w.append_metadata("tokenscan.lost_events", "0");
+        w.close().unwrap();
+
+        let capture = Capture::open(&path).unwrap();
+        assert_eq!(capture.num_rows(), Some(2));
+        assert_eq!(capture.metadata().get("a").map(String::as_str), Some("1"));
+        assert_eq!(capture.metadata().get("tokenscan.lost_events").map(String::as_str), Some("0"));
+        let batch = capture.batches(Projection::all(), 10).unwrap().next().unwrap().unwrap();
+        assert_eq!(batch.str_value(Column::Tty, 0), Some("pts/0"));
+    }
+
+    #[test]
+    fn record_batch_in_another_layout_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.parquet");
+        let mut w = ParquetCaptureWriter::new(File::create(&path).unwrap(), &path, WriterOptions::default()).unwrap();
+        let rb = one_row_batch();
+        let narrow = rb.project(&[0, 1]).unwrap();
+        let e = w.write_record_batch(&narrow).unwrap_err().to_string();
+        assert!(e.contains("needs 18 columns, got 2"), "{e}");
+        let mut columns = rb.columns().to_vec();
+        columns[3] = Arc::new(UInt64Array::from(vec![10]));
+        let mut fields: Vec<_> = schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+        fields[3] = arrow::datatypes::Field::new("pid", DataType::UInt64, false);
+        let wrong = RecordBatch::try_new(Arc::new(arrow::datatypes::Schema::new(fields)), columns).unwrap();
+        let e = w.write_record_batch(&wrong).unwrap_err().to_string();
+        assert!(e.contains("column `pid` of type UInt64"), "{e}");
+    }
 }

@@ -260,7 +260,7 @@ impl EqlQuery {
     pub fn why_not(&self, batch: &EventBatch, row: usize) -> String {
         let one = batch.slice(row, 1);
         if !visible(&one).value(0) {
-            return "a failed open never reaches the ECS view".into();
+            return "a failed open or exec never reaches the ECS view".into();
         }
         let mut view = View::new(&one);
         miss_node(&self.root, &mut view, self.ignore_above).unwrap_or_else(|| "it matches".into())

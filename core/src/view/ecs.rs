@@ -100,14 +100,15 @@ pub fn ecs_base_projection() -> Projection {
     [Column::Kind, Column::Result, Column::Path].into_iter().collect()
 }
 
-/// Which events of a batch enter the rule views at all: every exec, and opens
+/// Which events of a batch enter the rule views at all: execs that did not
+/// fail (`result` null or `>= 0`: a failed execve runs nothing), and opens
 /// that succeeded (`result >= 0`, or `result` null with a non-null `path`).
 pub fn visible(batch: &EventBatch) -> BooleanBuffer {
     let kinds = batch.kinds();
     let result = batch.column(Column::Result).map(|a| a.as_primitive::<arrow::datatypes::Int64Type>().clone());
     let path = batch.column(Column::Path);
     BooleanBuffer::collect_bool(batch.len(), |i| match kinds[i] {
-        EventKind::Exec => true,
+        EventKind::Exec => result.as_ref().is_none_or(|r| r.is_null(i) || r.value(i) >= 0),
         EventKind::Open => match &result {
             Some(r) if r.is_valid(i) => r.value(i) >= 0,
             _ => path.is_some_and(|p| p.is_valid(i)),
