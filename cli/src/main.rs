@@ -51,6 +51,8 @@ enum Command {
     Test(regress::TestArgs),
     /// List events that touch service-account credentials but that no rule flagged, grouped by why.
     Gaps(regress::GapsArgs),
+    /// Write a deterministic synthetic capture (for benchmarks): a realistic mix of opens and execs with rare token reads.
+    Synth(SynthArgs),
     /// Show a capture's schema, size, time range, hosts, containers and metadata.
     Inspect(InspectArgs),
     /// Work with rule files.
@@ -136,6 +138,25 @@ struct ConvertArgs {
     force: bool,
 }
 
+#[derive(Args, Debug)]
+struct SynthArgs {
+    /// Output Parquet file.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    output: PathBuf,
+    /// Number of events.
+    #[arg(long, default_value_t = 1_000_000)]
+    events: u64,
+    /// PRNG seed: the same seed gives the same capture.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Token-read episodes per million events.
+    #[arg(long, default_value_t = 5.0)]
+    token_reads_per_million: f64,
+    /// Overwrite the output file if it exists.
+    #[arg(long)]
+    force: bool,
+}
+
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
 enum CaptureFormatArg {
     Parquet,
@@ -197,6 +218,7 @@ fn run(cli: Cli) -> Result<u8> {
         Command::Diff(a) => regress::run_diff(a),
         Command::Test(a) => regress::run_test(a),
         Command::Gaps(a) => regress::run_gaps(a),
+        Command::Synth(a) => synth(a),
         Command::Inspect(a) => inspect::inspect(&a.captures, a.format == InspectFormat::Json),
         Command::Rules(RulesCommand::Check { paths, no_ignore_above }) => regress::run_check(&paths, no_ignore_above),
         Command::Rules(RulesCommand::List { rules, format }) => {
@@ -312,6 +334,30 @@ fn convert(a: ConvertArgs) -> Result<u8> {
     if std::io::stderr().is_terminal() {
         eprintln!("tokenscan: wrote {rows} events to {}", a.output.display());
     }
+    Ok(EXIT_OK)
+}
+
+fn synth(a: SynthArgs) -> Result<u8> {
+    use tokenscan_core::synth::{Synth, SynthOptions};
+    let file = create_output(&a.output, a.force)?;
+    let opts = SynthOptions {
+        events: a.events,
+        seed: a.seed,
+        token_reads_per_million: a.token_reads_per_million,
+        ..Default::default()
+    };
+    let mut metadata = std::collections::BTreeMap::new();
+    metadata.insert("tokenscan.synth".to_string(), format!("events={} seed={}", a.events, a.seed));
+    let mut w = ParquetCaptureWriter::new(
+        std::io::BufWriter::new(file),
+        &a.output,
+        WriterOptions { metadata, ..Default::default() },
+    )?;
+    let mut gen = Synth::new(opts);
+    while let Some(b) = gen.next_batch(65_536) {
+        w.write(&b)?;
+    }
+    w.close()?;
     Ok(EXIT_OK)
 }
 
