@@ -12,9 +12,11 @@ cd "$(dirname "$0")"
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
-# Debian packages the build and the tests need (none beyond the toolchain yet;
-# later pieces add clang/libbpf for the recorder).
-APT_PACKAGES=(pkg-config)
+# Debian packages the build and the tests need. The recorder (ebpf-recorder/):
+# clang compiles its eBPF C program; make, pkg-config, libelf-dev and
+# zlib1g-dev build and link the vendored libbpf (libbpf-sys); its end-to-end
+# test uses unshare, script and setsid (util-linux, bsdutils: always present).
+APT_PACKAGES=(pkg-config clang make libelf-dev zlib1g-dev)
 
 ensure_apt() {
     local missing=()
@@ -59,18 +61,72 @@ cmd_test() {
     mkdir -p target
     local status=0
     INSTA_UPDATE=no cargo test --workspace 2>&1 | tee target/test-output.log || status=$?
-    summarize target/test-output.log
+    python_tests target/pytest-output.log || status=$?
+    summarize target/test-output.log target/pytest-output.log
     return "$status"
 }
 
-# One closing line over all test binaries: "N passed, N failed" (plus ignored).
+# The Python module (python/, pyproject.toml): build the wheel with maturin, install it
+# and the `test` dependency group into .venv, run pytest (API, parity with the CLI,
+# the notebook, stubtest). Its output goes to $1 for summarize.
+python_tests() {
+    local out=$1 py=.venv/bin/python target="${CARGO_TARGET_DIR:-target}" status=0 wheel
+    : >"$out"
+    command -v python3 >/dev/null 2>&1 || { log "python3 not found: the Python tests need CPython >= 3.9"; return 2; }
+    log "python: .venv with maturin and the test dependencies"
+    [ -x "$py" ] || python3 -m venv .venv || return
+    # --group (PEP 735 dependency groups) needs pip 25.1; nothing is fetched when all is installed.
+    "$py" -m pip install --quiet --disable-pip-version-check "pip>=25.1" || return
+    "$py" -m pip install --quiet --disable-pip-version-check --group test "maturin>=1.9.4,<2" || return
+    log "maturin build, pip install the wheel"
+    rm -rf "$target/wheels"
+    "$py" -m maturin build --quiet --out "$target/wheels" || return
+    wheel=$(ls "$target"/wheels/tokenscan-*.whl)
+    "$py" -m pip install --quiet --disable-pip-version-check --force-reinstall --no-deps "$wheel" || return
+    "$py" -m pip install --quiet --disable-pip-version-check "$wheel" || return
+    log "pytest python/tests"
+    # The CLI that `cargo test` just built, to compare findings with (else the tests build it).
+    if [ -x "$target/debug/tokenscan" ]; then
+        export TOKENSCAN_CLI="$(cd "$target/debug" && pwd)/tokenscan"
+    fi
+    "$py" -m pytest -q 2>&1 | tee "$out" || status=$?
+    if [ "$status" -eq 5 ]; then
+        # Exit 5 is "no tests collected": never a pass for a suite that has tests.
+        log "pytest collected no tests (exit 5)"
+        echo "1 error in 0.00s (pytest collected no tests)" >>"$out"
+    fi
+    return "$status"
+}
+
+# One closing line over all cargo test binaries and pytest: "N passed, N failed, N skipped"
+# (skipped: cargo's ignored tests and pytest's skips; pytest's errors count as failed).
 summarize() {
     awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed;?$/) p += $i; if ($(i+1) ~ /^failed;?$/) f += $i; if ($(i+1) ~ /^ignored;?$/) s += $i } }
-         END { printf "tokenscan: %d passed, %d failed, %d skipped\n", p, f, s }' "$1"
+         FILENAME ~ /pytest/ && / in [0-9.]+s/ && /(passed|failed|error|skipped|no tests ran)/ { pyline = $0 }
+         END {
+             n = split(pyline, w, /[ ,=]+/)
+             for (i = 2; i <= n; i++) { if (w[i] ~ /^passed/) p += w[i-1]; if (w[i] ~ /^(failed|errors?)$/) f += w[i-1]; if (w[i] ~ /^skipped/) s += w[i-1] }
+             printf "tokenscan: %d passed, %d failed, %d skipped\n", p, f, s
+         }' "$@"
+}
+
+cmd_bench() {
+    ensure_rust
+    ensure_apt "${APT_PACKAGES[@]}"
+    local venv=target/bench-venv
+    if [ ! -x "$venv/bin/python" ]; then
+        log "creating $venv with DuckDB"
+        python3 -m venv "$venv"
+    fi
+    "$venv/bin/python" -c 'import duckdb' 2>/dev/null || "$venv/bin/pip" install -q duckdb
+    log "building tokenscan (release)"
+    cargo build --release --quiet -p tokenscan-cli
+    "$venv/bin/python" bench/replay_bench.py "$@"
 }
 
 case "${1:-}" in
     demo) shift; cmd_demo "$@" ;;
     test) shift; cmd_test "$@" ;;
-    *) echo "usage: ./dev.sh demo | ./dev.sh test" >&2; exit 2 ;;
+    bench) shift; cmd_bench "$@" ;;
+    *) echo "usage: ./dev.sh demo | ./dev.sh test | ./dev.sh bench [--sizes N,N] [--runs N]" >&2; exit 2 ;;
 esac

@@ -2,6 +2,7 @@
 //! token-theft detection rules. This binary is flag definitions and glue; the
 //! work is done by `tokenscan-core`.
 
+mod import;
 mod inspect;
 mod output;
 mod regress;
@@ -53,6 +54,15 @@ enum Command {
     Gaps(regress::GapsArgs),
     /// Write a deterministic synthetic capture (for benchmarks): a realistic mix of opens and execs with rare token reads.
     Synth(SynthArgs),
+    /// Benchmark helper: read the columns replay needs, in parallel, and do nothing else.
+    #[command(hide = true)]
+    DecodeFloor(DecodeFloorArgs),
+    /// Turn events recorded by another tool (Tracee JSON, Elastic ECS) into a capture.
+    #[command(subcommand)]
+    Import(import::ImportCommand),
+    /// Write a capture as Tracee JSON lines or Elastic ECS documents.
+    #[command(subcommand)]
+    Export(import::ExportCommand),
     /// Show a capture's schema, size, time range, hosts, containers and metadata.
     Inspect(InspectArgs),
     /// Work with rule files.
@@ -139,6 +149,15 @@ struct ConvertArgs {
 }
 
 #[derive(Args, Debug)]
+struct DecodeFloorArgs {
+    /// Capture files or directories.
+    #[arg(required = true)]
+    captures: Vec<PathBuf>,
+    #[command(flatten)]
+    rules: RuleArgs,
+}
+
+#[derive(Args, Debug)]
 struct SynthArgs {
     /// Output Parquet file.
     #[arg(long, short = 'o', value_name = "FILE")]
@@ -152,9 +171,33 @@ struct SynthArgs {
     /// Token-read episodes per million events.
     #[arg(long, default_value_t = 5.0)]
     token_reads_per_million: f64,
+    /// Compression codec (the writer's default is the one chosen by measurement; see BENCHMARKS.md).
+    #[arg(long, value_enum)]
+    compression: Option<Codec>,
     /// Overwrite the output file if it exists.
     #[arg(long)]
     force: bool,
+}
+
+/// Parquet compression codecs offered for writing.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+enum Codec {
+    Zstd,
+    Lz4,
+    Snappy,
+    None,
+}
+
+impl Codec {
+    fn parquet(self) -> parquet::basic::Compression {
+        use parquet::basic::{Compression, ZstdLevel};
+        match self {
+            Codec::Zstd => Compression::ZSTD(ZstdLevel::default()),
+            Codec::Lz4 => Compression::LZ4_RAW,
+            Codec::Snappy => Compression::SNAPPY,
+            Codec::None => Compression::UNCOMPRESSED,
+        }
+    }
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -219,6 +262,14 @@ fn run(cli: Cli) -> Result<u8> {
         Command::Test(a) => regress::run_test(a),
         Command::Gaps(a) => regress::run_gaps(a),
         Command::Synth(a) => synth(a),
+        Command::DecodeFloor(a) => {
+            let rules = a.rules.load()?;
+            let events = Replayer::new(rules, ReplayOptions::default()).decode_only(&expand_paths(&a.captures)?)?;
+            println!("{events}");
+            Ok(EXIT_OK)
+        }
+        Command::Import(c) => import::run_import(c),
+        Command::Export(c) => import::run_export(c),
         Command::Inspect(a) => inspect::inspect(&a.captures, a.format == InspectFormat::Json),
         Command::Rules(RulesCommand::Check { paths, no_ignore_above }) => regress::run_check(&paths, no_ignore_above),
         Command::Rules(RulesCommand::List { rules, format }) => {
@@ -268,7 +319,7 @@ fn replay(a: ReplayArgs) -> Result<u8> {
     };
     let label = a.output.clone().unwrap_or_else(|| PathBuf::from("-"));
     let multi = captures.len() > 1;
-    let mut sink = output::FindingsOutput::new(a.format, out, label.clone(), findings_schema())?;
+    let mut sink = output::FindingsOutput::new(a.format, out, label.clone(), findings_schema())?.with_progress(!a.quiet);
     let summary = replayer.replay(&captures, &mut sink)?;
     sink.finish(output::summary_json(&summary), "findings", |b| output::render_table(b, &summary, multi))
         .with_context(|| format!("writing findings to {}", label.display()))?;
@@ -351,7 +402,11 @@ fn synth(a: SynthArgs) -> Result<u8> {
     let mut w = ParquetCaptureWriter::new(
         std::io::BufWriter::new(file),
         &a.output,
-        WriterOptions { metadata, ..Default::default() },
+        WriterOptions {
+            metadata,
+            compression: a.compression.map_or(WriterOptions::default().compression, Codec::parquet),
+            ..Default::default()
+        },
     )?;
     let mut gen = Synth::new(opts);
     while let Some(b) = gen.next_batch(65_536) {

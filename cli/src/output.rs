@@ -71,12 +71,14 @@ pub struct FindingsOutput {
     collected: Vec<RecordBatch>,
     csv_started: bool,
     parquet: Option<parquet::arrow::ArrowWriter<Box<dyn Write + Send>>>,
+    progress: Option<indicatif::ProgressBar>,
 }
 
 impl FindingsOutput {
     /// A sink writing `format` to `out` (`path` names it in messages); `schema` is the batches' schema.
     pub fn new(format: Format, out: Box<dyn Write + Send>, path: PathBuf, schema: SchemaRef) -> Result<Self> {
-        let mut me = FindingsOutput { format, out, path, collected: Vec::new(), csv_started: false, parquet: None };
+        let mut me =
+            FindingsOutput { format, out, path, collected: Vec::new(), csv_started: false, parquet: None, progress: None };
         if format == Format::Parquet {
             let out = std::mem::replace(&mut me.out, Box::new(std::io::sink()));
             let props = parquet::file::properties::WriterProperties::builder()
@@ -87,6 +89,22 @@ impl FindingsOutput {
         Ok(me)
     }
 
+    /// Shows a progress bar on stderr while replaying, when stderr is a terminal.
+    pub fn with_progress(mut self, enabled: bool) -> Self {
+        use std::io::IsTerminal;
+        if enabled && std::io::stderr().is_terminal() {
+            let bar = indicatif::ProgressBar::new(0).with_style(
+                indicatif::ProgressStyle::with_template(
+                    "{spinner} {human_pos}/{human_len} events {wide_bar} {per_sec} eta {eta}",
+                )
+                .expect("a valid template"),
+            );
+            bar.enable_steady_tick(std::time::Duration::from_millis(120));
+            self.progress = Some(bar);
+        }
+        self
+    }
+
     /// Writes what was buffered and closes the output: `table` renders the
     /// human report; JSON is `{"summary": summary, json_key: [rows...]}`.
     pub fn finish(
@@ -95,6 +113,9 @@ impl FindingsOutput {
         json_key: &str,
         table: impl FnOnce(&[RecordBatch]) -> String,
     ) -> Result<()> {
+        if let Some(bar) = self.progress.take() {
+            bar.finish_and_clear();
+        }
         match self.format {
             Format::Table => {
                 let text = table(&self.collected);
@@ -163,6 +184,15 @@ impl FindingsOutput {
 impl FindingSink for FindingsOutput {
     fn findings(&mut self, batch: &RecordBatch) -> tokenscan_core::Result<()> {
         self.write_batch(batch)
+    }
+
+    fn progress(&mut self, done: u64, total: Option<u64>) {
+        if let Some(bar) = &self.progress {
+            if let Some(t) = total {
+                bar.set_length(t);
+            }
+            bar.set_position(done);
+        }
     }
 }
 

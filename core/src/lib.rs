@@ -22,6 +22,7 @@ pub mod eql;
 pub mod error;
 pub mod findings;
 pub mod gaps;
+pub mod import;
 pub mod lint;
 pub mod replay;
 pub mod rules;

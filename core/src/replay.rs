@@ -3,6 +3,8 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
+use rayon::prelude::*;
+
 use arrow::array::{AsArray, RecordBatch};
 use arrow::datatypes::TimestampNanosecondType;
 
@@ -17,6 +19,9 @@ use crate::rules::{RuleLogic, RuleSet};
 pub trait FindingSink {
     /// Findings of one event batch (never empty), schema [`crate::findings::findings_schema`].
     fn findings(&mut self, batch: &RecordBatch) -> Result<()>;
+
+    /// Events replayed so far, and in all when known (for a progress display).
+    fn progress(&mut self, _events_done: u64, _events_total: Option<u64>) {}
 }
 
 /// Collects every finding batch in memory.
@@ -96,6 +101,25 @@ pub struct ReplaySummary {
 }
 
 impl ReplaySummary {
+    /// Adds the results of a later part of the same replay (per-rule counts in
+    /// the same rule order), keeping at most `max_examples` examples per rule.
+    pub fn merge(&mut self, part: ReplaySummary, max_examples: usize) {
+        self.events += part.events;
+        self.time_range = match (self.time_range, part.time_range) {
+            (Some((a, b)), Some((c, d))) => Some((a.min(c), b.max(d))),
+            (x, None) | (None, x) => x,
+        };
+        for (mine, theirs) in self.rules.iter_mut().zip(part.rules) {
+            mine.findings += theirs.findings;
+            mine.unevaluable += theirs.unevaluable;
+            let room = max_examples.saturating_sub(mine.examples.len());
+            mine.examples.extend(theirs.examples.into_iter().take(room));
+        }
+        self.containers.extend(part.containers);
+        self.processes.extend(part.processes);
+        self.captures.extend(part.captures);
+    }
+
     /// Total findings.
     pub fn findings(&self) -> u64 {
         self.rules.iter().map(|r| r.findings).sum()
@@ -150,19 +174,77 @@ impl Replayer {
     }
 
     /// Replays the captures in order, sending findings to `sink`.
+    ///
+    /// Every capture is opened (and its footer checked) before any work, so a
+    /// bad file is reported at once. Row groups of a Parquet capture are
+    /// decoded and evaluated in parallel on rayon's pool, a wave of one row
+    /// group per thread at a time; results are merged and sent in capture
+    /// order, so output is deterministic and memory is bounded by threads x
+    /// batch size.
     pub fn replay<P: AsRef<Path>>(&self, captures: &[P], sink: &mut dyn FindingSink) -> Result<ReplaySummary> {
         let mut summary = self.new_summary();
         let projection = self.projection();
-        for path in captures {
-            let path = path.as_ref();
-            let capture = Capture::open(path)?;
+        let opened: Vec<Capture> = captures.iter().map(|p| Capture::open(p.as_ref())).collect::<Result<_>>()?;
+        let total: Option<u64> = opened.iter().map(Capture::num_rows).sum();
+        let threads = rayon::current_num_threads().max(1);
+        sink.progress(0, total);
+        for capture in &opened {
+            let path = capture.path();
             let before = summary.events;
-            for batch in capture.batches(projection, self.options.batch_size)? {
-                self.replay_batch(path, &batch?, &mut summary, sink)?;
+            let units: Vec<usize> = (0..capture.units()).collect();
+            for wave in units.chunks(threads) {
+                let outputs: Vec<Result<(ReplaySummary, CollectSink)>> = wave
+                    .par_iter()
+                    .map(|&unit| {
+                        let mut part = self.new_summary();
+                        let mut collected = CollectSink::default();
+                        for batch in capture.unit_batches(unit, projection, self.options.batch_size)? {
+                            self.replay_batch(path, &batch?, &mut part, &mut collected)?;
+                        }
+                        Ok((part, collected))
+                    })
+                    .collect();
+                for output in outputs {
+                    let (part, collected) = output?;
+                    summary.merge(part, self.options.max_examples);
+                    for b in &collected.batches {
+                        sink.findings(b)?;
+                    }
+                    sink.progress(summary.events, total);
+                }
             }
             summary.captures.push((path.to_owned(), summary.events - before));
         }
         Ok(summary)
+    }
+
+    /// The decode floor for benchmarks: reads and normalizes exactly the
+    /// columns [`Replayer::replay`] reads, with the same parallelism and batch
+    /// size, and does nothing else. Returns the number of events.
+    pub fn decode_only<P: AsRef<Path>>(&self, captures: &[P]) -> Result<u64> {
+        let projection = self.projection();
+        let threads = rayon::current_num_threads().max(1);
+        let mut events = 0;
+        for path in captures {
+            let capture = Capture::open(path.as_ref())?;
+            let units: Vec<usize> = (0..capture.units()).collect();
+            for wave in units.chunks(threads) {
+                let counts: Vec<Result<u64>> = wave
+                    .par_iter()
+                    .map(|&unit| {
+                        let mut n = 0;
+                        for batch in capture.unit_batches(unit, projection, self.options.batch_size)? {
+                            n += batch?.len() as u64;
+                        }
+                        Ok(n)
+                    })
+                    .collect();
+                for c in counts {
+                    events += c?;
+                }
+            }
+        }
+        Ok(events)
     }
 
     /// The capture columns [`Replayer::replay_batch`] needs: what the rules

@@ -11,11 +11,12 @@ use std::collections::{BTreeMap, HashSet};
 
 use arrow::array::{Array, AsArray};
 use arrow::buffer::BooleanBuffer;
-use arrow::datatypes::{DataType, Int32Type};
+use arrow::datatypes::Int32Type;
 use regex::Regex;
 use serde::Deserialize;
 
-use crate::capture::{str_at, Column, EventBatch, EventKind, Projection};
+use crate::capture::{Column, EventBatch, EventKind, Projection};
+use crate::eql::{any_str, verdict_key};
 use crate::view::ecs::visible;
 
 /// The access modes a signature can require, as Tracee's helpers define them.
@@ -129,6 +130,8 @@ pub struct Signature {
     regex: Regex,
     /// Required access mode.
     pub access: Access,
+    /// Dictionary-verdict cache keys of the allow-list and the regex (see `eql::verdict_key`).
+    verdict_keys: [usize; 2],
 }
 
 /// Tracee's severity names, indexed by severity number.
@@ -189,6 +192,7 @@ impl Signature {
             path_regex: src,
             regex,
             access: f.logic.access,
+            verdict_keys: [verdict_key(), verdict_key()],
         })
     }
 
@@ -205,62 +209,57 @@ impl Signature {
     }
 
     fn selected(&self, batch: &EventBatch) -> BooleanBuffer {
-        let vis = visible(batch);
-        let container = batch.expect(Column::ContainerId);
+        let n = batch.len();
         let kinds = batch.kinds();
-        BooleanBuffer::collect_bool(batch.len(), |i| {
-            vis.value(i)
-                && kinds[i] == EventKind::Open
-                && match self.origin {
-                    OriginSelector::Any => true,
-                    OriginSelector::Container => container.is_valid(i),
-                    OriginSelector::Host => container.is_null(i),
-                }
-        })
+        let opens = BooleanBuffer::collect_bool(n, |i| kinds[i] == EventKind::Open);
+        let candidates = &visible(batch) & &opens;
+        let in_container = match batch.expect(Column::ContainerId).logical_nulls() {
+            Some(nulls) => nulls.inner().clone(),
+            None => BooleanBuffer::new_set(n),
+        };
+        match self.origin {
+            OriginSelector::Any => candidates,
+            OriginSelector::Container => &candidates & &in_container,
+            OriginSelector::Host => &candidates & &!&in_container,
+        }
     }
 
     /// Whether each event's comm is allow-listed (judged once per distinct value).
     fn allow_listed(&self, batch: &EventBatch) -> BooleanBuffer {
         let comm = batch.expect(Column::Comm);
-        let n = batch.len();
-        match comm.data_type() {
-            DataType::Dictionary(_, _) => {
-                let d = comm.as_dictionary::<Int32Type>();
-                let values = d.values().as_string::<i32>();
-                let v: Vec<bool> = (0..values.len()).map(|j| self.allow_processes.contains(values.value(j))).collect();
-                BooleanBuffer::collect_bool(n, |i| v[d.keys().value(i) as usize])
-            }
-            _ => BooleanBuffer::collect_bool(n, |i| {
-                str_at(comm.as_ref(), i).is_some_and(|s| self.allow_processes.contains(s))
-            }),
-        }
+        any_str(comm.as_ref(), None, self.verdict_keys[0], &|s| self.allow_processes.contains(s))
     }
 
     /// Evaluates the signature on a batch: the rows that fire, and the rows
     /// that were selected but cannot be evaluated (a missing argument).
     pub fn evaluate(&self, batch: &EventBatch) -> (BooleanBuffer, Vec<Unevaluable>) {
-        let n = batch.len();
         let selected = self.selected(batch);
         if selected.count_set_bits() == 0 {
             return (selected, Vec::new());
         }
         let candidates = &selected & &!&self.allow_listed(batch);
+        if candidates.count_set_bits() == 0 {
+            return (candidates, Vec::new());
+        }
         let path = batch.expect(Column::Path);
         let flags = batch.expect(Column::Flags).as_primitive::<Int32Type>();
+        let path_matches = any_str(path.as_ref(), None, self.verdict_keys[1], &|s| self.regex.is_match(s));
         let mut bad = Vec::new();
-        let mut fires = vec![false; n];
-        for i in candidates.set_indices() {
-            let Some(p) = str_at(path.as_ref(), i) else {
-                bad.push(Unevaluable { row: i, message: "argument \"pathname\" is missing (path is null)".into() });
-                continue;
+        let access =
+            BooleanBuffer::collect_bool(batch.len(), |i| flags.is_valid(i) && self.access.allows(flags.value(i)));
+        let fires = &(&candidates & &access) & &path_matches;
+        // Selected, not allow-listed, but an argument is missing: Tracee's signature returns an error.
+        let missing =
+            &candidates & &!&BooleanBuffer::collect_bool(batch.len(), |i| path.is_valid(i) && flags.is_valid(i));
+        for i in missing.set_indices() {
+            let message = if path.is_null(i) {
+                "argument \"pathname\" is missing (path is null)"
+            } else {
+                "argument \"flags\" is missing (flags is null)"
             };
-            if flags.is_null(i) {
-                bad.push(Unevaluable { row: i, message: "argument \"flags\" is missing (flags is null)".into() });
-                continue;
-            }
-            fires[i] = self.access.allows(flags.value(i)) && self.regex.is_match(p);
+            bad.push(Unevaluable { row: i, message: message.into() });
         }
-        (BooleanBuffer::from(fires), bad)
+        (fires, bad)
     }
 
     /// Why event `row` fired: origin, allow-list, access mode and the path match.

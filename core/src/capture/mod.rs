@@ -320,6 +320,19 @@ impl EventBatch {
         }
     }
 
+    /// The given rows (in the order given) as a new batch; dictionary columns
+    /// keep sharing their dictionary. Event indexes of the result are not
+    /// meaningful: use it for evaluation, not for findings.
+    pub(crate) fn take(&self, rows: &[u32]) -> EventBatch {
+        let idx = arrow::array::UInt32Array::from(rows.to_vec());
+        let columns = self
+            .columns
+            .clone()
+            .map(|c| c.map(|a| arrow::compute::take(a.as_ref(), &idx, None).expect("rows are within the batch")));
+        let kinds: Vec<EventKind> = rows.iter().map(|&r| self.kinds[r as usize]).collect();
+        EventBatch { len: kinds.len(), columns, kinds: kinds.into(), first_index: self.first_index }
+    }
+
     /// The string in a string column at `row` (`None` for null or unprojected).
     pub fn str_value(&self, c: Column, row: usize) -> Option<&str> {
         let a = self.column(c)?;

@@ -8,10 +8,12 @@ use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, RecordBatch};
 use arrow::compute::cast;
-use arrow::datatypes::{DataType, SchemaRef};
-use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder,
+};
 use parquet::arrow::{ArrowWriter, ProjectionMask};
-use parquet::basic::{Compression, ZstdLevel};
+use parquet::basic::Compression;
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
 
@@ -29,15 +31,29 @@ fn parquet_error(path: &Path, what: &str, e: parquet::errors::ParquetError) -> E
     Error::capture(path, format!("{what}: {detail}{hint}"))
 }
 
-fn open_builder(path: &Path) -> Result<ParquetRecordBatchReaderBuilder<File>> {
-    let file = File::open(path).map_err(|e| Error::io(path, e))?;
-    ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| parquet_error(path, "cannot read the Parquet footer", e))
+/// A Parquet capture's footer, parsed once and shared by every reader of the file.
+#[derive(Debug, Clone)]
+pub(crate) struct ParquetMeta {
+    /// Reader metadata with tokenscan's type hints applied (dictionary-encoded
+    /// string columns are read as `Dictionary(Int32, Utf8)`).
+    reader_meta: ArrowReaderMetadata,
+    /// The Arrow schema as the file declares it.
+    pub(crate) file_schema: SchemaRef,
+    /// Key-value metadata (without the embedded Arrow schema).
+    pub(crate) metadata: BTreeMap<String, String>,
+    /// Rows in the file.
+    pub(crate) rows: u64,
+    /// Rows per row group.
+    pub(crate) row_group_rows: Vec<u64>,
 }
 
-/// Reads a Parquet file's Arrow schema, key-value metadata and row count.
-pub(crate) fn read_footer(path: &Path) -> Result<(SchemaRef, BTreeMap<String, String>, u64)> {
-    let builder = open_builder(path)?;
-    let file_meta = builder.metadata().file_metadata();
+/// Reads a Parquet file's footer: schema, key-value metadata, row counts.
+pub(crate) fn read_footer(path: &Path) -> Result<ParquetMeta> {
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let plain = ArrowReaderMetadata::load(&file, ArrowReaderOptions::new())
+        .map_err(|e| parquet_error(path, "cannot read the Parquet footer", e))?;
+    let pq = plain.metadata().clone();
+    let file_meta = pq.file_metadata();
     let metadata = file_meta
         .key_value_metadata()
         .map(|kvs| {
@@ -49,10 +65,58 @@ pub(crate) fn read_footer(path: &Path) -> Result<(SchemaRef, BTreeMap<String, St
         .unwrap_or_default();
     let rows = u64::try_from(file_meta.num_rows())
         .map_err(|_| Error::capture(path, "the Parquet footer declares a negative row count"))?;
-    Ok((builder.schema().clone(), metadata, rows))
+    let mut row_group_rows = Vec::with_capacity(pq.num_row_groups());
+    for rg in pq.row_groups() {
+        let n = u64::try_from(rg.num_rows())
+            .map_err(|_| Error::capture(path, "a row group declares a negative row count"))?;
+        row_group_rows.push(n);
+    }
+    let file_schema = plain.schema().clone();
+    let hinted = dictionary_hints(&pq, &file_schema);
+    let reader_meta = match hinted {
+        Some(hint) => {
+            ArrowReaderMetadata::try_new(pq.clone(), ArrowReaderOptions::new().with_schema(hint)).unwrap_or(plain)
+        }
+        None => plain,
+    };
+    Ok(ParquetMeta { reader_meta, file_schema, metadata, rows, row_group_rows })
 }
 
-/// Batches of a Parquet capture, normalized.
+/// The file schema with every plain `Utf8` column of the capture format whose
+/// pages are dictionary-encoded read as `Dictionary(Int32, Utf8)`, so string
+/// predicates run once per distinct value. `None` when nothing changes.
+fn dictionary_hints(pq: &parquet::file::metadata::ParquetMetaData, schema: &SchemaRef) -> Option<SchemaRef> {
+    let first = pq.row_groups().first()?;
+    let descr = pq.file_metadata().schema_descr();
+    let mut changed = false;
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            let is_capture_string = Column::from_name(f.name()).is_some_and(|c| c.is_string());
+            let leaf = (0..descr.num_columns()).find(|&i| {
+                let column = descr.column(i);
+                let parts = column.path().parts();
+                parts.len() == 1 && parts[0] == *f.name()
+            });
+            let dictionary = leaf.is_some_and(|i| first.column(i).dictionary_page_offset().is_some());
+            if is_capture_string && *f.data_type() == DataType::Utf8 && dictionary {
+                changed = true;
+                Field::new(
+                    f.name(),
+                    DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)),
+                    f.is_nullable(),
+                )
+                .with_metadata(f.metadata().clone())
+            } else {
+                f.as_ref().clone()
+            }
+        })
+        .collect();
+    changed.then(|| Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone())))
+}
+
+/// Batches of a Parquet capture (or of some of its row groups), normalized.
 pub(crate) struct ParquetBatches {
     path: PathBuf,
     reader: ParquetRecordBatchReader,
@@ -61,15 +125,26 @@ pub(crate) struct ParquetBatches {
 }
 
 impl ParquetBatches {
-    pub(crate) fn open(path: &Path, map: &ColumnMap, projection: Projection, batch_size: usize) -> Result<Self> {
-        let builder = open_builder(path)?;
+    /// Reads the projected columns of `row_group` (every row group when `None`).
+    pub(crate) fn open(
+        path: &Path,
+        meta: &ParquetMeta,
+        map: &ColumnMap,
+        projection: Projection,
+        batch_size: usize,
+        row_group: Option<usize>,
+    ) -> Result<Self> {
+        let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(file, meta.reader_meta.clone());
         let mask = ProjectionMask::roots(builder.parquet_schema(), map.file_indices(projection));
-        let reader = builder
-            .with_projection(mask)
-            .with_batch_size(batch_size)
-            .build()
-            .map_err(|e| parquet_error(path, "cannot set up reading", e))?;
-        Ok(ParquetBatches { path: path.to_owned(), reader, projection, next_index: 0 })
+        let mut builder = builder.with_projection(mask).with_batch_size(batch_size);
+        let mut next_index = 0;
+        if let Some(rg) = row_group {
+            builder = builder.with_row_groups(vec![rg]);
+            next_index = meta.row_group_rows[..rg].iter().sum();
+        }
+        let reader = builder.build().map_err(|e| parquet_error(path, "cannot set up reading", e))?;
+        Ok(ParquetBatches { path: path.to_owned(), reader, projection, next_index })
     }
 }
 
@@ -109,7 +184,9 @@ impl Default for WriterOptions {
     fn default() -> Self {
         WriterOptions {
             row_group_rows: 1 << 20,
-            compression: Compression::ZSTD(ZstdLevel::try_new(3).expect("3 is a valid zstd level")),
+            // LZ4_RAW decodes about 25% faster than zstd for ~20% larger files on
+            // realistic captures (BENCHMARKS.md); replay speed wins.
+            compression: Compression::LZ4_RAW,
             metadata: BTreeMap::new(),
         }
     }
@@ -135,6 +212,9 @@ impl<W: Write + Send> ParquetCaptureWriter<W> {
             .set_compression(options.compression)
             .set_max_row_group_row_count(Some(options.row_group_rows.max(1)))
             .set_dictionary_enabled(true)
+            // Keep high-cardinality columns (paths) dictionary-encoded for the whole row group:
+            // replay then judges each distinct path once (see BENCHMARKS.md).
+            .set_dictionary_page_size_limit(16 << 20)
             .set_key_value_metadata(Some(kv))
             .build();
         let writer = ArrowWriter::try_new(sink, schema(), Some(props))

@@ -9,7 +9,7 @@ use arrow::datatypes::SchemaRef;
 
 use super::ndjson::NdjsonBatches;
 use super::normalize::ColumnMap;
-use super::parquet_io::ParquetBatches;
+use super::parquet_io::{ParquetBatches, ParquetMeta};
 use super::{Column, EventBatch, Projection, CAPTURE_VERSION, VERSION_KEY};
 use crate::error::{Error, Result};
 
@@ -66,6 +66,7 @@ pub struct Capture {
     num_rows: Option<u64>,
     file_schema: Option<SchemaRef>,
     map: Option<ColumnMap>,
+    parquet: Option<ParquetMeta>,
 }
 
 impl Capture {
@@ -82,16 +83,17 @@ impl Capture {
         }
         match CaptureFormat::detect(path)? {
             CaptureFormat::Parquet => {
-                let (schema, metadata, num_rows) = super::parquet_io::read_footer(path)?;
-                check_version(path, &metadata)?;
-                let map = ColumnMap::check(path, &schema)?;
+                let meta = super::parquet_io::read_footer(path)?;
+                check_version(path, &meta.metadata)?;
+                let map = ColumnMap::check(path, &meta.file_schema)?;
                 Ok(Capture {
                     path: path.to_owned(),
                     format: CaptureFormat::Parquet,
-                    metadata,
-                    num_rows: Some(num_rows),
-                    file_schema: Some(schema),
+                    metadata: meta.metadata.clone(),
+                    num_rows: Some(meta.rows),
+                    file_schema: Some(meta.file_schema.clone()),
                     map: Some(map),
+                    parquet: Some(meta),
                 })
             }
             CaptureFormat::Ndjson => Ok(Capture {
@@ -101,6 +103,7 @@ impl Capture {
                 num_rows: None,
                 file_schema: None,
                 map: None,
+                parquet: None,
             }),
         }
     }
@@ -129,13 +132,38 @@ impl Capture {
     /// Iterates over the events in batches of at most `batch_size` rows,
     /// reading only the projected columns (`kind` is always read).
     pub fn batches(&self, projection: Projection, batch_size: usize) -> Result<EventBatches> {
+        self.read(projection, batch_size, None)
+    }
+
+    /// Units of independent work: the row groups of a Parquet capture (1 for NDJSON).
+    /// Replay decodes and evaluates units in parallel.
+    pub fn units(&self) -> usize {
+        self.parquet.as_ref().map_or(1, |m| m.row_group_rows.len())
+    }
+
+    /// Events in each unit, when known without reading (Parquet).
+    pub fn unit_rows(&self) -> Option<&[u64]> {
+        self.parquet.as_ref().map(|m| m.row_group_rows.as_slice())
+    }
+
+    /// Like [`Capture::batches`], for one unit (see [`Capture::units`]); event
+    /// indexes stay relative to the whole capture.
+    pub fn unit_batches(&self, unit: usize, projection: Projection, batch_size: usize) -> Result<EventBatches> {
+        match self.format {
+            CaptureFormat::Parquet => self.read(projection, batch_size, Some(unit)),
+            CaptureFormat::Ndjson => self.read(projection, batch_size, None),
+        }
+    }
+
+    fn read(&self, projection: Projection, batch_size: usize, unit: Option<usize>) -> Result<EventBatches> {
         let mut projection = projection;
         projection.insert(Column::Kind);
         let batch_size = batch_size.max(1);
         let inner: Box<dyn Iterator<Item = Result<EventBatch>> + Send> = match self.format {
             CaptureFormat::Parquet => {
                 let map = self.map.as_ref().expect("parquet captures carry a column map");
-                Box::new(ParquetBatches::open(&self.path, map, projection, batch_size)?)
+                let meta = self.parquet.as_ref().expect("parquet captures carry their footer");
+                Box::new(ParquetBatches::open(&self.path, meta, map, projection, batch_size, unit)?)
             }
             CaptureFormat::Ndjson => Box::new(NdjsonBatches::open(&self.path, projection, batch_size)?),
         };

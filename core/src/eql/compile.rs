@@ -132,6 +132,10 @@ pub(crate) enum Node {
         field: usize,
         test: Test,
         text: String,
+        /// Names this leaf's test in the per-thread cache of dictionary
+        /// verdicts; unique for the life of the process (`eval::verdict_key`),
+        /// so a later query can never read this one's verdicts.
+        key: usize,
     },
 }
 
@@ -155,6 +159,7 @@ impl EqlQuery {
             let (idx, _) = ecs_field("event.category").expect("event.category is an ECS field");
             c.use_field(idx);
             let leaf = Node::Leaf {
+                key: super::eval::verdict_key(),
                 field: idx,
                 test: Test::Str(StrMatcher::In([cat.clone()].into_iter().collect())),
                 text: format!("event.category == \"{cat}\""),
@@ -317,7 +322,7 @@ impl Compiler {
                         format!("`{}` is a {} field, not a condition; compare it with a value", f.name, f.ty),
                     );
                 }
-                Ok(Node::Leaf { field: idx, test: Test::Bool(true), text: short_text(e) })
+                Ok(Node::Leaf { field: idx, test: Test::Bool(true), text: short_text(e), key: super::eval::verdict_key() })
             }
             ExprKind::Compare { lhs, op, rhs } => self.compare(e, lhs, *op, rhs),
             ExprKind::In { lhs, list, case_insensitive, negated } => {
@@ -351,7 +356,13 @@ impl Compiler {
 
     fn leaf(field: Option<usize>, test: Test, e: &Expr) -> Node {
         match field {
-            Some(field) => Node::Leaf { field, test, text: short_text(e) },
+            // A field with the same value on every event is decided now.
+            Some(field) if ECS_FIELDS[field].name == "host.os.type" => Node::Const(match &test {
+                Test::Str(m) => m.matches("linux"),
+                Test::Exists => true,
+                _ => false,
+            }),
+            Some(field) => Node::Leaf { field, test, text: short_text(e), key: super::eval::verdict_key() },
             // An unknown optional field is always missing: positive tests are false.
             None => Node::Const(false),
         }

@@ -32,27 +32,90 @@ fn within(s: &str, limit: Option<usize>) -> bool {
     }
 }
 
+/// A new key for [`any_str`]'s dictionary-verdict cache. Keys are never
+/// reused, unlike the address of a matcher, which a later query (compiled
+/// after the first was dropped) can occupy: keyed by address, that query would
+/// read the first one's verdicts for the same dictionary.
+pub(crate) fn verdict_key() -> usize {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
+/// A dictionary's values, the predicate key and limit, and the verdict per value.
+type CachedVerdicts = (ArrayRef, usize, Option<usize>, std::sync::Arc<Vec<bool>>);
+
+thread_local! {
+    /// Per-thread verdicts of predicates on dictionary values, so a dictionary
+    /// shared by many batches (one per Parquet column chunk) is judged once.
+    /// Entries keep their values array alive, so its address cannot be reused
+    /// by another array while cached.
+    static VERDICTS: std::cell::RefCell<Vec<CachedVerdicts>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Whether two string arrays share the same buffers (so the same values):
+/// views such as file.path re-wrap the capture's dictionary in a new array
+/// object per batch, but the value buffers stay the same.
+fn same_values(a: &ArrayRef, b: &ArrayRef) -> bool {
+    std::sync::Arc::ptr_eq(a, b) || (a.len() == b.len() && a.offset() == b.offset() && a.to_data().ptr_eq(&b.to_data()))
+}
+
+/// The verdict of `f` on every value of a dictionary's values array, cached by
+/// (values array, predicate `key`, limit).
+fn dictionary_verdicts(
+    values: &ArrayRef,
+    key: usize,
+    limit: Option<usize>,
+    f: &dyn Fn(&str) -> bool,
+) -> std::sync::Arc<Vec<bool>> {
+    let hit = VERDICTS.with(|c| {
+        c.borrow()
+            .iter()
+            .find(|(v, k, l, _)| *k == key && *l == limit && same_values(v, values))
+            .map(|(_, _, _, verdict)| verdict.clone())
+    });
+    if let Some(v) = hit {
+        return v;
+    }
+    let strings = values.as_string::<i32>();
+    let verdict: std::sync::Arc<Vec<bool>> = std::sync::Arc::new(
+        (0..strings.len())
+            .map(|v| strings.is_valid(v) && within(strings.value(v), limit) && f(strings.value(v)))
+            .collect(),
+    );
+    VERDICTS.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.len() >= 32 {
+            c.clear();
+        }
+        c.push((values.clone(), key, limit, verdict.clone()));
+    });
+    verdict
+}
+
 /// For each row: does some string value (any element, for arrays) satisfy `f`?
-fn any_str(a: &dyn Array, limit: Option<usize>, f: &dyn Fn(&str) -> bool) -> BooleanBuffer {
+/// `key` identifies the predicate (from [`verdict_key`]; 0 for "has a value")
+/// so that dictionary verdicts can be reused across batches.
+pub(crate) fn any_str(a: &dyn Array, limit: Option<usize>, key: usize, f: &dyn Fn(&str) -> bool) -> BooleanBuffer {
     let n = a.len();
-    let ok = |s: &str| within(s, limit) && f(s);
     match a.data_type() {
         DataType::Utf8 => {
             let s = a.as_string::<i32>();
-            BooleanBuffer::collect_bool(n, |i| s.is_valid(i) && ok(s.value(i)))
+            BooleanBuffer::collect_bool(n, |i| s.is_valid(i) && within(s.value(i), limit) && f(s.value(i)))
         }
         DataType::Dictionary(_, _) => {
             // Judge each distinct value once, then look rows up by key.
             let d = a.as_dictionary::<Int32Type>();
-            let values = d.values().as_string::<i32>();
-            let verdict: Vec<bool> = (0..values.len()).map(|v| values.is_valid(v) && ok(values.value(v))).collect();
+            let verdict = dictionary_verdicts(d.values(), key, limit, f);
             let keys = d.keys();
-            BooleanBuffer::collect_bool(n, |i| keys.is_valid(i) && verdict[keys.value(i) as usize])
+            match keys.nulls() {
+                None => BooleanBuffer::collect_bool(n, |i| verdict[keys.value(i) as usize]),
+                Some(nulls) => BooleanBuffer::collect_bool(n, |i| nulls.is_valid(i) && verdict[keys.value(i) as usize]),
+            }
         }
         DataType::List(_) => {
             let list = a.as_list::<i32>();
             let values = list.values();
-            let verdict = any_str(values.as_ref(), limit, f);
+            let verdict = any_str(values.as_ref(), limit, key, f);
             let offsets = list.value_offsets();
             BooleanBuffer::collect_bool(n, |i| {
                 list.is_valid(i) && (offsets[i] as usize..offsets[i + 1] as usize).any(|j| verdict.value(j))
@@ -62,12 +125,12 @@ fn any_str(a: &dyn Array, limit: Option<usize>, f: &dyn Fn(&str) -> bool) -> Boo
     }
 }
 
-fn eval_test(a: &dyn Array, test: &Test, limit: Option<usize>) -> BooleanBuffer {
+fn eval_test(a: &dyn Array, test: &Test, key: usize, limit: Option<usize>) -> BooleanBuffer {
     let n = a.len();
     match test {
-        Test::Str(m) => any_str(a, limit, &|s| m.matches(s)),
+        Test::Str(m) => any_str(a, limit, key, &|s| m.matches(s)),
         Test::Exists => match a.data_type() {
-            DataType::Utf8 | DataType::Dictionary(_, _) | DataType::List(_) => any_str(a, limit, &|_| true),
+            DataType::Utf8 | DataType::Dictionary(_, _) | DataType::List(_) => any_str(a, limit, 0, &|_| true),
             _ => BooleanBuffer::collect_bool(n, |i| a.is_valid(i)),
         },
         Test::Num(op, x) => {
@@ -91,16 +154,20 @@ fn eval_node(node: &Node, view: &mut View<'_>, limit: Option<usize>) -> BooleanB
     let n = view.batch.len();
     match node {
         Node::Const(b) => BooleanBuffer::collect_bool(n, |_| *b),
-        Node::Leaf { field, test, .. } => {
+        Node::Leaf { field, test, key, .. } => {
             let a = view.get(*field);
-            eval_test(a.as_ref(), test, limit)
+            eval_test(a.as_ref(), test, *key, limit)
         }
         Node::Not(inner, _) => !&eval_node(inner, view, limit),
         Node::And(items) => {
             let mut acc = BooleanBuffer::new_set(n);
-            for item in items {
-                if acc.count_set_bits() == 0 {
+            for (k, item) in items.iter().enumerate() {
+                let selected = acc.count_set_bits();
+                if selected == 0 {
                     break;
+                }
+                if selected * SPARSE_FRACTION < n {
+                    return and_on_selected(&items[k..], acc, view, limit);
                 }
                 acc = &acc & &eval_node(item, view, limit);
             }
@@ -117,6 +184,32 @@ fn eval_node(node: &Node, view: &mut View<'_>, limit: Option<usize>) -> BooleanB
             acc
         }
     }
+}
+
+/// Below one selected row in this many, the rest of a conjunction runs on
+/// just the selected rows (gathered into a small batch) instead of all rows.
+const SPARSE_FRACTION: usize = 16;
+
+/// Evaluates the remaining conjuncts on the rows `acc` selects only, and
+/// scatters the result back to the full batch.
+fn and_on_selected(items: &[Node], acc: BooleanBuffer, view: &mut View<'_>, limit: Option<usize>) -> BooleanBuffer {
+    let n = view.batch.len();
+    let rows: Vec<u32> = acc.set_indices().map(|i| i as u32).collect();
+    let sub = view.batch.take(&rows);
+    let mut sub_view = View::new(&sub);
+    let mut sub_acc = BooleanBuffer::new_set(rows.len());
+    for item in items {
+        if sub_acc.count_set_bits() == 0 {
+            break;
+        }
+        sub_acc = &sub_acc & &eval_node(item, &mut sub_view, limit);
+    }
+    let mut out = arrow::array::BooleanBufferBuilder::new(n);
+    out.append_n(n, false);
+    for j in sub_acc.set_indices() {
+        out.set_bit(rows[j] as usize, true);
+    }
+    out.finish()
 }
 
 /// What made one event match: the leaves that held, and the outermost `or` branch taken.
@@ -150,7 +243,7 @@ fn matched_value(a: &dyn Array, m: &StrMatcher, limit: Option<usize>) -> Option<
 fn explain_node(node: &Node, view: &mut View<'_>, limit: Option<usize>, out: &mut Explanation) {
     match node {
         Node::Const(_) => {}
-        Node::Leaf { field, test, text } => {
+        Node::Leaf { field, test, text, .. } => {
             let mut line = text.clone();
             if let Test::Str(m) = test {
                 let obvious = matches!(m, StrMatcher::In(set) if set.len() == 1) && !ECS_FIELDS[*field].multi;

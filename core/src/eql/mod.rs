@@ -15,4 +15,5 @@ mod parser;
 
 pub use ast::{line_col, ParseError, Span};
 pub use compile::{CompileError, CompileOptions, EqlQuery, DEFAULT_IGNORE_ABOVE};
+pub(crate) use eval::{any_str, verdict_key};
 pub use parser::{parse_expr, parse_query};

@@ -105,15 +105,27 @@ pub fn ecs_base_projection() -> Projection {
 /// that succeeded (`result >= 0`, or `result` null with a non-null `path`).
 pub fn visible(batch: &EventBatch) -> BooleanBuffer {
     let kinds = batch.kinds();
+    let n = batch.len();
     let result = batch.column(Column::Result).map(|a| a.as_primitive::<arrow::datatypes::Int64Type>().clone());
     let path = batch.column(Column::Path);
-    BooleanBuffer::collect_bool(batch.len(), |i| match kinds[i] {
-        EventKind::Exec => result.as_ref().is_none_or(|r| r.is_null(i) || r.value(i) >= 0),
-        EventKind::Open => match &result {
-            Some(r) if r.is_valid(i) => r.value(i) >= 0,
-            _ => path.is_some_and(|p| p.is_valid(i)),
-        },
-    })
+    let has_path = |i: usize| path.is_some_and(|p| p.is_valid(i));
+    match &result {
+        // No result column read: opens count as successful when they have a path.
+        None => BooleanBuffer::collect_bool(n, |i| kinds[i] == EventKind::Exec || has_path(i)),
+        Some(r) => {
+            let values = r.values();
+            match r.nulls() {
+                None => BooleanBuffer::collect_bool(n, |i| values[i] >= 0),
+                Some(nulls) => BooleanBuffer::collect_bool(n, |i| {
+                    if nulls.is_valid(i) {
+                        values[i] >= 0
+                    } else {
+                        kinds[i] == EventKind::Exec || has_path(i)
+                    }
+                }),
+            }
+        }
+    }
 }
 
 fn dict(keys: Vec<i32>, nulls: Option<NullBuffer>, values: &[&str]) -> ArrayRef {

@@ -1,0 +1,637 @@
+//! Importers: events recorded by other tools become tokenscan captures, and
+//! exporters that write a capture back in those tools' formats.
+//!
+//! * [`ImportFormat::Tracee`]: `tracee --output json` lines (Tracee v0.23-era
+//!   and v0.24-era argument type names alike). `security_file_open` and the
+//!   open-family syscall events become `open` rows, `sched_process_exec` and
+//!   `execve`/`execveat` become `exec` rows.
+//! * [`ImportFormat::Ecs`]: Elastic Common Schema documents as exported from
+//!   Defend for Containers' `logs-cloud_defend.file*` and
+//!   `logs-cloud_defend.process*` indices, nested, dotted or mixed, bare or
+//!   wrapped in a search hit's `_source`. File `open` and process `exec`
+//!   events become rows.
+//!
+//! Importing is the inverse of the rule views (`crate::view`): a row is
+//! built so that the view of it shows what the foreign event said. What a
+//! format cannot carry, and what is done instead, is documented in
+//! `docs/import.md` and on each mapping function.
+//!
+//! Input is read line by line, plain or gzip-compressed (detected by its
+//! magic bytes), and rows go to a [`CaptureSink`] in batches, so memory is
+//! bounded whatever the size of the input. A line that cannot become a row
+//! is never dropped silently: it is counted in the [`ImportReport`] (with
+//! the first few line numbers and reasons), or, with
+//! [`ImportOptions::strict`], it ends the import with an error.
+//!
+//! ```no_run
+//! use tokenscan_core::capture::{CaptureFormat, ParquetCaptureWriter, WriterOptions};
+//! use tokenscan_core::import::{import_tracee, ImportOptions};
+//! let input = std::fs::File::open("events.json")?;
+//! let out = std::fs::File::create("capture.parquet")?;
+//! let mut writer = ParquetCaptureWriter::new(out, "capture.parquet", WriterOptions::default())?;
+//! let report = import_tracee(input, "events.json".as_ref(), &ImportOptions::default(), &mut writer)?;
+//! writer.close()?;
+//! println!("{} events, {} lines not mapped", report.events, report.unmapped);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod ecs;
+pub mod export;
+mod flags;
+mod lines;
+mod tracee;
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayRef, Int32Builder, Int64Builder, ListBuilder, StringBuilder, TimestampNanosecondBuilder, UInt32Builder,
+    UInt64Builder,
+};
+use arrow::datatypes::{DataType, Field};
+
+pub use ecs::{tty_from_device, tty_to_device, UNKNOWN_TTY};
+pub use flags::{format_open_flags, open_flag_value, parse_open_flags, OPEN_FLAGS};
+
+use crate::capture::{CaptureFormat, EventBatch, EventKind, NdjsonWriter, ParquetCaptureWriter, WriterOptions};
+use crate::error::{Error, Result};
+
+/// The foreign formats tokenscan imports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ImportFormat {
+    /// `tracee --output json`: one event object per line.
+    Tracee,
+    /// Elastic Common Schema documents, one per line (NDJSON), as Defend for
+    /// Containers writes them to `logs-cloud_defend.*`.
+    Ecs,
+}
+
+impl ImportFormat {
+    /// `tracee` or `ecs`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ImportFormat::Tracee => "tracee",
+            ImportFormat::Ecs => "ecs",
+        }
+    }
+}
+
+/// What to do with Tracee events from a container whose entry point has not
+/// run yet (Tracee's origin `container-init`: `contextFlags.containerStarted`
+/// false while the event has a container id). A capture has no origin
+/// column; tokenscan's Tracee view calls every event with a container id
+/// `container`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ContainerInit {
+    /// Keep the container id (the default). The Elastic view is right (D4C
+    /// knows no such origin), but TRC-108, which selects origin `container`
+    /// only, sees these events where Tracee would not have. They are counted
+    /// in [`ImportReport::notes`].
+    #[default]
+    Keep,
+    /// Drop the container id, so that the event looks like a host event:
+    /// TRC-108 then ignores it as Tracee would, but the Elastic rule's
+    /// `container.id like "*"` no longer holds either.
+    Host,
+}
+
+/// How an import runs.
+#[derive(Debug, Clone)]
+pub struct ImportOptions {
+    /// Rows per batch handed to the sink (and the bound on rows held in memory).
+    pub batch_size: usize,
+    /// End the import at the first line that cannot be mapped, instead of counting it.
+    pub strict: bool,
+    /// How many unmapped lines to keep as examples in the report.
+    pub max_examples: usize,
+    /// Tracee only: what to do with `container-init` events.
+    pub container_init: ContainerInit,
+    /// Tracee only: take an exec's `tty` from the `stdin_path` argument of
+    /// `sched_process_exec` when it names a terminal (`/dev/pts/N`,
+    /// `/dev/ttyN`, `/dev/console`). Off by default: standard input on a
+    /// terminal suggests, but does not prove, a controlling terminal.
+    pub tty_from_stdin: bool,
+    /// Lines longer than this many bytes are not parsed; they count as unmapped.
+    pub max_line_bytes: usize,
+}
+
+impl Default for ImportOptions {
+    fn default() -> Self {
+        ImportOptions {
+            batch_size: 65_536,
+            strict: false,
+            max_examples: 5,
+            container_init: ContainerInit::Keep,
+            tty_from_stdin: false,
+            max_line_bytes: 64 << 20,
+        }
+    }
+}
+
+/// A line that did not become a capture row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unmapped {
+    /// The input it came from, as given.
+    pub input: PathBuf,
+    /// 1-based physical line number (in the decompressed text).
+    pub line: u64,
+    /// Why, in one sentence.
+    pub reason: String,
+}
+
+impl std::fmt::Display for Unmapped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: line {}: {}", self.input.display(), self.line, self.reason)
+    }
+}
+
+/// What an import read and wrote.
+#[derive(Debug, Clone, Default)]
+pub struct ImportReport {
+    /// Non-blank lines read.
+    pub lines: u64,
+    /// Bytes of JSON text read (after decompression), newlines included.
+    pub bytes: u64,
+    /// Whether any input was gzip-compressed.
+    pub gzip: bool,
+    /// Capture rows written.
+    pub events: u64,
+    /// Of which `open` rows.
+    pub opens: u64,
+    /// Of which `exec` rows.
+    pub execs: u64,
+    /// Lines that could not be mapped.
+    pub unmapped: u64,
+    /// Unmapped lines by kind of reason, e.g. `event sched_process_fork` or
+    /// `invalid JSON`.
+    pub unmapped_by_reason: BTreeMap<String, u64>,
+    /// The first [`ImportOptions::max_examples`] unmapped lines.
+    pub examples: Vec<Unmapped>,
+    /// Facts about rows that were written but that the user should know,
+    /// with counts, e.g. `container-init events kept with their container id`.
+    pub notes: BTreeMap<String, u64>,
+}
+
+impl ImportReport {
+    fn note(&mut self, what: &str) {
+        *self.notes.entry(what.to_string()).or_default() += 1;
+    }
+}
+
+/// Receives the capture rows an import produces, batch by batch, in input order.
+pub trait CaptureSink {
+    /// Takes one batch (every column present, canonical types).
+    fn write_batch(&mut self, batch: &EventBatch) -> Result<()>;
+}
+
+impl<W: Write + Send> CaptureSink for ParquetCaptureWriter<W> {
+    fn write_batch(&mut self, batch: &EventBatch) -> Result<()> {
+        self.write(batch)
+    }
+}
+
+impl<W: Write> CaptureSink for NdjsonWriter<W> {
+    fn write_batch(&mut self, batch: &EventBatch) -> Result<()> {
+        self.write(batch)
+    }
+}
+
+/// Keeps every batch in memory (tests, notebooks, the Python module).
+#[derive(Debug, Default)]
+pub struct CollectCapture {
+    /// The batches received.
+    pub batches: Vec<EventBatch>,
+}
+
+impl CaptureSink for CollectCapture {
+    fn write_batch(&mut self, batch: &EventBatch) -> Result<()> {
+        self.batches.push(batch.clone());
+        Ok(())
+    }
+}
+
+/// One capture row, borrowing its strings from the input line where it can.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Row<'a> {
+    pub time: i64,
+    pub kind: EventKind,
+    pub host: Cow<'a, str>,
+    pub pid: u32,
+    pub tid: u32,
+    pub ppid: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub comm: Cow<'a, str>,
+    pub exe: Option<Cow<'a, str>>,
+    pub args: Option<Vec<Option<Cow<'a, str>>>>,
+    pub path: Option<Cow<'a, str>>,
+    pub requested_path: Option<Cow<'a, str>>,
+    pub flags: Option<i32>,
+    pub result: Option<i64>,
+    pub tty: Option<Cow<'a, str>>,
+    pub cgroup_id: u64,
+    pub container_id: Option<Cow<'a, str>>,
+}
+
+/// Why a line did not become a row: a short class (for counting) and a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Skip {
+    pub class: Cow<'static, str>,
+    pub message: String,
+}
+
+impl Skip {
+    pub(crate) fn new(class: impl Into<Cow<'static, str>>, message: impl Into<String>) -> Self {
+        Skip { class: class.into(), message: message.into() }
+    }
+    /// A line that should have mapped but has a missing or bad value.
+    pub(crate) fn bad(message: impl Into<String>) -> Self {
+        Skip::new("unusable event", message)
+    }
+}
+
+/// Extra facts a format mapper reports with a row.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct RowFacts {
+    /// Tracee said the container had not started (origin `container-init`).
+    pub container_init: bool,
+}
+
+/// Kernel byte strings are stored with tokenscan's escape (`\` becomes `\\`;
+/// JSON text is always valid UTF-8, so that is the only change).
+pub(crate) fn escape_text(s: Cow<'_, str>) -> Cow<'_, str> {
+    if !s.contains('\\') {
+        return s;
+    }
+    Cow::Owned(s.replace('\\', "\\\\"))
+}
+
+/// Columns being filled for the next batch.
+struct RowBuilder {
+    time: TimestampNanosecondBuilder,
+    kind: StringBuilder,
+    host: StringBuilder,
+    pid: UInt32Builder,
+    tid: UInt32Builder,
+    ppid: UInt32Builder,
+    uid: UInt32Builder,
+    gid: UInt32Builder,
+    comm: StringBuilder,
+    exe: StringBuilder,
+    args: ListBuilder<StringBuilder>,
+    path: StringBuilder,
+    requested_path: StringBuilder,
+    flags: Int32Builder,
+    result: Int64Builder,
+    tty: StringBuilder,
+    cgroup_id: UInt64Builder,
+    container_id: StringBuilder,
+    kinds: Vec<EventKind>,
+}
+
+impl RowBuilder {
+    fn new() -> Self {
+        RowBuilder {
+            time: TimestampNanosecondBuilder::new().with_timezone("UTC"),
+            kind: StringBuilder::new(),
+            host: StringBuilder::new(),
+            pid: UInt32Builder::new(),
+            tid: UInt32Builder::new(),
+            ppid: UInt32Builder::new(),
+            uid: UInt32Builder::new(),
+            gid: UInt32Builder::new(),
+            comm: StringBuilder::new(),
+            exe: StringBuilder::new(),
+            args: ListBuilder::new(StringBuilder::new()).with_field(Field::new("item", DataType::Utf8, true)),
+            path: StringBuilder::new(),
+            requested_path: StringBuilder::new(),
+            flags: Int32Builder::new(),
+            result: Int64Builder::new(),
+            tty: StringBuilder::new(),
+            cgroup_id: UInt64Builder::new(),
+            container_id: StringBuilder::new(),
+            kinds: Vec::new(),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.kinds.len()
+    }
+
+    fn push(&mut self, r: &Row<'_>) {
+        self.time.append_value(r.time);
+        self.kind.append_value(r.kind.as_str());
+        self.host.append_value(&r.host);
+        self.pid.append_value(r.pid);
+        self.tid.append_value(r.tid);
+        self.ppid.append_value(r.ppid);
+        self.uid.append_value(r.uid);
+        self.gid.append_value(r.gid);
+        self.comm.append_value(&r.comm);
+        self.exe.append_option(r.exe.as_deref());
+        match &r.args {
+            Some(a) => {
+                for s in a {
+                    self.args.values().append_option(s.as_deref());
+                }
+                self.args.append(true);
+            }
+            None => self.args.append(false),
+        }
+        self.path.append_option(r.path.as_deref());
+        self.requested_path.append_option(r.requested_path.as_deref());
+        self.flags.append_option(r.flags);
+        self.result.append_option(r.result);
+        self.tty.append_option(r.tty.as_deref());
+        self.cgroup_id.append_value(r.cgroup_id);
+        self.container_id.append_option(r.container_id.as_deref());
+        self.kinds.push(r.kind);
+    }
+
+    fn finish(&mut self, first_index: u64) -> EventBatch {
+        let all: [ArrayRef; 18] = [
+            Arc::new(self.time.finish()),
+            Arc::new(self.kind.finish()),
+            Arc::new(self.host.finish()),
+            Arc::new(self.pid.finish()),
+            Arc::new(self.tid.finish()),
+            Arc::new(self.ppid.finish()),
+            Arc::new(self.uid.finish()),
+            Arc::new(self.gid.finish()),
+            Arc::new(self.comm.finish()),
+            Arc::new(self.exe.finish()),
+            Arc::new(self.args.finish()),
+            Arc::new(self.path.finish()),
+            Arc::new(self.requested_path.finish()),
+            Arc::new(self.flags.finish()),
+            Arc::new(self.result.finish()),
+            Arc::new(self.tty.finish()),
+            Arc::new(self.cgroup_id.finish()),
+            Arc::new(self.container_id.finish()),
+        ];
+        EventBatch::new(all.map(Some), std::mem::take(&mut self.kinds), first_index)
+    }
+}
+
+/// A streaming import into a [`CaptureSink`]: feed it one or more inputs with
+/// [`Importer::read`], then call [`Importer::finish`]. Rows of all inputs
+/// form one capture, in input order.
+pub struct Importer<'s> {
+    format: ImportFormat,
+    options: ImportOptions,
+    sink: &'s mut dyn CaptureSink,
+    rows: RowBuilder,
+    written: u64,
+    report: ImportReport,
+}
+
+impl<'s> Importer<'s> {
+    /// An import of `format` writing to `sink`.
+    pub fn new(format: ImportFormat, options: ImportOptions, sink: &'s mut dyn CaptureSink) -> Self {
+        Importer { format, options, sink, rows: RowBuilder::new(), written: 0, report: ImportReport::default() }
+    }
+
+    /// Reads one input to its end. `input` names it in errors and in the
+    /// report. Fails on an I/O error (including corrupt gzip data), on a sink
+    /// error, and, with [`ImportOptions::strict`], on the first unmapped line;
+    /// rows already handed to the sink stay there.
+    pub fn read(&mut self, input: &Path, reader: impl Read) -> Result<()> {
+        let mut lines = LineReader::new(reader, self.options.max_line_bytes).map_err(|e| Error::io(input, e))?;
+        self.report.gzip |= lines.gzip();
+        let mut buf = Vec::with_capacity(4096);
+        let mut line_no = 0u64;
+        let bytes_before = self.report.bytes;
+        loop {
+            let line = match lines.next_line(&mut buf) {
+                Ok(Some(l)) => l,
+                Ok(None) => break,
+                Err(e) => {
+                    let msg = if lines.gzip() {
+                        format!("after line {line_no}: cannot decompress the gzip data: {e}")
+                    } else {
+                        format!("after line {line_no}: {e}")
+                    };
+                    return Err(Error::capture(input, msg));
+                }
+            };
+            line_no += 1;
+            self.report.bytes = bytes_before + lines.bytes();
+            let outcome = match line {
+                lines::Line::TooLong(n) => Err(Skip::new(
+                    "line too long",
+                    format!("the line is {n} bytes long, over the limit of {} bytes", self.options.max_line_bytes),
+                )),
+                lines::Line::Text => {
+                    let mut text: &[u8] = &buf;
+                    if line_no == 1 {
+                        text = text.strip_prefix(b"\xef\xbb\xbf").unwrap_or(text);
+                    }
+                    if text.iter().all(u8::is_ascii_whitespace) {
+                        continue;
+                    }
+                    // One validation of the whole line (fast on ASCII) lets serde_json
+                    // skip validating each string.
+                    match std::str::from_utf8(text) {
+                        Err(e) => Err(Skip::new(
+                            "not UTF-8",
+                            format!("not valid UTF-8 (byte {} of the line)", e.valid_up_to() + 1),
+                        )),
+                        Ok(text) => match self.format {
+                            ImportFormat::Tracee => tracee::map_line(text, &self.options),
+                            ImportFormat::Ecs => ecs::map_line(text),
+                        },
+                    }
+                }
+            };
+            self.report.lines += 1;
+            match outcome {
+                Ok((mut row, facts)) => {
+                    if facts.container_init && row.container_id.is_some() {
+                        match self.options.container_init {
+                            ContainerInit::Keep => {
+                                self.report.note("container-init events kept with their container id (TRC-108 sees them as origin container)")
+                            }
+                            ContainerInit::Host => {
+                                row.container_id = None;
+                                self.report.note("container-init events imported as host events (container id dropped)")
+                            }
+                        }
+                    }
+                    match row.kind {
+                        EventKind::Open => self.report.opens += 1,
+                        EventKind::Exec => self.report.execs += 1,
+                    }
+                    self.report.events += 1;
+                    self.rows.push(&row);
+                    if self.rows.len() >= self.options.batch_size.max(1) {
+                        self.flush()?;
+                    }
+                }
+                Err(skip) => {
+                    if self.options.strict {
+                        return Err(Error::capture(
+                            input,
+                            format!("line {line_no}: {} (--strict: every line must map)", skip.message),
+                        ));
+                    }
+                    self.report.unmapped += 1;
+                    // Classes name event types, which a hostile input could vary without end.
+                    let reasons = &mut self.report.unmapped_by_reason;
+                    let class = if reasons.len() >= 64 && !reasons.contains_key(skip.class.as_ref()) {
+                        "other reasons".to_string()
+                    } else {
+                        skip.class.into_owned()
+                    };
+                    *reasons.entry(class).or_default() += 1;
+                    if self.report.examples.len() < self.options.max_examples {
+                        self.report.examples.push(Unmapped {
+                            input: input.to_owned(),
+                            line: line_no,
+                            reason: skip.message,
+                        });
+                    }
+                }
+            }
+        }
+        self.report.bytes = bytes_before + lines.bytes();
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        if self.rows.len() == 0 {
+            return Ok(());
+        }
+        let batch = self.rows.finish(self.written);
+        self.written += batch.len() as u64;
+        self.sink.write_batch(&batch)
+    }
+
+    /// The report so far.
+    pub fn report(&self) -> &ImportReport {
+        &self.report
+    }
+
+    /// Hands the last rows to the sink and returns the report.
+    pub fn finish(mut self) -> Result<ImportReport> {
+        self.flush()?;
+        Ok(self.report)
+    }
+}
+
+use lines::LineReader;
+
+/// Imports `tracee --output json` lines from `reader` (plain or gzip) into
+/// `sink`; `input` names the input in errors and in the report.
+pub fn import_tracee(
+    reader: impl Read,
+    input: &Path,
+    options: &ImportOptions,
+    sink: &mut dyn CaptureSink,
+) -> Result<ImportReport> {
+    let mut imp = Importer::new(ImportFormat::Tracee, options.clone(), sink);
+    imp.read(input, reader)?;
+    imp.finish()
+}
+
+/// Imports Elastic ECS documents (one per line, plain or gzip) from `reader`
+/// into `sink`; `input` names the input in errors and in the report.
+pub fn import_ecs(
+    reader: impl Read,
+    input: &Path,
+    options: &ImportOptions,
+    sink: &mut dyn CaptureSink,
+) -> Result<ImportReport> {
+    let mut imp = Importer::new(ImportFormat::Ecs, options.clone(), sink);
+    imp.read(input, reader)?;
+    imp.finish()
+}
+
+/// Imports the files `inputs` (in order, as one capture) and writes the
+/// capture to `out` as Parquet or NDJSON; `out_label` names the output in
+/// errors. The caller decides where `out` points (and whether an existing
+/// file may be replaced). A Parquet output gets the key-value metadata
+/// `tokenscan.imported_from` (`tracee` or `ecs`) and `tokenscan.import_inputs`.
+pub fn import_files<P: AsRef<Path>, W: Write + Send>(
+    format: ImportFormat,
+    inputs: &[P],
+    out: W,
+    out_label: &Path,
+    to: CaptureFormat,
+    options: &ImportOptions,
+) -> Result<ImportReport> {
+    let names: Vec<String> = inputs.iter().map(|p| p.as_ref().display().to_string()).collect();
+    let run = |sink: &mut dyn CaptureSink| -> Result<ImportReport> {
+        let mut imp = Importer::new(format, options.clone(), sink);
+        for p in inputs {
+            let p = p.as_ref();
+            let f = std::fs::File::open(p).map_err(|e| Error::io(p, e))?;
+            imp.read(p, f)?;
+        }
+        imp.finish()
+    };
+    match to {
+        CaptureFormat::Parquet => {
+            let mut metadata = BTreeMap::new();
+            metadata.insert("tokenscan.imported_from".to_string(), format.as_str().to_string());
+            metadata.insert("tokenscan.import_inputs".to_string(), names.join("\n"));
+            let mut w = ParquetCaptureWriter::new(out, out_label, WriterOptions { metadata, ..Default::default() })?;
+            let report = run(&mut w)?;
+            w.close()?;
+            Ok(report)
+        }
+        CaptureFormat::Ndjson => {
+            let mut w = NdjsonWriter::new(out, out_label);
+            let report = run(&mut w)?;
+            w.finish()?;
+            Ok(report)
+        }
+    }
+}
+
+/// Imports `tracee --output json` files into a Parquet or NDJSON capture
+/// written to `out` (see [`import_files`]).
+pub fn import_tracee_files<P: AsRef<Path>, W: Write + Send>(
+    inputs: &[P],
+    out: W,
+    out_label: &Path,
+    to: CaptureFormat,
+    options: &ImportOptions,
+) -> Result<ImportReport> {
+    import_files(ImportFormat::Tracee, inputs, out, out_label, to, options)
+}
+
+/// Imports Elastic ECS NDJSON files into a Parquet or NDJSON capture written
+/// to `out` (see [`import_files`]).
+pub fn import_ecs_files<P: AsRef<Path>, W: Write + Send>(
+    inputs: &[P],
+    out: W,
+    out_label: &Path,
+    to: CaptureFormat,
+    options: &ImportOptions,
+) -> Result<ImportReport> {
+    import_files(ImportFormat::Ecs, inputs, out, out_label, to, options)
+}
+
+/// Parses a JSON string value held in a raw slice of JSON, borrowing it when
+/// it has no escapes. `None` when the value is not a string.
+pub(crate) fn raw_str(raw: &str) -> Option<Cow<'_, str>> {
+    if !raw.starts_with('"') {
+        return None;
+    }
+    if let Ok(s) = serde_json::from_str::<&str>(raw) {
+        return Some(Cow::Borrowed(s));
+    }
+    serde_json::from_str::<String>(raw).ok().map(Cow::Owned)
+}
+
+/// serde_json's message without its "at line 1 column N" (the line is ours): `msg (column N)`.
+pub(crate) fn json_error(e: &serde_json::Error) -> String {
+    let msg = e.to_string();
+    match msg.rfind(" at line ") {
+        Some(i) => format!("{} (column {})", &msg[..i], e.column()),
+        None => msg,
+    }
+}

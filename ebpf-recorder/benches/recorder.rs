@@ -1,0 +1,240 @@
+//! Recorder benchmark (not a timed test): an open-heavy workload with and
+//! without `tokenscan-record` running.
+//!
+//! ```sh
+//! cargo bench -p tokenscan-record --bench recorder            # as root
+//! cargo bench -p tokenscan-record --bench recorder -- --rates 100000,200000 --seconds 10
+//! ```
+//!
+//! It reports, as a Markdown table for BENCHMARKS.md:
+//! * the cost of one `open()` + `close()` without and with the recorder
+//!   (a tight loop, best of 3), hence the cost the recorder adds per event;
+//! * for each target rate, sustained for `--seconds`: the rate reached, the
+//!   workload's events found in the capture, kernel records lost, and the
+//!   recorder's CPU (user+system, % of one core) and peak RSS (VmHWM).
+//!
+//! The workload runs in a child process (this binary re-executed with
+//! `--workload`), opening and closing one file in a loop paced in 1 ms slices.
+
+use std::ffi::CString;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tokenscan_core::capture::{expand_paths, Capture, Column, Projection};
+
+const RECORDER: &str = env!("CARGO_BIN_EXE_tokenscan-record");
+
+fn open_close(path: &CString) {
+    // SAFETY: path is a valid NUL-terminated string; the fd is closed right away.
+    unsafe {
+        let fd = libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
+        if fd >= 0 {
+            libc::close(fd);
+        }
+    }
+}
+
+/// The child: `--workload PATH RATE SECONDS` (RATE 0: as fast as possible for
+/// COUNT = SECONDS opens). Prints `opens elapsed_ns`.
+fn workload(args: &[String]) {
+    let path = CString::new(args[0].as_str()).unwrap();
+    let rate: u64 = args[1].parse().unwrap();
+    let amount: u64 = args[2].parse().unwrap();
+    let start = Instant::now();
+    let mut done = 0u64;
+    if rate == 0 {
+        for _ in 0..amount {
+            open_close(&path);
+        }
+        done = amount;
+    } else {
+        let total = rate * amount;
+        let per_ms = rate / 1000;
+        let mut slice = 0u64;
+        while done < total {
+            for _ in 0..per_ms.min(total - done) {
+                open_close(&path);
+            }
+            done += per_ms.min(total - done);
+            slice += 1;
+            let due = Duration::from_millis(slice);
+            let el = start.elapsed();
+            if el < due {
+                std::thread::sleep(due - el);
+            }
+        }
+    }
+    println!("{done} {}", start.elapsed().as_nanos());
+}
+
+fn run_workload(file: &Path, rate: u64, amount: u64) -> (u64, Duration) {
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args(["--workload", file.to_str().unwrap(), &rate.to_string(), &amount.to_string()])
+        .output()
+        .expect("run the workload");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut it = text.split_whitespace();
+    let n: u64 = it.next().and_then(|v| v.parse().ok()).expect("workload output");
+    let ns: u64 = it.next().and_then(|v| v.parse().ok()).expect("workload output");
+    (n, Duration::from_nanos(ns))
+}
+
+struct Recorder {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Recorder {
+    fn start(out: &Path, log: PathBuf) -> Recorder {
+        let err = std::fs::File::create(&log).unwrap();
+        let child = Command::new(RECORDER)
+            .args(["-o", out.to_str().unwrap(), "--force"])
+            .stdin(Stdio::null())
+            .stderr(err)
+            .spawn()
+            .expect("start tokenscan-record");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !std::fs::read_to_string(&log).unwrap_or_default().contains("\nrecording ") {
+            assert!(Instant::now() < deadline, "the recorder did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Recorder { child, log }
+    }
+
+    fn proc_stat(&self) -> (u64, u64) {
+        // (utime+stime in clock ticks, VmHWM in KiB)
+        let pid = self.child.id();
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let after = stat.rsplit(')').next().unwrap_or("");
+        let f: Vec<&str> = after.split_whitespace().collect();
+        let ticks = f.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
+            + f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let hwm = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        (ticks, hwm)
+    }
+
+    fn stop(mut self) -> String {
+        // SAFETY: kill has no memory arguments; the pid is our child's.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
+        let _ = self.child.wait();
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+fn lost_of(log: &str) -> u64 {
+    log.lines()
+        .find_map(|l| l.trim_start().strip_prefix("lost"))
+        .and_then(|v| v.split_whitespace().next())
+        .map(|v| v.replace(',', ""))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(u64::MAX)
+}
+
+/// Events of the workload in the capture: opens of `file`.
+fn workload_events(out: &Path, file: &Path) -> u64 {
+    let want = file.to_str().unwrap();
+    let mut n = 0;
+    for p in expand_paths(&[out]).unwrap() {
+        let c = Capture::open(&p).unwrap();
+        let proj: Projection = [Column::Path].into_iter().collect();
+        for b in c.batches(proj, 65_536).unwrap() {
+            let b = b.unwrap();
+            n += (0..b.len()).filter(|&i| b.str_value(Column::Path, i) == Some(want)).count() as u64;
+        }
+    }
+    n
+}
+
+fn ns_per_op(file: &Path, count: u64) -> f64 {
+    (0..3)
+        .map(|_| {
+            let (n, d) = run_workload(file, 0, count);
+            d.as_nanos() as f64 / n as f64
+        })
+        .fold(f64::INFINITY, f64::min)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("--workload") {
+        return workload(&args[1..]);
+    }
+    // cargo bench passes --bench; accept our own flags and ignore the rest.
+    let mut rates: Vec<u64> = vec![50_000, 100_000, 200_000, 300_000, 400_000];
+    let mut seconds = 10u64;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--rates" => {
+                rates = it.next().expect("--rates LIST").split(',').map(|r| r.parse().expect("rate")).collect()
+            }
+            "--seconds" => seconds = it.next().expect("--seconds N").parse().expect("seconds"),
+            _ => {}
+        }
+    }
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("the recorder benchmark needs root (it runs tokenscan-record)");
+        std::process::exit(2);
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("bench-target");
+    std::fs::write(&file, b"x").unwrap();
+    let out = tmp.path().join("bench.parquet");
+    // SAFETY: sysconf has no memory arguments.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+
+    let (_, release) = uname();
+    println!("machine: {} CPUs, kernel {release}", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0));
+    println!();
+
+    let count = 2_000_000;
+    let base = ns_per_op(&file, count);
+    let rec = Recorder::start(&out, tmp.path().join("cost.log"));
+    let with = ns_per_op(&file, count);
+    let log = rec.stop();
+    println!("open()+close() in a tight loop, best of 3 x {count}:");
+    println!("- without the recorder: {base:.0} ns");
+    println!("- with the recorder:    {with:.0} ns (lost {})", lost_of(&log));
+    println!("- added per event:      {:.0} ns", with - base);
+    println!();
+
+    println!("| target rate (opens/s) | reached | workload events in capture | lost records | recorder CPU (% of one core) | recorder peak RSS |");
+    println!("|---:|---:|---:|---:|---:|---:|");
+    for rate in rates {
+        let rec = Recorder::start(&out, tmp.path().join(format!("rate-{rate}.log")));
+        let (t0, _) = rec.proc_stat();
+        let w0 = Instant::now();
+        let (n, d) = run_workload(&file, rate, seconds);
+        let wall = w0.elapsed();
+        let (t1, hwm) = rec.proc_stat();
+        let log = rec.stop();
+        let found = workload_events(&out, &file);
+        let cpu = (t1 - t0) as f64 / hz / wall.as_secs_f64() * 100.0;
+        println!(
+            "| {rate} | {:.0} | {found} / {n} | {} | {cpu:.0}% | {:.1} MiB |",
+            n as f64 / d.as_secs_f64(),
+            lost_of(&log),
+            hwm as f64 / 1024.0
+        );
+    }
+}
+
+fn uname() -> (String, String) {
+    // SAFETY: utsname is plain data; uname fills it.
+    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
+    // SAFETY: u is a valid, writable utsname.
+    unsafe { libc::uname(&mut u) };
+    let f = |a: &[libc::c_char]| {
+        // SAFETY: uname NUL-terminates its fields.
+        unsafe { std::ffi::CStr::from_ptr(a.as_ptr()) }.to_string_lossy().into_owned()
+    };
+    (f(&u.nodename), f(&u.release))
+}

@@ -1,0 +1,577 @@
+//! Turning kernel records into capture events.
+//!
+//! An open arrives as two records, an exec as two or three (see
+//! `src/bpf/recorder.h`); the [`Assembler`] joins them by thread id. The
+//! ring buffer is one queue in commit order, so a thread's entry record is
+//! always consumed before its exit record. A record the ring buffer dropped
+//! leaves its partner unpaired: an exit without entry still becomes an event
+//! (without `requested_path`), an entry without exit is discarded when the
+//! thread's next entry arrives; both are counted.
+//!
+//! The kernel sends a process's executable path only with its first record
+//! (and at every exec); the assembler keeps it per process and fills `exe`
+//! of later events from there.
+
+use std::collections::HashMap;
+
+use tokenscan_core::capture::EventKind;
+
+use crate::event::{Argv, Event, WalkedPath};
+use crate::record::{Flags, Kind, Record};
+
+/// `O_LARGEFILE` as the kernel of this architecture stores it in `f_flags`
+/// (its user-space value is 0 on 64-bit, so `libc` cannot be used).
+#[cfg(target_arch = "x86_64")]
+const O_LARGEFILE: i32 = 0o100000;
+#[cfg(target_arch = "aarch64")]
+const O_LARGEFILE: i32 = 0o400000;
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+const O_LARGEFILE: i32 = 0;
+
+const O_CREAT: i32 = 0o100;
+const O_EXCL: i32 = 0o200;
+const O_NOCTTY: i32 = 0o400;
+const O_TRUNC: i32 = 0o1000;
+
+/// Processes whose exe is cached before the cache is reset (and the kernel asked to resend).
+const EXE_CACHE_MAX: usize = 262_144;
+/// Unpaired entries kept before the oldest are dropped.
+const PENDING_MAX: usize = 262_144;
+
+/// The flags of a failed open, stored the way the kernel would have stored
+/// them in the file's `f_flags` had it succeeded: `O_LARGEFILE` added (the
+/// kernel forces it on 64-bit), the open-time-only bits `O_CREAT`, `O_EXCL`,
+/// `O_NOCTTY`, `O_TRUNC` removed. Successful opens carry `f_flags` itself.
+pub fn f_flags_of_request(flags: i32) -> i32 {
+    (flags | O_LARGEFILE) & !(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC)
+}
+
+/// What the assembler saw, for the summary.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AssemblerStats {
+    /// Records decoded.
+    pub records: u64,
+    /// Records that could not be decoded.
+    pub bad_records: u64,
+    /// Open events produced.
+    pub opens: u64,
+    /// Exec events produced (successful and failed).
+    pub execs: u64,
+    /// Exec events with argv cut short (marked in `args`).
+    pub argv_truncated: u64,
+    /// Events whose path walk was incomplete (marked in `path`).
+    pub path_truncated: u64,
+    /// Exit records without their entry record (entry lost).
+    pub exits_without_entry: u64,
+    /// Entry records never followed by their exit (exit lost).
+    pub entries_without_exit: u64,
+    /// Events whose process's exe was not known (its record was lost).
+    pub exe_unknown: u64,
+}
+
+struct PendingOpen {
+    flags: Option<i32>,
+    req: Option<Box<[u8]>>,
+}
+
+struct PendingExec {
+    req: Option<Box<[u8]>>,
+    args: Option<Box<[u8]>>,
+    args_truncated: bool,
+}
+
+/// Joins records into events (see the module docs).
+pub struct Assembler {
+    clock_offset_ns: i64,
+    pending_open: HashMap<u32, PendingOpen>,
+    pending_exec: HashMap<u32, PendingExec>,
+    exe: HashMap<u32, Box<str>>,
+    want_exe_resend: bool,
+    stats: AssemblerStats,
+}
+
+impl Assembler {
+    /// `clock_offset_ns` turns the kernel's CLOCK_BOOTTIME stamps into Unix time.
+    pub fn new(clock_offset_ns: i64) -> Self {
+        Assembler {
+            clock_offset_ns,
+            pending_open: HashMap::new(),
+            pending_exec: HashMap::new(),
+            exe: HashMap::new(),
+            want_exe_resend: false,
+            stats: AssemblerStats::default(),
+        }
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> AssemblerStats {
+        self.stats
+    }
+
+    /// Whether the kernel should be asked to resend exe paths (one was
+    /// missing, or the cache was reset); clears the request.
+    pub fn take_exe_resend_request(&mut self) -> bool {
+        std::mem::take(&mut self.want_exe_resend)
+    }
+
+    /// Decodes one ring buffer record and hands the events it completes to `sink`.
+    pub fn handle(&mut self, data: &[u8], sink: &mut dyn FnMut(&Event<'_>)) {
+        let rec = match Record::parse(data) {
+            Ok(r) => r,
+            Err(_) => {
+                self.stats.bad_records += 1;
+                return;
+            }
+        };
+        self.stats.records += 1;
+        let h = &rec.hdr;
+        match h.kind {
+            Kind::REC_OPEN_ENTER => {
+                let flags = rec.has(Flags::RF_REQ_FLAGS).then_some(h.flags);
+                let p = PendingOpen { flags, req: rec.req.map(Box::from) };
+                self.insert_pending_open(h.tid, p);
+            }
+            Kind::REC_EXEC_ENTER => {
+                let p = PendingExec {
+                    req: rec.req.map(Box::from),
+                    args: rec.args.map(Box::from),
+                    args_truncated: rec.has(Flags::RF_ARGS_TRUNCATED),
+                };
+                if self.pending_exec.len() >= PENDING_MAX {
+                    self.stats.entries_without_exit += self.pending_exec.len() as u64;
+                    self.pending_exec.clear();
+                }
+                if self.pending_exec.insert(h.tid, p).is_some() {
+                    self.stats.entries_without_exit += 1;
+                }
+            }
+            Kind::REC_OPEN_EXIT => self.open_exit(&rec, sink),
+            Kind::REC_EXEC => self.exec(&rec, sink),
+            Kind::REC_EXEC_EXIT => self.exec_failed(&rec, sink),
+            _ => self.stats.bad_records += 1,
+        }
+    }
+
+    fn insert_pending_open(&mut self, tid: u32, p: PendingOpen) {
+        if self.pending_open.len() >= PENDING_MAX {
+            self.stats.entries_without_exit += self.pending_open.len() as u64;
+            self.pending_open.clear();
+        }
+        if self.pending_open.insert(tid, p).is_some() {
+            self.stats.entries_without_exit += 1;
+        }
+    }
+
+    fn time(&self, rec: &Record<'_>) -> i64 {
+        (rec.hdr.ts_boot_ns as i64).saturating_add(self.clock_offset_ns)
+    }
+
+    /// Stores the exe a record carries, then returns the process's exe.
+    fn exe_for(&mut self, rec: &Record<'_>) -> Option<&str> {
+        let pid = rec.hdr.pid;
+        if let Some(bytes) = rec.exe {
+            let text = WalkedPath { bytes, complete: !rec.has(Flags::RF_EXE_TRUNCATED) }.to_text().into_owned();
+            self.cache_exe(pid, text);
+        } else if !self.exe.contains_key(&pid) {
+            self.stats.exe_unknown += 1;
+            self.want_exe_resend = true;
+            return None;
+        }
+        self.exe.get(&pid).map(|s| &**s)
+    }
+
+    fn cache_exe(&mut self, pid: u32, text: String) {
+        if self.exe.len() >= EXE_CACHE_MAX && !self.exe.contains_key(&pid) {
+            self.exe.clear();
+            self.want_exe_resend = true;
+        }
+        self.exe.insert(pid, text.into_boxed_str());
+    }
+
+    fn walked_path<'r>(&mut self, rec: &Record<'r>) -> Option<WalkedPath<'r>> {
+        let p = rec.path.map(|bytes| WalkedPath { bytes, complete: !rec.has(Flags::RF_PATH_TRUNCATED) });
+        if p.is_some_and(|p| !p.complete) {
+            self.stats.path_truncated += 1;
+        }
+        p
+    }
+
+    fn open_exit(&mut self, rec: &Record<'_>, sink: &mut dyn FnMut(&Event<'_>)) {
+        let h = &rec.hdr;
+        let pending = self.pending_open.remove(&h.tid);
+        if pending.is_none() {
+            self.stats.exits_without_entry += 1;
+        }
+        let flags = if rec.has(Flags::RF_FFLAGS) {
+            Some(h.flags)
+        } else {
+            pending.as_ref().and_then(|p| p.flags).map(f_flags_of_request)
+        };
+        let path = self.walked_path(rec);
+        let time_ns = self.time(rec);
+        self.stats.opens += 1;
+        let exe = self.exe_for(rec);
+        let e = Event {
+            time_ns,
+            boot_ns: h.ts_boot_ns,
+            kind: EventKind::Open,
+            pid: h.pid,
+            tid: h.tid,
+            ppid: h.ppid,
+            uid: h.uid,
+            gid: h.gid,
+            comm: rec.comm(),
+            exe,
+            args: None,
+            path,
+            requested_path: pending.as_ref().and_then(|p| p.req.as_deref()),
+            flags,
+            result: Some(h.ret),
+            tty: rec.tty,
+            cgroup_id: h.cgroup_id,
+        };
+        sink(&e);
+    }
+
+    fn exec(&mut self, rec: &Record<'_>, sink: &mut dyn FnMut(&Event<'_>)) {
+        let h = &rec.hdr;
+        // The entry was made by the thread that called execve (old_tid); it
+        // may not be the one that leaves it.
+        let pending = self.pending_exec.remove(&h.old_tid);
+        if pending.is_none() {
+            self.stats.exits_without_entry += 1;
+        }
+        if h.old_tid != h.tid {
+            self.pending_exec.remove(&h.tid);
+        }
+        let path = self.walked_path(rec);
+        if let Some(p) = path {
+            self.cache_exe(h.pid, p.to_text().into_owned());
+        } else {
+            self.exe.remove(&h.pid);
+        }
+        let args = rec.args.map(|blob| Argv {
+            blob,
+            truncated: rec.has(Flags::RF_ARGS_TRUNCATED),
+            total_bytes: Some(h.args_total),
+        });
+        if args.is_some_and(|a| a.truncated) {
+            self.stats.argv_truncated += 1;
+        }
+        self.stats.execs += 1;
+        let time_ns = self.time(rec);
+        // The string the caller passed, else the kernel's copy (bprm->filename).
+        let requested_path = pending.as_ref().and_then(|p| p.req.as_deref()).or(rec.req);
+        let e = Event {
+            time_ns,
+            boot_ns: h.ts_boot_ns,
+            kind: EventKind::Exec,
+            pid: h.pid,
+            tid: h.tid,
+            ppid: h.ppid,
+            uid: h.uid,
+            gid: h.gid,
+            comm: rec.comm(),
+            exe: self.exe.get(&h.pid).map(|s| &**s),
+            args,
+            path,
+            requested_path,
+            flags: None,
+            result: Some(0),
+            tty: rec.tty,
+            cgroup_id: h.cgroup_id,
+        };
+        sink(&e);
+    }
+
+    fn exec_failed(&mut self, rec: &Record<'_>, sink: &mut dyn FnMut(&Event<'_>)) {
+        let h = &rec.hdr;
+        let pending = self.pending_exec.remove(&h.tid);
+        if pending.is_none() {
+            self.stats.exits_without_entry += 1;
+        }
+        let args = pending
+            .as_ref()
+            .and_then(|p| p.args.as_deref().map(|blob| Argv { blob, truncated: p.args_truncated, total_bytes: None }));
+        if args.is_some_and(|a| a.truncated) {
+            self.stats.argv_truncated += 1;
+        }
+        self.stats.execs += 1;
+        let time_ns = self.time(rec);
+        let exe = self.exe_for(rec);
+        let e = Event {
+            time_ns,
+            boot_ns: h.ts_boot_ns,
+            kind: EventKind::Exec,
+            pid: h.pid,
+            tid: h.tid,
+            ppid: h.ppid,
+            uid: h.uid,
+            gid: h.gid,
+            comm: rec.comm(),
+            exe,
+            args,
+            path: None,
+            requested_path: pending.as_ref().and_then(|p| p.req.as_deref()),
+            flags: None,
+            result: Some(h.ret),
+            tty: rec.tty,
+            cgroup_id: h.cgroup_id,
+        };
+        sink(&e);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{encode, RawHeader, Syscall};
+
+    /// An owned copy of an event, for assertions.
+    #[derive(Debug, Clone, PartialEq)]
+    struct Row {
+        kind: &'static str,
+        pid: u32,
+        tid: u32,
+        comm: String,
+        exe: Option<String>,
+        args: Option<Vec<String>>,
+        path: Option<String>,
+        requested_path: Option<String>,
+        flags: Option<i32>,
+        result: Option<i64>,
+        tty: Option<String>,
+        time_ns: i64,
+    }
+
+    fn run(records: &[Vec<u8>]) -> (Vec<Row>, Assembler) {
+        let mut a = Assembler::new(1_000_000);
+        let mut rows = Vec::new();
+        for r in records {
+            a.handle(r, &mut |e: &Event<'_>| {
+                rows.push(Row {
+                    kind: e.kind.as_str(),
+                    pid: e.pid,
+                    tid: e.tid,
+                    comm: String::from_utf8_lossy(e.comm).into_owned(),
+                    exe: e.exe.map(str::to_owned),
+                    args: e.args.map(|a| {
+                        let mut v: Vec<String> = a.args().map(|c| c.into_owned()).collect();
+                        v.extend(a.marker());
+                        v
+                    }),
+                    path: e.path.map(|p| p.to_text().into_owned()),
+                    requested_path: e.requested_path.map(|b| String::from_utf8_lossy(b).into_owned()),
+                    flags: e.flags,
+                    result: e.result,
+                    tty: e.tty.map(|t| crate::event::tty_display_name(t).into_owned()),
+                    time_ns: e.time_ns,
+                })
+            });
+        }
+        (rows, a)
+    }
+
+    fn comm(s: &str) -> [i8; 16] {
+        let mut c = [0i8; 16];
+        for (i, b) in s.bytes().take(15).enumerate() {
+            c[i] = b as i8;
+        }
+        c
+    }
+
+    fn hdr(kind: Kind, pid: u32, tid: u32, name: &str) -> RawHeader {
+        RawHeader { kind, pid, tid, ts_boot_ns: 5, comm: comm(name), ..Default::default() }
+    }
+
+    fn open_enter(tid: u32, req: &[u8], flags: i32) -> Vec<u8> {
+        let mut h = hdr(Kind::REC_OPEN_ENTER, tid, tid, "");
+        h.syscall = Syscall::SC_OPENAT;
+        h.flags = flags;
+        h.rflags = Flags::RF_REQ_FLAGS.0 | Flags::RF_REQ.0;
+        h.req_len = req.len() as u16;
+        encode(&h, &[req])
+    }
+
+    fn open_exit(pid: u32, ret: i64, path: Option<&[u8]>, exe: Option<&[u8]>, tty: Option<&[u8]>) -> Vec<u8> {
+        let mut h = hdr(Kind::REC_OPEN_EXIT, pid, pid, "cat");
+        h.ret = ret;
+        let mut parts: Vec<&[u8]> = Vec::new();
+        if let Some(p) = path {
+            h.rflags |= Flags::RF_PATH.0 | Flags::RF_FFLAGS.0;
+            h.flags = 0o100000;
+            h.path_len = p.len() as u16;
+            parts.push(p);
+        }
+        if let Some(x) = exe {
+            h.rflags |= Flags::RF_EXE.0;
+            h.exe_len = x.len() as u16;
+            parts.push(x);
+        }
+        if let Some(t) = tty {
+            h.rflags |= Flags::RF_TTY.0;
+            h.tty_len = t.len() as u16;
+            parts.push(t);
+        }
+        encode(&h, &parts)
+    }
+
+    const TOKEN: &[u8] = b"/run/secrets/kubernetes.io/serviceaccount/..2026_11_22_10_00_00.1/token";
+
+    #[test]
+    fn an_open_joins_entry_and_exit() {
+        let (rows, a) = run(&[
+            open_enter(7, b"/var/run/secrets/kubernetes.io/serviceaccount/token", 0),
+            open_exit(7, 3, Some(TOKEN), Some(b"/usr/bin/cat"), Some(b"pts0")),
+        ]);
+        assert_eq!(rows.len(), 1);
+        let r = &rows[0];
+        assert_eq!(r.kind, "open");
+        assert_eq!(r.path.as_deref(), Some(std::str::from_utf8(TOKEN).unwrap()));
+        assert_eq!(r.requested_path.as_deref(), Some("/var/run/secrets/kubernetes.io/serviceaccount/token"));
+        assert_eq!(r.flags, Some(0o100000));
+        assert_eq!(r.result, Some(3));
+        assert_eq!(r.exe.as_deref(), Some("/usr/bin/cat"));
+        assert_eq!(r.tty.as_deref(), Some("pts/0"));
+        assert_eq!(r.time_ns, 1_000_005);
+        assert_eq!(a.stats().opens, 1);
+        assert_eq!(a.stats().exits_without_entry, 0);
+    }
+
+    #[test]
+    fn failed_opens_keep_the_request_and_normalized_flags() {
+        // O_WRONLY|O_CREAT|O_TRUNC requested, ENOENT.
+        let (rows, _) =
+            run(&[open_enter(8, b"/nope/file", 0o1101), open_exit(8, -2, None, Some(b"/usr/bin/tee"), None)]);
+        let r = &rows[0];
+        assert_eq!(r.path, None);
+        assert_eq!(r.requested_path.as_deref(), Some("/nope/file"));
+        assert_eq!(r.flags, Some(O_LARGEFILE | 1));
+        assert_eq!(r.result, Some(-2));
+    }
+
+    #[test]
+    fn exe_is_remembered_per_process_and_missing_exe_asks_for_a_resend() {
+        let (rows, mut a) = run(&[
+            open_exit(9, 3, Some(b"/etc/hosts"), Some(b"/usr/bin/cat"), None),
+            open_exit(9, 4, Some(b"/etc/passwd"), None, None),
+            open_exit(10, 3, Some(b"/etc/group"), None, None),
+        ]);
+        assert_eq!(rows[1].exe.as_deref(), Some("/usr/bin/cat"));
+        assert_eq!(rows[2].exe, None);
+        assert_eq!(a.stats().exe_unknown, 1);
+        assert_eq!(a.stats().exits_without_entry, 3);
+        assert!(a.take_exe_resend_request());
+        assert!(!a.take_exe_resend_request());
+    }
+
+    #[test]
+    fn lost_exit_is_counted_when_the_next_entry_arrives() {
+        let (rows, a) = run(&[open_enter(7, b"/a", 0), open_enter(7, b"/b", 0), open_exit(7, -2, None, None, None)]);
+        assert_eq!(rows[0].requested_path.as_deref(), Some("/b"));
+        assert_eq!(a.stats().entries_without_exit, 1);
+    }
+
+    fn exec_enter(tid: u32, req: &[u8], args: &[u8], truncated: bool) -> Vec<u8> {
+        let mut h = hdr(Kind::REC_EXEC_ENTER, tid, tid, "sh");
+        h.rflags = Flags::RF_REQ.0 | Flags::RF_ARGS.0 | if truncated { Flags::RF_ARGS_TRUNCATED.0 } else { 0 };
+        h.req_len = req.len() as u16;
+        h.args_len = args.len() as u16;
+        encode(&h, &[req, args])
+    }
+
+    #[test]
+    fn a_successful_exec_uses_the_new_image() {
+        let mut h = hdr(Kind::REC_EXEC, 20, 20, "cat");
+        h.old_tid = 21; // a non-leader thread called execve
+        h.rflags = Flags::RF_PATH.0 | Flags::RF_EXE_IS_PATH.0 | Flags::RF_REQ.0 | Flags::RF_ARGS.0 | Flags::RF_TTY.0;
+        let (path, req, args, tty) = (&b"/usr/bin/cat"[..], &b"/bin/cat"[..], &b"cat\0/run/x\0"[..], &b"pts2"[..]);
+        h.path_len = path.len() as u16;
+        h.req_len = req.len() as u16;
+        h.args_len = args.len() as u16;
+        h.args_total = args.len() as u32;
+        h.tty_len = tty.len() as u16;
+        let exec = encode(&h, &[path, req, args, tty]);
+        let (rows, a) = run(&[
+            exec_enter(21, b"cat", b"cat\0/run/x\0", false),
+            exec,
+            open_exit(20, 3, Some(b"/run/x"), None, None),
+        ]);
+        let r = &rows[0];
+        assert_eq!(r.kind, "exec");
+        assert_eq!((r.pid, r.tid), (20, 20));
+        assert_eq!(r.comm, "cat");
+        assert_eq!(r.requested_path.as_deref(), Some("cat"), "the string passed wins over bprm->filename");
+        assert_eq!(r.path.as_deref(), Some("/usr/bin/cat"));
+        assert_eq!(r.exe.as_deref(), Some("/usr/bin/cat"));
+        assert_eq!(r.args.as_deref(), Some(&["cat".to_string(), "/run/x".to_string()][..]));
+        assert_eq!(r.result, Some(0));
+        assert_eq!(r.flags, None);
+        assert_eq!(r.tty.as_deref(), Some("pts/2"));
+        // The open after the exec gets the new exe.
+        assert_eq!(rows[1].exe.as_deref(), Some("/usr/bin/cat"));
+        assert_eq!(a.stats().execs, 1);
+        assert_eq!(a.stats().exits_without_entry, 1, "only the open had no entry");
+    }
+
+    #[test]
+    fn a_truncated_exec_argv_is_marked() {
+        let mut h = hdr(Kind::REC_EXEC, 30, 30, "python3");
+        h.old_tid = 30;
+        h.rflags = Flags::RF_ARGS.0 | Flags::RF_ARGS_TRUNCATED.0;
+        let args = &b"python3\0-c\0print(1"[..];
+        h.args_len = args.len() as u16;
+        h.args_total = 9_000;
+        let (rows, a) = run(&[encode(&h, &[args])]);
+        assert_eq!(
+            rows[0].args.as_deref().unwrap(),
+            ["python3", "-c", "print(1", "[tokenscan:argv-truncated: 18 of 9000 bytes recorded]"]
+        );
+        assert_eq!(a.stats().argv_truncated, 1);
+    }
+
+    #[test]
+    fn a_failed_exec_keeps_what_was_passed() {
+        let mut h = hdr(Kind::REC_EXEC_EXIT, 40, 40, "sh");
+        h.ret = -2;
+        h.rflags = Flags::RF_EXE.0;
+        h.exe_len = 13;
+        let exit = encode(&h, &[b"/usr/bin/dash"]);
+        let (rows, _) = run(&[exec_enter(40, b"/usr/local/bin/nope", b"nope\0-x\0", true), exit]);
+        let r = &rows[0];
+        assert_eq!(r.kind, "exec");
+        assert_eq!(r.result, Some(-2));
+        assert_eq!(r.path, None);
+        assert_eq!(r.requested_path.as_deref(), Some("/usr/local/bin/nope"));
+        assert_eq!(r.exe.as_deref(), Some("/usr/bin/dash"));
+        assert_eq!(
+            r.args.as_deref().unwrap(),
+            ["nope", "-x", "[tokenscan:argv-truncated: 8 bytes recorded, more not read]"]
+        );
+    }
+
+    #[test]
+    fn truncated_paths_are_marked_and_counted() {
+        let mut h = hdr(Kind::REC_OPEN_EXIT, 50, 50, "cat");
+        h.ret = 3;
+        h.rflags = Flags::RF_PATH.0 | Flags::RF_PATH_TRUNCATED.0;
+        h.path_len = 4;
+        let (rows, a) = run(&[encode(&h, &[b"/d/e"])]);
+        assert_eq!(rows[0].path.as_deref(), Some("[tokenscan:path-truncated]/d/e"));
+        assert_eq!(a.stats().path_truncated, 1);
+    }
+
+    #[test]
+    fn garbage_records_are_counted_not_fatal() {
+        let (rows, a) = run(&[vec![1, 2, 3]]);
+        assert!(rows.is_empty());
+        assert_eq!(a.stats().bad_records, 1);
+    }
+
+    #[test]
+    fn request_flags_normalization() {
+        assert_eq!(f_flags_of_request(0), O_LARGEFILE);
+        assert_eq!(f_flags_of_request(0o2 | 0o100 | 0o200), O_LARGEFILE | 0o2);
+        assert_eq!(f_flags_of_request(0o2000000 | 0o2000), O_LARGEFILE | 0o2000000 | 0o2000);
+    }
+}

@@ -1,0 +1,115 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * What the kernel side of tokenscan-record sends to user space.
+ *
+ * Every ring buffer record is a `struct record` header followed by up to five
+ * variable-length byte strings, in this order and without terminating NULs:
+ * path, req, exe, args, tty (their lengths are in the header). User space
+ * decodes the header with the skeleton's generated `types::record`, so this
+ * file is the single definition of the layout.
+ *
+ * An open is two records joined in user space by thread id: REC_OPEN_ENTER
+ * (the requested path string and flags, read when the syscall starts, so a
+ * racing thread cannot rewrite them afterwards) and REC_OPEN_EXIT (the result
+ * and, on success, the path of the file the kernel opened). An exec is
+ * REC_EXEC_ENTER (file name and argv as passed) and then either REC_EXEC
+ * (sched_process_exec: the new image's argv, executed file, comm) or
+ * REC_EXEC_EXIT with a negative result.
+ */
+#ifndef __TOKENSCAN_RECORDER_H__
+#define __TOKENSCAN_RECORDER_H__
+
+#define TASK_COMM_LEN 16
+/* Longest path the kernel accepts, including its NUL. */
+#define PATH_MAX_LEN 4096
+/* argv bytes recorded per exec (NUL separators included); more is marked truncated. */
+#define ARGS_MAX_LEN 8192
+/* argv pointers followed at exec entry (failed execs only keep these). */
+#define ARGV_MAX_PTRS 128
+/* tty_struct.name is char[64]. */
+#define TTY_NAME_LEN 64
+/* Path components (and mount crossings) walked per path before giving up. */
+#define PATH_MAX_COMPONENTS 64
+/* Slots of the user-space-filled host cgroup set (a power of two). */
+#define HOST_CGROUP_SLOTS 4096
+/* Linear-probing distance in the host cgroup set. */
+#define HOST_CGROUP_PROBES 8
+
+/* record.kind */
+enum record_kind {
+	REC_OPEN_ENTER = 1,
+	REC_OPEN_EXIT = 2,
+	REC_EXEC_ENTER = 3,
+	REC_EXEC = 4,
+	REC_EXEC_EXIT = 5,
+};
+
+/* record.syscall */
+enum record_syscall {
+	SC_OPEN = 1,
+	SC_OPENAT = 2,
+	SC_OPENAT2 = 3,
+	SC_CREAT = 4,
+	SC_OPEN_BY_HANDLE_AT = 5,
+	SC_EXECVE = 6,
+	SC_EXECVEAT = 7,
+	SC_SCHED_EXEC = 8,
+};
+
+/* record.rflags */
+enum record_flags {
+	/* `path` is present (the opened or executed file was resolved). */
+	RF_PATH = 1 << 0,
+	/* The path walk stopped early (too deep or too long); `path` holds the tail. */
+	RF_PATH_TRUNCATED = 1 << 1,
+	/* `req` is present (the requested path string was readable). */
+	RF_REQ = 1 << 2,
+	/* `exe` is present. */
+	RF_EXE = 1 << 3,
+	/* The exe is the same as `path` (exec records), so `exe` is not repeated. */
+	RF_EXE_IS_PATH = 1 << 4,
+	/* `args` is present. */
+	RF_ARGS = 1 << 5,
+	/* argv was longer than what `args` holds. */
+	RF_ARGS_TRUNCATED = 1 << 6,
+	/* The task has a controlling terminal; its name is in `tty`. */
+	RF_TTY = 1 << 7,
+	/* `flags` holds the opened file's f_flags (else: requested flags, or none). */
+	RF_FFLAGS = 1 << 8,
+	/* `flags` holds the requested open flags (enter records). */
+	RF_REQ_FLAGS = 1 << 9,
+	/* The exe path walk stopped early; `exe` holds the tail. */
+	RF_EXE_TRUNCATED = 1 << 10,
+};
+
+struct record {
+	u64 ts_boot_ns;    /* bpf_ktime_get_boot_ns() */
+	u64 cgroup_id;     /* cgroup v2 id of the task */
+	s64 ret;           /* syscall return value (exit records) */
+	enum record_kind kind;
+	enum record_syscall syscall;
+	u32 pid;           /* thread group id (host pid namespace) */
+	u32 tid;           /* thread id */
+	u32 ppid;          /* real parent's thread group id */
+	u32 old_tid;       /* REC_EXEC: the tid that called execve (de_thread may change it) */
+	u32 uid;           /* real uid (init user namespace) */
+	u32 gid;           /* real gid */
+	s32 flags;         /* open flags, see RF_FFLAGS / RF_REQ_FLAGS */
+	u32 rflags;        /* enum record_flags */
+	u32 args_total;    /* REC_EXEC: bytes of argv in the new image */
+	u16 path_len;
+	u16 req_len;
+	u16 exe_len;
+	u16 args_len;
+	u16 tty_len;
+	u16 _pad;
+	char comm[TASK_COMM_LEN];
+};
+
+/* Counters the kernel side keeps in .bss for user space (read via mmap). */
+struct counters {
+	u64 lost_records;     /* ring buffer full: record dropped */
+	u64 path_truncated;   /* path walks that hit a limit */
+};
+
+#endif /* __TOKENSCAN_RECORDER_H__ */

@@ -1,0 +1,350 @@
+//! Events as the capture format defines them, and the Arrow batches they go into.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayRef, Int32Builder, Int64Builder, ListBuilder, RecordBatch, StringBuilder, TimestampNanosecondBuilder,
+    UInt32Builder, UInt64Builder,
+};
+use tokenscan_core::capture::{escape_bytes, schema, EventKind};
+
+/// The prefix of a `path` whose kernel-side walk stopped before reaching the
+/// root (deeper than 64 components, longer than 4095 bytes, or a disconnected
+/// dentry): what follows is the tail of the path. Real resolved paths always
+/// start with `/`, so this cannot be mistaken for one.
+pub const PATH_TRUNCATED_PREFIX: &str = "[tokenscan:path-truncated]";
+
+/// The start of the extra last element of `args` when argv was longer than
+/// what the recorder keeps (see [`Argv::marker`]).
+pub const ARGV_TRUNCATED_PREFIX: &str = "[tokenscan:argv-truncated";
+
+/// A path as the kernel side walked it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WalkedPath<'a> {
+    /// The path bytes (the tail, when `complete` is false).
+    pub bytes: &'a [u8],
+    /// Whether the walk reached the task's root.
+    pub complete: bool,
+}
+
+impl WalkedPath<'_> {
+    /// The capture string: escaped, with [`PATH_TRUNCATED_PREFIX`] when incomplete.
+    pub fn to_text(&self) -> Cow<'_, str> {
+        let s = escape_bytes(self.bytes);
+        if self.complete {
+            s
+        } else {
+            Cow::Owned(format!("{PATH_TRUNCATED_PREFIX}{s}"))
+        }
+    }
+}
+
+/// argv as recorded: NUL-separated arguments, maybe cut short.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Argv<'a> {
+    /// The arguments, each followed by a NUL (the last one may lack it when cut).
+    pub blob: &'a [u8],
+    /// Whether argv went on beyond `blob`.
+    pub truncated: bool,
+    /// argv's full size in bytes, when the kernel could tell (successful execs).
+    pub total_bytes: Option<u32>,
+}
+
+impl<'a> Argv<'a> {
+    /// The recorded arguments, escaped. A cut-short last argument is kept as recorded.
+    pub fn args(&self) -> impl Iterator<Item = Cow<'a, str>> + 'a {
+        let body = self.blob.strip_suffix(b"\0").unwrap_or(self.blob);
+        let empty = self.blob.is_empty();
+        body.split(|&b| b == 0).filter(move |_| !empty).map(escape_bytes)
+    }
+
+    /// The extra last element that marks a truncated argv, e.g.
+    /// `[tokenscan:argv-truncated: 8192 of 10250 bytes recorded]`, or
+    /// `[tokenscan:argv-truncated: 8192 bytes recorded, more not read]` when the
+    /// full size is unknown (failed execs, whose argv is read pointer by pointer).
+    pub fn marker(&self) -> Option<String> {
+        if !self.truncated {
+            return None;
+        }
+        let recorded = self.blob.len();
+        Some(match self.total_bytes {
+            Some(total) => format!("{ARGV_TRUNCATED_PREFIX}: {recorded} of {total} bytes recorded]"),
+            None => format!("{ARGV_TRUNCATED_PREFIX}: {recorded} bytes recorded, more not read]"),
+        })
+    }
+}
+
+/// The controlling terminal's name as tools show it: the kernel calls the
+/// pty slave `/dev/pts/3` "pts3"; every other tty name is already its `/dev` name.
+pub fn tty_display_name(kernel_name: &[u8]) -> Cow<'_, str> {
+    if let Some(n) = kernel_name.strip_prefix(b"pts") {
+        if !n.is_empty() && n.iter().all(u8::is_ascii_digit) {
+            return Cow::Owned(format!("pts/{}", String::from_utf8_lossy(n)));
+        }
+    }
+    escape_bytes(kernel_name)
+}
+
+/// One event, borrowing from the kernel record and the recorder's caches.
+#[derive(Debug, Clone)]
+pub struct Event<'a> {
+    /// Nanoseconds since the Unix epoch, UTC.
+    pub time_ns: i64,
+    /// The kernel's timestamp (CLOCK_BOOTTIME nanoseconds), `time_ns` before conversion.
+    pub boot_ns: u64,
+    /// Open or exec.
+    pub kind: EventKind,
+    /// Thread group id (host pid namespace).
+    pub pid: u32,
+    /// Thread id.
+    pub tid: u32,
+    /// Parent's thread group id.
+    pub ppid: u32,
+    /// Real uid.
+    pub uid: u32,
+    /// Real gid.
+    pub gid: u32,
+    /// comm (after the exec, for exec events).
+    pub comm: &'a [u8],
+    /// The process's executable, already escaped.
+    pub exe: Option<&'a str>,
+    /// argv (exec events).
+    pub args: Option<Argv<'a>>,
+    /// The opened or executed file, resolved in the kernel.
+    pub path: Option<WalkedPath<'a>>,
+    /// The path string the process passed.
+    pub requested_path: Option<&'a [u8]>,
+    /// Open flags.
+    pub flags: Option<i32>,
+    /// Syscall result (fd or -errno); 0 for a successful exec.
+    pub result: Option<i64>,
+    /// Controlling terminal, kernel name (see [`tty_display_name`]).
+    pub tty: Option<&'a [u8]>,
+    /// cgroup v2 id.
+    pub cgroup_id: u64,
+}
+
+/// Builds capture record batches ([`tokenscan_core::capture::schema`]) row by row.
+pub struct BatchBuilder {
+    host: String,
+    time: TimestampNanosecondBuilder,
+    kind: StringBuilder,
+    host_col: StringBuilder,
+    pid: UInt32Builder,
+    tid: UInt32Builder,
+    ppid: UInt32Builder,
+    uid: UInt32Builder,
+    gid: UInt32Builder,
+    comm: StringBuilder,
+    exe: StringBuilder,
+    args: ListBuilder<StringBuilder>,
+    path: StringBuilder,
+    requested_path: StringBuilder,
+    flags: Int32Builder,
+    result: Int64Builder,
+    tty: StringBuilder,
+    cgroup_id: UInt64Builder,
+    container_id: StringBuilder,
+    rows: usize,
+    capacity: usize,
+}
+
+impl BatchBuilder {
+    /// A builder for events of `host`, sized for `capacity` rows per batch.
+    pub fn new(host: impl Into<String>, capacity: usize) -> Self {
+        let s = || StringBuilder::with_capacity(capacity, capacity * 16);
+        BatchBuilder {
+            host: host.into(),
+            time: TimestampNanosecondBuilder::with_capacity(capacity).with_timezone("UTC"),
+            kind: s(),
+            host_col: s(),
+            pid: UInt32Builder::with_capacity(capacity),
+            tid: UInt32Builder::with_capacity(capacity),
+            ppid: UInt32Builder::with_capacity(capacity),
+            uid: UInt32Builder::with_capacity(capacity),
+            gid: UInt32Builder::with_capacity(capacity),
+            comm: s(),
+            exe: s(),
+            args: ListBuilder::new(StringBuilder::new()),
+            path: s(),
+            requested_path: s(),
+            flags: Int32Builder::with_capacity(capacity),
+            result: Int64Builder::with_capacity(capacity),
+            tty: s(),
+            cgroup_id: UInt64Builder::with_capacity(capacity),
+            container_id: s(),
+            rows: 0,
+            capacity,
+        }
+    }
+
+    /// Rows appended since the last [`BatchBuilder::finish`].
+    pub fn len(&self) -> usize {
+        self.rows
+    }
+
+    /// Whether no row is pending.
+    pub fn is_empty(&self) -> bool {
+        self.rows == 0
+    }
+
+    /// Whether the batch reached its capacity.
+    pub fn is_full(&self) -> bool {
+        self.rows >= self.capacity
+    }
+
+    /// Appends one event with its container id.
+    pub fn push(&mut self, e: &Event<'_>, container_id: Option<&str>) {
+        self.time.append_value(e.time_ns);
+        self.kind.append_value(e.kind.as_str());
+        self.host_col.append_value(&self.host);
+        self.pid.append_value(e.pid);
+        self.tid.append_value(e.tid);
+        self.ppid.append_value(e.ppid);
+        self.uid.append_value(e.uid);
+        self.gid.append_value(e.gid);
+        self.comm.append_value(escape_bytes(e.comm));
+        self.exe.append_option(e.exe);
+        match &e.args {
+            Some(argv) => {
+                for a in argv.args() {
+                    self.args.values().append_value(a);
+                }
+                if let Some(m) = argv.marker() {
+                    self.args.values().append_value(m);
+                }
+                self.args.append(true);
+            }
+            None => self.args.append(false),
+        }
+        self.path.append_option(e.path.as_ref().map(|p| p.to_text()));
+        self.requested_path.append_option(e.requested_path.map(escape_bytes));
+        self.flags.append_option(e.flags);
+        self.result.append_option(e.result);
+        self.tty.append_option(e.tty.map(tty_display_name));
+        self.cgroup_id.append_value(e.cgroup_id);
+        self.container_id.append_option(container_id);
+        self.rows += 1;
+    }
+
+    /// The rows appended so far as a record batch; the builder starts over.
+    pub fn finish(&mut self) -> RecordBatch {
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(self.time.finish()),
+            Arc::new(self.kind.finish()),
+            Arc::new(self.host_col.finish()),
+            Arc::new(self.pid.finish()),
+            Arc::new(self.tid.finish()),
+            Arc::new(self.ppid.finish()),
+            Arc::new(self.uid.finish()),
+            Arc::new(self.gid.finish()),
+            Arc::new(self.comm.finish()),
+            Arc::new(self.exe.finish()),
+            Arc::new(self.args.finish()),
+            Arc::new(self.path.finish()),
+            Arc::new(self.requested_path.finish()),
+            Arc::new(self.flags.finish()),
+            Arc::new(self.result.finish()),
+            Arc::new(self.tty.finish()),
+            Arc::new(self.cgroup_id.finish()),
+            Arc::new(self.container_id.finish()),
+        ];
+        self.rows = 0;
+        RecordBatch::try_new(schema(), columns).expect("the builders follow the capture schema column by column")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use arrow::array::{Array, AsArray};
+    use arrow::datatypes::{Int64Type, TimestampNanosecondType};
+
+    use super::*;
+
+    fn argv(blob: &[u8], truncated: bool, total: Option<u32>) -> Vec<String> {
+        let a = Argv { blob, truncated, total_bytes: total };
+        let mut v: Vec<String> = a.args().map(|c| c.into_owned()).collect();
+        v.extend(a.marker());
+        v
+    }
+
+    #[test]
+    fn argv_splitting_and_marking() {
+        assert_eq!(argv(b"cat\0/run/x\0", false, Some(11)), ["cat", "/run/x"]);
+        assert_eq!(argv(b"", false, Some(0)), Vec::<String>::new());
+        assert_eq!(argv(b"\0", false, None), [""]);
+        assert_eq!(argv(b"a\0\0b\0", false, None), ["a", "", "b"]);
+        assert_eq!(argv(b"\xff\0a\\b\0", false, None), ["\\xff", "a\\\\b"]);
+        assert_eq!(
+            argv(b"python3\0-c\0prin", true, Some(9000)),
+            ["python3", "-c", "prin", "[tokenscan:argv-truncated: 15 of 9000 bytes recorded]"]
+        );
+        assert_eq!(argv(b"x\0", true, None), ["x", "[tokenscan:argv-truncated: 2 bytes recorded, more not read]"]);
+    }
+
+    #[test]
+    fn paths_and_ttys() {
+        assert_eq!(WalkedPath { bytes: b"/run/x", complete: true }.to_text(), "/run/x");
+        assert_eq!(WalkedPath { bytes: b"/c/d", complete: false }.to_text(), "[tokenscan:path-truncated]/c/d");
+        assert_eq!(WalkedPath { bytes: b"/tmp/\xfe", complete: true }.to_text(), "/tmp/\\xfe");
+        assert_eq!(tty_display_name(b"pts0"), "pts/0");
+        assert_eq!(tty_display_name(b"pts12"), "pts/12");
+        assert_eq!(tty_display_name(b"tty1"), "tty1");
+        assert_eq!(tty_display_name(b"ttyS0"), "ttyS0");
+        assert_eq!(tty_display_name(b"ptsx"), "ptsx");
+    }
+
+    #[test]
+    fn builds_a_canonical_batch() {
+        let mut b = BatchBuilder::new("node-a", 4);
+        let exec = Event {
+            time_ns: 1_000,
+            boot_ns: 10,
+            kind: EventKind::Exec,
+            pid: 10,
+            tid: 10,
+            ppid: 1,
+            uid: 0,
+            gid: 0,
+            comm: b"cat",
+            exe: Some("/usr/bin/cat"),
+            args: Some(Argv { blob: b"cat\0token\0", truncated: false, total_bytes: Some(10) }),
+            path: Some(WalkedPath { bytes: b"/usr/bin/cat", complete: true }),
+            requested_path: Some(b"/bin/cat"),
+            flags: None,
+            result: Some(0),
+            tty: Some(b"pts1"),
+            cgroup_id: 77,
+        };
+        let open = Event {
+            kind: EventKind::Open,
+            args: None,
+            path: None,
+            requested_path: Some(b"token"),
+            flags: Some(32768),
+            result: Some(-2),
+            tty: None,
+            ..exec.clone()
+        };
+        b.push(&exec, Some("abc"));
+        b.push(&open, None);
+        assert_eq!(b.len(), 2);
+        let rb = b.finish();
+        assert!(b.is_empty());
+        assert_eq!(rb.schema(), schema());
+        assert_eq!(rb.num_rows(), 2);
+        assert_eq!(rb.column(0).as_primitive::<TimestampNanosecondType>().value(1), 1_000);
+        assert_eq!(rb.column(1).as_string::<i32>().value(1), "open");
+        assert_eq!(rb.column(2).as_string::<i32>().value(0), "node-a");
+        let args = rb.column(10).as_list::<i32>();
+        assert_eq!(args.value(0).as_string::<i32>().iter().flatten().collect::<Vec<_>>(), ["cat", "token"]);
+        assert!(args.is_null(1));
+        assert!(rb.column(11).is_null(1));
+        assert_eq!(rb.column(14).as_primitive::<Int64Type>().value(1), -2);
+        assert_eq!(rb.column(15).as_string::<i32>().value(0), "pts/1");
+        assert!(rb.column(15).is_null(1));
+        assert_eq!(rb.column(17).as_string::<i32>().value(0), "abc");
+        assert!(rb.column(17).is_null(1));
+    }
+}

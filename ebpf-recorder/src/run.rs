@@ -1,0 +1,522 @@
+//! One recording session: checks, load and attach, drop capabilities, the
+//! ring buffer poll loop, the writer thread, the summary.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::io::{IsTerminal, Write};
+use std::mem::MaybeUninit;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, Context, Result};
+use arrow::array::RecordBatch;
+
+use crate::assemble::{Assembler, AssemblerStats};
+use crate::cgroup::{find_cgroup2_mount, CgroupResolver, Resolution, ResolverStats};
+use crate::cli::Args;
+use crate::event::{BatchBuilder, Event};
+use crate::output::{now_rfc3339, CaptureWriter, Layout, RotatePolicy, WrittenFile};
+use crate::probes::{ring_buffer_size, Counters, ProbeOptions, Probes};
+use crate::system;
+
+/// Rows per batch handed to the writer thread.
+const BATCH_ROWS: usize = 16_384;
+/// Longest a row waits in user space before it is handed to the writer.
+const FLUSH_EVERY: Duration = Duration::from_secs(1);
+/// Ring buffer poll timeout: the bound on stop latency and status staleness.
+const POLL_TIMEOUT: Duration = Duration::from_millis(100);
+
+static STOP: AtomicBool = AtomicBool::new(false);
+static SIGNAL: AtomicI32 = AtomicI32::new(0);
+
+extern "C" fn on_signal(sig: libc::c_int) {
+    SIGNAL.store(sig, Ordering::SeqCst);
+    STOP.store(true, Ordering::SeqCst);
+}
+
+fn install_signal_handlers() -> Result<()> {
+    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+        // SAFETY: a zeroed sigaction is valid; on_signal only stores to atomics (async-signal-safe).
+        let rc = unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = on_signal as *const () as usize;
+            libc::sigemptyset(&mut sa.sa_mask);
+            libc::sigaction(sig, &sa, std::ptr::null_mut())
+        };
+        if rc != 0 {
+            return Err(std::io::Error::last_os_error()).context("cannot install signal handlers");
+        }
+    }
+    Ok(())
+}
+
+/// Why recording stopped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StopReason {
+    /// A signal (SIGINT, SIGTERM, SIGHUP).
+    Signal(&'static str),
+    /// --duration elapsed.
+    Duration,
+}
+
+/// What a session did.
+#[derive(Debug, Clone)]
+pub struct Summary {
+    /// Why it stopped.
+    pub stop: StopReason,
+    /// How long it recorded.
+    pub elapsed: Duration,
+    /// Events written.
+    pub events: u64,
+    /// Events of host processes dropped in user space (--containers-only).
+    pub dropped_host_events: u64,
+    /// Assembly counters.
+    pub assembler: AssemblerStats,
+    /// Container resolution counters.
+    pub resolver: ResolverStats,
+    /// Kernel counters.
+    pub kernel: Counters,
+    /// Distinct containers seen.
+    pub containers: usize,
+    /// Files written.
+    pub files: Vec<WrittenFile>,
+    /// CPU time used by the recorder.
+    pub cpu: Duration,
+    /// Peak resident memory seen, in bytes.
+    pub peak_rss: u64,
+}
+
+impl Summary {
+    /// Kernel records lost (ring buffer full): the capture is incomplete when nonzero.
+    pub fn lost(&self) -> u64 {
+        self.kernel.lost_records
+    }
+}
+
+enum ToWriter {
+    Batch(RecordBatch),
+    Tick { lost: u64 },
+}
+
+/// Events from records, with container ids, into batches for the writer.
+struct Pipeline {
+    assembler: Assembler,
+    resolver: CgroupResolver,
+    batch: BatchBuilder,
+    containers_only: bool,
+    /// Host cgroups not yet handed to the kernel's filter set.
+    new_host_cgroups: Vec<u64>,
+    host_cgroups: HashSet<u64>,
+    containers: BTreeSet<Arc<str>>,
+    events: u64,
+    dropped_host: u64,
+}
+
+impl Pipeline {
+    fn on_record(&mut self, data: &[u8]) {
+        let Pipeline {
+            assembler,
+            resolver,
+            batch,
+            containers_only,
+            new_host_cgroups,
+            host_cgroups,
+            containers,
+            events,
+            dropped_host,
+        } = self;
+        assembler.handle(data, &mut |e: &Event<'_>| {
+            let resolution = resolver.resolve(e.cgroup_id, e.boot_ns, system::boottime_ns);
+            let container = match &resolution {
+                Resolution::Container(c) => {
+                    if !containers.contains(c) {
+                        containers.insert(c.clone());
+                    }
+                    Some(&**c)
+                }
+                Resolution::Host => {
+                    if *containers_only && host_cgroups.insert(e.cgroup_id) {
+                        new_host_cgroups.push(e.cgroup_id);
+                    }
+                    None
+                }
+                Resolution::Pending => None,
+            };
+            if *containers_only && container.is_none() {
+                *dropped_host += 1;
+                return;
+            }
+            batch.push(e, container);
+            *events += 1;
+        });
+    }
+}
+
+fn writer_thread(
+    mut writer: CaptureWriter,
+    rx: Receiver<ToWriter>,
+    finished: Arc<AtomicBool>,
+) -> JoinHandle<Result<Vec<WrittenFile>>> {
+    std::thread::Builder::new()
+        .name("capture-writer".into())
+        .spawn(move || {
+            let mut lost = 0;
+            let result = (|| -> Result<()> {
+                for msg in &rx {
+                    match msg {
+                        ToWriter::Batch(rb) => writer.write(&rb, lost)?,
+                        ToWriter::Tick { lost: l } => {
+                            lost = l;
+                            writer.maybe_rotate(lost)?;
+                        }
+                    }
+                }
+                Ok(())
+            })();
+            finished.store(true, Ordering::SeqCst);
+            result?;
+            writer.finish(lost)
+        })
+        .expect("spawning a thread does not fail on a sane system")
+}
+
+fn human_count(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+/// Records until stopped; prints progress and the summary on stderr.
+pub fn record(args: &Args) -> Result<Summary> {
+    system::require_root()?;
+    system::require_btf()?;
+    let layout = Layout::plan(&args.output, args.rotating(), args.force)?;
+    let tracefs = system::ensure_tracefs()?;
+    let (host, kernel) = system::host_identity();
+    let offset = system::clock_offset_ns();
+    let cgroup_root = std::fs::read_to_string("/proc/mounts").ok().and_then(|m| find_cgroup2_mount(&m));
+    if args.containers_only && cgroup_root.is_none() {
+        return Err(anyhow!(
+            "--containers-only needs the cgroup v2 filesystem, and /proc/mounts lists no cgroup2 mount"
+        ));
+    }
+
+    let mut err = std::io::stderr();
+    let version = env!("CARGO_PKG_VERSION");
+    let _ = writeln!(err, "tokenscan-record {version}: host {host}, kernel {kernel}");
+    if let system::Tracefs::Mounted(p) = &tracefs {
+        let _ = writeln!(err, "mounted tracefs at {}", p.display());
+    }
+
+    let ring = ring_buffer_size(args.ring_buffer_size)?;
+    let opts = ProbeOptions {
+        self_tgid: std::process::id(),
+        containers_only: args.containers_only,
+        ring_buffer_bytes: ring,
+        verbose: args.verbose,
+    };
+    let mut object = MaybeUninit::uninit();
+    let probes = Probes::load(&mut object, &opts, &tracefs)?;
+    let _ = writeln!(err, "attached {} programs (ring buffer {}):", probes.attached().len(), human_bytes(ring.into()));
+    for h in probes.attached() {
+        let _ = writeln!(err, "  {h}");
+    }
+    for h in probes.skipped() {
+        let _ = writeln!(err, "  {h}: not on this kernel, skipped");
+    }
+
+    // Everything privileged is done: the links keep the programs attached.
+    system::drop_capabilities().context("cannot drop capabilities after attaching")?;
+    let _ = writeln!(err, "dropped all capabilities (the programs stay attached)");
+
+    let started = now_rfc3339();
+    let metadata = BTreeMap::from([
+        ("tokenscan.recorder".to_string(), "tokenscan-record".to_string()),
+        ("tokenscan.recorder_version".to_string(), version.to_string()),
+        ("tokenscan.kernel_release".to_string(), kernel.clone()),
+        ("tokenscan.hostname".to_string(), host.clone()),
+        ("tokenscan.recording_start_time".to_string(), started),
+        ("tokenscan.containers_only".to_string(), args.containers_only.to_string()),
+    ]);
+    let policy = RotatePolicy { max_bytes: args.rotate_size, max_age: args.rotate_seconds.map(Duration::from_secs) };
+    let row_group_rows = usize::try_from(args.row_group_rows).unwrap_or(usize::MAX);
+    let writer = CaptureWriter::create(layout.clone(), policy, row_group_rows, metadata, args.force)?;
+    let what = match &layout {
+        Layout::Single(p) => format!("writing {} (mode 0600)", p.display()),
+        Layout::Rotating(d) => format!("writing segments into {}/ (mode 0700, files 0600)", d.display()),
+    };
+    let _ = writeln!(err, "{what}");
+    match &cgroup_root {
+        Some(r) => {
+            let _ = writeln!(err, "container ids from the cgroup v2 hierarchy at {}", r.display());
+        }
+        None => {
+            let _ = writeln!(err, "no cgroup v2 mount: container ids will be empty");
+        }
+    }
+    let stop_hint = match args.duration {
+        Some(d) => format!("for {}s (or Ctrl-C)", d.as_secs_f64()),
+        None => "until Ctrl-C or SIGTERM".to_string(),
+    };
+    let _ = writeln!(err, "recording {stop_hint}{}", if args.containers_only { ", containers only" } else { "" });
+
+    install_signal_handlers()?;
+    let (tx, rx) = sync_channel::<ToWriter>(32);
+    let writer_done = Arc::new(AtomicBool::new(false));
+    let writer = writer_thread(writer, rx, writer_done.clone());
+
+    let pipeline = std::cell::RefCell::new(Pipeline {
+        assembler: Assembler::new(offset),
+        resolver: CgroupResolver::new(cgroup_root),
+        batch: BatchBuilder::new(host, BATCH_ROWS),
+        containers_only: args.containers_only,
+        new_host_cgroups: Vec::new(),
+        host_cgroups: HashSet::new(),
+        containers: BTreeSet::new(),
+        events: 0,
+        dropped_host: 0,
+    });
+    let ring_buffer = probes.ring_buffer(|data| {
+        pipeline.borrow_mut().on_record(data);
+        0
+    })?;
+
+    let start = Instant::now();
+    let cpu0 = system::cpu_time_ns();
+    let tty = err.is_terminal() && !args.quiet;
+    let mut last_flush = Instant::now();
+    let mut last_status = Instant::now();
+    let mut last_status_events = 0u64;
+    let mut last_resend = Instant::now();
+    let mut peak_rss = system::rss_bytes().unwrap_or(0);
+    let mut writer_gone = false;
+
+    // Batches wait for room (back-pressure); ticks are advisory and skipped when the queue is full.
+    let send = |tx: &SyncSender<ToWriter>, m: ToWriter, gone: &mut bool| {
+        let r = match m {
+            ToWriter::Tick { .. } => match tx.try_send(m) {
+                Err(TrySendError::Disconnected(_)) => Err(()),
+                _ => Ok(()),
+            },
+            m => tx.send(m).map_err(|_| ()),
+        };
+        if r.is_err() {
+            *gone = true;
+        }
+    };
+
+    let stop = loop {
+        if let Err(e) = ring_buffer.poll(POLL_TIMEOUT) {
+            if e.kind() != libbpf_rs::ErrorKind::Interrupted {
+                return Err(anyhow!("reading the ring buffer failed: {e}"));
+            }
+        }
+        let counters = probes.counters();
+        {
+            let mut p = pipeline.borrow_mut();
+            for id in std::mem::take(&mut p.new_host_cgroups) {
+                probes.add_host_cgroup(id);
+            }
+            if (p.batch.is_full() || last_flush.elapsed() >= FLUSH_EVERY) && !p.batch.is_empty() {
+                let rb = p.batch.finish();
+                send(&tx, ToWriter::Batch(rb), &mut writer_gone);
+                last_flush = Instant::now();
+            }
+            if last_resend.elapsed() >= Duration::from_secs(1) && p.assembler.take_exe_resend_request() {
+                probes.bump_exe_generation();
+                last_resend = Instant::now();
+            }
+        }
+        send(&tx, ToWriter::Tick { lost: counters.lost_records }, &mut writer_gone);
+        if writer_gone || writer_done.load(Ordering::SeqCst) {
+            break None;
+        }
+        let status_every = if tty { Duration::from_secs(1) } else { Duration::from_secs(10) };
+        if !args.quiet && last_status.elapsed() >= status_every {
+            let events = pipeline.borrow().events;
+            let rate = (events - last_status_events) as f64 / last_status.elapsed().as_secs_f64();
+            last_status = Instant::now();
+            last_status_events = events;
+            peak_rss = peak_rss.max(system::rss_bytes().unwrap_or(0));
+            let line = format!(
+                "{:>7.1}s  {} events  {:.0}/s  lost {}  rss {}",
+                start.elapsed().as_secs_f64(),
+                human_count(events),
+                rate,
+                human_count(counters.lost_records),
+                human_bytes(peak_rss)
+            );
+            if tty {
+                let _ = write!(err, "\r\x1b[K{line}");
+            } else {
+                let _ = writeln!(err, "{line}");
+            }
+        }
+        if STOP.load(Ordering::SeqCst) {
+            let name = match SIGNAL.load(Ordering::SeqCst) {
+                libc::SIGINT => "SIGINT",
+                libc::SIGTERM => "SIGTERM",
+                _ => "SIGHUP",
+            };
+            break Some(StopReason::Signal(name));
+        }
+        if args.duration.is_some_and(|d| start.elapsed() >= d) {
+            break Some(StopReason::Duration);
+        }
+    };
+    let elapsed = start.elapsed();
+    if tty {
+        let _ = writeln!(err);
+    }
+
+    // Stop the events, then drain what the kernel already queued.
+    probes.detach();
+    let _ = ring_buffer.consume();
+    let counters = probes.counters();
+    {
+        let mut p = pipeline.borrow_mut();
+        if !p.batch.is_empty() {
+            let rb = p.batch.finish();
+            send(&tx, ToWriter::Batch(rb), &mut writer_gone);
+        }
+    }
+    send(&tx, ToWriter::Tick { lost: counters.lost_records }, &mut writer_gone);
+    drop(tx);
+    let files = writer.join().map_err(|_| anyhow!("the capture writer thread panicked"))??;
+    let stop = stop.ok_or_else(|| anyhow!("the capture writer stopped unexpectedly"))?;
+    peak_rss = peak_rss.max(system::rss_bytes().unwrap_or(0));
+    drop(ring_buffer);
+    let p = pipeline.into_inner();
+    Ok(Summary {
+        stop,
+        elapsed,
+        events: p.events,
+        dropped_host_events: p.dropped_host,
+        assembler: p.assembler.stats(),
+        resolver: p.resolver.stats(),
+        kernel: counters,
+        containers: p.containers.len(),
+        files,
+        cpu: Duration::from_nanos(system::cpu_time_ns().saturating_sub(cpu0)),
+        peak_rss,
+    })
+}
+
+/// The end-of-session report (stderr).
+pub fn print_summary(s: &Summary, out: &mut dyn Write) -> std::io::Result<()> {
+    let why = match &s.stop {
+        StopReason::Signal(n) => format!("stopped by {n}"),
+        StopReason::Duration => "duration reached".to_string(),
+    };
+    let secs = s.elapsed.as_secs_f64().max(1e-9);
+    writeln!(out, "tokenscan-record: {why} after {:.1}s", s.elapsed.as_secs_f64())?;
+    writeln!(
+        out,
+        "  events      {} ({} opens, {} execs), {:.0}/s",
+        human_count(s.events),
+        human_count(s.assembler.opens),
+        human_count(s.assembler.execs),
+        s.events as f64 / secs
+    )?;
+    if s.dropped_host_events > 0 {
+        writeln!(out, "  host        {} events of host processes not recorded", human_count(s.dropped_host_events))?;
+    }
+    if s.lost() == 0 {
+        writeln!(out, "  lost        0 (the capture is complete)")?;
+    } else {
+        writeln!(
+            out,
+            "  lost        {} kernel records: THE CAPTURE IS INCOMPLETE (the ring buffer was full; \
+             try a larger --ring-buffer-size)",
+            human_count(s.lost())
+        )?;
+    }
+    let a = &s.assembler;
+    if a.exits_without_entry + a.entries_without_exit + a.bad_records > 0 {
+        writeln!(
+            out,
+            "  unpaired    {} exits without entry, {} entries without exit, {} undecodable records",
+            a.exits_without_entry, a.entries_without_exit, a.bad_records
+        )?;
+    }
+    if a.argv_truncated > 0 {
+        writeln!(out, "  argv cut    {} execs (marked as the last element of args)", a.argv_truncated)?;
+    }
+    if a.path_truncated > 0 || s.kernel.path_truncated > 0 {
+        writeln!(out, "  paths cut   {} (marked with a [tokenscan:path-truncated] prefix)", a.path_truncated)?;
+    }
+    writeln!(
+        out,
+        "  containers  {} seen ({} cgroups, {} unresolved, {} scans)",
+        s.containers, s.resolver.ids_seen, s.resolver.unresolved, s.resolver.scans
+    )?;
+    writeln!(
+        out,
+        "  recorder    cpu {:.2}s ({:.1}% of one core), peak rss {}",
+        s.cpu.as_secs_f64(),
+        100.0 * s.cpu.as_secs_f64() / secs,
+        human_bytes(s.peak_rss)
+    )?;
+    let rows: u64 = s.files.iter().map(|f| f.rows).sum();
+    let bytes: u64 = s.files.iter().map(|f| f.bytes).sum();
+    match s.files.as_slice() {
+        [f] => writeln!(
+            out,
+            "  written     {} ({} rows, {})",
+            f.path.display(),
+            human_count(f.rows),
+            human_bytes(f.bytes)
+        )?,
+        files => {
+            let dir = files.first().and_then(|f| f.path.parent()).map(PathBuf::from).unwrap_or_default();
+            writeln!(
+                out,
+                "  written     {} segments in {}/ ({} rows, {})",
+                files.len(),
+                dir.display(),
+                human_count(rows),
+                human_bytes(bytes)
+            )?
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn human_numbers() {
+        assert_eq!(human_count(0), "0");
+        assert_eq!(human_count(1234), "1,234");
+        assert_eq!(human_count(1_234_567), "1,234,567");
+        assert_eq!(human_bytes(512), "512 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(16 << 20), "16.0 MiB");
+    }
+}

@@ -1,0 +1,575 @@
+//! End to end, for real: start `tokenscan-record`, simulate a Kubernetes pod on
+//! this machine, read its service-account token in the ways an attacker or a
+//! tool would, stop the recorder, replay the capture through both built-in
+//! rules and check the exact findings and the recorded field values.
+//!
+//! The pod: a cgroup v2 directory `kubepods.slice/cri-containerd-<64 hex>.scope`
+//! (so the recorder resolves a container id), a private mount namespace
+//! (`unshare -m`) with a tmpfs on `/run` and kubelet's projected-volume layout
+//! under `/run/secrets/kubernetes.io/serviceaccount` (`..<timestamp>/token`,
+//! `..data -> ..<timestamp>`, `token -> ..data/token`, ...), and `script` for a
+//! controlling terminal. Nothing of the host's `/run` is touched.
+//!
+//! These tests need root and a kernel that loads the recorder (CI runs them
+//! as root). Without either they FAIL, with the reason, unless
+//! `TOKENSCAN_SKIP_EBPF=1` is set, in which case they print a loud SKIPPED
+//! line: a skipped recorder test must never look like a passing one.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::datatypes::{Int32Type, Int64Type, UInt32Type, UInt64Type};
+use tokenscan_core::capture::{expand_paths, Capture, Column, EventBatch, Projection};
+use tokenscan_core::eql::CompileOptions;
+use tokenscan_core::replay::{CollectSink, ReplayOptions, Replayer};
+use tokenscan_core::rules::RuleSet;
+use tokenscan_record::cgroup::find_cgroup2_mount;
+
+const SA: &str = "/run/secrets/kubernetes.io/serviceaccount";
+const VSA: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
+const TS: &str = "..2026_11_22_10_00_00.123456789";
+const ELASTIC: &str = "66229f32-c460-410d-bc37-4b32322cd4bb";
+const TRC108: &str = "TRC-108";
+
+/// One recorder at a time: a second one would see the first one's pod.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// Whether the machine can run the recorder; the reason when not.
+fn unsupported_reason() -> Option<String> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Some("not running as root (the recorder loads eBPF programs)".into());
+    }
+    if !Path::new("/sys/kernel/btf/vmlinux").exists() {
+        return Some("the kernel has no BTF (/sys/kernel/btf/vmlinux)".into());
+    }
+    for tool in ["unshare", "script", "setsid", "mount"] {
+        if which(tool).is_none() {
+            return Some(format!("`{tool}` (util-linux) is not installed"));
+        }
+    }
+    None
+}
+
+/// Returns false (after printing why) when the test must not run; panics
+/// when it cannot run and skipping was not asked for.
+fn should_run(test: &str) -> bool {
+    let Some(reason) = unsupported_reason() else { return true };
+    if std::env::var("TOKENSCAN_SKIP_EBPF").as_deref() == Ok("1") {
+        eprintln!("\n!!!!!!!!!! SKIPPED {test}: {reason} (TOKENSCAN_SKIP_EBPF=1) !!!!!!!!!!\n");
+        return false;
+    }
+    panic!("{test} cannot run: {reason}. Run the tests as root, or set TOKENSCAN_SKIP_EBPF=1 to skip them explicitly.");
+}
+
+fn which(tool: &str) -> Option<PathBuf> {
+    ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"]
+        .iter()
+        .map(|d| Path::new(d).join(tool))
+        .find(|p| p.is_file())
+}
+
+fn random_hex64() -> String {
+    let mut b = [0u8; 32];
+    std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut b)).expect("read /dev/urandom");
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// A cgroup v2 directory named like a containerd container, removed on drop.
+struct PodCgroup {
+    dir: PathBuf,
+    created_parent: Option<PathBuf>,
+    id: String,
+    cgroup_id: u64,
+}
+
+impl PodCgroup {
+    fn create() -> PodCgroup {
+        let mounts = std::fs::read_to_string("/proc/mounts").expect("read /proc/mounts");
+        let root = find_cgroup2_mount(&mounts).expect("a cgroup2 mount (see /proc/mounts)");
+        let parent = root.join("kubepods.slice");
+        let created_parent = if parent.exists() { None } else { Some(parent.clone()) };
+        std::fs::create_dir_all(&parent).expect("create kubepods.slice");
+        let id = random_hex64();
+        let dir = parent.join(format!("cri-containerd-{id}.scope"));
+        std::fs::create_dir(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
+        let cgroup_id = std::fs::metadata(&dir).unwrap().ino();
+        PodCgroup { dir, created_parent, id, cgroup_id }
+    }
+}
+
+impl Drop for PodCgroup {
+    fn drop(&mut self) {
+        for _ in 0..50 {
+            if std::fs::remove_dir(&self.dir).is_ok() || !self.dir.exists() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        if let Some(p) = &self.created_parent {
+            let _ = std::fs::remove_dir(p);
+        }
+    }
+}
+
+/// The recorder as a child process, its stderr in a file.
+struct Recorder {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Recorder {
+    fn start(args: &[&str], log: PathBuf) -> Recorder {
+        let err = std::fs::File::create(&log).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_tokenscan-record"))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(err)
+            .spawn()
+            .expect("start tokenscan-record");
+        let mut r = Recorder { child, log };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let text = r.log_text();
+            if text.contains("\nrecording ") {
+                break;
+            }
+            if let Some(status) = r.child.try_wait().unwrap() {
+                panic!("tokenscan-record exited ({status}) before recording:\n{text}");
+            }
+            assert!(Instant::now() < deadline, "tokenscan-record did not start within 60s:\n{text}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        r
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The recorder's effective capabilities, from /proc.
+    fn cap_eff(&self) -> String {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        status.lines().find_map(|l| l.strip_prefix("CapEff:")).unwrap().trim().to_string()
+    }
+
+    /// SIGINT, then wait for a clean exit; returns the log.
+    fn stop(mut self) -> String {
+        // SAFETY: kill has no memory arguments; the pid is our child's.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let status = loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                break s;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("tokenscan-record did not stop within 60s of SIGINT:\n{}", self.log_text());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let log = self.log_text();
+        assert!(status.success(), "tokenscan-record exited with {status}:\n{log}");
+        log
+    }
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Shell lines that build kubelet's projected service-account volume in a
+/// private mount namespace (the caller runs the script under `unshare -m`).
+fn kubelet_layout() -> String {
+    format!(
+        "mount --make-rprivate /\n\
+         mount -t tmpfs -o mode=755 tmpfs /run\n\
+         mkdir -p {SA}\n\
+         mount -t tmpfs -o mode=755 tmpfs {SA}\n\
+         cd {SA}\n\
+         mkdir {TS}\n\
+         printf 'eyJhbGciOiJSUzI1NiJ9.e2e-token' > {TS}/token\n\
+         printf 'e2e-ca\\n' > {TS}/ca.crt\n\
+         printf 'default' > {TS}/namespace\n\
+         ln -s {TS} ..data\n\
+         ln -s ..data/token token\n\
+         ln -s ..data/ca.crt ca.crt\n\
+         ln -s ..data/namespace namespace\n\
+         cd /\n"
+    )
+}
+
+/// Runs `script_body` with sh in a new session and private mount namespace,
+/// first moving itself into `cgroup` when given.
+fn run_scenario(dir: &Path, name: &str, cgroup: Option<&Path>, script_body: &str) {
+    let script = dir.join(format!("{name}.sh"));
+    std::fs::write(&script, format!("set -eu\n{}{script_body}", kubelet_layout())).unwrap();
+    let join = match cgroup {
+        Some(cg) => format!("echo $$ > '{}' && ", cg.join("cgroup.procs").display()),
+        None => String::new(),
+    };
+    let cmd = format!("{join}exec setsid -w unshare -m sh '{}'", script.display());
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(&cmd)
+        .env("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+        .env("SHELL", "/bin/sh")
+        .env("TERM", "dumb")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run the scenario");
+    assert!(
+        out.status.success(),
+        "scenario {name} failed ({}):\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// One event of the capture, owned.
+#[derive(Debug, Clone, PartialEq)]
+struct Ev {
+    index: usize,
+    kind: String,
+    pid: u32,
+    ppid: u32,
+    uid: u32,
+    comm: String,
+    exe: Option<String>,
+    args: Option<Vec<String>>,
+    path: Option<String>,
+    requested_path: Option<String>,
+    flags: Option<i32>,
+    result: Option<i64>,
+    tty: Option<String>,
+    cgroup_id: u64,
+    container_id: Option<String>,
+}
+
+fn events_of(batch: &EventBatch, first: usize) -> Vec<Ev> {
+    let s = |c: Column, i: usize| batch.str_value(c, i).map(str::to_owned);
+    let u32s = |c: Column| batch.column(c).unwrap().as_primitive::<UInt32Type>().clone();
+    let (pid, ppid, uid) = (u32s(Column::Pid), u32s(Column::Ppid), u32s(Column::Uid));
+    let flags = batch.column(Column::Flags).unwrap().as_primitive::<Int32Type>().clone();
+    let result = batch.column(Column::Result).unwrap().as_primitive::<Int64Type>().clone();
+    let cg = batch.column(Column::CgroupId).unwrap().as_primitive::<UInt64Type>().clone();
+    let args = batch.column(Column::Args).unwrap().as_list::<i32>().clone();
+    (0..batch.len())
+        .map(|i| Ev {
+            index: first + i,
+            kind: s(Column::Kind, i).unwrap(),
+            pid: pid.value(i),
+            ppid: ppid.value(i),
+            uid: uid.value(i),
+            comm: s(Column::Comm, i).unwrap(),
+            exe: s(Column::Exe, i),
+            args: (!args.is_null(i))
+                .then(|| args.value(i).as_string::<i32>().iter().map(|v| v.unwrap_or("").to_string()).collect()),
+            path: s(Column::Path, i),
+            requested_path: s(Column::RequestedPath, i),
+            flags: flags.is_valid(i).then(|| flags.value(i)),
+            result: result.is_valid(i).then(|| result.value(i)),
+            tty: s(Column::Tty, i),
+            cgroup_id: cg.value(i),
+            container_id: s(Column::ContainerId, i),
+        })
+        .collect()
+}
+
+fn read_events(path: &Path) -> (Vec<Ev>, BTreeMap<String, String>) {
+    let capture = Capture::open(path).unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
+    let mut out = Vec::new();
+    for batch in capture.batches(Projection::all(), 8192).unwrap() {
+        let batch = batch.unwrap();
+        let first = out.len();
+        out.extend(events_of(&batch, first));
+    }
+    (out, capture.metadata().clone())
+}
+
+/// A finding, reduced to what the assertions compare.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Finding {
+    rule: String,
+    kind: String,
+    comm: String,
+    path: Option<String>,
+    requested_path: Option<String>,
+    args: Option<Vec<String>>,
+    pid: u32,
+    container_id: Option<String>,
+}
+
+fn replay(paths: &[PathBuf]) -> Vec<Finding> {
+    let rules = RuleSet::builtin(&CompileOptions::default()).unwrap();
+    let mut sink = CollectSink::default();
+    Replayer::new(rules, ReplayOptions::default()).replay(paths, &mut sink).unwrap();
+    let mut out = Vec::new();
+    for b in &sink.batches {
+        out.extend(findings_of(b));
+    }
+    out
+}
+
+fn findings_of(b: &RecordBatch) -> Vec<Finding> {
+    let col = |n: &str| b.column_by_name(n).unwrap_or_else(|| panic!("findings have no column {n}"));
+    let s = |n: &str, i: usize| {
+        let a = col(n);
+        (!a.is_null(i)).then(|| a.as_string::<i32>().value(i).to_string())
+    };
+    let args = col("args").as_list::<i32>().clone();
+    let pid = col("pid").as_primitive::<UInt32Type>().clone();
+    (0..b.num_rows())
+        .map(|i| Finding {
+            rule: s("rule_id", i).unwrap(),
+            kind: s("kind", i).unwrap(),
+            comm: s("comm", i).unwrap(),
+            path: s("path", i),
+            requested_path: s("requested_path", i),
+            args: (!args.is_null(i))
+                .then(|| args.value(i).as_string::<i32>().iter().map(|v| v.unwrap_or("").to_string()).collect()),
+            pid: pid.value(i),
+            container_id: s("container_id", i),
+        })
+        .collect()
+}
+
+fn is_pts(t: &Option<String>) -> bool {
+    t.as_deref()
+        .and_then(|t| t.strip_prefix("pts/"))
+        .is_some_and(|n| !n.is_empty() && n.bytes().all(|c| c.is_ascii_digit()))
+}
+
+fn one<'a>(events: &'a [Ev], what: &str, f: impl Fn(&Ev) -> bool) -> &'a Ev {
+    let found: Vec<&Ev> = events.iter().filter(|e| f(e)).collect();
+    assert_eq!(found.len(), 1, "expected exactly one event: {what}; found {found:#?}");
+    found[0]
+}
+
+fn strs(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+#[test]
+fn records_a_simulated_pod_and_replays_both_rules() {
+    if !should_run("records_a_simulated_pod_and_replays_both_rules") {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let tmp = tempfile::tempdir().unwrap();
+    let capture = tmp.path().join("capture.parquet");
+    let recorder = Recorder::start(&["-o", capture.to_str().unwrap()], tmp.path().join("recorder.log"));
+    assert_eq!(recorder.cap_eff(), "0000000000000000", "the recorder must run without capabilities once attached");
+
+    let pod = PodCgroup::create();
+    let kube_proxy = tmp.path().join("bin/kube-proxy");
+    std::fs::create_dir_all(kube_proxy.parent().unwrap()).unwrap();
+    std::fs::copy("/usr/bin/cat", &kube_proxy).unwrap();
+    std::fs::set_permissions(&kube_proxy, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let python = ["/usr/bin/python3", "/usr/local/bin/python3"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .expect("python3 (the pod reads the token with Python's open())");
+
+    // The pod's session. `script -qec CMD /dev/null` runs `$SHELL -c CMD` on a fresh pty.
+    let pod_body = format!(
+        "script -qec 'cat {VSA}/token' /dev/null\n\
+         head -c 8 {SA}/token\n\
+         {python} -c \"open('{VSA}/token').read()\"\n\
+         script -qec 'cd {VSA} && cat token' /dev/null\n\
+         script -qec 'cat {SA}/ca.crt' /dev/null\n\
+         script -qec 'echo x >> {VSA}/token' /dev/null\n\
+         script -qec 'rm {SA}/ca.crt && echo x | tee {SA}/ca.crt' /dev/null\n\
+         '{}' {SA}/token\n",
+        kube_proxy.display()
+    );
+    run_scenario(tmp.path(), "pod", Some(&pod.dir), &pod_body);
+    // The same interactive read on the host: same paths, no container.
+    run_scenario(tmp.path(), "host", None, &format!("script -qec 'cat {VSA}/token' /dev/null\n"));
+
+    std::thread::sleep(Duration::from_millis(300));
+    let log = recorder.stop();
+    assert!(log.contains("lost        0 (the capture is complete)"), "{log}");
+    assert!(log.contains("tracepoint syscalls/sys_enter_openat"), "{log}");
+    assert!(log.contains("raw_tracepoint sched_process_exec"), "{log}");
+
+    let mode = std::fs::metadata(&capture).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "the capture must be private");
+    let (events, metadata) = read_events(&capture);
+    assert_eq!(metadata.get("tokenscan.capture_version").map(String::as_str), Some("1"));
+    assert_eq!(metadata.get("tokenscan.lost_events").map(String::as_str), Some("0"));
+    for key in [
+        "tokenscan.recorder_version",
+        "tokenscan.kernel_release",
+        "tokenscan.hostname",
+        "tokenscan.start_time",
+        "tokenscan.stop_time",
+    ] {
+        assert!(metadata.contains_key(key), "metadata {key} missing: {metadata:?}");
+    }
+
+    let cid = Some(pod.id.clone());
+    let in_pod = |e: &Ev| e.container_id == cid;
+    let token = format!("{SA}/{TS}/token");
+
+    // --- recorded fields ---
+    let cat_exec = one(&events, "the interactive cat exec", |e| {
+        in_pod(e) && e.kind == "exec" && e.args.as_deref() == Some(&strs(&["cat", &format!("{VSA}/token")])[..])
+    });
+    assert_eq!(cat_exec.cgroup_id, pod.cgroup_id);
+    assert_eq!(cat_exec.comm, "cat");
+    assert_eq!(cat_exec.exe.as_deref(), Some("/usr/bin/cat"));
+    assert_eq!(cat_exec.path.as_deref(), Some("/usr/bin/cat"));
+    assert_eq!(cat_exec.result, Some(0));
+    assert_eq!(cat_exec.flags, None);
+    assert_eq!(cat_exec.uid, 0);
+    assert!(is_pts(&cat_exec.tty), "tty {:?}", cat_exec.tty);
+    let cat_open = one(&events, "the interactive cat's token open", |e| {
+        e.pid == cat_exec.pid && e.kind == "open" && e.requested_path.as_deref() == Some(&format!("{VSA}/token"))
+    });
+    assert_eq!(cat_open.path.as_deref(), Some(token.as_str()), "/var/run -> /run and ..data resolved in the kernel");
+    assert_eq!(cat_open.flags.map(|f| f & 3), Some(0));
+    assert!(cat_open.result.is_some_and(|r| r >= 0));
+    assert_eq!(cat_open.tty, cat_exec.tty);
+    assert_eq!(cat_open.exe.as_deref(), Some("/usr/bin/cat"));
+    assert_eq!(cat_open.ppid, cat_exec.ppid);
+
+    let relative = one(&events, "the relative read after cd", |e| {
+        in_pod(e) && e.kind == "open" && e.requested_path.as_deref() == Some("token")
+    });
+    assert_eq!(relative.path.as_deref(), Some(token.as_str()));
+    assert_eq!(relative.comm, "cat");
+    assert!(is_pts(&relative.tty));
+
+    let head = one(&events, "head's open", |e| {
+        in_pod(e) && e.kind == "open" && e.comm == "head" && e.path.as_deref() == Some(&token)
+    });
+    assert_eq!(head.tty, None, "head ran without a terminal");
+    assert_eq!(head.requested_path.as_deref(), Some(&format!("{SA}/token")[..]));
+
+    let py = one(&events, "Python's open()", |e| {
+        in_pod(e) && e.kind == "open" && e.comm == "python3" && e.path.as_deref() == Some(&token)
+    });
+    assert_eq!(py.requested_path.as_deref(), Some(&format!("{VSA}/token")[..]));
+
+    let write = one(&events, "the shell's write-intent open", |e| {
+        in_pod(e)
+            && e.kind == "open"
+            && e.comm == "sh"
+            && e.path.as_deref() == Some(&token)
+            && e.requested_path.as_deref() == Some(&format!("{VSA}/token")[..])
+    });
+    assert!(is_pts(&write.tty));
+    assert_eq!(write.flags.map(|f| f & 3), Some(1), "O_WRONLY");
+    assert_ne!(write.flags.unwrap() & 0o2000, 0, "O_APPEND");
+
+    let kp = one(&events, "kube-proxy's open", |e| {
+        in_pod(e) && e.kind == "open" && e.comm == "kube-proxy" && e.path.as_deref() == Some(&token)
+    });
+    assert_eq!(kp.exe.as_deref(), Some(kube_proxy.to_str().unwrap()));
+
+    let host_cat = one(&events, "the host's interactive cat exec", |e| {
+        e.container_id.is_none()
+            && e.kind == "exec"
+            && e.args.as_deref() == Some(&strs(&["cat", &format!("{VSA}/token")])[..])
+    });
+    assert!(is_pts(&host_cat.tty));
+    let host_open = one(&events, "the host cat's open", |e| {
+        e.pid == host_cat.pid && e.kind == "open" && e.path.as_deref() == Some(&token)
+    });
+    assert_eq!(host_open.container_id, None);
+
+    // --- findings: exactly these, for this pod; none for the host's read ---
+    let findings = replay(std::slice::from_ref(&capture));
+    let mut pod_findings: Vec<Finding> = findings.iter().filter(|f| f.container_id == cid).cloned().collect();
+    pod_findings.sort();
+    let f = |rule: &str, kind: &str, comm: &str, path: &str, req: &str, args: Option<&[&str]>| Finding {
+        rule: rule.into(),
+        kind: kind.into(),
+        comm: comm.into(),
+        path: Some(path.into()),
+        requested_path: Some(req.into()),
+        args: args.map(strs),
+        pid: 0,
+        container_id: cid.clone(),
+    };
+    let ca = format!("{SA}/ca.crt");
+    let mut expected = vec![
+        // Elastic, exec branch: listed name + token path in argv, interactive, in a container.
+        f(ELASTIC, "exec", "cat", "/usr/bin/cat", "/usr/bin/cat", Some(&["cat", &format!("{VSA}/token")])),
+        f(ELASTIC, "exec", "cat", "/usr/bin/cat", "/usr/bin/cat", Some(&["cat", &ca])),
+        // Elastic, file branch: tee's write-intent open of the (now plain) ca.crt.
+        f(ELASTIC, "open", "tee", &ca, &ca, None),
+        // TRC-108: every successful read of the resolved token path by a non-allow-listed comm.
+        f(TRC108, "open", "cat", &token, &format!("{VSA}/token"), None),
+        f(TRC108, "open", "cat", &token, "token", None),
+        f(TRC108, "open", "head", &token, &format!("{SA}/token"), None),
+        f(TRC108, "open", "python3", &token, &format!("{VSA}/token"), None),
+    ];
+    expected.sort();
+    let without_pid = |v: &[Finding]| v.iter().map(|x| Finding { pid: 0, ..x.clone() }).collect::<Vec<_>>();
+    let mut got = without_pid(&pod_findings);
+    got.sort();
+    assert_eq!(got, expected, "findings for the pod");
+    assert!(pod_findings.iter().any(|x| x.pid == cat_exec.pid && x.rule == ELASTIC));
+    assert!(pod_findings.iter().any(|x| x.pid == cat_exec.pid && x.rule == TRC108));
+    assert!(!findings.iter().any(|x| x.pid == host_cat.pid), "the host's read must not be a finding: {findings:#?}");
+    assert!(!findings.iter().any(|x| x.comm == "kube-proxy" && x.container_id == cid), "kube-proxy is allow-listed");
+}
+
+#[test]
+fn containers_only_with_rotation_keeps_pod_events_in_segments() {
+    if !should_run("containers_only_with_rotation_keeps_pod_events_in_segments") {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("capture.parquet");
+    let recorder = Recorder::start(
+        &["-o", out.to_str().unwrap(), "--containers-only", "--rotate-seconds", "1"],
+        tmp.path().join("recorder.log"),
+    );
+    let pod = PodCgroup::create();
+    run_scenario(tmp.path(), "pod", Some(&pod.dir), &format!("cat {SA}/token\nsleep 1.5\nhead -c 1 {VSA}/token\n"));
+    run_scenario(tmp.path(), "host", None, &format!("cat {VSA}/token\n"));
+    std::thread::sleep(Duration::from_millis(300));
+    let log = recorder.stop();
+
+    let dir = tmp.path().join("capture");
+    let segments = expand_paths(&[&dir]).unwrap();
+    assert!(segments.len() >= 2, "at least two 1-second segments: {segments:?}\n{log}");
+    for (i, s) in segments.iter().enumerate() {
+        assert_eq!(s.file_name().unwrap().to_str().unwrap(), format!("segment-{:06}.parquet", i + 1));
+        assert_eq!(std::fs::metadata(s).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+    assert!(!std::fs::read_dir(&dir).unwrap().any(|e| e.unwrap().path().to_string_lossy().ends_with(".partial")));
+    let mut events = Vec::new();
+    for s in &segments {
+        events.extend(read_events(s).0);
+    }
+    let token = format!("{SA}/{TS}/token");
+    assert!(events.iter().all(|e| e.container_id.is_some()), "--containers-only recorded a host event");
+    let cid = Some(pod.id.clone());
+    one(&events, "the pod's cat", |e| {
+        e.container_id == cid && e.comm == "cat" && e.kind == "open" && e.path.as_deref() == Some(&token)
+    });
+    one(&events, "the pod's head", |e| {
+        e.container_id == cid && e.comm == "head" && e.kind == "open" && e.path.as_deref() == Some(&token)
+    });
+    let findings = replay(&segments);
+    let trc: Vec<&Finding> = findings.iter().filter(|f| f.rule == TRC108 && f.container_id == cid).collect();
+    assert_eq!(trc.iter().map(|f| f.comm.as_str()).collect::<Vec<_>>(), ["cat", "head"], "{findings:#?}");
+}

@@ -1,0 +1,86 @@
+//! The module-level functions: `replay`, `read_capture`, `ecs_view`,
+//! `tracee_view`, `hunt`. Each converts its arguments, then makes one call
+//! into [`crate::ops`] with the GIL released.
+
+use std::path::PathBuf;
+
+use pyo3::prelude::*;
+use tokenscan_core::eql::{CompileOptions, DEFAULT_IGNORE_ABOVE};
+use tokenscan_core::replay::ReplayOptions;
+
+use crate::args::Paths;
+use crate::errors::value_error;
+use crate::findings::Findings;
+use crate::ops::{self, View};
+use crate::rules::RulesArg;
+use crate::{detach, table};
+
+/// Replays captures through detection rules, as `tokenscan replay` does, and
+/// returns the findings.
+///
+/// `captures` is a capture file (Parquet or NDJSON), a directory of them
+/// (replayed in name order) or a list of either. `rules` is a `Rules`, a rule
+/// file or directory, or a list of them; `None` means the built-in rules.
+/// `strict=True` raises `UnevaluableError` at the first event a rule cannot
+/// evaluate instead of counting it in the summary. The work runs without the GIL.
+#[pyfunction]
+#[pyo3(signature = (captures, rules=None, *, strict=false, batch_size=65_536))]
+pub fn replay(
+    py: Python<'_>,
+    captures: Paths,
+    rules: Option<RulesArg>,
+    strict: bool,
+    batch_size: usize,
+) -> PyResult<Findings> {
+    let options = ReplayOptions { strict, batch_size: batch_size.max(1), ..Default::default() };
+    detach(py, move || ops::replay(&captures.0, RulesArg::resolve(rules)?, options)).map(Findings::new)
+}
+
+/// A capture's raw events as a `pyarrow.Table` (handed over without copying),
+/// with the capture format's column types; the file's metadata is on the schema.
+///
+/// `columns` picks columns (in that order); `None` reads them all.
+#[pyfunction]
+#[pyo3(signature = (path, columns=None))]
+pub fn read_capture<'py>(py: Python<'py>, path: PathBuf, columns: Option<Vec<String>>) -> PyResult<Bound<'py, PyAny>> {
+    let columns = columns.map(|c| ops::columns_by_name(&c)).transpose().map_err(value_error)?;
+    table(py, detach(py, move || ops::read_capture(&path, columns))?)
+}
+
+/// The events as the EQL rules see them: one row per event that enters the
+/// Elastic view (every exec, successful opens), with the ECS fields
+/// (`process.name`, `process.args`, `file.path`, `event.type`...) as columns,
+/// after `capture` and `event_index`.
+#[pyfunction]
+pub fn ecs_view<'py>(py: Python<'py>, captures: Paths) -> PyResult<Bound<'py, PyAny>> {
+    table(py, detach(py, move || ops::view(&captures.0, View::Ecs))?)
+}
+
+/// The events as Tracee signatures see them: `security_file_open` and
+/// `sched_process_exec` events with Tracee's field names (`processName`,
+/// `args.pathname`, `args.flags`...), after `capture` and `event_index`.
+#[pyfunction]
+pub fn tracee_view<'py>(py: Python<'py>, captures: Paths) -> PyResult<Bound<'py, PyAny>> {
+    table(py, detach(py, move || ops::view(&captures.0, View::Tracee))?)
+}
+
+/// Runs an ad-hoc EQL query (for example `process where process.name == "curl"`)
+/// over captures with the rules' EQL engine, and returns the matching events:
+/// `capture`, `event_index` and every capture column. A bad query raises
+/// `RuleError` with `file` `"<query>"` and the line and column.
+#[pyfunction]
+#[pyo3(
+    signature = (captures, query, *, ignore_above=Some(DEFAULT_IGNORE_ABOVE)),
+    text_signature = "(captures, query, *, ignore_above=1024)"
+)]
+pub fn hunt<'py>(
+    py: Python<'py>,
+    captures: Paths,
+    query: String,
+    ignore_above: Option<usize>,
+) -> PyResult<Bound<'py, PyAny>> {
+    table(
+        py,
+        detach(py, move || ops::hunt(&captures.0, &ops::compile_query(&query, &CompileOptions { ignore_above })?))?,
+    )
+}

@@ -1,0 +1,97 @@
+"""Typed shapes of the plain dicts tokenscan returns (for type checkers and readers).
+
+They are ``TypedDict``\\ s: at runtime the values are ordinary ``dict``\\ s.
+``Summary`` has the keys and nesting of the ``summary`` object in
+``tokenscan replay --format json``, with times as timezone-aware datetimes.
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import List, Optional, TypedDict
+
+__all__ = [
+    "CaptureInfo",
+    "ProcessInfo",
+    "RuleInfo",
+    "RuleSummary",
+    "Summary",
+    "TimeRange",
+    "UnevaluableExample",
+]
+
+
+class CaptureInfo(TypedDict):
+    """A capture that was read."""
+
+    path: str
+    """The capture file as given (or the label passed to ``Rules.evaluate``)."""
+    events: int
+    """Events read from it."""
+
+
+class TimeRange(TypedDict):
+    """Earliest and latest event time read (UTC, microsecond precision)."""
+
+    first: datetime.datetime
+    last: datetime.datetime
+
+
+class UnevaluableExample(TypedDict):
+    """An event a rule could not evaluate."""
+
+    capture: str
+    event_index: int
+    message: str
+
+
+class RuleSummary(TypedDict):
+    """Per-rule results."""
+
+    rule_id: str
+    rule_name: str
+    severity: str
+    findings: int
+    unevaluable: int
+    """Events the rule could not evaluate (for example an open with null flags, for TRC-108)."""
+    unevaluable_examples: List[UnevaluableExample]
+    """The first few of them."""
+
+
+class ProcessInfo(TypedDict):
+    """A process with findings."""
+
+    host: str
+    pid: int
+    comm: str
+
+
+class Summary(TypedDict):
+    """What a replay read and found (``Findings.summary()``)."""
+
+    events: int
+    captures: List[CaptureInfo]
+    time_range: Optional[TimeRange]
+    """``None`` when no event was read."""
+    findings: int
+    rules: List[RuleSummary]
+    """In rule-set order."""
+    containers: List[str]
+    """Container ids with findings, sorted."""
+    processes: List[ProcessInfo]
+    """Processes with findings, sorted by host, pid, comm."""
+
+
+class RuleInfo(TypedDict):
+    """A rule, as ``Rules.describe()`` lists it."""
+
+    id: str
+    name: str
+    kind: str
+    """``"eql"`` or ``"signature"``."""
+    severity: str
+    risk_score: Optional[float]
+    threat: List[str]
+    """MITRE ATT&CK mappings, one line each."""
+    source: str
+    """The rule file (``<builtin>/NAME`` for a built-in rule)."""
