@@ -119,7 +119,8 @@ struct ReplayArgs {
     /// Overwrite the -o file if it exists.
     #[arg(long)]
     force: bool,
-    /// Fail on the first event a rule cannot evaluate instead of counting it.
+    /// Fail on the first event a rule cannot evaluate instead of counting it, and on the first
+    /// of several captures that cannot be read instead of replaying the others (exit 2 either way).
     #[arg(long)]
     strict: bool,
     /// Exit with code 1 when there are findings (for scripts).
@@ -311,15 +312,23 @@ fn replay(a: ReplayArgs) -> Result<u8> {
             }
         }
     }
-    let replayer =
-        Replayer::new(rules, ReplayOptions { batch_size: a.batch_size.max(1), strict: a.strict, ..Default::default() });
+    let options = ReplayOptions {
+        batch_size: a.batch_size.max(1),
+        strict: a.strict,
+        // Of several captures (a directory of segments), a bad one is reported and the
+        // others are replayed; a single capture that cannot be read is simply an error.
+        skip_unreadable: !a.strict && captures.len() > 1,
+        ..Default::default()
+    };
+    let replayer = Replayer::new(rules, options);
     let out: Box<dyn std::io::Write + Send> = match &a.output {
         Some(p) => Box::new(std::io::BufWriter::new(create_output(p, a.force)?)),
         None => Box::new(std::io::BufWriter::new(std::io::stdout())),
     };
     let label = a.output.clone().unwrap_or_else(|| PathBuf::from("-"));
     let multi = captures.len() > 1;
-    let mut sink = output::FindingsOutput::new(a.format, out, label.clone(), findings_schema())?.with_progress(!a.quiet);
+    let mut sink =
+        output::FindingsOutput::new(a.format, out, label.clone(), findings_schema())?.with_progress(!a.quiet);
     let summary = replayer.replay(&captures, &mut sink)?;
     sink.finish(output::summary_json(&summary), "findings", |b| output::render_table(b, &summary, multi))
         .with_context(|| format!("writing findings to {}", label.display()))?;
@@ -328,6 +337,18 @@ fn replay(a: ReplayArgs) -> Result<u8> {
             eprint!("{}", output::summary_text(&summary, replayer.rules()));
         }
         output::warn_unevaluable(&summary);
+    }
+    // Unreadable captures are errors even with --quiet: the findings miss their events.
+    if !summary.unreadable.is_empty() {
+        for u in &summary.unreadable {
+            eprintln!("tokenscan: error: {} ({} events of it were replayed)", u.message, u.events_read);
+        }
+        bail!(
+            "{} of {} captures could not be read completely; the findings cover the events that could \
+             (--strict stops at the first unreadable capture instead)",
+            summary.unreadable.len(),
+            captures.len()
+        );
     }
     Ok(if a.fail_on_findings && summary.findings() > 0 { EXIT_FINDINGS } else { EXIT_OK })
 }

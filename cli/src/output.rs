@@ -77,8 +77,15 @@ pub struct FindingsOutput {
 impl FindingsOutput {
     /// A sink writing `format` to `out` (`path` names it in messages); `schema` is the batches' schema.
     pub fn new(format: Format, out: Box<dyn Write + Send>, path: PathBuf, schema: SchemaRef) -> Result<Self> {
-        let mut me =
-            FindingsOutput { format, out, path, collected: Vec::new(), csv_started: false, parquet: None, progress: None };
+        let mut me = FindingsOutput {
+            format,
+            out,
+            path,
+            collected: Vec::new(),
+            csv_started: false,
+            parquet: None,
+            progress: None,
+        };
         if format == Format::Parquet {
             let out = std::mem::replace(&mut me.out, Box::new(std::io::sink()));
             let props = parquet::file::properties::WriterProperties::builder()
@@ -401,7 +408,7 @@ pub fn warn_unevaluable(summary: &ReplaySummary) {
 
 /// The replay summary as JSON.
 pub fn summary_json(summary: &ReplaySummary) -> serde_json::Value {
-    serde_json::json!({
+    let mut v = serde_json::json!({
         "events": summary.events,
         "captures": summary.captures.iter().map(|(p, n)| serde_json::json!({"path": p.display().to_string(), "events": n})).collect::<Vec<_>>(),
         "time_range": summary.time_range.map(|(lo, hi)| serde_json::json!({"first": rfc3339(lo), "last": rfc3339(hi)})),
@@ -414,7 +421,19 @@ pub fn summary_json(summary: &ReplaySummary) -> serde_json::Value {
         })).collect::<Vec<_>>(),
         "containers": summary.containers,
         "processes": summary.processes.iter().map(|(h, p, c)| serde_json::json!({"host": h, "pid": p, "comm": c})).collect::<Vec<_>>(),
-    })
+    });
+    // Only present when something could not be read (the key is new; a clean replay's summary is unchanged).
+    if !summary.unreadable.is_empty() {
+        v["unreadable"] = summary
+            .unreadable
+            .iter()
+            .map(|u| {
+                serde_json::json!({
+            "capture": u.capture.display().to_string(), "events_read": u.events_read, "message": u.message})
+            })
+            .collect();
+    }
+    v
 }
 
 /// Prints the rule list.

@@ -18,7 +18,8 @@
 //!
 //! Environment: `TOKENSCAN_BENCH_MB` (size of each input, default 512),
 //! `TOKENSCAN_BENCH_DIR` (where inputs go, default `target/import-bench`),
-//! `TOKENSCAN_BENCH_RUNS` (runs per case, default 3; the best and the median are shown).
+//! `TOKENSCAN_BENCH_RUNS` (runs per case, default 3; the best and the median are shown),
+//! `TOKENSCAN_BENCH_ONLY` (run only the cases whose name contains this text).
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -202,7 +203,7 @@ fn ecs_line(rng: &mut Rng, ts: u64, out: &mut String) {
             rng.pick(PATHS)
         );
     }
-    out.push_str("}");
+    out.push('}');
     if category == "file" {
         let path = rng.pick(PATHS);
         let name = path.rsplit('/').next().unwrap_or(path);
@@ -257,9 +258,10 @@ impl CaptureSink for Drop {
 fn cpu_seconds() -> f64 {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
     let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let f: Vec<u64> = after.split_whitespace().filter_map(|x| x.parse().ok()).collect();
-    // Fields 14 and 15 of stat(5) (utime, stime) are the 12th and 13th after the name and state.
-    match (f.get(10), f.get(11)) {
+    // Fields 14 and 15 of stat(5) (utime, stime, in clock ticks of 1/100 s) come 11 and 12
+    // places after the state, field 3.
+    let f: Vec<&str> = after.split_whitespace().collect();
+    match (f.get(11).and_then(|x| x.parse::<u64>().ok()), f.get(12).and_then(|x| x.parse::<u64>().ok())) {
         (Some(u), Some(s)) => (u + s) as f64 / 100.0,
         _ => f64::NAN,
     }
@@ -312,6 +314,7 @@ fn main() {
     let dir = std::env::var_os("TOKENSCAN_BENCH_DIR").map(PathBuf::from).unwrap_or_else(|| {
         PathBuf::from(std::env::var_os("CARGO_TARGET_DIR").unwrap_or_else(|| "target".into())).join("import-bench")
     });
+    let only = std::env::var("TOKENSCAN_BENCH_ONLY").unwrap_or_default();
     std::fs::create_dir_all(&dir).expect("bench dir");
     let tracee = dir.join(format!("tracee-{mb}mb.json"));
     let tracee_named = dir.join(format!("tracee-parsed-{mb}mb.json"));
@@ -328,6 +331,9 @@ fn main() {
         "case", "MB", "rows", "unmapped", "best MB/s", "median", "MB/cpu-s"
     );
     for (name, path) in [("json floor (IgnoredAny)  tracee ", &tracee), ("json floor (IgnoredAny)  ecs    ", &ecs)] {
+        if !name.contains(only.as_str()) {
+            continue;
+        }
         let mut times = Vec::new();
         let mut cpu = f64::INFINITY;
         let mut last = (0, 0);
@@ -357,6 +363,9 @@ fn main() {
         ("ecs (D4C, nested)        parquet", ImportFormat::Ecs, &ecs, true),
     ];
     for (name, format, path, parquet) in cases {
+        if !name.contains(only.as_str()) {
+            continue;
+        }
         let mut times = Vec::new();
         let mut cpu = f64::INFINITY;
         let mut last = (0.0, 0, 0, 0);

@@ -47,12 +47,30 @@ pub struct ReplayOptions {
     pub strict: bool,
     /// How many example events to keep per rule for unevaluable reports.
     pub max_examples: usize,
+    /// When some of several captures cannot be opened, or stop decoding part
+    /// way, replay everything else and list the problems in
+    /// [`ReplaySummary::unreadable`] instead of failing. A replay in which no
+    /// capture opens still fails. Off by default; the CLI turns it on unless
+    /// `--strict`.
+    pub skip_unreadable: bool,
 }
 
 impl Default for ReplayOptions {
     fn default() -> Self {
-        ReplayOptions { batch_size: 65_536, strict: false, max_examples: 5 }
+        ReplayOptions { batch_size: 65_536, strict: false, max_examples: 5, skip_unreadable: false }
     }
+}
+
+/// A capture (or part of one) that could not be read, with
+/// [`ReplayOptions::skip_unreadable`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unreadable {
+    /// The capture file.
+    pub capture: PathBuf,
+    /// Events of it that were read and replayed before the problem (0 when it did not open).
+    pub events_read: u64,
+    /// The error, naming the file.
+    pub message: String,
 }
 
 /// An event a rule could not evaluate.
@@ -98,6 +116,8 @@ pub struct ReplaySummary {
     pub containers: BTreeSet<String>,
     /// `(host, pid, comm)` of processes with findings (sorted).
     pub processes: BTreeSet<(String, u32, String)>,
+    /// Captures that could not be read completely (see [`ReplayOptions::skip_unreadable`]).
+    pub unreadable: Vec<Unreadable>,
 }
 
 impl ReplaySummary {
@@ -118,6 +138,7 @@ impl ReplaySummary {
         self.containers.extend(part.containers);
         self.processes.extend(part.processes);
         self.captures.extend(part.captures);
+        self.unreadable.extend(part.unreadable);
     }
 
     /// Total findings.
@@ -181,10 +202,34 @@ impl Replayer {
     /// group per thread at a time; results are merged and sent in capture
     /// order, so output is deterministic and memory is bounded by threads x
     /// batch size.
+    ///
+    /// A capture that cannot be opened or decoded fails the replay, unless
+    /// [`ReplayOptions::skip_unreadable`] is set: then the rest is replayed
+    /// (every event decoded before the problem included) and the problem is
+    /// listed in [`ReplaySummary::unreadable`].
     pub fn replay<P: AsRef<Path>>(&self, captures: &[P], sink: &mut dyn FindingSink) -> Result<ReplaySummary> {
         let mut summary = self.new_summary();
         let projection = self.projection();
-        let opened: Vec<Capture> = captures.iter().map(|p| Capture::open(p.as_ref())).collect::<Result<_>>()?;
+        let skip = self.options.skip_unreadable;
+        let mut opened: Vec<Capture> = Vec::new();
+        let mut first_error = None;
+        for p in captures {
+            match Capture::open(p.as_ref()) {
+                Ok(c) => opened.push(c),
+                Err(e) if skip => {
+                    summary.unreadable.push(Unreadable {
+                        capture: p.as_ref().to_owned(),
+                        events_read: 0,
+                        message: e.to_string(),
+                    });
+                    first_error.get_or_insert(e);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        if let (true, Some(e)) = (opened.is_empty(), first_error) {
+            return Err(e);
+        }
         let total: Option<u64> = opened.iter().map(Capture::num_rows).sum();
         let threads = rayon::current_num_threads().max(1);
         sink.progress(0, total);
@@ -192,28 +237,57 @@ impl Replayer {
             let path = capture.path();
             let before = summary.events;
             let units: Vec<usize> = (0..capture.units()).collect();
+            let mut failures = Vec::new();
             for wave in units.chunks(threads) {
-                let outputs: Vec<Result<(ReplaySummary, CollectSink)>> = wave
+                let outputs: Vec<Result<(ReplaySummary, CollectSink, Option<Error>)>> = wave
                     .par_iter()
                     .map(|&unit| {
                         let mut part = self.new_summary();
                         let mut collected = CollectSink::default();
-                        for batch in capture.unit_batches(unit, projection, self.options.batch_size)? {
-                            self.replay_batch(path, &batch?, &mut part, &mut collected)?;
+                        // A decoding error ends this unit; with `skip`, what was decoded before it counts.
+                        let mut failure = None;
+                        match capture.unit_batches(unit, projection, self.options.batch_size) {
+                            Ok(batches) => {
+                                for batch in batches {
+                                    match batch {
+                                        Ok(batch) => self.replay_batch(path, &batch, &mut part, &mut collected)?,
+                                        Err(e) if skip => {
+                                            failure = Some(e);
+                                            break;
+                                        }
+                                        Err(e) => return Err(e),
+                                    }
+                                }
+                            }
+                            Err(e) if skip => failure = Some(e),
+                            Err(e) => return Err(e),
                         }
-                        Ok((part, collected))
+                        Ok((part, collected, failure))
                     })
                     .collect();
                 for output in outputs {
-                    let (part, collected) = output?;
+                    let (part, collected, failure) = output?;
                     summary.merge(part, self.options.max_examples);
                     for b in &collected.batches {
                         sink.findings(b)?;
                     }
+                    failures.extend(failure);
                     sink.progress(summary.events, total);
                 }
             }
-            summary.captures.push((path.to_owned(), summary.events - before));
+            let events_read = summary.events - before;
+            summary.captures.push((path.to_owned(), events_read));
+            if let Some(first) = failures.first() {
+                let more = match failures.len() {
+                    1 => String::new(),
+                    n => format!(" (and {} more row groups could not be decoded)", n - 1),
+                };
+                summary.unreadable.push(Unreadable {
+                    capture: path.to_owned(),
+                    events_read,
+                    message: format!("{first}{more}"),
+                });
+            }
         }
         Ok(summary)
     }

@@ -191,6 +191,9 @@ pub(crate) struct NdjsonBatches {
     projection: Projection,
     batch_size: usize,
     done: bool,
+    /// An error met after some events of a batch: the batch is handed out
+    /// first (so a reader that goes on keeps those events), the error next.
+    pending: Option<Error>,
 }
 
 impl NdjsonBatches {
@@ -213,6 +216,7 @@ impl NdjsonBatches {
             projection,
             batch_size,
             done: false,
+            pending: None,
         }
     }
 
@@ -240,6 +244,9 @@ impl NdjsonBatches {
 impl Iterator for NdjsonBatches {
     type Item = Result<EventBatch>;
     fn next(&mut self) -> Option<Self::Item> {
+        if let Some(e) = self.pending.take() {
+            return Some(Err(e));
+        }
         if self.done {
             return None;
         }
@@ -260,7 +267,8 @@ impl Iterator for NdjsonBatches {
                     } else {
                         format!("line {}: {e}", self.line_no)
                     };
-                    return Some(Err(Error::capture(&self.path, msg)));
+                    self.pending = Some(Error::capture(&self.path, msg));
+                    break;
                 }
             };
             let t = line.trim();
@@ -271,12 +279,13 @@ impl Iterator for NdjsonBatches {
                 Ok((l, kind, time)) => b.push(l, kind, time),
                 Err(e) => {
                     self.done = true;
-                    return Some(Err(e));
+                    self.pending = Some(e);
+                    break;
                 }
             }
         }
         if b.kinds.is_empty() {
-            return None;
+            return self.pending.take().map(Err);
         }
         self.next_index += b.kinds.len() as u64;
         Some(Ok(b.finish(self.projection, first)))

@@ -66,10 +66,44 @@ pub(crate) fn read_footer(path: &Path) -> Result<ParquetMeta> {
     let rows = u64::try_from(file_meta.num_rows())
         .map_err(|_| Error::capture(path, "the Parquet footer declares a negative row count"))?;
     let mut row_group_rows = Vec::with_capacity(pq.num_row_groups());
+    // The row counts must add up (without overflowing: the Parquet reader sums them as i64).
+    let mut total: u64 = 0;
     for rg in pq.row_groups() {
         let n = u64::try_from(rg.num_rows())
             .map_err(|_| Error::capture(path, "a row group declares a negative row count"))?;
+        total = total.checked_add(n).filter(|&t| t <= i64::MAX as u64).ok_or_else(|| {
+            Error::capture(path, "the row counts in the Parquet footer overflow (the file looks corrupt)")
+        })?;
         row_group_rows.push(n);
+    }
+    if total != rows {
+        return Err(Error::capture(
+            path,
+            format!("the Parquet footer says the file holds {rows} events but its row groups hold {total} (the file looks corrupt)"),
+        ));
+    }
+    // Every column chunk must lie inside the file: the Parquet reader asserts
+    // (panics) on negative offsets and sizes, and would allocate a chunk's
+    // declared size before finding out it is not there.
+    let file_len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    for (r, rg) in pq.row_groups().iter().enumerate() {
+        for c in rg.columns() {
+            let start = c.dictionary_page_offset().unwrap_or(c.data_page_offset());
+            let inside = |offset: i64| u64::try_from(offset).is_ok_and(|o| o < file_len);
+            let end = u64::try_from(start)
+                .ok()
+                .zip(u64::try_from(c.compressed_size()).ok())
+                .and_then(|(s, n)| s.checked_add(n));
+            if !inside(start) || !inside(c.data_page_offset()) || end.is_none_or(|e| e > file_len) {
+                return Err(Error::capture(
+                    path,
+                    format!(
+                        "row group {r}, column `{}`: the Parquet footer places its data outside the file (the file looks truncated or corrupt)",
+                        c.column_path()
+                    ),
+                ));
+            }
+        }
     }
     let file_schema = plain.schema().clone();
     let hinted = dictionary_hints(&pq, &file_schema);
@@ -122,6 +156,9 @@ pub(crate) struct ParquetBatches {
     reader: ParquetRecordBatchReader,
     projection: Projection,
     next_index: u64,
+    /// The event indexes the footer declares for what is read: a reader that
+    /// ends before (or after) `declared.end` read a footer that lies.
+    declared: std::ops::Range<u64>,
 }
 
 impl ParquetBatches {
@@ -139,19 +176,38 @@ impl ParquetBatches {
         let mask = ProjectionMask::roots(builder.parquet_schema(), map.file_indices(projection));
         let mut builder = builder.with_projection(mask).with_batch_size(batch_size);
         let mut next_index = 0;
+        let mut declared_end = meta.rows;
         if let Some(rg) = row_group {
             builder = builder.with_row_groups(vec![rg]);
             next_index = meta.row_group_rows[..rg].iter().sum();
+            declared_end = next_index + meta.row_group_rows[rg];
         }
         let reader = builder.build().map_err(|e| parquet_error(path, "cannot set up reading", e))?;
-        Ok(ParquetBatches { path: path.to_owned(), reader, projection, next_index })
+        let declared = next_index..declared_end;
+        Ok(ParquetBatches { path: path.to_owned(), reader, projection, next_index, declared })
     }
 }
 
 impl Iterator for ParquetBatches {
     type Item = Result<EventBatch>;
     fn next(&mut self) -> Option<Self::Item> {
-        let batch = match self.reader.next()? {
+        let Some(batch) = self.reader.next() else {
+            // The pages ran out before (or after) the rows the footer declares.
+            if self.next_index != self.declared.end {
+                let error = Error::capture(
+                    &self.path,
+                    format!(
+                        "the Parquet footer declares {} events here but the data holds {} (the file looks truncated or corrupt)",
+                        self.declared.end - self.declared.start,
+                        self.next_index - self.declared.start
+                    ),
+                );
+                self.declared.end = self.next_index;
+                return Some(Err(error));
+            }
+            return None;
+        };
+        let batch = match batch {
             Ok(b) => b,
             Err(e) => {
                 return Some(Err(Error::capture(

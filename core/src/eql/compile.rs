@@ -322,7 +322,12 @@ impl Compiler {
                         format!("`{}` is a {} field, not a condition; compare it with a value", f.name, f.ty),
                     );
                 }
-                Ok(Node::Leaf { field: idx, test: Test::Bool(true), text: short_text(e), key: super::eval::verdict_key() })
+                Ok(Node::Leaf {
+                    field: idx,
+                    test: Test::Bool(true),
+                    text: short_text(e),
+                    key: super::eval::verdict_key(),
+                })
             }
             ExprKind::Compare { lhs, op, rhs } => self.compare(e, lhs, *op, rhs),
             ExprKind::In { lhs, list, case_insensitive, negated } => {

@@ -309,6 +309,15 @@ fn describe(v: &Val<'_>) -> String {
     }
 }
 
+/// Whether a keyword field (a string or an array) has a string for which `f` holds.
+fn any_string(v: &Val<'_>, f: impl Fn(&str) -> bool) -> bool {
+    match v {
+        Val::Str(s) => f(s),
+        Val::List(items) => items.iter().any(|i| matches!(i, Val::Str(s) if f(s))),
+        _ => false,
+    }
+}
+
 /// The strings of a keyword field (a string or an array of strings).
 fn strings<'v, 'a>(v: &'v Val<'a>) -> Vec<&'v str> {
     match v {
@@ -467,15 +476,26 @@ pub(crate) fn map_line(line: &str) -> Result<(Row<'_>, RowFacts), Skip> {
     if !doc.root_is_object {
         return Err(Skip::bad("not a JSON object: not an ECS document"));
     }
-    let categories: Vec<String> =
-        doc.get(F::Category).map(|v| strings(v).into_iter().map(str::to_string).collect()).unwrap_or_default();
+    let has = |f: F, want: &str| doc.get(f).is_some_and(|v| any_string(v, |s| s == want));
+    let (file, process) = (has(F::Category, "file"), has(F::Category, "process"));
+    let no_category = doc.get(F::Category).is_none_or(|v| !any_string(v, |_| true));
+    let outcome = |want: &str| doc.get(F::Outcome).is_some_and(|v| any_string(v, |s| s == want));
+    let result = if outcome("failure") {
+        Some(-1)
+    } else if outcome("unknown") {
+        None
+    } else {
+        Some(0)
+    };
+    let (change, access) = (has(F::Type, "change"), has(F::Type, "access"));
     let action = text(&mut doc, F::Action, "event.action")?;
-    let kind = match (categories.is_empty(), action.as_deref()) {
+    let kind = match (no_category, action.as_deref()) {
         (true, _) => return Err(Skip::bad("no `event.category`: not an ECS event")),
         (false, None) => return Err(Skip::bad("no `event.action`: not an ECS event")),
-        (false, Some("open")) if categories.iter().any(|c| c == "file") => EventKind::Open,
-        (false, Some("exec")) if categories.iter().any(|c| c == "process") => EventKind::Exec,
+        (false, Some("open")) if file => EventKind::Open,
+        (false, Some("exec")) if process => EventKind::Exec,
         (false, Some(a)) => {
+            let categories = doc.get(F::Category).map(strings).unwrap_or_default();
             let what = format!("{}/{a}", categories.join(","));
             return Err(Skip::new(
                 format!("event {what}"),
@@ -506,9 +526,6 @@ pub(crate) fn map_line(line: &str) -> Result<(Row<'_>, RowFacts), Skip> {
         Some(true) => Some(Cow::Owned(device.unwrap_or_else(|| UNKNOWN_TTY.to_string()))),
         None => device.map(Cow::Owned),
     };
-    let failed = doc.get(F::Outcome).is_some_and(|v| strings(v).contains(&"failure"));
-    let types: Vec<String> =
-        doc.get(F::Type).map(|v| strings(v).into_iter().map(str::to_string).collect()).unwrap_or_default();
     let host = text(&mut doc, F::HostName, "host.name")?.ok_or_else(|| Skip::bad("no `host.name`"))?;
     let comm = text(&mut doc, F::Name, "process.name")?.ok_or_else(|| Skip::bad("no `process.name`"))?;
     let exe = text(&mut doc, F::Executable, "process.executable")?.map(escape_text);
@@ -528,7 +545,7 @@ pub(crate) fn map_line(line: &str) -> Result<(Row<'_>, RowFacts), Skip> {
         path: None,
         requested_path: None,
         flags: None,
-        result: Some(if failed { -1 } else { 0 }),
+        result,
         tty,
         // ECS has no cgroup id.
         cgroup_id: 0,
@@ -538,9 +555,9 @@ pub(crate) fn map_line(line: &str) -> Result<(Row<'_>, RowFacts), Skip> {
         EventKind::Open => {
             row.path = text(&mut doc, F::FilePath, "file.path")?.map(escape_text);
             // D4C logs opens with write intent as `change`; tokenscan's view labels the others `access`.
-            row.flags = if types.iter().any(|t| t == "change") {
+            row.flags = if change {
                 Some(1)
-            } else if types.iter().any(|t| t == "access") {
+            } else if access {
                 Some(0)
             } else {
                 None

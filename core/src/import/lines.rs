@@ -9,17 +9,23 @@ const BUFFER: usize = 1 << 20;
 
 /// A line-oriented reader over plain or gzip-compressed input (detected by
 /// the gzip magic bytes `1f 8b`, not by the file name).
+///
+/// A line that lies whole in the read buffer is handed out in place, without
+/// a copy; only a line that straddles two reads is assembled in a scratch
+/// buffer.
 pub(crate) struct LineReader<'r> {
     inner: Box<dyn BufRead + 'r>,
     gzip: bool,
     max_line: usize,
     bytes: u64,
+    /// Bytes of the buffer handed out by the last call, consumed by the next.
+    pending: usize,
 }
 
 /// One line read by [`LineReader::next_line`].
-pub(crate) enum Line {
-    /// The line is in the buffer, without its `\n` (and without a `\r` before it).
-    Text,
+pub(crate) enum Line<'b> {
+    /// The line, without its `\n` (and without a `\r` before it).
+    Text(&'b [u8]),
     /// The line was longer than the limit; it was skipped. Holds its length in bytes (without the `\n`).
     TooLong(u64),
 }
@@ -44,7 +50,7 @@ impl<'r> LineReader<'r> {
         } else {
             Box::new(BufReader::with_capacity(BUFFER, replay))
         };
-        Ok(LineReader { inner, gzip, max_line: max_line.max(1), bytes: 0 })
+        Ok(LineReader { inner, gzip, max_line: max_line.max(1), bytes: 0, pending: 0 })
     }
 
     /// Whether the input was gzip-compressed.
@@ -57,8 +63,32 @@ impl<'r> LineReader<'r> {
         self.bytes
     }
 
-    /// Reads the next line into `buf` (cleared first). `None` at the end of the input.
-    pub(crate) fn next_line(&mut self, buf: &mut Vec<u8>) -> std::io::Result<Option<Line>> {
+    /// The next line, in place or assembled in `scratch`. `None` at the end of the input.
+    pub(crate) fn next_line<'b>(&'b mut self, scratch: &'b mut Vec<u8>) -> std::io::Result<Option<Line<'b>>> {
+        if self.pending > 0 {
+            self.inner.consume(self.pending);
+            self.pending = 0;
+        }
+        let (len, newline) = {
+            let buf = self.inner.fill_buf()?;
+            (buf.len(), memchr::memchr(b'\n', buf))
+        };
+        if len == 0 {
+            return Ok(None);
+        }
+        if let Some(i) = newline.filter(|&i| i <= self.max_line) {
+            // The common case: the whole line is in the buffer.
+            self.pending = i + 1;
+            self.bytes += i as u64 + 1;
+            let buf = self.inner.fill_buf()?;
+            let line = &buf[..i];
+            return Ok(Some(Line::Text(line.strip_suffix(b"\r").unwrap_or(line))));
+        }
+        self.assemble(scratch)
+    }
+
+    /// A line that is not whole in the buffer: copied into `scratch`, up to the limit.
+    fn assemble<'b>(&'b mut self, buf: &'b mut Vec<u8>) -> std::io::Result<Option<Line<'b>>> {
         buf.clear();
         let limit = self.max_line as u64 + 1;
         let n = (&mut self.inner).take(limit).read_until(b'\n', buf)?;
@@ -66,19 +96,15 @@ impl<'r> LineReader<'r> {
             return Ok(None);
         }
         self.bytes += n as u64;
-        if buf.last() == Some(&b'\n') {
-            buf.pop();
+        if buf.last() == Some(&b'\n') || (n as u64) < limit {
+            // A complete line, or the last one without a newline.
+            if buf.last() == Some(&b'\n') {
+                buf.pop();
+            }
             if buf.last() == Some(&b'\r') {
                 buf.pop();
             }
-            return Ok(Some(Line::Text));
-        }
-        if (n as u64) < limit {
-            // The last line, without a newline.
-            if buf.last() == Some(&b'\r') {
-                buf.pop();
-            }
-            return Ok(Some(Line::Text));
+            return Ok(Some(Line::Text(buf)));
         }
         // Too long: skip to the end of the line without keeping it.
         let mut total = n as u64;
@@ -87,7 +113,7 @@ impl<'r> LineReader<'r> {
             if chunk.is_empty() {
                 break;
             }
-            match chunk.iter().position(|&b| b == b'\n') {
+            match memchr::memchr(b'\n', chunk) {
                 Some(i) => {
                     self.inner.consume(i + 1);
                     total += i as u64;
@@ -119,7 +145,7 @@ mod tests {
         let mut out = Vec::new();
         while let Some(l) = r.next_line(&mut buf).unwrap() {
             out.push(match l {
-                Line::Text => Ok(String::from_utf8(buf.clone()).unwrap()),
+                Line::Text(t) => Ok(String::from_utf8(t.to_vec()).unwrap()),
                 Line::TooLong(n) => Err(n),
             });
         }
@@ -153,8 +179,8 @@ mod tests {
         assert!(r.gzip());
         let mut buf = Vec::new();
         let mut got = Vec::new();
-        while let Some(Line::Text) = r.next_line(&mut buf).unwrap() {
-            got.push(String::from_utf8(buf.clone()).unwrap());
+        while let Some(Line::Text(t)) = r.next_line(&mut buf).unwrap() {
+            got.push(String::from_utf8(t.to_vec()).unwrap());
         }
         assert_eq!(got, ["one", "two", "three"]);
         assert_eq!(r.bytes(), 14);

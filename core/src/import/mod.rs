@@ -269,6 +269,20 @@ pub(crate) fn escape_text(s: Cow<'_, str>) -> Cow<'_, str> {
     Cow::Owned(s.replace('\\', "\\\\"))
 }
 
+/// Bytes (and list items) the string columns of a batch held.
+#[derive(Debug, Clone, Default)]
+struct SizeHint {
+    host: usize,
+    comm: usize,
+    exe: usize,
+    args: usize,
+    args_items: usize,
+    path: usize,
+    requested_path: usize,
+    tty: usize,
+    container_id: usize,
+}
+
 /// Columns being filled for the next batch.
 struct RowBuilder {
     time: TimestampNanosecondBuilder,
@@ -293,27 +307,47 @@ struct RowBuilder {
 }
 
 impl RowBuilder {
-    fn new() -> Self {
+    /// Builders sized for `rows` rows of the sizes in `hint` (bytes of each
+    /// string column in the previous batch), so that a batch fills them
+    /// without regrowing and copying its buffers.
+    fn new(rows: usize, hint: &SizeHint) -> Self {
+        let s = |bytes: usize| StringBuilder::with_capacity(rows, bytes);
         RowBuilder {
-            time: TimestampNanosecondBuilder::new().with_timezone("UTC"),
-            kind: StringBuilder::new(),
-            host: StringBuilder::new(),
-            pid: UInt32Builder::new(),
-            tid: UInt32Builder::new(),
-            ppid: UInt32Builder::new(),
-            uid: UInt32Builder::new(),
-            gid: UInt32Builder::new(),
-            comm: StringBuilder::new(),
-            exe: StringBuilder::new(),
-            args: ListBuilder::new(StringBuilder::new()).with_field(Field::new("item", DataType::Utf8, true)),
-            path: StringBuilder::new(),
-            requested_path: StringBuilder::new(),
-            flags: Int32Builder::new(),
-            result: Int64Builder::new(),
-            tty: StringBuilder::new(),
-            cgroup_id: UInt64Builder::new(),
-            container_id: StringBuilder::new(),
-            kinds: Vec::new(),
+            time: TimestampNanosecondBuilder::with_capacity(rows).with_timezone("UTC"),
+            kind: s(rows * 4),
+            host: s(hint.host),
+            pid: UInt32Builder::with_capacity(rows),
+            tid: UInt32Builder::with_capacity(rows),
+            ppid: UInt32Builder::with_capacity(rows),
+            uid: UInt32Builder::with_capacity(rows),
+            gid: UInt32Builder::with_capacity(rows),
+            comm: s(hint.comm),
+            exe: s(hint.exe),
+            args: ListBuilder::with_capacity(StringBuilder::with_capacity(hint.args_items, hint.args), rows)
+                .with_field(Field::new("item", DataType::Utf8, true)),
+            path: s(hint.path),
+            requested_path: s(hint.requested_path),
+            flags: Int32Builder::with_capacity(rows),
+            result: Int64Builder::with_capacity(rows),
+            tty: s(hint.tty),
+            cgroup_id: UInt64Builder::with_capacity(rows),
+            container_id: s(hint.container_id),
+            kinds: Vec::with_capacity(rows),
+        }
+    }
+
+    fn hint(&self) -> SizeHint {
+        let b = |s: &StringBuilder| s.values_slice().len();
+        SizeHint {
+            host: b(&self.host),
+            comm: b(&self.comm),
+            exe: b(&self.exe),
+            args: self.args.values_ref().values_slice().len(),
+            args_items: arrow::array::ArrayBuilder::len(self.args.values_ref()),
+            path: b(&self.path),
+            requested_path: b(&self.requested_path),
+            tty: b(&self.tty),
+            container_id: b(&self.container_id),
         }
     }
 
@@ -351,7 +385,14 @@ impl RowBuilder {
         self.kinds.push(r.kind);
     }
 
-    fn finish(&mut self, first_index: u64) -> EventBatch {
+    /// The batch so far; the builders start over, sized like this batch.
+    fn finish(&mut self, first_index: u64, rows: usize) -> EventBatch {
+        let mut next = RowBuilder::new(rows, &self.hint());
+        std::mem::swap(self, &mut next);
+        next.finish_all(first_index)
+    }
+
+    fn finish_all(mut self, first_index: u64) -> EventBatch {
         let all: [ArrayRef; 18] = [
             Arc::new(self.time.finish()),
             Arc::new(self.kind.finish()),
@@ -372,7 +413,7 @@ impl RowBuilder {
             Arc::new(self.cgroup_id.finish()),
             Arc::new(self.container_id.finish()),
         ];
-        EventBatch::new(all.map(Some), std::mem::take(&mut self.kinds), first_index)
+        EventBatch::new(all.map(Some), self.kinds, first_index)
     }
 }
 
@@ -391,7 +432,9 @@ pub struct Importer<'s> {
 impl<'s> Importer<'s> {
     /// An import of `format` writing to `sink`.
     pub fn new(format: ImportFormat, options: ImportOptions, sink: &'s mut dyn CaptureSink) -> Self {
-        Importer { format, options, sink, rows: RowBuilder::new(), written: 0, report: ImportReport::default() }
+        // The first batch starts small; later ones are sized like the one before.
+        let rows = RowBuilder::new(options.batch_size.clamp(1, 1024), &SizeHint::default());
+        Importer { format, options, sink, rows, written: 0, report: ImportReport::default() }
     }
 
     /// Reads one input to its end. `input` names it in errors and in the
@@ -401,15 +444,17 @@ impl<'s> Importer<'s> {
     pub fn read(&mut self, input: &Path, reader: impl Read) -> Result<()> {
         let mut lines = LineReader::new(reader, self.options.max_line_bytes).map_err(|e| Error::io(input, e))?;
         self.report.gzip |= lines.gzip();
-        let mut buf = Vec::with_capacity(4096);
+        let mut scratch = Vec::new();
         let mut line_no = 0u64;
         let bytes_before = self.report.bytes;
         loop {
-            let line = match lines.next_line(&mut buf) {
+            self.report.bytes = bytes_before + lines.bytes();
+            let gzip = lines.gzip();
+            let line = match lines.next_line(&mut scratch) {
                 Ok(Some(l)) => l,
                 Ok(None) => break,
                 Err(e) => {
-                    let msg = if lines.gzip() {
+                    let msg = if gzip {
                         format!("after line {line_no}: cannot decompress the gzip data: {e}")
                     } else {
                         format!("after line {line_no}: {e}")
@@ -418,14 +463,12 @@ impl<'s> Importer<'s> {
                 }
             };
             line_no += 1;
-            self.report.bytes = bytes_before + lines.bytes();
             let outcome = match line {
                 lines::Line::TooLong(n) => Err(Skip::new(
                     "line too long",
                     format!("the line is {n} bytes long, over the limit of {} bytes", self.options.max_line_bytes),
                 )),
-                lines::Line::Text => {
-                    let mut text: &[u8] = &buf;
+                lines::Line::Text(mut text) => {
                     if line_no == 1 {
                         text = text.strip_prefix(b"\xef\xbb\xbf").unwrap_or(text);
                     }
@@ -504,7 +547,7 @@ impl<'s> Importer<'s> {
         if self.rows.len() == 0 {
             return Ok(());
         }
-        let batch = self.rows.finish(self.written);
+        let batch = self.rows.finish(self.written, self.options.batch_size.max(1));
         self.written += batch.len() as u64;
         self.sink.write_batch(&batch)
     }

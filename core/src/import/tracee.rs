@@ -48,7 +48,7 @@ struct Event<'a> {
     executable: Option<Executable<'a>>,
     context_flags: Option<ContextFlags>,
     #[serde(borrow)]
-    args: Option<Vec<Arg<'a>>>,
+    args: Option<Args<'a>>,
 }
 
 #[derive(Deserialize)]
@@ -77,6 +77,47 @@ struct Arg<'a> {
     ty: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     value: Option<&'a RawValue>,
+}
+
+/// The arguments an import reads, by name: the others are scanned and dropped
+/// without being kept (no allocation per event).
+#[derive(Default)]
+struct Args<'a> {
+    slots: [Option<Arg<'a>>; WANTED.len()],
+}
+
+const WANTED: [&str; 7] = ["pathname", "flags", "syscall_pathname", "cmdpath", "argv", "stdin_path", "how"];
+
+impl<'a> Args<'a> {
+    fn get(&self, name: &str) -> Option<&Arg<'a>> {
+        let i = WANTED.iter().position(|w| *w == name)?;
+        self.slots[i].as_ref()
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Args<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<Args<'a>>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for V<'a> {
+            type Value = Args<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a list of arguments")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Args<'a>, A::Error> {
+                let mut args = Args::default();
+                while let Some(arg) = seq.next_element::<Arg<'a>>()? {
+                    if let Some(i) = WANTED.iter().position(|w| *w == arg.name) {
+                        // The first of duplicate names wins, as a lookup by name in Go would find it.
+                        if args.slots[i].is_none() {
+                            args.slots[i] = Some(arg);
+                        }
+                    }
+                }
+                Ok(args)
+            }
+        }
+        d.deserialize_seq(V(std::marker::PhantomData))
+    }
 }
 
 /// A string that borrows from the line when it has no escapes.
@@ -111,6 +152,13 @@ fn source(name: &str) -> Option<Source> {
 
 /// Maps one line. Errors say why the line cannot become a row.
 pub(crate) fn map_line<'a>(line: &'a str, options: &ImportOptions) -> Result<(Row<'a>, RowFacts), Skip> {
+    if !line.trim_start().starts_with('{') {
+        // serde would take an array for a struct's fields in order: say what it is instead.
+        return Err(match serde_json::from_str::<serde::de::IgnoredAny>(line) {
+            Ok(_) => Skip::bad("not a JSON object: not a Tracee event"),
+            Err(e) => Skip::new("invalid JSON", format!("invalid JSON: {}", json_error(&e))),
+        });
+    }
     let ev: Event<'a> = serde_json::from_str(line).map_err(|e| {
         if e.is_data() {
             Skip::bad(format!("not a Tracee event: {}", json_error(&e)))
@@ -214,8 +262,8 @@ fn pick(host_name: &str, host: Option<i64>, ns_name: &str, ns: Option<i64>) -> R
     }
 }
 
-fn find<'b, 'a>(args: &'b [Arg<'a>], name: &str) -> Option<&'b Arg<'a>> {
-    args.iter().find(|a| a.name == name)
+fn find<'b, 'a>(args: &'b Args<'a>, name: &str) -> Option<&'b Arg<'a>> {
+    args.get(name)
 }
 
 fn type_of<'b>(a: &'b Arg<'_>) -> &'b str {
@@ -234,7 +282,7 @@ fn shorten(raw: &str) -> String {
 }
 
 /// A string argument; `None` when it is absent or null.
-fn str_arg<'a>(args: &[Arg<'a>], name: &str) -> Result<Option<Cow<'a, str>>, Skip> {
+fn str_arg<'a>(args: &Args<'a>, name: &str) -> Result<Option<Cow<'a, str>>, Skip> {
     let Some(a) = find(args, name) else { return Ok(None) };
     let Some(raw) = a.value else { return Ok(None) };
     let text: &'a str = raw.get();
@@ -252,7 +300,7 @@ fn nonempty(s: Option<Cow<'_, str>>) -> Option<Cow<'_, str>> {
 
 /// The `flags` argument: an integer of any integer type, or a string of
 /// flag names (`--parse-arguments`). `None` when absent or null.
-fn flags_arg(args: &[Arg<'_>]) -> Result<Option<i32>, Skip> {
+fn flags_arg(args: &Args<'_>) -> Result<Option<i32>, Skip> {
     let Some(a) = find(args, "flags") else { return Ok(None) };
     let Some(raw) = a.value else { return Ok(None) };
     flags_value(raw.get(), type_of(a))
@@ -286,7 +334,7 @@ fn flags_value(text: &str, ty: &str) -> Result<Option<i32>, Skip> {
 
 /// openat2(2) carries its flags in `struct open_how`: read them when Tracee
 /// decoded it into an object, else the flags are unknown.
-fn how_flags(args: &[Arg<'_>]) -> Result<Option<i32>, Skip> {
+fn how_flags(args: &Args<'_>) -> Result<Option<i32>, Skip> {
     #[derive(Deserialize)]
     struct How<'a> {
         #[serde(borrow)]
@@ -303,7 +351,7 @@ fn how_flags(args: &[Arg<'_>]) -> Result<Option<i32>, Skip> {
 }
 
 /// The `argv` argument: an array of strings; `None` when absent or null.
-fn argv_arg<'a>(args: &[Arg<'a>]) -> Result<Option<Vec<Option<Cow<'a, str>>>>, Skip> {
+fn argv_arg<'a>(args: &Args<'a>) -> Result<Option<Vec<Option<Cow<'a, str>>>>, Skip> {
     let Some(a) = find(args, "argv") else { return Ok(None) };
     let Some(raw) = a.value else { return Ok(None) };
     let text: &'a str = raw.get();
@@ -460,7 +508,8 @@ mod tests {
     fn lines_that_cannot_map_say_why() {
         let cases = [
             ("{", "invalid JSON"),
-            ("[1,2]", "not a Tracee event"),
+            ("[1,2]", "not a JSON object: not a Tracee event"),
+            ("nope", "invalid JSON: expected ident"),
             (r#"{"eventName":"sched_process_fork"}"#, "event sched_process_fork has no capture row"),
             (r#"{"eventName":"openat"}"#, "without `timestamp`"),
             (r#"{"eventName":"openat","timestamp":"x"}"#, "not a Tracee event: invalid type"),

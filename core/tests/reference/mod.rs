@@ -387,7 +387,8 @@ fn pred(p: &Pred, e: &Event, s: Settings) -> bool {
         Pred::Func { func, field, needle, ci } => {
             let v = value(field, e);
             indexed(&v, s).iter().any(|x| {
-                let (hay, needle) = if *ci { (x.to_lowercase(), needle.to_lowercase()) } else { (x.to_string(), needle.clone()) };
+                let (hay, needle) =
+                    if *ci { (x.to_lowercase(), needle.to_lowercase()) } else { (x.to_string(), needle.clone()) };
                 match func {
                     Func::StartsWith => hay.starts_with(&needle),
                     Func::EndsWith => hay.ends_with(&needle),
@@ -395,9 +396,7 @@ fn pred(p: &Pred, e: &Event, s: Settings) -> bool {
                 }
             })
         }
-        Pred::Length { field, op: Op::Ne, n } => {
-            !pred(&Pred::Length { field: field.clone(), op: Op::Eq, n: *n }, e, s)
-        }
+        Pred::Length { field, op: Op::Ne, n } => !pred(&Pred::Length { field: field.clone(), op: Op::Eq, n: *n }, e, s),
         Pred::Length { field, op, n } => {
             let v = value(field, e);
             indexed(&v, s).iter().any(|x| op.holds((utf16_len(x) as i64).cmp(n)))
@@ -547,4 +546,3 @@ pub fn signature(sig: &Signature, e: &Event) -> Outcome {
         Outcome::Nothing
     }
 }
-
