@@ -63,7 +63,20 @@ cmd_test() {
     INSTA_UPDATE=no cargo test --workspace 2>&1 | tee target/test-output.log || status=$?
     python_tests target/pytest-output.log || status=$?
     summarize target/test-output.log target/pytest-output.log
+    fuzz_smoke || status=$?
     return "$status"
+}
+
+# Bounded fuzzing: fuzz/smoke.sh builds the cargo-fuzz targets (nightly toolchain) and
+# runs each for FUZZ_SECONDS (default 60). CI runs it (CI=true), as does
+# TOKENSCAN_FUZZ=1 ./dev.sh test; a developer's plain ./dev.sh test skips it, loudly.
+fuzz_smoke() {
+    if [ "${CI:-}" != "true" ] && [ "${TOKENSCAN_FUZZ:-}" != "1" ]; then
+        printf '\033[1;33m==> SKIPPED: fuzz smoke run (fuzz/smoke.sh); it runs in CI, or here with TOKENSCAN_FUZZ=1 ./dev.sh test\033[0m\n' >&2
+        return 0
+    fi
+    log "fuzz smoke run: fuzz/smoke.sh, ${FUZZ_SECONDS:-60} s per target"
+    fuzz/smoke.sh
 }
 
 # The Python module (python/, pyproject.toml): build the wheel with maturin, install it

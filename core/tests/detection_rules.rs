@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
-use tokenscan_core::capture::{Capture, Projection};
+use tokenscan_core::capture::Capture;
 use tokenscan_core::eql::{CompileOptions, EqlQuery};
 use tokenscan_core::rules::RuleSet;
 use tokenscan_core::view::ecs::ECS_FIELDS;
@@ -78,7 +78,7 @@ fn code_only(q: &str) -> String {
     let b = q.as_bytes();
     let mut out = q.as_bytes().to_vec();
     let mut i = 0;
-    let mut blank = |out: &mut Vec<u8>, from: usize, to: usize| {
+    let blank = |out: &mut Vec<u8>, from: usize, to: usize| {
         for x in &mut out[from..to] {
             if *x != b'\n' {
                 *x = b' ';
@@ -91,8 +91,8 @@ fn code_only(q: &str) -> String {
             i + rest.find('\n').unwrap_or(rest.len())
         } else if rest.starts_with("/*") {
             i + rest.find("*/").map_or(rest.len(), |n| n + 2)
-        } else if rest.starts_with("\"\"\"") {
-            i + 3 + rest[3..].find("\"\"\"").map_or(rest.len() - 3, |n| n + 3)
+        } else if let Some(body) = rest.strip_prefix("\"\"\"") {
+            i + 3 + body.find("\"\"\"").map_or(body.len(), |n| n + 3)
         } else if rest.starts_with('"') {
             let mut j = i + 1;
             while j < b.len() && b[j] != b'"' {
@@ -165,7 +165,7 @@ fn the_scanner_sees_what_queries_need() {
             Unsupported::Field("destination.ip".into()),
         ]
     );
-    assert_eq!(code_only("a \"x\\\"y\" b /* c */ d"), "a         b         d");
+    assert_eq!(code_only("a \"x\\\"y\" b /* c */ d"), "a        b         d");
 }
 
 #[test]

@@ -453,7 +453,7 @@ fn invalid_utf8_in_ndjson_names_the_line() {
     let second = bytes.iter().position(|&b| b == b'\n').expect("line") + 20;
     bytes[second] = 0xff;
     std::fs::write(&path, &bytes).expect("write");
-    let error = replay(&[path.clone()], false).expect_err("refused");
+    let error = replay(std::slice::from_ref(&path), false).expect_err("refused");
     assert!(error.contains("bad.ndjson") && error.contains("line 2: not valid UTF-8"), "{error}");
     // Raw bytes that are not UTF-8 belong in a capture as \xNN escapes (capture-format.md): those read fine.
     std::fs::write(&path, capture_text(2).replace("/etc/f1", "/etc/\\\\xff")).expect("write");
@@ -634,7 +634,7 @@ fn a_capture_that_breaks_part_way_keeps_the_events_before_the_break() {
     let dir = tempfile::tempdir().expect("tmp");
     let path = dir.path().join("broken.ndjson");
     std::fs::write(&path, capture_text(5) + "{\"time\": oops}\n" + &capture_text(5)).expect("write");
-    let summary = replay(&[path.clone()], true).expect("replays");
+    let summary = replay(std::slice::from_ref(&path), true).expect("replays");
     assert_eq!(summary.events, 7, "the events before the bad line");
     assert_eq!(summary.findings(), 2, "the token read before the bad line is found");
     assert_eq!(summary.unreadable.len(), 1);

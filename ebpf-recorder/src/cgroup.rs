@@ -208,10 +208,7 @@ impl CgroupResolver {
             }
             let Ok(meta) = std::fs::metadata(&dir) else { continue };
             let id = meta.ino();
-            if !self.tree.contains_key(&id) {
-                let container = container_id_from_path(&rel).map(Arc::<str>::from);
-                self.tree.insert(id, container);
-            }
+            self.tree.entry(id).or_insert_with(|| container_id_from_path(&rel).map(Arc::<str>::from));
             let Ok(entries) = std::fs::read_dir(&dir) else { continue };
             for entry in entries.flatten() {
                 if entry.file_type().is_ok_and(|t| t.is_dir()) {

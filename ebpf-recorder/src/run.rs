@@ -23,7 +23,11 @@ use crate::probes::{ring_buffer_size, Counters, ProbeOptions, Probes};
 use crate::system;
 
 /// Rows per batch handed to the writer thread.
-const BATCH_ROWS: usize = 16_384;
+const BATCH_ROWS: usize = 8_192;
+/// Messages queued for the writer thread. Small on purpose: when the writer
+/// falls behind, the reader waits and the kernel counts lost records, rather
+/// than user space buffering without bound (each batch is a few MiB).
+const WRITER_QUEUE: usize = 4;
 /// Longest a row waits in user space before it is handed to the writer.
 const FLUSH_EVERY: Duration = Duration::from_secs(1);
 /// Ring buffer poll timeout: the bound on stop latency and status staleness.
@@ -212,6 +216,9 @@ fn human_bytes(n: u64) -> String {
 
 /// Records until stopped; prints progress and the summary on stderr.
 pub fn record(args: &Args) -> Result<Summary> {
+    // First thing, so that a signal during the (possibly slow) load is not
+    // lost: recording then stops right after it starts, cleanly.
+    install_signal_handlers()?;
     system::require_root()?;
     system::require_btf()?;
     let layout = Layout::plan(&args.output, args.rotating(), args.force)?;
@@ -284,8 +291,7 @@ pub fn record(args: &Args) -> Result<Summary> {
     };
     let _ = writeln!(err, "recording {stop_hint}{}", if args.containers_only { ", containers only" } else { "" });
 
-    install_signal_handlers()?;
-    let (tx, rx) = sync_channel::<ToWriter>(32);
+    let (tx, rx) = sync_channel::<ToWriter>(WRITER_QUEUE);
     let writer_done = Arc::new(AtomicBool::new(false));
     let writer = writer_thread(writer, rx, writer_done.clone());
 

@@ -5,7 +5,9 @@
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use tokenscan_core::capture::{events_from_ndjson, Capture, EventBatch, ParquetCaptureWriter, Projection, WriterOptions};
+use tokenscan_core::capture::{
+    events_from_ndjson, Capture, EventBatch, ParquetCaptureWriter, Projection, WriterOptions,
+};
 use tokenscan_core::replay::{ReplayOptions, Replayer};
 use tokenscan_core::rules::{Rule, RuleLogic};
 

@@ -525,7 +525,7 @@ pub fn signature(sig: &Signature, e: &Event) -> Outcome {
         return Outcome::Nothing;
     }
     // 2. Allow-list: exact, case-sensitive process names.
-    if sig.allow_processes.iter().any(|p| *p == e.comm) {
+    if sig.allow_processes.contains(&e.comm) {
         return Outcome::Nothing;
     }
     // 3. Arguments: a missing pathname or flags cannot be evaluated.
