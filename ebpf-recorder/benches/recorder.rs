@@ -36,7 +36,8 @@ fn open_close(path: &CString) {
 }
 
 /// The child: `--workload PATH RATE SECONDS` (RATE 0: as fast as possible for
-/// COUNT = SECONDS opens). Prints `opens elapsed_ns`.
+/// COUNT = SECONDS opens). Prints `opens elapsed_ns cpu_ns` (its own CPU time,
+/// user + system, which includes the eBPF programs run in its syscalls).
 fn workload(args: &[String]) {
     let path = CString::new(args[0].as_str()).unwrap();
     let rate: u64 = args[1].parse().unwrap();
@@ -65,10 +66,18 @@ fn workload(args: &[String]) {
             }
         }
     }
-    println!("{done} {}", start.elapsed().as_nanos());
+    println!("{done} {} {}", start.elapsed().as_nanos(), cpu_ns());
 }
 
-fn run_workload(file: &Path, rate: u64, amount: u64) -> (u64, Duration) {
+fn cpu_ns() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: ts is a valid, writable timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// (opens, wall time, CPU time) of one workload run.
+fn run_workload(file: &Path, rate: u64, amount: u64) -> (u64, Duration, Duration) {
     let out = Command::new(std::env::current_exe().unwrap())
         .args(["--workload", file.to_str().unwrap(), &rate.to_string(), &amount.to_string()])
         .output()
@@ -77,7 +86,8 @@ fn run_workload(file: &Path, rate: u64, amount: u64) -> (u64, Duration) {
     let mut it = text.split_whitespace();
     let n: u64 = it.next().and_then(|v| v.parse().ok()).expect("workload output");
     let ns: u64 = it.next().and_then(|v| v.parse().ok()).expect("workload output");
-    (n, Duration::from_nanos(ns))
+    let cpu: u64 = it.next().and_then(|v| v.parse().ok()).expect("workload output");
+    (n, Duration::from_nanos(ns), Duration::from_nanos(cpu))
 }
 
 struct Recorder {
@@ -152,13 +162,23 @@ fn workload_events(out: &Path, file: &Path) -> u64 {
     n
 }
 
-fn ns_per_op(file: &Path, count: u64) -> f64 {
+/// Best of 3: (wall ns per op, CPU ns per op).
+fn ns_per_op(file: &Path, count: u64) -> (f64, f64) {
     (0..3)
         .map(|_| {
-            let (n, d) = run_workload(file, 0, count);
-            d.as_nanos() as f64 / n as f64
+            let (n, wall, cpu) = run_workload(file, 0, count);
+            (wall.as_nanos() as f64 / n as f64, cpu.as_nanos() as f64 / n as f64)
         })
-        .fold(f64::INFINITY, f64::min)
+        .fold((f64::INFINITY, f64::INFINITY), |a, b| (a.0.min(b.0), a.1.min(b.1)))
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn main() {
@@ -193,17 +213,18 @@ fn main() {
 
     let (_, release) = uname();
     println!("machine: {} CPUs, kernel {release}", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0));
+    println!("load average before: {}", loadavg());
     println!();
 
     let count = 2_000_000;
-    let base = ns_per_op(&file, count);
+    let (base_wall, base_cpu) = ns_per_op(&file, count);
     let rec = Recorder::start(&out, tmp.path().join("cost.log"));
-    let with = ns_per_op(&file, count);
+    let (with_wall, with_cpu) = ns_per_op(&file, count);
     let log = rec.stop();
-    println!("open()+close() in a tight loop, best of 3 x {count}:");
-    println!("- without the recorder: {base:.0} ns");
-    println!("- with the recorder:    {with:.0} ns (lost {})", lost_of(&log));
-    println!("- added per event:      {:.0} ns", with - base);
+    println!("open()+close() in a tight loop, best of 3 x {count} (wall / CPU of the workload):");
+    println!("- without the recorder: {base_wall:.0} ns / {base_cpu:.0} ns");
+    println!("- with the recorder:    {with_wall:.0} ns / {with_cpu:.0} ns (lost {})", lost_of(&log));
+    println!("- added per event:      {:.0} ns / {:.0} ns", with_wall - base_wall, with_cpu - base_cpu);
     println!();
 
     println!("| target rate (opens/s) | reached | workload events in capture | lost records | recorder CPU (% of one core) | recorder peak RSS |");
@@ -212,7 +233,7 @@ fn main() {
         let rec = Recorder::start(&out, tmp.path().join(format!("rate-{rate}.log")));
         let (t0, _) = rec.proc_stat();
         let w0 = Instant::now();
-        let (n, d) = run_workload(&file, rate, seconds);
+        let (n, d, _) = run_workload(&file, rate, seconds);
         let wall = w0.elapsed();
         let (t1, hwm) = rec.proc_stat();
         let log = rec.stop();
@@ -225,6 +246,8 @@ fn main() {
             hwm as f64 / 1024.0
         );
     }
+    println!();
+    println!("load average after: {}", loadavg());
 }
 
 fn uname() -> (String, String) {

@@ -32,6 +32,7 @@ const O_CREAT: i32 = 0o100;
 const O_EXCL: i32 = 0o200;
 const O_NOCTTY: i32 = 0o400;
 const O_TRUNC: i32 = 0o1000;
+const O_CLOEXEC: i32 = 0o2000000;
 
 /// Processes whose exe is cached before the cache is reset (and the kernel asked to resend).
 const EXE_CACHE_MAX: usize = 262_144;
@@ -40,10 +41,11 @@ const PENDING_MAX: usize = 262_144;
 
 /// The flags of a failed open, stored the way the kernel would have stored
 /// them in the file's `f_flags` had it succeeded: `O_LARGEFILE` added (the
-/// kernel forces it on 64-bit), the open-time-only bits `O_CREAT`, `O_EXCL`,
-/// `O_NOCTTY`, `O_TRUNC` removed. Successful opens carry `f_flags` itself.
+/// kernel forces it on 64-bit), `O_CLOEXEC` (a descriptor flag, never kept in
+/// `f_flags`) and the open-time-only bits `O_CREAT`, `O_EXCL`, `O_NOCTTY`,
+/// `O_TRUNC` removed. Successful opens carry `f_flags` itself.
 pub fn f_flags_of_request(flags: i32) -> i32 {
-    (flags | O_LARGEFILE) & !(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC)
+    (flags | O_LARGEFILE) & !(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC | O_CLOEXEC)
 }
 
 /// What the assembler saw, for the summary.
@@ -572,6 +574,6 @@ mod tests {
     fn request_flags_normalization() {
         assert_eq!(f_flags_of_request(0), O_LARGEFILE);
         assert_eq!(f_flags_of_request(0o2 | 0o100 | 0o200), O_LARGEFILE | 0o2);
-        assert_eq!(f_flags_of_request(0o2000000 | 0o2000), O_LARGEFILE | 0o2000000 | 0o2000);
+        assert_eq!(f_flags_of_request(O_CLOEXEC | 0o2000 | 0o200000), O_LARGEFILE | 0o2000 | 0o200000);
     }
 }

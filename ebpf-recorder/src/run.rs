@@ -336,7 +336,9 @@ pub fn record(args: &Args) -> Result<Summary> {
     };
 
     let stop = loop {
-        if let Err(e) = ring_buffer.poll(POLL_TIMEOUT) {
+        // The kernel only wakes us when 1/16 of the buffer is waiting; poll()
+        // consumes only after a wake-up, so consume() picks up the rest.
+        if let Err(e) = ring_buffer.poll(POLL_TIMEOUT).and_then(|()| ring_buffer.consume()) {
             if e.kind() != libbpf_rs::ErrorKind::Interrupted {
                 return Err(anyhow!("reading the ring buffer failed: {e}"));
             }
@@ -473,7 +475,12 @@ pub fn print_summary(s: &Summary, out: &mut dyn Write) -> std::io::Result<()> {
         writeln!(out, "  argv cut    {} execs (marked as the last element of args)", a.argv_truncated)?;
     }
     if a.path_truncated > 0 || s.kernel.path_truncated > 0 {
-        writeln!(out, "  paths cut   {} (marked with a [tokenscan:path-truncated] prefix)", a.path_truncated)?;
+        writeln!(
+            out,
+            "  paths cut   {} (files unreachable from the root, like pipes reopened through /dev/fd, or over 64 \
+             steps; marked with a [tokenscan:path-truncated] prefix)",
+            a.path_truncated
+        )?;
     }
     writeln!(
         out,
