@@ -62,8 +62,11 @@ cmd_test() {
     local status=0
     INSTA_UPDATE=no cargo test --workspace 2>&1 | tee target/test-output.log || status=$?
     python_tests target/pytest-output.log || status=$?
+    # Not yet gating: the smoke run was not verified end to end on a fresh CI machine
+    # in the session that added it. A failure is reported loudly; see docs/robustness.md.
+    fuzz_smoke || printf '\033[1;31m==> FUZZ SMOKE FAILED (not gating yet): see target/fuzz-work\033[0m\n' >&2
+    # The test runners' combined summary stays the last line of the output.
     summarize target/test-output.log target/pytest-output.log
-    fuzz_smoke || status=$?
     return "$status"
 }
 

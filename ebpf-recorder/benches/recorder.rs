@@ -13,6 +13,11 @@
 //!   workload's events found in the capture, kernel records lost, and the
 //!   recorder's CPU (user+system, % of one core) and peak RSS (VmHWM).
 //!
+//! * the user-space side alone: synthetic open records (entry + exit, realistic
+//!   paths) decoded, joined, turned into Arrow and written to Parquet on one
+//!   thread, in events per CPU-second: the ceiling of what the recorder can
+//!   drain, independent of the kernel and of other load on the machine.
+//!
 //! The workload runs in a child process (this binary re-executed with
 //! `--workload`), opening and closing one file in a loop paced in 1 ms slices.
 
@@ -22,6 +27,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use tokenscan_core::capture::{expand_paths, Capture, Column, Projection};
+use tokenscan_record::assemble::Assembler;
+use tokenscan_record::event::{BatchBuilder, Event};
+use tokenscan_record::output::{CaptureWriter, Layout, RotatePolicy};
+use tokenscan_record::record::{encode, Flags, Kind, RawHeader, Syscall};
 
 const RECORDER: &str = env!("CARGO_BIN_EXE_tokenscan-record");
 
@@ -172,6 +181,69 @@ fn ns_per_op(file: &Path, count: u64) -> (f64, f64) {
         .fold((f64::INFINITY, f64::INFINITY), |a, b| (a.0.min(b.0), a.1.min(b.1)))
 }
 
+/// Events per CPU-second of the user-space pipeline on synthetic open records.
+fn user_space_rate(dir: &Path, events: u64) -> (f64, u64) {
+    let comm = |s: &str| {
+        let mut c = [0i8; 16];
+        for (i, b) in s.bytes().take(15).enumerate() {
+            c[i] = b as i8;
+        }
+        c
+    };
+    let paths: Vec<String> = (0..64)
+        .map(|i| format!("/usr/lib/x86_64-linux-gnu/python3.11/lib-dynload/module_{i}.cpython-311-x86_64-linux-gnu.so"))
+        .collect();
+    let mut records = Vec::new();
+    for (i, p) in paths.iter().enumerate() {
+        let tid = 1000 + i as u32;
+        let enter = RawHeader {
+            kind: Kind::REC_OPEN_ENTER,
+            syscall: Syscall::SC_OPENAT,
+            pid: tid,
+            tid,
+            flags: 0o2000000,
+            rflags: Flags::RF_REQ_FLAGS.0 | Flags::RF_REQ.0,
+            req_len: p.len() as u16,
+            ..Default::default()
+        };
+        let exit = RawHeader {
+            kind: Kind::REC_OPEN_EXIT,
+            syscall: Syscall::SC_OPENAT,
+            pid: tid,
+            tid,
+            ppid: 1,
+            ret: 3,
+            flags: 0o100000,
+            cgroup_id: 1,
+            rflags: Flags::RF_PATH.0 | Flags::RF_FFLAGS.0 | Flags::RF_EXE.0,
+            path_len: p.len() as u16,
+            exe_len: 19,
+            comm: comm("python3"),
+            ..Default::default()
+        };
+        records.push((encode(&enter, &[p.as_bytes()]), encode(&exit, &[p.as_bytes(), b"/usr/bin/python3.11"])));
+    }
+    let out = dir.join("synthetic.parquet");
+    let layout = Layout::plan(&out, false, true).unwrap();
+    let mut writer = CaptureWriter::create(layout, RotatePolicy::default(), 131_072, Default::default(), true).unwrap();
+    let mut assembler = Assembler::new(0);
+    let mut batch = BatchBuilder::new("bench", 8192);
+    let cpu0 = cpu_ns();
+    for n in 0..events {
+        let (enter, exit) = &records[(n % 64) as usize];
+        let mut push = |e: &Event<'_>| batch.push(e, None);
+        assembler.handle(enter, &mut push);
+        assembler.handle(exit, &mut push);
+        if batch.is_full() {
+            writer.write(&batch.finish(), 0).unwrap();
+        }
+    }
+    writer.write(&batch.finish(), 0).unwrap();
+    let files = writer.finish(0).unwrap();
+    let secs = (cpu_ns() - cpu0) as f64 / 1e9;
+    (events as f64 / secs, files[0].bytes)
+}
+
 fn loadavg() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .unwrap_or_default()
@@ -214,6 +286,15 @@ fn main() {
     let (_, release) = uname();
     println!("machine: {} CPUs, kernel {release}", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0));
     println!("load average before: {}", loadavg());
+    println!();
+
+    let synthetic = 2_000_000;
+    let (rate, bytes) = user_space_rate(tmp.path(), synthetic);
+    println!(
+        "user space alone (decode, join, Arrow, Parquet; one thread): {rate:.0} events per CPU-second \
+         ({synthetic} synthetic opens, {:.1} bytes per event on disk)",
+        bytes as f64 / synthetic as f64
+    );
     println!();
 
     let count = 2_000_000;

@@ -110,9 +110,9 @@ fn bytemuck_i8(a: &[i8; 16]) -> &[u8] {
     unsafe { std::slice::from_raw_parts(a.as_ptr().cast::<u8>(), a.len()) }
 }
 
-/// Test support: encodes a header and its strings as the kernel would.
-#[cfg(test)]
-pub(crate) fn encode(hdr: &RawHeader, parts: &[&[u8]]) -> Vec<u8> {
+/// Encodes a header and its strings as the kernel side does (for tests and
+/// benchmarks; `parts` must follow the header's flags and lengths).
+pub fn encode(hdr: &RawHeader, parts: &[&[u8]]) -> Vec<u8> {
     // SAFETY: RawHeader is plain old data (see the Plain impl above); reading its bytes is sound.
     let head = unsafe { std::slice::from_raw_parts((hdr as *const RawHeader).cast::<u8>(), HEADER_LEN) };
     let mut v = head.to_vec();
