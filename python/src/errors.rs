@@ -134,8 +134,9 @@ pub(crate) fn core_error(py: Python<'_>, e: Error) -> PyErr {
                 ("rule_id", rule_id.into_bound_py_any(py)),
             ],
         ),
-        // Output errors cannot happen here (the module writes no files); any
-        // variant a newer core adds is still a tokenscan error with its message.
+        // Output errors (writing an import's capture or an export failed, or
+        // the output would replace the input), and any variant a newer core
+        // adds, are tokenscan errors with their message.
         _ => TokenscanError::new_err(message),
     }
 }

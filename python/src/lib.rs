@@ -14,6 +14,7 @@ mod errors;
 mod findings;
 mod functions;
 mod html;
+mod importing;
 mod ops;
 mod rules;
 
@@ -49,6 +50,8 @@ mod _tokenscan {
     use crate::findings::Findings;
     #[pymodule_export]
     use crate::functions::{ecs_view, hunt, read_capture, replay, tracee_view};
+    #[pymodule_export]
+    use crate::importing::{export_ecs, export_tracee, import_ecs, import_tracee};
     #[pymodule_export]
     use crate::rules::Rules;
 

@@ -18,6 +18,11 @@ Arrow without copying::
     tokenscan.tracee_view("fixtures/pod-session.parquet")          # as TRC-108 sees them
     tokenscan.hunt("fixtures/pod-session.parquet", 'process where process.name == "curl"')
 
+    # events recorded by Tracee or Elastic Defend for Containers become captures
+    report = tokenscan.import_tracee("events.json.gz", "capture.parquet")
+    report["events"], report["unmapped_examples"]   # rows written; lines not mapped, with line numbers
+    tokenscan.import_ecs("d4c-export.ndjson", "d4c.parquet")
+
     rules = tokenscan.Rules.load("my-rules/")
     rules.evaluate(pyarrow_table_or_batch)   # any __arrow_c_array__ / __arrow_c_stream__ object
 
@@ -29,7 +34,9 @@ query, ``.file``, ``.line``, ``.column``) and ``UnevaluableError`` (with
 ``.filename``, as ``open()`` does; it is deliberately not a ``TokenscanError``,
 so catch ``(tokenscan.TokenscanError, OSError)`` to catch everything.
 
-Long work (reading, evaluating) releases the GIL.
+Importing and exporting never replace an existing file unless ``force=True``
+(``FileExistsError`` otherwise). Long work (reading, evaluating, importing)
+releases the GIL.
 """
 
 from tokenscan._tokenscan import (
@@ -41,19 +48,25 @@ from tokenscan._tokenscan import (
     UnevaluableError,
     __version__,
     ecs_view,
+    export_ecs,
+    export_tracee,
     hunt,
+    import_ecs,
+    import_tracee,
     read_capture,
     replay,
     tracee_view,
 )
 from tokenscan._types import (
     CaptureInfo,
+    ImportReport,
     ProcessInfo,
     RuleInfo,
     RuleSummary,
     Summary,
     TimeRange,
     UnevaluableExample,
+    UnmappedLine,
 )
 
 __all__ = [
@@ -63,6 +76,10 @@ __all__ = [
     "ecs_view",
     "tracee_view",
     "hunt",
+    "import_tracee",
+    "import_ecs",
+    "export_tracee",
+    "export_ecs",
     # classes
     "Findings",
     "Rules",
@@ -78,6 +95,8 @@ __all__ = [
     "RuleSummary",
     "UnevaluableExample",
     "ProcessInfo",
+    "ImportReport",
+    "UnmappedLine",
     "RuleInfo",
     "__version__",
 ]

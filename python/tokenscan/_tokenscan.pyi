@@ -3,13 +3,13 @@
 
 import os
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any, Protocol, final
+from typing import Any, Literal, Protocol, final
 
 import pandas
 import polars
 import pyarrow
 
-from tokenscan._types import RuleInfo, Summary
+from tokenscan._types import ImportReport, RuleInfo, Summary
 
 __all__ = [
     "CaptureError",
@@ -19,7 +19,11 @@ __all__ = [
     "TokenscanError",
     "UnevaluableError",
     "ecs_view",
+    "export_ecs",
+    "export_tracee",
     "hunt",
+    "import_ecs",
+    "import_tracee",
     "read_capture",
     "replay",
     "tracee_view",
@@ -171,3 +175,48 @@ def tracee_view(captures: _Paths) -> pyarrow.Table:
 
 def hunt(captures: _Paths, query: str, *, ignore_above: int | None = 1024) -> pyarrow.Table:
     """The events matching an ad-hoc EQL query, with ``capture``, ``event_index`` and every capture column."""
+
+def import_tracee(
+    events: _Paths,
+    output: _StrPath,
+    *,
+    format: Literal["parquet", "ndjson", "jsonl"] | None = None,
+    strict: bool = False,
+    force: bool = False,
+    container_init: Literal["keep", "host"] = "keep",
+    tty_from_stdin: bool = False,
+    max_examples: int = 5,
+    batch_size: int = 65536,
+) -> ImportReport:
+    """Imports ``tracee --output json`` events (plain or gzip) into a capture, as ``tokenscan import tracee``."""
+
+def import_ecs(
+    events: _Paths,
+    output: _StrPath,
+    *,
+    format: Literal["parquet", "ndjson", "jsonl"] | None = None,
+    strict: bool = False,
+    force: bool = False,
+    max_examples: int = 5,
+    batch_size: int = 65536,
+) -> ImportReport:
+    """Imports Elastic ECS (Defend for Containers) documents (plain or gzip) into a capture, as ``tokenscan import ecs``."""
+
+def export_tracee(
+    capture: _StrPath,
+    output: _StrPath,
+    *,
+    style: Literal["v0.24", "v0.23"] = "v0.24",
+    flag_names: bool = False,
+    force: bool = False,
+) -> int:
+    """Writes a capture as ``tracee --output json`` lines; returns the number of events written."""
+
+def export_ecs(
+    capture: _StrPath,
+    output: _StrPath,
+    *,
+    layout: Literal["nested", "dotted"] = "nested",
+    force: bool = False,
+) -> int:
+    """Writes a capture as ECS documents shaped like Defend for Containers events; returns the number of events written."""

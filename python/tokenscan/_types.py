@@ -8,16 +8,18 @@ They are ``TypedDict``\\ s: at runtime the values are ordinary ``dict``\\ s.
 from __future__ import annotations
 
 import datetime
-from typing import List, Optional, TypedDict
+from typing import Dict, List, Optional, TypedDict
 
 __all__ = [
     "CaptureInfo",
+    "ImportReport",
     "ProcessInfo",
     "RuleInfo",
     "RuleSummary",
     "Summary",
     "TimeRange",
     "UnevaluableExample",
+    "UnmappedLine",
 ]
 
 
@@ -95,3 +97,43 @@ class RuleInfo(TypedDict):
     """MITRE ATT&CK mappings, one line each."""
     source: str
     """The rule file (``<builtin>/NAME`` for a built-in rule)."""
+
+
+class UnmappedLine(TypedDict):
+    """An input line an import could not turn into a capture row."""
+
+    input: str
+    """The input file, as given."""
+    line: int
+    """1-based line number (in the decompressed text)."""
+    reason: str
+    """Why, in one sentence (for example ``event net_packet_dns has no capture row``)."""
+
+
+class ImportReport(TypedDict):
+    """What ``import_tracee`` or ``import_ecs`` read and wrote."""
+
+    format: str
+    """``"tracee"`` or ``"ecs"``."""
+    inputs: List[str]
+    """The input files, in the order read."""
+    output: str
+    """The capture written."""
+    lines: int
+    """Non-blank lines read."""
+    bytes: int
+    """Bytes of JSON read (after decompression)."""
+    gzip: bool
+    """Whether any input was gzip-compressed."""
+    events: int
+    """Capture rows written (``opens + execs``)."""
+    opens: int
+    execs: int
+    unmapped: int
+    """Lines that did not become rows."""
+    unmapped_by_reason: Dict[str, int]
+    """``unmapped`` by kind of reason, e.g. ``{"event sched_process_fork": 3, "invalid JSON": 1}``."""
+    unmapped_examples: List[UnmappedLine]
+    """The first ``max_examples`` unmapped lines, with line numbers and reasons."""
+    notes: Dict[str, int]
+    """Facts about rows that were written, with counts (e.g. container-init events kept)."""

@@ -1,0 +1,350 @@
+//! `import_tracee`, `import_ecs`, `export_tracee`, `export_ecs`: events
+//! recorded by other tools become captures, and captures go back out. Each
+//! is one call into `tokenscan_core::import` with the GIL released; what the
+//! module adds is the I/O policy the core leaves to its callers (never
+//! replace an existing file unless `force=True`, never write over the input,
+//! never leave a half-written output behind).
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList};
+use tokenscan_core::capture::{Capture, CaptureFormat};
+use tokenscan_core::import::export::{export_capture, EcsLayout, ExportOptions, TraceeStyle};
+use tokenscan_core::import::{import_files, ContainerInit, ImportFormat, ImportOptions, ImportReport};
+use tokenscan_core::Error;
+
+use crate::args::Paths;
+use crate::detach;
+use crate::errors::{value_error, Failure};
+
+/// The capture format to write: `format` when given, else from the extension.
+fn capture_format(output: &Path, format: Option<&str>) -> PyResult<CaptureFormat> {
+    let by_name = |name: &str| match name.to_ascii_lowercase().as_str() {
+        "parquet" => Some(CaptureFormat::Parquet),
+        "ndjson" | "jsonl" => Some(CaptureFormat::Ndjson),
+        _ => None,
+    };
+    match format {
+        Some(f) => {
+            by_name(f).ok_or_else(|| value_error(format!("format must be \"parquet\" or \"ndjson\", not {f:?}")))
+        }
+        None => output.extension().and_then(|e| e.to_str()).and_then(by_name).ok_or_else(|| {
+            value_error(format!(
+                "{}: cannot tell the capture format from the extension; use .parquet, .ndjson or format=",
+                output.display()
+            ))
+        }),
+    }
+}
+
+/// Whether two paths name the same existing file.
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => false,
+    }
+}
+
+/// Creates `path` for writing: an existing file is an error (`FileExistsError`
+/// in Python) unless `force`, in which case it is truncated.
+fn create_output(path: &Path, force: bool) -> Result<File, Failure> {
+    let mut o = OpenOptions::new();
+    o.write(true);
+    if force {
+        o.create(true).truncate(true);
+    } else {
+        o.create_new(true);
+    }
+    o.open(path).map_err(|e| Failure::Core(Error::Io { path: path.to_owned(), error: e }))
+}
+
+/// Runs `write` into a freshly created `output`; removes the file if it fails.
+fn write_output<T>(
+    output: &Path,
+    force: bool,
+    write: impl FnOnce(BufWriter<File>) -> Result<T, Failure>,
+) -> Result<T, Failure> {
+    let file = create_output(output, force)?;
+    let result = write(BufWriter::with_capacity(1 << 20, file));
+    if result.is_err() {
+        // A half-written file must not look like a capture (or an export).
+        let _ = std::fs::remove_file(output);
+    }
+    result
+}
+
+/// Everything an import needs, converted from Python while holding the GIL.
+struct ImportJob {
+    format: ImportFormat,
+    inputs: Vec<PathBuf>,
+    output: PathBuf,
+    to: CaptureFormat,
+    force: bool,
+    options: ImportOptions,
+}
+
+impl ImportJob {
+    /// Checks the inputs, then imports them into the output (GIL released by the caller).
+    fn run(self) -> Result<ImportReport, Failure> {
+        for input in &self.inputs {
+            // A missing or unreadable input fails before the output is created.
+            File::open(input).map_err(|e| Failure::Core(Error::Io { path: input.clone(), error: e }))?;
+            if same_file(input, &self.output) {
+                return Err(Failure::Core(Error::Output {
+                    path: self.output.clone(),
+                    message: format!("the output would overwrite the input {}", input.display()),
+                }));
+            }
+        }
+        write_output(&self.output, self.force, |out| {
+            Ok(import_files(self.format, &self.inputs, out, &self.output, self.to, &self.options)?)
+        })
+    }
+}
+
+/// The report as a dict (`tokenscan.ImportReport`).
+fn report_dict<'py>(
+    py: Python<'py>,
+    format: ImportFormat,
+    inputs: &[PathBuf],
+    output: &Path,
+    r: &ImportReport,
+) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("format", format.as_str())?;
+    d.set_item("inputs", inputs.iter().map(|p| p.display().to_string()).collect::<Vec<_>>())?;
+    d.set_item("output", output.display().to_string())?;
+    d.set_item("lines", r.lines)?;
+    d.set_item("bytes", r.bytes)?;
+    d.set_item("gzip", r.gzip)?;
+    d.set_item("events", r.events)?;
+    d.set_item("opens", r.opens)?;
+    d.set_item("execs", r.execs)?;
+    d.set_item("unmapped", r.unmapped)?;
+    let by_reason = PyDict::new(py);
+    for (reason, n) in &r.unmapped_by_reason {
+        by_reason.set_item(reason, n)?;
+    }
+    d.set_item("unmapped_by_reason", by_reason)?;
+    let examples = PyList::empty(py);
+    for u in &r.examples {
+        let e = PyDict::new(py);
+        e.set_item("input", u.input.display().to_string())?;
+        e.set_item("line", u.line)?;
+        e.set_item("reason", &u.reason)?;
+        examples.append(e)?;
+    }
+    d.set_item("unmapped_examples", examples)?;
+    let notes = PyDict::new(py);
+    for (note, n) in &r.notes {
+        notes.set_item(note, n)?;
+    }
+    d.set_item("notes", notes)?;
+    Ok(d)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn import<'py>(
+    py: Python<'py>,
+    format: ImportFormat,
+    events: Paths,
+    output: PathBuf,
+    capture_format_name: Option<String>,
+    strict: bool,
+    force: bool,
+    max_examples: usize,
+    batch_size: usize,
+    container_init: ContainerInit,
+    tty_from_stdin: bool,
+) -> PyResult<Bound<'py, PyDict>> {
+    if events.0.is_empty() {
+        return Err(value_error("no input files given"));
+    }
+    let to = capture_format(&output, capture_format_name.as_deref())?;
+    let options = ImportOptions {
+        batch_size: batch_size.max(1),
+        strict,
+        max_examples,
+        container_init,
+        tty_from_stdin,
+        ..Default::default()
+    };
+    let job = ImportJob { format, inputs: events.0.clone(), output: output.clone(), to, force, options };
+    let report = detach(py, move || job.run())?;
+    report_dict(py, format, &events.0, &output, &report)
+}
+
+/// Imports `tracee --output json` events into a capture, as `tokenscan import
+/// tracee` does, and returns what was read (a `tokenscan.ImportReport` dict).
+///
+/// `events` is a file (plain or gzip-compressed, detected by its content) or a
+/// list of files, which form one capture in the order given; Tracee v0.23 and
+/// v0.24 argument type names both load. `security_file_open` and the
+/// open-family syscalls become `open` rows, `sched_process_exec` and
+/// `execve`/`execveat` become `exec` rows. `output` is the capture to write;
+/// its format follows the extension (`.parquet`, `.ndjson`, `.jsonl`) unless
+/// `format` is `"parquet"` or `"ndjson"`. An existing `output` raises
+/// `FileExistsError` unless `force=True`.
+///
+/// Lines that do not become rows (other events, broken JSON, unknown flag
+/// names) are counted in `unmapped`, by reason in `unmapped_by_reason`, and the
+/// first `max_examples` are in `unmapped_examples` with their line numbers;
+/// with `strict=True` the first one raises `CaptureError` instead (and no
+/// output is left behind). `container_init` says what to do with events of a
+/// container whose entry point has not run yet: `"keep"` their container id
+/// (TRC-108 then sees them as origin container) or import them as `"host"`
+/// events. `tty_from_stdin=True` takes an exec's `tty` from
+/// `sched_process_exec`'s `stdin_path` when it is a terminal. The work runs
+/// without the GIL.
+#[pyfunction]
+#[pyo3(signature = (
+    events, output, *, format=None, strict=false, force=false, container_init="keep",
+    tty_from_stdin=false, max_examples=5, batch_size=65_536
+))]
+#[allow(clippy::too_many_arguments)]
+pub fn import_tracee<'py>(
+    py: Python<'py>,
+    events: Paths,
+    output: PathBuf,
+    format: Option<String>,
+    strict: bool,
+    force: bool,
+    container_init: &str,
+    tty_from_stdin: bool,
+    max_examples: usize,
+    batch_size: usize,
+) -> PyResult<Bound<'py, PyDict>> {
+    let container_init = match container_init {
+        "keep" => ContainerInit::Keep,
+        "host" => ContainerInit::Host,
+        other => return Err(value_error(format!("container_init must be \"keep\" or \"host\", not {other:?}"))),
+    };
+    import(
+        py,
+        ImportFormat::Tracee,
+        events,
+        output,
+        format,
+        strict,
+        force,
+        max_examples,
+        batch_size,
+        container_init,
+        tty_from_stdin,
+    )
+}
+
+/// Imports Elastic ECS documents (one per line, as exported from Defend for
+/// Containers' `logs-cloud_defend.file*` / `logs-cloud_defend.process*`) into
+/// a capture, as `tokenscan import ecs` does, and returns what was read (a
+/// `tokenscan.ImportReport` dict).
+///
+/// Documents may be nested, dotted or mixed, bare or wrapped in a search hit's
+/// `_source`. File `open` and process `exec` events become rows; an
+/// interactive process whose terminal is unknown gets the placeholder tty
+/// `"?"`, so the ECS view still says `process.interactive == true`. `events`,
+/// `output`, `format`, `strict`, `force` and `max_examples` work as in
+/// `import_tracee`. The work runs without the GIL.
+#[pyfunction]
+#[pyo3(signature = (events, output, *, format=None, strict=false, force=false, max_examples=5, batch_size=65_536))]
+#[allow(clippy::too_many_arguments)]
+pub fn import_ecs<'py>(
+    py: Python<'py>,
+    events: Paths,
+    output: PathBuf,
+    format: Option<String>,
+    strict: bool,
+    force: bool,
+    max_examples: usize,
+    batch_size: usize,
+) -> PyResult<Bound<'py, PyDict>> {
+    import(
+        py,
+        ImportFormat::Ecs,
+        events,
+        output,
+        format,
+        strict,
+        force,
+        max_examples,
+        batch_size,
+        ContainerInit::Keep,
+        false,
+    )
+}
+
+/// Exports one capture file to `output`, with the I/O policy of the imports.
+fn export(
+    py: Python<'_>,
+    format: ImportFormat,
+    capture: PathBuf,
+    output: PathBuf,
+    force: bool,
+    options: ExportOptions,
+) -> PyResult<u64> {
+    detach(py, move || {
+        if same_file(&capture, &output) {
+            return Err(Failure::Core(Error::Output {
+                path: output.clone(),
+                message: "the output would overwrite the capture".into(),
+            }));
+        }
+        // Check the capture before creating the output, so a bad input leaves nothing behind.
+        Capture::open(&capture)?;
+        write_output(&output, force, |mut out| {
+            let n = export_capture(format, &capture, &mut out, &output, &options)?;
+            out.flush().map_err(|e| Error::Output { path: output.clone(), message: e.to_string() })?;
+            Ok(n)
+        })
+    })
+}
+
+/// Writes a capture as `tracee --output json` lines, one event per line in
+/// capture order (so event indexes survive a round trip through
+/// `import_tracee`), as `tokenscan export tracee` does; returns the number of
+/// events written.
+///
+/// `style` picks the argument type names (`"v0.24"`: `string`, `int32`;
+/// `"v0.23"`: `const char*`, `int`); `flag_names=True` writes flags as names
+/// (`O_RDONLY|O_LARGEFILE`), as `tracee --parse-arguments` does. Tracee events
+/// carry no terminal and no group id: those columns do not survive. An
+/// existing `output` raises `FileExistsError` unless `force=True`.
+#[pyfunction]
+#[pyo3(signature = (capture, output, *, style="v0.24", flag_names=false, force=false))]
+pub fn export_tracee(
+    py: Python<'_>,
+    capture: PathBuf,
+    output: PathBuf,
+    style: &str,
+    flag_names: bool,
+    force: bool,
+) -> PyResult<u64> {
+    let tracee_style = match style {
+        "v0.24" => TraceeStyle::V024,
+        "v0.23" => TraceeStyle::V023,
+        other => return Err(value_error(format!("style must be \"v0.24\" or \"v0.23\", not {other:?}"))),
+    };
+    let options = ExportOptions { tracee_style, tracee_flag_names: flag_names, ..Default::default() };
+    export(py, ImportFormat::Tracee, capture, output, force, options)
+}
+
+/// Writes a capture as Elastic ECS documents shaped like Defend for
+/// Containers events, one per line in capture order, as `tokenscan export ecs`
+/// does; returns the number of events written.
+///
+/// `layout` is `"nested"` (objects) or `"dotted"` (flat dotted keys). ECS has
+/// no requested path, cgroup id or errno, and keeps only the write intent of
+/// open flags. An existing `output` raises `FileExistsError` unless `force=True`.
+#[pyfunction]
+#[pyo3(signature = (capture, output, *, layout="nested", force=false))]
+pub fn export_ecs(py: Python<'_>, capture: PathBuf, output: PathBuf, layout: &str, force: bool) -> PyResult<u64> {
+    let ecs_layout = match layout {
+        "nested" => EcsLayout::Nested,
+        "dotted" => EcsLayout::Dotted,
+        other => return Err(value_error(format!("layout must be \"nested\" or \"dotted\", not {other:?}"))),
+    };
+    export(py, ImportFormat::Ecs, capture, output, force, ExportOptions { ecs_layout, ..Default::default() })
+}
