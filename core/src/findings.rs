@@ -73,6 +73,20 @@ pub struct RuleInfo<'a> {
 
 /// Builds the finding batch for `hits` (already in output order) of one event batch.
 pub fn build_findings<'a>(capture: &str, batch: &EventBatch, hits: &[Hit], rules: &[RuleInfo<'a>]) -> RecordBatch {
+    let first = batch.first_index();
+    build_findings_at(capture, batch, hits, rules, |row| first + row as u64)
+}
+
+/// [`build_findings`] for a batch whose rows are not consecutive events (the
+/// rows that fired, gathered from a whole row group): `event_index(row)` is
+/// the event index of each of its rows.
+pub(crate) fn build_findings_at<'a>(
+    capture: &str,
+    batch: &EventBatch,
+    hits: &[Hit],
+    rules: &[RuleInfo<'a>],
+    event_index: impl Fn(usize) -> u64,
+) -> RecordBatch {
     let schema = findings_schema();
     let rows: UInt32Array = hits.iter().map(|h| h.row as u32).collect();
     let rule_col = |f: fn(&RuleInfo<'a>) -> &'a str| -> ArrayRef {
@@ -83,7 +97,7 @@ pub fn build_findings<'a>(capture: &str, batch: &EventBatch, hits: &[Hit], rules
         rule_col(|r| r.name),
         rule_col(|r| r.severity),
         Arc::new(StringArray::from(vec![capture; hits.len()])),
-        Arc::new(hits.iter().map(|h| batch.first_index() + h.row as u64).collect::<UInt64Array>()),
+        Arc::new(hits.iter().map(|h| event_index(h.row)).collect::<UInt64Array>()),
     ];
     for c in FINDING_EVENT_COLUMNS {
         let a = batch.expect(c);

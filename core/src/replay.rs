@@ -10,7 +10,7 @@ use arrow::datatypes::TimestampNanosecondType;
 
 use crate::capture::{Capture, Column, EventBatch, Projection};
 use crate::error::{Error, Result};
-use crate::findings::{build_findings, findings_projection, Hit, RuleInfo};
+use crate::findings::{build_findings_at, findings_projection, Hit, RuleInfo};
 use crate::rules::{RuleLogic, RuleSet};
 
 /// Receives findings as the replay produces them, one batch per event batch
@@ -209,7 +209,6 @@ impl Replayer {
     /// listed in [`ReplaySummary::unreadable`].
     pub fn replay<P: AsRef<Path>>(&self, captures: &[P], sink: &mut dyn FindingSink) -> Result<ReplaySummary> {
         let mut summary = self.new_summary();
-        let projection = self.projection();
         let skip = self.options.skip_unreadable;
         let mut opened: Vec<Capture> = Vec::new();
         let mut first_error = None;
@@ -239,32 +238,8 @@ impl Replayer {
             let units: Vec<usize> = (0..capture.units()).collect();
             let mut failures = Vec::new();
             for wave in units.chunks(threads) {
-                let outputs: Vec<Result<(ReplaySummary, CollectSink, Option<Error>)>> = wave
-                    .par_iter()
-                    .map(|&unit| {
-                        let mut part = self.new_summary();
-                        let mut collected = CollectSink::default();
-                        // A decoding error ends this unit; with `skip`, what was decoded before it counts.
-                        let mut failure = None;
-                        match capture.unit_batches(unit, projection, self.options.batch_size) {
-                            Ok(batches) => {
-                                for batch in batches {
-                                    match batch {
-                                        Ok(batch) => self.replay_batch(path, &batch, &mut part, &mut collected)?,
-                                        Err(e) if skip => {
-                                            failure = Some(e);
-                                            break;
-                                        }
-                                        Err(e) => return Err(e),
-                                    }
-                                }
-                            }
-                            Err(e) if skip => failure = Some(e),
-                            Err(e) => return Err(e),
-                        }
-                        Ok((part, collected, failure))
-                    })
-                    .collect();
+                let outputs: Vec<Result<(ReplaySummary, CollectSink, Option<Error>)>> =
+                    wave.par_iter().map(|&unit| self.replay_unit(capture, unit)).collect();
                 for output in outputs {
                     let (part, collected, failure) = output?;
                     summary.merge(part, self.options.max_examples);
@@ -293,14 +268,16 @@ impl Replayer {
     }
 
     /// The decode floor for benchmarks: reads and normalizes exactly the
-    /// columns [`Replayer::replay`] reads, with the same parallelism and batch
+    /// columns [`Replayer::replay`] decodes for every event (for Parquet, what
+    /// the rules read plus `time` and `kind`; the columns only findings need
+    /// are read for the rows that fire), with the same parallelism and batch
     /// size, and does nothing else. Returns the number of events.
     pub fn decode_only<P: AsRef<Path>>(&self, captures: &[P]) -> Result<u64> {
-        let projection = self.projection();
         let threads = rayon::current_num_threads().max(1);
         let mut events = 0;
         for path in captures {
             let capture = Capture::open(path.as_ref())?;
+            let projection = self.unit_projection(&capture);
             let units: Vec<usize> = (0..capture.units()).collect();
             for wave in units.chunks(threads) {
                 let counts: Vec<Result<u64>> = wave
@@ -345,6 +322,98 @@ impl Replayer {
         }
     }
 
+    /// Columns decoded for every event of a capture whose rows can be read
+    /// selectively (Parquet): what the rules read, plus `time` (the summary's
+    /// time range) and `kind`. The other columns of [`Replayer::projection`]
+    /// are read afterwards, only for the rows that fired (late materialization).
+    pub fn eval_projection(&self) -> Projection {
+        let mut p = self.rules.projection();
+        p.insert(Column::Time);
+        p.insert(Column::Kind);
+        p
+    }
+
+    /// What [`Replayer::replay`] decodes for every event of `capture`.
+    fn unit_projection(&self, capture: &Capture) -> Projection {
+        if capture.reads_rows_selectively() {
+            self.eval_projection()
+        } else {
+            self.projection()
+        }
+    }
+
+    /// Replays one unit (row group) of a capture into a partial summary and
+    /// its finding batches. With [`ReplayOptions::skip_unreadable`], a
+    /// decoding error ends the unit and is returned beside what was decoded
+    /// before it.
+    fn replay_unit(&self, capture: &Capture, unit: usize) -> Result<(ReplaySummary, CollectSink, Option<Error>)> {
+        let path = capture.path();
+        let skip = self.options.skip_unreadable;
+        let mut part = self.new_summary();
+        let mut collected = CollectSink::default();
+        let mut failure = None;
+        let early = self.unit_projection(capture);
+        let late = self.projection().difference(early);
+        // The rows that fired, with the columns decoded so far; their event
+        // indexes (increasing); the hits, by position among those rows.
+        let mut fired: Vec<EventBatch> = Vec::new();
+        let mut indexes: Vec<u64> = Vec::new();
+        let mut hits: Vec<Hit> = Vec::new();
+        match capture.unit_batches(unit, early, self.options.batch_size) {
+            Ok(batches) => {
+                for batch in batches {
+                    let batch = match batch {
+                        Ok(batch) => batch,
+                        Err(e) if skip => {
+                            failure = Some(e);
+                            break;
+                        }
+                        Err(e) => return Err(e),
+                    };
+                    if late.is_empty() {
+                        self.replay_batch(path, &batch, &mut part, &mut collected)?;
+                        continue;
+                    }
+                    part.events += batch.len() as u64;
+                    update_time_range(&mut part.time_range, &batch);
+                    let (batch_hits, bad) = self.evaluate_batch(&batch);
+                    self.count_unevaluable(path, &batch, bad, &mut part)?;
+                    if batch_hits.is_empty() {
+                        continue;
+                    }
+                    let mut rows: Vec<u32> = batch_hits.iter().map(|h| h.row as u32).collect();
+                    rows.dedup();
+                    let base = indexes.len();
+                    for h in batch_hits {
+                        let at = rows.binary_search(&(h.row as u32)).expect("every hit's row is among the rows");
+                        hits.push(Hit { row: base + at, ..h });
+                    }
+                    indexes.extend(rows.iter().map(|&r| batch.first_index() + u64::from(r)));
+                    fired.push(batch.take(&rows));
+                }
+            }
+            Err(e) if skip => failure = Some(e),
+            Err(e) => return Err(e),
+        }
+        if hits.is_empty() {
+            return Ok((part, collected, failure));
+        }
+        let unit_start: u64 = capture.unit_rows().map_or(0, |r| r[..unit].iter().sum());
+        let offsets: Vec<u64> = indexes.iter().map(|i| i - unit_start).collect();
+        match capture.read_unit_rows(unit, late, &offsets) {
+            Ok(extra) => {
+                let gathered = EventBatch::concat(&fired).with_columns(extra);
+                self.emit(path, &gathered, &hits, |row| indexes[row], &mut part, &mut collected)?;
+            }
+            // The findings of this row group are lost with it; the problem is reported.
+            Err(e) if skip => {
+                failure.get_or_insert(e);
+            }
+            Err(e) => return Err(e),
+        }
+        Ok((part, collected, failure))
+    }
+
     /// Replays one batch of events from `capture` (which labels its findings
     /// and errors): evaluates every rule, adds to `summary` (events, time
     /// range, findings, unevaluable events; not `captures`) and sends the
@@ -361,6 +430,22 @@ impl Replayer {
         summary.events += batch.len() as u64;
         update_time_range(&mut summary.time_range, batch);
         let (hits, bad) = self.evaluate_batch(batch);
+        self.count_unevaluable(capture, batch, bad, summary)?;
+        if hits.is_empty() {
+            return Ok(());
+        }
+        let first = batch.first_index();
+        self.emit(capture, batch, &hits, |row| first + row as u64, summary, sink)
+    }
+
+    /// Counts (or, with `strict`, fails on) the events a rule could not evaluate.
+    fn count_unevaluable(
+        &self,
+        capture: &Path,
+        batch: &EventBatch,
+        bad: Vec<(usize, usize, String)>,
+        summary: &mut ReplaySummary,
+    ) -> Result<()> {
         for (ri, row, message) in bad {
             let event_index = batch.first_index() + row as u64;
             let rs = &mut summary.rules[ri];
@@ -377,10 +462,21 @@ impl Replayer {
                 rs.examples.push(UnevaluableExample { capture: capture.to_owned(), event_index, message });
             }
         }
-        if hits.is_empty() {
-            return Ok(());
-        }
-        for h in &hits {
+        Ok(())
+    }
+
+    /// Adds `hits` (rows of `batch`, which carries [`Replayer::projection`]) to
+    /// the summary and sends them to `sink` as one finding batch.
+    fn emit(
+        &self,
+        capture: &Path,
+        batch: &EventBatch,
+        hits: &[Hit],
+        event_index: impl Fn(usize) -> u64,
+        summary: &mut ReplaySummary,
+        sink: &mut dyn FindingSink,
+    ) -> Result<()> {
+        for h in hits {
             summary.rules[h.rule].findings += 1;
             if let Some(c) = batch.str_value(Column::ContainerId, h.row) {
                 summary.containers.insert(c.to_string());
@@ -394,7 +490,7 @@ impl Replayer {
         }
         let infos: Vec<RuleInfo<'_>> =
             self.rules.rules().iter().map(|r| RuleInfo { id: &r.id, name: &r.name, severity: &r.severity }).collect();
-        let findings = build_findings(&capture.display().to_string(), batch, &hits, &infos);
+        let findings = build_findings_at(&capture.display().to_string(), batch, hits, &infos, event_index);
         sink.findings(&findings)
     }
 }

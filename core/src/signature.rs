@@ -15,7 +15,7 @@ use arrow::datatypes::Int32Type;
 use regex::Regex;
 use serde::Deserialize;
 
-use crate::capture::{Column, EventBatch, EventKind, Projection};
+use crate::capture::{valid_bits, Column, EventBatch, EventKind, Projection};
 use crate::eql::{any_str, verdict_key};
 use crate::view::ecs::visible;
 
@@ -245,12 +245,15 @@ impl Signature {
         let flags = batch.expect(Column::Flags).as_primitive::<Int32Type>();
         let path_matches = any_str(path.as_ref(), None, self.verdict_keys[1], &|s| self.regex.is_match(s));
         let mut bad = Vec::new();
-        let access =
-            BooleanBuffer::collect_bool(batch.len(), |i| flags.is_valid(i) && self.access.allows(flags.value(i)));
+        let values = flags.values();
+        let flags_valid = valid_bits(flags);
+        let access = &flags_valid & &BooleanBuffer::collect_bool(batch.len(), |i| self.access.allows(values[i]));
         let fires = &(&candidates & &access) & &path_matches;
+        if path.null_count() == 0 && flags.null_count() == 0 {
+            return (fires, bad);
+        }
         // Selected, not allow-listed, but an argument is missing: Tracee's signature returns an error.
-        let missing =
-            &candidates & &!&BooleanBuffer::collect_bool(batch.len(), |i| path.is_valid(i) && flags.is_valid(i));
+        let missing = &candidates & &!&(&valid_bits(path.as_ref()) & &flags_valid);
         for i in missing.set_indices() {
             let message = if path.is_null(i) {
                 "argument \"pathname\" is missing (path is null)"

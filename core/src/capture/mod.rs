@@ -210,6 +210,14 @@ impl Projection {
     pub fn union(self, other: Projection) -> Projection {
         Projection(self.0 | other.0)
     }
+    /// The columns of `self` that are not in `other`.
+    pub fn difference(self, other: Projection) -> Projection {
+        Projection(self.0 & !other.0)
+    }
+    /// Whether the set is empty.
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
     /// The columns in canonical order.
     pub fn columns(self) -> impl Iterator<Item = Column> {
         Column::ALL.into_iter().filter(move |c| self.contains(*c))
@@ -333,10 +341,55 @@ impl EventBatch {
         EventBatch { len: kinds.len(), columns, kinds: kinds.into(), first_index: self.first_index }
     }
 
+    /// The batches one after another (columns each of them has; kinds
+    /// concatenated). Event indexes of the result are those of the first part.
+    pub(crate) fn concat(parts: &[EventBatch]) -> EventBatch {
+        let Some(first) = parts.first() else {
+            return EventBatch::new(Default::default(), Vec::new(), 0);
+        };
+        if parts.len() == 1 {
+            return first.clone();
+        }
+        let mut columns: [Option<ArrayRef>; 18] = Default::default();
+        for c in Column::ALL {
+            let arrays: Option<Vec<&dyn Array>> = parts.iter().map(|p| p.column(c).map(|a| a.as_ref())).collect();
+            if let Some(arrays) = arrays {
+                // Dictionary columns of different batches may carry different dictionaries:
+                // concat merges them; a plain column stays plain.
+                columns[c.index()] = Some(arrow::compute::concat(&arrays).expect("parts share canonical column types"));
+            }
+        }
+        let kinds: Vec<EventKind> = parts.iter().flat_map(|p| p.kinds.iter().copied()).collect();
+        EventBatch::new(columns, kinds, first.first_index)
+    }
+
+    /// This batch with the columns it lacks taken from `extra` (one value per row).
+    pub(crate) fn with_columns(mut self, extra: [Option<ArrayRef>; 18]) -> EventBatch {
+        for (mine, theirs) in self.columns.iter_mut().zip(extra) {
+            if mine.is_none() {
+                if let Some(a) = theirs {
+                    debug_assert_eq!(a.len(), self.len);
+                    *mine = Some(a);
+                }
+            }
+        }
+        self
+    }
+
     /// The string in a string column at `row` (`None` for null or unprojected).
     pub fn str_value(&self, c: Column, row: usize) -> Option<&str> {
         let a = self.column(c)?;
         str_at(a.as_ref(), row)
+    }
+}
+
+/// One bit per row of `a`: set where the row is not null (physical nulls, as
+/// `Array::is_valid` judges them), as a bitmap to combine with others
+/// instead of asking row by row.
+pub(crate) fn valid_bits(a: &dyn Array) -> arrow::buffer::BooleanBuffer {
+    match a.nulls() {
+        Some(nulls) => nulls.inner().clone(),
+        None => arrow::buffer::BooleanBuffer::new_set(a.len()),
     }
 }
 

@@ -141,6 +141,21 @@ pub(crate) fn normalize(
     projection: Projection,
     first_index: u64,
 ) -> Result<EventBatch> {
+    let columns = normalize_columns(path, batch, projection, first_index)?;
+    let kind_col =
+        columns[Column::Kind.index()].as_ref().ok_or_else(|| Error::capture(path, "column `kind` was not read"))?;
+    let kinds = parse_kinds(path, kind_col.as_ref(), first_index)?;
+    Ok(EventBatch::new(columns, kinds, first_index))
+}
+
+/// The projected columns of `batch` in canonical types (no `kind` parsing),
+/// as [`normalize`] converts them.
+pub(crate) fn normalize_columns(
+    path: &Path,
+    batch: &RecordBatch,
+    projection: Projection,
+    first_index: u64,
+) -> Result<[Option<ArrayRef>; 18]> {
     let mut columns: [Option<ArrayRef>; 18] = Default::default();
     let schema = batch.schema();
     for c in projection.columns() {
@@ -150,10 +165,7 @@ pub(crate) fn normalize(
         let array = normalize_column(path, c, batch.column(i), first_index)?;
         columns[c.index()] = Some(array);
     }
-    let kind_col =
-        columns[Column::Kind.index()].as_ref().ok_or_else(|| Error::capture(path, "column `kind` was not read"))?;
-    let kinds = parse_kinds(path, kind_col.as_ref(), first_index)?;
-    Ok(EventBatch::new(columns, kinds, first_index))
+    Ok(columns)
 }
 
 fn first_null(a: &dyn Array) -> Option<usize> {

@@ -10,14 +10,15 @@ use arrow::array::{Array, ArrayRef, RecordBatch};
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use parquet::arrow::arrow_reader::{
-    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder,
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder, RowSelection,
+    RowSelector,
 };
 use parquet::arrow::{ArrowWriter, ProjectionMask};
 use parquet::basic::Compression;
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
 
-use super::normalize::{normalize, ColumnMap};
+use super::normalize::{normalize, normalize_columns, ColumnMap};
 use super::{schema, Column, EventBatch, Projection};
 use crate::error::{Error, Result};
 
@@ -223,6 +224,75 @@ impl Iterator for ParquetBatches {
         self.next_index += batch.num_rows() as u64;
         Some(normalize(&self.path, &batch, self.projection, first))
     }
+}
+
+/// Reads the projected columns of the given rows (offsets within `row_group`,
+/// strictly increasing) and nothing else: late materialization of the
+/// columns only findings need. Returns the canonical columns, one value per
+/// requested row, in the order given.
+pub(crate) fn read_rows(
+    path: &Path,
+    meta: &ParquetMeta,
+    map: &ColumnMap,
+    projection: Projection,
+    row_group: usize,
+    rows: &[u64],
+) -> Result<[Option<ArrayRef>; 18]> {
+    let rg_start: u64 = meta.row_group_rows[..row_group].iter().sum();
+    let rg_rows = meta.row_group_rows[row_group];
+    let mut selectors = Vec::with_capacity(rows.len() * 2 + 1);
+    let mut at = 0u64;
+    for &r in rows {
+        if r < at || r >= rg_rows {
+            return Err(Error::capture(path, format!("internal: row {r} is not a new row of row group {row_group}")));
+        }
+        if r > at {
+            selectors.push(RowSelector::skip((r - at) as usize));
+        }
+        selectors.push(RowSelector::select(1));
+        at = r + 1;
+    }
+    if at < rg_rows {
+        selectors.push(RowSelector::skip((rg_rows - at) as usize));
+    }
+    let first = rg_start + rows.first().copied().unwrap_or(0);
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(file, meta.reader_meta.clone());
+    let mask = ProjectionMask::roots(builder.parquet_schema(), map.file_indices(projection));
+    let reader = builder
+        .with_projection(mask)
+        .with_row_groups(vec![row_group])
+        .with_row_selection(RowSelection::from(selectors))
+        .with_batch_size(rows.len().max(1))
+        .build()
+        .map_err(|e| parquet_error(path, "cannot set up reading", e))?;
+    let mut parts = Vec::new();
+    for batch in reader {
+        parts.push(batch.map_err(|e| {
+            Error::capture(
+                path,
+                format!("cannot decode events after event {first}: {e} (the file looks truncated or corrupt)"),
+            )
+        })?);
+    }
+    let got: usize = parts.iter().map(RecordBatch::num_rows).sum();
+    if got != rows.len() {
+        return Err(Error::capture(
+            path,
+            format!(
+                "the Parquet footer declares {rg_rows} events in row group {row_group} but the data holds fewer (the file looks truncated or corrupt)"
+            ),
+        ));
+    }
+    let batch = match parts.len() {
+        1 => parts.pop().expect("one part"),
+        _ => {
+            let schema = parts.first().map(|b| b.schema()).unwrap_or_else(|| Arc::new(Schema::empty()));
+            arrow::compute::concat_batches(&schema, &parts)
+                .map_err(|e| Error::capture(path, format!("cannot assemble events: {e}")))?
+        }
+    };
+    normalize_columns(path, &batch, projection, first)
 }
 
 /// How the Parquet writer lays out a capture.

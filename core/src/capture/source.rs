@@ -155,6 +155,27 @@ impl Capture {
         }
     }
 
+    /// Whether [`Capture::read_unit_rows`] can read single rows of a unit without
+    /// reading the rest (Parquet, by row selection); NDJSON cannot.
+    pub fn reads_rows_selectively(&self) -> bool {
+        self.format == CaptureFormat::Parquet
+    }
+
+    /// The projected columns of some rows of a Parquet unit: `rows` are
+    /// offsets within the unit, strictly increasing. The replay reads the
+    /// columns only findings need this way, for the rows that fired.
+    pub(crate) fn read_unit_rows(
+        &self,
+        unit: usize,
+        projection: Projection,
+        rows: &[u64],
+    ) -> Result<[Option<arrow::array::ArrayRef>; 18]> {
+        let (Some(map), Some(meta)) = (self.map.as_ref(), self.parquet.as_ref()) else {
+            return Err(Error::capture(&self.path, "internal: rows can only be read selectively from Parquet"));
+        };
+        super::parquet_io::read_rows(&self.path, meta, map, projection, unit, rows)
+    }
+
     fn read(&self, projection: Projection, batch_size: usize, unit: Option<usize>) -> Result<EventBatches> {
         let mut projection = projection;
         projection.insert(Column::Kind);

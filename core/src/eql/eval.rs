@@ -6,7 +6,7 @@ use arrow::buffer::BooleanBuffer;
 use arrow::datatypes::{DataType, Int32Type, Int64Type};
 
 use super::compile::{EqlQuery, Node, StrMatcher, Test};
-use crate::capture::{str_at, EventBatch};
+use crate::capture::{str_at, valid_bits, EventBatch};
 use crate::view::ecs::{materialize, visible, ECS_FIELDS};
 
 /// The ECS view of one batch, built lazily field by field.
@@ -131,7 +131,7 @@ fn eval_test(a: &dyn Array, test: &Test, key: usize, limit: Option<usize>) -> Bo
         Test::Str(m) => any_str(a, limit, key, &|s| m.matches(s)),
         Test::Exists => match a.data_type() {
             DataType::Utf8 | DataType::Dictionary(_, _) | DataType::List(_) => any_str(a, limit, 0, &|_| true),
-            _ => BooleanBuffer::collect_bool(n, |i| a.is_valid(i)),
+            _ => valid_bits(a),
         },
         Test::Num(op, x) => {
             let v = a.as_primitive::<Int64Type>();
@@ -145,7 +145,8 @@ fn eval_test(a: &dyn Array, test: &Test, key: usize, limit: Option<usize>) -> Bo
         }
         Test::Bool(b) => {
             let v = a.as_boolean();
-            BooleanBuffer::collect_bool(n, |i| v.is_valid(i) && v.value(i) == *b)
+            let values = if *b { v.values().clone() } else { !v.values() };
+            &valid_bits(v) & &values
         }
     }
 }

@@ -10,7 +10,7 @@ use arrow::buffer::{BooleanBuffer, NullBuffer};
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Field, Int32Type, Schema};
 
-use crate::capture::{Column, EventBatch, EventKind, Projection};
+use crate::capture::{valid_bits, Column, EventBatch, EventKind, Projection};
 
 /// The Elasticsearch type of an ECS field, as far as EQL cares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,25 +106,21 @@ pub fn ecs_base_projection() -> Projection {
 pub fn visible(batch: &EventBatch) -> BooleanBuffer {
     let kinds = batch.kinds();
     let n = batch.len();
-    let result = batch.column(Column::Result).map(|a| a.as_primitive::<arrow::datatypes::Int64Type>().clone());
-    let path = batch.column(Column::Path);
-    let has_path = |i: usize| path.is_some_and(|p| p.is_valid(i));
-    match &result {
-        // No result column read: opens count as successful when they have a path.
-        None => BooleanBuffer::collect_bool(n, |i| kinds[i] == EventKind::Exec || has_path(i)),
-        Some(r) => {
-            let values = r.values();
-            match r.nulls() {
-                None => BooleanBuffer::collect_bool(n, |i| values[i] >= 0),
-                Some(nulls) => BooleanBuffer::collect_bool(n, |i| {
-                    if nulls.is_valid(i) {
-                        values[i] >= 0
-                    } else {
-                        kinds[i] == EventKind::Exec || has_path(i)
-                    }
-                }),
-            }
-        }
+    // Bitmaps combined word by word, not a test per row.
+    let execs = BooleanBuffer::collect_bool(n, |i| kinds[i] == EventKind::Exec);
+    let has_path = match batch.column(Column::Path) {
+        Some(p) => valid_bits(p.as_ref()),
+        None => BooleanBuffer::new_unset(n),
+    };
+    // Without a result: an exec, or an open with a path.
+    let fallback = &execs | &has_path;
+    let Some(r) = batch.column(Column::Result) else { return fallback };
+    let r = r.as_primitive::<arrow::datatypes::Int64Type>();
+    let values = r.values();
+    let succeeded = BooleanBuffer::collect_bool(n, |i| values[i] >= 0);
+    match r.nulls() {
+        None => succeeded,
+        Some(nulls) => &(nulls.inner() & &succeeded) | &(&!nulls.inner() & &fallback),
     }
 }
 
@@ -170,7 +166,8 @@ pub fn materialize(idx: usize, batch: &EventBatch) -> ArrayRef {
                     },
                 })
                 .collect();
-            let valid = BooleanBuffer::collect_bool(n, |i| kinds[i] == EventKind::Exec || flags.is_valid(i));
+            let execs = BooleanBuffer::collect_bool(n, |i| kinds[i] == EventKind::Exec);
+            let valid = &execs | &valid_bits(flags);
             dict(keys, Some(NullBuffer::new(valid)), &["start", "change", "access"])
         }
         "process.pid" | "process.thread.id" | "process.parent.pid" => {
@@ -180,7 +177,7 @@ pub fn materialize(idx: usize, batch: &EventBatch) -> ArrayRef {
         "process.executable" => col(Column::Exe),
         "process.interactive" => {
             let tty = col(Column::Tty);
-            Arc::new(BooleanArray::new(BooleanBuffer::collect_bool(n, |i| tty.is_valid(i)), None))
+            Arc::new(BooleanArray::new(valid_bits(tty.as_ref()), None))
         }
         "process.args" => restrict(&col(Column::Args), kind_mask(batch, EventKind::Exec)),
         "process.args_count" => {
