@@ -50,8 +50,9 @@ pub(crate) enum StrMatcher {
     In(HashSet<String>),
     /// Case-insensitive membership (`in~`), values lower-cased.
     InCi(HashSet<String>),
-    /// A compiled pattern (`like`, `like~`, `:`, `regex`, `regex~`), anchored.
-    Pattern(Regex),
+    /// A compiled pattern (`like`, `like~`, `:`, `regex`, `regex~`), anchored,
+    /// with a literal prefilter when every alternative needs a literal.
+    Pattern(Regex, Option<Prefilter>),
     /// `startsWith`, `endsWith`, `stringContains`, with the needle lower-cased when `ci`.
     Func { func: StrFunc, needle: String, ci: bool },
     /// Ordering comparison with a string (`<`, `<=`, `>`, `>=`).
@@ -72,7 +73,7 @@ impl StrMatcher {
         match self {
             StrMatcher::In(set) => set.contains(s),
             StrMatcher::InCi(set) => set.contains(&s.to_lowercase()),
-            StrMatcher::Pattern(re) => re.is_match(s),
+            StrMatcher::Pattern(re, pre) => pre.as_ref().is_none_or(|p| p.may_match(s)) && re.is_match(s),
             StrMatcher::Func { func, needle, ci } => {
                 let lowered;
                 let hay = if *ci {
@@ -89,6 +90,43 @@ impl StrMatcher {
             }
             StrMatcher::Order(op, v) => cmp_holds(*op, s.cmp(v.as_str())),
             StrMatcher::Length(op, n) => cmp_holds(*op, (s.encode_utf16().count() as i64).cmp(n)),
+        }
+    }
+}
+
+/// A necessary condition for a list of case-sensitive `like` patterns: the
+/// value contains the longest literal run of at least one pattern. The
+/// patterns' regex is anchored at both ends, so the regex engine cannot skip
+/// ahead by itself; this rejects most values with one SIMD substring scan
+/// (memchr's memmem for one pattern, Aho-Corasick for several).
+#[derive(Debug, Clone)]
+pub(crate) enum Prefilter {
+    One(Box<memchr::memmem::Finder<'static>>),
+    Many(aho_corasick::AhoCorasick),
+}
+
+impl Prefilter {
+    /// `None` when some pattern has no literal run (`*`, `?*`, `""`): nothing can be ruled out.
+    pub(crate) fn for_like(patterns: &[&str]) -> Option<Prefilter> {
+        let mut needles = Vec::with_capacity(patterns.len());
+        for p in patterns {
+            let longest = p.split(['*', '?']).max_by_key(|seg| seg.len())?;
+            if longest.is_empty() {
+                return None;
+            }
+            needles.push(longest.to_string());
+        }
+        match needles.as_slice() {
+            [one] => Some(Prefilter::One(Box::new(memchr::memmem::Finder::new(one.as_bytes()).into_owned()))),
+            _ => aho_corasick::AhoCorasick::new(&needles).ok().map(Prefilter::Many),
+        }
+    }
+
+    /// False only when no pattern can match `s`.
+    pub(crate) fn may_match(&self, s: &str) -> bool {
+        match self {
+            Prefilter::One(f) => f.find(s.as_bytes()).is_some(),
+            Prefilter::Many(ac) => ac.is_match(s),
         }
     }
 }
@@ -335,13 +373,18 @@ impl Compiler {
                 Ok(if *negated { Node::Not(Box::new(node), short_text(e)) } else { node })
             }
             ExprKind::Like { lhs, patterns, case_insensitive } => {
-                self.patterns(e, lhs, patterns, |p| like_regex(p, *case_insensitive), "like")
+                // Case-insensitive `like~` folds Unicode case (the Kelvin sign matches `k`): no
+                // byte-literal prefilter is safe there.
+                let prefilter = |ps: &[&str]| if *case_insensitive { None } else { Prefilter::for_like(ps) };
+                self.patterns(e, lhs, patterns, |p| like_regex(p, *case_insensitive), prefilter, "like")
             }
             ExprKind::Regex { lhs, patterns, case_insensitive } => self.patterns(
                 e,
                 lhs,
                 patterns,
                 |p| format!("(?s{})^(?:{p})$", if *case_insensitive { "i" } else { "" }),
+                // The regex engine extracts and prefilters a regex's own literals.
+                |_| None,
                 "regex",
             ),
             ExprKind::Call { name, name_span, case_insensitive, args } => {
@@ -509,10 +552,12 @@ impl Compiler {
         lhs: &Expr,
         patterns: &[Expr],
         to_regex: impl Fn(&str) -> String,
+        prefilter: impl Fn(&[&str]) -> Option<Prefilter>,
         op: &str,
     ) -> Result<Node, CompileError> {
         let field = self.keyword_field(lhs, &format!("`{op}`"))?;
         let mut alternatives = Vec::new();
+        let mut sources: Vec<&str> = Vec::new();
         for p in patterns {
             let Some(Literal::String(s)) = literal_of(p) else {
                 let field = match &lhs.kind {
@@ -521,6 +566,7 @@ impl Compiler {
                 };
                 return err(p.span, format!("`{op}`{field} needs string patterns, not `{p}`"));
             };
+            sources.push(s);
             let re = to_regex(s);
             if let Err(er) = Regex::new(&re) {
                 return err(p.span, format!("invalid {op} pattern: {er}"));
@@ -531,7 +577,7 @@ impl Compiler {
             .size_limit(1 << 24)
             .build()
             .map_err(|er| CompileError { message: format!("{op} patterns too large: {er}"), span: e.span })?;
-        Ok(Self::leaf(field, Test::Str(StrMatcher::Pattern(combined)), e))
+        Ok(Self::leaf(field, Test::Str(StrMatcher::Pattern(combined, prefilter(&sources))), e))
     }
 
     fn call(&mut self, e: &Expr, name: &str, name_span: Span, ci: bool, args: &[Expr]) -> Result<Node, CompileError> {
@@ -594,4 +640,30 @@ fn branch_label(n: &Node, k: usize, total: usize) -> String {
         .or_else(|| required(n, "event.category"))
         .map(|v| format!("{v} branch"))
         .unwrap_or_else(|| format!("branch {} of {total}", k + 1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Prefilter;
+
+    #[test]
+    fn like_prefilter_keeps_every_possible_match() {
+        let one = Prefilter::for_like(&["*/run/secrets/kubernetes.io/serviceaccount/token*"]).unwrap();
+        assert!(one.may_match("cat /var/run/secrets/kubernetes.io/serviceaccount/token"));
+        assert!(!one.may_match("/etc/passwd"));
+        // The longest literal run between wildcards is required, `?` included.
+        let many = Prefilter::for_like(&["a?cde*", "*xy?zzzz"]).unwrap();
+        assert!(many.may_match("abcdef"));
+        assert!(many.may_match("--xyqzzzz"));
+        assert!(!many.may_match("abxde"));
+        // Multi-byte characters are bytes like any other.
+        assert!(Prefilter::for_like(&["*é/ñ*"]).unwrap().may_match("café/ñandú"));
+    }
+
+    #[test]
+    fn like_prefilter_gives_up_when_a_pattern_has_no_literal() {
+        assert!(Prefilter::for_like(&["*"]).is_none());
+        assert!(Prefilter::for_like(&["token*", "?*"]).is_none());
+        assert!(Prefilter::for_like(&[""]).is_none());
+    }
 }
