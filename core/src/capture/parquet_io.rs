@@ -51,7 +51,11 @@ pub(crate) struct ParquetMeta {
 /// Reads a Parquet file's footer: schema, key-value metadata, row counts.
 pub(crate) fn read_footer(path: &Path) -> Result<ParquetMeta> {
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
-    let plain = ArrowReaderMetadata::load(&file, ArrowReaderOptions::new())
+    // The Arrow schema embedded in the footer (`ARROW:schema`) is not decoded: the
+    // Arrow IPC decoder panics on a malformed one, and the Parquet schema says all
+    // tokenscan needs (found by fuzzing).
+    let options = || ArrowReaderOptions::new().with_skip_arrow_metadata(true);
+    let plain = ArrowReaderMetadata::load(&file, options())
         .map_err(|e| parquet_error(path, "cannot read the Parquet footer", e))?;
     let pq = plain.metadata().clone();
     let file_meta = pq.file_metadata();
@@ -109,9 +113,7 @@ pub(crate) fn read_footer(path: &Path) -> Result<ParquetMeta> {
     let file_schema = plain.schema().clone();
     let hinted = dictionary_hints(&pq, &file_schema);
     let reader_meta = match hinted {
-        Some(hint) => {
-            ArrowReaderMetadata::try_new(pq.clone(), ArrowReaderOptions::new().with_schema(hint)).unwrap_or(plain)
-        }
+        Some(hint) => ArrowReaderMetadata::try_new(pq.clone(), options().with_schema(hint)).unwrap_or(plain),
         None => plain,
     };
     Ok(ParquetMeta { reader_meta, file_schema, metadata, rows, row_group_rows })
