@@ -11,9 +11,11 @@
 //! Results are cached. An id not in the cache triggers a rescan when the
 //! event is newer than the last scan (the cgroup was created after it); an id
 //! still missing from a scan that started after its event belongs to a cgroup
-//! that is already gone, and is classified as "no container" for good.
+//! that is already gone: [`Resolution::Gone`], for good. Its events are kept
+//! without a container id (never dropped as a host's, even with
+//! `--containers-only`), and the summary counts them.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -99,6 +101,10 @@ pub enum Resolution {
     Host,
     /// Not found yet; may resolve on a later event.
     Pending,
+    /// The cgroup was already gone when it was looked up: whether it was a
+    /// container's is unknown. Its events are kept (also with
+    /// `--containers-only`), without a container id.
+    Gone,
 }
 
 /// Counters for the summary.
@@ -120,6 +126,8 @@ pub struct CgroupResolver {
     tree: HashMap<u64, Option<Arc<str>>>,
     /// Final answers for ids events have asked about.
     answers: HashMap<u64, Option<Arc<str>>>,
+    /// Ids of cgroups that were gone before a scan could find them.
+    gone: HashSet<u64>,
     /// Unknown ids and how many scans have missed them.
     misses: HashMap<u64, u32>,
     /// When (boot clock ns) the last scan started.
@@ -134,6 +142,7 @@ impl CgroupResolver {
             root,
             tree: HashMap::new(),
             answers: HashMap::new(),
+            gone: HashSet::new(),
             misses: HashMap::new(),
             last_scan_ns: None,
             stats: ResolverStats::default(),
@@ -155,6 +164,9 @@ impl CgroupResolver {
     pub fn resolve(&mut self, id: u64, event_ns: u64, now_ns: impl FnOnce() -> u64) -> Resolution {
         if let Some(a) = self.answers.get(&id) {
             return to_resolution(a);
+        }
+        if self.gone.contains(&id) {
+            return Resolution::Gone;
         }
         if self.root.is_none() {
             self.answers.insert(id, None);
@@ -189,8 +201,8 @@ impl CgroupResolver {
         self.misses.remove(&id);
         self.stats.ids_seen += 1;
         self.stats.unresolved += 1;
-        self.answers.insert(id, None);
-        Resolution::Host
+        self.gone.insert(id);
+        Resolution::Gone
     }
 
     /// Walks the whole tree again (new cgroups are added, nothing is forgotten:
@@ -293,7 +305,11 @@ mod tests {
         assert_eq!(r.stats().scans, 2);
 
         // An id that no scan finds, for an event older than the last scan: gone, no rescan.
-        assert_eq!(r.resolve(999_999_999, 35, || 70), Resolution::Host);
+        assert_eq!(r.resolve(999_999_999, 35, || 70), Resolution::Gone);
+        assert_eq!(r.stats().scans, 2);
+        assert_eq!(r.stats().unresolved, 1);
+        // Cached as gone: no rescan, not counted twice, never taken for a host cgroup.
+        assert_eq!(r.resolve(999_999_999, 80, || 90), Resolution::Gone);
         assert_eq!(r.stats().scans, 2);
         assert_eq!(r.stats().unresolved, 1);
 

@@ -243,6 +243,11 @@ impl CaptureWriter {
         Ok(())
     }
 
+    /// Where the capture goes.
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
     /// Files closed so far.
     pub fn written(&self) -> &[WrittenFile] {
         &self.written

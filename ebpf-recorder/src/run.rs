@@ -77,6 +77,9 @@ pub struct Summary {
     pub events: u64,
     /// Events of host processes dropped in user space (--containers-only).
     pub dropped_host_events: u64,
+    /// Events of cgroups that were gone before they could be looked up
+    /// (recorded without a container id).
+    pub gone_cgroup_events: u64,
     /// Assembly counters.
     pub assembler: AssemblerStats,
     /// Container resolution counters.
@@ -117,6 +120,8 @@ struct Pipeline {
     containers: BTreeSet<Arc<str>>,
     events: u64,
     dropped_host: u64,
+    /// Events of cgroups that were gone before they could be looked up.
+    gone_events: u64,
 }
 
 impl Pipeline {
@@ -131,6 +136,7 @@ impl Pipeline {
             containers,
             events,
             dropped_host,
+            gone_events,
         } = self;
         assembler.handle(data, &mut |e: &Event<'_>| {
             let resolution = resolver.resolve(e.cgroup_id, e.boot_ns, system::boottime_ns);
@@ -148,8 +154,14 @@ impl Pipeline {
                     None
                 }
                 Resolution::Pending => None,
+                Resolution::Gone => {
+                    *gone_events += 1;
+                    None
+                }
             };
-            if *containers_only && container.is_none() {
+            // Only events of cgroups positively known not to be a container's
+            // are dropped: a cgroup that is gone (or not found yet) may have been one.
+            if *containers_only && resolution == Resolution::Host {
                 *dropped_host += 1;
                 return;
             }
@@ -181,7 +193,23 @@ fn writer_thread(
                 Ok(())
             })();
             finished.store(true, Ordering::SeqCst);
-            result?;
+            if let Err(e) = result {
+                // Say what survives: closed segments are complete files.
+                let kept = match (writer.layout(), writer.written()) {
+                    (Layout::Single(p), _) => {
+                        format!("{} has no footer and cannot be replayed (use --rotate-size to bound the loss)", p.display())
+                    }
+                    (Layout::Rotating(d), []) => format!("no segment of {}/ was completed", d.display()),
+                    (Layout::Rotating(d), w) => format!(
+                        "the {} closed segment(s) in {}/ ({} events) are complete and replay with `tokenscan replay {}`",
+                        w.len(),
+                        d.display(),
+                        w.iter().map(|f| f.rows).sum::<u64>(),
+                        d.display()
+                    ),
+                };
+                return Err(anyhow!("{e:#}; recording stopped; {kept}"));
+            }
             writer.finish(lost)
         })
         .expect("spawning a thread does not fail on a sane system")
@@ -305,6 +333,7 @@ pub fn record(args: &Args) -> Result<Summary> {
         containers: BTreeSet::new(),
         events: 0,
         dropped_host: 0,
+        gone_events: 0,
     });
     let ring_buffer = probes.ring_buffer(|data| {
         pipeline.borrow_mut().on_record(data);
@@ -424,6 +453,7 @@ pub fn record(args: &Args) -> Result<Summary> {
         elapsed,
         events: p.events,
         dropped_host_events: p.dropped_host,
+        gone_cgroup_events: p.gone_events,
         assembler: p.assembler.stats(),
         resolver: p.resolver.stats(),
         kernel: counters,
@@ -487,6 +517,15 @@ pub fn print_summary(s: &Summary, out: &mut dyn Write) -> std::io::Result<()> {
         "  containers  {} seen ({} cgroups, {} unresolved, {} scans)",
         s.containers, s.resolver.ids_seen, s.resolver.unresolved, s.resolver.scans
     )?;
+    if s.resolver.unresolved > 0 {
+        writeln!(
+            out,
+            "  cgroups     {} disappeared before they could be looked up: their {} events are recorded \
+             without a container id",
+            human_count(s.resolver.unresolved),
+            human_count(s.gone_cgroup_events)
+        )?;
+    }
     writeln!(
         out,
         "  recorder    cpu {:.2}s ({:.1}% of one core), peak rss {}",

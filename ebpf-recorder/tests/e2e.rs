@@ -18,6 +18,7 @@
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
@@ -73,6 +74,15 @@ fn which(tool: &str) -> Option<PathBuf> {
         .iter()
         .map(|d| Path::new(d).join(tool))
         .find(|p| p.is_file())
+}
+
+/// The system's Python (not a version manager's shim on PATH, which runs a
+/// shell script first).
+fn python3() -> &'static str {
+    ["/usr/bin/python3", "/usr/local/bin/python3"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .expect("python3 (the tests read files with Python's open())")
 }
 
 fn random_hex64() -> String {
@@ -160,22 +170,36 @@ impl Recorder {
         status.lines().find_map(|l| l.strip_prefix("CapEff:")).unwrap().trim().to_string()
     }
 
-    /// SIGINT, then wait for a clean exit; returns the log.
-    fn stop(mut self) -> String {
+    fn signal(&self, sig: i32) {
         // SAFETY: kill has no memory arguments; the pid is our child's.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
-        let deadline = Instant::now() + Duration::from_secs(60);
+        unsafe { libc::kill(self.child.id() as i32, sig) };
+    }
+
+    /// Waits up to `timeout` for the recorder to exit; its status and log.
+    fn wait(&mut self, timeout: Duration) -> (std::process::ExitStatus, String) {
+        let deadline = Instant::now() + timeout;
         let status = loop {
             if let Some(s) = self.child.try_wait().unwrap() {
                 break s;
             }
             if Instant::now() > deadline {
                 let _ = self.child.kill();
-                panic!("tokenscan-record did not stop within 60s of SIGINT:\n{}", self.log_text());
+                panic!("tokenscan-record did not exit within {timeout:?}:\n{}", self.log_text());
             }
             std::thread::sleep(Duration::from_millis(50));
         };
-        let log = self.log_text();
+        (status, self.log_text())
+    }
+
+    /// SIGINT, then the exit status and the log.
+    fn stop_with_status(mut self) -> (std::process::ExitStatus, String) {
+        self.signal(libc::SIGINT);
+        self.wait(Duration::from_secs(60))
+    }
+
+    /// SIGINT, then wait for a clean exit; returns the log.
+    fn stop(self) -> String {
+        let (status, log) = self.stop_with_status();
         assert!(status.success(), "tokenscan-record exited with {status}:\n{log}");
         log
     }
@@ -379,10 +403,7 @@ fn records_a_simulated_pod_and_replays_both_rules() {
     std::fs::create_dir_all(kube_proxy.parent().unwrap()).unwrap();
     std::fs::copy("/usr/bin/cat", &kube_proxy).unwrap();
     std::fs::set_permissions(&kube_proxy, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let python = ["/usr/bin/python3", "/usr/local/bin/python3"]
-        .into_iter()
-        .find(|p| Path::new(p).exists())
-        .expect("python3 (the pod reads the token with Python's open())");
+    let python = python3();
 
     // The pod's session. `script -qec CMD /dev/null` runs `$SHELL -c CMD` on a fresh pty.
     let pod_body = format!(
@@ -393,7 +414,11 @@ fn records_a_simulated_pod_and_replays_both_rules() {
          script -qec 'cat {SA}/ca.crt' /dev/null\n\
          script -qec 'echo x >> {VSA}/token' /dev/null\n\
          script -qec 'rm {SA}/ca.crt && echo x | tee {SA}/ca.crt' /dev/null\n\
-         '{}' {SA}/token\n",
+         '{}' {SA}/token\n\
+         /bin/true \"$(head -c 10000 /dev/zero | tr '\\0' a)\"\n\
+         bad=\"$(printf '/run/bad-\\377-name')\"\n\
+         printf x > \"$bad\"\n\
+         cat \"$bad\" > /dev/null\n",
         kube_proxy.display()
     );
     run_scenario(tmp.path(), "pod", Some(&pod.dir), &pod_body);
@@ -475,6 +500,40 @@ fn records_a_simulated_pod_and_replays_both_rules() {
     assert!(is_pts(&write.tty));
     assert_eq!(write.flags.map(|f| f & 3), Some(1), "O_WRONLY");
     assert_ne!(write.flags.unwrap() & 0o2000, 0, "O_APPEND");
+
+    let ca_open = one(&events, "cat's read of ca.crt", |e| {
+        in_pod(e)
+            && e.kind == "open"
+            && e.comm == "cat"
+            && e.requested_path.as_deref() == Some(&format!("{SA}/ca.crt")[..])
+    });
+    assert_eq!(ca_open.path.as_deref(), Some(&format!("{SA}/{TS}/ca.crt")[..]), "ca.crt -> ..data/ca.crt resolved");
+    assert!(is_pts(&ca_open.tty));
+
+    // argv over 8 KiB: kept up to the limit, the cut marked as the last element.
+    let long =
+        one(&events, "the exec with a 10000-byte argument", |e| in_pod(e) && e.kind == "exec" && e.comm == "true");
+    let args = long.args.as_ref().unwrap();
+    assert_eq!(args.len(), 3, "{args:?}");
+    assert_eq!(args[0], "/bin/true");
+    // "/bin/true\0" + 10000 bytes + "\0" = 10011 bytes; 8192 recorded, NUL included.
+    assert_eq!(args[1].len(), 8192 - 10, "the argument is cut at the limit");
+    assert!(args[1].bytes().all(|b| b == b'a'));
+    assert_eq!(args[2], "[tokenscan:argv-truncated: 8192 of 10011 bytes recorded]");
+
+    // A file name that is not UTF-8 is kept, escaped losslessly, in both path columns.
+    let bad = one(&events, "cat's open of a non-UTF-8 name", |e| {
+        in_pod(e) && e.kind == "open" && e.comm == "cat" && e.requested_path.as_deref() == Some("/run/bad-\\xff-name")
+    });
+    assert_eq!(bad.path.as_deref(), Some("/run/bad-\\xff-name"));
+    assert_eq!(
+        tokenscan_core::capture::unescape_to_bytes(bad.path.as_deref().unwrap()),
+        b"/run/bad-\xff-name".to_vec()
+    );
+    let bad_exec = one(&events, "cat's exec with a non-UTF-8 argument", |e| {
+        in_pod(e) && e.kind == "exec" && e.args.as_ref().is_some_and(|a| a.get(1).is_some_and(|x| x.contains("\\xff")))
+    });
+    assert_eq!(bad_exec.args.as_deref(), Some(&strs(&["cat", "/run/bad-\\xff-name"])[..]));
 
     let kp = one(&events, "kube-proxy's open", |e| {
         in_pod(e) && e.kind == "open" && e.comm == "kube-proxy" && e.path.as_deref() == Some(&token)
@@ -572,4 +631,231 @@ fn containers_only_with_rotation_keeps_pod_events_in_segments() {
     let findings = replay(&segments);
     let trc: Vec<&Finding> = findings.iter().filter(|f| f.rule == TRC108 && f.container_id == cid).collect();
     assert_eq!(trc.iter().map(|f| f.comm.as_str()).collect::<Vec<_>>(), ["cat", "head"], "{findings:#?}");
+}
+
+// ---------------------------------------------------------------------------
+// Recorder faults (docs/robustness.md, "Recorder faults").
+
+/// `n` opens of distinct, nonexistent paths under `prefix`, as fast as Python
+/// goes: a burst of failed opens whose requested paths do not compress away.
+fn open_burst(prefix: &str, n: u32) {
+    let code = format!(
+        "import os\nfor i in range({n}):\n    try:\n        os.close(os.open('{prefix}-%08d-%s' % (i, os.urandom(8).hex()), os.O_RDONLY))\n    except OSError:\n        pass\n"
+    );
+    let st = Command::new(python3()).arg("-c").arg(code).status().expect("run python3");
+    assert!(st.success(), "the open burst failed: {st}");
+}
+
+/// Segment files of a rotation directory: (closed `*.parquet`, `*.partial`).
+fn segments_in(dir: &Path) -> (Vec<PathBuf>, Vec<PathBuf>) {
+    let mut closed = Vec::new();
+    let mut partial = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap_or_else(|e| panic!("list {}: {e}", dir.display())) {
+        let p = e.unwrap().path();
+        let name = p.file_name().unwrap().to_string_lossy().into_owned();
+        if name.ends_with(".parquet.partial") {
+            partial.push(p);
+        } else if name.ends_with(".parquet") {
+            closed.push(p);
+        }
+    }
+    closed.sort();
+    (closed, partial)
+}
+
+#[test]
+fn fault_sigkill_with_rotation_loses_at_most_the_open_segment() {
+    if !should_run("fault_sigkill_with_rotation_loses_at_most_the_open_segment") {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("capture.parquet");
+    let mut recorder =
+        Recorder::start(&["-o", out.to_str().unwrap(), "--rotate-seconds", "1"], tmp.path().join("recorder.log"));
+    let pod = PodCgroup::create();
+    // The read, then long enough for its segment to be closed (1 s rotation, 1 s flush).
+    run_scenario(tmp.path(), "pod", Some(&pod.dir), &format!("cat {SA}/token\nsleep 3\n"));
+    open_burst(&tmp.path().join("after").display().to_string(), 20_000);
+    recorder.signal(libc::SIGKILL);
+    let (status, log) = recorder.wait(Duration::from_secs(30));
+    assert_eq!(status.signal(), Some(libc::SIGKILL), "{log}");
+
+    let dir = tmp.path().join("capture");
+    let (closed, partial) = segments_in(&dir);
+    assert!(closed.len() >= 2, "closed segments before the kill: {closed:?}\n{log}");
+    assert!(partial.len() <= 1, "at most the open segment is left unfinished: {partial:?}");
+    for p in &closed {
+        Capture::open(p).unwrap_or_else(|e| panic!("closed segment {} must be complete: {e}", p.display()));
+    }
+    // The directory replays as one capture (what `tokenscan replay DIR` does):
+    // the unfinished segment is not a *.parquet file and is not read.
+    let findings = replay(&expand_paths(&[&dir]).unwrap());
+    let cid = Some(pod.id.clone());
+    let trc: Vec<&Finding> = findings.iter().filter(|f| f.rule == TRC108 && f.container_id == cid).collect();
+    assert_eq!(trc.len(), 1, "the pod's read, recorded before the kill, replays: {findings:#?}");
+    assert_eq!(trc[0].comm, "cat");
+    assert_eq!(trc[0].path.as_deref(), Some(&format!("{SA}/{TS}/token")[..]));
+    // And so does the CLI, when it is built next to the recorder.
+    let cli = Path::new(env!("CARGO_BIN_EXE_tokenscan-record")).with_file_name("tokenscan");
+    if cli.is_file() {
+        let o = Command::new(&cli).arg("replay").arg(&dir).output().unwrap();
+        let text = String::from_utf8_lossy(&o.stdout);
+        assert!(o.status.success(), "tokenscan replay {}: {}\n{text}", dir.display(), o.status);
+        assert!(text.contains("TRC-108") && text.contains(&pod.id), "{text}");
+    } else {
+        eprintln!("note: {} not built; replayed the directory through the library only", cli.display());
+    }
+}
+
+/// A small tmpfs mounted for one test, unmounted on drop.
+struct SmallFs(PathBuf);
+
+impl SmallFs {
+    fn mount(at: PathBuf, size: &str) -> SmallFs {
+        std::fs::create_dir_all(&at).unwrap();
+        let st = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size},mode=700"), "tmpfs"])
+            .arg(&at)
+            .status();
+        assert!(st.is_ok_and(|s| s.success()), "mount a {size} tmpfs at {}", at.display());
+        SmallFs(at)
+    }
+}
+
+impl Drop for SmallFs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn fault_disk_full_stops_cleanly_and_keeps_closed_segments() {
+    if !should_run("fault_disk_full_stops_cleanly_and_keeps_closed_segments") {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let tmp = tempfile::tempdir().unwrap();
+    let fs = SmallFs::mount(tmp.path().join("small"), "3m");
+    let out = fs.0.join("capture.parquet");
+    // Segments close at 256 KiB (estimated) or every second, so some are closed before the disk fills.
+    let mut recorder = Recorder::start(
+        &["-o", out.to_str().unwrap(), "--rotate-size", "256k", "--rotate-seconds", "1", "-q"],
+        tmp.path().join("recorder.log"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut round = 0;
+    let (status, log) = loop {
+        if let Some(st) = recorder.child.try_wait().unwrap() {
+            break (st, recorder.log_text());
+        }
+        assert!(Instant::now() < deadline, "the disk never filled:\n{}", recorder.log_text());
+        round += 1;
+        open_burst(&format!("/nonexistent/fill-{round}"), 50_000);
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(status.code(), Some(2), "an error exit:\n{log}");
+    let last = log.lines().last().unwrap_or("");
+    assert!(last.starts_with("tokenscan-record: error: "), "one error line last:\n{log}");
+    assert!(last.contains("No space left on device"), "the cause is named:\n{log}");
+    assert!(last.contains("recording stopped;") && last.contains("closed segment(s)"), "what survives:\n{log}");
+    assert!(!log.contains("panicked"), "{log}");
+
+    let dir = fs.0.join("capture");
+    let (closed, partial) = segments_in(&dir);
+    assert!(!closed.is_empty(), "segments closed before the disk filled: {log}");
+    assert!(partial.len() <= 1, "{partial:?}");
+    let mut rows = 0;
+    for p in &closed {
+        let c = Capture::open(p).unwrap_or_else(|e| panic!("closed segment {} must be intact: {e}", p.display()));
+        rows += c.num_rows().unwrap();
+    }
+    assert!(last.contains(&format!("({rows} events)")), "the message counts what was kept ({rows}):\n{log}");
+    replay(&expand_paths(&[&dir]).unwrap());
+}
+
+#[test]
+fn fault_ring_buffer_overflow_is_counted_and_recording_goes_on() {
+    if !should_run("fault_ring_buffer_overflow_is_counted_and_recording_goes_on") {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("capture.parquet");
+    let recorder =
+        Recorder::start(&["-o", out.to_str().unwrap(), "--ring-buffer-size", "1M"], tmp.path().join("recorder.log"));
+    // The burst arrives while the reader cannot drain (stopped): 2 x 40,000
+    // records of ~150 bytes cannot fit in 1 MiB, whatever the machine's speed.
+    recorder.signal(libc::SIGSTOP);
+    open_burst(&tmp.path().join("burst").display().to_string(), 40_000);
+    recorder.signal(libc::SIGCONT);
+    std::thread::sleep(Duration::from_millis(500));
+    // Recording goes on after the overflow.
+    let marker = tmp.path().join("after-the-burst");
+    std::fs::write(&marker, b"x").unwrap();
+    let _ = std::fs::read(&marker).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let (status, log) = recorder.stop_with_status();
+    assert_eq!(status.code(), Some(1), "exit code 1: written, but records were lost:\n{log}");
+    assert!(log.contains("THE CAPTURE IS INCOMPLETE"), "{log}");
+    let lost: u64 = log
+        .lines()
+        .find_map(|l| l.trim_start().strip_prefix("lost "))
+        .and_then(|v| v.split_whitespace().next())
+        .map(|v| v.replace(',', ""))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("a lost line in the summary:\n{log}"));
+    assert!(lost > 1000, "lost {lost}");
+    let (events, metadata) = read_events(&out);
+    assert_eq!(metadata.get("tokenscan.lost_events"), Some(&lost.to_string()), "metadata matches the summary");
+    let m = marker.to_str().unwrap();
+    assert!(
+        events.iter().any(|e| e.kind == "open" && e.path.as_deref() == Some(m)),
+        "the open after the burst is recorded"
+    );
+    let burst = events.iter().filter(|e| e.requested_path.as_deref().is_some_and(|p| p.contains("/burst-"))).count();
+    assert!(burst > 0 && burst < 40_000, "part of the burst recorded ({burst}), the rest lost");
+}
+
+#[test]
+fn fault_pod_cgroup_removed_mid_run_keeps_recording() {
+    if !should_run("fault_pod_cgroup_removed_mid_run_keeps_recording") {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("capture.parquet");
+    let recorder =
+        Recorder::start(&["-o", out.to_str().unwrap(), "--containers-only"], tmp.path().join("recorder.log"));
+    // Pod A: looked up while it exists, then removed, as a runtime does when the container exits.
+    let a = PodCgroup::create();
+    run_scenario(tmp.path(), "a", Some(&a.dir), &format!("cat {SA}/token\n"));
+    std::thread::sleep(Duration::from_millis(500));
+    let a_id = a.id.clone();
+    drop(a);
+    // Pod B: created and removed while the recorder cannot look (stopped), so it
+    // is gone when its events are read.
+    recorder.signal(libc::SIGSTOP);
+    let b = PodCgroup::create();
+    run_scenario(tmp.path(), "b", Some(&b.dir), &format!("head -c 4 {SA}/token\n"));
+    let b_cgroup = b.cgroup_id;
+    drop(b);
+    recorder.signal(libc::SIGCONT);
+    // Pod C, after both are gone: the recorder still resolves new containers.
+    std::thread::sleep(Duration::from_millis(300));
+    let c = PodCgroup::create();
+    run_scenario(tmp.path(), "c", Some(&c.dir), &format!("cat {VSA}/token\n"));
+    std::thread::sleep(Duration::from_millis(300));
+    let log = recorder.stop();
+    assert!(log.contains("lost        0"), "{log}");
+    assert!(log.contains("disappeared before they could be looked up"), "the summary reports it:\n{log}");
+
+    let (events, _) = read_events(&out);
+    let token = format!("{SA}/{TS}/token");
+    let read = |comm: &str, e: &Ev| e.kind == "open" && e.comm == comm && e.path.as_deref() == Some(&token);
+    one(&events, "pod A's read, with A's container id", |e| read("cat", e) && e.container_id.as_deref() == Some(&a_id));
+    let b_read = one(&events, "pod B's read", |e| read("head", e));
+    assert_eq!(b_read.cgroup_id, b_cgroup);
+    assert_eq!(b_read.container_id, None, "B was gone before it could be looked up");
+    one(&events, "pod C's read", |e| read("cat", e) && e.container_id.as_deref() == Some(&c.id));
 }
