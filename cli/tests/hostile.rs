@@ -100,6 +100,7 @@ fn a_corrupt_segment_is_reported_and_the_others_replayed() {
     let d = dir.to_str().expect("utf-8 path");
     let out = run(&["replay", d, "-f", "ndjson", "-q"], "", 60);
     assert_error(&out, "seg-2.parquet: cannot read the Parquet footer");
+    assert!(stderr(&out).contains("(0 events of it were replayed)"), "{}", stderr(&out));
     assert!(stderr(&out).contains("1 of 3 captures could not be read completely"), "{}", stderr(&out));
     // The findings of both good segments are all there.
     let findings: Vec<serde_json::Value> =
@@ -211,6 +212,7 @@ fn hostile_rules_are_clean_errors() {
     for (path, needle) in [
         (&deep, "deep.toml:6:267: in `query`: expression nested too deeply (more than 256 levels)"),
         (&huge, "huge.toml:6:"),
+        (&huge, "exceeds size limit"),
     ] {
         let out = run(&["replay", c, "--rules", path.to_str().expect("utf-8")], "", 60);
         assert_error(&out, needle);

@@ -9,8 +9,11 @@
 //! path of `and`). Each case also evaluates several rules one after the other
 //! on the same batches, as a notebook would.
 //!
-//! `PROPTEST_CASES` (default 256) sets the number of cases per property:
+//! `PROPTEST_CASES` (default 256, proptest's own) sets the number of cases per
+//! property:
 //! `PROPTEST_CASES=20000 cargo test -p tokenscan-core --release --test differential`.
+//! Shrinking a failure stops after 2 minutes (`PROPTEST_MAX_SHRINK_TIME`, in
+//! ms, overrides), so a failure in CI is reported instead of shrinking for hours.
 //! A failure is shrunk to a minimal case and saved under
 //! `core/tests/differential.proptest-regressions`, which proptest replays first on
 //! every run (commit it).
@@ -715,6 +718,14 @@ fn leaves(c: &Cond, out: &mut Vec<Pred>) {
     }
 }
 
+/// proptest's defaults (and environment overrides), with shrinking bounded in time.
+fn config() -> ProptestConfig {
+    let default = ProptestConfig::default();
+    let max_shrink_time =
+        if std::env::var_os("PROPTEST_MAX_SHRINK_TIME").is_some() { default.max_shrink_time } else { 120_000 };
+    ProptestConfig { max_shrink_time, ..default }
+}
+
 fn check_eql(
     events: &[Event],
     queries: &[(Query, u64)],
@@ -768,6 +779,7 @@ fn check_eql(
 }
 
 proptest! {
+    #![proptest_config(config())]
     #[test]
     fn eql_engine_agrees_with_the_reference(
         events in events(),
@@ -884,6 +896,7 @@ fn check_signatures(
 }
 
 proptest! {
+    #![proptest_config(config())]
     #[test]
     fn signature_engine_agrees_with_the_reference(
         events in events(),
