@@ -15,7 +15,8 @@ fires). For each it times, best of --repeat runs:
 * python+  the same as a whole process: `python -c "import tokenscan; ..."` (interpreter
            start and imports included).
 
-and prints a Markdown table. Both sides run the same core (same source tree, release profile).
+and prints a Markdown table; then the CPU time (user + system, all threads) of the CLI
+process and of the Python call, alternating runs, which a busy machine disturbs less. Both sides run the same core (same source tree, release profile).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import resource
 import subprocess
 import sys
 import tempfile
@@ -60,6 +62,27 @@ def time_python(capture: Path, repeat: int) -> tuple[float, int, int]:
         times.append(time.perf_counter() - start)
         findings, events = table.num_rows, result.summary()["events"]
     return best(times), findings, events
+
+
+def cpu_seconds(who: int) -> float:
+    usage = resource.getrusage(who)
+    return float(usage.ru_utime + usage.ru_stime)
+
+
+def cpu_compare(cli: Path, capture: Path, repeat: int) -> tuple[list[float], list[float]]:
+    """CPU seconds (user + system, all threads) of the CLI process and of the Python call,
+    alternating: steadier than wall time on a machine shared with other work."""
+    cli_cpu, py_cpu = [], []
+    for _ in range(repeat):
+        before = cpu_seconds(resource.RUSAGE_CHILDREN)
+        subprocess.run(
+            [str(cli), "replay", str(capture), "--format", "ndjson", "--quiet"], check=True, stdout=subprocess.DEVNULL
+        )
+        cli_cpu.append(cpu_seconds(resource.RUSAGE_CHILDREN) - before)
+        before = cpu_seconds(resource.RUSAGE_SELF)
+        tokenscan.replay(capture).to_arrow()
+        py_cpu.append(cpu_seconds(resource.RUSAGE_SELF) - before)
+    return sorted(cli_cpu), sorted(py_cpu)
 
 
 def cpu_model() -> str:
@@ -106,6 +129,7 @@ def main() -> None:
         print()
         print("| capture | events | findings | CLI ndjson (s) | Python replay (s) | Python/CLI | Python process (s) | process/CLI |")
         print("|---|---:|---:|---:|---:|---:|---:|---:|")
+        cpu_rows: list[tuple[str, list[float], list[float]]] = []
         for name, capture in captures:
             time_python(capture, 1)  # warm the page cache and the module
             cli = time_process([str(args.cli), "replay", str(capture), "--format", "ndjson", "--quiet"], args.repeat)
@@ -116,6 +140,15 @@ def main() -> None:
                 f"| {name} | {events:,} | {findings:,} | {cli:.3f} | {py:.3f} | {py / cli:.2f} | "
                 f"{proc:.3f} | {proc / cli:.2f} |"
             )
+            cpu_rows.append((name, *cpu_compare(args.cli, capture, args.repeat)))
+        print()
+        print(f"CPU seconds (user + system, all threads), {args.repeat} alternating runs:")
+        print()
+        print("| capture | CLI min / median | Python min / median | Python/CLI min / median |")
+        print("|---|---:|---:|---:|")
+        for name, c, p in cpu_rows:
+            mc, mp = c[len(c) // 2], p[len(p) // 2]
+            print(f"| {name} | {c[0]:.3f} / {mc:.3f} | {p[0]:.3f} / {mp:.3f} | {p[0] / c[0]:.2f} / {mp / mc:.2f} |")
 
 
 if __name__ == "__main__":

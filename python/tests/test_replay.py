@@ -247,6 +247,11 @@ def test_to_polars(in_repo: Path) -> None:
     assert df.filter(pl.col("rule_id") == "TRC-108").height == 7
     # polars also reads the stream directly
     assert pl.DataFrame(tokenscan.replay("fixtures/pod-session.parquet")).height == 14
+    # polars.from_arrow of any Arrow stream that is not pyarrow's is a Series of structs
+    # (polars' choice, not ours); unnested it is the same frame
+    series = pl.from_arrow(tokenscan.replay("fixtures/pod-session.parquet"))
+    assert isinstance(series, pl.Series)
+    assert series.struct.unnest().equals(df)
 
 
 def test_duckdb_reads_findings_directly(in_repo: Path) -> None:

@@ -281,3 +281,29 @@ def test_one_rule_set_serves_many_threads() -> None:
     with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
         results = list(pool.map(lambda _: rows(rules.evaluate(table), "rule_id", "event_index"), range(16)))
     assert all(r == expected for r in results)
+
+
+def test_evaluate_releases_the_gil(big_capture: Path) -> None:
+    """The evaluation of Arrow data runs without the GIL (a Spark or Ray worker's other threads keep going)."""
+    import threading
+
+    rules = tokenscan.Rules.default()
+    table = pq.read_table(big_capture)
+    in_call = threading.Event()
+    done = threading.Event()
+    result: list[tokenscan.Findings] = []
+
+    def work() -> None:
+        in_call.set()
+        result.append(rules.evaluate(table))
+        done.set()
+
+    t = threading.Thread(target=work)
+    t.start()
+    in_call.wait()
+    spins = 0
+    while not done.is_set():
+        spins += 1
+    t.join()
+    assert len(result[0]) == 1_680
+    assert spins > 1_000, spins
