@@ -740,3 +740,26 @@ fn a_corrupt_embedded_arrow_schema_is_not_decoded() {
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/edge-cases.parquet");
     assert_eq!(read_all(&fixture), (30, None));
 }
+
+#[test]
+fn corrupt_bit_widths_in_data_pages_are_errors_not_panics() {
+    // Inputs of the `parquet` fuzz target (fixtures with a few bytes changed in their data pages):
+    // the Parquet decoder asserted (`num_bits <= size_of::<T>() * 8`) or overflowed a shift while
+    // decoding, and the panic ended the replay. Now a decoding error at the event, as for other corrupt pages.
+    let dir = tempfile::tempdir().expect("tmp");
+    for (name, bytes) in [
+        ("bit-width.parquet", &include_bytes!("../../fuzz/corpus/parquet/crash-bit-width-over-64.parquet")[..]),
+        ("bit-shift.parquet", &include_bytes!("../../fuzz/corpus/parquet/crash-bit-shift-overflow.parquet")[..]),
+    ] {
+        let path = dir.path().join(name);
+        std::fs::write(&path, bytes).expect("write");
+        let p = path.clone();
+        let (events, error) = within(name, 60, 8 * MIB, move || read_all(&p));
+        let error = error.unwrap_or_else(|| panic!("{name}: {events} events and no error"));
+        assert!(
+            error.contains(&format!("{name}: cannot decode events after event 0: the Parquet decoder failed")),
+            "{error}"
+        );
+        assert_eq!(events, 0);
+    }
+}

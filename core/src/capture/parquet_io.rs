@@ -191,10 +191,26 @@ impl ParquetBatches {
     }
 }
 
+/// `reader.next()`, with a panic of the Parquet decoder turned into an error:
+/// it asserts on some corrupt pages (a bit width over 64, found by fuzzing).
+fn next_batch(reader: &mut ParquetRecordBatchReader) -> Option<std::result::Result<RecordBatch, String>> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| reader.next())) {
+        Ok(next) => next.map(|r| r.map_err(|e| e.to_string())),
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            Some(Err(format!("the Parquet decoder failed on corrupt data ({what})")))
+        }
+    }
+}
+
 impl Iterator for ParquetBatches {
     type Item = Result<EventBatch>;
     fn next(&mut self) -> Option<Self::Item> {
-        let Some(batch) = self.reader.next() else {
+        let Some(batch) = next_batch(&mut self.reader) else {
             // The pages ran out before (or after) the rows the footer declares.
             if self.next_index != self.declared.end {
                 let error = Error::capture(
@@ -261,7 +277,7 @@ pub(crate) fn read_rows(
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
     let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(file, meta.reader_meta.clone());
     let mask = ProjectionMask::roots(builder.parquet_schema(), map.file_indices(projection));
-    let reader = builder
+    let mut reader = builder
         .with_projection(mask)
         .with_row_groups(vec![row_group])
         .with_row_selection(RowSelection::from(selectors))
@@ -269,7 +285,7 @@ pub(crate) fn read_rows(
         .build()
         .map_err(|e| parquet_error(path, "cannot set up reading", e))?;
     let mut parts = Vec::new();
-    for batch in reader {
+    while let Some(batch) = next_batch(&mut reader) {
         parts.push(batch.map_err(|e| {
             Error::capture(
                 path,
