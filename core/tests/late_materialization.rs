@@ -118,3 +118,56 @@ fn findings_carry_their_own_event_columns_not_a_neighbours() {
     }
     assert!(checked > 10, "only {checked} findings checked");
 }
+
+/// The fixture with `host` (non-nullable in the format) null from event
+/// `from` on, written with or without column statistics.
+fn null_host_capture(dir: &Path, from: usize, statistics: bool) -> String {
+    use std::sync::Arc;
+
+    use arrow::array::{Array, StringArray};
+    use arrow::datatypes::{Field, Schema};
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    use parquet::arrow::ArrowWriter;
+    use parquet::file::properties::{EnabledStatistics, WriterProperties};
+
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/pod-session.parquet");
+    let reader = ParquetRecordBatchReaderBuilder::try_new(File::open(fixture).unwrap()).unwrap().build().unwrap();
+    let batches: Vec<RecordBatch> = reader.map(Result::unwrap).collect();
+    let events = arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap();
+    let i = events.schema().index_of("host").unwrap();
+    let host = events.column(i).as_any().downcast_ref::<StringArray>().unwrap();
+    let nulled: StringArray = (0..host.len()).map(|r| (r < from).then(|| host.value(r))).collect();
+    let mut fields: Vec<Field> = events.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+    fields[i] = Field::new("host", arrow::datatypes::DataType::Utf8, true);
+    let mut columns = events.columns().to_vec();
+    columns[i] = Arc::new(nulled);
+    let schema = Arc::new(Schema::new_with_metadata(fields, events.schema().metadata().clone()));
+    let batch = RecordBatch::try_new(schema.clone(), columns).unwrap();
+    let path = dir.join(format!("null-host-{from}-{statistics}.parquet"));
+    let stats = if statistics { EnabledStatistics::Chunk } else { EnabledStatistics::None };
+    let props = WriterProperties::builder().set_statistics_enabled(stats).build();
+    let mut w = ArrowWriter::try_new(File::create(&path).unwrap(), schema, Some(props)).unwrap();
+    w.write(&batch).unwrap();
+    w.close().unwrap();
+    path.display().to_string()
+}
+
+fn replay_error(path: &str) -> String {
+    let replayer = Replayer::new(RuleSet::builtin(&CompileOptions::default()).unwrap(), ReplayOptions::default());
+    replayer.replay(&[path], &mut CollectSink::default()).unwrap_err().to_string()
+}
+
+#[test]
+fn a_null_in_a_column_read_only_for_findings_is_still_an_error() {
+    // `host` is read late, for the rows that fire (the first finding of
+    // pod-session is event 30). A null before any finding must still be
+    // reported: from the footer's statistics when the file has them,
+    // naming the events; at the finding's own event when it has none.
+    let dir = tempfile::tempdir().unwrap();
+    let with_stats = null_host_capture(dir.path(), 5, true);
+    let e = replay_error(&with_stats);
+    assert!(e.contains("column `host` is null in 78 of events 0..83 (row group 0)"), "{e}");
+    let without = null_host_capture(dir.path(), 31, false);
+    let e = replay_error(&without);
+    assert!(e.contains("column `host` is null at event 32, but the format does not allow nulls there"), "{e}");
+}

@@ -110,6 +110,30 @@ pub(crate) fn read_footer(path: &Path) -> Result<ParquetMeta> {
             }
         }
     }
+    // Columns the format declares non-nullable must hold no null: the footer's
+    // statistics say so for every row group without decoding anything (replay
+    // decodes some columns only for the rows that fire, so it would not see a
+    // null elsewhere). Files without statistics are checked as they are decoded.
+    let descr = pq.file_metadata().schema_descr();
+    let mut first_row = 0u64;
+    for (r, rg) in pq.row_groups().iter().enumerate() {
+        for (i, c) in rg.columns().iter().enumerate() {
+            let leaf = descr.column(i);
+            let parts = leaf.path().parts();
+            let Some(col) = (parts.len() == 1).then(|| Column::from_name(&parts[0])).flatten() else { continue };
+            let nulls = c.statistics().and_then(|st| st.null_count_opt()).unwrap_or(0);
+            if !col.nullable() && nulls > 0 {
+                return Err(Error::capture(
+                    path,
+                    format!(
+                        "column `{col}` is null in {nulls} of events {first_row}..{} (row group {r}), but the format does not allow nulls there",
+                        first_row + row_group_rows[r]
+                    ),
+                ));
+            }
+        }
+        first_row += row_group_rows[r];
+    }
     let file_schema = plain.schema().clone();
     let hinted = dictionary_hints(&pq, &file_schema);
     let reader_meta = match hinted {
@@ -310,6 +334,24 @@ pub(crate) fn read_rows(
                 .map_err(|e| Error::capture(path, format!("cannot assemble events: {e}")))?
         }
     };
+    // A null where the format allows none is named at its own event.
+    for c in projection.columns() {
+        if c.nullable() {
+            continue;
+        }
+        if let Some((i, _)) = batch.schema().column_with_name(c.name()) {
+            let a = batch.column(i);
+            if let Some(pos) = (0..a.len()).find(|&k| a.is_null(k)) {
+                return Err(Error::capture(
+                    path,
+                    format!(
+                        "column `{c}` is null at event {}, but the format does not allow nulls there",
+                        rg_start + rows[pos]
+                    ),
+                ));
+            }
+        }
+    }
     normalize_columns(path, &batch, projection, first)
 }
 
