@@ -4,6 +4,7 @@
 //! ```sh
 //! cargo bench -p tokenscan-record --bench recorder            # as root
 //! cargo bench -p tokenscan-record --bench recorder -- --rates 100000,200000 --seconds 10
+//! cargo bench -p tokenscan-record --bench recorder -- --workers 2   # the rate split over 2 processes
 //! ```
 //!
 //! It reports, as a Markdown table for BENCHMARKS.md:
@@ -87,16 +88,33 @@ fn cpu_ns() -> u64 {
 
 /// (opens, wall time, CPU time) of one workload run.
 fn run_workload(file: &Path, rate: u64, amount: u64) -> (u64, Duration, Duration) {
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args(["--workload", file.to_str().unwrap(), &rate.to_string(), &amount.to_string()])
-        .output()
-        .expect("run the workload");
-    let text = String::from_utf8_lossy(&out.stdout);
-    let mut it = text.split_whitespace();
-    let n: u64 = it.next().and_then(|v| v.parse().ok()).expect("workload output");
-    let ns: u64 = it.next().and_then(|v| v.parse().ok()).expect("workload output");
-    let cpu: u64 = it.next().and_then(|v| v.parse().ok()).expect("workload output");
-    (n, Duration::from_nanos(ns), Duration::from_nanos(cpu))
+    run_workers(file, rate, amount, 1)
+}
+
+/// The workload split over `workers` processes (the rate shared between
+/// them): total opens, the slowest one's wall time, total CPU time.
+fn run_workers(file: &Path, rate: u64, amount: u64, workers: u64) -> (u64, Duration, Duration) {
+    let children: Vec<Child> = (0..workers)
+        .map(|_| {
+            Command::new(std::env::current_exe().unwrap())
+                .args(["--workload", file.to_str().unwrap(), &(rate / workers).to_string(), &amount.to_string()])
+                .stdout(Stdio::piped())
+                .spawn()
+                .expect("run the workload")
+        })
+        .collect();
+    let (mut n, mut wall, mut cpu) = (0, Duration::ZERO, Duration::ZERO);
+    for c in children {
+        let out = c.wait_with_output().expect("run the workload");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut it = text.split_whitespace();
+        n += it.next().and_then(|v| v.parse::<u64>().ok()).expect("workload output");
+        let ns: u64 = it.next().and_then(|v| v.parse().ok()).expect("workload output");
+        let c: u64 = it.next().and_then(|v| v.parse().ok()).expect("workload output");
+        wall = wall.max(Duration::from_nanos(ns));
+        cpu += Duration::from_nanos(c);
+    }
+    (n, wall, cpu)
 }
 
 struct Recorder {
@@ -261,6 +279,7 @@ fn main() {
     // cargo bench passes --bench; accept our own flags and ignore the rest.
     let mut rates: Vec<u64> = vec![50_000, 100_000, 200_000, 300_000, 400_000];
     let mut seconds = 10u64;
+    let mut workers = 1u64;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -268,6 +287,7 @@ fn main() {
                 rates = it.next().expect("--rates LIST").split(',').map(|r| r.parse().expect("rate")).collect()
             }
             "--seconds" => seconds = it.next().expect("--seconds N").parse().expect("seconds"),
+            "--workers" => workers = it.next().expect("--workers N").parse().expect("workers"),
             _ => {}
         }
     }
@@ -308,13 +328,15 @@ fn main() {
     println!("- added per event:      {:.0} ns / {:.0} ns", with_wall - base_wall, with_cpu - base_cpu);
     println!();
 
+    println!("sustained rates, {workers} workload process(es), {seconds} s each, default recorder settings:");
+    println!();
     println!("| target rate (opens/s) | reached | workload events in capture | lost records | recorder CPU (% of one core) | recorder peak RSS |");
     println!("|---:|---:|---:|---:|---:|---:|");
     for rate in rates {
         let rec = Recorder::start(&out, tmp.path().join(format!("rate-{rate}.log")));
         let (t0, _) = rec.proc_stat();
         let w0 = Instant::now();
-        let (n, d, _) = run_workload(&file, rate, seconds);
+        let (n, d, _) = run_workers(&file, rate, seconds, workers);
         let wall = w0.elapsed();
         let (t1, hwm) = rec.proc_stat();
         let log = rec.stop();
