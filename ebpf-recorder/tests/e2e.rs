@@ -677,11 +677,20 @@ fn fault_sigkill_with_rotation_loses_at_most_the_open_segment() {
     // The read, then long enough for its segment to be closed (1 s rotation, 1 s flush).
     run_scenario(tmp.path(), "pod", Some(&pod.dir), &format!("cat {SA}/token\nsleep 3\n"));
     open_burst(&tmp.path().join("after").display().to_string(), 20_000);
+    // Rotation happens as events arrive after the deadline; on an idle machine the
+    // burst can fit in one segment. Keep a trickle of opens going until at least two
+    // segments are closed (at most 10 s), so the kill always lands mid-recording with
+    // closed segments behind it.
+    let dir = tmp.path().join("capture");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while segments_in(&dir).0.len() < 2 && std::time::Instant::now() < deadline {
+        open_burst(&tmp.path().join("trickle").display().to_string(), 200);
+        std::thread::sleep(Duration::from_millis(200));
+    }
     recorder.signal(libc::SIGKILL);
     let (status, log) = recorder.wait(Duration::from_secs(30));
     assert_eq!(status.signal(), Some(libc::SIGKILL), "{log}");
 
-    let dir = tmp.path().join("capture");
     let (closed, partial) = segments_in(&dir);
     assert!(closed.len() >= 2, "closed segments before the kill: {closed:?}\n{log}");
     assert!(partial.len() <= 1, "at most the open segment is left unfinished: {partial:?}");
