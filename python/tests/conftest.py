@@ -6,7 +6,9 @@ import json
 import os
 import shutil
 import subprocess
+import threading
 from pathlib import Path
+from typing import Callable, TypeVar
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -71,3 +73,29 @@ def big_capture(tmp_path_factory: pytest.TempPathFactory) -> Path:
     dest = tmp_path_factory.mktemp("big") / "pod-session-x120.parquet"
     replicate(FIXTURES / "pod-session.parquet", dest, 120)
     return dest
+
+
+T = TypeVar("T")
+
+
+def run_spinning(call: Callable[[], T]) -> tuple[T, int]:
+    """Runs `call` in another thread while this one spins running Python bytecode;
+    returns its result and the spin count. Were the GIL held for the whole call,
+    this thread could not run until it was over, and the count would stay near 0."""
+    in_call = threading.Event()
+    done = threading.Event()
+    result: list[T] = []
+
+    def work() -> None:
+        in_call.set()
+        result.append(call())
+        done.set()
+
+    t = threading.Thread(target=work)
+    t.start()
+    in_call.wait()
+    spins = 0
+    while not done.is_set():
+        spins += 1
+    t.join()
+    return result[0], spins

@@ -8,7 +8,6 @@ import gzip
 import re
 import shutil
 import subprocess
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -17,7 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import tokenscan
-from conftest import FIXTURES
+from conftest import FIXTURES, run_spinning
 from test_replay import cli_findings, python_findings
 
 SAMPLES = FIXTURES / "import"
@@ -398,23 +397,8 @@ def test_import_releases_the_gil(tmp_path: Path) -> None:
     text = (SAMPLES / "tracee-v0.23.json").read_text()
     big = tmp_path / "big.json"
     big.write_text(text * 1500)  # 10,500 lines, 16 MB
-    in_call = threading.Event()
-    done = threading.Event()
-    reports: list[tokenscan.ImportReport] = []
-
-    def work() -> None:
-        in_call.set()
-        reports.append(tokenscan.import_tracee(big, tmp_path / "big.parquet"))
-        done.set()
-
-    t = threading.Thread(target=work)
-    t.start()
-    in_call.wait()
-    spins = 0
-    while not done.is_set():
-        spins += 1
-    t.join()
-    assert reports[0]["events"] == 6 * 1500
-    assert reports[0]["unmapped"] == 1500
+    report, spins = run_spinning(lambda: tokenscan.import_tracee(big, tmp_path / "big.parquet"))
+    assert report["events"] == 6 * 1500
+    assert report["unmapped"] == 1500
     # this thread ran Python while the import ran in the other one
     assert spins > 1_000, spins

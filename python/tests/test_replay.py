@@ -8,7 +8,6 @@ import json
 import multiprocessing
 import subprocess
 import sys
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import tokenscan
-from conftest import FIXTURES, NDJSON_FIXTURES, PARQUET_FIXTURES
+from conftest import FIXTURES, NDJSON_FIXTURES, PARQUET_FIXTURES, run_spinning
 
 FINDING_COLUMNS = [
     "rule_id",
@@ -347,23 +346,8 @@ def test_replay_works_in_a_forked_child(tmp_path: Path) -> None:
 
 
 def test_replay_releases_the_gil(big_capture: Path) -> None:
-    in_call = threading.Event()
-    done = threading.Event()
-    result: list[tokenscan.Findings] = []
-
-    def work() -> None:
-        in_call.set()
-        result.append(tokenscan.replay(big_capture))
-        done.set()
-
-    t = threading.Thread(target=work)
-    t.start()
-    in_call.wait()
-    spins = 0
-    while not done.is_set():
-        spins += 1
-    t.join()
-    assert len(result[0]) == 1_680
+    findings, spins = run_spinning(lambda: tokenscan.replay(big_capture))
+    assert len(findings) == 1_680
     # This thread kept running Python while the replay ran in the other one; were
     # the GIL held, `in_call.wait()` would only return once the replay was over.
     assert spins > 1_000, spins

@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import tokenscan
-from conftest import FIXTURES
+from conftest import FIXTURES, run_spinning
 
 POD = FIXTURES / "pod-session.parquet"
 ELASTIC_ID = "66229f32-c460-410d-bc37-4b32322cd4bb"
@@ -285,25 +285,8 @@ def test_one_rule_set_serves_many_threads() -> None:
 
 def test_evaluate_releases_the_gil(big_capture: Path) -> None:
     """The evaluation of Arrow data runs without the GIL (a Spark or Ray worker's other threads keep going)."""
-    import threading
-
     rules = tokenscan.Rules.default()
     table = pq.read_table(big_capture)
-    in_call = threading.Event()
-    done = threading.Event()
-    result: list[tokenscan.Findings] = []
-
-    def work() -> None:
-        in_call.set()
-        result.append(rules.evaluate(table))
-        done.set()
-
-    t = threading.Thread(target=work)
-    t.start()
-    in_call.wait()
-    spins = 0
-    while not done.is_set():
-        spins += 1
-    t.join()
-    assert len(result[0]) == 1_680
+    findings, spins = run_spinning(lambda: rules.evaluate(table))
+    assert len(findings) == 1_680
     assert spins > 1_000, spins
