@@ -5,11 +5,14 @@
 //! cargo bench -p tokenscan-record --bench recorder            # as root
 //! cargo bench -p tokenscan-record --bench recorder -- --rates 100000,200000 --seconds 10
 //! cargo bench -p tokenscan-record --bench recorder -- --workers 2   # the rate split over 2 processes
+//! cargo bench -p tokenscan-record --bench recorder -- --ring-buffer 1M  # a smaller kernel buffer
 //! ```
 //!
 //! It reports, as a Markdown table for BENCHMARKS.md:
 //! * the cost of one `open()` + `close()` without and with the recorder
 //!   (a tight loop, best of 3), hence the cost the recorder adds per event;
+//! * the average run time of each of the recorder's eBPF programs during that
+//!   loop (`kernel.bpf_stats_enabled` is switched on for it and restored);
 //! * for each target rate, sustained for `--seconds`: the rate reached, the
 //!   workload's events found in the capture, kernel records lost, and the
 //!   recorder's CPU (user+system, % of one core) and peak RSS (VmHWM).
@@ -123,10 +126,10 @@ struct Recorder {
 }
 
 impl Recorder {
-    fn start(out: &Path, log: PathBuf) -> Recorder {
+    fn start(out: &Path, log: PathBuf, ring_buffer: &str) -> Recorder {
         let err = std::fs::File::create(&log).unwrap();
         let child = Command::new(RECORDER)
-            .args(["-o", out.to_str().unwrap(), "--force"])
+            .args(["-o", out.to_str().unwrap(), "--force", "--ring-buffer-size", ring_buffer])
             .stdin(Stdio::null())
             .stderr(err)
             .spawn()
@@ -262,6 +265,45 @@ fn user_space_rate(dir: &Path, events: u64) -> (f64, u64) {
     (events as f64 / secs, files[0].bytes)
 }
 
+/// Ids of the eBPF programs loaded on the machine.
+fn prog_ids() -> std::collections::HashSet<u32> {
+    libbpf_rs::query::ProgInfoIter::default().map(|p| p.id).collect()
+}
+
+/// (name, runs, average ns per run) of the programs not in `before` that ran,
+/// busiest first. Needs `kernel.bpf_stats_enabled=1` while they run.
+fn prog_stats(before: &std::collections::HashSet<u32>) -> Vec<(String, u64, f64)> {
+    let mut v: Vec<_> = libbpf_rs::query::ProgInfoIter::default()
+        .filter(|p| !before.contains(&p.id) && p.run_cnt > 0)
+        .map(|p| (p.name.to_string_lossy().into_owned(), p.run_cnt, p.run_time_ns as f64 / p.run_cnt as f64))
+        .collect();
+    v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    v
+}
+
+/// Switches `kernel.bpf_stats_enabled` on; puts the old value back on drop.
+struct BpfStats(Option<String>);
+
+impl BpfStats {
+    const PATH: &'static str = "/proc/sys/kernel/bpf_stats_enabled";
+
+    fn enable() -> BpfStats {
+        let old = std::fs::read_to_string(Self::PATH).ok();
+        if old.is_some() && std::fs::write(Self::PATH, "1").is_err() {
+            return BpfStats(None);
+        }
+        BpfStats(old)
+    }
+}
+
+impl Drop for BpfStats {
+    fn drop(&mut self) {
+        if let Some(old) = &self.0 {
+            let _ = std::fs::write(Self::PATH, old.trim());
+        }
+    }
+}
+
 fn loadavg() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .unwrap_or_default()
@@ -280,6 +322,7 @@ fn main() {
     let mut rates: Vec<u64> = vec![50_000, 100_000, 200_000, 300_000, 400_000];
     let mut seconds = 10u64;
     let mut workers = 1u64;
+    let mut ring_buffer = "16M".to_string();
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -288,6 +331,7 @@ fn main() {
             }
             "--seconds" => seconds = it.next().expect("--seconds N").parse().expect("seconds"),
             "--workers" => workers = it.next().expect("--workers N").parse().expect("workers"),
+            "--ring-buffer" => ring_buffer = it.next().expect("--ring-buffer SIZE").clone(),
             _ => {}
         }
     }
@@ -319,21 +363,37 @@ fn main() {
 
     let count = 2_000_000;
     let (base_wall, base_cpu) = ns_per_op(&file, count);
-    let rec = Recorder::start(&out, tmp.path().join("cost.log"));
+    let before = prog_ids();
+    let stats = BpfStats::enable();
+    let rec = Recorder::start(&out, tmp.path().join("cost.log"), &ring_buffer);
     let (with_wall, with_cpu) = ns_per_op(&file, count);
+    let progs = prog_stats(&before);
     let log = rec.stop();
+    drop(stats);
     println!("open()+close() in a tight loop, best of 3 x {count} (wall / CPU of the workload):");
     println!("- without the recorder: {base_wall:.0} ns / {base_cpu:.0} ns");
     println!("- with the recorder:    {with_wall:.0} ns / {with_cpu:.0} ns (lost {})", lost_of(&log));
     println!("- added per event:      {:.0} ns / {:.0} ns", with_wall - base_wall, with_cpu - base_cpu);
     println!();
+    if progs.is_empty() {
+        println!("(no eBPF program statistics: kernel.bpf_stats_enabled could not be switched on)");
+    } else {
+        println!("eBPF programs during that loop (kernel.bpf_stats_enabled=1):");
+        println!();
+        println!("| program | runs | average per run |");
+        println!("|---|---:|---:|");
+        for (name, runs, ns) in progs {
+            println!("| `{name}` | {runs} | {ns:.0} ns |");
+        }
+    }
+    println!();
 
-    println!("sustained rates, {workers} workload process(es), {seconds} s each, default recorder settings:");
+    println!("sustained rates, {workers} workload process(es), {seconds} s each, ring buffer {ring_buffer}:");
     println!();
     println!("| target rate (opens/s) | reached | workload events in capture | lost records | recorder CPU (% of one core) | recorder peak RSS |");
     println!("|---:|---:|---:|---:|---:|---:|");
     for rate in rates {
-        let rec = Recorder::start(&out, tmp.path().join(format!("rate-{rate}.log")));
+        let rec = Recorder::start(&out, tmp.path().join(format!("rate-{rate}.log")), &ring_buffer);
         let (t0, _) = rec.proc_stat();
         let w0 = Instant::now();
         let (n, d, _) = run_workers(&file, rate, seconds, workers);
