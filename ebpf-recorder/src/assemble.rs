@@ -231,6 +231,7 @@ impl Assembler {
             result: Some(h.ret),
             tty: rec.tty,
             cgroup_id: h.cgroup_id,
+            cgroup_path: rec.cgroup_path(),
         };
         sink(&e);
     }
@@ -282,6 +283,7 @@ impl Assembler {
             result: Some(0),
             tty: rec.tty,
             cgroup_id: h.cgroup_id,
+            cgroup_path: rec.cgroup_path(),
         };
         sink(&e);
     }
@@ -319,6 +321,7 @@ impl Assembler {
             result: Some(h.ret),
             tty: rec.tty,
             cgroup_id: h.cgroup_id,
+            cgroup_path: rec.cgroup_path(),
         };
         sink(&e);
     }

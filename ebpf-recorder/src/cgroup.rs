@@ -2,9 +2,13 @@
 //!
 //! The kernel side records each task's cgroup v2 id (`bpf_get_current_cgroup_id`),
 //! which is the inode number of the cgroup's directory in the cgroup2
-//! filesystem. [`CgroupResolver`] finds the cgroup2 mount in `/proc/mounts`,
-//! walks it to map ids to paths, and takes the container id from the path
-//! the way Tracee does: the innermost component named `docker-<id>.scope`,
+//! filesystem, and with the first record of each id the cgroup's directory
+//! names, which user space hands to [`CgroupResolver::learn`]: that answer
+//! needs no lookup and holds even for a cgroup removed a moment later. For
+//! ids without names (the record that carried them was lost, or the recorder
+//! was started with an older kernel side), [`CgroupResolver`] finds the
+//! cgroup2 mount in `/proc/mounts`, walks it to map ids to paths. Either way
+//! it takes the container id from the path the way Tracee does: the innermost component named `docker-<id>.scope`,
 //! `crio-<id>.scope`, `cri-containerd-<id>.scope`, `libpod-<id>.scope` or a bare
 //! `<id>`, where `<id>` is 64 lowercase hex digits.
 //!
@@ -116,6 +120,8 @@ pub struct ResolverStats {
     pub ids_seen: u64,
     /// Ids that were never found in the tree (cgroup gone before a scan).
     pub unresolved: u64,
+    /// Ids whose path came from the kernel with their first event.
+    pub from_kernel: u64,
 }
 
 /// Maps cgroup ids to container ids (see the module docs).
@@ -157,6 +163,33 @@ impl CgroupResolver {
     /// Counters so far.
     pub fn stats(&self) -> ResolverStats {
         self.stats
+    }
+
+    /// Records what the kernel said cgroup `id` is: its `path` below the
+    /// cgroup2 root, cut to its innermost levels when `truncated`. A path
+    /// that names a container is final; an untruncated one that does not is a
+    /// host cgroup; a truncated one without a container level says nothing
+    /// (a container level could be above the cut), so `id` is looked up as
+    /// before. An id already answered keeps its answer.
+    pub fn learn(&mut self, id: u64, path: &str, truncated: bool) {
+        if self.answers.contains_key(&id) {
+            return;
+        }
+        let answer = match container_id_from_path(path) {
+            Some(c) => Some(Arc::<str>::from(c)),
+            None if !truncated => None,
+            None => return,
+        };
+        self.stats.ids_seen += 1;
+        self.stats.from_kernel += 1;
+        if self.gone.remove(&id) {
+            // Its names arrived after an event that had already asked (the
+            // record that carried them first was lost): no longer unknown.
+            self.stats.ids_seen -= 1;
+            self.stats.unresolved -= 1;
+        }
+        self.misses.remove(&id);
+        self.answers.insert(id, answer);
     }
 
     /// Resolves `id` for an event that happened at `event_ns`; `now_ns` is the
@@ -316,6 +349,40 @@ mod tests {
         // An unknown id from an event newer than the last scan: rescan, then pending.
         assert_eq!(r.resolve(888_888_888, 100, || 100), Resolution::Pending);
         assert_eq!(r.stats().scans, 3);
+    }
+
+    #[test]
+    fn names_from_the_kernel_answer_without_a_scan() {
+        // A tree without these cgroups: they are gone (or were never visible).
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = CgroupResolver::new(Some(dir.path().to_owned()));
+        let pod = format!("kubepods.slice/kubepods-besteffort.slice/cri-containerd-{HEX}.scope");
+        r.learn(11, &pod, false);
+        r.learn(12, "system.slice/ssh.service", false);
+        r.learn(13, "", false); // the root cgroup
+        assert_eq!(r.resolve(11, 5, || 6), Resolution::Container(HEX.into()));
+        assert_eq!(r.resolve(12, 5, || 6), Resolution::Host);
+        assert_eq!(r.resolve(13, 5, || 6), Resolution::Host);
+        assert_eq!(r.stats(), ResolverStats { scans: 0, ids_seen: 3, unresolved: 0, from_kernel: 3 });
+
+        // Cut by the kernel above a container level: still a container.
+        r.learn(14, &format!("cri-containerd-{HEX}.scope/a/b"), true);
+        assert_eq!(r.resolve(14, 5, || 6), Resolution::Container(HEX.into()));
+        // Cut without a container level: no verdict, so it is looked up (and
+        // not found here: gone, never a host's).
+        r.learn(15, "a/b/c", true);
+        assert_eq!(r.resolve(15, 5, || 6), Resolution::Gone);
+        assert_eq!(r.stats().scans, 1);
+
+        // Names that arrive after the id was given up on replace "gone".
+        assert_eq!(r.resolve(16, 5, || 6), Resolution::Gone);
+        assert_eq!(r.stats().unresolved, 2);
+        r.learn(16, &pod, false);
+        assert_eq!(r.resolve(16, 7, || 8), Resolution::Container(HEX.into()));
+        assert_eq!(r.stats().unresolved, 1);
+        // A known answer is not changed by later names.
+        r.learn(12, &pod, false);
+        assert_eq!(r.resolve(12, 9, || 10), Resolution::Host);
     }
 
     #[test]

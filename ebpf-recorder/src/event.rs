@@ -123,6 +123,9 @@ pub struct Event<'a> {
     pub tty: Option<&'a [u8]>,
     /// cgroup v2 id.
     pub cgroup_id: u64,
+    /// The cgroup's path below the cgroup2 root and whether it was cut, when
+    /// the kernel sent it with this event (the first of each cgroup id).
+    pub cgroup_path: Option<(String, bool)>,
 }
 
 /// Builds capture record batches ([`tokenscan_core::capture::schema`]) row by row.
@@ -316,6 +319,7 @@ mod tests {
             result: Some(0),
             tty: Some(b"pts1"),
             cgroup_id: 77,
+            cgroup_path: None,
         };
         let open = Event {
             kind: EventKind::Open,

@@ -317,6 +317,7 @@ mod tests {
                 result: Some(-2),
                 tty: None,
                 cgroup_id: 1,
+                cgroup_path: None,
             };
             b.push(&e, None);
         }

@@ -1,7 +1,7 @@
 //! Decoding the raw ring buffer records of `src/bpf/recorder.h`.
 //!
-//! A record is the skeleton's [`types::record`] header followed by up to five
-//! byte strings (path, req, exe, args, tty) whose lengths are in the header.
+//! A record is the skeleton's [`types::record`] header followed by up to six
+//! byte strings (path, req, exe, args, tty, cgroup) whose lengths are in the header.
 //! Decoding never trusts the kernel blindly: a record shorter than its header
 //! says is an error, not a panic.
 
@@ -50,6 +50,9 @@ pub struct Record<'a> {
     pub args: Option<&'a [u8]>,
     /// Controlling terminal name as the kernel has it, e.g. `pts0` (`RF_TTY`).
     pub tty: Option<&'a [u8]>,
+    /// The task's cgroup v2 directory names, innermost first, each followed
+    /// by a NUL (`RF_CGROUP`; sent with the first record of each cgroup id).
+    pub cgroup: Option<&'a [u8]>,
 }
 
 impl<'a> Record<'a> {
@@ -89,7 +92,20 @@ impl<'a> Record<'a> {
         let exe = take(has(Flags::RF_EXE), hdr.exe_len, "exe")?;
         let args = take(has(Flags::RF_ARGS), hdr.args_len, "argv")?;
         let tty = take(has(Flags::RF_TTY), hdr.tty_len, "tty")?;
-        Ok(Record { hdr, path, req, exe, args, tty })
+        let cgroup = take(has(Flags::RF_CGROUP), hdr.cgroup_len, "cgroup")?;
+        Ok(Record { hdr, path, req, exe, args, tty, cgroup })
+    }
+
+    /// The cgroup's path below the cgroup2 root (`kubepods.slice/.../x.scope`)
+    /// from the `cgroup` segment, and whether the kernel cut it at
+    /// `CGROUP_MAX_DEPTH` levels (then it holds the innermost levels only).
+    pub fn cgroup_path(&self) -> Option<(String, bool)> {
+        let names = self.cgroup?;
+        let names = names.strip_suffix(b"\0").unwrap_or(names);
+        let mut parts: Vec<_> = if names.is_empty() { Vec::new() } else { names.split(|&b| b == 0).collect() };
+        parts.reverse();
+        let path = parts.iter().map(|p| String::from_utf8_lossy(p)).collect::<Vec<_>>().join("/");
+        Some((path, self.has(Flags::RF_CGROUP_TRUNCATED)))
     }
 
     /// Whether a flag bit is set.
@@ -161,6 +177,36 @@ mod tests {
         let hdr = RawHeader { rflags: Flags::RF_PATH.0, path_len: 100, ..Default::default() };
         let data = encode(&hdr, &[b"/x"]);
         assert!(Record::parse(&data).unwrap_err().0.contains("path has 100 bytes but only 2 remain"));
+    }
+
+    #[test]
+    fn cgroup_names_come_innermost_first() {
+        let names = b"cri-containerd-ab.scope\0kubepods-pod1.slice\0kubepods.slice\0";
+        let hdr = RawHeader {
+            rflags: Flags::RF_TTY.0 | Flags::RF_CGROUP.0,
+            tty_len: 4,
+            cgroup_len: names.len() as u16,
+            ..Default::default()
+        };
+        let data = encode(&hdr, &[b"pts1", names]);
+        let r = Record::parse(&data).unwrap();
+        assert_eq!(r.tty, Some(&b"pts1"[..]));
+        assert_eq!(
+            r.cgroup_path(),
+            Some(("kubepods.slice/kubepods-pod1.slice/cri-containerd-ab.scope".to_string(), false))
+        );
+        // The root cgroup: present, empty.
+        let root = RawHeader { rflags: Flags::RF_CGROUP.0, ..Default::default() };
+        assert_eq!(Record::parse(&encode(&root, &[])).unwrap().cgroup_path(), Some((String::new(), false)));
+        // Cut by the kernel: flagged.
+        let deep = RawHeader {
+            rflags: Flags::RF_CGROUP.0 | Flags::RF_CGROUP_TRUNCATED.0,
+            cgroup_len: 2,
+            ..Default::default()
+        };
+        assert_eq!(Record::parse(&encode(&deep, &[b"x\0"])).unwrap().cgroup_path(), Some(("x".to_string(), true)));
+        // None without the flag.
+        assert_eq!(Record::parse(&encode(&RawHeader::default(), &[])).unwrap().cgroup_path(), None);
     }
 
     #[test]

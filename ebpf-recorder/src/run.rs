@@ -139,6 +139,9 @@ impl Pipeline {
             gone_events,
         } = self;
         assembler.handle(data, &mut |e: &Event<'_>| {
+            if let Some((path, truncated)) = &e.cgroup_path {
+                resolver.learn(e.cgroup_id, path, *truncated);
+            }
             let resolution = resolver.resolve(e.cgroup_id, e.boot_ns, system::boottime_ns);
             let container = match &resolution {
                 Resolution::Container(c) => {
@@ -307,10 +310,14 @@ pub fn record(args: &Args) -> Result<Summary> {
     let _ = writeln!(err, "{what}");
     match &cgroup_root {
         Some(r) => {
-            let _ = writeln!(err, "container ids from the cgroup v2 hierarchy at {}", r.display());
+            let _ = writeln!(
+                err,
+                "container ids from the kernel's cgroup names (looked up in {} when missing)",
+                r.display()
+            );
         }
         None => {
-            let _ = writeln!(err, "no cgroup v2 mount: container ids will be empty");
+            let _ = writeln!(err, "no cgroup v2 mount here: container ids only from the kernel's cgroup names");
         }
     }
     let stop_hint = match args.duration {
@@ -514,8 +521,8 @@ pub fn print_summary(s: &Summary, out: &mut dyn Write) -> std::io::Result<()> {
     }
     writeln!(
         out,
-        "  containers  {} seen ({} cgroups, {} unresolved, {} scans)",
-        s.containers, s.resolver.ids_seen, s.resolver.unresolved, s.resolver.scans
+        "  containers  {} seen ({} cgroups: {} named by the kernel, {} unresolved; {} scans)",
+        s.containers, s.resolver.ids_seen, s.resolver.from_kernel, s.resolver.unresolved, s.resolver.scans
     )?;
     if s.resolver.unresolved > 0 {
         writeln!(

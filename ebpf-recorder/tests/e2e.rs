@@ -633,6 +633,56 @@ fn containers_only_with_rotation_keeps_pod_events_in_segments() {
     assert_eq!(trc.iter().map(|f| f.comm.as_str()).collect::<Vec<_>>(), ["cat", "head"], "{findings:#?}");
 }
 
+/// The README's self-check: the recorder, then `scripts/simulate-pod-token-read.sh`,
+/// then a replay that finds the script's three reads (and the exec naming the
+/// token) in the container the script reports.
+#[test]
+fn readme_simulated_pod_script_is_found_by_both_rules() {
+    if !should_run("readme_simulated_pod_script_is_found_by_both_rules") {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("node.parquet");
+    let recorder = Recorder::start(&["-o", out.to_str().unwrap()], tmp.path().join("recorder.log"));
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/simulate-pod-token-read.sh");
+    let run = Command::new("sh")
+        .arg(&script)
+        .env("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run the script");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(run.status.success(), "{} failed: {stdout}\n{}", script.display(), String::from_utf8_lossy(&run.stderr));
+    let id = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("simulated pod: container id "))
+        .unwrap_or_else(|| panic!("the script names its container id:\n{stdout}"))
+        .to_string();
+    assert_eq!(stdout.matches("eyJhbGciOiJSUzI1NiJ9.simulated-token").count(), 2, "both cats printed the token");
+    std::thread::sleep(Duration::from_millis(300));
+    let log = recorder.stop();
+    assert!(log.contains("lost        0"), "{log}");
+
+    let findings = replay(std::slice::from_ref(&out));
+    let mine: Vec<&Finding> = findings.iter().filter(|f| f.container_id.as_deref() == Some(&*id)).collect();
+    let of = |rule: &str| {
+        mine.iter().filter(|f| f.rule == rule).map(|f| (f.kind.as_str(), f.comm.as_str())).collect::<Vec<_>>()
+    };
+    assert_eq!(of(ELASTIC), [("exec", "cat")], "{findings:#?}");
+    assert_eq!(of(TRC108), [("open", "cat"), ("open", "cat"), ("open", "python3")], "{findings:#?}");
+    let trc: Vec<&&Finding> = mine.iter().filter(|f| f.rule == TRC108).collect();
+    assert_eq!(trc[0].requested_path.as_deref(), Some(&*format!("{VSA}/token")));
+    assert_eq!(trc[1].requested_path.as_deref(), Some("token"), "the relative read after cd");
+    for f in &trc {
+        let path = f.path.as_deref().unwrap_or("");
+        assert!(path.starts_with(&format!("{SA}/..")) && path.ends_with("/token"), "resolved through ..data: {path}");
+    }
+    // The script removed its cgroup: nothing of the pod is left behind.
+    let root = find_cgroup2_mount(&std::fs::read_to_string("/proc/mounts").unwrap()).unwrap();
+    assert!(!root.join(format!("kubepods.slice/cri-containerd-{id}.scope")).exists());
+}
+
 // ---------------------------------------------------------------------------
 // Recorder faults (docs/robustness.md, "Recorder faults").
 
@@ -827,8 +877,8 @@ fn fault_ring_buffer_overflow_is_counted_and_recording_goes_on() {
 }
 
 #[test]
-fn fault_pod_cgroup_removed_mid_run_keeps_recording() {
-    if !should_run("fault_pod_cgroup_removed_mid_run_keeps_recording") {
+fn fault_pod_cgroup_removed_before_lookup_keeps_its_container_id() {
+    if !should_run("fault_pod_cgroup_removed_before_lookup_keeps_its_container_id") {
         return;
     }
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
@@ -842,12 +892,13 @@ fn fault_pod_cgroup_removed_mid_run_keeps_recording() {
     std::thread::sleep(Duration::from_millis(500));
     let a_id = a.id.clone();
     drop(a);
-    // Pod B: created and removed while the recorder cannot look (stopped), so it
-    // is gone when its events are read.
+    // Pod B: created and removed while the recorder cannot look (stopped), so
+    // its cgroup is gone when its events are read: a short-lived container.
+    // The kernel side sent the cgroup's names with B's first event.
     recorder.signal(libc::SIGSTOP);
     let b = PodCgroup::create();
     run_scenario(tmp.path(), "b", Some(&b.dir), &format!("head -c 4 {SA}/token\n"));
-    let b_cgroup = b.cgroup_id;
+    let (b_cgroup, b_id) = (b.cgroup_id, b.id.clone());
     drop(b);
     recorder.signal(libc::SIGCONT);
     // Pod C, after both are gone: the recorder still resolves new containers.
@@ -857,7 +908,8 @@ fn fault_pod_cgroup_removed_mid_run_keeps_recording() {
     std::thread::sleep(Duration::from_millis(300));
     let log = recorder.stop();
     assert!(log.contains("lost        0"), "{log}");
-    assert!(log.contains("disappeared before they could be looked up"), "the summary reports it:\n{log}");
+    assert!(log.contains(" 0 unresolved"), "every cgroup was named by the kernel:\n{log}");
+    assert!(!log.contains("disappeared before they could be looked up"), "{log}");
 
     let (events, _) = read_events(&out);
     let token = format!("{SA}/{TS}/token");
@@ -865,6 +917,6 @@ fn fault_pod_cgroup_removed_mid_run_keeps_recording() {
     one(&events, "pod A's read, with A's container id", |e| read("cat", e) && e.container_id.as_deref() == Some(&a_id));
     let b_read = one(&events, "pod B's read", |e| read("head", e));
     assert_eq!(b_read.cgroup_id, b_cgroup);
-    assert_eq!(b_read.container_id, None, "B was gone before it could be looked up");
+    assert_eq!(b_read.container_id.as_deref(), Some(&*b_id), "B's cgroup was gone, its id came from the kernel");
     one(&events, "pod C's read", |e| read("cat", e) && e.container_id.as_deref() == Some(&c.id));
 }

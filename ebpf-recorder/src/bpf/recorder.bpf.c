@@ -94,6 +94,14 @@ struct {
 	__type(value, struct exe_state);
 } exe_seen SEC(".maps");
 
+/* Cgroup ids whose names have been sent to user space (see put_cgroup_if_needed). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, u64);
+	__type(value, u8);
+} cgroup_seen SEC(".maps");
+
 static __always_inline u32 cgroup_slot(u64 id)
 {
 	/* Fibonacci hashing to 12 bits; user space uses the same function. */
@@ -307,6 +315,62 @@ static __always_inline u32 put_tty(struct scratch *s, u32 off, struct task_struc
 	return off + n - 1;
 }
 
+static __always_inline struct kernfs_node *kn_parent(struct kernfs_node *kn)
+{
+	struct kernfs_node___pre_6_15 *old = (void *)kn;
+
+	if (bpf_core_field_exists(old->parent))
+		return BPF_CORE_READ(old, parent);
+	return BPF_CORE_READ(kn, __parent);
+}
+
+/*
+ * Appends the names of the task's cgroup v2 directories, innermost first,
+ * each NUL-terminated, the first time a record of this cgroup id is sent
+ * (user space then knows the cgroup without looking it up in the cgroup
+ * filesystem, where a short-lived container's cgroup may already be gone).
+ * The root (which has no name) ends the walk.
+ */
+static __always_inline u32 put_cgroup_if_needed(struct scratch *s, u32 off, struct task_struct *task)
+{
+	u64 id = s->rec.cgroup_id;
+
+	if (off > DATA_MASK || bpf_map_lookup_elem(&cgroup_seen, &id))
+		return off;
+	struct kernfs_node *kn = BPF_CORE_READ(task, cgroups, dfl_cgrp, kn);
+	u32 start = off;
+	bool complete = false;
+
+	for (int i = 0; i < CGROUP_MAX_DEPTH + 1; i++) {
+		if (!kn)
+			break;
+		struct kernfs_node *parent = kn_parent(kn);
+
+		if (!parent) {
+			complete = true;
+			break;
+		}
+		if (i == CGROUP_MAX_DEPTH || off > DATA_MASK)
+			break;
+		long n = bpf_probe_read_kernel_str(&s->data[off & DATA_MASK], NAME_MAX_LEN + 1, BPF_CORE_READ(kn, name));
+
+		if (n <= 0 || n > NAME_MAX_LEN + 1)
+			break;
+		off += n;
+		kn = parent;
+	}
+	if (!kn && !complete)
+		return start; /* no cgroup pointer: send nothing, try again next time */
+	s->rec.cgroup_len = off - start;
+	s->rec.rflags |= RF_CGROUP;
+	if (!complete)
+		s->rec.rflags |= RF_CGROUP_TRUNCATED;
+	u8 one = 1;
+
+	bpf_map_update_elem(&cgroup_seen, &id, &one, BPF_ANY);
+	return off;
+}
+
 /* Appends a user-space string (the requested path) at data[off]. */
 static __always_inline u32 put_user_req(struct scratch *s, u32 off, const char *str)
 {
@@ -385,6 +449,7 @@ static __always_inline int on_open_exit(struct syscall_exit_ctx *ctx, u32 sc)
 	}
 	off = put_exe_if_needed(s, off, task);
 	off = put_tty(s, off, task);
+	off = put_cgroup_if_needed(s, off, task);
 	return submit(s, off);
 }
 
@@ -528,6 +593,7 @@ static __always_inline int on_exec_exit(struct syscall_exit_ctx *ctx, u32 sc)
 	s->rec.ret = ctx->ret;
 	off = put_exe_if_needed(s, off, task);
 	off = put_tty(s, off, task);
+	off = put_cgroup_if_needed(s, off, task);
 	return submit(s, off);
 }
 
@@ -621,5 +687,6 @@ int handle_exec(struct bpf_raw_tracepoint_args *ctx)
 		bpf_map_update_elem(&exe_seen, &tgid, &ns, BPF_ANY);
 	}
 	off = put_tty(s, off, task);
+	off = put_cgroup_if_needed(s, off, task);
 	return submit(s, off);
 }

@@ -2,9 +2,9 @@
 /*
  * What the kernel side of tokenscan-record sends to user space.
  *
- * Every ring buffer record is a `struct record` header followed by up to five
+ * Every ring buffer record is a `struct record` header followed by up to six
  * variable-length byte strings, in this order and without terminating NULs:
- * path, req, exe, args, tty (their lengths are in the header). User space
+ * path, req, exe, args, tty, cgroup (their lengths are in the header). User space
  * decodes the header with the skeleton's generated `types::record`, so this
  * file is the single definition of the layout.
  *
@@ -30,6 +30,8 @@
 #define TTY_NAME_LEN 64
 /* Path components (and mount crossings) walked per path before giving up. */
 #define PATH_MAX_COMPONENTS 64
+/* cgroup levels (below the root) named in a record's cgroup segment. */
+#define CGROUP_MAX_DEPTH 16
 /* Slots of the user-space-filled host cgroup set (a power of two). */
 #define HOST_CGROUP_SLOTS 4096
 /* Linear-probing distance in the host cgroup set. */
@@ -80,6 +82,14 @@ enum record_flags {
 	RF_REQ_FLAGS = 1 << 9,
 	/* The exe path walk stopped early; `exe` holds the tail. */
 	RF_EXE_TRUNCATED = 1 << 10,
+	/* `cgroup` is present: the names of the task's cgroup v2 directories,
+	 * innermost first, each followed by a NUL (sent once per cgroup id, so
+	 * that user space knows the cgroup even if it is removed before it
+	 * could look the id up). */
+	RF_CGROUP = 1 << 11,
+	/* The cgroup is nested deeper than CGROUP_MAX_DEPTH: `cgroup` holds its
+	 * innermost levels only. */
+	RF_CGROUP_TRUNCATED = 1 << 12,
 };
 
 struct record {
@@ -102,7 +112,7 @@ struct record {
 	u16 exe_len;
 	u16 args_len;
 	u16 tty_len;
-	u16 _pad;
+	u16 cgroup_len;
 	char comm[TASK_COMM_LEN];
 };
 

@@ -23,6 +23,8 @@
  *   vfsmount.mnt_root; mount.{mnt_parent,mnt_mountpoint,mnt}
  *   fs_struct.root; mm_struct.{arg_start,arg_end,exe_file}
  *   linux_binprm.{file,filename}
+ *   task_struct.cgroups -> css_set.dfl_cgrp -> cgroup.kn ->
+ *     kernfs_node.{name, parent (before 6.15) or __parent (6.15 and later)}
  */
 #ifndef __TOKENSCAN_VMLINUX_H__
 #define __TOKENSCAN_VMLINUX_H__
@@ -135,6 +137,25 @@ struct mm_struct {
 	struct file *exe_file;
 };
 
+struct kernfs_node {
+	struct kernfs_node *__parent;
+	const char *name;
+};
+
+/* kernfs_node before 6.15 (the parent pointer was renamed when it became
+ * RCU-protected); a CO-RE "flavor": libbpf matches it to `struct kernfs_node`. */
+struct kernfs_node___pre_6_15 {
+	struct kernfs_node *parent;
+};
+
+struct cgroup {
+	struct kernfs_node *kn;
+};
+
+struct css_set {
+	struct cgroup *dfl_cgrp;
+};
+
 struct task_struct {
 	int pid;
 	int tgid;
@@ -145,6 +166,7 @@ struct task_struct {
 	struct files_struct *files;
 	struct signal_struct *signal;
 	struct mm_struct *mm;
+	struct css_set *cgroups;
 };
 
 struct linux_binprm {
