@@ -30,6 +30,9 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 struct scratch {
 	struct record rec;
 	u8 data[DATA_SIZE];
+	/* Not sent: the cgroup id whose names this CPU last found sent (a
+	 * one-entry cache in front of the cgroup_seen lookup). */
+	u64 last_cgroup;
 };
 
 /* Paths are built backwards, ending at buf[PATH_MAX_LEN]; the second half
@@ -335,7 +338,13 @@ static __always_inline u32 put_cgroup_if_needed(struct scratch *s, u32 off, stru
 {
 	u64 id = s->rec.cgroup_id;
 
-	if (off > DATA_MASK || bpf_map_lookup_elem(&cgroup_seen, &id))
+	if (id == s->last_cgroup)
+		return off;
+	if (bpf_map_lookup_elem(&cgroup_seen, &id)) {
+		s->last_cgroup = id;
+		return off;
+	}
+	if (off > DATA_MASK)
 		return off;
 	struct kernfs_node *kn = BPF_CORE_READ(task, cgroups, dfl_cgrp, kn);
 	u32 start = off;
@@ -368,6 +377,7 @@ static __always_inline u32 put_cgroup_if_needed(struct scratch *s, u32 off, stru
 	u8 one = 1;
 
 	bpf_map_update_elem(&cgroup_seen, &id, &one, BPF_ANY);
+	s->last_cgroup = id;
 	return off;
 }
 
