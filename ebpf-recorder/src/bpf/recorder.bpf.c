@@ -22,6 +22,8 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define DATA_SIZE (DATA_MASK + 1 + ARGS_MAX_LEN)
 #define PATH_MASK (PATH_MAX_LEN - 1)
 #define NAME_MAX_LEN 255
+/* Shortest interval between two forced ring-buffer wake-ups. */
+#define WAKEUP_GAP_NS 50000
 
 #define O_WRONLY 01
 #define O_CREAT 0100
@@ -59,6 +61,9 @@ const volatile u64 wakeup_bytes = 1 << 20;
 /* Shared with user space through the mmapped .bss (no syscalls needed, so
  * this keeps working after the recorder has dropped its capabilities). */
 struct counters counters = {};
+/* Boot-clock time of the last forced ring-buffer wake-up. Shared by all CPUs
+ * without synchronisation on purpose: a lost update costs one extra wake-up. */
+u64 last_wakeup_ns = 0;
 /* Bumped by user space to make the kernel resend every process's exe. */
 volatile u32 exe_generation = 0;
 /* Cgroup ids user space has classified as not belonging to a container
@@ -172,8 +177,18 @@ static __always_inline int submit(struct scratch *s, u32 data_len)
 	if (len > DATA_SIZE)
 		return 0;
 	u64 size = sizeof(struct record) + len;
-	u64 flags = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP
-										       : BPF_RB_NO_WAKEUP;
+	u64 flags = BPF_RB_NO_WAKEUP;
+
+	/* Wake the reader once `wakeup_bytes` are waiting, but at most once per
+	 * WAKEUP_GAP_NS: each forced wake-up is an interrupt on this CPU, and
+	 * while the reader is still draining, every record above the threshold
+	 * would raise one. A reader that was woken drains all that is there, and
+	 * one that missed a wake-up finds the data on its next poll. */
+	if (bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes &&
+	    s->rec.ts_boot_ns - last_wakeup_ns >= WAKEUP_GAP_NS) {
+		last_wakeup_ns = s->rec.ts_boot_ns;
+		flags = BPF_RB_FORCE_WAKEUP;
+	}
 
 	if (bpf_ringbuf_output(&events, s, size, flags))
 		__sync_fetch_and_add(&counters.lost_records, 1);
