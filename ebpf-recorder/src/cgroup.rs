@@ -5,12 +5,13 @@
 //! filesystem, and with the first record of each id the cgroup's directory
 //! names, which user space hands to [`CgroupResolver::learn`]: that answer
 //! needs no lookup and holds even for a cgroup removed a moment later. For
-//! ids without names (the record that carried them was lost, or the recorder
-//! was started with an older kernel side), [`CgroupResolver`] finds the
-//! cgroup2 mount in `/proc/mounts`, walks it to map ids to paths. Either way
-//! it takes the container id from the path the way Tracee does: the innermost component named `docker-<id>.scope`,
-//! `crio-<id>.scope`, `cri-containerd-<id>.scope`, `libpod-<id>.scope` or a bare
-//! `<id>`, where `<id>` is 64 lowercase hex digits.
+//! ids without a usable name (the record that carried it was lost, or the
+//! kernel cut it above any container level), [`CgroupResolver`] finds the
+//! cgroup2 mount in `/proc/mounts` and walks it to map ids to paths. Either
+//! way it takes the container id from the path the way Tracee does: the
+//! innermost component named `docker-<id>.scope`, `crio-<id>.scope`,
+//! `cri-containerd-<id>.scope`, `libpod-<id>.scope` or a bare `<id>`, where
+//! `<id>` is 64 lowercase hex digits.
 //!
 //! Results are cached. An id not in the cache triggers a rescan when the
 //! event is newer than the last scan (the cgroup was created after it); an id
@@ -180,13 +181,13 @@ impl CgroupResolver {
             None if !truncated => None,
             None => return,
         };
-        self.stats.ids_seen += 1;
         self.stats.from_kernel += 1;
         if self.gone.remove(&id) {
-            // Its names arrived after an event that had already asked (the
-            // record that carried them first was lost): no longer unknown.
-            self.stats.ids_seen -= 1;
+            // Already counted as seen, by an event that asked before the
+            // names arrived (the record that carried them first was lost).
             self.stats.unresolved -= 1;
+        } else {
+            self.stats.ids_seen += 1;
         }
         self.misses.remove(&id);
         self.answers.insert(id, answer);
