@@ -11,7 +11,7 @@ use arrow::datatypes::TimestampNanosecondType;
 use crate::capture::{Capture, Column, EventBatch, Projection};
 use crate::error::{Error, Result};
 use crate::findings::{build_findings_at, findings_projection, Hit, RuleInfo};
-use crate::rules::{RuleLogic, RuleSet};
+use crate::rules::RuleSet;
 
 /// Receives findings as the replay produces them, one batch per event batch
 /// that had any, in capture order. The CLI printers, the Python module and the
@@ -175,20 +175,11 @@ impl Replayer {
         let mut hits = Vec::new();
         let mut bad = Vec::new();
         for (ri, rule) in self.rules.rules().iter().enumerate() {
-            match &rule.logic {
-                RuleLogic::Eql(q) => {
-                    for row in q.evaluate(batch).set_indices() {
-                        hits.push(Hit { row, rule: ri, reason: q.explain(batch, row) });
-                    }
-                }
-                RuleLogic::Signature(s) => {
-                    let (fires, unevaluable) = s.evaluate(batch);
-                    for row in fires.set_indices() {
-                        hits.push(Hit { row, rule: ri, reason: s.explain(batch, row) });
-                    }
-                    bad.extend(unevaluable.into_iter().map(|u| (ri, u.row, u.message)));
-                }
+            let verdict = rule.evaluate(batch);
+            for row in verdict.fires.set_indices() {
+                hits.push(Hit { row, rule: ri, reason: rule.why(batch, row) });
             }
+            bad.extend(verdict.unevaluable.into_iter().map(|(row, message)| (ri, row, message)));
         }
         hits.sort_by_key(|h| (h.row, h.rule));
         (hits, bad)

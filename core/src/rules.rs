@@ -54,7 +54,29 @@ pub struct Rule {
     pub logic: RuleLogic,
 }
 
+/// What a rule decided about one batch of events: the driver's only view of
+/// a rule's result, whatever its kind.
+#[derive(Debug, Clone)]
+pub struct Verdict {
+    /// One bit per event of the batch: set where the rule fires.
+    pub fires: arrow::buffer::BooleanBuffer,
+    /// Events the rule selected but cannot evaluate, in increasing row order,
+    /// each with the reason (e.g. `argument "flags" is missing (flags is null)`).
+    pub unevaluable: Vec<(usize, String)>,
+}
+
 impl Rule {
+    /// Evaluates the rule on a whole batch (which must carry [`Rule::projection`]).
+    pub fn evaluate(&self, batch: &crate::capture::EventBatch) -> Verdict {
+        match &self.logic {
+            RuleLogic::Eql(q) => Verdict { fires: q.evaluate(batch), unevaluable: Vec::new() },
+            RuleLogic::Signature(s) => {
+                let (fires, bad) = s.evaluate(batch);
+                Verdict { fires, unevaluable: bad.into_iter().map(|u| (u.row, u.message)).collect() }
+            }
+        }
+    }
+
     /// `eql` or `signature`.
     pub fn kind(&self) -> &'static str {
         match self.logic {
