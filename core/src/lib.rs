@@ -24,6 +24,7 @@ pub mod findings;
 pub mod gaps;
 pub mod import;
 pub mod lint;
+pub mod process;
 pub mod replay;
 pub mod rules;
 pub mod signature;
