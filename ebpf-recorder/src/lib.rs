@@ -19,6 +19,7 @@ pub mod cgroup;
 pub mod cli;
 pub mod event;
 pub mod output;
+pub mod pods;
 pub mod probes;
 pub mod record;
 pub mod run;
