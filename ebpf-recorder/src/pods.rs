@@ -498,7 +498,7 @@ struct OciLinux {
     readonly_paths: Option<Vec<String>>,
 }
 
-/// The 38 capabilities every Linux since 4.3 knows (`CAP_CHOWN` = 0 to `CAP_AUDIT_READ` = 37).
+/// The 38 capabilities every Linux since 3.16 knows (`CAP_CHOWN` = 0 to `CAP_AUDIT_READ` = 37).
 const BASE_CAPABILITIES: [&str; 38] = [
     "CAP_CHOWN",
     "CAP_DAC_OVERRIDE",
