@@ -1,6 +1,7 @@
 //! The [`ProcessTable`] itself: identity, lineage and leaders.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 use super::{
@@ -35,6 +36,35 @@ impl Default for ProcessTableOptions {
     }
 }
 
+/// A fast hasher for the table's small integer keys (pids, host numbers,
+/// starts): a multiply-rotate mix per word. The keys come from the capture,
+/// but a collision only costs time, and an attacker who can write the
+/// capture can already make it as large as they like.
+#[derive(Default, Clone, Copy)]
+struct IntHasher(u64);
+
+impl Hasher for IntHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.write_u64(u64::from(*b));
+        }
+    }
+    fn write_u32(&mut self, n: u32) {
+        self.write_u64(u64::from(n));
+    }
+    fn write_i64(&mut self, n: i64) {
+        self.write_u64(n as u64);
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+type IntMap<K, V> = HashMap<K, V, BuildHasherDefault<IntHasher>>;
+
 /// Processes rebuilt from a capture's events, fed in capture order (see the
 /// [module documentation](super)).
 #[derive(Debug, Clone)]
@@ -44,9 +74,9 @@ pub struct ProcessTable {
     hosts: Vec<Arc<str>>,
     host_ids: HashMap<Arc<str>, u32>,
     /// The process a (host, pid) names now: the newest one met.
-    current: HashMap<(u32, u32), u32>,
+    current: IntMap<(u32, u32), u32>,
     /// Processes with a known start, by (host, pid, start).
-    by_start: HashMap<(u32, u32, i64), u32>,
+    by_start: IntMap<(u32, u32, i64), u32>,
     /// How many entities took each id text, for the `#N` suffix.
     id_uses: HashMap<String, u32>,
     /// Bumped whenever a parent link or a container changes: entry-leader
@@ -121,8 +151,8 @@ impl ProcessTable {
             entities: Vec::new(),
             hosts: Vec::new(),
             host_ids: HashMap::new(),
-            current: HashMap::new(),
-            by_start: HashMap::new(),
+            current: IntMap::default(),
+            by_start: IntMap::default(),
             id_uses: HashMap::new(),
             epoch: 0,
             last_time: None,
@@ -226,6 +256,12 @@ impl ProcessTable {
     }
 
     fn intern_host(&mut self, host: &str) -> u32 {
+        // Captures rarely mix hosts: the last one answers without hashing.
+        if let Some(last) = self.hosts.last() {
+            if **last == *host {
+                return self.hosts.len() as u32 - 1;
+            }
+        }
         if let Some(&h) = self.host_ids.get(host) {
             return h;
         }
@@ -321,7 +357,8 @@ impl ProcessTable {
         };
         let cur_start = self.entities[cur as usize].start;
         if self.same_start(cur_start, start) {
-            if origin != Origin::Placeholder {
+            let placeholder = self.entities[cur as usize].origin == Origin::Placeholder;
+            if origin != Origin::Placeholder && (placeholder || (cur_start.is_none() && start.is_some())) {
                 self.upgrade(cur, origin, start);
             }
             return cur;
@@ -601,7 +638,7 @@ impl ProcessTable {
 
     fn walk_entry(&mut self, me: u32, index: u64) -> Option<EntityRef> {
         let e = &self.entities[me as usize];
-        let place = e.container_id.clone()?;
+        let place = e.container_id.as_ref()?;
         if e.pid == 1 {
             return Some(EntityRef(me));
         }
@@ -619,7 +656,7 @@ impl ProcessTable {
             }
             match &p.container_id {
                 None => return None,
-                Some(pc) if *pc == place => cur = c.parent.expect("checked above").0,
+                Some(pc) if pc == place => cur = c.parent.expect("checked above").0,
                 Some(_) => return Some(EntityRef(cur)),
             }
         }
