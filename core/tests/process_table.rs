@@ -336,17 +336,22 @@ fn threads_belong_to_their_process() {
         ProcessEvent { start: s, tid: 801, comm: Some("GC worker"), ..ev(2, K::Open, 800, 1) },
         ProcessEvent { start: s, tid: 801, ..ev(3, K::Exit, 800, 1) },
         ProcessEvent { start: s, comm: Some("java"), ..ev(4, K::Open, 800, 1) },
+        // The leader exits first; thread 802 still opens a file, then exits.
+        ProcessEvent { start: s, ..ev(5, K::Exit, 800, 1) },
+        ProcessEvent { start: s, tid: 802, ..ev(6, K::Open, 800, 1) },
+        ProcessEvent { start: s, tid: 802, ..ev(7, K::Exit, 800, 1) },
     ];
     let (t, l) = run(&events);
     assert_eq!(t.entities().iter().filter(|e| e.pid == 800).count(), 1);
     assert!(l.iter().all(|x| x.process == l[0].process));
-    assert_eq!(l.iter().map(|x| x.thread).collect::<Vec<_>>(), [false, true, true, true, false]);
+    assert_eq!(l.iter().map(|x| x.thread).collect::<Vec<_>>(), [false, true, true, true, false, false, true, true]);
     let p = t.entity(l[0].process);
     assert_eq!(p.name.as_deref(), Some("java"));
-    assert_eq!(p.end, None);
+    assert_eq!(p.end, Some(T0 + 5 * SEC), "the leader's exit, not a thread's");
     assert_eq!(t.stats().thread_forks, 1);
-    assert_eq!(t.stats().thread_events, 3);
-    assert_eq!(t.stats().exits, 0);
+    assert_eq!(t.stats().thread_events, 5);
+    assert_eq!(t.stats().exits, 1);
+    assert_eq!(t.warnings().total(), 0, "{:?}", t.warnings().examples());
 }
 
 /// Processes older than the recording come from snapshot rows; /proc's start

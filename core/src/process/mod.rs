@@ -100,9 +100,9 @@ pub struct ProcessEvent<'a> {
     pub tid: u32,
     /// Parent's process id; `Some(0)` for a process without parent (init, kthreadd).
     pub ppid: Option<u32>,
-    /// Session id.
+    /// Session id (host pid namespace, like `pid`).
     pub sid: Option<u32>,
-    /// Process-group id.
+    /// Process-group id (host pid namespace, like `pid`).
     pub pgid: Option<u32>,
     /// Start time of the process (its thread-group leader), ns since the Unix epoch.
     pub start: Option<i64>,

@@ -429,7 +429,9 @@ impl ProcessTable {
 
     fn own_event(&mut self, host: u32, ev: &ProcessEvent<'_>) -> u32 {
         let i = self.lookup(host, ev.pid, ev.start, Origin::Events, ev.index);
-        if let Some(end) = self.entities[i as usize].end {
+        // Other threads may outlive the leader's exit (and exit after it): only
+        // the process's own (leader) events after its exit are suspicious.
+        if let Some(end) = self.entities[i as usize].end.filter(|_| ev.tid == ev.pid) {
             if ev.time > end || ev.kind == ProcessEventKind::Exit {
                 let tid = ev.tid;
                 self.warnings.add(WarningKind::EventAfterExit, ev.index, ev.pid, || {
