@@ -45,7 +45,7 @@
 //! one on a thread of its own behind a bounded queue, so the ring-buffer
 //! drain only ever does a `try_send` and a `try_recv`.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::ffi::CString;
 use std::fs::File;
 use std::io::Read;
@@ -697,19 +697,33 @@ struct PodRequest {
     pid: Option<u32>,
 }
 
+/// What a [`PodWorker`] knows of a container it was asked about.
+#[derive(Debug, Clone, Copy)]
+enum Asked {
+    /// A request is out; `misses` answers "not found" came before it.
+    Pending { misses: u32 },
+    /// Found: never asked again.
+    Found,
+    /// Not found `misses` times, the last at `last`.
+    Missed { last: Instant, misses: u32 },
+}
+
 /// A [`PodResolver`] on a thread of its own behind a bounded queue: the
 /// caller (the ring-buffer drain) never waits for file I/O.
 pub struct PodWorker {
     tx: Option<SyncSender<PodRequest>>,
     rx: Receiver<PodAnswer>,
     handle: Option<JoinHandle<PodResolver>>,
-    asked: HashSet<String>,
+    asked: HashMap<String, Asked>,
+    retry_after: Duration,
+    max_attempts: u32,
     queue_full: u64,
 }
 
 impl PodWorker {
     /// Starts the thread; at most `capacity` requests wait at a time.
     pub fn spawn(mut resolver: PodResolver, capacity: usize) -> std::io::Result<PodWorker> {
+        let (retry_after, max_attempts) = (resolver.opts.retry_after, resolver.opts.max_attempts);
         let (tx, requests) = mpsc::sync_channel::<PodRequest>(capacity.max(1));
         let (answers, rx) = mpsc::channel();
         let handle = std::thread::Builder::new().name("tokenscan-pods".into()).spawn(move || {
@@ -721,21 +735,37 @@ impl PodWorker {
             }
             resolver
         })?;
-        Ok(PodWorker { tx: Some(tx), rx, handle: Some(handle), asked: HashSet::new(), queue_full: 0 })
+        Ok(PodWorker {
+            tx: Some(tx),
+            rx,
+            handle: Some(handle),
+            asked: HashMap::new(),
+            retry_after,
+            max_attempts,
+            queue_full: 0,
+        })
     }
 
-    /// Asks for a container's metadata without waiting. A container already
-    /// asked about and not answered "not found" is not asked again. Returns
-    /// false when the request was dropped because the queue is full (counted;
-    /// ask again later).
+    /// Asks for a container's metadata without waiting; cheap enough to call
+    /// for every event. A container is asked about once; after a "not found"
+    /// again only when the resolver would look again (after `retry_after`,
+    /// `max_attempts` lookups in all). Returns false when the request was
+    /// dropped because the queue is full (counted; a later call asks again).
     pub fn request(&mut self, container_id: &str, pid: Option<u32>) -> bool {
-        if self.asked.contains(container_id) {
-            return true;
-        }
+        let misses = match self.asked.get(container_id) {
+            None => 0,
+            Some(Asked::Pending { .. }) | Some(Asked::Found) => return true,
+            Some(Asked::Missed { last, misses }) => {
+                if *misses >= self.max_attempts || last.elapsed() < self.retry_after {
+                    return true;
+                }
+                *misses
+            }
+        };
         let Some(tx) = &self.tx else { return false };
         match tx.try_send(PodRequest { container_id: container_id.to_string(), pid }) {
             Ok(()) => {
-                self.asked.insert(container_id.to_string());
+                self.asked.insert(container_id.to_string(), Asked::Pending { misses });
                 true
             }
             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
@@ -751,10 +781,15 @@ impl PodWorker {
         loop {
             match self.rx.try_recv() {
                 Ok(a) => {
-                    if a.metadata.is_none() {
-                        // Not found yet: a later request may retry (the resolver bounds retries).
-                        self.asked.remove(&a.container_id);
-                    }
+                    let misses = match self.asked.get(&a.container_id) {
+                        Some(Asked::Pending { misses }) => *misses,
+                        _ => 0,
+                    };
+                    let state = match a.metadata {
+                        Some(_) => Asked::Found,
+                        None => Asked::Missed { last: Instant::now(), misses: misses + 1 },
+                    };
+                    self.asked.insert(a.container_id.clone(), state);
                     out.push(a);
                 }
                 Err(TryRecvError::Empty) | Err(TryRecvError::Disconnected) => return out,
@@ -763,7 +798,7 @@ impl PodWorker {
     }
 
     /// Stops the thread after the queued requests and returns the answers
-    /// not yet taken and the resolver's counters (with `queue_full`).
+    /// not yet taken and the resolver's counters (with `queue_full`) and warnings.
     pub fn finish(mut self) -> (Vec<PodAnswer>, PodStats, Vec<PodWarning>) {
         self.tx = None;
         let resolver = self.handle.take().and_then(|h| h.join().ok());
@@ -1046,9 +1081,30 @@ mod tests {
         }
         assert_eq!(answers.len(), 1);
         assert_eq!(answers[0].metadata.as_ref().unwrap().pod_namespace.as_deref(), Some("shop"));
+        assert!(w.request(ID, None), "found: not asked again");
+        // A container that is nowhere: asked at most max_attempts (3) times,
+        // however often the drain calls request (retry_after is 0 here).
+        let mut missed = 0;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline && missed < 5 {
+            w.request(ID2, None);
+            missed += w.try_answers().iter().filter(|a| a.container_id == ID2).count();
+            std::thread::sleep(Duration::from_millis(2));
+            if missed == 3 {
+                // More calls must not send a fourth request; give one time to be answered.
+                for _ in 0..5 {
+                    w.request(ID2, None);
+                    std::thread::sleep(Duration::from_millis(20));
+                    missed += w.try_answers().len();
+                }
+                break;
+            }
+        }
+        assert_eq!(missed, 3);
         let (rest, stats, _) = w.finish();
         assert!(rest.is_empty());
         assert_eq!(stats.containerd, 1);
+        assert_eq!(stats.not_found, 3);
         assert_eq!(stats.queue_full, 0);
     }
 }
