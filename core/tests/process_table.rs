@@ -587,3 +587,142 @@ fn memory_follows_processes_not_events() {
     assert!(t.entities().iter().all(|e| e.previous.len() <= 16));
     assert!(t.stats().previous_dropped > 0);
 }
+
+mod random_lineage {
+    //! Random, mostly inconsistent event streams over a handful of pids: the
+    //! table must never panic or loop, and what it answers must hold together.
+
+    use super::*;
+    use proptest::prelude::*;
+
+    const KINDS: [K; 6] = [K::Open, K::Exec, K::Fork, K::Exit, K::Snapshot, K::Container];
+
+    #[derive(Debug, Clone)]
+    struct Raw {
+        kind: usize,
+        pid: u32,
+        thread: bool,
+        ppid: u32,
+        start: Option<u8>,
+        parent_start: Option<u8>,
+        back: bool,
+        sid: Option<u32>,
+        pgid: Option<u32>,
+        container: Option<bool>,
+    }
+
+    fn raw() -> impl Strategy<Value = Raw> {
+        (
+            0..KINDS.len(),
+            1..8u32,
+            any::<bool>(),
+            0..8u32,
+            proptest::option::of(0..6u8),
+            proptest::option::of(0..6u8),
+            any::<bool>(),
+            proptest::option::of(0..8u32),
+            proptest::option::of(0..8u32),
+            proptest::option::of(any::<bool>()),
+        )
+            .prop_map(|(kind, pid, thread, ppid, start, parent_start, back, sid, pgid, container)| Raw {
+                kind,
+                pid,
+                thread,
+                ppid,
+                start,
+                parent_start,
+                back,
+                sid,
+                pgid,
+                container,
+            })
+    }
+
+    /// A target no walk meets.
+    fn l_none() -> Option<EntityRef> {
+        None
+    }
+
+    /// Whether `target` is `from` or one of its ancestors, failing on a cycle.
+    fn ancestor_or_self(t: &ProcessTable, from: EntityRef, target: Option<EntityRef>) -> bool {
+        let mut cur = Some(from);
+        for _ in 0..=t.entities().len() {
+            match cur {
+                Some(c) if Some(c) == target => return true,
+                Some(c) => cur = t.entity(c).parent,
+                None => return false,
+            }
+        }
+        panic!("the parent links of {} form a cycle", t.entity(from).id);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+        #[test]
+        fn answers_hold_together(raws in proptest::collection::vec(raw(), 0..60)) {
+            let args: &'static [&'static str] = &["x"];
+            let mut t = ProcessTable::default();
+            let mut pushed = 0u64;
+            for (i, r) in raws.iter().enumerate() {
+                // Starts 5 ms apart: neighbours are within the 10 ms tolerance, others not.
+                let start = r.start.map(|s| T0 + i64::from(s) * 5 * MS);
+                let e = ProcessEvent {
+                    index: i as u64,
+                    time: T0 + if r.back { -(i as i64) } else { i as i64 } * MS,
+                    kind: KINDS[r.kind],
+                    host: HOST,
+                    pid: r.pid,
+                    tid: if r.thread { r.pid + 100 } else { r.pid },
+                    ppid: Some(r.ppid),
+                    sid: r.sid,
+                    pgid: r.pgid,
+                    start,
+                    parent_start: r.parent_start.map(|s| T0 + i64::from(s) * 5 * MS),
+                    comm: Some("x"),
+                    exe: Some("/x"),
+                    args: Some(args),
+                    tty: Some(None),
+                    container_id: r.container.map(|c| c.then_some(C1)),
+                    ..ProcessEvent::default()
+                };
+                let Some(l) = t.push(&e) else {
+                    prop_assert_eq!(e.kind, K::Container);
+                    continue;
+                };
+                pushed += 1;
+                let p = t.entity(l.process);
+                prop_assert_eq!(p.pid, r.pid);
+                prop_assert_eq!(l.thread, r.thread);
+                if let Some(par) = l.parent {
+                    prop_assert_eq!(Some(t.entity(par).pid), p.ppid);
+                    prop_assert_ne!(par, l.process);
+                }
+                if let Some(s) = l.session_leader {
+                    prop_assert_eq!(Some(t.entity(s).pid), p.sid);
+                }
+                if let Some(g) = l.group_leader {
+                    prop_assert_eq!(Some(t.entity(g).pid), p.pgid);
+                }
+                if let Some(entry) = l.entry_leader {
+                    prop_assert!(ancestor_or_self(&t, l.process, Some(entry)));
+                    prop_assert_eq!(t.entity(entry).container_id.clone(), p.container_id.clone());
+                }
+                prop_assert_eq!(l.entry_type.is_some(), l.entry_leader.is_some() && p.container().is_some());
+            }
+            prop_assert_eq!(t.stats().events, pushed);
+            // At most the process, its parent and two leaders per event.
+            prop_assert!(t.entities().len() as u64 <= 4 * pushed);
+            // No parent chain loops (ancestor_or_self panics on a cycle).
+            for e in t.entities() {
+                if let Some(p) = e.parent {
+                    ancestor_or_self(&t, p, l_none());
+                }
+            }
+            let mut ids: Vec<&str> = t.entities().iter().map(|e| e.id.as_str()).collect();
+            ids.sort_unstable();
+            let n = ids.len();
+            ids.dedup();
+            prop_assert_eq!(ids.len(), n, "entity ids are unique");
+        }
+    }
+}
