@@ -547,6 +547,28 @@ fn deep_chains_are_bounded() {
     assert_eq!(l[39].entry_leader, None);
 }
 
+/// A session leader known only by its pid (it ended before the recording)
+/// is not the process that later forks with that pid.
+///
+/// ```text
+/// event 0: 10 opens a file in session 5 -> leader 5 (placeholder, no start)
+/// event 1: a new process 5 is forked    -> a new entity, not the old leader
+/// ```
+#[test]
+fn a_fork_does_not_take_over_a_leader_known_only_by_pid() {
+    let events = [
+        ProcessEvent { start: Some(T0 - SEC), sid: Some(5), ..ev(0, K::Open, 10, 1) },
+        ProcessEvent { start: Some(T0 + SEC), sid: Some(5), ..ev(1, K::Fork, 5, 1) },
+    ];
+    let (t, l) = run(&events);
+    let old_leader = l[0].session_leader.unwrap();
+    assert_eq!(t.entity(old_leader).origin, Origin::Placeholder);
+    assert_ne!(old_leader, l[1].process);
+    assert_eq!(t.entity(l[1].process).origin, Origin::Fork);
+    assert_eq!(l[1].session_leader, Some(l[1].process));
+    assert_eq!(t.warnings().total(), 0, "{:?}", t.warnings().examples());
+}
+
 /// Container rows are not about processes.
 #[test]
 fn container_rows_are_skipped() {

@@ -399,14 +399,17 @@ impl ProcessTable {
     fn fork(&mut self, host: u32, ev: &ProcessEvent<'_>) -> u32 {
         if let Some(&cur) = self.current.get(&(host, ev.pid)) {
             let e = &self.entities[cur as usize];
-            if e.origin == Origin::Placeholder && e.events == 0 && self.same_start(e.start, ev.start) {
-                // Named as a parent or leader before its own fork row (out of order).
+            let placeholder = e.origin == Origin::Placeholder;
+            if placeholder && e.start.is_some() && self.same_start(e.start, ev.start) {
+                // Named (with this start) as a parent before its own fork row.
                 self.upgrade(cur, Origin::Fork, ev.start);
                 return cur;
             }
-            // A fork always makes a new process: the pid was reused.
+            // A fork always makes a new process: the pid was reused. A
+            // placeholder without start (a session or group leader known only
+            // by its pid) is an older process that had this pid.
             self.stats.pid_reuses += 1;
-            if e.end.is_none() {
+            if e.end.is_none() && !placeholder {
                 let start = e.start;
                 self.warnings.add(WarningKind::PidReusedWithoutExit, ev.index, ev.pid, || {
                     format!("a fork reuses the pid of a process (start {start:?}) that has no exit row")
