@@ -29,7 +29,7 @@
 //!
 //! Both runtimes' annotations are looked for in either file; the source
 //! ([`MetadataSource`]) is where the file was found. Privileged is derived
-//! from the OCI spec (see [`privileged_from_spec`]). All paths are relative
+//! from the OCI spec (the rule is in `docs/processes.md`). All paths are relative
 //! to a root directory (`/` on a node; a temporary directory in tests).
 //!
 //! Every file is opened non-blocking, must be a regular file and is read up
@@ -105,7 +105,7 @@ pub struct PodMetadata {
     pub image_name: Option<String>,
     /// The image tag (`1.27`); `None` when the reference has none.
     pub image_tag: Option<String>,
-    /// Whether the container is privileged, per [`privileged_from_spec`].
+    /// Whether the container is privileged, by the rule in `docs/processes.md` (privileged).
     pub privileged: Option<bool>,
     /// Where it came from.
     pub source: MetadataSource,
