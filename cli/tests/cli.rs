@@ -165,6 +165,35 @@ fn output_file_is_never_overwritten_without_force() {
 }
 
 #[test]
+fn every_output_file_follows_one_policy() {
+    // README: `-o FILE` is never one of the captures read, and a command that fails halfway
+    // leaves no file behind. Checked for each command that writes a file.
+    let tmp = tempfile::tempdir().expect("tmp");
+    let capture = tmp.path().join("c.parquet");
+    std::fs::copy(root().join("fixtures/edge-cases.parquet"), &capture).expect("copy");
+    let before = std::fs::read(&capture).expect("read");
+    for args in [
+        &["replay", "-f", "ndjson", "--force", "-o"][..],
+        &["convert", "--force", "-o"][..],
+        &["export", "ecs", "--force", "-o"][..],
+    ] {
+        let (cmd, rest) = args.split_at(if args[0] == "export" { 2 } else { 1 });
+        let out = tokenscan().args(cmd).arg(&capture).args(rest).arg(&capture).output().expect("runs");
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("would overwrite the"), "{args:?}: {err}");
+        assert_eq!(std::fs::read(&capture).expect("read"), before, "{args:?} touched its input");
+    }
+    // edge-cases holds an event TRC-108 cannot evaluate: --strict stops the replay after
+    // the output was created; it must not stay behind half-written.
+    let out = tmp.path().join("findings.ndjson");
+    let o =
+        tokenscan().args(["replay", "--strict", "-f", "ndjson", "-o"]).arg(&out).arg(&capture).output().expect("runs");
+    assert_eq!(o.status.code(), Some(2));
+    assert!(!out.exists(), "a failed replay left {}", out.display());
+}
+
+#[test]
 fn convert_round_trips_ndjson_through_parquet() {
     let tmp = tempfile::tempdir().expect("tmp");
     let pq = tmp.path().join("a.parquet");

@@ -185,7 +185,7 @@ fn classify(rules: &RuleSet, batch: &EventBatch, row: usize, unevaluable: bool) 
         return GapKind::PathOutsidePatterns;
     }
     let flags = batch.expect(Column::Flags).as_primitive::<Int32Type>();
-    if flags.is_valid(row) && flags.value(row) & 3 == 0 {
+    if flags.is_valid(row) && crate::display::AccessMode::of(flags.value(row)) == crate::display::AccessMode::ReadOnly {
         return GapKind::ReadOnlyOpen;
     }
     GapKind::OtherOpen

@@ -2,8 +2,9 @@
 //! Tracee-style signature engine and the replay that turns captures into findings.
 //!
 //! The CLI (`tokenscan`), the Python module and the recorder are thin layers
-//! over this crate; it does no I/O policy of its own (it never decides where
-//! output goes or whether a file may be overwritten).
+//! over this crate. It never decides where output goes; the rules for output
+//! files that both front ends apply (no overwriting without force, never onto
+//! an input, no half-written file) are in [`output_file`].
 //!
 //! ```no_run
 //! use tokenscan_core::{eql::CompileOptions, replay::{CollectSink, Replayer, ReplayOptions}, rules::RuleSet};
@@ -18,17 +19,20 @@
 
 pub mod capture;
 pub mod diff;
+pub mod display;
 pub mod eql;
 pub mod error;
 pub mod findings;
 pub mod gaps;
 pub mod import;
 pub mod lint;
+pub mod output_file;
 pub mod process;
 pub mod replay;
 pub mod rules;
 pub mod signature;
 pub mod suite;
+pub mod summary;
 pub mod synth;
 pub mod view;
 

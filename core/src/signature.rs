@@ -34,7 +34,12 @@ pub enum Access {
 impl Access {
     /// Whether open flags satisfy the access mode.
     pub fn allows(self, flags: i32) -> bool {
-        matches!((self, flags & 3), (Access::Any, _) | (Access::Read, 0 | 2) | (Access::Write, 1 | 2))
+        let mode = crate::display::AccessMode::of(flags);
+        match self {
+            Access::Any => true,
+            Access::Read => mode.reads(),
+            Access::Write => mode.writes(),
+        }
     }
     fn helper(self) -> &'static str {
         match self {
@@ -271,12 +276,7 @@ impl Signature {
         let path = batch.str_value(Column::Path, row).unwrap_or("");
         let flags = batch.expect(Column::Flags).as_primitive::<Int32Type>().value(row);
         let origin = if batch.expect(Column::ContainerId).is_valid(row) { "container" } else { "host" };
-        let mode = match flags & 3 {
-            0 => "O_RDONLY",
-            1 => "O_WRONLY",
-            2 => "O_RDWR",
-            _ => "access mode 3",
-        };
+        let mode = crate::display::AccessMode::of(flags).constant().unwrap_or("access mode 3");
         format!(
             "security_file_open from {origin}: processName {} not in allow-list; {}(flags={flags:#x}: {mode}); pathname {} matches {}",
             serde_json::Value::String(comm.to_string()),

@@ -5,8 +5,10 @@ use pyo3::exceptions::PyImportError;
 use pyo3::prelude::*;
 use pyo3::types::{PyCapsule, PyDict, PyList};
 use pyo3::IntoPyObjectExt;
+use serde_json::Value;
 use tokenscan_core::findings::findings_schema;
 use tokenscan_core::replay::ReplaySummary;
+use tokenscan_core::summary::summary_json;
 
 use crate::arrow_io::{num_rows, stream_capsule, to_pyarrow};
 use crate::html;
@@ -110,57 +112,43 @@ fn datetime(py: Python<'_>, ns: i64) -> PyResult<Bound<'_, PyAny>> {
     DateTime::from_timestamp_nanos(ns).into_bound_py_any(py)
 }
 
-/// The summary as the CLI's JSON summary: same keys, same nesting.
+/// The summary as the CLI's JSON summary (`tokenscan_core::summary`, built
+/// once for both), with the time range as timezone-aware datetimes.
 pub(crate) fn summary_dict<'py>(py: Python<'py>, s: &ReplaySummary) -> PyResult<Bound<'py, PyDict>> {
-    let d = PyDict::new(py);
-    d.set_item("events", s.events)?;
-    let captures = PyList::empty(py);
-    for (path, events) in &s.captures {
-        let c = PyDict::new(py);
-        c.set_item("path", path.display().to_string())?;
-        c.set_item("events", events)?;
-        captures.append(c)?;
+    let d = json_to_py(py, &summary_json(s))?.cast_into::<PyDict>()?;
+    if let Some((lo, hi)) = s.time_range {
+        let t = PyDict::new(py);
+        t.set_item("first", datetime(py, lo)?)?;
+        t.set_item("last", datetime(py, hi)?)?;
+        d.set_item("time_range", t)?;
     }
-    d.set_item("captures", captures)?;
-    match s.time_range {
-        Some((lo, hi)) => {
-            let t = PyDict::new(py);
-            t.set_item("first", datetime(py, lo)?)?;
-            t.set_item("last", datetime(py, hi)?)?;
-            d.set_item("time_range", t)?;
-        }
-        None => d.set_item("time_range", py.None())?,
-    }
-    d.set_item("findings", s.findings())?;
-    let rules = PyList::empty(py);
-    for r in &s.rules {
-        let rd = PyDict::new(py);
-        rd.set_item("rule_id", &r.rule_id)?;
-        rd.set_item("rule_name", &r.rule_name)?;
-        rd.set_item("severity", &r.severity)?;
-        rd.set_item("findings", r.findings)?;
-        rd.set_item("unevaluable", r.unevaluable)?;
-        let examples = PyList::empty(py);
-        for e in &r.examples {
-            let ed = PyDict::new(py);
-            ed.set_item("capture", e.capture.display().to_string())?;
-            ed.set_item("event_index", e.event_index)?;
-            ed.set_item("message", &e.message)?;
-            examples.append(ed)?;
-        }
-        rd.set_item("unevaluable_examples", examples)?;
-        rules.append(rd)?;
-    }
-    d.set_item("rules", rules)?;
-    d.set_item("containers", s.containers.iter().collect::<Vec<_>>())?;
-    let processes = PyList::empty(py);
-    for (host, pid, comm) in &s.processes {
-        let p = PyDict::new(py);
-        p.set_item("host", host)?;
-        p.set_item("pid", pid)?;
-        p.set_item("comm", comm)?;
-        processes.append(p)?;
-    }
-    d.set_item("processes", processes)?;
     Ok(d)
+}
+
+/// A JSON value as the Python object `json.loads` would give.
+fn json_to_py<'py>(py: Python<'py>, v: &Value) -> PyResult<Bound<'py, PyAny>> {
+    match v {
+        Value::Null => Ok(py.None().into_bound(py)),
+        Value::Bool(b) => b.into_bound_py_any(py),
+        Value::Number(n) => match (n.as_u64(), n.as_i64()) {
+            (Some(u), _) => u.into_bound_py_any(py),
+            (None, Some(i)) => i.into_bound_py_any(py),
+            _ => n.as_f64().unwrap_or(f64::NAN).into_bound_py_any(py),
+        },
+        Value::String(s) => s.into_bound_py_any(py),
+        Value::Array(items) => {
+            let list = PyList::empty(py);
+            for item in items {
+                list.append(json_to_py(py, item)?)?;
+            }
+            Ok(list.into_any())
+        }
+        Value::Object(map) => {
+            let dict = PyDict::new(py);
+            for (k, item) in map {
+                dict.set_item(k, json_to_py(py, item)?)?;
+            }
+            Ok(dict.into_any())
+        }
+    }
 }

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{Int32Type, TimestampNanosecondType, UInt32Type, UInt64Type};
-use chrono::DateTime;
+use tokenscan_core::display::{human_time, short_container_id, AccessMode};
 use tokenscan_core::replay::ReplaySummary;
 
 /// Findings shown as rows; the rest are counted.
@@ -26,11 +26,6 @@ pub(crate) fn escape(s: &str) -> String {
         }
     }
     out
-}
-
-/// `2026-11-20 10:15:03.120` (UTC).
-pub(crate) fn human_time(ns: i64) -> String {
-    DateTime::from_timestamp_nanos(ns).format("%Y-%m-%d %H:%M:%S%.3f").to_string()
 }
 
 fn string(b: &RecordBatch, name: &str, row: usize) -> Option<String> {
@@ -53,13 +48,8 @@ fn target(b: &RecordBatch, row: usize) -> String {
         .column_by_name("flags")
         .map(|f| f.as_primitive::<Int32Type>())
         .filter(|f| f.is_valid(row))
-        .map(|f| match f.value(row) & 3 {
-            0 => " [read]",
-            1 => " [write]",
-            2 => " [read-write]",
-            _ => " [mode 3]",
-        })
-        .unwrap_or("");
+        .map(|f| format!(" [{}]", AccessMode::of(f.value(row)).word()))
+        .unwrap_or_default();
     match string(b, "requested_path", row) {
         Some(req) if req != path => format!("{req} -> {path}{mode}"),
         _ => format!("{path}{mode}"),
@@ -125,8 +115,8 @@ pub(crate) fn render(batches: &[RecordBatch], s: &ReplaySummary) -> String {
                         .map_or(capture.clone(), |n| n.to_string_lossy().into_owned());
                     event = format!("{name}#{event}");
                 }
-                let container = string(b, "container_id", row)
-                    .map_or_else(|| "(host)".to_string(), |c| c.chars().take(12).collect());
+                let container =
+                    string(b, "container_id", row).map_or_else(|| "(host)".to_string(), |c| short_container_id(&c));
                 let _ = writeln!(
                     h,
                     "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td style=\"text-align:left\">{}</td><td style=\"text-align:left\">{}</td></tr>",

@@ -1,11 +1,11 @@
 //! `import_tracee`, `import_ecs`, `export_tracee`, `export_ecs`: events
 //! recorded by other tools become captures, and captures go back out. Each
-//! is one call into `tokenscan_core::import` with the GIL released; what the
-//! module adds is the I/O policy the core leaves to its callers (never
-//! replace an existing file unless `force=True`, never write over the input,
-//! never leave a half-written output behind).
+//! is one call into `tokenscan_core::import` with the GIL released, under the
+//! output-file policy the CLI applies too (`tokenscan_core::output_file`:
+//! never replace an existing file unless `force=True`, never write over the
+//! input, never leave a half-written output behind).
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
@@ -14,6 +14,7 @@ use pyo3::types::{PyDict, PyList};
 use tokenscan_core::capture::{Capture, CaptureFormat};
 use tokenscan_core::import::export::{export_capture, EcsLayout, ExportOptions, TraceeStyle};
 use tokenscan_core::import::{import_files, ContainerInit, ImportFormat, ImportOptions, ImportReport};
+use tokenscan_core::output_file::{self, capture_format_named, capture_format_of, refuse_inputs};
 use tokenscan_core::Error;
 
 use crate::args::Paths;
@@ -22,16 +23,10 @@ use crate::errors::{value_error, Failure};
 
 /// The capture format to write: `format` when given, else from the extension.
 fn capture_format(output: &Path, format: Option<&str>) -> PyResult<CaptureFormat> {
-    let by_name = |name: &str| match name.to_ascii_lowercase().as_str() {
-        "parquet" => Some(CaptureFormat::Parquet),
-        "ndjson" | "jsonl" => Some(CaptureFormat::Ndjson),
-        _ => None,
-    };
     match format {
-        Some(f) => {
-            by_name(f).ok_or_else(|| value_error(format!("format must be \"parquet\" or \"ndjson\", not {f:?}")))
-        }
-        None => output.extension().and_then(|e| e.to_str()).and_then(by_name).ok_or_else(|| {
+        Some(f) => capture_format_named(f)
+            .ok_or_else(|| value_error(format!("format must be \"parquet\" or \"ndjson\", not {f:?}"))),
+        None => capture_format_of(output).ok_or_else(|| {
             value_error(format!(
                 "{}: cannot tell the capture format from the extension; use .parquet, .ndjson or format=",
                 output.display()
@@ -40,40 +35,13 @@ fn capture_format(output: &Path, format: Option<&str>) -> PyResult<CaptureFormat
     }
 }
 
-/// Whether two paths name the same existing file.
-fn same_file(a: &Path, b: &Path) -> bool {
-    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
-        (Ok(x), Ok(y)) => x == y,
-        _ => false,
-    }
-}
-
-/// Creates `path` for writing: an existing file is an error (`FileExistsError`
-/// in Python) unless `force`, in which case it is truncated.
-fn create_output(path: &Path, force: bool) -> Result<File, Failure> {
-    let mut o = OpenOptions::new();
-    o.write(true);
-    if force {
-        o.create(true).truncate(true);
-    } else {
-        o.create_new(true);
-    }
-    o.open(path).map_err(|e| Failure::Core(Error::Io { path: path.to_owned(), error: e }))
-}
-
 /// Runs `write` into a freshly created `output`; removes the file if it fails.
 fn write_output<T>(
     output: &Path,
     force: bool,
     write: impl FnOnce(BufWriter<File>) -> Result<T, Failure>,
 ) -> Result<T, Failure> {
-    let file = create_output(output, force)?;
-    let result = write(BufWriter::with_capacity(1 << 20, file));
-    if result.is_err() {
-        // A half-written file must not look like a capture (or an export).
-        let _ = std::fs::remove_file(output);
-    }
-    result
+    output_file::write_new(output, force, |file| write(BufWriter::with_capacity(1 << 20, file)))
 }
 
 /// Everything an import needs, converted from Python while holding the GIL.
@@ -92,12 +60,7 @@ impl ImportJob {
         for input in &self.inputs {
             // A missing or unreadable input fails before the output is created.
             File::open(input).map_err(|e| Failure::Core(Error::Io { path: input.clone(), error: e }))?;
-            if same_file(input, &self.output) {
-                return Err(Failure::Core(Error::Output {
-                    path: self.output.clone(),
-                    message: format!("the output would overwrite the input {}", input.display()),
-                }));
-            }
+            refuse_inputs(&self.output, &[input], "input")?;
         }
         write_output(&self.output, self.force, |out| {
             Ok(import_files(self.format, &self.inputs, out, &self.output, self.to, &self.options)?)
@@ -286,12 +249,7 @@ fn export(
     options: ExportOptions,
 ) -> PyResult<u64> {
     detach(py, move || {
-        if same_file(&capture, &output) {
-            return Err(Failure::Core(Error::Output {
-                path: output.clone(),
-                message: "the output would overwrite the capture".into(),
-            }));
-        }
+        refuse_inputs(&output, &[&capture], "capture")?;
         // Check the capture before creating the output, so a bad input leaves nothing behind.
         Capture::open(&capture)?;
         write_output(&output, force, |mut out| {

@@ -70,8 +70,7 @@ pub(crate) fn parse_time(s: &str) -> std::result::Result<i64, String> {
 
 /// Formats nanoseconds since the epoch as RFC 3339 UTC with nine fraction digits.
 pub(crate) fn format_time(ns: i64) -> String {
-    let t = chrono::DateTime::from_timestamp_nanos(ns);
-    t.format("%Y-%m-%dT%H:%M:%S%.9fZ").to_string()
+    crate::display::rfc3339(ns)
 }
 
 struct Builders {

@@ -414,7 +414,7 @@ fn push_arg(o: &mut Obj<'_>, n: &mut usize, name: &str, body: &dyn Fn(&mut Obj<'
 
 /// RFC 3339 in UTC with nine fraction digits, as the NDJSON capture writes time.
 fn format_time(ns: i64) -> String {
-    chrono::DateTime::from_timestamp_nanos(ns).format("%Y-%m-%dT%H:%M:%S%.9fZ").to_string()
+    crate::display::rfc3339(ns)
 }
 
 fn ecs_line(c: &Cols<'_>, row: usize, layout: EcsLayout, out: &mut String) {
@@ -431,9 +431,9 @@ fn ecs_line(c: &Cols<'_>, row: usize, layout: EcsLayout, out: &mut String) {
                 EventKind::Open => {
                     e.raw("category", "[\"file\"]");
                     e.str("action", "open");
-                    match flags.map(|f| f & 3) {
-                        Some(1 | 2) => e.raw("type", "[\"change\"]"),
-                        Some(_) => e.raw("type", "[\"access\"]"),
+                    match flags.map(|f| crate::display::AccessMode::of(f).writes()) {
+                        Some(true) => e.raw("type", "[\"change\"]"),
+                        Some(false) => e.raw("type", "[\"access\"]"),
                         None => {}
                     }
                 }

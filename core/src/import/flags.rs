@@ -106,12 +106,7 @@ const ORDER: &[(&str, u32)] = &[
 /// literal instead of being dropped. [`parse_open_flags`] reads it back exactly.
 pub fn format_open_flags(flags: i32) -> String {
     let mut rest = flags as u32;
-    let mut out = String::from(match rest & 3 {
-        0 => "O_RDONLY",
-        1 => "O_WRONLY",
-        2 => "O_RDWR",
-        _ => "O_ACCMODE",
-    });
+    let mut out = String::from(crate::display::AccessMode::of(flags).constant().unwrap_or("O_ACCMODE"));
     rest &= !3;
     for (name, bits) in ORDER {
         if rest & bits == *bits {

@@ -160,10 +160,7 @@ pub fn materialize(idx: usize, batch: &EventBatch) -> ArrayRef {
             let keys: Vec<i32> = (0..n)
                 .map(|i| match kinds[i] {
                     EventKind::Exec => 0,
-                    EventKind::Open => match flags.value(i) & 3 {
-                        1 | 2 => 1,
-                        _ => 2,
-                    },
+                    EventKind::Open => 2 - i32::from(crate::display::AccessMode::of(flags.value(i)).writes()),
                 })
                 .collect();
             let execs = BooleanBuffer::collect_bool(n, |i| kinds[i] == EventKind::Exec);

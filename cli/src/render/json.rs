@@ -1,0 +1,99 @@
+//! JSON documents: the findings (or changes) with their summary, the diff
+//! summary, gaps, what `inspect` found and the rule list. Times are RFC 3339.
+
+use std::io::Write;
+
+use anyhow::Result;
+use arrow::array::RecordBatch;
+use serde_json::{json, Value};
+use tokenscan_core::diff::DiffSummary;
+use tokenscan_core::display::rfc3339;
+use tokenscan_core::gaps::Gap;
+use tokenscan_core::rules::{RuleLogic, RuleSet};
+
+use crate::commands::inspect::CaptureStats;
+
+/// Writes `{"summary": summary, key: [one object per row]}`, pretty-printed, and a newline.
+pub fn write_document(out: &mut dyn Write, summary: Value, key: &str, batches: &[RecordBatch]) -> Result<()> {
+    let mut rows = Vec::new();
+    {
+        let mut w = arrow::json::WriterBuilder::new()
+            .with_explicit_nulls(true)
+            .build::<_, arrow::json::writer::JsonArray>(&mut rows);
+        for b in batches {
+            w.write(b)?;
+        }
+        w.finish()?;
+    }
+    let rows: Value = if rows.is_empty() { json!([]) } else { serde_json::from_slice(&rows)? };
+    let mut doc = serde_json::Map::new();
+    doc.insert("summary".into(), summary);
+    doc.insert(key.into(), rows);
+    serde_json::to_writer_pretty(&mut *out, &doc)?;
+    out.write_all(b"\n")?;
+    Ok(())
+}
+
+/// The summary of `tokenscan diff`.
+pub fn diff_summary(summary: &DiffSummary, baseline: &str, candidate: &str) -> Value {
+    json!({
+        "baseline": baseline,
+        "candidate": candidate,
+        "events": summary.events,
+        "captures": summary.captures.iter().map(|(p, n)| json!({"path": p.display().to_string(), "events": n})).collect::<Vec<_>>(),
+        "changed": summary.changed(),
+        "rules": summary.rules.iter().map(|r| json!({
+            "rule_id": r.rule_id, "rule_name": r.rule_name, "in_baseline": r.in_baseline, "in_candidate": r.in_candidate,
+            "added": r.added, "removed": r.removed, "unchanged": r.unchanged})).collect::<Vec<_>>(),
+        "unmatched_saved_captures": summary.unmatched_saved_captures,
+    })
+}
+
+/// One gap (also one NDJSON line of `gaps --format ndjson`).
+pub fn gap(g: &Gap) -> Value {
+    json!({
+        "capture": g.capture.display().to_string(), "event_index": g.event_index, "gap": g.kind.code(),
+        "explanation": g.kind.describe(), "kind": g.event_kind.as_str(), "comm": g.comm, "pid": g.pid,
+        "container_id": g.container_id, "touched": g.touched,
+        "why_not": g.why_not.iter().map(|(r, w)| json!({"rule_id": r, "why_not": w})).collect::<Vec<_>>(),
+    })
+}
+
+/// The document of `gaps --format json`.
+pub fn gaps(events: u64, gaps: &[Gap]) -> Value {
+    json!({"events": events, "gaps": gaps.iter().map(gap).collect::<Vec<_>>()})
+}
+
+/// What `inspect --format json` says about one capture.
+pub fn capture_stats(st: &CaptureStats) -> Value {
+    json!({
+        "path": st.path.display().to_string(),
+        "format": st.format,
+        "events": st.events,
+        "time_range": st.time.map(|(a, b)| json!({"first": rfc3339(a), "last": rfc3339(b)})),
+        "kinds": st.kinds,
+        "failed_opens": st.failed_opens,
+        "hosts": st.hosts,
+        "containers": st.containers,
+        "host_events": st.host_events,
+        "metadata": st.metadata,
+        "schema": st.schema.iter().map(|(n, t)| json!({"name": n, "type": t})).collect::<Vec<_>>(),
+    })
+}
+
+/// The rule list of `rules list --format json`.
+pub fn rules(set: &RuleSet) -> Value {
+    set.rules()
+        .iter()
+        .map(|r| {
+            let logic = match &r.logic {
+                RuleLogic::Eql(q) => json!({"query": q.source(), "fields": q.field_names()}),
+                RuleLogic::Signature(s) => json!({
+                    "origin": format!("{:?}", s.origin).to_lowercase(), "allow_processes": s.allow_list(),
+                    "path_regex": s.path_regex, "access": format!("{:?}", s.access).to_lowercase()}),
+            };
+            json!({"id": r.id, "name": r.name, "kind": r.kind(), "severity": r.severity,
+                "risk_score": r.risk_score, "threat": r.threat, "source": r.source.display().to_string(), "logic": logic})
+        })
+        .collect()
+}

@@ -1,0 +1,171 @@
+//! Every printer of the CLI, one file per output format: `table` (the human
+//! reports), `json`, `ndjson`, `csv`, `parquet`, `junit`, and `messages` (what
+//! goes to stderr: progress, warnings, summaries of file-writing commands).
+//! Commands gather data; these modules decide how it looks.
+//!
+//! [`FindingsOutput`] is the sink that `replay` and `diff` stream their
+//! batches into; it hands each batch to the chosen format's writer.
+
+pub mod csv;
+pub mod json;
+pub mod junit;
+pub mod messages;
+pub mod ndjson;
+pub mod parquet;
+pub mod table;
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
+use arrow::datatypes::{Int32Type, SchemaRef};
+use tokenscan_core::display::AccessMode;
+use tokenscan_core::replay::FindingSink;
+
+use crate::args::Format;
+
+/// Streams record batches (findings, or diff changes) to the chosen format.
+/// NDJSON, CSV and Parquet are written as the batches arrive; the table and
+/// the JSON document are rendered at the end, in [`FindingsOutput::finish`].
+pub struct FindingsOutput {
+    format: Format,
+    out: Box<dyn Write + Send>,
+    path: PathBuf,
+    collected: Vec<RecordBatch>,
+    csv_started: bool,
+    parquet: Option<::parquet::arrow::ArrowWriter<Box<dyn Write + Send>>>,
+    progress: Option<indicatif::ProgressBar>,
+}
+
+impl FindingsOutput {
+    /// A sink writing `format` to `out` (`path` names it in messages); `schema` is the batches' schema.
+    pub fn new(format: Format, out: Box<dyn Write + Send>, path: PathBuf, schema: SchemaRef) -> Result<Self> {
+        let mut me = FindingsOutput {
+            format,
+            out,
+            path,
+            collected: Vec::new(),
+            csv_started: false,
+            parquet: None,
+            progress: None,
+        };
+        if format == Format::Parquet {
+            let out = std::mem::replace(&mut me.out, Box::new(std::io::sink()));
+            me.parquet = Some(parquet::writer(out, schema)?);
+        }
+        Ok(me)
+    }
+
+    /// Shows a progress bar on stderr while replaying, when stderr is a terminal.
+    pub fn with_progress(mut self, enabled: bool) -> Self {
+        self.progress = messages::progress_bar(enabled);
+        self
+    }
+
+    /// Writes what was buffered and closes the output: `table` renders the
+    /// human report; JSON is `{"summary": summary, json_key: [rows...]}`.
+    pub fn finish(
+        mut self,
+        summary: serde_json::Value,
+        json_key: &str,
+        table: impl FnOnce(&[RecordBatch]) -> String,
+    ) -> Result<()> {
+        if let Some(bar) = self.progress.take() {
+            bar.finish_and_clear();
+        }
+        match self.format {
+            Format::Table => self.out.write_all(table(&self.collected).as_bytes())?,
+            Format::Json => json::write_document(&mut self.out, summary, json_key, &self.collected)?,
+            Format::Parquet => {
+                if let Some(w) = self.parquet.take() {
+                    w.close()?;
+                }
+            }
+            Format::Ndjson | Format::Csv => {}
+        }
+        self.out.flush().with_context(|| format!("flushing {}", self.path.display()))?;
+        Ok(())
+    }
+
+    fn write_batch(&mut self, batch: &RecordBatch) -> tokenscan_core::Result<()> {
+        let result = match self.format {
+            Format::Table | Format::Json => {
+                self.collected.push(batch.clone());
+                Ok(())
+            }
+            Format::Ndjson => ndjson::write_batch(&mut self.out, batch).map_err(|e| e.to_string()),
+            Format::Csv => {
+                let header = !self.csv_started;
+                self.csv_started = true;
+                csv::write_batch(&mut self.out, batch, header).map_err(|e| e.to_string())
+            }
+            Format::Parquet => match self.parquet.as_mut() {
+                Some(w) => w.write(batch).map_err(|e| e.to_string()),
+                None => Ok(()),
+            },
+        };
+        result.map_err(|message| tokenscan_core::Error::Output { path: self.path.clone(), message })
+    }
+}
+
+impl FindingSink for FindingsOutput {
+    fn findings(&mut self, batch: &RecordBatch) -> tokenscan_core::Result<()> {
+        self.write_batch(batch)
+    }
+
+    fn progress(&mut self, done: u64, total: Option<u64>) {
+        if let Some(bar) = &self.progress {
+            if let Some(t) = total {
+                bar.set_length(t);
+            }
+            bar.set_position(done);
+        }
+    }
+}
+
+impl tokenscan_core::diff::ChangeSink for FindingsOutput {
+    fn changes(&mut self, batch: &RecordBatch) -> tokenscan_core::Result<()> {
+        self.write_batch(batch)
+    }
+}
+
+/// A column of a findings batch by name.
+pub fn col<'a>(b: &'a RecordBatch, name: &str) -> &'a ArrayRef {
+    b.column_by_name(name).unwrap_or_else(|| panic!("findings carry `{name}`"))
+}
+
+/// A string cell of a findings batch.
+pub fn s(b: &RecordBatch, name: &str, i: usize) -> Option<String> {
+    let a = col(b, name);
+    a.is_valid(i).then(|| a.as_string::<i32>().value(i).to_string())
+}
+
+/// Quotes a word for a shell-like rendering of argv.
+fn shell_word(s: &str) -> String {
+    if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "/._-=:,+@%".contains(c)) {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
+/// What a finding is about, in one line: argv for an exec, the path and access mode for an open.
+pub fn target(b: &RecordBatch, i: usize) -> String {
+    if s(b, "kind", i).as_deref() == Some("exec") {
+        let args = col(b, "args").as_list::<i32>();
+        if args.is_valid(i) {
+            let v = args.value(i);
+            let v = v.as_string::<i32>();
+            return (0..v.len()).map(|j| shell_word(v.value(j))).collect::<Vec<_>>().join(" ");
+        }
+        return s(b, "exe", i).unwrap_or_default();
+    }
+    let path = s(b, "path", i).unwrap_or_default();
+    let flags = col(b, "flags").as_primitive::<Int32Type>();
+    let mode = if flags.is_valid(i) { format!(" [{}]", AccessMode::of(flags.value(i)).word()) } else { String::new() };
+    match s(b, "requested_path", i) {
+        Some(req) if req != path => format!("{req} -> {path}{mode}"),
+        _ => format!("{path}{mode}"),
+    }
+}
