@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
 use clap::{Args, Subcommand, ValueEnum};
-use tokenscan_core::capture::{CaptureFormat, NdjsonWriter, ParquetCaptureWriter, WriterOptions};
+use tokenscan_core::capture::{CaptureFormat, NdjsonWriter, ParquetCaptureWriter, WriterOptions, DEFAULT_BATCH_SIZE};
 use tokenscan_core::import::export::{export_capture, EcsLayout, ExportOptions, TraceeStyle};
 use tokenscan_core::import::{CaptureSink, ContainerInit, ImportFormat, ImportOptions, ImportReport, Importer};
 
@@ -41,7 +41,7 @@ pub struct ImportArgs {
     #[arg(long)]
     strict: bool,
     /// Rows per batch (memory use is bounded by this, not by the input size).
-    #[arg(long, default_value_t = 65_536, value_name = "N")]
+    #[arg(long, default_value_t = DEFAULT_BATCH_SIZE, value_name = "N")]
     batch_size: usize,
     /// Number of unmapped lines to show on stderr.
     #[arg(long, default_value_t = 5, value_name = "N")]

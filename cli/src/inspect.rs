@@ -27,7 +27,7 @@ fn scan(capture: &Capture) -> Result<Stats> {
     let projection: Projection =
         [Column::Time, Column::Kind, Column::Host, Column::ContainerId, Column::Result].into_iter().collect();
     let mut st = Stats::default();
-    for batch in capture.batches(projection, 65_536)? {
+    for batch in capture.batches(projection, tokenscan_core::capture::DEFAULT_BATCH_SIZE)? {
         let batch = batch?;
         st.events += batch.len() as u64;
         let time = batch.column(Column::Time).expect("projected").as_primitive::<TimestampNanosecondType>();

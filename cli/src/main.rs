@@ -130,7 +130,7 @@ struct ReplayArgs {
     #[arg(long, short = 'q')]
     quiet: bool,
     /// Events per batch.
-    #[arg(long, default_value_t = 65_536, value_name = "N")]
+    #[arg(long, default_value_t = tokenscan_core::capture::DEFAULT_BATCH_SIZE, value_name = "N")]
     batch_size: usize,
 }
 
@@ -430,7 +430,7 @@ fn synth(a: SynthArgs) -> Result<u8> {
         },
     )?;
     let mut gen = Synth::new(opts);
-    while let Some(b) = gen.next_batch(65_536) {
+    while let Some(b) = gen.next_batch(tokenscan_core::capture::DEFAULT_BATCH_SIZE) {
         w.write(&b)?;
     }
     w.close()?;
@@ -438,7 +438,7 @@ fn synth(a: SynthArgs) -> Result<u8> {
 }
 
 fn write_converted(capture: &Capture, file: std::fs::File, out: &Path, to: CaptureFormatArg) -> Result<u64> {
-    let batches = capture.batches(Projection::all(), 65_536)?;
+    let batches = capture.batches(Projection::all(), tokenscan_core::capture::DEFAULT_BATCH_SIZE)?;
     let mut rows = 0u64;
     match to {
         CaptureFormatArg::Parquet => {

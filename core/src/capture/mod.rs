@@ -33,6 +33,9 @@ pub use source::{expand_paths, Capture, CaptureFormat, EventBatches};
 pub const VERSION_KEY: &str = "tokenscan.capture_version";
 /// The capture format version this build reads and writes.
 pub const CAPTURE_VERSION: &str = "1";
+/// Events per batch when the caller does not choose (readers, importers,
+/// `synth`, the CLI and the Python module).
+pub const DEFAULT_BATCH_SIZE: usize = 65_536;
 
 impl Column {
     /// Position in [`Column::ALL`].

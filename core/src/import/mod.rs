@@ -51,7 +51,7 @@ pub use flags::{format_open_flags, open_flag_value, parse_open_flags, OPEN_FLAGS
 
 use crate::capture::{
     BuilderSizing, CaptureBuilder, CaptureFormat, EventBatch, EventKind, NdjsonWriter, ParquetCaptureWriter,
-    WriterOptions,
+    WriterOptions, DEFAULT_BATCH_SIZE,
 };
 use crate::error::{Error, Result};
 
@@ -117,7 +117,7 @@ pub struct ImportOptions {
 impl Default for ImportOptions {
     fn default() -> Self {
         ImportOptions {
-            batch_size: 65_536,
+            batch_size: DEFAULT_BATCH_SIZE,
             strict: false,
             max_examples: 5,
             container_init: ContainerInit::Keep,
