@@ -8,7 +8,7 @@ use rayon::prelude::*;
 use arrow::array::{AsArray, RecordBatch};
 use arrow::datatypes::TimestampNanosecondType;
 
-use crate::capture::{Capture, Column, EventBatch, Projection};
+use crate::capture::{Capture, Column, EventBatch, Projection, DEFAULT_BATCH_SIZE};
 use crate::error::{Error, Result};
 use crate::findings::{build_findings_at, findings_projection, Hit, RuleInfo};
 use crate::rules::RuleSet;
@@ -57,7 +57,7 @@ pub struct ReplayOptions {
 
 impl Default for ReplayOptions {
     fn default() -> Self {
-        ReplayOptions { batch_size: 65_536, strict: false, max_examples: 5, skip_unreadable: false }
+        ReplayOptions { batch_size: DEFAULT_BATCH_SIZE, strict: false, max_examples: 5, skip_unreadable: false }
     }
 }
 

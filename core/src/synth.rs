@@ -3,15 +3,7 @@
 //! a few percent execs with argv, many containers and processes, rare
 //! service-account token reads), identical for the same seed.
 
-use std::sync::Arc;
-
-use arrow::array::{
-    ArrayRef, Int32Builder, Int64Builder, ListBuilder, StringBuilder, StringDictionaryBuilder,
-    TimestampNanosecondBuilder, UInt32Builder, UInt64Builder,
-};
-use arrow::datatypes::{DataType, Field, Int32Type};
-
-use crate::capture::{Column, EventBatch, EventKind};
+use crate::capture::{BuilderSizing, CaptureBuilder, EventBatch, EventKind};
 
 /// SplitMix64: small, fast, good enough for workload generation.
 #[derive(Debug, Clone)]
@@ -287,27 +279,8 @@ impl Synth {
             return None;
         }
         let n = remaining.min(size.max(1) as u64) as usize;
-        let mut time = TimestampNanosecondBuilder::with_capacity(n).with_timezone("UTC");
-        let mut kind = StringDictionaryBuilder::<Int32Type>::new();
-        let mut host = StringDictionaryBuilder::<Int32Type>::new();
-        let (mut pid, mut tid, mut ppid, mut uid, mut gid) = (
-            UInt32Builder::with_capacity(n),
-            UInt32Builder::with_capacity(n),
-            UInt32Builder::with_capacity(n),
-            UInt32Builder::with_capacity(n),
-            UInt32Builder::with_capacity(n),
-        );
-        let mut comm = StringDictionaryBuilder::<Int32Type>::new();
-        let mut exe = StringDictionaryBuilder::<Int32Type>::new();
-        let mut args = ListBuilder::new(StringBuilder::new()).with_field(Field::new("item", DataType::Utf8, true));
-        let mut path = StringDictionaryBuilder::<Int32Type>::new();
-        let mut requested = StringDictionaryBuilder::<Int32Type>::new();
-        let mut flags = Int32Builder::with_capacity(n);
-        let mut result = Int64Builder::with_capacity(n);
-        let mut tty = StringDictionaryBuilder::<Int32Type>::new();
-        let mut cgroup = UInt64Builder::with_capacity(n);
-        let mut container = StringDictionaryBuilder::<Int32Type>::new();
-        let mut kinds = Vec::with_capacity(n);
+        // Strings dictionary-encoded, as a Parquet reader would hand them out.
+        let mut b = CaptureBuilder::with_sizing(BuilderSizing { rows: n, string_bytes: 0, dictionary: true });
         let per_event = self.opts.token_reads_per_million / 1_000_000.0;
         for _ in 0..n {
             if self.pending.is_empty() && self.rng.chance(per_event) {
@@ -316,68 +289,35 @@ impl Synth {
             let ev = if self.pending.is_empty() { self.random_event() } else { self.pending.remove(0) };
             let pr = &self.procs[ev.proc_idx];
             self.time += 1 + self.rng.below(20_000) as i64;
-            time.append_value(self.time);
-            kind.append_value(ev.kind.as_str());
-            host.append_value(&self.hosts[pr.host]);
-            pid.append_value(pr.pid);
-            tid.append_value(pr.pid);
-            ppid.append_value(pr.ppid);
-            uid.append_value(pr.uid);
-            gid.append_value(pr.uid);
-            comm.append_value(ev.comm);
-            exe.append_value(ev.exe);
-            match ev.args {
-                Some(a) => {
-                    for s in a {
-                        args.values().append_value(s);
-                    }
-                    args.append(true);
-                }
-                None => args.append(false),
-            }
-            path.append_option(ev.path);
-            requested.append_value(ev.requested);
-            flags.append_option(ev.flags);
-            result.append_value(ev.result);
-            tty.append_option(pr.tty.as_deref());
+            b.time.append(self.time);
+            b.kind.append(ev.kind);
+            b.host.append(&self.hosts[pr.host]);
+            b.pid.append(pr.pid);
+            b.tid.append(pr.pid);
+            b.ppid.append(pr.ppid);
+            b.uid.append(pr.uid);
+            b.gid.append(pr.uid);
+            b.comm.append(ev.comm);
+            b.exe.append(Some(ev.exe));
+            b.args.append(ev.args.map(|a| a.into_iter().map(Some)));
+            b.path.append(ev.path);
+            b.requested_path.append(Some(ev.requested));
+            b.flags.append(ev.flags);
+            b.result.append(Some(ev.result));
+            b.tty.append(pr.tty.as_deref());
             match pr.container {
                 Some(c) => {
-                    cgroup.append_value(self.containers[c].1);
-                    container.append_value(&self.containers[c].0);
+                    b.cgroup_id.append(self.containers[c].1);
+                    b.container_id.append(Some(&self.containers[c].0));
                 }
                 None => {
-                    cgroup.append_value(1);
-                    container.append_null();
+                    b.cgroup_id.append(1);
+                    b.container_id.append(None::<&str>);
                 }
             }
-            kinds.push(ev.kind);
         }
         let first = self.emitted;
         self.emitted += n as u64;
-        let cols: [ArrayRef; 18] = [
-            Arc::new(time.finish()),
-            Arc::new(kind.finish()),
-            Arc::new(host.finish()),
-            Arc::new(pid.finish()),
-            Arc::new(tid.finish()),
-            Arc::new(ppid.finish()),
-            Arc::new(uid.finish()),
-            Arc::new(gid.finish()),
-            Arc::new(comm.finish()),
-            Arc::new(exe.finish()),
-            Arc::new(args.finish()),
-            Arc::new(path.finish()),
-            Arc::new(requested.finish()),
-            Arc::new(flags.finish()),
-            Arc::new(result.finish()),
-            Arc::new(tty.finish()),
-            Arc::new(cgroup.finish()),
-            Arc::new(container.finish()),
-        ];
-        let mut columns: [Option<ArrayRef>; 18] = Default::default();
-        for (c, a) in Column::ALL.into_iter().zip(cols) {
-            columns[c.index()] = Some(a);
-        }
-        Some(EventBatch::new(columns, kinds, first))
+        Some(b.finish(first))
     }
 }

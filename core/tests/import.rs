@@ -47,7 +47,10 @@ fn rules_v5() -> RuleSet {
 
 fn original(name: &str) -> Vec<EventBatch> {
     let c = Capture::open(fixture(&format!("{name}.parquet"))).expect("fixture opens");
-    c.batches(Projection::all(), 1 << 16).expect("batches").collect::<Result<_, _>>().expect("fixture reads")
+    c.batches(Projection::all(), tokenscan_core::capture::DEFAULT_BATCH_SIZE)
+        .expect("batches")
+        .collect::<Result<_, _>>()
+        .expect("fixture reads")
 }
 
 fn import(format: ImportFormat, bytes: &[u8], options: &ImportOptions) -> (Vec<EventBatch>, ImportReport) {

@@ -69,7 +69,7 @@ fn parquet_replay_reports_the_same_findings_as_a_full_decode() {
     // 40,000 events in row groups of 3,000 (14 row groups), many token reads.
     let (parquet, ndjson) = write_twins(dir.path(), 40_000, 3_000, 2_000.0);
     assert_eq!(Capture::open(&parquet).unwrap().units(), 14);
-    for batch_size in [700, 65_536] {
+    for batch_size in [700, tokenscan_core::capture::DEFAULT_BATCH_SIZE] {
         let (ps, pf) = replay(&parquet, batch_size);
         let (ns, nf) = replay(&ndjson, batch_size);
         assert!(pf.len() > 20, "the capture must produce findings in several row groups, got {}", pf.len());

@@ -32,7 +32,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use tokenscan_core::capture::{expand_paths, Capture, Column, Projection};
+use tokenscan_core::capture::{expand_paths, Capture, Column, Projection, DEFAULT_BATCH_SIZE};
 use tokenscan_record::assemble::Assembler;
 use tokenscan_record::event::{BatchBuilder, Event};
 use tokenscan_record::output::{CaptureWriter, Layout, RotatePolicy};
@@ -186,7 +186,7 @@ fn workload_events(out: &Path, file: &Path) -> u64 {
     for p in expand_paths(&[out]).unwrap() {
         let c = Capture::open(&p).unwrap();
         let proj: Projection = [Column::Path].into_iter().collect();
-        for b in c.batches(proj, 65_536).unwrap() {
+        for b in c.batches(proj, DEFAULT_BATCH_SIZE).unwrap() {
             let b = b.unwrap();
             n += (0..b.len()).filter(|&i| b.str_value(Column::Path, i) == Some(want)).count() as u64;
         }

@@ -1,13 +1,9 @@
 //! Events as the capture format defines them, and the Arrow batches they go into.
 
 use std::borrow::Cow;
-use std::sync::Arc;
 
-use arrow::array::{
-    ArrayRef, Int32Builder, Int64Builder, ListBuilder, RecordBatch, StringBuilder, TimestampNanosecondBuilder,
-    UInt32Builder, UInt64Builder,
-};
-use tokenscan_core::capture::{escape_bytes, schema, EventKind};
+use arrow::array::RecordBatch;
+use tokenscan_core::capture::{escape_bytes, CaptureBuilder, EventKind};
 
 /// The prefix of a `path` whose kernel-side walk stopped before reaching the
 /// root (deeper than 64 components, longer than 4095 bytes, or a disconnected
@@ -128,133 +124,61 @@ pub struct Event<'a> {
     pub cgroup_path: Option<(String, bool)>,
 }
 
-/// Builds capture record batches ([`tokenscan_core::capture::schema`]) row by row.
+/// Builds capture record batches ([`tokenscan_core::capture::schema`]) row by
+/// row: fills the core's [`CaptureBuilder`] with recorded events.
 pub struct BatchBuilder {
     host: String,
-    time: TimestampNanosecondBuilder,
-    kind: StringBuilder,
-    host_col: StringBuilder,
-    pid: UInt32Builder,
-    tid: UInt32Builder,
-    ppid: UInt32Builder,
-    uid: UInt32Builder,
-    gid: UInt32Builder,
-    comm: StringBuilder,
-    exe: StringBuilder,
-    args: ListBuilder<StringBuilder>,
-    path: StringBuilder,
-    requested_path: StringBuilder,
-    flags: Int32Builder,
-    result: Int64Builder,
-    tty: StringBuilder,
-    cgroup_id: UInt64Builder,
-    container_id: StringBuilder,
-    rows: usize,
+    columns: CaptureBuilder,
     capacity: usize,
 }
 
 impl BatchBuilder {
     /// A builder for events of `host`, sized for `capacity` rows per batch.
     pub fn new(host: impl Into<String>, capacity: usize) -> Self {
-        let s = || StringBuilder::with_capacity(capacity, capacity * 16);
-        BatchBuilder {
-            host: host.into(),
-            time: TimestampNanosecondBuilder::with_capacity(capacity).with_timezone("UTC"),
-            kind: s(),
-            host_col: s(),
-            pid: UInt32Builder::with_capacity(capacity),
-            tid: UInt32Builder::with_capacity(capacity),
-            ppid: UInt32Builder::with_capacity(capacity),
-            uid: UInt32Builder::with_capacity(capacity),
-            gid: UInt32Builder::with_capacity(capacity),
-            comm: s(),
-            exe: s(),
-            args: ListBuilder::new(StringBuilder::new()),
-            path: s(),
-            requested_path: s(),
-            flags: Int32Builder::with_capacity(capacity),
-            result: Int64Builder::with_capacity(capacity),
-            tty: s(),
-            cgroup_id: UInt64Builder::with_capacity(capacity),
-            container_id: s(),
-            rows: 0,
-            capacity,
-        }
+        BatchBuilder { host: host.into(), columns: CaptureBuilder::with_capacity(capacity, capacity * 16), capacity }
     }
 
     /// Rows appended since the last [`BatchBuilder::finish`].
     pub fn len(&self) -> usize {
-        self.rows
+        self.columns.len()
     }
 
     /// Whether no row is pending.
     pub fn is_empty(&self) -> bool {
-        self.rows == 0
+        self.columns.is_empty()
     }
 
     /// Whether the batch reached its capacity.
     pub fn is_full(&self) -> bool {
-        self.rows >= self.capacity
+        self.len() >= self.capacity
     }
 
     /// Appends one event with its container id.
     pub fn push(&mut self, e: &Event<'_>, container_id: Option<&str>) {
-        self.time.append_value(e.time_ns);
-        self.kind.append_value(e.kind.as_str());
-        self.host_col.append_value(&self.host);
-        self.pid.append_value(e.pid);
-        self.tid.append_value(e.tid);
-        self.ppid.append_value(e.ppid);
-        self.uid.append_value(e.uid);
-        self.gid.append_value(e.gid);
-        self.comm.append_value(escape_bytes(e.comm));
-        self.exe.append_option(e.exe);
-        match &e.args {
-            Some(argv) => {
-                for a in argv.args() {
-                    self.args.values().append_value(a);
-                }
-                if let Some(m) = argv.marker() {
-                    self.args.values().append_value(m);
-                }
-                self.args.append(true);
-            }
-            None => self.args.append(false),
-        }
-        self.path.append_option(e.path.as_ref().map(|p| p.to_text()));
-        self.requested_path.append_option(e.requested_path.map(escape_bytes));
-        self.flags.append_option(e.flags);
-        self.result.append_option(e.result);
-        self.tty.append_option(e.tty.map(tty_display_name));
-        self.cgroup_id.append_value(e.cgroup_id);
-        self.container_id.append_option(container_id);
-        self.rows += 1;
+        let b = &mut self.columns;
+        b.time.append(e.time_ns);
+        b.kind.append(e.kind);
+        b.host.append(&self.host);
+        b.pid.append(e.pid);
+        b.tid.append(e.tid);
+        b.ppid.append(e.ppid);
+        b.uid.append(e.uid);
+        b.gid.append(e.gid);
+        b.comm.append(&escape_bytes(e.comm));
+        b.exe.append(e.exe);
+        b.args.append(e.args.as_ref().map(|argv| argv.args().chain(argv.marker().map(Cow::Owned)).map(Some)));
+        b.path.append(e.path.as_ref().map(|p| p.to_text()));
+        b.requested_path.append(e.requested_path.map(escape_bytes));
+        b.flags.append(e.flags);
+        b.result.append(e.result);
+        b.tty.append(e.tty.map(tty_display_name));
+        b.cgroup_id.append(e.cgroup_id);
+        b.container_id.append(container_id);
     }
 
     /// The rows appended so far as a record batch; the builder starts over.
     pub fn finish(&mut self) -> RecordBatch {
-        let columns: Vec<ArrayRef> = vec![
-            Arc::new(self.time.finish()),
-            Arc::new(self.kind.finish()),
-            Arc::new(self.host_col.finish()),
-            Arc::new(self.pid.finish()),
-            Arc::new(self.tid.finish()),
-            Arc::new(self.ppid.finish()),
-            Arc::new(self.uid.finish()),
-            Arc::new(self.gid.finish()),
-            Arc::new(self.comm.finish()),
-            Arc::new(self.exe.finish()),
-            Arc::new(self.args.finish()),
-            Arc::new(self.path.finish()),
-            Arc::new(self.requested_path.finish()),
-            Arc::new(self.flags.finish()),
-            Arc::new(self.result.finish()),
-            Arc::new(self.tty.finish()),
-            Arc::new(self.cgroup_id.finish()),
-            Arc::new(self.container_id.finish()),
-        ];
-        self.rows = 0;
-        RecordBatch::try_new(schema(), columns).expect("the builders follow the capture schema column by column")
+        self.columns.finish_record_batch()
     }
 }
 
@@ -262,6 +186,8 @@ impl BatchBuilder {
 mod tests {
     use arrow::array::{Array, AsArray};
     use arrow::datatypes::{Int64Type, TimestampNanosecondType};
+
+    use tokenscan_core::capture::schema;
 
     use super::*;
 

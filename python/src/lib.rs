@@ -24,6 +24,11 @@ use pyo3::prelude::*;
 
 use crate::errors::Failure;
 
+// The `#[pyo3(signature)]`s and `_tokenscan.pyi` write the default batch size
+// as the literal 65_536: Python's `help()` and `inspect.signature` show a
+// literal default, but only `...` for a Rust constant. This keeps them equal.
+const _: () = assert!(tokenscan_core::capture::DEFAULT_BATCH_SIZE == 65_536);
+
 /// Runs core work with the GIL released (other Python threads keep running)
 /// and converts its failure into the Python exception.
 pub(crate) fn detach<T, F>(py: Python<'_>, f: F) -> PyResult<T>

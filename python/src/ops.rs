@@ -18,7 +18,7 @@ use crate::arrow_io::{plain_columns, with_capture_column};
 use crate::errors::Failure;
 
 /// Events per batch when reading captures for views, hunts and `read_capture`.
-pub(crate) const BATCH_SIZE: usize = 65_536;
+pub(crate) const BATCH_SIZE: usize = capture::DEFAULT_BATCH_SIZE;
 
 /// What a replay or an evaluation produced: finding batches
 /// (`tokenscan_core::findings::findings_schema`) and the summary.

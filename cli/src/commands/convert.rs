@@ -38,7 +38,7 @@ pub fn run(a: ConvertArgs) -> Result<u8> {
 }
 
 fn write_converted(capture: &Capture, file: File, out: &Path, to: CaptureFormat) -> Result<u64> {
-    let batches = capture.batches(Projection::all(), 65_536)?;
+    let batches = capture.batches(Projection::all(), tokenscan_core::capture::DEFAULT_BATCH_SIZE)?;
     let mut rows = 0u64;
     match to {
         CaptureFormat::Parquet => {

@@ -37,7 +37,7 @@ pub struct ImportArgs {
     #[arg(long)]
     pub strict: bool,
     /// Rows per batch (memory use is bounded by this, not by the input size).
-    #[arg(long, default_value_t = 65_536, value_name = "N")]
+    #[arg(long, default_value_t = tokenscan_core::capture::DEFAULT_BATCH_SIZE, value_name = "N")]
     pub batch_size: usize,
     /// Number of unmapped lines to show on stderr.
     #[arg(long, default_value_t = 5, value_name = "N")]

@@ -64,7 +64,7 @@ fn scan(path: PathBuf, capture: &Capture) -> Result<CaptureStats> {
         metadata: capture.metadata().clone(),
         ..Default::default()
     };
-    for batch in capture.batches(projection, 65_536)? {
+    for batch in capture.batches(projection, tokenscan_core::capture::DEFAULT_BATCH_SIZE)? {
         let batch = batch?;
         st.events += batch.len() as u64;
         let time = batch.column(Column::Time).expect("projected").as_primitive::<TimestampNanosecondType>();

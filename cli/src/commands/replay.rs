@@ -36,7 +36,7 @@ pub struct ReplayArgs {
     #[arg(long, short = 'q')]
     pub quiet: bool,
     /// Events per batch.
-    #[arg(long, default_value_t = 65_536, value_name = "N")]
+    #[arg(long, default_value_t = tokenscan_core::capture::DEFAULT_BATCH_SIZE, value_name = "N")]
     pub batch_size: usize,
 }
 

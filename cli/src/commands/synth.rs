@@ -77,7 +77,7 @@ pub fn run(a: SynthArgs) -> Result<u8> {
     write_new(&a.output, a.force, |file| {
         let mut w = ParquetCaptureWriter::new(BufWriter::new(file), &a.output, options)?;
         let mut gen = Synth::new(opts);
-        while let Some(b) = gen.next_batch(65_536) {
+        while let Some(b) = gen.next_batch(tokenscan_core::capture::DEFAULT_BATCH_SIZE) {
             w.write(&b)?;
         }
         w.close()?;

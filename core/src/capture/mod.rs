@@ -6,141 +6,46 @@
 //! have the canonical types of [`Column::data_type`] (strings may stay
 //! dictionary-encoded), so everything downstream deals with one layout.
 
+mod builder;
 mod escape;
 mod ndjson;
 mod normalize;
 mod parquet_io;
+mod schema;
 mod source;
 
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
-use arrow::datatypes::{DataType, Field, Int32Type, Schema, SchemaRef, TimeUnit};
+use arrow::datatypes::{DataType, Field, Int32Type, Schema, SchemaRef};
 
+pub use builder::{
+    BuilderSizing, ColumnBuilder, KindColumn, OptI32Column, OptI64Column, OptStrColumn, OptStrListColumn, StrColumn,
+    TimeColumn, U32Column, U64Column,
+};
 pub use escape::{escape_bytes, unescape_to_bytes};
 pub use ndjson::{events_from_ndjson, NdjsonWriter, NDJSON_EXTENSIONS};
 pub use parquet_io::{ParquetCaptureWriter, WriterOptions};
+pub use schema::{CaptureBuilder, Column};
 pub use source::{expand_paths, Capture, CaptureFormat, EventBatches};
 
 /// The metadata key that carries the capture format version.
 pub const VERSION_KEY: &str = "tokenscan.capture_version";
 /// The capture format version this build reads and writes.
 pub const CAPTURE_VERSION: &str = "1";
-
-/// The columns of capture format version 1, in their canonical order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-#[allow(missing_docs)]
-pub enum Column {
-    Time,
-    Kind,
-    Host,
-    Pid,
-    Tid,
-    Ppid,
-    Uid,
-    Gid,
-    Comm,
-    Exe,
-    Args,
-    Path,
-    RequestedPath,
-    Flags,
-    Result,
-    Tty,
-    CgroupId,
-    ContainerId,
-}
+/// Events per batch when the caller does not choose (readers, importers,
+/// `synth`, the CLI and the Python module).
+pub const DEFAULT_BATCH_SIZE: usize = 65_536;
 
 impl Column {
-    /// All columns in canonical order.
-    pub const ALL: [Column; 18] = [
-        Column::Time,
-        Column::Kind,
-        Column::Host,
-        Column::Pid,
-        Column::Tid,
-        Column::Ppid,
-        Column::Uid,
-        Column::Gid,
-        Column::Comm,
-        Column::Exe,
-        Column::Args,
-        Column::Path,
-        Column::RequestedPath,
-        Column::Flags,
-        Column::Result,
-        Column::Tty,
-        Column::CgroupId,
-        Column::ContainerId,
-    ];
-
     /// Position in [`Column::ALL`].
     pub fn index(self) -> usize {
         self as usize
     }
 
-    /// The column's name in the file.
-    pub fn name(self) -> &'static str {
-        match self {
-            Column::Time => "time",
-            Column::Kind => "kind",
-            Column::Host => "host",
-            Column::Pid => "pid",
-            Column::Tid => "tid",
-            Column::Ppid => "ppid",
-            Column::Uid => "uid",
-            Column::Gid => "gid",
-            Column::Comm => "comm",
-            Column::Exe => "exe",
-            Column::Args => "args",
-            Column::Path => "path",
-            Column::RequestedPath => "requested_path",
-            Column::Flags => "flags",
-            Column::Result => "result",
-            Column::Tty => "tty",
-            Column::CgroupId => "cgroup_id",
-            Column::ContainerId => "container_id",
-        }
-    }
-
     /// The column with this name.
     pub fn from_name(name: &str) -> Option<Column> {
         Column::ALL.into_iter().find(|c| c.name() == name)
-    }
-
-    /// The Arrow type tokenscan writes (and every reader normalizes to).
-    pub fn data_type(self) -> DataType {
-        match self {
-            Column::Time => DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())),
-            Column::Pid | Column::Tid | Column::Ppid | Column::Uid | Column::Gid => DataType::UInt32,
-            Column::Flags => DataType::Int32,
-            Column::Result => DataType::Int64,
-            Column::CgroupId => DataType::UInt64,
-            Column::Args => DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))),
-            Column::Kind
-            | Column::Host
-            | Column::Comm
-            | Column::Exe
-            | Column::Path
-            | Column::RequestedPath
-            | Column::Tty
-            | Column::ContainerId => DataType::Utf8,
-        }
-    }
-
-    /// Whether the column may hold nulls.
-    pub fn nullable(self) -> bool {
-        matches!(
-            self,
-            Column::Exe
-                | Column::Args
-                | Column::Path
-                | Column::RequestedPath
-                | Column::Flags
-                | Column::Result
-                | Column::Tty
-                | Column::ContainerId
-        )
     }
 
     /// Whether the column holds strings (possibly dictionary-encoded).
@@ -191,7 +96,7 @@ impl EventKind {
 
 /// A set of columns, used to read only what the rules and findings need.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Projection(u32);
+pub struct Projection(u64);
 
 impl Projection {
     /// Every column.
@@ -240,7 +145,7 @@ impl FromIterator<Column> for Projection {
 /// and already validated, available as [`EventBatch::kinds`].
 #[derive(Debug, Clone)]
 pub struct EventBatch {
-    columns: [Option<ArrayRef>; 18],
+    columns: [Option<ArrayRef>; Column::COUNT],
     kinds: Arc<[EventKind]>,
     first_index: u64,
     len: usize,
@@ -248,7 +153,7 @@ pub struct EventBatch {
 
 impl EventBatch {
     /// Builds a batch from canonical columns (as produced by the readers).
-    pub(crate) fn new(columns: [Option<ArrayRef>; 18], kinds: Vec<EventKind>, first_index: u64) -> Self {
+    pub(crate) fn new(columns: [Option<ArrayRef>; Column::COUNT], kinds: Vec<EventKind>, first_index: u64) -> Self {
         let len = kinds.len();
         EventBatch { columns, kinds: kinds.into(), first_index, len }
     }
@@ -350,7 +255,7 @@ impl EventBatch {
         if parts.len() == 1 {
             return first.clone();
         }
-        let mut columns: [Option<ArrayRef>; 18] = Default::default();
+        let mut columns: [Option<ArrayRef>; Column::COUNT] = Default::default();
         for c in Column::ALL {
             let arrays: Option<Vec<&dyn Array>> = parts.iter().map(|p| p.column(c).map(|a| a.as_ref())).collect();
             if let Some(arrays) = arrays {
@@ -363,8 +268,18 @@ impl EventBatch {
         EventBatch::new(columns, kinds, first.first_index)
     }
 
+    /// This batch with only the columns of `projection` (among those it has).
+    pub(crate) fn project(mut self, projection: Projection) -> EventBatch {
+        for c in Column::ALL {
+            if !projection.contains(c) {
+                self.columns[c.index()] = None;
+            }
+        }
+        self
+    }
+
     /// This batch with the columns it lacks taken from `extra` (one value per row).
-    pub(crate) fn with_columns(mut self, extra: [Option<ArrayRef>; 18]) -> EventBatch {
+    pub(crate) fn with_columns(mut self, extra: [Option<ArrayRef>; Column::COUNT]) -> EventBatch {
         for (mine, theirs) in self.columns.iter_mut().zip(extra) {
             if mine.is_none() {
                 if let Some(a) = theirs {

@@ -8,16 +8,12 @@
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
-use arrow::array::{
-    Array, ArrayRef, AsArray, Int32Builder, Int64Builder, ListBuilder, StringBuilder, TimestampNanosecondBuilder,
-    UInt32Builder, UInt64Builder,
-};
-use arrow::datatypes::{DataType, Field, Int32Type, Int64Type, TimestampNanosecondType, UInt32Type, UInt64Type};
+use arrow::array::{Array, AsArray};
+use arrow::datatypes::{DataType, Int32Type, Int64Type, TimestampNanosecondType, UInt32Type, UInt64Type};
 use serde::Deserialize;
 
-use super::{str_at, Column, EventBatch, EventKind, Projection};
+use super::{str_at, CaptureBuilder, Column, EventBatch, EventKind, Projection};
 use crate::error::{Error, Result};
 
 /// File extensions read as NDJSON.
@@ -73,112 +69,26 @@ pub(crate) fn format_time(ns: i64) -> String {
     crate::display::rfc3339(ns)
 }
 
-struct Builders {
-    time: TimestampNanosecondBuilder,
-    kind: StringBuilder,
-    host: StringBuilder,
-    pid: UInt32Builder,
-    tid: UInt32Builder,
-    ppid: UInt32Builder,
-    uid: UInt32Builder,
-    gid: UInt32Builder,
-    comm: StringBuilder,
-    exe: StringBuilder,
-    args: ListBuilder<StringBuilder>,
-    path: StringBuilder,
-    requested_path: StringBuilder,
-    flags: Int32Builder,
-    result: Int64Builder,
-    tty: StringBuilder,
-    cgroup_id: UInt64Builder,
-    container_id: StringBuilder,
-    kinds: Vec<EventKind>,
-}
-
-impl Builders {
-    fn new() -> Self {
-        Builders {
-            time: TimestampNanosecondBuilder::new().with_timezone("UTC"),
-            kind: StringBuilder::new(),
-            host: StringBuilder::new(),
-            pid: UInt32Builder::new(),
-            tid: UInt32Builder::new(),
-            ppid: UInt32Builder::new(),
-            uid: UInt32Builder::new(),
-            gid: UInt32Builder::new(),
-            comm: StringBuilder::new(),
-            exe: StringBuilder::new(),
-            args: ListBuilder::new(StringBuilder::new()).with_field(Field::new("item", DataType::Utf8, true)),
-            path: StringBuilder::new(),
-            requested_path: StringBuilder::new(),
-            flags: Int32Builder::new(),
-            result: Int64Builder::new(),
-            tty: StringBuilder::new(),
-            cgroup_id: UInt64Builder::new(),
-            container_id: StringBuilder::new(),
-            kinds: Vec::new(),
-        }
-    }
-
-    fn push(&mut self, l: Line, kind: EventKind, time: i64) {
-        self.time.append_value(time);
-        self.kind.append_value(&l.kind);
-        self.host.append_value(&l.host);
-        self.pid.append_value(l.pid);
-        self.tid.append_value(l.tid);
-        self.ppid.append_value(l.ppid);
-        self.uid.append_value(l.uid);
-        self.gid.append_value(l.gid);
-        self.comm.append_value(&l.comm);
-        self.exe.append_option(l.exe);
-        match l.args {
-            Some(a) => {
-                for s in a {
-                    self.args.values().append_option(s);
-                }
-                self.args.append(true);
-            }
-            None => self.args.append(false),
-        }
-        self.path.append_option(l.path);
-        self.requested_path.append_option(l.requested_path);
-        self.flags.append_option(l.flags);
-        self.result.append_option(l.result);
-        self.tty.append_option(l.tty);
-        self.cgroup_id.append_value(l.cgroup_id);
-        self.container_id.append_option(l.container_id);
-        self.kinds.push(kind);
-    }
-
-    fn finish(&mut self, projection: Projection, first_index: u64) -> EventBatch {
-        let all: [ArrayRef; 18] = [
-            Arc::new(self.time.finish()),
-            Arc::new(self.kind.finish()),
-            Arc::new(self.host.finish()),
-            Arc::new(self.pid.finish()),
-            Arc::new(self.tid.finish()),
-            Arc::new(self.ppid.finish()),
-            Arc::new(self.uid.finish()),
-            Arc::new(self.gid.finish()),
-            Arc::new(self.comm.finish()),
-            Arc::new(self.exe.finish()),
-            Arc::new(self.args.finish()),
-            Arc::new(self.path.finish()),
-            Arc::new(self.requested_path.finish()),
-            Arc::new(self.flags.finish()),
-            Arc::new(self.result.finish()),
-            Arc::new(self.tty.finish()),
-            Arc::new(self.cgroup_id.finish()),
-            Arc::new(self.container_id.finish()),
-        ];
-        let mut columns: [Option<ArrayRef>; 18] = Default::default();
-        for (c, a) in Column::ALL.into_iter().zip(all) {
-            if projection.contains(c) {
-                columns[c.index()] = Some(a);
-            }
-        }
-        EventBatch::new(columns, std::mem::take(&mut self.kinds), first_index)
-    }
+/// Appends one parsed line to the capture columns.
+fn push(b: &mut CaptureBuilder, l: Line, kind: EventKind, time: i64) {
+    b.time.append(time);
+    b.kind.append(kind);
+    b.host.append(&l.host);
+    b.pid.append(l.pid);
+    b.tid.append(l.tid);
+    b.ppid.append(l.ppid);
+    b.uid.append(l.uid);
+    b.gid.append(l.gid);
+    b.comm.append(&l.comm);
+    b.exe.append(l.exe);
+    b.args.append(l.args);
+    b.path.append(l.path);
+    b.requested_path.append(l.requested_path);
+    b.flags.append(l.flags);
+    b.result.append(l.result);
+    b.tty.append(l.tty);
+    b.cgroup_id.append(l.cgroup_id);
+    b.container_id.append(l.container_id);
 }
 
 /// Batches of an NDJSON capture.
@@ -249,9 +159,9 @@ impl Iterator for NdjsonBatches {
         if self.done {
             return None;
         }
-        let mut b = Builders::new();
+        let mut b = CaptureBuilder::default();
         let first = self.next_index;
-        while b.kinds.len() < self.batch_size {
+        while b.len() < self.batch_size {
             let Some(line) = self.lines.next() else {
                 self.done = true;
                 break;
@@ -275,7 +185,7 @@ impl Iterator for NdjsonBatches {
                 continue;
             }
             match self.parse_line(t) {
-                Ok((l, kind, time)) => b.push(l, kind, time),
+                Ok((l, kind, time)) => push(&mut b, l, kind, time),
                 Err(e) => {
                     self.done = true;
                     self.pending = Some(e);
@@ -283,11 +193,11 @@ impl Iterator for NdjsonBatches {
                 }
             }
         }
-        if b.kinds.is_empty() {
+        if b.is_empty() {
             return self.pending.take().map(Err);
         }
-        self.next_index += b.kinds.len() as u64;
-        Some(Ok(b.finish(self.projection, first)))
+        self.next_index += b.len() as u64;
+        Some(Ok(b.finish(first).project(self.projection)))
     }
 }
 
@@ -350,23 +260,24 @@ fn event_json(batch: &EventBatch, row: usize, out: &mut String) -> std::result::
             out.push_str("null");
             continue;
         }
-        match c {
-            Column::Time => {
+        // By type, so that a new column needs nothing here.
+        match a.data_type() {
+            DataType::Timestamp(_, _) => {
                 out.push_str(&json_str(&format_time(a.as_primitive::<TimestampNanosecondType>().value(row))))
             }
-            Column::Pid | Column::Tid | Column::Ppid | Column::Uid | Column::Gid => {
+            DataType::UInt32 => {
                 let _ = write!(out, "{}", a.as_primitive::<UInt32Type>().value(row));
             }
-            Column::Flags => {
+            DataType::Int32 => {
                 let _ = write!(out, "{}", a.as_primitive::<Int32Type>().value(row));
             }
-            Column::Result => {
+            DataType::Int64 => {
                 let _ = write!(out, "{}", a.as_primitive::<Int64Type>().value(row));
             }
-            Column::CgroupId => {
+            DataType::UInt64 => {
                 let _ = write!(out, "{}", a.as_primitive::<UInt64Type>().value(row));
             }
-            Column::Args => {
+            DataType::List(_) => {
                 let list = a.as_list::<i32>().value(row);
                 out.push('[');
                 for j in 0..list.len() {

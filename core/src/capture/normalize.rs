@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 /// Where each capture column sits in a file's schema.
 #[derive(Debug, Clone)]
 pub(crate) struct ColumnMap {
-    indices: [usize; 18],
+    indices: [usize; Column::COUNT],
 }
 
 impl ColumnMap {
@@ -34,7 +34,7 @@ impl ColumnMap {
                 ),
             ));
         }
-        let mut indices = [0usize; 18];
+        let mut indices = [0usize; Column::COUNT];
         for c in Column::ALL {
             let (i, field) = schema.column_with_name(c.name()).expect("checked above");
             if !type_usable(c, field.data_type()) {
@@ -66,13 +66,18 @@ impl ColumnMap {
     }
 }
 
+// By canonical type, so that a new column of the declaration needs nothing here.
 fn describe(c: Column) -> &'static str {
-    match c {
-        Column::Time => "a timestamp",
-        Column::Args => "a list of strings",
-        c if c.is_string() => "a string",
+    match c.data_type() {
+        DataType::Timestamp(_, _) => "a timestamp",
+        DataType::List(_) => "a list of strings",
+        DataType::Utf8 => "a string",
         _ => "an integer",
     }
+}
+
+fn is_list(c: Column) -> bool {
+    matches!(c.data_type(), DataType::List(_))
 }
 
 fn is_string_type(t: &DataType) -> bool {
@@ -87,15 +92,15 @@ fn type_usable(c: Column, t: &DataType) -> bool {
     if *t == DataType::Null {
         return c.nullable();
     }
-    match c {
-        Column::Time => matches!(t, DataType::Timestamp(_, _)),
-        Column::Args => match t {
+    match c.data_type() {
+        DataType::Timestamp(_, _) => matches!(t, DataType::Timestamp(_, _)),
+        DataType::List(_) => match t {
             DataType::List(f) | DataType::LargeList(f) | DataType::ListView(f) | DataType::LargeListView(f) => {
                 is_string_type(f.data_type()) || *f.data_type() == DataType::Null
             }
             _ => false,
         },
-        c if c.is_string() => is_string_type(t),
+        DataType::Utf8 => is_string_type(t),
         _ => t.is_integer(),
     }
 }
@@ -155,8 +160,8 @@ pub(crate) fn normalize_columns(
     batch: &RecordBatch,
     projection: Projection,
     first_index: u64,
-) -> Result<[Option<ArrayRef>; 18]> {
-    let mut columns: [Option<ArrayRef>; 18] = Default::default();
+) -> Result<[Option<ArrayRef>; Column::COUNT]> {
+    let mut columns: [Option<ArrayRef>; Column::COUNT] = Default::default();
     let schema = batch.schema();
     for c in projection.columns() {
         let (i, _) = schema
@@ -190,10 +195,10 @@ fn normalize_column(path: &Path, c: Column, a: &ArrayRef, first_index: u64) -> R
         (c, DataType::Dictionary(_, _)) if c.is_string() => {
             DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8))
         }
-        (Column::Args, DataType::List(f)) if *f.data_type() == DataType::Utf8 && f.name() == "item" => {
+        (c, DataType::List(f)) if is_list(c) && *f.data_type() == DataType::Utf8 && f.name() == "item" => {
             return Ok(a.clone());
         }
-        (Column::Args, _) => DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))),
+        (c, _) if is_list(c) => DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))),
         (c, _) => c.data_type(),
     };
     if *a.data_type() == target {

@@ -279,7 +279,7 @@ pub(crate) fn read_rows(
     projection: Projection,
     row_group: usize,
     rows: &[u64],
-) -> Result<[Option<ArrayRef>; 18]> {
+) -> Result<[Option<ArrayRef>; Column::COUNT]> {
     let rg_start: u64 = meta.row_group_rows[..row_group].iter().sum();
     let rg_rows = meta.row_group_rows[row_group];
     let mut selectors = Vec::with_capacity(rows.len() * 2 + 1);
@@ -410,7 +410,7 @@ impl<W: Write + Send> ParquetCaptureWriter<W> {
 
     /// Appends a batch that has every column of the format (dictionary-encoded strings are fine).
     pub fn write(&mut self, batch: &EventBatch) -> Result<()> {
-        let mut columns: Vec<ArrayRef> = Vec::with_capacity(18);
+        let mut columns: Vec<ArrayRef> = Vec::with_capacity(Column::COUNT);
         for c in Column::ALL {
             let a = batch.column(c).ok_or_else(|| Error::Output {
                 path: self.path.clone(),
@@ -490,42 +490,34 @@ fn plain(a: &ArrayRef) -> Result<ArrayRef> {
 mod tests {
     use std::collections::BTreeMap;
 
-    use arrow::array::{
-        ArrayRef, Int32Array, Int64Array, ListBuilder, StringArray, StringBuilder, TimestampNanosecondArray,
-        UInt32Array, UInt64Array,
-    };
+    use arrow::array::UInt64Array;
 
     use super::*;
-    use crate::capture::{Capture, Projection};
+    use crate::capture::{Capture, CaptureBuilder, EventKind, Projection};
 
     fn one_row_batch() -> RecordBatch {
-        let s = |v: Option<&str>| -> ArrayRef { Arc::new(StringArray::from(vec![v])) };
-        let u = |v: u32| -> ArrayRef { Arc::new(UInt32Array::from(vec![v])) };
-        let mut args = ListBuilder::new(StringBuilder::new());
-        args.values().append_value("cat");
-        args.values().append_value("/run/secrets/kubernetes.io/serviceaccount/token");
-        args.append(true);
-        let columns: Vec<ArrayRef> = vec![
-            Arc::new(TimestampNanosecondArray::from(vec![1_700_000_000_000_000_000]).with_timezone("UTC")),
-            s(Some("exec")),
-            s(Some("node-a")),
-            u(10),
-            u(10),
-            u(1),
-            u(0),
-            u(0),
-            s(Some("cat")),
-            s(Some("/usr/bin/cat")),
-            Arc::new(args.finish()),
-            s(Some("/usr/bin/cat")),
-            s(Some("/bin/cat")),
-            Arc::new(Int32Array::from(vec![None])),
-            Arc::new(Int64Array::from(vec![Some(0)])),
-            s(Some("pts/0")),
-            Arc::new(UInt64Array::from(vec![42])),
-            s(None),
-        ];
-        RecordBatch::try_new(schema(), columns).unwrap()
+        let mut b = CaptureBuilder::default();
+        b.time.append(1_700_000_000_000_000_000);
+        b.kind.append(EventKind::Exec);
+        b.host.append("node-a");
+        b.pid.append(10);
+        b.tid.append(10);
+        b.ppid.append(1);
+        b.uid.append(0);
+        b.gid.append(0);
+        b.comm.append("cat");
+        b.exe.append(Some("/usr/bin/cat"));
+        b.args.append(Some(["cat", "/run/secrets/kubernetes.io/serviceaccount/token"].map(Some)));
+        b.path.append(Some("/usr/bin/cat"));
+        b.requested_path.append(Some("/bin/cat"));
+        b.flags.append(None);
+        b.result.append(Some(0));
+        b.tty.append(Some("pts/0"));
+        b.cgroup_id.append(42);
+        b.container_id.append(None::<&str>);
+        let batch = b.finish_record_batch();
+        assert_eq!(batch.schema(), schema());
+        batch
     }
 
     #[test]

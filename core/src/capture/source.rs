@@ -169,7 +169,7 @@ impl Capture {
         unit: usize,
         projection: Projection,
         rows: &[u64],
-    ) -> Result<[Option<arrow::array::ArrayRef>; 18]> {
+    ) -> Result<[Option<arrow::array::ArrayRef>; Column::COUNT]> {
         let (Some(map), Some(meta)) = (self.map.as_ref(), self.parquet.as_ref()) else {
             return Err(Error::capture(&self.path, "internal: rows can only be read selectively from Parquet"));
         };

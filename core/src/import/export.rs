@@ -120,7 +120,7 @@ pub fn export_capture<W: Write>(
 ) -> Result<u64> {
     let c = Capture::open(capture)?;
     let mut ex = Exporter::new(out, label, format, *options);
-    for b in c.batches(Projection::all(), 65_536)? {
+    for b in c.batches(Projection::all(), crate::capture::DEFAULT_BATCH_SIZE)? {
         ex.write(&b?)?;
     }
     let n = ex.events();

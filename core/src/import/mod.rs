@@ -45,18 +45,14 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-
-use arrow::array::{
-    ArrayRef, Int32Builder, Int64Builder, ListBuilder, StringBuilder, TimestampNanosecondBuilder, UInt32Builder,
-    UInt64Builder,
-};
-use arrow::datatypes::{DataType, Field};
 
 pub use ecs::{tty_from_device, tty_to_device, UNKNOWN_TTY};
 pub use flags::{format_open_flags, open_flag_value, parse_open_flags, OPEN_FLAGS};
 
-use crate::capture::{CaptureFormat, EventBatch, EventKind, NdjsonWriter, ParquetCaptureWriter, WriterOptions};
+use crate::capture::{
+    BuilderSizing, CaptureBuilder, CaptureFormat, EventBatch, EventKind, NdjsonWriter, ParquetCaptureWriter,
+    WriterOptions, DEFAULT_BATCH_SIZE,
+};
 use crate::error::{Error, Result};
 
 /// The foreign formats tokenscan imports.
@@ -121,7 +117,7 @@ pub struct ImportOptions {
 impl Default for ImportOptions {
     fn default() -> Self {
         ImportOptions {
-            batch_size: 65_536,
+            batch_size: DEFAULT_BATCH_SIZE,
             strict: false,
             max_examples: 5,
             container_init: ContainerInit::Keep,
@@ -269,152 +265,26 @@ pub(crate) fn escape_text(s: Cow<'_, str>) -> Cow<'_, str> {
     Cow::Owned(s.replace('\\', "\\\\"))
 }
 
-/// Bytes (and list items) the string columns of a batch held.
-#[derive(Debug, Clone, Default)]
-struct SizeHint {
-    host: usize,
-    comm: usize,
-    exe: usize,
-    args: usize,
-    args_items: usize,
-    path: usize,
-    requested_path: usize,
-    tty: usize,
-    container_id: usize,
-}
-
-/// Columns being filled for the next batch.
-struct RowBuilder {
-    time: TimestampNanosecondBuilder,
-    kind: StringBuilder,
-    host: StringBuilder,
-    pid: UInt32Builder,
-    tid: UInt32Builder,
-    ppid: UInt32Builder,
-    uid: UInt32Builder,
-    gid: UInt32Builder,
-    comm: StringBuilder,
-    exe: StringBuilder,
-    args: ListBuilder<StringBuilder>,
-    path: StringBuilder,
-    requested_path: StringBuilder,
-    flags: Int32Builder,
-    result: Int64Builder,
-    tty: StringBuilder,
-    cgroup_id: UInt64Builder,
-    container_id: StringBuilder,
-    kinds: Vec<EventKind>,
-}
-
-impl RowBuilder {
-    /// Builders sized for `rows` rows of the sizes in `hint` (bytes of each
-    /// string column in the previous batch), so that a batch fills them
-    /// without regrowing and copying its buffers.
-    fn new(rows: usize, hint: &SizeHint) -> Self {
-        let s = |bytes: usize| StringBuilder::with_capacity(rows, bytes);
-        RowBuilder {
-            time: TimestampNanosecondBuilder::with_capacity(rows).with_timezone("UTC"),
-            kind: s(rows * 4),
-            host: s(hint.host),
-            pid: UInt32Builder::with_capacity(rows),
-            tid: UInt32Builder::with_capacity(rows),
-            ppid: UInt32Builder::with_capacity(rows),
-            uid: UInt32Builder::with_capacity(rows),
-            gid: UInt32Builder::with_capacity(rows),
-            comm: s(hint.comm),
-            exe: s(hint.exe),
-            args: ListBuilder::with_capacity(StringBuilder::with_capacity(hint.args_items, hint.args), rows)
-                .with_field(Field::new("item", DataType::Utf8, true)),
-            path: s(hint.path),
-            requested_path: s(hint.requested_path),
-            flags: Int32Builder::with_capacity(rows),
-            result: Int64Builder::with_capacity(rows),
-            tty: s(hint.tty),
-            cgroup_id: UInt64Builder::with_capacity(rows),
-            container_id: s(hint.container_id),
-            kinds: Vec::with_capacity(rows),
-        }
-    }
-
-    fn hint(&self) -> SizeHint {
-        let b = |s: &StringBuilder| s.values_slice().len();
-        SizeHint {
-            host: b(&self.host),
-            comm: b(&self.comm),
-            exe: b(&self.exe),
-            args: self.args.values_ref().values_slice().len(),
-            args_items: arrow::array::ArrayBuilder::len(self.args.values_ref()),
-            path: b(&self.path),
-            requested_path: b(&self.requested_path),
-            tty: b(&self.tty),
-            container_id: b(&self.container_id),
-        }
-    }
-
-    fn len(&self) -> usize {
-        self.kinds.len()
-    }
-
-    fn push(&mut self, r: &Row<'_>) {
-        self.time.append_value(r.time);
-        self.kind.append_value(r.kind.as_str());
-        self.host.append_value(&r.host);
-        self.pid.append_value(r.pid);
-        self.tid.append_value(r.tid);
-        self.ppid.append_value(r.ppid);
-        self.uid.append_value(r.uid);
-        self.gid.append_value(r.gid);
-        self.comm.append_value(&r.comm);
-        self.exe.append_option(r.exe.as_deref());
-        match &r.args {
-            Some(a) => {
-                for s in a {
-                    self.args.values().append_option(s.as_deref());
-                }
-                self.args.append(true);
-            }
-            None => self.args.append(false),
-        }
-        self.path.append_option(r.path.as_deref());
-        self.requested_path.append_option(r.requested_path.as_deref());
-        self.flags.append_option(r.flags);
-        self.result.append_option(r.result);
-        self.tty.append_option(r.tty.as_deref());
-        self.cgroup_id.append_value(r.cgroup_id);
-        self.container_id.append_option(r.container_id.as_deref());
-        self.kinds.push(r.kind);
-    }
-
-    /// The batch so far; the builders start over, sized like this batch.
-    fn finish(&mut self, first_index: u64, rows: usize) -> EventBatch {
-        let mut next = RowBuilder::new(rows, &self.hint());
-        std::mem::swap(self, &mut next);
-        next.finish_all(first_index)
-    }
-
-    fn finish_all(mut self, first_index: u64) -> EventBatch {
-        let all: [ArrayRef; 18] = [
-            Arc::new(self.time.finish()),
-            Arc::new(self.kind.finish()),
-            Arc::new(self.host.finish()),
-            Arc::new(self.pid.finish()),
-            Arc::new(self.tid.finish()),
-            Arc::new(self.ppid.finish()),
-            Arc::new(self.uid.finish()),
-            Arc::new(self.gid.finish()),
-            Arc::new(self.comm.finish()),
-            Arc::new(self.exe.finish()),
-            Arc::new(self.args.finish()),
-            Arc::new(self.path.finish()),
-            Arc::new(self.requested_path.finish()),
-            Arc::new(self.flags.finish()),
-            Arc::new(self.result.finish()),
-            Arc::new(self.tty.finish()),
-            Arc::new(self.cgroup_id.finish()),
-            Arc::new(self.container_id.finish()),
-        ];
-        EventBatch::new(all.map(Some), self.kinds, first_index)
-    }
+/// Appends one row to the capture columns.
+fn push_row(b: &mut CaptureBuilder, r: &Row<'_>) {
+    b.time.append(r.time);
+    b.kind.append(r.kind);
+    b.host.append(&r.host);
+    b.pid.append(r.pid);
+    b.tid.append(r.tid);
+    b.ppid.append(r.ppid);
+    b.uid.append(r.uid);
+    b.gid.append(r.gid);
+    b.comm.append(&r.comm);
+    b.exe.append(r.exe.as_deref());
+    b.args.append(r.args.as_ref().map(|a| a.iter().map(|s| s.as_deref())));
+    b.path.append(r.path.as_deref());
+    b.requested_path.append(r.requested_path.as_deref());
+    b.flags.append(r.flags);
+    b.result.append(r.result);
+    b.tty.append(r.tty.as_deref());
+    b.cgroup_id.append(r.cgroup_id);
+    b.container_id.append(r.container_id.as_deref());
 }
 
 /// A streaming import into a [`CaptureSink`]: feed it one or more inputs with
@@ -424,7 +294,7 @@ pub struct Importer<'s> {
     format: ImportFormat,
     options: ImportOptions,
     sink: &'s mut dyn CaptureSink,
-    rows: RowBuilder,
+    rows: CaptureBuilder,
     written: u64,
     report: ImportReport,
 }
@@ -433,7 +303,8 @@ impl<'s> Importer<'s> {
     /// An import of `format` writing to `sink`.
     pub fn new(format: ImportFormat, options: ImportOptions, sink: &'s mut dyn CaptureSink) -> Self {
         // The first batch starts small; later ones are sized like the one before.
-        let rows = RowBuilder::new(options.batch_size.clamp(1, 1024), &SizeHint::default());
+        let sizing = BuilderSizing { rows: options.batch_size.clamp(1, 1024), string_bytes: 0, dictionary: false };
+        let rows = CaptureBuilder::with_sizing(sizing);
         Importer { format, options, sink, rows, written: 0, report: ImportReport::default() }
     }
 
@@ -508,7 +379,7 @@ impl<'s> Importer<'s> {
                         EventKind::Exec => self.report.execs += 1,
                     }
                     self.report.events += 1;
-                    self.rows.push(&row);
+                    push_row(&mut self.rows, &row);
                     if self.rows.len() >= self.options.batch_size.max(1) {
                         self.flush()?;
                     }
@@ -544,10 +415,13 @@ impl<'s> Importer<'s> {
     }
 
     fn flush(&mut self) -> Result<()> {
-        if self.rows.len() == 0 {
+        if self.rows.is_empty() {
             return Ok(());
         }
-        let batch = self.rows.finish(self.written, self.options.batch_size.max(1));
+        // The next batch's builders are sized like this one's, so it fills them without regrowing.
+        let sizing = BuilderSizing { rows: self.options.batch_size.max(1), string_bytes: 0, dictionary: false };
+        let next = self.rows.sized_like(sizing);
+        let batch = std::mem::replace(&mut self.rows, next).finish(self.written);
         self.written += batch.len() as u64;
         self.sink.write_batch(&batch)
     }

@@ -1,0 +1,237 @@
+//! The capture schema, declared once.
+//!
+//! [`capture_columns!`] below is the only list of the capture columns. From
+//! it come [`Column`] (with [`Column::ALL`], [`Column::COUNT`],
+//! [`Column::name`], [`Column::data_type`], [`Column::nullable`],
+//! [`Column::doc`]), the canonical [`schema`](super::schema), the column
+//! table of `docs/capture-format.md` (checked by a test against
+//! [`Column::doc_table`]) and [`CaptureBuilder`], the one builder every
+//! producer of capture rows fills.
+//!
+//! Adding a column is one line here (its name, builder type and doc line;
+//! the builder type fixes the Arrow type and nullability, see
+//! `builder.rs`), then a value from each producer: the NDJSON reader
+//! (`ndjson.rs`), the importers (`import/`), `synth.rs` and the recorder
+//! (`ebpf-recorder/src/event.rs`). [`CaptureBuilder::finish`] names a column
+//! a producer forgot to fill.
+
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, RecordBatch};
+use arrow::datatypes::{DataType, Field, Schema};
+
+use super::builder::{
+    BuilderSizing, ColumnBuilder, KindColumn, OptI32Column, OptI64Column, OptStrColumn, OptStrListColumn, StrColumn,
+    TimeColumn, U32Column, U64Column,
+};
+use super::{EventBatch, CAPTURE_VERSION, VERSION_KEY};
+
+/// Generates [`Column`] and [`CaptureBuilder`] from one list of
+/// `Variant field_name: BuilderType = "doc line";` (the field name is the
+/// column's name in files).
+macro_rules! capture_columns {
+    ($($variant:ident $field:ident : $builder:ty = $doc:literal;)*) => {
+        /// The columns of capture format version 1, in their canonical order.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum Column {
+            $(#[doc = $doc] $variant,)*
+        }
+
+        impl Column {
+            /// All columns in canonical order.
+            pub const ALL: [Column; Column::COUNT] = [$(Column::$variant,)*];
+            /// How many columns a capture has.
+            pub const COUNT: usize = [$(stringify!($field),)*].len();
+
+            /// The column's name in the file.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(Column::$variant => stringify!($field),)*
+                }
+            }
+
+            /// The Arrow type tokenscan writes (and every reader normalizes to).
+            pub fn data_type(self) -> DataType {
+                match self {
+                    $(Column::$variant => <$builder as ColumnBuilder>::data_type(),)*
+                }
+            }
+
+            /// Whether the column may hold nulls.
+            pub fn nullable(self) -> bool {
+                match self {
+                    $(Column::$variant => <$builder as ColumnBuilder>::NULLABLE,)*
+                }
+            }
+
+            /// The column's meaning, one line of Markdown (as in `docs/capture-format.md`).
+            pub fn doc(self) -> &'static str {
+                match self {
+                    $(Column::$variant => $doc,)*
+                }
+            }
+
+            /// The Arrow type as `docs/capture-format.md` writes it.
+            pub fn type_doc(self) -> &'static str {
+                match self {
+                    $(Column::$variant => <$builder as ColumnBuilder>::TYPE_DOC,)*
+                }
+            }
+        }
+
+        /// Builds capture rows column by column: the one place capture
+        /// columns are created. Append one value to every column per row
+        /// (each field's `append` takes the column's value type), then
+        /// [`CaptureBuilder::finish`] into an [`EventBatch`] or
+        /// [`CaptureBuilder::finish_record_batch`] into a `RecordBatch` of
+        /// the canonical [`schema`](super::schema).
+        #[derive(Debug)]
+        #[allow(missing_docs)]
+        pub struct CaptureBuilder {
+            $(#[doc = $doc] pub $field: $builder,)*
+        }
+
+        impl CaptureBuilder {
+            /// Builders sized by `sizing`.
+            pub fn with_sizing(sizing: BuilderSizing) -> Self {
+                CaptureBuilder { $($field: <$builder as ColumnBuilder>::with_sizing(&sizing, (0, 0)),)* }
+            }
+
+            /// Empty builders sized like the rows appended so far to `self`
+            /// (string bytes per column), for `rows` rows: a producer that
+            /// starts each batch this way fills it without regrowing buffers.
+            pub fn sized_like(&self, sizing: BuilderSizing) -> Self {
+                CaptureBuilder {
+                    $($field: <$builder as ColumnBuilder>::with_sizing(&sizing, self.$field.hint()),)*
+                }
+            }
+
+            /// The column arrays in canonical order; the builders start over.
+            /// Panics, naming the column, when a producer did not fill every
+            /// column of every row (a programming error).
+            fn finish_arrays(&mut self) -> [ArrayRef; Column::COUNT] {
+                let rows = self.len();
+                $(
+                    assert_eq!(
+                        ColumnBuilder::len(&self.$field),
+                        rows,
+                        "capture column `{}` was not filled for every row",
+                        stringify!($field)
+                    );
+                )*
+                [$(ColumnBuilder::finish(&mut self.$field),)*]
+            }
+        }
+    };
+}
+
+capture_columns! {
+    Time time: TimeColumn = "When the event happened.";
+    Kind kind: KindColumn = "`open` (open, openat, openat2, creat) or `exec` (execve, execveat). Any other value is an error.";
+    Host host: StrColumn = "Host name of the node that recorded the event.";
+    Pid pid: U32Column = "Process id (thread-group id) in the host's pid namespace.";
+    Tid tid: U32Column = "Thread id (host pid namespace).";
+    Ppid ppid: U32Column = "Parent's process id (host pid namespace).";
+    Uid uid: U32Column = "Effective user id.";
+    Gid gid: U32Column = "Effective group id.";
+    Comm comm: StrColumn = "The kernel's task name (at most 15 bytes). For an exec, the name after the exec.";
+    Exe exe: OptStrColumn = "Absolute path of the process's executable. For an exec, the file just executed.";
+    Args args: OptStrListColumn = "For an exec: argv, `argv[0]` first, exactly as the process passed it (so `cat`, not necessarily `/usr/bin/cat`). Null for an open.";
+    Path path: OptStrColumn = "For an open: absolute path of the file the kernel opened, with symlinks resolved, as the process's mount namespace sees it; null when the open failed. For an exec: absolute path of the executed file.";
+    RequestedPath requested_path: OptStrColumn = "The path string exactly as the process passed it to the system call; may be relative.";
+    Flags flags: OptI32Column = "For an open: the open(2) flags as the kernel saw them (access mode in the low two bits). Null for an exec.";
+    Result result: OptI64Column = "System call result: a file descriptor (open) or 0 (exec) on success, `-errno` on failure.";
+    Tty tty: OptStrColumn = "Name of the controlling terminal, e.g. `pts/0`; null when there is none.";
+    CgroupId cgroup_id: U64Column = "cgroup v2 id of the task.";
+    ContainerId container_id: OptStrColumn = "Container id parsed from the task's cgroup path (docker, containerd/CRI, CRI-O, podman/libpod, or a bare 64-hex directory name); null on the host.";
+}
+
+// `Projection` keeps one bit per column.
+const _: () = assert!(Column::COUNT <= 64);
+
+impl Column {
+    /// The column table of `docs/capture-format.md`, one Markdown row per column.
+    pub fn doc_table() -> String {
+        let mut t = String::from("| column | Arrow type as written | nullable | meaning |\n|---|---|---|---|\n");
+        for c in Column::ALL {
+            let nullable = if c.nullable() { "yes" } else { "no" };
+            t.push_str(&format!("| `{}` | {} | {nullable} | {} |\n", c.name(), c.type_doc(), c.doc()));
+        }
+        t
+    }
+}
+
+impl Default for CaptureBuilder {
+    /// Arrow's default sizes, plain strings.
+    fn default() -> Self {
+        CaptureBuilder::with_sizing(BuilderSizing::default())
+    }
+}
+
+impl CaptureBuilder {
+    /// Builders for `rows` rows of plain strings of about `string_bytes` bytes per column.
+    pub fn with_capacity(rows: usize, string_bytes: usize) -> Self {
+        CaptureBuilder::with_sizing(BuilderSizing { rows, string_bytes, dictionary: false })
+    }
+
+    /// Rows appended since the last finish (counted by the `kind` column).
+    pub fn len(&self) -> usize {
+        ColumnBuilder::len(&self.kind)
+    }
+
+    /// Whether no row is pending.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The rows so far as an event batch whose first row has event index
+    /// `first_index`; the builders start over.
+    pub fn finish(&mut self, first_index: u64) -> EventBatch {
+        let arrays = self.finish_arrays();
+        let kinds = self.kind.take_kinds();
+        EventBatch::new(arrays.map(Some), kinds, first_index)
+    }
+
+    /// The rows so far as a record batch with every column in canonical
+    /// order and the capture version in its schema metadata (the canonical
+    /// [`schema`](super::schema) when strings are plain); the builders start over.
+    pub fn finish_record_batch(&mut self) -> RecordBatch {
+        let arrays = self.finish_arrays();
+        self.kind.take_kinds();
+        let fields: Vec<Field> = Column::ALL
+            .iter()
+            .zip(&arrays)
+            .map(|(c, a)| Field::new(c.name(), a.data_type().clone(), c.nullable()))
+            .collect();
+        let metadata = [(VERSION_KEY.to_string(), CAPTURE_VERSION.to_string())].into_iter().collect();
+        let schema = Arc::new(Schema::new_with_metadata(fields, metadata));
+        RecordBatch::try_new(schema, arrays.to_vec()).expect("the builders follow the capture schema column by column")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The column table of the capture-format documentation is the declaration's.
+    #[test]
+    fn capture_format_doc_lists_the_declared_columns() {
+        let doc = include_str!("../../../docs/capture-format.md");
+        let table = Column::doc_table();
+        assert!(
+            doc.contains(&table),
+            "docs/capture-format.md must hold this column table (from core/src/capture/schema.rs):\n{table}"
+        );
+        assert!(doc.contains(&format!("Every capture has these {} columns.", Column::COUNT)));
+    }
+
+    #[test]
+    fn a_column_left_unfilled_is_named() {
+        let mut b = CaptureBuilder::default();
+        b.time.append(1);
+        b.kind.append(super::super::EventKind::Open);
+        let e = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| b.finish(0))).unwrap_err();
+        let msg = e.downcast_ref::<String>().cloned().unwrap_or_default();
+        assert!(msg.contains("capture column `host` was not filled"), "{msg}");
+    }
+}
