@@ -471,7 +471,7 @@ impl Printer {
                 '\n' => self.out.push_str("\\n"),
                 '\r' => self.out.push_str("\\r"),
                 '\t' => self.out.push_str("\\t"),
-                c if c.is_control() => self.out.push_str(&format!("\\u{{{:X}}}", c as u32)),
+                c if c.is_control() => self.out.push_str(&format!("\\u{{{:02X}}}", c as u32)),
                 c => self.out.push(c),
             }
         }
