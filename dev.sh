@@ -97,18 +97,32 @@ fuzz_smoke() {
 python_tests() {
     local out=$1 py=.venv/bin/python target="${CARGO_TARGET_DIR:-target}" status=0 wheel
     : >"$out"
-    command -v python3 >/dev/null 2>&1 || { log "python3 not found: the Python tests need CPython >= 3.9"; return 2; }
+    # A setup step that fails counts as one failed test in the closing summary line
+    # (a pytest-style "1 error" line in $out), not only in the exit status.
+    setup_failed() {
+        local st=$?
+        log "python setup failed: $1 (exit $st)"
+        echo "1 error in 0.00s (python setup failed: $1)" >>"$out"
+        return "$st"
+    }
+    if ! command -v python3 >/dev/null 2>&1; then
+        log "python3 not found: the Python tests need CPython >= 3.9"
+        echo "1 error in 0.00s (python setup failed: python3 not found)" >>"$out"
+        return 2
+    fi
     log "python: .venv with maturin and the test dependencies"
-    [ -x "$py" ] || python3 -m venv .venv || return
+    [ -x "$py" ] || python3 -m venv .venv || setup_failed "python3 -m venv" || return
     # --group (PEP 735 dependency groups) needs pip 25.1; nothing is fetched when all is installed.
-    "$py" -m pip install --quiet --disable-pip-version-check "pip>=25.1" || return
-    "$py" -m pip install --quiet --disable-pip-version-check --group test "maturin>=1.9.4,<2" || return
+    "$py" -m pip install --quiet --disable-pip-version-check "pip>=25.1" || setup_failed "pip install pip" || return
+    "$py" -m pip install --quiet --disable-pip-version-check --group test "maturin>=1.9.4,<2" \
+        || setup_failed "pip install the test group and maturin" || return
     log "maturin build, pip install the wheel"
     rm -rf "$target/wheels"
-    "$py" -m maturin build --quiet --out "$target/wheels" || return
-    wheel=$(ls "$target"/wheels/tokenscan-*.whl)
-    "$py" -m pip install --quiet --disable-pip-version-check --force-reinstall --no-deps "$wheel" || return
-    "$py" -m pip install --quiet --disable-pip-version-check "$wheel" || return
+    "$py" -m maturin build --quiet --out "$target/wheels" || setup_failed "maturin build" || return
+    wheel=$(ls "$target"/wheels/tokenscan-*.whl) || setup_failed "no wheel in $target/wheels" || return
+    "$py" -m pip install --quiet --disable-pip-version-check --force-reinstall --no-deps "$wheel" \
+        || setup_failed "pip install the wheel" || return
+    "$py" -m pip install --quiet --disable-pip-version-check "$wheel" || setup_failed "pip install the wheel's dependencies" || return
     log "pytest python/tests"
     # The CLI that `cargo test` just built, to compare findings with (else the tests build it).
     if [ -x "$target/debug/tokenscan" ]; then

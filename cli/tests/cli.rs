@@ -475,3 +475,118 @@ fn findings_match_the_independent_reading_in_expected_md() {
     }
     assert_eq!(checked, FIXTURES.len(), "every fixture has a row in EXPECTED.md");
 }
+
+/// One per-event row of `fixtures/EXPECTED.md`.
+struct ExpectedRow {
+    index: u64,
+    line: usize,
+    kind: String,
+    comm: String,
+    /// `None`, `Some("exec")` or `Some("open")` (the table's `file`).
+    elastic: Option<&'static str>,
+    /// `no`, `yes` or `error`.
+    trc: &'static str,
+}
+
+/// The per-event tables of `fixtures/EXPECTED.md`, by fixture name.
+fn expected_rows(text: &str) -> Vec<(String, u64, Vec<ExpectedRow>)> {
+    let mut out = Vec::new();
+    for section in text.split("\n## ").skip(1) {
+        let Some(rest) = section.strip_prefix('`') else { continue };
+        let Some((file, rest)) = rest.split_once("` (") else { continue };
+        let Some(name) = file.strip_suffix(".ndjson") else { continue };
+        let events: u64 = rest.split_whitespace().next().expect("event count").parse().expect("a number");
+        let mut rows = Vec::new();
+        for line in section.lines().filter(|l| l.starts_with("| ") && l[2..].starts_with(|c: char| c.is_ascii_digit()))
+        {
+            let cells: Vec<&str> = line.split(" | ").map(|c| c.trim_matches(|c| c == '|' || c == ' ')).collect();
+            assert!(cells.len() >= 8, "{name}: a row with {} cells: {line}", cells.len());
+            let elastic = match cells[5] {
+                "no" => None,
+                "**YES (exec)**" => Some("exec"),
+                "**YES (file)**" => Some("open"),
+                other => panic!("{name}: Elastic cell {other:?}"),
+            };
+            let trc = match cells[6] {
+                "no" => "no",
+                "**YES**" => "yes",
+                "**error**" => "error",
+                other => panic!("{name}: TRC-108 cell {other:?}"),
+            };
+            rows.push(ExpectedRow {
+                index: cells[0].parse().expect("idx"),
+                line: cells[1].parse().expect("line"),
+                kind: cells[2].to_string(),
+                comm: cells[3].trim_matches('`').to_string(),
+                elastic,
+                trc,
+            });
+        }
+        out.push((name.to_string(), events, rows));
+    }
+    out
+}
+
+/// Every per-event row of `fixtures/EXPECTED.md` (written by hand from the
+/// rule text) is an expectation: the row names a real event of the NDJSON
+/// fixture (line, kind, comm), and the engine's verdict on that event (the
+/// Elastic branch taken, TRC-108's finding or evaluation error) is the row's.
+#[test]
+fn every_event_matches_its_row_in_expected_md() {
+    let text = std::fs::read_to_string(root().join("fixtures/EXPECTED.md")).expect("EXPECTED.md");
+    let tables = expected_rows(&text);
+    assert_eq!(
+        tables.iter().map(|(n, _, _)| n.as_str()).collect::<Vec<_>>(),
+        FIXTURES,
+        "one per-event table per fixture"
+    );
+    let mut checked = 0;
+    for (name, events, rows) in &tables {
+        assert_eq!(rows.iter().map(|r| r.index).collect::<Vec<_>>(), (0..*events).collect::<Vec<_>>(), "{name}");
+        let source = std::fs::read_to_string(root().join(format!("fixtures/{name}.ndjson"))).expect("fixture");
+        let lines: Vec<&str> = source.lines().collect();
+        let event_lines: Vec<usize> =
+            (0..lines.len()).filter(|&i| lines[i].trim_start().starts_with('{')).map(|i| i + 1).collect();
+        assert_eq!(event_lines.len() as u64, *events, "{name}: events in the file");
+
+        let out = tokenscan()
+            .args(["replay", &format!("fixtures/{name}.ndjson"), "-f", "json", "-q"])
+            .output()
+            .expect("runs");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        let findings = doc["findings"].as_array().expect("findings");
+        let unevaluable: Vec<u64> = doc["summary"]["rules"]
+            .as_array()
+            .expect("rules")
+            .iter()
+            .filter(|r| r["rule_id"] == "TRC-108")
+            .flat_map(|r| r["unevaluable_examples"].as_array().expect("examples").clone())
+            .map(|e| e["event_index"].as_u64().expect("index"))
+            .collect();
+        for row in rows {
+            let at = format!("{name} #{} (line {})", row.index, row.line);
+            assert_eq!(event_lines[row.index as usize], row.line, "{at}: the row's line is that event's");
+            let event: serde_json::Value = serde_json::from_str(lines[row.line - 1]).expect("event json");
+            assert_eq!(event["kind"], row.kind.as_str(), "{at}: kind");
+            assert_eq!(event["comm"], row.comm.as_str(), "{at}: comm");
+
+            let of = |rule: &'static str| {
+                findings.iter().filter(move |f| f["rule_id"] == rule && f["event_index"] == row.index)
+            };
+            let elastic: Vec<&str> = of("66229f32-c460-410d-bc37-4b32322cd4bb")
+                .map(|f| f["reason"].as_str().expect("reason").split(" branch:").next().expect("branch"))
+                .collect();
+            assert_eq!(elastic, row.elastic.into_iter().collect::<Vec<_>>(), "{at}: Elastic (branch of the reason)");
+            let trc = match (of("TRC-108").count(), unevaluable.contains(&row.index)) {
+                (0, false) => "no",
+                (1, false) => "yes",
+                (0, true) => "error",
+                other => panic!("{at}: TRC-108 {other:?}"),
+            };
+            assert_eq!(trc, row.trc, "{at}: TRC-108");
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 174, "every per-event row of EXPECTED.md");
+}

@@ -265,3 +265,54 @@ fn help_lists_the_subcommands() {
         assert!(out.contains(flag), "{flag}: {out}");
     }
 }
+
+#[test]
+fn ecs_document_without_host_name_is_kept_with_a_note() {
+    // Elasticsearch evaluates the rule on a document that has no `host.name`:
+    // the interactive `cat` of the token (line 1 of the fixture) still gives a
+    // finding after its `host` object is removed.
+    let dir = tmp();
+    let first = std::fs::read_to_string(root().join("fixtures/import/ecs-d4c.ndjson")).unwrap();
+    let first = first.lines().next().unwrap();
+    let host = r#""host":{"name":"node-a","hostname":"node-a","os":{"type":"linux","kernel":"6.8.0-45-generic"},"architecture":"x86_64","pid_ns_ino":"4026531836"},"#;
+    assert!(first.contains(host));
+    let input = dir.path().join("nohost.ndjson");
+    std::fs::write(&input, first.replace(host, "") + "\n").unwrap();
+    let out = dir.path().join("x.ndjson");
+    let o = run(&["import", "ecs", s(&input), "-o", s(&out)]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("imported 1 event (0 opens, 1 exec) from 1 line of ecs"), "{err}");
+    assert!(!err.contains("could not be mapped"), "{err}");
+    assert!(err.contains("tokenscan: note: documents without `host.name` kept with an empty host: 1\n"), "{err}");
+    let row: serde_json::Value = serde_json::from_str(std::fs::read_to_string(&out).unwrap().trim()).unwrap();
+    assert_eq!(row["host"], "");
+    assert_eq!(findings(&out, &[]), [("66229f32-c460-410d-bc37-4b32322cd4bb".to_string(), 0)]);
+}
+
+#[test]
+fn pretty_printed_json_or_an_array_is_one_clear_error() {
+    let dir = tmp();
+    let first = std::fs::read_to_string(root().join("fixtures/import/ecs-d4c.ndjson")).unwrap();
+    let doc: serde_json::Value = serde_json::from_str(first.lines().next().unwrap()).unwrap();
+    let pretty = dir.path().join("pretty.json");
+    std::fs::write(&pretty, serde_json::to_string_pretty(&doc).unwrap() + "\n").unwrap();
+    let array = dir.path().join("array.json");
+    std::fs::write(&array, format!("\n[{doc}, {doc}]\n")).unwrap();
+    let hint = "not one JSON object per line (NDJSON); convert it first, e.g. \
+                `jq -c 'if type == \"array\" then .[] else . end' FILE > FILE.ndjson`\n";
+    for (format, input, line, what) in [
+        ("ecs", &pretty, 1, "a pretty-printed JSON document (one document spread over several lines)"),
+        ("ecs", &array, 2, "a JSON array"),
+        ("tracee", &array, 2, "a JSON array"),
+    ] {
+        let out = dir.path().join("x.ndjson");
+        let o = run(&["import", format, s(input), "-o", s(&out)]);
+        assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+        assert_eq!(
+            stderr(&o),
+            format!("tokenscan: error: {}: line {line}: the input looks like {what}, {hint}", s(input))
+        );
+        assert!(!out.exists(), "no partial output");
+    }
+}

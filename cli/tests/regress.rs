@@ -240,6 +240,45 @@ any where (event.category == "file" and process.args like "*token*") or
     assert!(lines[3].starts_with("[TMP]/sig.toml:10:20: warning: allow-list entry \"kube-controller-manager\""));
 }
 
+#[test]
+fn rules_check_warns_on_optional_fields_tokenscan_never_has() {
+    // `?process.Ext.relative_file_creation_time` is not in tokenscan's ECS
+    // field table (docs/rule-semantics.md): always missing, so the exclusion
+    // always passes and the rule over-fires compared with Elasticsearch.
+    let tmp = tempfile::tempdir().expect("tmp");
+    let p = tmp.path().join("opt.toml");
+    std::fs::write(
+        &p,
+        r#"[rule]
+name = "optional exclusions"
+rule_id = "lint-opt"
+severity = "low"
+language = "eql"
+query = '''
+process where process.name == "cat" and
+  not ?process.Ext.relative_file_creation_time in (1, 2) and
+  ?process.name == "sh" and ?file.Ext.original.name : "x"
+'''
+"#,
+    )
+    .expect("write");
+    let out = tokenscan().args(["rules", "check"]).arg(&p).output().expect("runs");
+    let text = String::from_utf8_lossy(&out.stdout).replace(&tmp.path().display().to_string(), "[TMP]");
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "[TMP]/opt.toml:8:7: warning: `?process.Ext.relative_file_creation_time` is not a field of tokenscan's \
+             captures, so it is always missing: this negated condition always passes, so the rule can fire where \
+             Elasticsearch, whose events may carry the field, would not",
+            "[TMP]/opt.toml:9:29: warning: `?file.Ext.original.name` is not a field of tokenscan's captures, so it is \
+             always missing: this condition is never true here, while in Elasticsearch it can be",
+        ],
+        "{text}"
+    );
+}
+
 // ---------------------------------------------------------------------------
 // tokenscan gaps
 

@@ -5,8 +5,10 @@
 //! positive condition on a field that the events of that branch never carry
 //! (`file.path` under `event.category == "process"`, `process.args` on file
 //! events: argv is not part of a file event), branches that require two event
-//! kinds at once, categories that never occur, and signature allow-list
-//! entries longer than the 15-byte kernel `comm` they are compared with.
+//! kinds at once, categories that never occur, optional fields (`?name`)
+//! that tokenscan's captures never carry (always missing, so an exclusion
+//! on one always passes), and signature allow-list entries longer than the
+//! 15-byte kernel `comm` they are compared with.
 
 use std::path::{Path, PathBuf};
 
@@ -169,8 +171,14 @@ impl Linter {
 
     fn operand(&mut self, e: &Expr, kinds: Kinds, positive: bool) {
         match &e.kind {
-            ExprKind::Field { name, .. } => {
-                let Some((_, f)) = ecs_field(name) else { return };
+            ExprKind::Field { name, optional } => {
+                let Some((_, f)) = ecs_field(name) else {
+                    // Only an optional field can be unknown here: loading rejects the others.
+                    if *optional {
+                        self.out.push((e.span, never_carried(name, positive)));
+                    }
+                    return;
+                };
                 let carried = match f.carriers {
                     Carriers::All => kinds,
                     Carriers::Exec => Kinds { open: false, exec: kinds.exec },
@@ -195,6 +203,19 @@ impl Linter {
             _ => self.expr(e, kinds, !positive),
         }
     }
+}
+
+/// The warning for `?name`, a field tokenscan's events never carry. It is
+/// always missing, so a negated test on it always passes (the rule fires
+/// where Elasticsearch, whose events may carry the field, would not) and a
+/// positive one never does.
+fn never_carried(name: &str, positive: bool) -> String {
+    let effect = if positive {
+        "this condition is never true here, while in Elasticsearch it can be"
+    } else {
+        "this negated condition always passes, so the rule can fire where Elasticsearch, whose events may carry the field, would not"
+    };
+    format!("`?{name}` is not a field of tokenscan's captures, so it is always missing: {effect}")
 }
 
 /// Lints one loaded rule whose source text is `text`.

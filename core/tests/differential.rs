@@ -7,7 +7,13 @@
 //! written with small row groups and read back in batches of 1, 5 and 64
 //! (dictionary-encoded strings, dictionaries shared across batches, the sparse
 //! path of `and`). Each case also evaluates several rules one after the other
-//! on the same batches, as a notebook would.
+//! on the same batches, as a notebook would, and then replays all of them as
+//! rule files through the real driver (`Replayer::replay`: the Parquet file's
+//! row groups as parallel units, late materialization of finding columns) in
+//! two batch sizes: the findings must be the reference's, and each finding's
+//! reason must be the one evaluating the plain NDJSON batches gives. Regular
+//! expressions are drawn from fixed lists and generated from pieces (escaped
+//! words, classes, alternations, quantifiers, `(?i)`, anchors).
 //!
 //! `PROPTEST_CASES` (default 256, proptest's own) sets the number of cases per
 //! property:
@@ -20,8 +26,11 @@
 
 mod reference;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
+
+use arrow::array::{AsArray, RecordBatch};
+use arrow::datatypes::UInt64Type;
 
 use proptest::prelude::*;
 use proptest::sample::select;
@@ -30,6 +39,7 @@ use tokenscan_core::capture::{
     events_from_ndjson, Capture, EventBatch, ParquetCaptureWriter, Projection, WriterOptions,
 };
 use tokenscan_core::eql::{CompileOptions, EqlQuery};
+use tokenscan_core::replay::{CollectSink, ReplayOptions, ReplaySummary, Replayer};
 use tokenscan_core::rules::{RuleLogic, RuleSet};
 
 // ============================================================================
@@ -342,6 +352,52 @@ const REGEXES: &[&str] = &[
     "Σ+.*",
 ];
 
+/// One piece of a generated regular expression (the `regex` crate's syntax,
+/// which the docs give for `regex`): an escaped word from the shared
+/// vocabulary, any character, a class, an alternation.
+fn regex_atom() -> impl Strategy<Value = String> {
+    prop_oneof![
+        3 => word().prop_map(|w| regex::escape(&w)),
+        1 => path().prop_map(|p| regex::escape(&p)),
+        2 => Just(".".to_string()),
+        2 => select(&["[a-c]", "[^/]", "\\d", "\\w", "\\s", "[猫𝒸]", "\\.", "/", "[[:alpha:]]", "[A-Z]", "\\p{Greek}"][..])
+            .prop_map(str::to_string),
+        1 => (word(), word()).prop_map(|(a, b)| format!("(?:{}|{})", regex::escape(&a), regex::escape(&b))),
+    ]
+}
+
+/// A generated regular expression: up to five quantified pieces, sometimes
+/// with `(?i)`. With `anchors`, a leading `^` and a trailing `$` now and then
+/// (signatures match anywhere in the path, as Go's MatchString does).
+fn regex_pattern(anchors: bool) -> impl Strategy<Value = String> {
+    (
+        prop::bool::weighted(0.2),
+        prop::bool::weighted(if anchors { 0.3 } else { 0.0 }),
+        prop::bool::weighted(if anchors { 0.4 } else { 0.0 }),
+        proptest::collection::vec((regex_atom(), select(&["", "", "*", "+", "?", "{1,3}", "*?"][..])), 0..5),
+    )
+        .prop_map(|(ci, start, end, parts)| {
+            let mut p = String::new();
+            if ci {
+                p.push_str("(?i)");
+            }
+            if start {
+                p.push('^');
+            }
+            for (atom, q) in parts {
+                if q.is_empty() {
+                    p.push_str(&atom);
+                } else {
+                    p.push_str(&format!("(?:{atom}){q}"));
+                }
+            }
+            if end {
+                p.push('$');
+            }
+            p
+        })
+}
+
 fn pred() -> impl Strategy<Value = Pred> {
     let list = |s: BoxedStrategy<Lit>| proptest::collection::vec(s, 1..5);
     prop_oneof![
@@ -377,7 +433,10 @@ fn pred() -> impl Strategy<Value = Pred> {
             .prop_map(|(field, patterns, ci, colon)| Pred::Like { field, patterns, ci, colon }),
         (
             prop_oneof![keyword_field(), unknown_field()],
-            proptest::collection::vec(select(REGEXES).prop_map(str::to_string), 1..3),
+            proptest::collection::vec(
+                prop_oneof![select(REGEXES).prop_map(str::to_string), regex_pattern(false)],
+                1..3
+            ),
             prop::bool::ANY
         )
             .prop_map(|(field, patterns, ci)| Pred::Regex { field, patterns, ci }),
@@ -471,7 +530,7 @@ impl Printer {
                 '\n' => self.out.push_str("\\n"),
                 '\r' => self.out.push_str("\\r"),
                 '\t' => self.out.push_str("\\t"),
-                c if c.is_control() => self.out.push_str(&format!("\\u{{{:X}}}", c as u32)),
+                c if c.is_control() => self.out.push_str(&format!("\\u{{{:02X}}}", c as u32)),
                 c => self.out.push(c),
             }
         }
@@ -708,6 +767,84 @@ fn selected(batches: &[EventBatch], mask: impl Fn(&EventBatch) -> Vec<usize>) ->
     batches.iter().flat_map(|b| mask(b).into_iter().map(move |row| b.first_index() + row as u64)).collect()
 }
 
+/// A finding as the user sees it: rule id and event index, with its reason.
+type Found = BTreeMap<(String, u64), String>;
+
+/// The findings of a whole replay of `parquet` (the real driver: row groups
+/// as parallel units, late materialization of finding columns) by rules
+/// loaded from `files`, in batches of `batch_size`.
+fn replayed(
+    files: &[(String, String)],
+    options: &CompileOptions,
+    parquet: &Path,
+    batch_size: usize,
+) -> Result<(Found, ReplaySummary), String> {
+    let rules = load(files, options)?;
+    let replayer = Replayer::new(rules, ReplayOptions { batch_size, ..Default::default() });
+    let mut sink = CollectSink::default();
+    let summary = replayer.replay(&[parquet], &mut sink).map_err(|e| format!("replay: {e}"))?;
+    let mut found = Found::new();
+    for b in &sink.batches {
+        let col = |name: &str| b.column_by_name(name).unwrap_or_else(|| panic!("findings have `{name}`"));
+        let (ids, indexes, reasons) = (col("rule_id").as_string::<i32>(), col("event_index"), col("reason"));
+        let (indexes, reasons) = (indexes.as_primitive::<UInt64Type>(), reasons.as_string::<i32>());
+        for row in 0..RecordBatch::num_rows(b) {
+            found.insert((ids.value(row).to_string(), indexes.value(row)), reasons.value(row).to_string());
+        }
+    }
+    Ok((found, summary))
+}
+
+/// Rule files as a rule set.
+fn load(files: &[(String, String)], options: &CompileOptions) -> Result<RuleSet, String> {
+    let sources: Vec<(&Path, &str)> =
+        files.iter().map(|(name, text)| (Path::new(name.as_str()), text.as_str())).collect();
+    RuleSet::from_sources(&sources, options).map_err(|e| format!("rules: {e}"))
+}
+
+/// Checks a replay through the real driver over the multi-row-group Parquet
+/// file against `expected` (rule id, event index from the reference), and
+/// its reasons against those of evaluating the plain NDJSON batches directly.
+fn check_replay(
+    files: &[(String, String)],
+    options: &CompileOptions,
+    dir: &Path,
+    plain: &[EventBatch],
+    expected: &BTreeSet<(String, u64)>,
+) -> Result<BTreeMap<String, u64>, TestCaseError> {
+    let rules = load(files, options).map_err(TestCaseError::fail)?;
+    let direct = evaluated(&rules, plain);
+    let mut unevaluable = BTreeMap::new();
+    for batch_size in [3, 65_536] {
+        let (found, summary) =
+            replayed(files, options, &dir.join("events.parquet"), batch_size).map_err(TestCaseError::fail)?;
+        let keys: BTreeSet<(String, u64)> = found.keys().cloned().collect();
+        prop_assert_eq!(&keys, expected, "replay in batches of {}: findings", batch_size);
+        prop_assert_eq!(&found, &direct, "replay in batches of {}: reasons", batch_size);
+        unevaluable = summary.rules.iter().map(|r| (r.rule_id.clone(), r.unevaluable)).collect();
+    }
+    Ok(unevaluable)
+}
+
+/// An EQL query as a rule file, as a user would write it.
+fn eql_rule_toml(src: &str, id: usize) -> String {
+    let query = toml::Value::String(src.to_string()).to_string();
+    format!("[rule]\nname = \"q{id}\"\nrule_id = \"Q-{id}\"\nseverity = \"low\"\nlanguage = \"eql\"\nquery = {query}\n")
+}
+
+/// The same findings from evaluating each rule directly on plain batches.
+fn evaluated(rules: &RuleSet, batches: &[EventBatch]) -> Found {
+    let mut found = Found::new();
+    for rule in rules.rules() {
+        for b in batches {
+            for row in rule.evaluate(b).fires.set_indices() {
+                found.insert((rule.id.clone(), b.first_index() + row as u64), rule.why(b, row));
+            }
+        }
+    }
+    found
+}
+
 /// The leaf tests of a condition, in order.
 fn leaves(c: &Cond, out: &mut Vec<Pred>) {
     match c {
@@ -766,15 +903,32 @@ fn check_eql(
         if !whole {
             continue;
         }
-        // Reasons and "why not" texts exist for every event without panicking.
+        // Reasons and "why not" texts exist for every event and agree with the verdict.
         for b in &sets[3].1 {
             let hits: Vec<usize> = compiled.evaluate(b).set_indices().collect();
             for row in 0..b.len() {
-                let text = if hits.contains(&row) { compiled.explain(b, row) } else { compiled.why_not(b, row) };
-                prop_assert!(hits.contains(&row) || !text.is_empty());
+                if hits.contains(&row) {
+                    compiled.explain(b, row);
+                    prop_assert_eq!(compiled.why_not(b, row), "it matches", "{:?} on event {}", src, row);
+                } else {
+                    let text = compiled.why_not(b, row);
+                    prop_assert!(!text.is_empty() && text != "it matches", "{:?} on event {}: {:?}", src, row, text);
+                }
             }
         }
     }
+    // All whole queries as rule files, replayed together through the real driver.
+    let mut files = Vec::new();
+    let mut expected = BTreeSet::new();
+    for (k, (q, style)) in queries.iter().enumerate() {
+        files.push((format!("q{k}.toml"), eql_rule_toml(&eql_text(q, *style), k)));
+        for (i, e) in events.iter().enumerate() {
+            if reference::eql_matches(q, e, settings) {
+                expected.insert((format!("Q-{k}"), i as u64));
+            }
+        }
+    }
+    check_replay(&files, &options, dir.path(), &sets[3].1, &expected)?;
     Ok(())
 }
 
@@ -812,13 +966,13 @@ fn signature() -> impl Strategy<Value = reference::Signature> {
     (
         select(&[Origin::Container, Origin::Host, Origin::Any][..]),
         proptest::collection::vec(prop_oneof![word(), text()], 0..4),
-        select(SIGNATURE_REGEXES),
+        prop_oneof![select(SIGNATURE_REGEXES).prop_map(str::to_string), regex_pattern(true)],
         select(&[Access::Read, Access::Write, Access::Any][..]),
     )
         .prop_map(|(origin, allow_processes, path_regex, access)| reference::Signature {
             origin,
             allow_processes,
-            path_regex: path_regex.to_string(),
+            path_regex,
             access,
         })
 }
@@ -884,14 +1038,37 @@ fn check_signatures(
             );
         }
         for b in &sets[3].1 {
-            for row in engine.evaluate(b).0.set_indices() {
+            let fires: Vec<usize> = engine.evaluate(b).0.set_indices().collect();
+            for &row in &fires {
                 prop_assert!(engine.explain(b, row).contains("security_file_open"));
             }
             for row in 0..b.len() {
-                prop_assert!(!engine.why_not(b, row).is_empty());
+                let text = engine.why_not(b, row);
+                prop_assert!(!text.is_empty());
+                prop_assert_eq!(text == "it fires", fires.contains(&row), "{} on event {}: {:?}", text, row, text);
             }
         }
     }
+    // All signatures as rule files, replayed together through the real driver.
+    let mut files = Vec::new();
+    let mut expected = BTreeSet::new();
+    let mut unevaluable = BTreeMap::new();
+    for (id, sig) in sigs.iter().enumerate() {
+        files.push((format!("sig{id}.toml"), signature_toml(sig, id)));
+        let mut bad = 0;
+        for (i, e) in events.iter().enumerate() {
+            match reference::signature(sig, e) {
+                Outcome::Fires => {
+                    expected.insert((format!("SIG-{id}"), i as u64));
+                }
+                Outcome::Unevaluable => bad += 1,
+                _ => {}
+            }
+        }
+        unevaluable.insert(format!("SIG-{id}"), bad);
+    }
+    let got = check_replay(&files, &CompileOptions::default(), dir.path(), &sets[3].1, &expected)?;
+    prop_assert_eq!(got, unevaluable, "unevaluable events per signature in the replay summary");
     Ok(())
 }
 

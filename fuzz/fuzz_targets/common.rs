@@ -10,7 +10,7 @@ use tokenscan_core::capture::{
     events_from_ndjson, Capture, EventBatch, ParquetCaptureWriter, Projection, WriterOptions,
 };
 use tokenscan_core::replay::{ReplayOptions, Replayer};
-use tokenscan_core::rules::{Rule, RuleLogic};
+use tokenscan_core::rules::Rule;
 
 const EVENTS: &str = concat!(
     r#"{"time":1,"kind":"exec","host":"n","pid":1,"tid":1,"ppid":1,"uid":0,"gid":0,"comm":"cat","exe":"/bin/cat","args":["cat","/run/secrets/kubernetes.io/serviceaccount/token"],"path":"/bin/cat","result":0,"tty":"pts/0","cgroup_id":1,"container_id":"c1"}"#,
@@ -54,30 +54,32 @@ pub fn samples() -> &'static [EventBatch] {
     })
 }
 
-/// Evaluates one rule on `batch` and builds every reason and "why not": none may panic.
+/// Evaluates one rule on `batch` and builds every reason and "why not": none
+/// may panic, and they must agree with each other. The batch verdict has one
+/// bit per event; an event the rule cannot evaluate does not fire; and the
+/// explanation of each event says "it matches" (EQL) or "it fires"
+/// (signature) exactly when the batch verdict fires on it, so a finding is
+/// never shown with a reason that denies it, nor a miss with one that
+/// claims it.
 pub fn exercise(rule: &Rule, batch: &EventBatch) {
-    match &rule.logic {
-        RuleLogic::Eql(q) => {
-            let hits = q.evaluate(batch);
-            for row in 0..batch.len() {
-                if hits.value(row) {
-                    assert!(!q.explain(batch, row).is_empty() || q.ast().to_string().contains("where"));
-                } else {
-                    q.why_not(batch, row);
-                }
-            }
-        }
-        RuleLogic::Signature(s) => {
-            let (fires, bad) = s.evaluate(batch);
-            for row in fires.set_indices() {
-                s.explain(batch, row);
-            }
-            for u in bad {
-                assert!(u.row < batch.len());
-            }
-            for row in 0..batch.len() {
-                s.why_not(batch, row);
-            }
+    let verdict = rule.evaluate(batch);
+    assert_eq!(verdict.fires.len(), batch.len(), "one verdict bit per event");
+    let mut previous = None;
+    for (row, reason) in &verdict.unevaluable {
+        assert!(*row < batch.len(), "unevaluable row {row} of {}", batch.len());
+        assert!(previous < Some(*row), "unevaluable rows in increasing order");
+        assert!(!verdict.fires.value(*row), "row {row} fires and cannot be evaluated ({reason})");
+        assert!(!reason.is_empty(), "unevaluable row {row} without a reason");
+        previous = Some(*row);
+    }
+    for row in 0..batch.len() {
+        let why_not = rule.why_not(batch, row);
+        let says_it_fires = why_not == "it matches" || why_not == "it fires";
+        if verdict.fires.value(row) {
+            rule.why(batch, row);
+            assert!(says_it_fires, "row {row} fires, but why_not says {why_not:?}");
+        } else {
+            assert!(!says_it_fires, "row {row} does not fire, but why_not says {why_not:?}");
         }
     }
 }

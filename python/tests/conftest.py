@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import threading
+import time
 from pathlib import Path
 from typing import Callable, TypeVar
 
@@ -78,24 +79,81 @@ def big_capture(tmp_path_factory: pytest.TempPathFactory) -> Path:
 T = TypeVar("T")
 
 
-def run_spinning(call: Callable[[], T]) -> tuple[T, int]:
-    """Runs `call` in another thread while this one spins running Python bytecode;
-    returns its result and the spin count. Were the GIL held for the whole call,
-    this thread could not run until it was over, and the count would stay near 0."""
+class Spinning:
+    """What a thread running Python saw while another thread made a call.
+
+    ``call_start`` and ``call_end`` are `time.perf_counter()` readings taken by
+    the calling thread right before and right after the call; ``ticks`` are
+    readings taken by the spinning thread, at most one per millisecond.
+    """
+
+    def __init__(self, call_start: float, call_end: float, ticks: list[float]) -> None:
+        self.call_start = call_start
+        self.call_end = call_end
+        self.ticks = ticks
+
+    @property
+    def call_seconds(self) -> float:
+        """How long the call took."""
+        return self.call_end - self.call_start
+
+    def ticks_in_middle_slices(self, slices: int = 4) -> list[int]:
+        """Spinner readings in each of ``slices`` equal slices of the call's middle half."""
+        quarter = self.call_seconds / 4
+        lo, width = self.call_start + quarter, 2 * quarter / slices
+        counts = [0] * slices
+        for t in self.ticks:
+            i = int((t - lo) // width) if width > 0 else -1
+            if 0 <= i < slices:
+                counts[i] += 1
+        return counts
+
+    def assert_ran_during_call(self, min_call_seconds: float = 0.05) -> None:
+        """Fails unless the spinner ran Python throughout the middle half of the call.
+
+        A call that held the GIL throughout would let the spinner run only
+        before the native code started or after it returned (the interpreter
+        hands the GIL over within a switch interval of the return, so a spin
+        count alone proves nothing); the middle half of a call lasting many
+        switch intervals lies inside the native code. The spinner must have
+        run in each eighth of the call within that half. No rate is required:
+        on a loaded machine the native code's own threads may leave it little
+        CPU.
+        """
+        assert self.call_seconds >= min_call_seconds, f"the call took {self.call_seconds:.3f} s: too short to tell"
+        slices = self.ticks_in_middle_slices()
+        assert all(n > 0 for n in slices), (
+            f"the other thread ran Python {slices} times in the four middle eighths of a "
+            f"{self.call_seconds:.3f} s call: the call held the GIL"
+        )
+
+
+def run_spinning(call: Callable[[], T]) -> tuple[T, Spinning]:
+    """Runs `call` in another thread while this one spins running Python bytecode,
+    noting the time at most once a millisecond; returns the call's result and a
+    `Spinning` that tells whether this thread ran while the call was in progress."""
     in_call = threading.Event()
     done = threading.Event()
     result: list[T] = []
+    window: list[float] = []
 
     def work() -> None:
         in_call.set()
-        result.append(call())
+        window.append(time.perf_counter())
+        value = call()
+        window.append(time.perf_counter())
+        result.append(value)
         done.set()
 
     t = threading.Thread(target=work)
     t.start()
     in_call.wait()
-    spins = 0
+    ticks: list[float] = []
+    last = 0.0
     while not done.is_set():
-        spins += 1
+        now = time.perf_counter()
+        if now - last >= 0.001:
+            ticks.append(now)
+            last = now
     t.join()
-    return result[0], spins
+    return result[0], Spinning(window[0], window[1], ticks)

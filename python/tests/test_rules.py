@@ -287,6 +287,6 @@ def test_evaluate_releases_the_gil(big_capture: Path) -> None:
     """The evaluation of Arrow data runs without the GIL (a Spark or Ray worker's other threads keep going)."""
     rules = tokenscan.Rules.default()
     table = pq.read_table(big_capture)
-    findings, spins = run_spinning(lambda: rules.evaluate(table))
+    findings, spinning = run_spinning(lambda: rules.evaluate(table))
     assert len(findings) == 1_680
-    assert spins > 1_000, spins
+    spinning.assert_ran_during_call()

@@ -192,7 +192,7 @@ pub fn write_eql_string(f: &mut impl fmt::Write, s: &str) -> fmt::Result {
             '\n' => f.write_str("\\n")?,
             '\r' => f.write_str("\\r")?,
             '\t' => f.write_str("\\t")?,
-            c if c.is_control() => write!(f, "\\u{{{:x}}}", c as u32)?,
+            c if c.is_control() => write!(f, "\\u{{{:02x}}}", c as u32)?,
             c => f.write_char(c)?,
         }
     }

@@ -273,11 +273,26 @@ impl<'a> Lexer<'a> {
             return Ok(self.token(TokenKind::Keyword(kw), start, end));
         }
         let name = text.to_string();
-        Ok(match (self.byte(end), self.byte(end + 1)) {
-            (Some(b'('), _) => self.token(TokenKind::Func { name, case_insensitive: false }, start, end),
-            (Some(b'~'), Some(b'(')) => self.token(TokenKind::Func { name, case_insensitive: true }, start, end + 1),
-            _ => self.token(TokenKind::Field { name, optional: false }, start, end),
+        // Elasticsearch's grammar skips whitespace and comments between a
+        // function's name and its '(' (`stringContains (a, "b")`), so only an
+        // undotted name may be separated from it; a dotted name is a field.
+        let dotted = text.contains('.');
+        let paren_after = |at: usize| if dotted { self.byte(at) == Some(b'(') } else { self.paren_follows(at) };
+        let tilde = self.byte(end) == Some(b'~');
+        Ok(if paren_after(end) {
+            self.token(TokenKind::Func { name, case_insensitive: false }, start, end)
+        } else if tilde && paren_after(end + 1) {
+            self.token(TokenKind::Func { name, case_insensitive: true }, start, end + 1)
+        } else {
+            self.token(TokenKind::Field { name, optional: false }, start, end)
         })
+    }
+
+    /// Whether the next token at or after byte `at`, past whitespace and
+    /// comments, is `(`.
+    fn paren_follows(&self, at: usize) -> bool {
+        let mut ahead = Lexer { src: self.src, pos: at };
+        ahead.skip_trivia().is_ok() && ahead.byte(ahead.pos) == Some(b'(')
     }
 
     /// `?name` or `` ?`name` ``.
@@ -414,6 +429,8 @@ impl<'a> Lexer<'a> {
             'n' => '\n',
             'r' => '\r',
             't' => '\t',
+            'b' => '\u{8}',
+            'f' => '\u{c}',
             'u' => return Some(self.unicode_escape(bs)),
             c => {
                 return Some(Err(error(
@@ -426,10 +443,10 @@ impl<'a> Lexer<'a> {
         Some(Ok((decoded, 2)))
     }
 
-    /// `\u{H...}` with 1 to 6 hex digits; the backslash is at `bs`.
+    /// `\u{H...}` with 2 to 8 hex digits, as Elasticsearch accepts; the backslash is at `bs`.
     fn unicode_escape(&self, bs: usize) -> Result<(char, usize), ParseError> {
         let malformed = |end: usize| {
-            error("invalid unicode escape in string; expected '\\u{' followed by 1 to 6 hex digits and '}'", bs, end)
+            error("invalid unicode escape in string; expected '\\u{' followed by 2 to 8 hex digits and '}'", bs, end)
         };
         let open = bs + 2;
         if self.byte(open) != Some(b'{') {
@@ -440,7 +457,7 @@ impl<'a> Lexer<'a> {
             i += 1;
         }
         let hex = &self.src[open + 1..i];
-        if hex.is_empty() || hex.len() > 6 || self.byte(i) != Some(b'}') {
+        if !(2..=8).contains(&hex.len()) || self.byte(i) != Some(b'}') {
             return Err(malformed(i));
         }
         u32::from_str_radix(hex, 16)
@@ -611,8 +628,15 @@ mod tests {
     #[test]
     fn strings_and_escapes() {
         assert_eq!(
-            kinds(r#""" "a b" "\"\\\n\r\t\'" "\u{41}\u{1F600}\u{0}" "é""#),
+            kinds(r#""" "a b" "\"\\\n\r\t\'" "\u{41}\u{1F600}\u{00}" "é""#),
             vec![string(""), string("a b"), string("\"\\\n\r\t'"), string("A\u{1F600}\0"), string("é")]
+        );
+        // Elasticsearch's EQL string unquoting (AbstractBuilder.unquoteString) also
+        // decodes \b and \f, and takes 2 to 8 hex digits in \u{...}: the EQL
+        // reference's own example is "\u{0000200f}".
+        assert_eq!(
+            kinds(r#""a\bb\fc" "\u{0000200f}" "\u{0010FFFF}" "\u{20}""#),
+            vec![string("a\u{8}b\u{c}c"), string("\u{200f}"), string("\u{10FFFF}"), string(" ")]
         );
         let toks = tokens("x \"\"\"a\\q \"b\"\n\"\"\" y").unwrap();
         assert_eq!(toks[1].kind, string("a\\q \"b\"\n"));
@@ -622,7 +646,7 @@ mod tests {
 
     #[test]
     fn string_errors() {
-        let cases: [(&str, &str, (usize, usize)); 11] = [
+        let cases: [(&str, &str, (usize, usize)); 14] = [
             ("\"abc", "unterminated string", (0, 1)),
             ("x == \"ab\nc\"", "unterminated string", (5, 6)),
             ("\"ab\\", "unterminated string", (0, 1)),
@@ -631,25 +655,34 @@ mod tests {
             (r#""\é""#, "unknown escape sequence '\\é' in string", (1, 4)),
             (
                 r#""\u41""#,
-                "invalid unicode escape in string; expected '\\u{' followed by 1 to 6 hex digits and '}'",
+                "invalid unicode escape in string; expected '\\u{' followed by 2 to 8 hex digits and '}'",
                 (1, 3),
             ),
             (
                 r#""\u{}""#,
-                "invalid unicode escape in string; expected '\\u{' followed by 1 to 6 hex digits and '}'",
+                "invalid unicode escape in string; expected '\\u{' followed by 2 to 8 hex digits and '}'",
                 (1, 4),
             ),
             (
-                r#""\u{1234567}""#,
-                "invalid unicode escape in string; expected '\\u{' followed by 1 to 6 hex digits and '}'",
-                (1, 11),
+                r#""\u{123456789}""#,
+                "invalid unicode escape in string; expected '\\u{' followed by 2 to 8 hex digits and '}'",
+                (1, 13),
             ),
+            (
+                r#""\u{7}""#,
+                "invalid unicode escape in string; expected '\\u{' followed by 2 to 8 hex digits and '}'",
+                (1, 5),
+            ),
+            (r#""\u{FFFFFFFF}""#, "invalid unicode escape '\\u{FFFFFFFF}': not a valid character", (1, 13)),
+            (r#""\v""#, "unknown escape sequence '\\v' in string", (1, 3)),
             (r#""\u{D800}""#, "invalid unicode escape '\\u{D800}': not a valid character", (1, 9)),
             (r#""\u{110000}""#, "invalid unicode escape '\\u{110000}': not a valid character", (1, 11)),
         ];
         for (src, msg, (start, end)) in cases {
             assert_eq!(lex_error(src), (msg.to_string(), Span::new(start, end)), "{src}");
         }
+        let src = "a ==\n  \"x\\u{7}\"";
+        assert_eq!(line_col(src, lex_error(src).1.start), (2, 5));
     }
 
     #[test]

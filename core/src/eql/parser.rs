@@ -738,8 +738,23 @@ mod tests {
         assert_eq!(e.span, sp(2, 21));
         let ExprKind::Call { name_span, .. } = e.kind else { panic!() };
         assert_eq!(name_span, sp(2, 12));
-        // With a space before '(' it is a field followed by a stray '('.
-        assert_eq!(expr_error("f (x)").message, "unexpected '(': expected 'and', 'or' or the end of the query");
+        // Elasticsearch skips whitespace and comments between a function's name
+        // and its '(' (four detection-rules production rules write
+        // `stringContains (...)`).
+        assert_eq!(
+            ex(r#"stringContains (process.name, "x")"#),
+            call("stringContains", false, vec![fld("process.name"), s("x")])
+        );
+        assert_eq!(
+            ex("length (process.args) > 2"),
+            cmp(call("length", false, vec![fld("process.args")]), CmpOp::Gt, int(2))
+        );
+        assert_eq!(ex("startsWith~ /* c */\n  (a, \"b\")"), call("startsWith", true, vec![fld("a"), s("b")]));
+        let e = parse_expr(r#"endsWith  (a, "b")"#).unwrap();
+        let ExprKind::Call { name_span, .. } = e.kind else { panic!() };
+        assert_eq!(name_span, sp(0, 8));
+        // A dotted name is a field, never a function: the '(' stays stray.
+        assert_eq!(expr_error("a.b (x)").message, "unexpected '(': expected 'and', 'or' or the end of the query");
     }
 
     #[test]
@@ -797,7 +812,7 @@ mod tests {
             "process where a == 1 and (b or c) and not (d and e)",
             r#"file where x not in~ ("A", "b") or ?y : ("*a*", "b") and z regex~ "[0-9]+""#,
             r#"any where startsWith~(process.name, "ca") and f() != -3 and g(1.5, -2.5e-7, null, false)"#,
-            r#""network" where x == "tab\tquote\"back\\slash\u{7}nl\n" and not not y"#,
+            r#""network" where x == "tab\tquote\"back\\slash\u{07}nl\n" and not not y"#,
             "process where (a == 1 or (b == 2 and (c == 3 or d == 4)))",
             "any where x < 1 and x <= 2 and x > 3 and x >= 4 and x != 5 and x like~ \"a\"",
         ] {

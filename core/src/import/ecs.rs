@@ -526,7 +526,11 @@ pub(crate) fn map_line(line: &str) -> Result<(Row<'_>, RowFacts), Skip> {
         Some(true) => Some(Cow::Owned(device.unwrap_or_else(|| UNKNOWN_TTY.to_string()))),
         None => device.map(Cow::Owned),
     };
-    let host = text(&mut doc, F::HostName, "host.name")?.ok_or_else(|| Skip::bad("no `host.name`"))?;
+    // Elasticsearch evaluates a rule on a document without `host.name` too, so
+    // the event is kept, with an empty host, and counted in the report's notes.
+    let host = text(&mut doc, F::HostName, "host.name")?;
+    let facts = RowFacts { missing_host: host.is_none(), ..RowFacts::default() };
+    let host = host.unwrap_or(Cow::Borrowed(""));
     let comm = text(&mut doc, F::Name, "process.name")?.ok_or_else(|| Skip::bad("no `process.name`"))?;
     let exe = text(&mut doc, F::Executable, "process.executable")?.map(escape_text);
     let container_id = text(&mut doc, F::ContainerId, "container.id")?;
@@ -589,7 +593,7 @@ pub(crate) fn map_line(line: &str) -> Result<(Row<'_>, RowFacts), Skip> {
             };
         }
     }
-    Ok((row, RowFacts::default()))
+    Ok((row, facts))
 }
 
 #[cfg(test)]

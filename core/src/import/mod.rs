@@ -127,6 +127,10 @@ impl Default for ImportOptions {
     }
 }
 
+/// The [`ImportReport::notes`] entry counting ECS documents imported without
+/// a `host.name` (their `host` column is empty).
+const MISSING_HOST_NOTE: &str = "documents without `host.name` kept with an empty host";
+
 /// A line that did not become a capture row.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Unmapped {
@@ -254,6 +258,8 @@ impl Skip {
 pub(crate) struct RowFacts {
     /// Tracee said the container had not started (origin `container-init`).
     pub container_init: bool,
+    /// ECS: the document had no `host.name`; the row's host is empty.
+    pub missing_host: bool,
 }
 
 /// Kernel byte strings are stored with tokenscan's escape (`\` becomes `\\`;
@@ -317,6 +323,7 @@ impl<'s> Importer<'s> {
         self.report.gzip |= lines.gzip();
         let mut scratch = Vec::new();
         let mut line_no = 0u64;
+        let mut seen_content = false;
         let bytes_before = self.report.bytes;
         loop {
             self.report.bytes = bytes_before + lines.bytes();
@@ -346,6 +353,12 @@ impl<'s> Importer<'s> {
                     if text.iter().all(u8::is_ascii_whitespace) {
                         continue;
                     }
+                    if !seen_content {
+                        seen_content = true;
+                        if let Some(msg) = not_json_lines(text, line_no) {
+                            return Err(Error::capture(input, msg));
+                        }
+                    }
                     // One validation of the whole line (fast on ASCII) lets serde_json
                     // skip validating each string.
                     match std::str::from_utf8(text) {
@@ -373,6 +386,9 @@ impl<'s> Importer<'s> {
                                 self.report.note("container-init events imported as host events (container id dropped)")
                             }
                         }
+                    }
+                    if facts.missing_host {
+                        self.report.note(MISSING_HOST_NOTE);
                     }
                     match row.kind {
                         EventKind::Open => self.report.opens += 1,
@@ -545,6 +561,25 @@ pub(crate) fn raw_str(raw: &str) -> Option<Cow<'_, str>> {
 }
 
 /// serde_json's message without its "at line 1 column N" (the line is ours): `msg (column N)`.
+/// The error for an input whose first non-blank line shows it is not one
+/// JSON object per line: a lone `{` (a pretty-printed document, as
+/// Elastic's sample files are) or a `[` (a JSON array). Every line of such a
+/// file would fail on its own, so the import stops and says how to convert it.
+fn not_json_lines(first: &[u8], line_no: u64) -> Option<String> {
+    let trimmed = first.trim_ascii();
+    let what = if trimmed == b"{" {
+        "a pretty-printed JSON document (one document spread over several lines)"
+    } else if trimmed.starts_with(b"[") {
+        "a JSON array"
+    } else {
+        return None;
+    };
+    Some(format!(
+        "line {line_no}: the input looks like {what}, not one JSON object per line (NDJSON); \
+         convert it first, e.g. `jq -c 'if type == \"array\" then .[] else . end' FILE > FILE.ndjson`"
+    ))
+}
+
 pub(crate) fn json_error(e: &serde_json::Error) -> String {
     let msg = e.to_string();
     match msg.rfind(" at line ") {

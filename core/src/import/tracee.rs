@@ -246,7 +246,7 @@ pub(crate) fn map_line<'a>(line: &'a str, options: &ImportOptions) -> Result<(Ro
             row.args = argv_arg(&args)?;
         }
     }
-    Ok((row, RowFacts { container_init }))
+    Ok((row, RowFacts { container_init, ..RowFacts::default() }))
 }
 
 fn id(field: &str, v: i64) -> Result<u32, Skip> {
