@@ -11,7 +11,7 @@ use arrow::datatypes::{
     DataType, Field, Int32Type, Schema, SchemaRef, TimestampNanosecondType, UInt32Type, UInt64Type,
 };
 use tokenscan_core::replay::{FindingSink, ReplaySummary};
-use tokenscan_core::rules::{RuleLogic, RuleSet};
+use tokenscan_core::rules::RuleSet;
 
 use crate::Format;
 
@@ -444,12 +444,7 @@ pub fn print_rules(set: &RuleSet, json: bool) -> Result<()> {
             .rules()
             .iter()
             .map(|r| {
-                let logic = match &r.logic {
-                    RuleLogic::Eql(q) => serde_json::json!({"query": q.source(), "fields": q.field_names()}),
-                    RuleLogic::Signature(s) => serde_json::json!({
-                        "origin": format!("{:?}", s.origin).to_lowercase(), "allow_processes": s.allow_list(),
-                        "path_regex": s.path_regex, "access": format!("{:?}", s.access).to_lowercase()}),
-                };
+                let logic = r.describe();
                 serde_json::json!({"id": r.id, "name": r.name, "kind": r.kind(), "severity": r.severity,
                     "risk_score": r.risk_score, "threat": r.threat, "source": r.source.display().to_string(), "logic": logic})
             })

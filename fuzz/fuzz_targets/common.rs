@@ -10,7 +10,7 @@ use tokenscan_core::capture::{
     events_from_ndjson, Capture, EventBatch, ParquetCaptureWriter, Projection, WriterOptions,
 };
 use tokenscan_core::replay::{ReplayOptions, Replayer};
-use tokenscan_core::rules::{Rule, RuleLogic};
+use tokenscan_core::rules::Rule;
 
 const EVENTS: &str = concat!(
     r#"{"time":1,"kind":"exec","host":"n","pid":1,"tid":1,"ppid":1,"uid":0,"gid":0,"comm":"cat","exe":"/bin/cat","args":["cat","/run/secrets/kubernetes.io/serviceaccount/token"],"path":"/bin/cat","result":0,"tty":"pts/0","cgroup_id":1,"container_id":"c1"}"#,
@@ -56,29 +56,15 @@ pub fn samples() -> &'static [EventBatch] {
 
 /// Evaluates one rule on `batch` and builds every reason and "why not": none may panic.
 pub fn exercise(rule: &Rule, batch: &EventBatch) {
-    match &rule.logic {
-        RuleLogic::Eql(q) => {
-            let hits = q.evaluate(batch);
-            for row in 0..batch.len() {
-                if hits.value(row) {
-                    assert!(!q.explain(batch, row).is_empty() || q.ast().to_string().contains("where"));
-                } else {
-                    q.why_not(batch, row);
-                }
-            }
-        }
-        RuleLogic::Signature(s) => {
-            let (fires, bad) = s.evaluate(batch);
-            for row in fires.set_indices() {
-                s.explain(batch, row);
-            }
-            for u in bad {
-                assert!(u.row < batch.len());
-            }
-            for row in 0..batch.len() {
-                s.why_not(batch, row);
-            }
-        }
+    let verdict = rule.evaluate(batch);
+    for row in verdict.fires.set_indices() {
+        rule.why(batch, row);
+    }
+    for (row, _) in &verdict.unevaluable {
+        assert!(*row < batch.len());
+    }
+    for row in 0..batch.len() {
+        rule.why_not(batch, row);
     }
 }
 

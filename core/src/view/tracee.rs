@@ -2,15 +2,20 @@
 //! arguments `pathname` (the resolved path), `flags` and `syscall_pathname`
 //! (the requested path); an `exec` is a `sched_process_exec`. The origin is
 //! `container` when the event carries a container id, else `host`.
+//!
+//! [`TraceeView`] computes these fields once for a batch; the signature engine
+//! evaluates them and [`tracee_record_batch`] shows them.
 
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch, StringArray, UInt64Array};
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Int32Array, RecordBatch, StringArray, UInt64Array};
+use arrow::buffer::{BooleanBuffer, NullBuffer};
 use arrow::compute::cast;
-use arrow::datatypes::{DataType, Field, Schema};
+use arrow::datatypes::{DataType, Field, Int32Type, Schema};
 
-use crate::capture::{Column, EventBatch, EventKind, Projection};
-use crate::view::ecs::visible;
+use super::visible;
+use crate::capture::{Column, EventBatch, EventKind};
+use crate::kernels::restrict;
 
 /// Tracee's event name for an event kind.
 pub fn event_name(kind: EventKind) -> &'static str {
@@ -39,28 +44,75 @@ impl Origin {
     }
 }
 
-/// Columns the Tracee view is built from.
-pub fn tracee_projection() -> Projection {
-    [
-        Column::Kind,
-        Column::Result,
-        Column::Comm,
-        Column::Path,
-        Column::RequestedPath,
-        Column::Flags,
-        Column::ContainerId,
-        Column::Pid,
-        Column::Tid,
-        Column::Ppid,
-        Column::Uid,
-        Column::Host,
-        Column::CgroupId,
-        Column::Args,
-        Column::Exe,
-        Column::Time,
-    ]
-    .into_iter()
-    .collect()
+/// The Tracee view of one batch of events. The batch must carry the columns
+/// of the fields asked for: `kind`, `result` and `path` for which events
+/// Tracee sees, `container_id` for the origin, `comm`, `flags`, ... for the
+/// fields of the same name.
+pub struct TraceeView<'a> {
+    batch: &'a EventBatch,
+}
+
+impl<'a> TraceeView<'a> {
+    /// The view of `batch`.
+    pub fn new(batch: &'a EventBatch) -> Self {
+        TraceeView { batch }
+    }
+
+    /// Which events Tracee would deliver at all (failed opens and failed
+    /// execs never reach `security_file_open` / `sched_process_exec`).
+    pub fn delivered(&self) -> BooleanBuffer {
+        visible(self.batch)
+    }
+
+    /// Which events are `security_file_open` events: delivered opens.
+    pub fn file_opens(&self) -> BooleanBuffer {
+        let kinds = self.batch.kinds();
+        &self.delivered() & &BooleanBuffer::collect_bool(self.batch.len(), |i| kinds[i] == EventKind::Open)
+    }
+
+    /// One bit per event: set where the origin is `container` (the event
+    /// has a container id).
+    pub fn in_container(&self) -> BooleanBuffer {
+        match self.batch.expect(Column::ContainerId).logical_nulls() {
+            Some(nulls) => nulls.inner().clone(),
+            None => BooleanBuffer::new_set(self.batch.len()),
+        }
+    }
+
+    /// The origin of event `row`.
+    pub fn origin(&self, row: usize) -> Origin {
+        let id = self.batch.expect(Column::ContainerId).slice(row, 1);
+        if id.logical_nulls().is_none_or(|n| n.is_valid(0)) {
+            Origin::Container
+        } else {
+            Origin::Host
+        }
+    }
+
+    /// `processName`: the kernel's comm.
+    pub fn process_name(&self) -> &'a ArrayRef {
+        self.batch.expect(Column::Comm)
+    }
+
+    /// `args.pathname`: the resolved path (of the opened file, or of the executable).
+    pub fn pathname(&self) -> &'a ArrayRef {
+        self.batch.expect(Column::Path)
+    }
+
+    /// `args.flags` of `security_file_open` (missing on execs).
+    pub fn flags(&self) -> Int32Array {
+        self.open_only(self.batch.expect(Column::Flags)).as_primitive::<Int32Type>().clone()
+    }
+
+    /// `args.syscall_pathname` of `security_file_open`: the path as requested (missing on execs).
+    pub fn syscall_pathname(&self) -> ArrayRef {
+        self.open_only(self.batch.expect(Column::RequestedPath))
+    }
+
+    fn open_only(&self, a: &ArrayRef) -> ArrayRef {
+        let kinds = self.batch.kinds();
+        restrict(a, NullBuffer::new(BooleanBuffer::collect_bool(self.batch.len(), |i| kinds[i] == EventKind::Open)))
+    }
 }
 
 /// The Tracee view of a batch as a record batch (visible events only), with
@@ -70,7 +122,8 @@ pub fn tracee_projection() -> Projection {
 /// `args.flags`, `args.syscall_pathname` (opens) and `args.argv`,
 /// `args.pathname` (execs).
 pub fn tracee_record_batch(batch: &EventBatch) -> RecordBatch {
-    let vis = BooleanArray::new(visible(batch), None);
+    let view = TraceeView::new(batch);
+    let vis = BooleanArray::new(view.delivered(), None);
     let kinds = batch.kinds();
     let to_utf8 = |a: &ArrayRef| match a.data_type() {
         DataType::Dictionary(_, _) => cast(a, &DataType::Utf8).expect("dictionary of strings casts to text"),
@@ -79,29 +132,25 @@ pub fn tracee_record_batch(batch: &EventBatch) -> RecordBatch {
     let col = |c: Column| to_utf8(batch.expect(c));
     let idx: UInt64Array = (0..batch.len() as u64).map(|i| i + batch.first_index()).collect();
     let names: StringArray = kinds.iter().map(|k| Some(event_name(*k))).collect();
-    let container = col(Column::ContainerId);
+    let in_container = view.in_container();
     let origin: StringArray =
-        (0..batch.len()).map(|i| Some(if container.is_valid(i) { "container" } else { "host" })).collect();
-    let open_only = |a: ArrayRef| -> ArrayRef {
-        let keep: BooleanArray = kinds.iter().map(|k| Some(*k == EventKind::Open)).collect();
-        arrow::compute::nullif(&a, &arrow::compute::not(&keep).expect("not of a plain mask")).expect("same length")
-    };
+        in_container.iter().map(|c| Some(if c { Origin::Container } else { Origin::Host }.as_str())).collect();
     let fields: Vec<(&str, ArrayRef)> = vec![
         ("event_index", Arc::new(idx)),
         ("timestamp", batch.expect(Column::Time).clone()),
         ("eventName", Arc::new(names)),
         ("origin", Arc::new(origin)),
-        ("processName", col(Column::Comm)),
+        ("processName", to_utf8(view.process_name())),
         ("processId", batch.expect(Column::Pid).clone()),
         ("threadId", batch.expect(Column::Tid).clone()),
         ("parentProcessId", batch.expect(Column::Ppid).clone()),
         ("userId", batch.expect(Column::Uid).clone()),
         ("hostName", col(Column::Host)),
-        ("containerId", container.clone()),
+        ("containerId", col(Column::ContainerId)),
         ("cgroupId", batch.expect(Column::CgroupId).clone()),
-        ("args.pathname", col(Column::Path)),
-        ("args.flags", open_only(batch.expect(Column::Flags).clone())),
-        ("args.syscall_pathname", open_only(col(Column::RequestedPath))),
+        ("args.pathname", to_utf8(view.pathname())),
+        ("args.flags", Arc::new(view.flags())),
+        ("args.syscall_pathname", to_utf8(&view.syscall_pathname())),
         ("args.argv", batch.expect(Column::Args).clone()),
     ];
     let schema =
