@@ -159,3 +159,73 @@ pub fn tracee_record_batch(batch: &EventBatch) -> RecordBatch {
         .expect("view columns share a length");
     arrow::compute::filter_record_batch(&rb, &vis).expect("mask has the batch's length")
 }
+
+#[cfg(test)]
+mod tests {
+    use arrow::array::{Array, AsArray};
+    use arrow::datatypes::{Int32Type, UInt64Type};
+
+    use super::tracee_record_batch;
+    use crate::capture::events_from_ndjson;
+    use crate::rules::RuleSet;
+
+    /// What `tracee_view` shows is what TRC-108 evaluates: the rows shown as a
+    /// container `security_file_open` of a non-allow-listed process with a
+    /// read access mode and a token path are exactly the rows that fire.
+    #[test]
+    fn the_view_shown_is_the_view_trc_108_evaluates() {
+        let token = "/var/run/secrets/kubernetes.io/serviceaccount/..data/token";
+        let open = |comm: &str, extra: &str| {
+            format!(
+                r#"{{"time":1,"kind":"open","host":"n","pid":1,"tid":1,"ppid":1,"uid":0,"gid":0,"comm":"{comm}","path":"{token}",{extra},"cgroup_id":1}}"#
+            )
+        };
+        let lines = [
+            // 0: a container read of the token: shown, fires.
+            open("cat", r#""flags":0,"result":3,"container_id":"c1""#),
+            // 1: the same read on the host: shown with origin host, does not fire.
+            open("cat", r#""flags":0,"result":3"#),
+            // 2: a failed open: not shown, does not fire.
+            open("cat", r#""flags":0,"result":-13,"container_id":"c1""#),
+            // 3: an exec: shown as sched_process_exec without flags.
+            r#"{"time":1,"kind":"exec","host":"n","pid":1,"tid":1,"ppid":1,"uid":0,"gid":0,"comm":"sh","exe":"/bin/sh","args":["sh"],"path":"/bin/sh","result":0,"cgroup_id":1,"container_id":"c1"}"#.to_string(),
+            // 4: flags missing: shown without flags, cannot be evaluated.
+            open("cat", r#""flags":null,"result":3,"container_id":"c1""#),
+            // 5: an allow-listed process: shown, does not fire.
+            open("kubectl", r#""flags":0,"result":3,"container_id":"c1""#),
+            // 6: a write-only open (O_WRONLY): shown with flags 1, does not fire.
+            open("cat", r#""flags":1,"result":3,"container_id":"c1""#),
+        ];
+        let batch = events_from_ndjson(&lines.join("\n"), "t.ndjson", 64).expect("events").remove(0);
+        let shown = tracee_record_batch(&batch);
+        let col = |name: &str| shown.column_by_name(name).expect(name).clone();
+        let index: Vec<u64> = col("event_index").as_primitive::<UInt64Type>().values().to_vec();
+        assert_eq!(index, [0, 1, 3, 4, 5, 6]);
+        let names = col("eventName");
+        let names: Vec<&str> = (0..names.len()).map(|i| names.as_string::<i32>().value(i)).collect();
+        assert_eq!(
+            names,
+            [
+                "security_file_open",
+                "security_file_open",
+                "sched_process_exec",
+                "security_file_open",
+                "security_file_open",
+                "security_file_open"
+            ]
+        );
+        let origin = col("origin");
+        let origin: Vec<&str> = (0..origin.len()).map(|i| origin.as_string::<i32>().value(i)).collect();
+        assert_eq!(origin, ["container", "host", "container", "container", "container", "container"]);
+        let flags = col("args.flags");
+        let flags = flags.as_primitive::<Int32Type>();
+        let flags: Vec<Option<i32>> = (0..flags.len()).map(|i| flags.is_valid(i).then(|| flags.value(i))).collect();
+        assert_eq!(flags, [Some(0), Some(0), None, None, Some(0), Some(1)]);
+
+        let rules = RuleSet::builtin(&Default::default()).expect("built-in rules");
+        let trc108 = rules.rules().iter().find(|r| r.id == "TRC-108").expect("TRC-108");
+        let verdict = trc108.evaluate(&batch);
+        assert_eq!(verdict.fires.set_indices().collect::<Vec<_>>(), [0]);
+        assert_eq!(verdict.unevaluable.iter().map(|(row, _)| *row).collect::<Vec<_>>(), [4]);
+    }
+}
