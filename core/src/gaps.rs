@@ -9,7 +9,7 @@ use arrow::datatypes::{Int32Type, Int64Type};
 use crate::capture::{str_at, Capture, Column, EventBatch, EventKind, Projection};
 use crate::error::Result;
 use crate::replay::{ReplayOptions, Replayer};
-use crate::rules::{RuleLogic, RuleSet};
+use crate::rules::RuleSet;
 
 /// Substrings (compared lower-cased) that mark a path or argument as
 /// touching service-account credentials: the in-pod mount and kubelet's
@@ -166,22 +166,15 @@ fn classify(rules: &RuleSet, batch: &EventBatch, row: usize, unevaluable: bool) 
         return GapKind::ExecNotMatched;
     }
     let comm = batch.str_value(Column::Comm, row).unwrap_or("");
-    let signatures: Vec<_> = rules
-        .rules()
-        .iter()
-        .filter_map(|r| match &r.logic {
-            RuleLogic::Signature(s) => Some(s),
-            RuleLogic::Eql(_) => None,
-        })
-        .collect();
-    if signatures.iter().any(|s| s.allow_processes.contains(comm)) {
+    if rules.rules().iter().any(|r| r.logic.allow_lists(comm)) {
         return GapKind::AllowListed;
     }
     if unevaluable {
         return GapKind::Unevaluable;
     }
     let path = batch.str_value(Column::Path, row).unwrap_or("");
-    if !signatures.is_empty() && !signatures.iter().any(|s| s.path_matches(path)) {
+    let path_verdicts: Vec<bool> = rules.rules().iter().filter_map(|r| r.logic.path_pattern_matches(path)).collect();
+    if !path_verdicts.is_empty() && !path_verdicts.contains(&true) {
         return GapKind::PathOutsidePatterns;
     }
     let flags = batch.expect(Column::Flags).as_primitive::<Int32Type>();

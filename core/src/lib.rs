@@ -20,11 +20,13 @@
 pub mod capture;
 pub mod diff;
 pub mod display;
+pub mod engine;
 pub mod eql;
 pub mod error;
 pub mod findings;
 pub mod gaps;
 pub mod import;
+mod kernels;
 pub mod lint;
 pub mod output_file;
 pub mod process;

@@ -4,10 +4,12 @@
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::Deserialize;
 
 use crate::capture::Projection;
+pub use crate::engine::{CompiledRule, Verdict};
 use crate::eql::{line_col, CompileOptions, EqlQuery};
 use crate::error::{Error, Position, Result};
 use crate::signature::{Signature, SignatureFile};
@@ -23,15 +25,6 @@ pub const BUILTIN_RULES: &[(&str, &str)] = &[
         include_str!("../rules/tracee-trc-108-k8s-service-account-token.toml"),
     ),
 ];
-
-/// What a rule is made of.
-#[derive(Debug, Clone)]
-pub enum RuleLogic {
-    /// An Elastic EQL query.
-    Eql(EqlQuery),
-    /// A Tracee-style signature.
-    Signature(Signature),
-}
 
 /// A loaded rule: identity, metadata and logic.
 #[derive(Debug, Clone)]
@@ -50,63 +43,40 @@ pub struct Rule {
     pub source: PathBuf,
     /// Byte offset of the EQL query text in the rule file (for positions of later diagnostics).
     pub query_offset: Option<usize>,
-    /// The logic.
-    pub logic: RuleLogic,
-}
-
-/// What a rule decided about one batch of events: the driver's only view of
-/// a rule's result, whatever its kind.
-#[derive(Debug, Clone)]
-pub struct Verdict {
-    /// One bit per event of the batch: set where the rule fires.
-    pub fires: arrow::buffer::BooleanBuffer,
-    /// Events the rule selected but cannot evaluate, in increasing row order,
-    /// each with the reason (e.g. `argument "flags" is missing (flags is null)`).
-    pub unevaluable: Vec<(usize, String)>,
+    /// The compiled logic, whatever its kind: everything about the rule
+    /// beyond identity and metadata goes through this interface.
+    pub logic: Arc<dyn CompiledRule>,
 }
 
 impl Rule {
     /// Evaluates the rule on a whole batch (which must carry [`Rule::projection`]).
     pub fn evaluate(&self, batch: &crate::capture::EventBatch) -> Verdict {
-        match &self.logic {
-            RuleLogic::Eql(q) => Verdict { fires: q.evaluate(batch), unevaluable: Vec::new() },
-            RuleLogic::Signature(s) => {
-                let (fires, bad) = s.evaluate(batch);
-                Verdict { fires, unevaluable: bad.into_iter().map(|u| (u.row, u.message)).collect() }
-            }
-        }
+        self.logic.evaluate(batch)
     }
 
     /// `eql` or `signature`.
     pub fn kind(&self) -> &'static str {
-        match self.logic {
-            RuleLogic::Eql(_) => "eql",
-            RuleLogic::Signature(_) => "signature",
-        }
+        self.logic.kind()
     }
 
     /// Why event `row` of `batch` fires (call only for events that fire).
     pub fn why(&self, batch: &crate::capture::EventBatch, row: usize) -> String {
-        match &self.logic {
-            RuleLogic::Eql(q) => q.explain(batch, row),
-            RuleLogic::Signature(s) => s.explain(batch, row),
-        }
+        self.logic.why(batch, row)
     }
 
     /// Why event `row` of `batch` does not fire.
     pub fn why_not(&self, batch: &crate::capture::EventBatch, row: usize) -> String {
-        match &self.logic {
-            RuleLogic::Eql(q) => q.why_not(batch, row),
-            RuleLogic::Signature(s) => s.why_not(batch, row),
-        }
+        self.logic.why_not(batch, row)
     }
 
     /// Capture columns the rule reads.
     pub fn projection(&self) -> Projection {
-        match &self.logic {
-            RuleLogic::Eql(q) => q.projection(),
-            RuleLogic::Signature(s) => s.projection(),
-        }
+        self.logic.projection()
+    }
+
+    /// The rule's logic for `rules list --json`, as a JSON object.
+    pub fn describe(&self) -> serde_json::Value {
+        self.logic.describe()
     }
 }
 
@@ -288,6 +258,9 @@ fn for_each_rule_file<P: AsRef<Path>>(paths: &[P], mut f: impl FnMut(&Path, Stri
 }
 
 /// Parses one rule file's text. `path` is used for messages and as the rule's source.
+///
+/// The file's top-level table names the rule kind (`[signature]`, `[rule]`);
+/// a new kind of rule is one more branch here building its [`CompiledRule`].
 pub fn parse_rule(path: &Path, text: &str, options: &CompileOptions) -> Result<Rule> {
     let table: toml::Table = toml::from_str(text).map_err(|e| toml_error(path, text, &e))?;
     if table.contains_key("signature") {
@@ -306,7 +279,7 @@ pub fn parse_rule(path: &Path, text: &str, options: &CompileOptions) -> Result<R
                 .unwrap_or_default(),
             source: path.to_owned(),
             query_offset: None,
-            logic: RuleLogic::Signature(sig),
+            logic: Arc::new(sig),
         });
     }
     if !table.contains_key("rule") {
@@ -367,6 +340,6 @@ pub fn parse_rule(path: &Path, text: &str, options: &CompileOptions) -> Result<R
         threat,
         source: path.to_owned(),
         query_offset: Some(content_start),
-        logic: RuleLogic::Eql(compiled),
+        logic: Arc::new(compiled),
     })
 }

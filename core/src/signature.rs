@@ -9,15 +9,15 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use arrow::array::{Array, AsArray};
+use arrow::array::Array;
 use arrow::buffer::BooleanBuffer;
-use arrow::datatypes::Int32Type;
 use regex::Regex;
 use serde::Deserialize;
 
-use crate::capture::{valid_bits, Column, EventBatch, EventKind, Projection};
-use crate::eql::{any_str, verdict_key};
-use crate::view::ecs::visible;
+use crate::capture::{str_at, Column, EventBatch, EventKind, Projection};
+use crate::engine::{CompiledRule, LintWarning, Verdict};
+use crate::kernels::{any_str, valid_bits, verdict_key};
+use crate::view::tracee::{Origin, TraceeView};
 
 /// The access modes a signature can require, as Tracee's helpers define them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -135,21 +135,12 @@ pub struct Signature {
     regex: Regex,
     /// Required access mode.
     pub access: Access,
-    /// Dictionary-verdict cache keys of the allow-list and the regex (see `eql::verdict_key`).
+    /// Dictionary-verdict cache keys of the allow-list and the regex (see `kernels::verdict_key`).
     verdict_keys: [usize; 2],
 }
 
 /// Tracee's severity names, indexed by severity number.
 pub const TRACEE_SEVERITIES: [&str; 5] = ["info", "low", "medium", "high", "critical"];
-
-/// An event a signature could not evaluate, with the reason.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Unevaluable {
-    /// Row in the batch.
-    pub row: usize,
-    /// Why, e.g. `argument "flags" is missing (flags is null)`.
-    pub message: String,
-}
 
 impl Signature {
     pub(crate) fn from_file(f: SignatureFile) -> Result<Signature, (Option<std::ops::Range<usize>>, String)> {
@@ -206,76 +197,85 @@ impl Signature {
         TRACEE_SEVERITIES[self.severity as usize]
     }
 
-    /// Columns the signature reads.
-    pub fn projection(&self) -> Projection {
+    fn selected(&self, view: &TraceeView<'_>) -> BooleanBuffer {
+        let candidates = view.file_opens();
+        match self.origin {
+            OriginSelector::Any => candidates,
+            OriginSelector::Container => &candidates & &view.in_container(),
+            OriginSelector::Host => &candidates & &!&view.in_container(),
+        }
+    }
+
+    /// Whether each event's processName is allow-listed (judged once per distinct value).
+    fn allow_listed(&self, view: &TraceeView<'_>) -> BooleanBuffer {
+        any_str(view.process_name().as_ref(), None, self.verdict_keys[0], &|s| self.allow_processes.contains(s))
+    }
+
+    /// Whether the path regex matches `path` (unanchored, as Go's MatchString).
+    pub fn path_matches(&self, path: &str) -> bool {
+        self.regex.is_match(path)
+    }
+
+    /// The allow-list in file order.
+    pub fn allow_list(&self) -> &[String] {
+        &self.allow_list
+    }
+}
+
+impl CompiledRule for Signature {
+    fn kind(&self) -> &'static str {
+        "signature"
+    }
+
+    /// The columns of the Tracee view fields the signature reads.
+    fn projection(&self) -> Projection {
         [Column::Kind, Column::Result, Column::Path, Column::Flags, Column::Comm, Column::ContainerId]
             .into_iter()
             .collect()
     }
 
-    fn selected(&self, batch: &EventBatch) -> BooleanBuffer {
-        let n = batch.len();
-        let kinds = batch.kinds();
-        let opens = BooleanBuffer::collect_bool(n, |i| kinds[i] == EventKind::Open);
-        let candidates = &visible(batch) & &opens;
-        let in_container = match batch.expect(Column::ContainerId).logical_nulls() {
-            Some(nulls) => nulls.inner().clone(),
-            None => BooleanBuffer::new_set(n),
-        };
-        match self.origin {
-            OriginSelector::Any => candidates,
-            OriginSelector::Container => &candidates & &in_container,
-            OriginSelector::Host => &candidates & &!&in_container,
-        }
-    }
-
-    /// Whether each event's comm is allow-listed (judged once per distinct value).
-    fn allow_listed(&self, batch: &EventBatch) -> BooleanBuffer {
-        let comm = batch.expect(Column::Comm);
-        any_str(comm.as_ref(), None, self.verdict_keys[0], &|s| self.allow_processes.contains(s))
-    }
-
-    /// Evaluates the signature on a batch: the rows that fire, and the rows
-    /// that were selected but cannot be evaluated (a missing argument).
-    pub fn evaluate(&self, batch: &EventBatch) -> (BooleanBuffer, Vec<Unevaluable>) {
-        let selected = self.selected(batch);
+    /// The rows that fire, and the rows that were selected but cannot be
+    /// evaluated (a missing argument, where Tracee's signature returns an error).
+    fn evaluate(&self, batch: &EventBatch) -> Verdict {
+        let view = TraceeView::new(batch);
+        let selected = self.selected(&view);
         if selected.count_set_bits() == 0 {
-            return (selected, Vec::new());
+            return Verdict { fires: selected, unevaluable: Vec::new() };
         }
-        let candidates = &selected & &!&self.allow_listed(batch);
+        let candidates = &selected & &!&self.allow_listed(&view);
         if candidates.count_set_bits() == 0 {
-            return (candidates, Vec::new());
+            return Verdict { fires: candidates, unevaluable: Vec::new() };
         }
-        let path = batch.expect(Column::Path);
-        let flags = batch.expect(Column::Flags).as_primitive::<Int32Type>();
+        let path = view.pathname();
+        let flags = view.flags();
         let path_matches = any_str(path.as_ref(), None, self.verdict_keys[1], &|s| self.regex.is_match(s));
-        let mut bad = Vec::new();
+        let mut unevaluable = Vec::new();
         let values = flags.values();
-        let flags_valid = valid_bits(flags);
+        let flags_valid = valid_bits(&flags);
         let access = &flags_valid & &BooleanBuffer::collect_bool(batch.len(), |i| self.access.allows(values[i]));
         let fires = &(&candidates & &access) & &path_matches;
-        if path.null_count() == 0 && flags.null_count() == 0 {
-            return (fires, bad);
-        }
+        let path_valid = valid_bits(path.as_ref());
         // Selected, not allow-listed, but an argument is missing: Tracee's signature returns an error.
-        let missing = &candidates & &!&(&valid_bits(path.as_ref()) & &flags_valid);
+        let missing = &candidates & &!&(&path_valid & &flags_valid);
         for i in missing.set_indices() {
-            let message = if path.is_null(i) {
+            let message = if !path_valid.value(i) {
                 "argument \"pathname\" is missing (path is null)"
             } else {
                 "argument \"flags\" is missing (flags is null)"
             };
-            bad.push(Unevaluable { row: i, message: message.into() });
+            unevaluable.push((i, message.into()));
         }
-        (fires, bad)
+        Verdict { fires, unevaluable }
     }
 
-    /// Why event `row` fired: origin, allow-list, access mode and the path match.
-    pub fn explain(&self, batch: &EventBatch, row: usize) -> String {
-        let comm = batch.str_value(Column::Comm, row).unwrap_or("");
-        let path = batch.str_value(Column::Path, row).unwrap_or("");
-        let flags = batch.expect(Column::Flags).as_primitive::<Int32Type>().value(row);
-        let origin = if batch.expect(Column::ContainerId).is_valid(row) { "container" } else { "host" };
+    /// Origin, allow-list, access mode and the path match.
+    fn why(&self, batch: &EventBatch, row: usize) -> String {
+        let one = batch.slice(row, 1);
+        let view = TraceeView::new(&one);
+        let comm = str_at(view.process_name().as_ref(), 0).unwrap_or("");
+        let path = str_at(view.pathname().as_ref(), 0).unwrap_or("");
+        let flags = view.flags().value(0);
+        let origin = view.origin(0).as_str();
         let mode = crate::display::AccessMode::of(flags).constant().unwrap_or("access mode 3");
         format!(
             "security_file_open from {origin}: processName {} not in allow-list; {}(flags={flags:#x}: {mode}); pathname {} matches {}",
@@ -286,33 +286,34 @@ impl Signature {
         )
     }
 
-    /// Why event `row` does not fire: which step of the signature's logic stops it.
-    pub fn why_not(&self, batch: &EventBatch, row: usize) -> String {
+    /// Which step of the signature's logic stops event `row`.
+    fn why_not(&self, batch: &EventBatch, row: usize) -> String {
         let one = batch.slice(row, 1);
+        let view = TraceeView::new(&one);
         if one.kinds()[0] != EventKind::Open {
             return "not a security_file_open event (execs are sched_process_exec)".into();
         }
-        if !visible(&one).value(0) {
+        if !view.file_opens().value(0) {
             return "a failed open never reaches security_file_open".into();
         }
-        let in_container = one.expect(Column::ContainerId).is_valid(0);
-        let origin = if in_container { "container" } else { "host" };
+        let origin = view.origin(0);
         let selected = match self.origin {
             OriginSelector::Any => true,
-            OriginSelector::Container => in_container,
-            OriginSelector::Host => !in_container,
+            OriginSelector::Container => origin == Origin::Container,
+            OriginSelector::Host => origin == Origin::Host,
         };
         if !selected {
-            return format!("origin is {origin}; the signature selects {:?} events", self.origin).to_lowercase();
+            return format!("origin is {}; the signature selects {:?} events", origin.as_str(), self.origin)
+                .to_lowercase();
         }
-        let comm = one.str_value(Column::Comm, 0).unwrap_or("");
+        let comm = str_at(view.process_name().as_ref(), 0).unwrap_or("");
         if self.allow_processes.contains(comm) {
             return format!("processName {} is allow-listed", serde_json::Value::String(comm.into()));
         }
-        let Some(path) = one.str_value(Column::Path, 0) else {
+        let Some(path) = str_at(view.pathname().as_ref(), 0) else {
             return "cannot evaluate: argument \"pathname\" is missing".into();
         };
-        let flags = one.expect(Column::Flags).as_primitive::<Int32Type>();
+        let flags = view.flags();
         if flags.is_null(0) {
             return "cannot evaluate: argument \"flags\" is missing".into();
         }
@@ -326,13 +327,32 @@ impl Signature {
         "it fires".into()
     }
 
-    /// Whether the path regex matches `path` (unanchored, as Go's MatchString).
-    pub fn path_matches(&self, path: &str) -> bool {
-        self.regex.is_match(path)
+    fn describe(&self) -> serde_json::Value {
+        serde_json::json!({
+            "origin": format!("{:?}", self.origin).to_lowercase(), "allow_processes": self.allow_list(),
+            "path_regex": self.path_regex, "access": format!("{:?}", self.access).to_lowercase()})
     }
 
-    /// The allow-list in file order.
-    pub fn allow_list(&self) -> &[String] {
-        &self.allow_list
+    /// Allow-list entries longer than the 15-byte kernel comm never match.
+    fn lint(&self, text: &str, _query_offset: usize) -> Vec<LintWarning> {
+        let mut out = Vec::new();
+        for name in self.allow_list() {
+            if name.len() > 15 {
+                let cut: String = name.bytes().take(15).map(char::from).collect();
+                out.push(LintWarning {
+                    offset: text.find(&format!("\"{name}\"")),
+                    message: format!("allow-list entry {name:?} is longer than the 15-byte kernel comm it is compared with, so it never matches; the kernel reports {cut:?}"),
+                });
+            }
+        }
+        out
+    }
+
+    fn allow_lists(&self, process_name: &str) -> bool {
+        self.allow_processes.contains(process_name)
+    }
+
+    fn path_pattern_matches(&self, path: &str) -> Option<bool> {
+        Some(self.path_matches(path))
     }
 }

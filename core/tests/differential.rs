@@ -40,7 +40,7 @@ use tokenscan_core::capture::{
 };
 use tokenscan_core::eql::{CompileOptions, EqlQuery};
 use tokenscan_core::replay::{CollectSink, ReplayOptions, ReplaySummary, Replayer};
-use tokenscan_core::rules::{RuleLogic, RuleSet};
+use tokenscan_core::rules::RuleSet;
 
 // ============================================================================
 // Values
@@ -1011,7 +1011,8 @@ fn check_signatures(
         let text = signature_toml(sig, id);
         let rules = RuleSet::from_sources(&[(Path::new("sig.toml"), text.as_str())], &CompileOptions::default())
             .map_err(|e| TestCaseError::fail(format!("{text}\ndoes not load: {e}")))?;
-        let RuleLogic::Signature(engine) = &rules.rules()[0].logic else { panic!("a [signature] file is a signature") };
+        let engine = &rules.rules()[0];
+        assert_eq!(engine.kind(), "signature", "a [signature] file is a signature");
         let outcome = |want: Outcome| -> BTreeSet<u64> {
             events
                 .iter()
@@ -1023,14 +1024,14 @@ fn check_signatures(
         let (fires, unevaluable) = (outcome(Outcome::Fires), outcome(Outcome::Unevaluable));
         for (label, batches) in &sets {
             prop_assert_eq!(
-                &selected(batches, |b| engine.evaluate(b).0.set_indices().collect()),
+                &selected(batches, |b| engine.evaluate(b).fires.set_indices().collect()),
                 &fires,
                 "fires: {} on {}",
                 text,
                 label
             );
             prop_assert_eq!(
-                &selected(batches, |b| engine.evaluate(b).1.iter().map(|u| u.row).collect()),
+                &selected(batches, |b| engine.evaluate(b).unevaluable.iter().map(|(row, _)| *row).collect()),
                 &unevaluable,
                 "unevaluable: {} on {}",
                 text,
@@ -1038,9 +1039,9 @@ fn check_signatures(
             );
         }
         for b in &sets[3].1 {
-            let fires: Vec<usize> = engine.evaluate(b).0.set_indices().collect();
+            let fires: Vec<usize> = engine.evaluate(b).fires.set_indices().collect();
             for &row in &fires {
-                prop_assert!(engine.explain(b, row).contains("security_file_open"));
+                prop_assert!(engine.why(b, row).contains("security_file_open"));
             }
             for row in 0..b.len() {
                 let text = engine.why_not(b, row);

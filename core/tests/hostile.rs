@@ -15,7 +15,7 @@ use tokenscan_core::capture::{
 };
 use tokenscan_core::eql::{CompileOptions, EqlQuery};
 use tokenscan_core::replay::{CollectSink, ReplayOptions, ReplaySummary, Replayer};
-use tokenscan_core::rules::{RuleLogic, RuleSet};
+use tokenscan_core::rules::RuleSet;
 
 // ============================================================================
 // Helpers
@@ -225,8 +225,9 @@ fn signature_verdicts_are_not_reused_by_a_later_signature_at_the_same_address() 
              origin = \"container\"\n[match]\nallow_processes = [\"{allow}\"]\npath_regex = '{regex}'\naccess = \"read\"\n"
         );
         let set = RuleSet::from_sources(&[("s.toml", text.as_str())], &CompileOptions::default()).expect("loads");
-        let RuleLogic::Signature(s) = &set.rules()[0].logic else { panic!("a signature") };
-        let got: Vec<usize> = s.evaluate(&batches[0]).0.set_indices().collect();
+        let s = &set.rules()[0];
+        assert_eq!(s.kind(), "signature");
+        let got: Vec<usize> = s.evaluate(&batches[0]).fires.set_indices().collect();
         assert_eq!(got, expected, "path_regex {regex:?}, allow-list [{allow:?}]");
     }
 }

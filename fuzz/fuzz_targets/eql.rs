@@ -8,7 +8,7 @@ mod common;
 
 use libfuzzer_sys::fuzz_target;
 use tokenscan_core::eql::{parse_expr, CompileOptions, EqlQuery};
-use tokenscan_core::rules::{Rule, RuleLogic};
+use tokenscan_core::rules::Rule;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(src) = std::str::from_utf8(data) else { return };
@@ -33,7 +33,7 @@ fuzz_target!(|data: &[u8]| {
             threat: Vec::new(),
             source: "fuzz".into(),
             query_offset: None,
-            logic: RuleLogic::Eql(q),
+            logic: std::sync::Arc::new(q),
         };
         for batch in common::samples() {
             let a = q.evaluate(batch);

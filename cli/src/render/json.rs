@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use tokenscan_core::diff::DiffSummary;
 use tokenscan_core::display::rfc3339;
 use tokenscan_core::gaps::Gap;
-use tokenscan_core::rules::{RuleLogic, RuleSet};
+use tokenscan_core::rules::RuleSet;
 
 use crate::commands::inspect::CaptureStats;
 
@@ -86,12 +86,7 @@ pub fn rules(set: &RuleSet) -> Value {
     set.rules()
         .iter()
         .map(|r| {
-            let logic = match &r.logic {
-                RuleLogic::Eql(q) => json!({"query": q.source(), "fields": q.field_names()}),
-                RuleLogic::Signature(s) => json!({
-                    "origin": format!("{:?}", s.origin).to_lowercase(), "allow_processes": s.allow_list(),
-                    "path_regex": s.path_regex, "access": format!("{:?}", s.access).to_lowercase()}),
-            };
+            let logic = r.describe();
             json!({"id": r.id, "name": r.name, "kind": r.kind(), "severity": r.severity,
                 "risk_score": r.risk_score, "threat": r.threat, "source": r.source.display().to_string(), "logic": logic})
         })

@@ -298,16 +298,6 @@ impl EventBatch {
     }
 }
 
-/// One bit per row of `a`: set where the row is not null (physical nulls, as
-/// `Array::is_valid` judges them), as a bitmap to combine with others
-/// instead of asking row by row.
-pub(crate) fn valid_bits(a: &dyn Array) -> arrow::buffer::BooleanBuffer {
-    match a.nulls() {
-        Some(nulls) => nulls.inner().clone(),
-        None => arrow::buffer::BooleanBuffer::new_set(a.len()),
-    }
-}
-
 /// The string at `row` of a Utf8 or `Dictionary<Int32, Utf8>` array.
 pub fn str_at(a: &dyn Array, row: usize) -> Option<&str> {
     if a.is_null(row) {

@@ -8,6 +8,7 @@ use regex::Regex;
 use super::ast::{Category, CmpOp, Expr, ExprKind, Literal, Query, Span};
 use super::parser::parse_query;
 use crate::capture::Projection;
+use crate::kernels::verdict_key;
 use crate::view::ecs::{ecs_base_projection, ecs_field, FieldType, ECS_FIELDS};
 
 /// Elasticsearch's `ignore_above` for ECS keyword fields.
@@ -171,7 +172,7 @@ pub(crate) enum Node {
         test: Test,
         text: String,
         /// Names this leaf's test in the per-thread cache of dictionary
-        /// verdicts; unique for the life of the process (`eval::verdict_key`),
+        /// verdicts; unique for the life of the process (`kernels::verdict_key`),
         /// so a later query can never read this one's verdicts.
         key: usize,
     },
@@ -197,7 +198,7 @@ impl EqlQuery {
             let (idx, _) = ecs_field("event.category").expect("event.category is an ECS field");
             c.use_field(idx);
             let leaf = Node::Leaf {
-                key: super::eval::verdict_key(),
+                key: verdict_key(),
                 field: idx,
                 test: Test::Str(StrMatcher::In([cat.clone()].into_iter().collect())),
                 text: format!("event.category == \"{cat}\""),
@@ -360,12 +361,7 @@ impl Compiler {
                         format!("`{}` is a {} field, not a condition; compare it with a value", f.name, f.ty),
                     );
                 }
-                Ok(Node::Leaf {
-                    field: idx,
-                    test: Test::Bool(true),
-                    text: short_text(e),
-                    key: super::eval::verdict_key(),
-                })
+                Ok(Node::Leaf { field: idx, test: Test::Bool(true), text: short_text(e), key: verdict_key() })
             }
             ExprKind::Compare { lhs, op, rhs } => self.compare(e, lhs, *op, rhs),
             ExprKind::In { lhs, list, case_insensitive, negated } => {
@@ -410,7 +406,7 @@ impl Compiler {
                 Test::Exists => true,
                 _ => false,
             }),
-            Some(field) => Node::Leaf { field, test, text: short_text(e), key: super::eval::verdict_key() },
+            Some(field) => Node::Leaf { field, test, text: short_text(e), key: verdict_key() },
             // An unknown optional field is always missing: positive tests are false.
             None => Node::Const(false),
         }

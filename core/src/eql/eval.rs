@@ -1,129 +1,15 @@
 //! Columnar evaluation of a compiled query over a batch of events, and the
 //! per-event explanation that becomes a finding's `reason`.
 
-use arrow::array::{Array, ArrayRef, AsArray};
+use arrow::array::{Array, AsArray};
 use arrow::buffer::BooleanBuffer;
-use arrow::datatypes::{DataType, Int32Type, Int64Type};
+use arrow::datatypes::{DataType, Int64Type};
 
 use super::compile::{EqlQuery, Node, StrMatcher, Test};
-use crate::capture::{str_at, valid_bits, EventBatch};
-use crate::view::ecs::{materialize, visible, ECS_FIELDS};
-
-/// The ECS view of one batch, built lazily field by field.
-struct View<'a> {
-    batch: &'a EventBatch,
-    fields: Vec<Option<ArrayRef>>,
-}
-
-impl<'a> View<'a> {
-    fn new(batch: &'a EventBatch) -> Self {
-        View { batch, fields: vec![None; ECS_FIELDS.len()] }
-    }
-    fn get(&mut self, idx: usize) -> ArrayRef {
-        self.fields[idx].get_or_insert_with(|| materialize(idx, self.batch)).clone()
-    }
-}
-
-fn within(s: &str, limit: Option<usize>) -> bool {
-    match limit {
-        None => true,
-        // A UTF-8 string never has more UTF-16 units than bytes.
-        Some(l) => s.len() <= l || s.encode_utf16().count() <= l,
-    }
-}
-
-/// A new key for [`any_str`]'s dictionary-verdict cache. Keys are never
-/// reused, unlike the address of a matcher, which a later query (compiled
-/// after the first was dropped) can occupy: keyed by address, that query would
-/// read the first one's verdicts for the same dictionary.
-pub(crate) fn verdict_key() -> usize {
-    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(1);
-    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-}
-
-/// A dictionary's values, the predicate key and limit, and the verdict per value.
-type CachedVerdicts = (ArrayRef, usize, Option<usize>, std::sync::Arc<Vec<bool>>);
-
-thread_local! {
-    /// Per-thread verdicts of predicates on dictionary values, so a dictionary
-    /// shared by many batches (one per Parquet column chunk) is judged once.
-    /// Entries keep their values array alive, so its address cannot be reused
-    /// by another array while cached.
-    static VERDICTS: std::cell::RefCell<Vec<CachedVerdicts>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
-/// Whether two string arrays share the same buffers (so the same values):
-/// views such as file.path re-wrap the capture's dictionary in a new array
-/// object per batch, but the value buffers stay the same.
-fn same_values(a: &ArrayRef, b: &ArrayRef) -> bool {
-    std::sync::Arc::ptr_eq(a, b) || (a.len() == b.len() && a.offset() == b.offset() && a.to_data().ptr_eq(&b.to_data()))
-}
-
-/// The verdict of `f` on every value of a dictionary's values array, cached by
-/// (values array, predicate `key`, limit).
-fn dictionary_verdicts(
-    values: &ArrayRef,
-    key: usize,
-    limit: Option<usize>,
-    f: &dyn Fn(&str) -> bool,
-) -> std::sync::Arc<Vec<bool>> {
-    let hit = VERDICTS.with(|c| {
-        c.borrow()
-            .iter()
-            .find(|(v, k, l, _)| *k == key && *l == limit && same_values(v, values))
-            .map(|(_, _, _, verdict)| verdict.clone())
-    });
-    if let Some(v) = hit {
-        return v;
-    }
-    let strings = values.as_string::<i32>();
-    let verdict: std::sync::Arc<Vec<bool>> = std::sync::Arc::new(
-        (0..strings.len())
-            .map(|v| strings.is_valid(v) && within(strings.value(v), limit) && f(strings.value(v)))
-            .collect(),
-    );
-    VERDICTS.with(|c| {
-        let mut c = c.borrow_mut();
-        if c.len() >= 32 {
-            c.clear();
-        }
-        c.push((values.clone(), key, limit, verdict.clone()));
-    });
-    verdict
-}
-
-/// For each row: does some string value (any element, for arrays) satisfy `f`?
-/// `key` identifies the predicate (from [`verdict_key`]; 0 for "has a value")
-/// so that dictionary verdicts can be reused across batches.
-pub(crate) fn any_str(a: &dyn Array, limit: Option<usize>, key: usize, f: &dyn Fn(&str) -> bool) -> BooleanBuffer {
-    let n = a.len();
-    match a.data_type() {
-        DataType::Utf8 => {
-            let s = a.as_string::<i32>();
-            BooleanBuffer::collect_bool(n, |i| s.is_valid(i) && within(s.value(i), limit) && f(s.value(i)))
-        }
-        DataType::Dictionary(_, _) => {
-            // Judge each distinct value once, then look rows up by key.
-            let d = a.as_dictionary::<Int32Type>();
-            let verdict = dictionary_verdicts(d.values(), key, limit, f);
-            let keys = d.keys();
-            match keys.nulls() {
-                None => BooleanBuffer::collect_bool(n, |i| verdict[keys.value(i) as usize]),
-                Some(nulls) => BooleanBuffer::collect_bool(n, |i| nulls.is_valid(i) && verdict[keys.value(i) as usize]),
-            }
-        }
-        DataType::List(_) => {
-            let list = a.as_list::<i32>();
-            let values = list.values();
-            let verdict = any_str(values.as_ref(), limit, key, f);
-            let offsets = list.value_offsets();
-            BooleanBuffer::collect_bool(n, |i| {
-                list.is_valid(i) && (offsets[i] as usize..offsets[i + 1] as usize).any(|j| verdict.value(j))
-            })
-        }
-        other => unreachable!("keyword fields are strings or lists of strings, got {other}"),
-    }
-}
+use crate::capture::{str_at, EventBatch};
+use crate::kernels::{any_str, valid_bits, within};
+use crate::view::ecs::{EcsView as View, ECS_FIELDS};
+use crate::view::visible;
 
 fn eval_test(a: &dyn Array, test: &Test, key: usize, limit: Option<usize>) -> BooleanBuffer {
     let n = a.len();
@@ -152,7 +38,7 @@ fn eval_test(a: &dyn Array, test: &Test, key: usize, limit: Option<usize>) -> Bo
 }
 
 fn eval_node(node: &Node, view: &mut View<'_>, limit: Option<usize>) -> BooleanBuffer {
-    let n = view.batch.len();
+    let n = view.batch().len();
     match node {
         Node::Const(b) => BooleanBuffer::collect_bool(n, |_| *b),
         Node::Leaf { field, test, key, .. } => {
@@ -194,9 +80,9 @@ const SPARSE_FRACTION: usize = 16;
 /// Evaluates the remaining conjuncts on the rows `acc` selects only, and
 /// scatters the result back to the full batch.
 fn and_on_selected(items: &[Node], acc: BooleanBuffer, view: &mut View<'_>, limit: Option<usize>) -> BooleanBuffer {
-    let n = view.batch.len();
+    let n = view.batch().len();
     let rows: Vec<u32> = acc.set_indices().map(|i| i as u32).collect();
-    let sub = view.batch.take(&rows);
+    let sub = view.batch().take(&rows);
     let mut sub_view = View::new(&sub);
     let mut sub_acc = BooleanBuffer::new_set(rows.len());
     for item in items {

@@ -11,9 +11,10 @@ pub mod ast;
 mod compile;
 mod eval;
 mod lexer;
+mod lint;
 mod parser;
+mod rule;
 
 pub use ast::{line_col, ParseError, Span};
 pub use compile::{CompileError, CompileOptions, EqlQuery, DEFAULT_IGNORE_ABOVE};
-pub(crate) use eval::{any_str, verdict_key};
 pub use parser::{parse_expr, parse_query};

@@ -1,9 +1,42 @@
-//! How raw capture events look to each rule's home system.
+//! How raw capture events look to each rule's home system. Each view is
+//! defined once, here, and used both by its rule engine and by display (the
+//! Python module's `ecs_view` and `tracee_view`), so what an analyst sees is
+//! exactly what the rules evaluate.
 //!
 //! * [`ecs`]: the Elastic Common Schema documents Defend for Containers would
 //!   have produced, queried by EQL rules.
 //! * [`tracee`]: the Tracee events (`security_file_open`, `sched_process_exec`)
 //!   a Tracee signature would have received.
 
+use arrow::array::{Array, AsArray};
+use arrow::buffer::BooleanBuffer;
+
+use crate::capture::{Column, EventBatch, EventKind};
+use crate::kernels::valid_bits;
+
 pub mod ecs;
 pub mod tracee;
+
+/// Which events of a batch enter the rule views at all: execs that did not
+/// fail (`result` null or `>= 0`: a failed execve runs nothing), and opens
+/// that succeeded (`result >= 0`, or `result` null with a non-null `path`).
+pub fn visible(batch: &EventBatch) -> BooleanBuffer {
+    let kinds = batch.kinds();
+    let n = batch.len();
+    // Bitmaps combined word by word, not a test per row.
+    let execs = BooleanBuffer::collect_bool(n, |i| kinds[i] == EventKind::Exec);
+    let has_path = match batch.column(Column::Path) {
+        Some(p) => valid_bits(p.as_ref()),
+        None => BooleanBuffer::new_unset(n),
+    };
+    // Without a result: an exec, or an open with a path.
+    let fallback = &execs | &has_path;
+    let Some(r) = batch.column(Column::Result) else { return fallback };
+    let r = r.as_primitive::<arrow::datatypes::Int64Type>();
+    let values = r.values();
+    let succeeded = BooleanBuffer::collect_bool(n, |i| values[i] >= 0);
+    match r.nulls() {
+        None => succeeded,
+        Some(nulls) => &(nulls.inner() & &succeeded) | &(&!nulls.inner() & &fallback),
+    }
+}

@@ -2,15 +2,20 @@
 //! arguments `pathname` (the resolved path), `flags` and `syscall_pathname`
 //! (the requested path); an `exec` is a `sched_process_exec`. The origin is
 //! `container` when the event carries a container id, else `host`.
+//!
+//! [`TraceeView`] computes these fields once for a batch; the signature engine
+//! evaluates them and [`tracee_record_batch`] shows them.
 
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch, StringArray, UInt64Array};
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Int32Array, RecordBatch, StringArray, UInt64Array};
+use arrow::buffer::{BooleanBuffer, NullBuffer};
 use arrow::compute::cast;
-use arrow::datatypes::{DataType, Field, Schema};
+use arrow::datatypes::{DataType, Field, Int32Type, Schema};
 
-use crate::capture::{Column, EventBatch, EventKind, Projection};
-use crate::view::ecs::visible;
+use super::visible;
+use crate::capture::{Column, EventBatch, EventKind};
+use crate::kernels::restrict;
 
 /// Tracee's event name for an event kind.
 pub fn event_name(kind: EventKind) -> &'static str {
@@ -39,28 +44,75 @@ impl Origin {
     }
 }
 
-/// Columns the Tracee view is built from.
-pub fn tracee_projection() -> Projection {
-    [
-        Column::Kind,
-        Column::Result,
-        Column::Comm,
-        Column::Path,
-        Column::RequestedPath,
-        Column::Flags,
-        Column::ContainerId,
-        Column::Pid,
-        Column::Tid,
-        Column::Ppid,
-        Column::Uid,
-        Column::Host,
-        Column::CgroupId,
-        Column::Args,
-        Column::Exe,
-        Column::Time,
-    ]
-    .into_iter()
-    .collect()
+/// The Tracee view of one batch of events. The batch must carry the columns
+/// of the fields asked for: `kind`, `result` and `path` for which events
+/// Tracee sees, `container_id` for the origin, `comm`, `flags`, ... for the
+/// fields of the same name.
+pub struct TraceeView<'a> {
+    batch: &'a EventBatch,
+}
+
+impl<'a> TraceeView<'a> {
+    /// The view of `batch`.
+    pub fn new(batch: &'a EventBatch) -> Self {
+        TraceeView { batch }
+    }
+
+    /// Which events Tracee would deliver at all (failed opens and failed
+    /// execs never reach `security_file_open` / `sched_process_exec`).
+    pub fn delivered(&self) -> BooleanBuffer {
+        visible(self.batch)
+    }
+
+    /// Which events are `security_file_open` events: delivered opens.
+    pub fn file_opens(&self) -> BooleanBuffer {
+        let kinds = self.batch.kinds();
+        &self.delivered() & &BooleanBuffer::collect_bool(self.batch.len(), |i| kinds[i] == EventKind::Open)
+    }
+
+    /// One bit per event: set where the origin is `container` (the event
+    /// has a container id).
+    pub fn in_container(&self) -> BooleanBuffer {
+        match self.batch.expect(Column::ContainerId).logical_nulls() {
+            Some(nulls) => nulls.inner().clone(),
+            None => BooleanBuffer::new_set(self.batch.len()),
+        }
+    }
+
+    /// The origin of event `row`.
+    pub fn origin(&self, row: usize) -> Origin {
+        let id = self.batch.expect(Column::ContainerId).slice(row, 1);
+        if id.logical_nulls().is_none_or(|n| n.is_valid(0)) {
+            Origin::Container
+        } else {
+            Origin::Host
+        }
+    }
+
+    /// `processName`: the kernel's comm.
+    pub fn process_name(&self) -> &'a ArrayRef {
+        self.batch.expect(Column::Comm)
+    }
+
+    /// `args.pathname`: the resolved path (of the opened file, or of the executable).
+    pub fn pathname(&self) -> &'a ArrayRef {
+        self.batch.expect(Column::Path)
+    }
+
+    /// `args.flags` of `security_file_open` (missing on execs).
+    pub fn flags(&self) -> Int32Array {
+        self.open_only(self.batch.expect(Column::Flags)).as_primitive::<Int32Type>().clone()
+    }
+
+    /// `args.syscall_pathname` of `security_file_open`: the path as requested (missing on execs).
+    pub fn syscall_pathname(&self) -> ArrayRef {
+        self.open_only(self.batch.expect(Column::RequestedPath))
+    }
+
+    fn open_only(&self, a: &ArrayRef) -> ArrayRef {
+        let kinds = self.batch.kinds();
+        restrict(a, NullBuffer::new(BooleanBuffer::collect_bool(self.batch.len(), |i| kinds[i] == EventKind::Open)))
+    }
 }
 
 /// The Tracee view of a batch as a record batch (visible events only), with
@@ -70,7 +122,8 @@ pub fn tracee_projection() -> Projection {
 /// `args.flags`, `args.syscall_pathname` (opens) and `args.argv`,
 /// `args.pathname` (execs).
 pub fn tracee_record_batch(batch: &EventBatch) -> RecordBatch {
-    let vis = BooleanArray::new(visible(batch), None);
+    let view = TraceeView::new(batch);
+    let vis = BooleanArray::new(view.delivered(), None);
     let kinds = batch.kinds();
     let to_utf8 = |a: &ArrayRef| match a.data_type() {
         DataType::Dictionary(_, _) => cast(a, &DataType::Utf8).expect("dictionary of strings casts to text"),
@@ -79,29 +132,25 @@ pub fn tracee_record_batch(batch: &EventBatch) -> RecordBatch {
     let col = |c: Column| to_utf8(batch.expect(c));
     let idx: UInt64Array = (0..batch.len() as u64).map(|i| i + batch.first_index()).collect();
     let names: StringArray = kinds.iter().map(|k| Some(event_name(*k))).collect();
-    let container = col(Column::ContainerId);
+    let in_container = view.in_container();
     let origin: StringArray =
-        (0..batch.len()).map(|i| Some(if container.is_valid(i) { "container" } else { "host" })).collect();
-    let open_only = |a: ArrayRef| -> ArrayRef {
-        let keep: BooleanArray = kinds.iter().map(|k| Some(*k == EventKind::Open)).collect();
-        arrow::compute::nullif(&a, &arrow::compute::not(&keep).expect("not of a plain mask")).expect("same length")
-    };
+        in_container.iter().map(|c| Some(if c { Origin::Container } else { Origin::Host }.as_str())).collect();
     let fields: Vec<(&str, ArrayRef)> = vec![
         ("event_index", Arc::new(idx)),
         ("timestamp", batch.expect(Column::Time).clone()),
         ("eventName", Arc::new(names)),
         ("origin", Arc::new(origin)),
-        ("processName", col(Column::Comm)),
+        ("processName", to_utf8(view.process_name())),
         ("processId", batch.expect(Column::Pid).clone()),
         ("threadId", batch.expect(Column::Tid).clone()),
         ("parentProcessId", batch.expect(Column::Ppid).clone()),
         ("userId", batch.expect(Column::Uid).clone()),
         ("hostName", col(Column::Host)),
-        ("containerId", container.clone()),
+        ("containerId", col(Column::ContainerId)),
         ("cgroupId", batch.expect(Column::CgroupId).clone()),
-        ("args.pathname", col(Column::Path)),
-        ("args.flags", open_only(batch.expect(Column::Flags).clone())),
-        ("args.syscall_pathname", open_only(col(Column::RequestedPath))),
+        ("args.pathname", to_utf8(view.pathname())),
+        ("args.flags", Arc::new(view.flags())),
+        ("args.syscall_pathname", to_utf8(&view.syscall_pathname())),
         ("args.argv", batch.expect(Column::Args).clone()),
     ];
     let schema =
@@ -109,4 +158,74 @@ pub fn tracee_record_batch(batch: &EventBatch) -> RecordBatch {
     let rb = RecordBatch::try_new(Arc::new(schema), fields.into_iter().map(|(_, a)| a).collect())
         .expect("view columns share a length");
     arrow::compute::filter_record_batch(&rb, &vis).expect("mask has the batch's length")
+}
+
+#[cfg(test)]
+mod tests {
+    use arrow::array::{Array, AsArray};
+    use arrow::datatypes::{Int32Type, UInt64Type};
+
+    use super::tracee_record_batch;
+    use crate::capture::events_from_ndjson;
+    use crate::rules::RuleSet;
+
+    /// What `tracee_view` shows is what TRC-108 evaluates: the rows shown as a
+    /// container `security_file_open` of a non-allow-listed process with a
+    /// read access mode and a token path are exactly the rows that fire.
+    #[test]
+    fn the_view_shown_is_the_view_trc_108_evaluates() {
+        let token = "/var/run/secrets/kubernetes.io/serviceaccount/..data/token";
+        let open = |comm: &str, extra: &str| {
+            format!(
+                r#"{{"time":1,"kind":"open","host":"n","pid":1,"tid":1,"ppid":1,"uid":0,"gid":0,"comm":"{comm}","path":"{token}",{extra},"cgroup_id":1}}"#
+            )
+        };
+        let lines = [
+            // 0: a container read of the token: shown, fires.
+            open("cat", r#""flags":0,"result":3,"container_id":"c1""#),
+            // 1: the same read on the host: shown with origin host, does not fire.
+            open("cat", r#""flags":0,"result":3"#),
+            // 2: a failed open: not shown, does not fire.
+            open("cat", r#""flags":0,"result":-13,"container_id":"c1""#),
+            // 3: an exec: shown as sched_process_exec without flags.
+            r#"{"time":1,"kind":"exec","host":"n","pid":1,"tid":1,"ppid":1,"uid":0,"gid":0,"comm":"sh","exe":"/bin/sh","args":["sh"],"path":"/bin/sh","result":0,"cgroup_id":1,"container_id":"c1"}"#.to_string(),
+            // 4: flags missing: shown without flags, cannot be evaluated.
+            open("cat", r#""flags":null,"result":3,"container_id":"c1""#),
+            // 5: an allow-listed process: shown, does not fire.
+            open("kubectl", r#""flags":0,"result":3,"container_id":"c1""#),
+            // 6: a write-only open (O_WRONLY): shown with flags 1, does not fire.
+            open("cat", r#""flags":1,"result":3,"container_id":"c1""#),
+        ];
+        let batch = events_from_ndjson(&lines.join("\n"), "t.ndjson", 64).expect("events").remove(0);
+        let shown = tracee_record_batch(&batch);
+        let col = |name: &str| shown.column_by_name(name).expect(name).clone();
+        let index: Vec<u64> = col("event_index").as_primitive::<UInt64Type>().values().to_vec();
+        assert_eq!(index, [0, 1, 3, 4, 5, 6]);
+        let names = col("eventName");
+        let names: Vec<&str> = (0..names.len()).map(|i| names.as_string::<i32>().value(i)).collect();
+        assert_eq!(
+            names,
+            [
+                "security_file_open",
+                "security_file_open",
+                "sched_process_exec",
+                "security_file_open",
+                "security_file_open",
+                "security_file_open"
+            ]
+        );
+        let origin = col("origin");
+        let origin: Vec<&str> = (0..origin.len()).map(|i| origin.as_string::<i32>().value(i)).collect();
+        assert_eq!(origin, ["container", "host", "container", "container", "container", "container"]);
+        let flags = col("args.flags");
+        let flags = flags.as_primitive::<Int32Type>();
+        let flags: Vec<Option<i32>> = (0..flags.len()).map(|i| flags.is_valid(i).then(|| flags.value(i))).collect();
+        assert_eq!(flags, [Some(0), Some(0), None, None, Some(0), Some(1)]);
+
+        let rules = RuleSet::builtin(&Default::default()).expect("built-in rules");
+        let trc108 = rules.rules().iter().find(|r| r.id == "TRC-108").expect("TRC-108");
+        let verdict = trc108.evaluate(&batch);
+        assert_eq!(verdict.fires.set_indices().collect::<Vec<_>>(), [0]);
+        assert_eq!(verdict.unevaluable.iter().map(|(row, _)| *row).collect::<Vec<_>>(), [4]);
+    }
 }
