@@ -22,6 +22,7 @@ pub mod output;
 pub mod probes;
 pub mod record;
 pub mod run;
+pub mod snapshot;
 pub mod system;
 
 /// The libbpf-rs skeleton generated from `src/bpf/recorder.bpf.c` by `build.rs`.
