@@ -1013,13 +1013,16 @@ fn records_fork_exit_threads_sessions_and_cwd() {
     // writes its pid and /proc start time (stat field 22, split by hand
     // with cut: sh's comm has no space), then forks a subshell that opens a
     // file and exits 3 without exec, then runs python, whose second thread
-    // opens a file.
+    // opens a file; last, python chroots into `root`, changes into /sub
+    // and opens /sub/f there (cwd and path relative to the task's root).
     let script = format!(
         "cd '{w}'\n\
          echo $$ > pid\n\
          cut -d' ' -f22 /proc/$$/stat > start\n\
          ( : < /etc/hostname; exit 3 ) || true\n\
-         {py} -c 'import threading; t = threading.Thread(target=lambda: open(\"/etc/passwd\").close()); t.start(); t.join()'\n",
+         {py} -c 'import threading, time; t = threading.Thread(target=lambda: open(\"/etc/passwd\").close()); t.start(); t.join(); time.sleep(0.3)'\n\
+         mkdir -p root/sub && echo x > root/sub/f\n\
+         {py} -c 'import os; os.chroot(\"root\"); os.chdir(\"/sub\"); open(\"f\").close()'\n",
         w = work.display(),
         py = python3()
     );
@@ -1062,6 +1065,8 @@ fn records_fork_exit_threads_sessions_and_cwd() {
     assert_eq!((exit.thread, exit.result), (false, Some(3 << 8)), "process exit, status 3");
 
     // python: a thread is forked, opens /etc/passwd and exits; then the process exits 0.
+    // (python sleeps after join(): join() may return before the thread has
+    // left the kernel, and whichever thread leaves last ends the process.)
     let t_open = mine.iter().find(|e| e.path.as_deref() == Some("/etc/passwd")).expect("the thread's open");
     let (py, tid) = (t_open.pid, t_open.tid);
     assert_ne!(py, tid, "opened by a thread that is not the leader");
@@ -1075,4 +1080,8 @@ fn records_fork_exit_threads_sessions_and_cwd() {
     let p_fork = mine.iter().find(|e| e.kind == "fork" && e.pid == py && !e.thread).expect("python's fork");
     assert_eq!((p_fork.ppid, p_fork.parent_start), (sh, Some(sh_start)));
     assert_eq!(p_exit.start, p_fork.start, "one process, one start");
+
+    // In the chroot: path and cwd relative to the new root.
+    let chrooted = mine.iter().find(|e| e.path.as_deref() == Some("/sub/f")).expect("the open in the chroot");
+    assert_eq!(chrooted.cwd.as_deref(), Some("/sub"));
 }
