@@ -6,6 +6,7 @@
 //! cargo bench -p tokenscan-record --bench recorder -- --rates 100000,200000 --seconds 10
 //! cargo bench -p tokenscan-record --bench recorder -- --workers 2   # the rate split over 2 processes
 //! cargo bench -p tokenscan-record --bench recorder -- --ring-buffer 1M  # a smaller kernel buffer
+//! cargo bench -p tokenscan-record --bench recorder -- --forks 1000  # plus 1000 fork+exit/s beside the opens
 //! ```
 //!
 //! It reports, as a Markdown table for BENCHMARKS.md:
@@ -26,6 +27,10 @@
 //!
 //! The workload runs in a child process (this binary re-executed with
 //! `--workload`), opening and closing one file in a loop paced in 1 ms slices.
+//! With `--forks N`, another child (`--fork-workload`) forks N processes a
+//! second during each sustained run, each exiting at once without exec (a
+//! fork and an exit event each, read and assembled by the recorder); the
+//! table then also shows the forks and exits the recorder counted.
 
 use std::ffi::CString;
 use std::path::{Path, PathBuf};
@@ -82,6 +87,40 @@ fn workload(args: &[String]) {
         }
     }
     println!("{done} {} {}", start.elapsed().as_nanos(), cpu_ns());
+}
+
+/// The fork child: `--fork-workload RATE SECONDS`: RATE forks a second, each
+/// child exiting at once; prints the number of forks.
+fn fork_workload(args: &[String]) {
+    let rate: u64 = args[0].parse().unwrap();
+    let secs: u64 = args[1].parse().unwrap();
+    let start = Instant::now();
+    let total = rate * secs;
+    let mut done = 0u64;
+    let per_ms = (rate / 1000).max(1);
+    let mut slice = 0u64;
+    while done < total {
+        for _ in 0..per_ms.min(total - done) {
+            // SAFETY: the child only calls _exit (async-signal-safe); the parent reaps it.
+            unsafe {
+                let pid = libc::fork();
+                if pid == 0 {
+                    libc::_exit(0);
+                }
+                if pid > 0 {
+                    libc::waitpid(pid, std::ptr::null_mut(), 0);
+                }
+            }
+            done += 1;
+        }
+        slice += if rate >= 1000 { 1 } else { 1000 / rate.max(1) };
+        let due = Duration::from_millis(slice);
+        let el = start.elapsed();
+        if el < due {
+            std::thread::sleep(due - el);
+        }
+    }
+    println!("{done}");
 }
 
 fn cpu_ns() -> u64 {
@@ -168,6 +207,14 @@ impl Recorder {
         let _ = self.child.wait();
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
+}
+
+/// (forks, exits) from the recorder's summary line `processes N forks, M exits, ...`.
+fn forks_exits_of(log: &str) -> (u64, u64) {
+    let line = log.lines().find_map(|l| l.trim_start().strip_prefix("processes")).unwrap_or("");
+    let nums: Vec<u64> =
+        line.split(|c: char| !c.is_ascii_digit() && c != ',').filter_map(|v| v.replace(',', "").parse().ok()).collect();
+    (nums.first().copied().unwrap_or(0), nums.get(1).copied().unwrap_or(0))
 }
 
 fn lost_of(log: &str) -> u64 {
@@ -320,11 +367,15 @@ fn main() {
     if args.first().map(String::as_str) == Some("--workload") {
         return workload(&args[1..]);
     }
+    if args.first().map(String::as_str) == Some("--fork-workload") {
+        return fork_workload(&args[1..]);
+    }
     // cargo bench passes --bench; accept our own flags and ignore the rest.
     let mut rates: Vec<u64> = vec![50_000, 100_000, 200_000, 300_000, 400_000];
     let mut seconds = 10u64;
     let mut workers = 1u64;
     let mut ring_buffer = "16M".to_string();
+    let mut forks = 0u64;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -334,6 +385,7 @@ fn main() {
             "--seconds" => seconds = it.next().expect("--seconds N").parse().expect("seconds"),
             "--workers" => workers = it.next().expect("--workers N").parse().expect("workers"),
             "--ring-buffer" => ring_buffer = it.next().expect("--ring-buffer SIZE").clone(),
+            "--forks" => forks = it.next().expect("--forks N").parse().expect("forks per second"),
             _ => {}
         }
     }
@@ -392,22 +444,36 @@ fn main() {
     }
     println!();
 
-    println!("sustained rates, {workers} workload process(es), {seconds} s each, ring buffer {ring_buffer}:");
+    println!(
+        "sustained rates, {workers} workload process(es), {seconds} s each, ring buffer {ring_buffer}, \
+         {forks} forks/s beside:"
+    );
     println!();
-    println!("| target rate (opens/s) | reached | workload events in capture | lost records | recorder CPU (% of one core) | recorder peak RSS |");
-    println!("|---:|---:|---:|---:|---:|---:|");
+    println!("| target rate (opens/s) | reached | workload events in capture | lost records | recorder CPU (% of one core) | recorder peak RSS | forks done / forks, exits recorded |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|");
     for rate in rates {
         let rec = Recorder::start(&out, tmp.path().join(format!("rate-{rate}.log")), &ring_buffer);
         let (t0, _) = rec.proc_stat();
         let w0 = Instant::now();
+        let forker = (forks > 0).then(|| {
+            Command::new(std::env::current_exe().unwrap())
+                .args(["--fork-workload", &forks.to_string(), &seconds.to_string()])
+                .stdout(Stdio::piped())
+                .spawn()
+                .expect("run the fork workload")
+        });
         let (n, d, _) = run_workers(&file, rate, seconds, workers);
+        let forked: u64 = forker
+            .map(|c| String::from_utf8_lossy(&c.wait_with_output().unwrap().stdout).trim().parse().unwrap_or(0))
+            .unwrap_or(0);
         let wall = w0.elapsed();
         let (t1, hwm) = rec.proc_stat();
         let log = rec.stop();
         let found = workload_events(&out, &file);
         let cpu = (t1 - t0) as f64 / hz / wall.as_secs_f64() * 100.0;
+        let (fk, ex) = forks_exits_of(&log);
         println!(
-            "| {rate} | {:.0} | {found} / {n} | {} | {cpu:.0}% | {:.1} MiB |",
+            "| {rate} | {:.0} | {found} / {n} | {} | {cpu:.0}% | {:.1} MiB | {forked} / {fk}, {ex} |",
             n as f64 / d.as_secs_f64(),
             lost_of(&log),
             hwm as f64 / 1024.0

@@ -10,13 +10,15 @@
 //!
 //! The kernel sends a process's executable path only with its first record
 //! (and at every exec); the assembler keeps it per process and fills `exe`
-//! of later events from there.
+//! of later events from there. Likewise a thread's working directory, sent
+//! when it changed for that thread, is kept per thread and fills `cwd`.
+//! Fork and exit records become events of their own; an exit makes the
+//! assembler forget the thread's cwd (and, for the process's last thread,
+//! the process's exe), as the kernel does.
 
 use std::collections::HashMap;
 
-use tokenscan_core::capture::EventKind;
-
-use crate::event::{Argv, Event, WalkedPath};
+use crate::event::{Argv, Event, RecordedKind, WalkedPath};
 use crate::record::{Flags, Kind, Record};
 
 /// `O_LARGEFILE` as the kernel of this architecture stores it in `f_flags`
@@ -36,6 +38,8 @@ const O_CLOEXEC: i32 = 0o2000000;
 
 /// Processes whose exe is cached before the cache is reset (and the kernel asked to resend).
 const EXE_CACHE_MAX: usize = 262_144;
+/// Threads whose cwd is cached before the cache is reset (and the kernel asked to resend).
+const CWD_CACHE_MAX: usize = 262_144;
 /// Unpaired entries kept before the oldest are dropped.
 const PENDING_MAX: usize = 262_144;
 
@@ -69,6 +73,20 @@ pub struct AssemblerStats {
     pub entries_without_exit: u64,
     /// Events whose process's exe was not known (its record was lost).
     pub exe_unknown: u64,
+    /// Fork events (new processes and threads).
+    pub forks: u64,
+    /// Exit events (threads and processes).
+    pub exits: u64,
+    /// Events whose thread's working directory was not known (its record was lost).
+    pub cwd_unknown: u64,
+}
+
+#[derive(Default, Clone, Copy)]
+struct ProcessContext {
+    sid: Option<u32>,
+    pgid: Option<u32>,
+    start: Option<i64>,
+    parent_start: Option<i64>,
 }
 
 struct PendingOpen {
@@ -88,6 +106,7 @@ pub struct Assembler {
     pending_open: HashMap<u32, PendingOpen>,
     pending_exec: HashMap<u32, PendingExec>,
     exe: HashMap<u32, Box<str>>,
+    cwd: HashMap<u32, Box<str>>,
     want_exe_resend: bool,
     stats: AssemblerStats,
 }
@@ -100,6 +119,7 @@ impl Assembler {
             pending_open: HashMap::new(),
             pending_exec: HashMap::new(),
             exe: HashMap::new(),
+            cwd: HashMap::new(),
             want_exe_resend: false,
             stats: AssemblerStats::default(),
         }
@@ -110,8 +130,25 @@ impl Assembler {
         self.stats
     }
 
-    /// Whether the kernel should be asked to resend exe paths (one was
-    /// missing, or the cache was reset); clears the request.
+    /// Remembers the exe and working directory of a process that was running
+    /// before the recording (from the /proc snapshot), for events whose
+    /// records do not carry them (an exit, or after a lost record).
+    pub fn seed_process(&mut self, pid: u32, exe: Option<&str>, cwd: Option<&str>) {
+        if let Some(x) = exe {
+            self.cache_exe(pid, x.to_owned());
+        }
+        if let Some(c) = cwd {
+            self.cache_cwd(pid, c.to_owned());
+        }
+    }
+
+    /// Converts a kernel CLOCK_BOOTTIME stamp to Unix time (nanoseconds).
+    pub fn wall_ns(&self, boot_ns: u64) -> i64 {
+        (boot_ns as i64).saturating_add(self.clock_offset_ns)
+    }
+
+    /// Whether the kernel should be asked to resend exe paths and working
+    /// directories (one was missing, or a cache was reset); clears the request.
     pub fn take_exe_resend_request(&mut self) -> bool {
         std::mem::take(&mut self.want_exe_resend)
     }
@@ -150,6 +187,8 @@ impl Assembler {
             Kind::REC_OPEN_EXIT => self.open_exit(&rec, sink),
             Kind::REC_EXEC => self.exec(&rec, sink),
             Kind::REC_EXEC_EXIT => self.exec_failed(&rec, sink),
+            Kind::REC_FORK => self.fork(&rec, sink),
+            Kind::REC_EXIT => self.exit(&rec, sink),
             _ => self.stats.bad_records += 1,
         }
     }
@@ -165,21 +204,55 @@ impl Assembler {
     }
 
     fn time(&self, rec: &Record<'_>) -> i64 {
-        (rec.hdr.ts_boot_ns as i64).saturating_add(self.clock_offset_ns)
+        self.wall_ns(rec.hdr.ts_boot_ns)
     }
 
-    /// Stores the exe a record carries, then returns the process's exe.
-    fn exe_for(&mut self, rec: &Record<'_>) -> Option<&str> {
+    /// Stores the exe a record carries; counts it (and asks for a resend)
+    /// when the process's exe is not known and `expected`.
+    fn note_exe(&mut self, rec: &Record<'_>, expected: bool) {
         let pid = rec.hdr.pid;
         if let Some(bytes) = rec.exe {
             let text = WalkedPath { bytes, complete: !rec.has(Flags::RF_EXE_TRUNCATED) }.to_text().into_owned();
             self.cache_exe(pid, text);
-        } else if !self.exe.contains_key(&pid) {
+        } else if expected && !self.exe.contains_key(&pid) {
             self.stats.exe_unknown += 1;
             self.want_exe_resend = true;
-            return None;
         }
-        self.exe.get(&pid).map(|s| &**s)
+    }
+
+    /// Stores the cwd a record carries; counts it (and asks for a resend)
+    /// when the thread's cwd is not known and `expected`.
+    fn note_cwd(&mut self, rec: &Record<'_>, expected: bool) {
+        let tid = rec.hdr.tid;
+        if let Some(bytes) = rec.cwd {
+            let text = WalkedPath { bytes, complete: !rec.has(Flags::RF_CWD_TRUNCATED) }.to_text().into_owned();
+            self.cache_cwd(tid, text);
+        } else if expected && !self.cwd.contains_key(&tid) {
+            self.stats.cwd_unknown += 1;
+            self.want_exe_resend = true;
+        }
+    }
+
+    fn cache_cwd(&mut self, tid: u32, text: String) {
+        if self.cwd.len() >= CWD_CACHE_MAX && !self.cwd.contains_key(&tid) {
+            self.cwd.clear();
+            self.want_exe_resend = true;
+        }
+        self.cwd.insert(tid, text.into_boxed_str());
+    }
+
+    /// Session, process group and start times of a record's process.
+    fn process_context(&self, rec: &Record<'_>) -> ProcessContext {
+        let h = &rec.hdr;
+        if !rec.has(Flags::RF_PROC) {
+            return ProcessContext::default();
+        }
+        ProcessContext {
+            sid: Some(h.sid),
+            pgid: Some(h.pgid),
+            start: (h.start_boot_ns != 0).then(|| self.wall_ns(h.start_boot_ns)),
+            parent_start: (h.ppid != 0 && h.parent_start_boot_ns != 0).then(|| self.wall_ns(h.parent_start_boot_ns)),
+        }
     }
 
     fn cache_exe(&mut self, pid: u32, text: String) {
@@ -212,18 +285,20 @@ impl Assembler {
         let path = self.walked_path(rec);
         let time_ns = self.time(rec);
         self.stats.opens += 1;
-        let exe = self.exe_for(rec);
+        self.note_exe(rec, true);
+        self.note_cwd(rec, true);
+        let pc = self.process_context(rec);
         let e = Event {
             time_ns,
             boot_ns: h.ts_boot_ns,
-            kind: EventKind::Open,
+            kind: RecordedKind::Open,
             pid: h.pid,
             tid: h.tid,
             ppid: h.ppid,
             uid: h.uid,
             gid: h.gid,
             comm: rec.comm(),
-            exe,
+            exe: self.exe.get(&h.pid).map(|s| &**s),
             args: None,
             path,
             requested_path: pending.as_ref().and_then(|p| p.req.as_deref()),
@@ -232,6 +307,12 @@ impl Assembler {
             tty: rec.tty,
             cgroup_id: h.cgroup_id,
             cgroup_path: rec.cgroup_path(),
+            sid: pc.sid,
+            pgid: pc.pgid,
+            process_start_ns: pc.start,
+            parent_start_ns: pc.parent_start,
+            cwd: self.cwd.get(&h.tid).map(|s| &**s),
+            thread: false,
         };
         sink(&e);
     }
@@ -265,10 +346,12 @@ impl Assembler {
         let time_ns = self.time(rec);
         // The string the caller passed, else the kernel's copy (bprm->filename).
         let requested_path = pending.as_ref().and_then(|p| p.req.as_deref()).or(rec.req);
+        self.note_cwd(rec, true);
+        let pc = self.process_context(rec);
         let e = Event {
             time_ns,
             boot_ns: h.ts_boot_ns,
-            kind: EventKind::Exec,
+            kind: RecordedKind::Exec,
             pid: h.pid,
             tid: h.tid,
             ppid: h.ppid,
@@ -284,6 +367,12 @@ impl Assembler {
             tty: rec.tty,
             cgroup_id: h.cgroup_id,
             cgroup_path: rec.cgroup_path(),
+            sid: pc.sid,
+            pgid: pc.pgid,
+            process_start_ns: pc.start,
+            parent_start_ns: pc.parent_start,
+            cwd: self.cwd.get(&h.tid).map(|s| &**s),
+            thread: false,
         };
         sink(&e);
     }
@@ -302,18 +391,20 @@ impl Assembler {
         }
         self.stats.execs += 1;
         let time_ns = self.time(rec);
-        let exe = self.exe_for(rec);
+        self.note_exe(rec, true);
+        self.note_cwd(rec, true);
+        let pc = self.process_context(rec);
         let e = Event {
             time_ns,
             boot_ns: h.ts_boot_ns,
-            kind: EventKind::Exec,
+            kind: RecordedKind::Exec,
             pid: h.pid,
             tid: h.tid,
             ppid: h.ppid,
             uid: h.uid,
             gid: h.gid,
             comm: rec.comm(),
-            exe,
+            exe: self.exe.get(&h.pid).map(|s| &**s),
             args,
             path: None,
             requested_path: pending.as_ref().and_then(|p| p.req.as_deref()),
@@ -322,8 +413,97 @@ impl Assembler {
             tty: rec.tty,
             cgroup_id: h.cgroup_id,
             cgroup_path: rec.cgroup_path(),
+            sid: pc.sid,
+            pgid: pc.pgid,
+            process_start_ns: pc.start,
+            parent_start_ns: pc.parent_start,
+            cwd: self.cwd.get(&h.tid).map(|s| &**s),
+            thread: false,
         };
         sink(&e);
+    }
+
+    /// A new process or thread; the record describes the child.
+    fn fork(&mut self, rec: &Record<'_>, sink: &mut dyn FnMut(&Event<'_>)) {
+        let h = &rec.hdr;
+        let thread = rec.has(Flags::RF_THREAD);
+        // A new process's record carries its exe; a thread's process is known.
+        self.note_exe(rec, true);
+        self.note_cwd(rec, true);
+        self.stats.forks += 1;
+        let pc = self.process_context(rec);
+        let e = Event {
+            time_ns: self.time(rec),
+            boot_ns: h.ts_boot_ns,
+            kind: RecordedKind::Fork,
+            pid: h.pid,
+            tid: h.tid,
+            ppid: h.ppid,
+            uid: h.uid,
+            gid: h.gid,
+            comm: rec.comm(),
+            exe: self.exe.get(&h.pid).map(|s| &**s),
+            args: None,
+            path: None,
+            requested_path: None,
+            flags: None,
+            result: None,
+            tty: rec.tty,
+            cgroup_id: h.cgroup_id,
+            cgroup_path: rec.cgroup_path(),
+            sid: pc.sid,
+            pgid: pc.pgid,
+            process_start_ns: pc.start,
+            parent_start_ns: pc.parent_start,
+            cwd: self.cwd.get(&h.tid).map(|s| &**s),
+            thread,
+        };
+        sink(&e);
+    }
+
+    /// A thread ending; with RF_GROUP_DEAD, the process's last one. `result`
+    /// is the kernel's exit_code (wait status). Nothing is asked again of
+    /// the kernel for it: the thread is gone.
+    fn exit(&mut self, rec: &Record<'_>, sink: &mut dyn FnMut(&Event<'_>)) {
+        let h = &rec.hdr;
+        let process_ends = rec.has(Flags::RF_GROUP_DEAD);
+        self.note_exe(rec, false);
+        self.note_cwd(rec, false);
+        self.stats.exits += 1;
+        let pc = self.process_context(rec);
+        {
+            let e = Event {
+                time_ns: self.time(rec),
+                boot_ns: h.ts_boot_ns,
+                kind: RecordedKind::Exit,
+                pid: h.pid,
+                tid: h.tid,
+                ppid: h.ppid,
+                uid: h.uid,
+                gid: h.gid,
+                comm: rec.comm(),
+                exe: self.exe.get(&h.pid).map(|s| &**s),
+                args: None,
+                path: None,
+                requested_path: None,
+                flags: None,
+                result: Some(h.ret),
+                tty: rec.tty,
+                cgroup_id: h.cgroup_id,
+                cgroup_path: rec.cgroup_path(),
+                sid: pc.sid,
+                pgid: pc.pgid,
+                process_start_ns: pc.start,
+                parent_start_ns: pc.parent_start,
+                cwd: self.cwd.get(&h.tid).map(|s| &**s),
+                thread: !process_ends,
+            };
+            sink(&e);
+        }
+        self.cwd.remove(&h.tid);
+        if process_ends {
+            self.exe.remove(&h.pid);
+        }
     }
 }
 
@@ -564,6 +744,121 @@ mod tests {
         let (rows, a) = run(&[encode(&h, &[b"/d/e"])]);
         assert_eq!(rows[0].path.as_deref(), Some("[tokenscan:path-truncated]/d/e"));
         assert_eq!(a.stats().path_truncated, 1);
+    }
+
+    /// A record with the process context (RF_PROC) and, optionally, a cwd.
+    fn with_proc<'a>(mut h: RawHeader, cwd: Option<&'a [u8]>, mut parts: Vec<&'a [u8]>) -> Vec<u8> {
+        h.rflags |= Flags::RF_PROC.0;
+        h.sid = 100;
+        h.pgid = 200;
+        h.start_boot_ns = 3_000;
+        h.parent_start_boot_ns = 2_000;
+        if let Some(c) = cwd {
+            h.rflags |= Flags::RF_CWD.0;
+            h.cwd_len = c.len() as u16;
+            parts.push(c);
+        }
+        encode(&h, &parts)
+    }
+
+    #[test]
+    fn fork_exit_and_the_process_context() {
+        let mut a = Assembler::new(1_000_000);
+        let mut got = Vec::new();
+        let mut push = |a: &mut Assembler, rec: Vec<u8>| {
+            a.handle(&rec, &mut |e: &Event<'_>| {
+                got.push((
+                    e.kind,
+                    e.pid,
+                    e.tid,
+                    e.ppid,
+                    e.thread,
+                    e.exe.map(String::from),
+                    e.cwd.map(String::from),
+                    e.sid,
+                    e.pgid,
+                    e.process_start_ns,
+                    e.parent_start_ns,
+                    e.result,
+                ))
+            });
+        };
+        // A new process 60 (child of 50): exe and cwd come with the fork.
+        let mut f = hdr(Kind::REC_FORK, 60, 60, "sh");
+        f.ppid = 50;
+        f.rflags = Flags::RF_EXE.0;
+        f.exe_len = 7;
+        push(&mut a, with_proc(f, Some(b"/srv"), vec![b"/bin/sh"]));
+        // Its thread 61: no exe (known for the process), its own cwd.
+        let mut t = hdr(Kind::REC_FORK, 60, 61, "sh");
+        t.ppid = 50;
+        t.rflags = Flags::RF_THREAD.0;
+        push(&mut a, with_proc(t, Some(b"/tmp"), vec![]));
+        // An open of the thread: cwd from the cache.
+        let mut o = hdr(Kind::REC_OPEN_EXIT, 60, 61, "sh");
+        o.ret = 3;
+        push(&mut a, with_proc(o, None, vec![]));
+        // The thread exits, then the process (its last thread) with status 3 << 8.
+        let mut x = hdr(Kind::REC_EXIT, 60, 61, "sh");
+        x.ppid = 50;
+        x.ret = 0;
+        push(&mut a, with_proc(x, None, vec![]));
+        let mut x = hdr(Kind::REC_EXIT, 60, 60, "sh");
+        x.ppid = 50;
+        x.ret = 3 << 8;
+        x.rflags = Flags::RF_GROUP_DEAD.0;
+        push(&mut a, with_proc(x, None, vec![]));
+        // The cwd of a thread that exited is forgotten: a later record without
+        // one has no cwd (and asks for a resend).
+        let o2 = hdr(Kind::REC_OPEN_EXIT, 60, 61, "sh");
+        push(&mut a, with_proc(o2, None, vec![]));
+
+        let (start, parent) = (Some(1_003_000), Some(1_002_000));
+        let e = |k, tid, thread, exe: Option<&str>, cwd: Option<&str>, result| {
+            (
+                k,
+                60,
+                tid,
+                50,
+                thread,
+                exe.map(String::from),
+                cwd.map(String::from),
+                Some(100),
+                Some(200),
+                start,
+                parent,
+                result,
+            )
+        };
+        let sh = Some("/bin/sh");
+        assert_eq!(got[0], e(RecordedKind::Fork, 60, false, sh, Some("/srv"), None));
+        assert_eq!(got[1], e(RecordedKind::Fork, 61, true, sh, Some("/tmp"), None));
+        assert_eq!(got[2].6.as_deref(), Some("/tmp"));
+        assert_eq!(got[3], e(RecordedKind::Exit, 61, true, sh, Some("/tmp"), Some(0)));
+        assert_eq!(got[4], e(RecordedKind::Exit, 60, false, sh, Some("/srv"), Some(3 << 8)));
+        assert_eq!(got[5].5, None, "the exe of an ended process is forgotten");
+        assert_eq!(got[5].6, None);
+        let st = a.stats();
+        assert_eq!((st.forks, st.exits, st.cwd_unknown), (2, 2, 1));
+        assert!(a.take_exe_resend_request());
+    }
+
+    #[test]
+    fn without_the_process_context_nothing_is_invented() {
+        let (rows, _) = run(&[open_exit(70, 3, Some(b"/etc/hosts"), Some(b"/usr/bin/cat"), None)]);
+        assert_eq!(rows.len(), 1);
+        let mut a = Assembler::new(0);
+        let mut ctx = None;
+        a.handle(&open_exit(70, 3, None, None, None), &mut |e: &Event<'_>| {
+            ctx = Some((e.sid, e.pgid, e.process_start_ns, e.parent_start_ns, e.cwd.is_none()))
+        });
+        assert_eq!(ctx, Some((None, None, None, None, true)));
+        // pid 1's parent is pid 0: no parent start.
+        let mut h = hdr(Kind::REC_OPEN_EXIT, 1, 1, "init");
+        h.ppid = 0;
+        let mut parent = Some(Some(0));
+        a.handle(&with_proc(h, Some(b"/"), vec![]), &mut |e: &Event<'_>| parent = Some(e.parent_start_ns));
+        assert_eq!(parent, Some(None));
     }
 
     #[test]

@@ -82,6 +82,56 @@ pub fn tty_display_name(kernel_name: &[u8]) -> Cow<'_, str> {
     escape_bytes(kernel_name)
 }
 
+/// What an [`Event`] records. `Open` and `Exec` are the capture format's
+/// kinds (capture v1); the others are recorded but not yet written: capture
+/// format v2 will add them. A recorder-local enum on purpose, so that the
+/// core's [`EventKind`] only gains kinds together with the schema that can
+/// hold them; [`RecordedKind::as_str`] already gives their v2 names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RecordedKind {
+    /// A file open.
+    Open,
+    /// A process exec (successful or failed).
+    Exec,
+    /// A new process or thread (`sched_process_fork`); the event describes the new task.
+    Fork,
+    /// A thread or process ending (`sched_process_exit`).
+    Exit,
+    /// A process that was running when the recording started, read from /proc.
+    Process,
+}
+
+impl RecordedKind {
+    /// `open`, `exec`, `fork`, `exit` or `process`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordedKind::Open => "open",
+            RecordedKind::Exec => "exec",
+            RecordedKind::Fork => "fork",
+            RecordedKind::Exit => "exit",
+            RecordedKind::Process => "process",
+        }
+    }
+
+    /// The capture v1 kind, for the kinds a v1 capture can hold.
+    pub fn capture_kind(self) -> Option<EventKind> {
+        match self {
+            RecordedKind::Open => Some(EventKind::Open),
+            RecordedKind::Exec => Some(EventKind::Exec),
+            RecordedKind::Fork | RecordedKind::Exit | RecordedKind::Process => None,
+        }
+    }
+}
+
+impl From<EventKind> for RecordedKind {
+    fn from(k: EventKind) -> Self {
+        match k {
+            EventKind::Open => RecordedKind::Open,
+            EventKind::Exec => RecordedKind::Exec,
+        }
+    }
+}
+
 /// One event, borrowing from the kernel record and the recorder's caches.
 #[derive(Debug, Clone)]
 pub struct Event<'a> {
@@ -89,8 +139,8 @@ pub struct Event<'a> {
     pub time_ns: i64,
     /// The kernel's timestamp (CLOCK_BOOTTIME nanoseconds), `time_ns` before conversion.
     pub boot_ns: u64,
-    /// Open or exec.
-    pub kind: EventKind,
+    /// Open, exec, fork, exit or a /proc snapshot row.
+    pub kind: RecordedKind,
     /// Thread group id (host pid namespace).
     pub pid: u32,
     /// Thread id.
@@ -122,6 +172,25 @@ pub struct Event<'a> {
     /// The cgroup's path below the cgroup2 root and whether it was cut, when
     /// the kernel sent it with this event (the first of each cgroup id).
     pub cgroup_path: Option<(String, bool)>,
+    /// Session id (host pid namespace); None when not known.
+    pub sid: Option<u32>,
+    /// Process group id (host pid namespace); None when not known.
+    pub pgid: Option<u32>,
+    /// When the process started (its thread group leader's `start_boottime`,
+    /// converted to Unix time like `time_ns`), in nanoseconds. Together with
+    /// `pid` it names one process for the whole recording. /proc snapshot rows
+    /// only know it to the clock tick (see [`crate::snapshot`]).
+    pub process_start_ns: Option<i64>,
+    /// When the real parent process started (same clock); None when the
+    /// parent is pid 0 or not known.
+    pub parent_start_ns: Option<i64>,
+    /// The thread's working directory, resolved relative to the task's root
+    /// like `path` and escaped (with [`PATH_TRUNCATED_PREFIX`] when cut).
+    pub cwd: Option<&'a str>,
+    /// Fork: the new task is a thread (CLONE_THREAD), not a new process.
+    /// Exit: a thread ended and the process goes on (false: its last thread
+    /// ended, the process is gone). False for other kinds.
+    pub thread: bool,
 }
 
 /// Builds capture record batches ([`tokenscan_core::capture::schema`]) row by
@@ -213,6 +282,16 @@ mod tests {
     }
 
     #[test]
+    fn recorded_kinds_map_to_capture_kinds() {
+        assert_eq!(RecordedKind::from(EventKind::Open).capture_kind(), Some(EventKind::Open));
+        assert_eq!(RecordedKind::from(EventKind::Exec).capture_kind(), Some(EventKind::Exec));
+        for k in [RecordedKind::Fork, RecordedKind::Exit, RecordedKind::Process] {
+            assert_eq!(k.capture_kind(), None, "{k:?} has no v1 kind");
+        }
+        assert_eq!(RecordedKind::Process.as_str(), "process");
+    }
+
+    #[test]
     fn paths_and_ttys() {
         assert_eq!(WalkedPath { bytes: b"/run/x", complete: true }.to_text(), "/run/x");
         assert_eq!(WalkedPath { bytes: b"/c/d", complete: false }.to_text(), "[tokenscan:path-truncated]/c/d");
@@ -230,7 +309,7 @@ mod tests {
         let exec = Event {
             time_ns: 1_000,
             boot_ns: 10,
-            kind: EventKind::Exec,
+            kind: RecordedKind::Exec,
             pid: 10,
             tid: 10,
             ppid: 1,
@@ -246,9 +325,15 @@ mod tests {
             tty: Some(b"pts1"),
             cgroup_id: 77,
             cgroup_path: None,
+            sid: Some(5),
+            pgid: Some(10),
+            process_start_ns: Some(900),
+            parent_start_ns: Some(1),
+            cwd: Some("/root"),
+            thread: false,
         };
         let open = Event {
-            kind: EventKind::Open,
+            kind: RecordedKind::Open,
             args: None,
             path: None,
             requested_path: Some(b"token"),

@@ -23,6 +23,7 @@ pub mod pods;
 pub mod probes;
 pub mod record;
 pub mod run;
+pub mod snapshot;
 pub mod system;
 
 /// The libbpf-rs skeleton generated from `src/bpf/recorder.bpf.c` by `build.rs`.

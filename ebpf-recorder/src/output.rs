@@ -302,7 +302,7 @@ mod tests {
             let e = Event {
                 time_ns: i as i64,
                 boot_ns: i as u64,
-                kind: tokenscan_core::capture::EventKind::Open,
+                kind: crate::event::RecordedKind::Open,
                 pid: 1,
                 tid: 1,
                 ppid: 0,
@@ -318,6 +318,12 @@ mod tests {
                 tty: None,
                 cgroup_id: 1,
                 cgroup_path: None,
+                sid: None,
+                pgid: None,
+                process_start_ns: None,
+                parent_start_ns: None,
+                cwd: None,
+                thread: false,
             };
             b.push(&e, None);
         }

@@ -61,7 +61,7 @@ const fn tp(program: &'static str, name: &'static str, required: bool) -> Hook {
 
 /// Every program of recorder.bpf.c. `open` and `creat` do not exist on
 /// arm64 and are skipped where the kernel lacks them.
-pub const HOOKS: [Hook; 15] = [
+pub const HOOKS: [Hook; 17] = [
     tp("enter_open", "sys_enter_open", false),
     tp("exit_open", "sys_exit_open", false),
     tp("enter_openat", "sys_enter_openat", true),
@@ -81,6 +81,20 @@ pub const HOOKS: [Hook; 15] = [
         kind: HookKind::RawTracepoint,
         category: "",
         name: "sched_process_exec",
+        required: true,
+    },
+    Hook {
+        program: "handle_fork",
+        kind: HookKind::RawTracepoint,
+        category: "",
+        name: "sched_process_fork",
+        required: true,
+    },
+    Hook {
+        program: "handle_exit",
+        kind: HookKind::RawTracepoint,
+        category: "",
+        name: "sched_process_exit",
         required: true,
     },
 ];
@@ -246,7 +260,8 @@ impl<'obj> Probes<'obj> {
         Counters { lost_records: lost.load(Ordering::Relaxed), path_truncated: trunc.load(Ordering::Relaxed) }
     }
 
-    /// Makes the kernel resend every process's exe with its next record.
+    /// Makes the kernel resend every process's exe and every thread's
+    /// working directory with its next record.
     pub fn bump_exe_generation(&self) {
         // SAFETY: as in atomic_u64, for the 4-byte aligned u32 field.
         let g = unsafe { AtomicU32::from_ptr(&raw mut (*self.bss).exe_generation) };
@@ -321,5 +336,6 @@ mod tests {
         assert_eq!(names.len(), HOOKS.len());
         assert_eq!(HOOKS[2].to_string(), "tracepoint syscalls/sys_enter_openat");
         assert_eq!(HOOKS[14].to_string(), "raw_tracepoint sched_process_exec");
+        assert_eq!(HOOKS[16].to_string(), "raw_tracepoint sched_process_exit");
     }
 }

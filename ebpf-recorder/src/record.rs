@@ -1,7 +1,7 @@
 //! Decoding the raw ring buffer records of `src/bpf/recorder.h`.
 //!
-//! A record is the skeleton's [`types::record`] header followed by up to six
-//! byte strings (path, req, exe, args, tty, cgroup) whose lengths are in the header.
+//! A record is the skeleton's [`types::record`] header followed by up to seven
+//! byte strings (path, req, exe, args, tty, cgroup, cwd) whose lengths are in the header.
 //! Decoding never trusts the kernel blindly: a record shorter than its header
 //! says is an error, not a panic.
 
@@ -53,6 +53,9 @@ pub struct Record<'a> {
     /// The task's cgroup v2 directory names, innermost first, each followed
     /// by a NUL (`RF_CGROUP`; sent with the first record of each cgroup id).
     pub cgroup: Option<&'a [u8]>,
+    /// The thread's working directory, resolved like `path` (`RF_CWD`; sent
+    /// when it changed for this thread since it was last sent).
+    pub cwd: Option<&'a [u8]>,
 }
 
 impl<'a> Record<'a> {
@@ -93,7 +96,8 @@ impl<'a> Record<'a> {
         let args = take(has(Flags::RF_ARGS), hdr.args_len, "argv")?;
         let tty = take(has(Flags::RF_TTY), hdr.tty_len, "tty")?;
         let cgroup = take(has(Flags::RF_CGROUP), hdr.cgroup_len, "cgroup")?;
-        Ok(Record { hdr, path, req, exe, args, tty, cgroup })
+        let cwd = take(has(Flags::RF_CWD), hdr.cwd_len, "working directory")?;
+        Ok(Record { hdr, path, req, exe, args, tty, cgroup, cwd })
     }
 
     /// The cgroup's path below the cgroup2 root (`kubepods.slice/.../x.scope`)
@@ -207,6 +211,23 @@ mod tests {
         assert_eq!(Record::parse(&encode(&deep, &[b"x\0"])).unwrap().cgroup_path(), Some(("x".to_string(), true)));
         // None without the flag.
         assert_eq!(Record::parse(&encode(&RawHeader::default(), &[])).unwrap().cgroup_path(), None);
+    }
+
+    #[test]
+    fn the_cwd_comes_last() {
+        let hdr = RawHeader {
+            rflags: Flags::RF_PATH.0 | Flags::RF_CGROUP.0 | Flags::RF_CWD.0,
+            path_len: 2,
+            cgroup_len: 2,
+            cwd_len: 5,
+            ..Default::default()
+        };
+        let data = encode(&hdr, &[b"/x", b"c\0", b"/home"]);
+        let r = Record::parse(&data).unwrap();
+        assert_eq!((r.path, r.cwd), (Some(&b"/x"[..]), Some(&b"/home"[..])));
+        assert_eq!(r.cgroup_path(), Some(("c".to_string(), false)));
+        let short = RawHeader { rflags: Flags::RF_CWD.0, cwd_len: 9, ..Default::default() };
+        assert!(Record::parse(&encode(&short, &[b"/"])).unwrap_err().0.contains("working directory has 9 bytes"));
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::io::{IsTerminal, Write};
 use std::mem::MaybeUninit;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
@@ -20,6 +20,7 @@ use crate::cli::Args;
 use crate::event::{BatchBuilder, Event};
 use crate::output::{now_rfc3339, CaptureWriter, Layout, RotatePolicy, WrittenFile};
 use crate::probes::{ring_buffer_size, Counters, ProbeOptions, Probes};
+use crate::snapshot::Snapshot;
 use crate::system;
 
 /// Rows per batch handed to the writer thread.
@@ -80,6 +81,13 @@ pub struct Summary {
     /// Events of cgroups that were gone before they could be looked up
     /// (recorded without a container id).
     pub gone_cgroup_events: u64,
+    /// Fork, exit and /proc snapshot events recorded but not written
+    /// (capture v1 has no kind for them).
+    pub unwritten_events: u64,
+    /// Processes read from /proc at the start.
+    pub snapshot_processes: u64,
+    /// Processes that exited while the snapshot read them (skipped).
+    pub snapshot_vanished: u64,
     /// Assembly counters.
     pub assembler: AssemblerStats,
     /// Container resolution counters.
@@ -111,6 +119,11 @@ enum ToWriter {
 /// Events from records, with container ids, into batches for the writer.
 struct Pipeline {
     assembler: Assembler,
+    sink: EventSink,
+}
+
+/// Where events go: their container, the --containers-only filter, the batch.
+struct EventSink {
     resolver: CgroupResolver,
     batch: BatchBuilder,
     containers_only: bool,
@@ -122,55 +135,66 @@ struct Pipeline {
     dropped_host: u64,
     /// Events of cgroups that were gone before they could be looked up.
     gone_events: u64,
+    /// Events of kinds capture v1 cannot hold (fork, exit, /proc snapshot),
+    /// recorded but not written until capture v2.
+    unwritten: u64,
 }
 
 impl Pipeline {
     fn on_record(&mut self, data: &[u8]) {
-        let Pipeline {
-            assembler,
-            resolver,
-            batch,
-            containers_only,
-            new_host_cgroups,
-            host_cgroups,
-            containers,
-            events,
-            dropped_host,
-            gone_events,
-        } = self;
-        assembler.handle(data, &mut |e: &Event<'_>| {
-            if let Some((path, truncated)) = &e.cgroup_path {
-                resolver.learn(e.cgroup_id, path, *truncated);
+        let Pipeline { assembler, sink } = self;
+        assembler.handle(data, &mut |e: &Event<'_>| sink.on_event(e));
+    }
+
+    /// Hands the /proc snapshot's rows to the batch, before any kernel event.
+    fn on_snapshot(&mut self, snap: &Snapshot, clock_offset_ns: i64) {
+        for p in &snap.processes {
+            self.assembler.seed_process(p.pid, p.exe.as_deref(), p.cwd.as_deref());
+        }
+        let sink = &mut self.sink;
+        snap.for_each_event(clock_offset_ns, &mut |e: &Event<'_>| sink.on_event(e));
+    }
+}
+
+impl EventSink {
+    fn on_event(&mut self, e: &Event<'_>) {
+        if let Some((path, truncated)) = &e.cgroup_path {
+            self.resolver.learn(e.cgroup_id, path, *truncated);
+        }
+        let resolution = self.resolver.resolve(e.cgroup_id, e.boot_ns, system::boottime_ns);
+        let container = match &resolution {
+            Resolution::Container(c) => {
+                if !self.containers.contains(c) {
+                    self.containers.insert(c.clone());
+                }
+                Some(&**c)
             }
-            let resolution = resolver.resolve(e.cgroup_id, e.boot_ns, system::boottime_ns);
-            let container = match &resolution {
-                Resolution::Container(c) => {
-                    if !containers.contains(c) {
-                        containers.insert(c.clone());
-                    }
-                    Some(&**c)
+            Resolution::Host => {
+                if self.containers_only && self.host_cgroups.insert(e.cgroup_id) {
+                    self.new_host_cgroups.push(e.cgroup_id);
                 }
-                Resolution::Host => {
-                    if *containers_only && host_cgroups.insert(e.cgroup_id) {
-                        new_host_cgroups.push(e.cgroup_id);
-                    }
-                    None
-                }
-                Resolution::Pending => None,
-                Resolution::Gone => {
-                    *gone_events += 1;
-                    None
-                }
-            };
-            // Only events of cgroups positively known not to be a container's
-            // are dropped: a cgroup that is gone (or not found yet) may have been one.
-            if *containers_only && resolution == Resolution::Host {
-                *dropped_host += 1;
-                return;
+                None
             }
-            batch.push(e, container);
-            *events += 1;
-        });
+            Resolution::Pending => None,
+            Resolution::Gone => {
+                self.gone_events += 1;
+                None
+            }
+        };
+        // Only events of cgroups positively known not to be a container's
+        // are dropped: a cgroup that is gone (or not found yet) may have been one.
+        if self.containers_only && resolution == Resolution::Host {
+            self.dropped_host += 1;
+            return;
+        }
+        // Capture v1 has no kind (and no columns) for forks, exits and the
+        // /proc snapshot: counted, not written. Capture v2 will write them.
+        if e.kind.capture_kind().is_none() {
+            self.unwritten += 1;
+            return;
+        }
+        self.batch.push(e, container);
+        self.events += 1;
     }
 }
 
@@ -287,6 +311,17 @@ pub fn record(args: &Args) -> Result<Summary> {
         let _ = writeln!(err, "  {h}: not on this kernel, skipped");
     }
 
+    // The processes already running, read after attaching (so that none
+    // starts unseen in between) and before dropping capabilities (reading
+    // another user's /proc/PID/exe and cwd needs CAP_SYS_PTRACE).
+    let snapshot = Snapshot::take(Path::new("/proc"), cgroup_root.as_deref());
+    let _ = writeln!(
+        err,
+        "read {} running processes from /proc ({} vanished while being read)",
+        snapshot.processes.len(),
+        snapshot.vanished
+    );
+
     // Everything privileged is done: the links keep the programs attached.
     system::drop_capabilities().context("cannot drop capabilities after attaching")?;
     let _ = writeln!(err, "dropped all capabilities (the programs stay attached)");
@@ -330,18 +365,26 @@ pub fn record(args: &Args) -> Result<Summary> {
     let writer_done = Arc::new(AtomicBool::new(false));
     let writer = writer_thread(writer, rx, writer_done.clone());
 
-    let pipeline = std::cell::RefCell::new(Pipeline {
+    let mut pipeline = Pipeline {
         assembler: Assembler::new(offset),
-        resolver: CgroupResolver::new(cgroup_root),
-        batch: BatchBuilder::new(host, BATCH_ROWS),
-        containers_only: args.containers_only,
-        new_host_cgroups: Vec::new(),
-        host_cgroups: HashSet::new(),
-        containers: BTreeSet::new(),
-        events: 0,
-        dropped_host: 0,
-        gone_events: 0,
-    });
+        sink: EventSink {
+            resolver: CgroupResolver::new(cgroup_root),
+            batch: BatchBuilder::new(host, BATCH_ROWS),
+            containers_only: args.containers_only,
+            new_host_cgroups: Vec::new(),
+            host_cgroups: HashSet::new(),
+            containers: BTreeSet::new(),
+            events: 0,
+            dropped_host: 0,
+            gone_events: 0,
+            unwritten: 0,
+        },
+    };
+    pipeline.on_snapshot(&snapshot, offset);
+    let snapshot_processes = snapshot.processes.len() as u64;
+    let snapshot_vanished = snapshot.vanished;
+    drop(snapshot);
+    let pipeline = std::cell::RefCell::new(pipeline);
     let ring_buffer = probes.ring_buffer(|data| {
         pipeline.borrow_mut().on_record(data);
         0
@@ -382,11 +425,11 @@ pub fn record(args: &Args) -> Result<Summary> {
         let counters = probes.counters();
         {
             let mut p = pipeline.borrow_mut();
-            for id in std::mem::take(&mut p.new_host_cgroups) {
+            for id in std::mem::take(&mut p.sink.new_host_cgroups) {
                 probes.add_host_cgroup(id);
             }
-            if (p.batch.is_full() || last_flush.elapsed() >= FLUSH_EVERY) && !p.batch.is_empty() {
-                let rb = p.batch.finish();
+            if (p.sink.batch.is_full() || last_flush.elapsed() >= FLUSH_EVERY) && !p.sink.batch.is_empty() {
+                let rb = p.sink.batch.finish();
                 send(&tx, ToWriter::Batch(rb), &mut writer_gone);
                 last_flush = Instant::now();
             }
@@ -401,7 +444,7 @@ pub fn record(args: &Args) -> Result<Summary> {
         }
         let status_every = if tty { Duration::from_secs(1) } else { Duration::from_secs(10) };
         if !args.quiet && last_status.elapsed() >= status_every {
-            let events = pipeline.borrow().events;
+            let events = pipeline.borrow().sink.events;
             let rate = (events - last_status_events) as f64 / last_status.elapsed().as_secs_f64();
             last_status = Instant::now();
             last_status_events = events;
@@ -443,8 +486,8 @@ pub fn record(args: &Args) -> Result<Summary> {
     let counters = probes.counters();
     {
         let mut p = pipeline.borrow_mut();
-        if !p.batch.is_empty() {
-            let rb = p.batch.finish();
+        if !p.sink.batch.is_empty() {
+            let rb = p.sink.batch.finish();
             send(&tx, ToWriter::Batch(rb), &mut writer_gone);
         }
     }
@@ -458,13 +501,16 @@ pub fn record(args: &Args) -> Result<Summary> {
     Ok(Summary {
         stop,
         elapsed,
-        events: p.events,
-        dropped_host_events: p.dropped_host,
-        gone_cgroup_events: p.gone_events,
+        events: p.sink.events,
+        dropped_host_events: p.sink.dropped_host,
+        gone_cgroup_events: p.sink.gone_events,
+        unwritten_events: p.sink.unwritten,
+        snapshot_processes,
+        snapshot_vanished,
         assembler: p.assembler.stats(),
-        resolver: p.resolver.stats(),
+        resolver: p.sink.resolver.stats(),
         kernel: counters,
-        containers: p.containers.len(),
+        containers: p.sink.containers.len(),
         files,
         cpu: Duration::from_nanos(system::cpu_time_ns().saturating_sub(cpu0)),
         peak_rss,
@@ -487,6 +533,21 @@ pub fn print_summary(s: &Summary, out: &mut dyn Write) -> std::io::Result<()> {
         human_count(s.assembler.execs),
         s.events as f64 / secs
     )?;
+    writeln!(
+        out,
+        "  processes   {} forks, {} exits, {} running at the start (read from /proc; {} vanished while read)",
+        human_count(s.assembler.forks),
+        human_count(s.assembler.exits),
+        human_count(s.snapshot_processes),
+        s.snapshot_vanished
+    )?;
+    if s.unwritten_events > 0 {
+        writeln!(
+            out,
+            "  not written {} fork, exit and /proc snapshot events (capture format v1 has no kind for them)",
+            human_count(s.unwritten_events)
+        )?;
+    }
     if s.dropped_host_events > 0 {
         writeln!(out, "  host        {} events of host processes not recorded", human_count(s.dropped_host_events))?;
     }

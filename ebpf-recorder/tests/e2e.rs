@@ -920,3 +920,168 @@ fn fault_pod_cgroup_removed_before_lookup_keeps_its_container_id() {
     assert_eq!(b_read.container_id.as_deref(), Some(&*b_id), "B's cgroup was gone, its id came from the kernel");
     one(&events, "pod C's read", |e| read("cat", e) && e.container_id.as_deref() == Some(&c.id));
 }
+
+/// One event as the assembler hands it over, owned (the process fields that
+/// capture v1 cannot hold yet).
+#[derive(Debug, Clone, PartialEq)]
+struct ProcEv {
+    kind: &'static str,
+    pid: u32,
+    tid: u32,
+    ppid: u32,
+    thread: bool,
+    sid: Option<u32>,
+    pgid: Option<u32>,
+    start: Option<i64>,
+    parent_start: Option<i64>,
+    cwd: Option<String>,
+    path: Option<String>,
+    result: Option<i64>,
+}
+
+/// The kernel side loaded into this test process, its records assembled
+/// here (clock offset 0: times stay CLOCK_BOOTTIME nanoseconds), while
+/// `scenario` runs; the events of processes other than this one.
+fn record_in_process(scenario: impl FnOnce() + Send) -> Vec<ProcEv> {
+    use std::mem::MaybeUninit;
+    use tokenscan_record::assemble::Assembler;
+    use tokenscan_record::event::Event;
+    use tokenscan_record::probes::{ProbeOptions, Probes};
+
+    let tracefs = tokenscan_record::system::ensure_tracefs().expect("tracefs");
+    let opts = ProbeOptions {
+        self_tgid: std::process::id(),
+        containers_only: false,
+        ring_buffer_bytes: 16 << 20,
+        verbose: false,
+    };
+    let mut object = MaybeUninit::uninit();
+    let probes = Probes::load(&mut object, &opts, &tracefs).expect("load the recorder's programs");
+    let events = std::cell::RefCell::new(Vec::new());
+    let mut assembler = Assembler::new(0);
+    let rb = probes
+        .ring_buffer(|data| {
+            assembler.handle(data, &mut |e: &Event<'_>| {
+                events.borrow_mut().push(ProcEv {
+                    kind: e.kind.as_str(),
+                    pid: e.pid,
+                    tid: e.tid,
+                    ppid: e.ppid,
+                    thread: e.thread,
+                    sid: e.sid,
+                    pgid: e.pgid,
+                    start: e.process_start_ns,
+                    parent_start: e.parent_start_ns,
+                    cwd: e.cwd.map(str::to_owned),
+                    path: e.path.map(|p| p.to_text().into_owned()),
+                    result: e.result,
+                })
+            });
+            0
+        })
+        .unwrap();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            scenario();
+            stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        });
+        while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+            rb.poll(Duration::from_millis(50)).unwrap();
+            rb.consume().unwrap();
+        }
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    probes.detach();
+    rb.consume().unwrap();
+    assert_eq!(probes.counters().lost_records, 0);
+    drop(rb);
+    events.into_inner()
+}
+
+#[test]
+fn records_fork_exit_threads_sessions_and_cwd() {
+    if !should_run("records_fork_exit_threads_sessions_and_cwd") {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().canonicalize().unwrap();
+    let work = d.join("work dir");
+    std::fs::create_dir(&work).unwrap();
+    // sh in a new session (setsid makes it session and group leader): it
+    // writes its pid and /proc start time (stat field 22, split by hand
+    // with cut: sh's comm has no space), then forks a subshell that opens a
+    // file and exits 3 without exec, then runs python, whose second thread
+    // opens a file; last, python chroots into `root`, changes into /sub
+    // and opens /sub/f there (cwd and path relative to the task's root).
+    let script = format!(
+        "cd '{w}'\n\
+         echo $$ > pid\n\
+         cut -d' ' -f22 /proc/$$/stat > start\n\
+         ( : < /etc/hostname; exit 3 ) || true\n\
+         {py} -c 'import threading, time; t = threading.Thread(target=lambda: open(\"/etc/passwd\").close()); t.start(); t.join(); time.sleep(0.3)'\n\
+         mkdir -p root/sub && echo x > root/sub/f\n\
+         {py} -c 'import os; os.chroot(\"root\"); os.chdir(\"/sub\"); open(\"f\").close()'\n",
+        w = work.display(),
+        py = python3()
+    );
+    std::fs::write(d.join("s.sh"), script).unwrap();
+    let events = record_in_process(|| {
+        let st = Command::new("setsid").arg("-w").arg("sh").arg(d.join("s.sh")).status().unwrap();
+        assert!(st.success());
+    });
+    let sh: u32 = std::fs::read_to_string(work.join("pid")).unwrap().trim().parse().unwrap();
+    let ticks: u64 = std::fs::read_to_string(work.join("start")).unwrap().trim().parse().unwrap();
+    let mine: Vec<&ProcEv> = events.iter().filter(|e| e.sid == Some(sh)).collect();
+    let cwd = Some(work.to_str().unwrap().to_string());
+
+    // sh's own events: session and group leader, its start to the tick as /proc says.
+    let sh_ev = mine.iter().find(|e| e.pid == sh && e.kind == "open").expect("an open of sh");
+    assert_eq!((sh_ev.sid, sh_ev.pgid), (Some(sh), Some(sh)));
+    let tick = tokenscan_record::snapshot::tick_ns();
+    let sh_start = sh_ev.start.unwrap();
+    assert_eq!(tokenscan_record::snapshot::tick_floor(sh_start as u64, tick), ticks * tick);
+
+    // The subshell: a fork of sh without exec, in sh's session, group and cwd.
+    let fork = mine
+        .iter()
+        .find(|e| {
+            e.kind == "fork" && e.ppid == sh && !e.thread && {
+                let p = e.pid;
+                mine.iter().any(|o| o.pid == p && o.path.as_deref() == Some("/etc/hostname"))
+            }
+        })
+        .expect("the subshell's fork");
+    let sub = fork.pid;
+    assert_eq!((fork.tid, fork.sid, fork.pgid), (sub, Some(sh), Some(sh)));
+    assert_eq!(fork.cwd, cwd);
+    assert_eq!(fork.parent_start, Some(sh_start));
+    assert!(fork.start.unwrap() > sh_start);
+    let open = mine.iter().find(|e| e.pid == sub && e.kind == "open").unwrap();
+    assert_eq!((open.start, open.parent_start, open.cwd.clone()), (fork.start, Some(sh_start), cwd.clone()));
+    assert!(!mine.iter().any(|e| e.pid == sub && e.kind == "exec"), "the subshell never execs");
+    let exit = mine.iter().find(|e| e.pid == sub && e.kind == "exit").expect("the subshell's exit");
+    assert_eq!((exit.thread, exit.result), (false, Some(3 << 8)), "process exit, status 3");
+
+    // python: a thread is forked, opens /etc/passwd and exits; then the process exits 0.
+    // (python sleeps after join(): join() may return before the thread has
+    // left the kernel, and whichever thread leaves last ends the process.)
+    let t_open = mine.iter().find(|e| e.path.as_deref() == Some("/etc/passwd")).expect("the thread's open");
+    let (py, tid) = (t_open.pid, t_open.tid);
+    assert_ne!(py, tid, "opened by a thread that is not the leader");
+    let t_fork = mine.iter().find(|e| e.kind == "fork" && e.tid == tid).expect("the thread's fork");
+    assert_eq!((t_fork.pid, t_fork.thread, t_fork.cwd.clone()), (py, true, cwd.clone()));
+    assert_eq!(t_open.cwd, cwd);
+    let t_exit = mine.iter().find(|e| e.kind == "exit" && e.tid == tid).expect("the thread's exit");
+    assert!(t_exit.thread, "a thread exit, the process goes on");
+    let p_exit = mine.iter().find(|e| e.kind == "exit" && e.tid == py).expect("python's exit");
+    assert_eq!((p_exit.thread, p_exit.result), (false, Some(0)));
+    let p_fork = mine.iter().find(|e| e.kind == "fork" && e.pid == py && !e.thread).expect("python's fork");
+    assert_eq!((p_fork.ppid, p_fork.parent_start), (sh, Some(sh_start)));
+    assert_eq!(p_exit.start, p_fork.start, "one process, one start");
+
+    // In the chroot: path and cwd relative to the new root.
+    let chrooted = mine.iter().find(|e| e.path.as_deref() == Some("/sub/f")).expect("the open in the chroot");
+    assert_eq!(chrooted.cwd.as_deref(), Some("/sub"));
+}

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
- * tokenscan-record, kernel side: file opens and process execs, recorded from
- * tracepoints only (syscalls/sys_{enter,exit}_* and raw_tp/sched_process_exec),
+ * tokenscan-record, kernel side: file opens, process execs, forks and exits,
+ * recorded from tracepoints only (syscalls/sys_{enter,exit}_* and
+ * raw_tp/sched_process_{exec,fork,exit}),
  * so it loads under kernel lockdown and on any 5.8+ kernel with BTF.
  *
  * See recorder.h for the record layout and docs/recorder.md for the design.
@@ -29,12 +30,23 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define O_CREAT 0100
 #define O_TRUNC 01000
 
+/* What was last sent as a thread's working directory (see put_cwd_if_needed). */
+struct cwd_state {
+	u64 dentry;     /* fs->pwd.dentry */
+	u64 mnt;        /* fs->pwd.mnt */
+	u64 start_time; /* the thread's start_time: tells a reused tid apart */
+	u32 generation; /* exe_generation when sent */
+	u32 tid;
+};
+
 struct scratch {
 	struct record rec;
 	u8 data[DATA_SIZE];
 	/* Not sent: the cgroup id whose names this CPU last found sent (a
 	 * one-entry cache in front of the cgroup_seen lookup). */
 	u64 last_cgroup;
+	/* Not sent: the cwd this CPU last found sent, likewise for cwd_seen. */
+	struct cwd_state last_cwd;
 };
 
 /* Paths are built backwards, ending at buf[PATH_MAX_LEN]; the second half
@@ -64,7 +76,8 @@ struct counters counters = {};
 /* Boot-clock time of the last forced ring-buffer wake-up. Shared by all CPUs
  * without synchronisation on purpose: a lost update costs one extra wake-up. */
 u64 last_wakeup_ns = 0;
-/* Bumped by user space to make the kernel resend every process's exe. */
+/* Bumped by user space to make the kernel resend every process's exe and
+ * every thread's working directory. */
 volatile u32 exe_generation = 0;
 /* Cgroup ids user space has classified as not belonging to a container
  * (open addressing, see cgroup_slot); only used with containers_only. */
@@ -109,6 +122,14 @@ struct {
 	__type(key, u64);
 	__type(value, u8);
 } cgroup_seen SEC(".maps");
+
+/* tid -> the working directory last sent for that thread. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, u32);
+	__type(value, struct cwd_state);
+} cwd_seen SEC(".maps");
 
 static __always_inline u32 cgroup_slot(u64 id)
 {
@@ -168,6 +189,28 @@ static __always_inline void fill_context(struct record *r, struct task_struct *t
 	bpf_get_current_comm(r->comm, sizeof(r->comm));
 }
 
+/* The number of `pid` in the initial (host) pid namespace. */
+static __always_inline u32 host_pid_nr(struct pid *pid)
+{
+	if (!pid)
+		return 0;
+	return BPF_CORE_READ(pid, numbers[0].nr);
+}
+
+/* The process context of `task`: session, process group, start times. */
+static __always_inline void fill_process(struct record *r, struct task_struct *task)
+{
+	struct signal_struct *sig = BPF_CORE_READ(task, signal);
+
+	r->start_boot_ns = BPF_CORE_READ(task, group_leader, start_boottime);
+	r->parent_start_boot_ns = BPF_CORE_READ(task, real_parent, group_leader, start_boottime);
+	if (sig) {
+		r->sid = host_pid_nr(BPF_CORE_READ(sig, pids[PIDTYPE_SID]));
+		r->pgid = host_pid_nr(BPF_CORE_READ(sig, pids[PIDTYPE_PGID]));
+	}
+	r->rflags |= RF_PROC;
+}
+
 static __always_inline int submit(struct scratch *s, u32 data_len)
 {
 	u64 len = data_len;
@@ -196,20 +239,29 @@ static __always_inline int submit(struct scratch *s, u32 data_len)
 }
 
 /*
- * Writes the path of `file` as seen from `task`'s root into pb, backwards,
+ * Writes the path (dentry, vfsmnt) as seen from `task`'s root into pb, backwards,
  * like the kernel's d_path(): walk d_parent up to the mount's root, then
  * continue from the mountpoint in the parent mount, until the task's root
  * (chroot, pivot_root) or the root of its mount namespace. Bounded to
  * PATH_MAX_COMPONENTS steps (each mount crossing is a step).
  * Returns the start offset in pb->buf (the path ends at PATH_MAX_LEN), with
  * bit 31 set when the walk stopped before reaching a root.
+ *
+ * A global function, so the verifier checks it once rather than at each of
+ * its call sites (an open-exit program walks up to three paths: the file, the
+ * exe and the working directory); hence the kernel pointers passed as
+ * integers (they are only read through bpf_probe_read_kernel).
  */
-static __noinline u32 walk_file_path(struct pathbuf *pb, struct file *file, struct task_struct *task)
+__noinline u32 walk_path(struct pathbuf *pb, u64 dentry_ptr, u64 vfsmnt_ptr, u64 task_ptr)
 {
+	struct dentry *dentry = (void *)dentry_ptr;
+	struct vfsmount *vfsmnt = (void *)vfsmnt_ptr;
+	struct task_struct *task = (void *)task_ptr;
+
+	if (!pb)
+		return 1u << 31;
 	struct dentry *root_dentry = BPF_CORE_READ(task, fs, root.dentry);
 	struct vfsmount *root_mnt = BPF_CORE_READ(task, fs, root.mnt);
-	struct dentry *dentry = BPF_CORE_READ(file, f_path.dentry);
-	struct vfsmount *vfsmnt = BPF_CORE_READ(file, f_path.mnt);
 	u64 mnt_off = bpf_core_field_offset(struct mount, mnt);
 	struct mount *mnt = (void *)vfsmnt - mnt_off;
 	u32 incomplete = 1;
@@ -265,23 +317,26 @@ static __noinline u32 walk_file_path(struct pathbuf *pb, struct file *file, stru
 	return pos | (incomplete << 31);
 }
 
-/* Appends the path of `file` at data[off]; returns the new offset and sets
+/* Appends the path (dentry, mnt) at data[off]; returns the new offset and sets
  * *len. `trunc_flag` is the rflags bit to set when the walk was incomplete. */
-static __always_inline u32 put_file_path(struct scratch *s, u32 off, struct file *file, struct task_struct *task,
-					 u16 *len, u32 trunc_flag)
+static __always_inline u32 put_path(struct scratch *s, u32 off, struct dentry *dentry, struct vfsmount *mnt,
+				    struct task_struct *task, u16 *len, u32 trunc_flag)
 {
 	u32 zero = 0;
 	struct pathbuf *pb = bpf_map_lookup_elem(&pathbuf_map, &zero);
 
-	if (!pb || !file || off > DATA_MASK)
+	if (!pb || !dentry || !mnt || off > DATA_MASK)
 		return off;
-	u32 res = walk_file_path(pb, file, task);
+	u32 res = walk_path(pb, (u64)dentry, (u64)mnt, (u64)task);
 	u32 pos = res & 0x7fffffff;
 
 	if (pos == 0 || pos >= PATH_MAX_LEN)
 		return off;
 	u32 n = PATH_MAX_LEN - pos;
 
+	/* Clang knows off <= DATA_MASK from the check above and would drop the
+	 * mask, but the verifier may not have kept that bound across the call. */
+	barrier_var(off);
 	bpf_probe_read_kernel(&s->data[off & DATA_MASK], n & PATH_MASK, &pb->buf[pos & PATH_MASK]);
 	if (res >> 31) {
 		s->rec.rflags |= trunc_flag;
@@ -289,6 +344,62 @@ static __always_inline u32 put_file_path(struct scratch *s, u32 off, struct file
 	}
 	*len = n;
 	return off + n;
+}
+
+/* Appends the path of `file` at data[off] (see put_path). */
+static __always_inline u32 put_file_path(struct scratch *s, u32 off, struct file *file, struct task_struct *task,
+					 u16 *len, u32 trunc_flag)
+{
+	if (!file)
+		return off;
+	return put_path(s, off, BPF_CORE_READ(file, f_path.dentry), BPF_CORE_READ(file, f_path.mnt), task, len,
+			trunc_flag);
+}
+
+/*
+ * Appends the task's working directory unless user space already has it for
+ * this thread: cwd_seen remembers, per tid, the pwd (dentry and mount) last
+ * sent, the thread's start time (a reused tid is another thread) and the exe
+ * generation (user space bumps it to have everything resent). A rename of the
+ * directory itself is not noticed (the dentry stays the same). The tid is
+ * s->rec.tid; `task` is that thread.
+ */
+static __always_inline u32 put_cwd_if_needed(struct scratch *s, u32 off, struct task_struct *task)
+{
+	struct fs_struct *fs = BPF_CORE_READ(task, fs);
+
+	if (!fs || off > DATA_MASK)
+		return off;
+	struct cwd_state cur = {
+		.dentry = (u64)BPF_CORE_READ(fs, pwd.dentry),
+		.mnt = (u64)BPF_CORE_READ(fs, pwd.mnt),
+		.start_time = BPF_CORE_READ(task, start_time),
+		.generation = exe_generation,
+		.tid = s->rec.tid,
+	};
+	struct cwd_state *last = &s->last_cwd;
+
+	if (last->tid == cur.tid && last->dentry == cur.dentry && last->mnt == cur.mnt &&
+	    last->start_time == cur.start_time && last->generation == cur.generation)
+		return off;
+	u32 tid = cur.tid;
+	struct cwd_state *st = bpf_map_lookup_elem(&cwd_seen, &tid);
+
+	if (st && st->dentry == cur.dentry && st->mnt == cur.mnt && st->start_time == cur.start_time &&
+	    st->generation == cur.generation) {
+		s->last_cwd = cur;
+		return off;
+	}
+	u16 len = 0;
+
+	off = put_path(s, off, (struct dentry *)cur.dentry, (struct vfsmount *)cur.mnt, task, &len, RF_CWD_TRUNCATED);
+	if (len) {
+		s->rec.cwd_len = len;
+		s->rec.rflags |= RF_CWD;
+		bpf_map_update_elem(&cwd_seen, &tid, &cur, BPF_ANY);
+		s->last_cwd = cur;
+	}
+	return off;
 }
 
 /* Appends the exe path unless user space already has it for this process. */
@@ -456,6 +567,7 @@ static __always_inline int on_open_exit(struct syscall_exit_ctx *ctx, u32 sc)
 
 	init_record(&s->rec, REC_OPEN_EXIT, sc, id);
 	fill_context(&s->rec, task);
+	fill_process(&s->rec, task);
 	s->rec.ret = ctx->ret;
 	if (ctx->ret >= 0) {
 		struct file *f = fd_file(task, ctx->ret);
@@ -475,6 +587,7 @@ static __always_inline int on_open_exit(struct syscall_exit_ctx *ctx, u32 sc)
 	off = put_exe_if_needed(s, off, task);
 	off = put_tty(s, off, task);
 	off = put_cgroup_if_needed(s, off, task);
+	off = put_cwd_if_needed(s, off, task);
 	return submit(s, off);
 }
 
@@ -615,10 +728,12 @@ static __always_inline int on_exec_exit(struct syscall_exit_ctx *ctx, u32 sc)
 
 	init_record(&s->rec, REC_EXEC_EXIT, sc, id);
 	fill_context(&s->rec, task);
+	fill_process(&s->rec, task);
 	s->rec.ret = ctx->ret;
 	off = put_exe_if_needed(s, off, task);
 	off = put_tty(s, off, task);
 	off = put_cgroup_if_needed(s, off, task);
+	off = put_cwd_if_needed(s, off, task);
 	return submit(s, off);
 }
 
@@ -666,6 +781,7 @@ int handle_exec(struct bpf_raw_tracepoint_args *ctx)
 
 	init_record(&s->rec, REC_EXEC, SC_SCHED_EXEC, id);
 	fill_context(&s->rec, task);
+	fill_process(&s->rec, task);
 	s->rec.old_tid = (u32)ctx->args[1];
 
 	/* path: the file the kernel executed (the interpreter for #! scripts). */
@@ -713,5 +829,81 @@ int handle_exec(struct bpf_raw_tracepoint_args *ctx)
 	}
 	off = put_tty(s, off, task);
 	off = put_cgroup_if_needed(s, off, task);
+	off = put_cwd_if_needed(s, off, task);
+	return submit(s, off);
+}
+
+/* ---- forks and exits ---- */
+
+/* sched_process_fork(struct task_struct *parent, struct task_struct *child):
+ * runs in the parent after copy_process(), before the child first runs. The
+ * record describes the child; its fs, mm, signal, cred and cgroups are set up. */
+SEC("raw_tp/sched_process_fork")
+int handle_fork(struct bpf_raw_tracepoint_args *ctx)
+{
+	struct task_struct *child = (void *)ctx->args[1];
+	u64 id = bpf_get_current_pid_tgid();
+
+	if ((u32)(id >> 32) == self_tgid || !child)
+		return 0;
+	u64 cgroup = BPF_CORE_READ(child, cgroups, dfl_cgrp, kn, id);
+
+	if (containers_only && is_host_cgroup(cgroup))
+		return 0;
+	struct scratch *s = get_scratch();
+
+	if (!s)
+		return 0;
+	u32 tgid = BPF_CORE_READ(child, tgid);
+	u32 tid = BPF_CORE_READ(child, pid);
+	u32 off = 0;
+
+	init_record(&s->rec, REC_FORK, SC_SCHED_FORK, ((u64)tgid << 32) | tid);
+	s->rec.uid = BPF_CORE_READ(child, cred, uid.val);
+	s->rec.gid = BPF_CORE_READ(child, cred, gid.val);
+	s->rec.ppid = BPF_CORE_READ(child, real_parent, tgid);
+	s->rec.cgroup_id = cgroup;
+	BPF_CORE_READ_STR_INTO(&s->rec.comm, child, comm);
+	fill_process(&s->rec, child);
+	if (tid != tgid)
+		s->rec.rflags |= RF_THREAD;
+	else
+		off = put_exe_if_needed(s, off, child);
+	off = put_tty(s, off, child);
+	off = put_cgroup_if_needed(s, off, child);
+	off = put_cwd_if_needed(s, off, child);
+	return submit(s, off);
+}
+
+/* sched_process_exit(struct task_struct *p[, bool group_dead]): runs in the
+ * exiting thread after signal->live was decremented (so live == 0 means the
+ * process's last thread is leaving) and before its fs and files are released. */
+SEC("raw_tp/sched_process_exit")
+int handle_exit(struct bpf_raw_tracepoint_args *ctx)
+{
+	u64 id = bpf_get_current_pid_tgid();
+
+	if (skip_current(id))
+		return 0;
+	struct scratch *s = get_scratch();
+
+	if (!s)
+		return 0;
+	struct task_struct *task = (void *)bpf_get_current_task();
+	u32 tid = (u32)id;
+	u32 off = 0;
+
+	init_record(&s->rec, REC_EXIT, SC_SCHED_EXIT, id);
+	fill_context(&s->rec, task);
+	fill_process(&s->rec, task);
+	s->rec.ret = BPF_CORE_READ(task, exit_code);
+	if (BPF_CORE_READ(task, signal, live.counter) == 0)
+		s->rec.rflags |= RF_GROUP_DEAD;
+	off = put_tty(s, off, task);
+	off = put_cgroup_if_needed(s, off, task);
+	/* The thread is gone: user space forgets its cwd, so must the kernel. */
+	bpf_map_delete_elem(&cwd_seen, &tid);
+	if (s->last_cwd.tid == tid)
+		s->last_cwd.tid = 0;
 	return submit(s, off);
 }

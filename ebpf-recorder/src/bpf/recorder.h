@@ -2,9 +2,9 @@
 /*
  * What the kernel side of tokenscan-record sends to user space.
  *
- * Every ring buffer record is a `struct record` header followed by up to six
+ * Every ring buffer record is a `struct record` header followed by up to seven
  * variable-length byte strings, in this order and without terminating NULs:
- * path, req, exe, args, tty, cgroup (their lengths are in the header). User space
+ * path, req, exe, args, tty, cgroup, cwd (their lengths are in the header). User space
  * decodes the header with the skeleton's generated `types::record`, so this
  * file is the single definition of the layout.
  *
@@ -15,6 +15,19 @@
  * REC_EXEC_ENTER (file name and argv as passed) and then either REC_EXEC
  * (sched_process_exec: the new image's argv, executed file, comm) or
  * REC_EXEC_EXIT with a negative result.
+ *
+ * REC_FORK (sched_process_fork) describes the NEW task: pid = its thread
+ * group id, tid = its thread id, ppid = its real parent's thread group id;
+ * RF_THREAD when it is a thread of an existing process (CLONE_THREAD). It
+ * carries the child's exe (new processes) and working directory.
+ * REC_EXIT (sched_process_exit) is sent by every exiting thread; RF_GROUP_DEAD
+ * marks the process's last thread (the process ends); `ret` holds the task's
+ * exit_code (wait status: exit status << 8 | terminating signal).
+ *
+ * Every record except the entry records carries the process context: session
+ * id, process group id, the start time of the process (its thread group
+ * leader's start_boottime) and of its real parent, and (when it changed for
+ * this thread, or was never sent) the working directory.
  */
 #ifndef __TOKENSCAN_RECORDER_H__
 #define __TOKENSCAN_RECORDER_H__
@@ -44,6 +57,8 @@ enum record_kind {
 	REC_EXEC_ENTER = 3,
 	REC_EXEC = 4,
 	REC_EXEC_EXIT = 5,
+	REC_FORK = 6,
+	REC_EXIT = 7,
 };
 
 /* record.syscall */
@@ -56,6 +71,8 @@ enum record_syscall {
 	SC_EXECVE = 6,
 	SC_EXECVEAT = 7,
 	SC_SCHED_EXEC = 8,
+	SC_SCHED_FORK = 9,
+	SC_SCHED_EXIT = 10,
 };
 
 /* record.rflags */
@@ -90,12 +107,26 @@ enum record_flags {
 	/* The cgroup is nested deeper than CGROUP_MAX_DEPTH: `cgroup` holds its
 	 * innermost levels only. */
 	RF_CGROUP_TRUNCATED = 1 << 12,
+	/* `cwd` is present: the thread's working directory (fs->pwd), resolved
+	 * like `path`. Sent when this thread's pwd differs from what was last
+	 * sent for it (see cwd_seen), so user space keeps it per thread. */
+	RF_CWD = 1 << 13,
+	/* The cwd walk stopped early; `cwd` holds the tail. */
+	RF_CWD_TRUNCATED = 1 << 14,
+	/* REC_FORK: the new task is a thread (CLONE_THREAD), not a process. */
+	RF_THREAD = 1 << 15,
+	/* REC_EXIT: the last thread of the process exited (signal->live == 0). */
+	RF_GROUP_DEAD = 1 << 16,
+	/* The process context (sid, pgid, start times) is filled in. */
+	RF_PROC = 1 << 17,
 };
 
 struct record {
 	u64 ts_boot_ns;    /* bpf_ktime_get_boot_ns() */
 	u64 cgroup_id;     /* cgroup v2 id of the task */
-	s64 ret;           /* syscall return value (exit records) */
+	s64 ret;           /* syscall return value (exit records); exit_code (REC_EXIT) */
+	u64 start_boot_ns; /* the process's start: group_leader->start_boottime (RF_PROC) */
+	u64 parent_start_boot_ns; /* the real parent process's start, likewise (RF_PROC) */
 	enum record_kind kind;
 	enum record_syscall syscall;
 	u32 pid;           /* thread group id (host pid namespace) */
@@ -107,12 +138,15 @@ struct record {
 	s32 flags;         /* open flags, see RF_FFLAGS / RF_REQ_FLAGS */
 	u32 rflags;        /* enum record_flags */
 	u32 args_total;    /* REC_EXEC: bytes of argv in the new image */
+	u32 sid;           /* session id (host pid namespace; RF_PROC) */
+	u32 pgid;          /* process group id (host pid namespace; RF_PROC) */
 	u16 path_len;
 	u16 req_len;
 	u16 exe_len;
 	u16 args_len;
 	u16 tty_len;
 	u16 cgroup_len;
+	u16 cwd_len;
 	char comm[TASK_COMM_LEN];
 };
 

@@ -16,15 +16,18 @@
  * fixed layouts of the syscalls tracepoints (ABI) and of raw tracepoints.
  *
  * Kernel surface used (checked on 5.8 .. 6.18):
- *   task_struct: pid tgid real_parent group_leader start_time fs files signal mm
- *   signal_struct.tty -> tty_struct.name
+ *   task_struct: pid tgid real_parent group_leader start_time start_boottime
+ *     comm exit_code cred fs files signal mm
+ *   signal_struct.{tty, live, pids[PIDTYPE_PGID], pids[PIDTYPE_SID]}
+ *     -> tty_struct.name; pid.numbers[0].nr (the host pid namespace's number)
+ *   cred.{uid,gid}
  *   files_struct.fdt -> fdtable.{max_fds,fd}
  *   file.{f_path,f_flags}; path.{mnt,dentry}; dentry.{d_parent,d_name}; qstr.{len,name}
  *   vfsmount.mnt_root; mount.{mnt_parent,mnt_mountpoint,mnt}
- *   fs_struct.root; mm_struct.{arg_start,arg_end,exe_file}
+ *   fs_struct.{root,pwd}; mm_struct.{arg_start,arg_end,exe_file}
  *   linux_binprm.{file,filename}
  *   task_struct.cgroups -> css_set.dfl_cgrp -> cgroup.kn ->
- *     kernfs_node.{name, parent (before 6.15) or __parent (6.15 and later)}
+ *     kernfs_node.{id, name, parent (before 6.15) or __parent (6.15 and later)}
  */
 #ifndef __TOKENSCAN_VMLINUX_H__
 #define __TOKENSCAN_VMLINUX_H__
@@ -121,14 +124,56 @@ struct files_struct {
 
 struct fs_struct {
 	struct path root;
+	struct path pwd;
 };
 
 struct tty_struct {
 	char name[64];
 };
 
+typedef struct {
+	int counter;
+} atomic_t;
+
+typedef struct {
+	u32 val;
+} kuid_t;
+
+typedef struct {
+	u32 val;
+} kgid_t;
+
+enum pid_type {
+	PIDTYPE_PID = 0,
+	PIDTYPE_TGID = 1,
+	PIDTYPE_PGID = 2,
+	PIDTYPE_SID = 3,
+	PIDTYPE_MAX = 4,
+};
+
+struct pid_namespace;
+
+struct upid {
+	int nr;
+	struct pid_namespace *ns;
+};
+
+/* numbers[level]: level 0 is the initial (host) pid namespace. A flexible
+ * array in the kernel; index 0 always exists. */
+struct pid {
+	unsigned int level;
+	struct upid numbers[1];
+};
+
 struct signal_struct {
+	atomic_t live;
+	struct pid *pids[PIDTYPE_MAX];
 	struct tty_struct *tty;
+};
+
+struct cred {
+	kuid_t uid;
+	kgid_t gid;
 };
 
 struct mm_struct {
@@ -138,6 +183,7 @@ struct mm_struct {
 };
 
 struct kernfs_node {
+	u64 id;
 	struct kernfs_node *__parent;
 	const char *name;
 };
@@ -162,6 +208,10 @@ struct task_struct {
 	struct task_struct *real_parent;
 	struct task_struct *group_leader;
 	u64 start_time;
+	u64 start_boottime;
+	char comm[16];
+	int exit_code;
+	const struct cred *cred;
 	struct fs_struct *fs;
 	struct files_struct *files;
 	struct signal_struct *signal;
