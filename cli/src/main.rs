@@ -13,7 +13,10 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use tokenscan_core::capture::{expand_paths, Capture, NdjsonWriter, ParquetCaptureWriter, Projection, WriterOptions};
+use tokenscan_core::capture::{
+    expand_paths, Capture, EventBatch, NdjsonWriter, ParquetCaptureWriter, Projection, WriterOptions,
+};
+use tokenscan_core::driver::read_events;
 use tokenscan_core::eql::CompileOptions;
 use tokenscan_core::findings::findings_schema;
 use tokenscan_core::replay::{ReplayOptions, Replayer};
@@ -438,32 +441,28 @@ fn synth(a: SynthArgs) -> Result<u8> {
 }
 
 fn write_converted(capture: &Capture, file: std::fs::File, out: &Path, to: CaptureFormatArg) -> Result<u64> {
-    let batches = capture.batches(Projection::all(), 65_536)?;
-    let mut rows = 0u64;
-    match to {
+    let read = |write: &mut dyn FnMut(EventBatch) -> tokenscan_core::Result<()>| {
+        let keep = |_: &Path, b: EventBatch| Ok(b);
+        read_events(&[capture.path()], Projection::all(), &ReplayOptions::default(), keep, &mut |b| write(b))
+    };
+    let summary = match to {
         CaptureFormatArg::Parquet => {
             let mut options = WriterOptions { metadata: capture.metadata().clone(), ..Default::default() };
             options.metadata.remove(tokenscan_core::capture::VERSION_KEY);
             options.metadata.insert("tokenscan.converted_from".into(), capture.path().display().to_string());
             let mut w = ParquetCaptureWriter::new(std::io::BufWriter::new(file), out, options)?;
-            for b in batches {
-                let b = b?;
-                rows += b.len() as u64;
-                w.write(&b)?;
-            }
+            let summary = read(&mut |b| w.write(&b))?;
             w.close()?;
+            summary
         }
         CaptureFormatArg::Ndjson => {
             let mut w = NdjsonWriter::new(std::io::BufWriter::new(file), out);
-            for b in batches {
-                let b = b?;
-                rows += b.len() as u64;
-                w.write(&b)?;
-            }
+            let summary = read(&mut |b| w.write(&b))?;
             w.finish()?;
+            summary
         }
-    }
-    Ok(rows)
+    };
+    Ok(summary.events)
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use arrow::datatypes::UInt64Type;
 use clap::Args;
 use tokenscan_core::capture::expand_paths;
 use tokenscan_core::diff::{changes_schema, diff, Baseline, DiffSummary, SavedFindings};
-use tokenscan_core::replay::ReplayOptions;
+use tokenscan_core::replay::{ReplayOptions, RuleSummary, Unreadable};
 
 use crate::output::{col, s, target, FindingsOutput};
 use crate::{open_output, Format, RuleArgs, EXIT_FINDINGS, EXIT_OK};
@@ -64,7 +64,9 @@ pub fn run_diff(a: DiffArgs) -> Result<u8> {
     inputs.extend(a.against.iter().cloned());
     let (out, label) = open_output(a.format, a.output.as_deref(), a.force, &inputs)?;
     let mut sink = FindingsOutput::new(a.format, out, label.clone(), changes_schema())?;
-    let summary = diff(&baseline, &candidate, &captures, &ReplayOptions::default(), &mut sink)?;
+    // As `replay` does: of several captures, a bad one is reported and the others are compared.
+    let options = ReplayOptions { skip_unreadable: captures.len() > 1, ..Default::default() };
+    let summary = diff(&baseline, &candidate, &captures, &options, &mut sink)?;
     let header = format!("baseline:  {baseline_label}\ncandidate: {candidate_label}\n");
     sink.finish(diff_json(&summary, &baseline_label, &candidate_label), "changes", |b| {
         format!("{header}{}", render_diff(b, &summary))
@@ -73,7 +75,62 @@ pub fn run_diff(a: DiffArgs) -> Result<u8> {
     if !a.quiet && a.format != Format::Table {
         eprint!("{header}{}", diff_counts(&summary));
     }
+    if !a.quiet {
+        warn_unevaluable("candidate", &summary.candidate_unevaluable);
+        warn_unevaluable("baseline", &summary.baseline_unevaluable);
+    }
+    fail_on_unreadable(&summary.unreadable, captures.len(), "compared")?;
     Ok(if a.fail_on_diff && summary.changed() { EXIT_FINDINGS } else { EXIT_OK })
+}
+
+/// Warns on stderr about events a rule of one side could not evaluate, as `replay` does.
+fn warn_unevaluable(side: &str, rules: &[RuleSummary]) {
+    for r in rules.iter().filter(|r| r.unevaluable > 0) {
+        eprintln!(
+            "tokenscan: warning: {side} rule {} could not evaluate {} event{}; for example:",
+            r.rule_id,
+            r.unevaluable,
+            if r.unevaluable == 1 { "" } else { "s" }
+        );
+        for e in &r.examples {
+            eprintln!("  {} event {}: {}", e.capture.display(), e.event_index, e.message);
+        }
+    }
+}
+
+/// Captures that could not be read completely are errors after the report, as in `replay`.
+fn fail_on_unreadable(unreadable: &[Unreadable], captures: usize, verb: &str) -> Result<()> {
+    if unreadable.is_empty() {
+        return Ok(());
+    }
+    for u in unreadable {
+        eprintln!("tokenscan: error: {} ({} events of it were {verb})", u.message, u.events_read);
+    }
+    anyhow::bail!(
+        "{} of {captures} captures could not be read completely; the report covers the events that could",
+        unreadable.len()
+    )
+}
+
+/// Per-rule unevaluable counts and examples as JSON, as in the replay summary.
+fn unevaluable_json(rules: &[RuleSummary]) -> serde_json::Value {
+    rules
+        .iter()
+        .filter(|r| r.unevaluable > 0)
+        .map(|r| {
+            serde_json::json!({"rule_id": r.rule_id, "unevaluable": r.unevaluable,
+            "unevaluable_examples": r.examples.iter().map(|e| serde_json::json!({
+                "capture": e.capture.display().to_string(), "event_index": e.event_index, "message": e.message})).collect::<Vec<_>>()})
+        })
+        .collect()
+}
+
+/// The unreadable captures as JSON, as in the replay summary.
+fn unreadable_json(unreadable: &[Unreadable]) -> serde_json::Value {
+    unreadable
+        .iter()
+        .map(|u| serde_json::json!({"capture": u.capture.display().to_string(), "events_read": u.events_read, "message": u.message}))
+        .collect()
 }
 
 fn describe_paths(paths: &[PathBuf]) -> String {
@@ -144,7 +201,7 @@ fn render_diff(batches: &[RecordBatch], summary: &DiffSummary) -> String {
 }
 
 fn diff_json(summary: &DiffSummary, baseline: &str, candidate: &str) -> serde_json::Value {
-    serde_json::json!({
+    let mut v = serde_json::json!({
         "baseline": baseline,
         "candidate": candidate,
         "events": summary.events,
@@ -154,7 +211,18 @@ fn diff_json(summary: &DiffSummary, baseline: &str, candidate: &str) -> serde_js
             "rule_id": r.rule_id, "rule_name": r.rule_name, "in_baseline": r.in_baseline, "in_candidate": r.in_candidate,
             "added": r.added, "removed": r.removed, "unchanged": r.unchanged})).collect::<Vec<_>>(),
         "unmatched_saved_captures": summary.unmatched_saved_captures,
-    })
+    });
+    // Only present when there is something to say (a clean diff's JSON is unchanged).
+    if summary.unevaluable() > 0 {
+        v["unevaluable"] = serde_json::json!({
+            "candidate": unevaluable_json(&summary.candidate_unevaluable),
+            "baseline": unevaluable_json(&summary.baseline_unevaluable),
+        });
+    }
+    if !summary.unreadable.is_empty() {
+        v["unreadable"] = unreadable_json(&summary.unreadable);
+    }
+    v
 }
 
 /// `tokenscan test`.
@@ -181,7 +249,7 @@ pub fn run_test(a: TestArgs) -> Result<u8> {
     let options = tokenscan_core::eql::CompileOptions {
         ignore_above: if a.no_ignore_above { None } else { Some(tokenscan_core::eql::DEFAULT_IGNORE_ABOVE) },
     };
-    let results = suite.run(&options)?;
+    let results = suite.run_with(&options, &ReplayOptions::default())?;
     let failed = results.iter().filter(|r| !r.passed()).count();
     let mut out = String::new();
     let _ = writeln!(out, "Suite: {} ({})\n", suite.name, suite.path.display());
@@ -265,7 +333,10 @@ pub fn run_gaps(a: GapsArgs) -> Result<u8> {
     use tokenscan_core::gaps::find_gaps;
     let rules = a.rules.load()?;
     let captures = expand_paths(&a.captures)?;
-    let (events, gaps) = find_gaps(&rules, &captures, &ReplayOptions::default())?;
+    // As `replay` does: of several captures, a bad one is reported and the others are searched.
+    let options = ReplayOptions { skip_unreadable: captures.len() > 1, ..Default::default() };
+    let (summary, gaps) = find_gaps(&rules, &captures, &options)?;
+    let events = summary.events;
     let json = |g: &tokenscan_core::gaps::Gap| {
         serde_json::json!({
             "capture": g.capture.display().to_string(), "event_index": g.event_index, "gap": g.kind.code(),
@@ -276,7 +347,13 @@ pub fn run_gaps(a: GapsArgs) -> Result<u8> {
     };
     match a.format {
         Format::Json => {
-            let doc = serde_json::json!({"events": events, "gaps": gaps.iter().map(json).collect::<Vec<_>>()});
+            let mut doc = serde_json::json!({"events": events, "gaps": gaps.iter().map(json).collect::<Vec<_>>()});
+            if summary.unevaluable() > 0 {
+                doc["unevaluable"] = unevaluable_json(&summary.rules);
+            }
+            if !summary.unreadable.is_empty() {
+                doc["unreadable"] = unreadable_json(&summary.unreadable);
+            }
             println!("{}", serde_json::to_string_pretty(&doc)?);
         }
         Format::Ndjson => {
@@ -320,5 +397,7 @@ pub fn run_gaps(a: GapsArgs) -> Result<u8> {
         }
         Format::Csv | Format::Parquet => anyhow::bail!("gaps supports --format table, json or ndjson"),
     }
+    crate::output::warn_unevaluable(&summary);
+    fail_on_unreadable(&summary.unreadable, captures.len(), "searched")?;
     Ok(EXIT_OK)
 }

@@ -18,6 +18,7 @@
 
 pub mod capture;
 pub mod diff;
+pub mod driver;
 pub mod eql;
 pub mod error;
 pub mod findings;
