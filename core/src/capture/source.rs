@@ -151,8 +151,8 @@ impl Capture {
 
     /// Like [`Capture::batches`], for one unit (see [`Capture::units`]); event
     /// indexes stay relative to the whole capture. Only the driver
-    /// ([`crate::driver`]) reads units.
-    pub(crate) fn unit_batches(&self, unit: usize, projection: Projection, batch_size: usize) -> Result<EventBatches> {
+    /// ([`crate::driver`]) and the fuzz targets read units.
+    pub fn unit_batches(&self, unit: usize, projection: Projection, batch_size: usize) -> Result<EventBatches> {
         match self.format {
             CaptureFormat::Parquet => self.read(projection, batch_size, Some(unit)),
             CaptureFormat::Ndjson => self.read(projection, batch_size, None),
