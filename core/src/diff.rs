@@ -9,10 +9,11 @@ use std::sync::Arc;
 use arrow::array::{ArrayRef, AsArray, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, UInt64Type};
 
-use crate::capture::{Capture, EventBatch};
+use crate::capture::{EventBatch, Projection};
+use crate::driver::{Chunk, Consumer, Driver};
 use crate::error::{Error, Result};
-use crate::findings::{build_findings, findings_projection, findings_schema, Hit, RuleInfo};
-use crate::replay::{ReplayOptions, Replayer};
+use crate::findings::{build_findings_at, findings_projection, findings_schema, Hit, RuleInfo};
+use crate::replay::{ReplayOptions, RuleSummary, Unreadable};
 use crate::rules::{Rule, RuleSet};
 
 /// A finding read back from a saved findings file.
@@ -135,12 +136,24 @@ pub struct DiffSummary {
     pub rules: Vec<RuleDiff>,
     /// Saved findings whose capture was not replayed (their capture names).
     pub unmatched_saved_captures: Vec<String>,
+    /// Per candidate rule (in order): the events it could not evaluate, with
+    /// examples, as a replay counts them.
+    pub candidate_unevaluable: Vec<RuleSummary>,
+    /// The same for each baseline rule (empty against saved findings).
+    pub baseline_unevaluable: Vec<RuleSummary>,
+    /// Captures that could not be read completely (see [`ReplayOptions::skip_unreadable`]).
+    pub unreadable: Vec<Unreadable>,
 }
 
 impl DiffSummary {
     /// Whether anything was added or removed.
     pub fn changed(&self) -> bool {
         self.rules.iter().any(|r| r.added > 0 || r.removed > 0) || !self.unmatched_saved_captures.is_empty()
+    }
+
+    /// Events either side could not evaluate, counted once per rule.
+    pub fn unevaluable(&self) -> u64 {
+        self.candidate_unevaluable.iter().chain(&self.baseline_unevaluable).map(|r| r.unevaluable).sum()
     }
 }
 
@@ -171,6 +184,13 @@ struct Change {
 }
 
 /// Compares `baseline` with `candidate` over `captures` in a single pass.
+///
+/// Both rule sets are evaluated by one [`Driver`] run (one rule list, the
+/// candidate's rules first), so options, unreadable captures and unevaluable
+/// events behave as in a replay: they are counted per side in
+/// [`DiffSummary::candidate_unevaluable`] and [`DiffSummary::baseline_unevaluable`]
+/// (an error under [`ReplayOptions::strict`]) and, with
+/// [`ReplayOptions::skip_unreadable`], listed in [`DiffSummary::unreadable`].
 pub fn diff<P: AsRef<Path>>(
     baseline: &Baseline,
     candidate: &RuleSet,
@@ -178,25 +198,19 @@ pub fn diff<P: AsRef<Path>>(
     options: &ReplayOptions,
     sink: &mut dyn ChangeSink,
 ) -> Result<DiffSummary> {
-    let cand = Replayer::new(candidate.clone(), options.clone());
-    let base = match baseline {
-        Baseline::Rules(r) => Some(Replayer::new(r.clone(), options.clone())),
-        Baseline::Saved(_) => None,
-    };
-    let mut projection = candidate.projection().union(findings_projection());
-    if let Baseline::Rules(r) = baseline {
-        projection = projection.union(r.projection());
+    let mut rules: Vec<Rule> = candidate.rules().to_vec();
+    if let Baseline::Rules(set) = baseline {
+        rules.extend(set.rules().iter().cloned());
     }
-    let mut summary = DiffSummary::default();
-    let mut counts: BTreeMap<String, RuleDiff> = BTreeMap::new();
-    let mut order: Vec<String> = Vec::new();
+    let mut order: Vec<RuleDiff> = Vec::new();
+    let mut position: HashMap<String, usize> = HashMap::new();
     let mut note = |id: &str, name: &str, in_base: bool, in_cand: bool| {
-        let e = counts.entry(id.to_string()).or_insert_with(|| {
-            order.push(id.to_string());
-            RuleDiff { rule_id: id.to_string(), rule_name: name.to_string(), ..Default::default() }
+        let at = *position.entry(id.to_string()).or_insert_with(|| {
+            order.push(RuleDiff { rule_id: id.to_string(), rule_name: name.to_string(), ..Default::default() });
+            order.len() - 1
         });
-        e.in_baseline |= in_base;
-        e.in_candidate |= in_cand;
+        order[at].in_baseline |= in_base;
+        order[at].in_candidate |= in_cand;
     };
     for r in candidate.rules() {
         note(&r.id, &r.name, false, true);
@@ -211,128 +225,165 @@ pub fn diff<P: AsRef<Path>>(
             }
         }
     }
-    let find = |set: &RuleSet, id: &str| -> Option<Rule> { set.rules().iter().find(|r| r.id == id).cloned() };
-    let mut seen_captures = Vec::new();
-    for path in captures {
-        let path = path.as_ref();
-        let label = path.display().to_string();
-        seen_captures.push(label.clone());
-        let capture = Capture::open(path)?;
-        let mut events = 0u64;
-        for batch in capture.batches(projection, options.batch_size)? {
-            let batch = batch?;
-            events += batch.len() as u64;
-            let (cand_hits, _) = cand.evaluate_batch(&batch);
-            let cand_rules = cand.rules().rules();
-            let mut cand_map: BTreeMap<(usize, &str), &Hit> = BTreeMap::new();
-            for h in &cand_hits {
-                cand_map.insert((h.row, cand_rules[h.rule].id.as_str()), h);
-            }
-            let base_hits: Vec<(usize, SavedFinding)> = match (&base, baseline) {
-                (Some(b), _) => {
-                    let rules = b.rules().rules();
-                    b.evaluate_batch(&batch)
-                        .0
-                        .into_iter()
-                        .map(|h| {
-                            let r = &rules[h.rule];
-                            (
-                                h.row,
-                                SavedFinding {
-                                    rule_id: r.id.clone(),
-                                    rule_name: r.name.clone(),
-                                    severity: r.severity.clone(),
-                                    reason: h.reason,
-                                },
-                            )
-                        })
-                        .collect()
-                }
-                (None, Baseline::Saved(saved)) => {
-                    let lo = batch.first_index();
-                    let hi = lo + batch.len() as u64;
-                    saved
-                        .by_capture
-                        .get(&label)
-                        .map(|m| {
-                            m.range(lo..hi)
-                                .flat_map(|(idx, fs)| fs.iter().map(move |f| ((idx - lo) as usize, f.clone())))
-                                .collect()
-                        })
-                        .unwrap_or_default()
-                }
-                (None, Baseline::Rules(_)) => unreachable!("a rules baseline always has a replayer"),
-            };
-            let mut changes = Vec::new();
-            let mut base_keys = std::collections::HashSet::new();
-            for (row, f) in &base_hits {
-                base_keys.insert((*row, f.rule_id.as_str()));
-                let entry = counts.get_mut(&f.rule_id).expect("noted above");
-                if cand_map.contains_key(&(*row, f.rule_id.as_str())) {
-                    entry.unchanged += 1;
-                    continue;
-                }
-                entry.removed += 1;
-                let other_side = match find(candidate, &f.rule_id) {
-                    Some(r) => r.why_not(&batch, *row),
-                    None => format!("rule {} is not in the candidate rules", f.rule_id),
-                };
-                changes.push(Change {
-                    row: *row,
-                    added: false,
-                    rule_id: f.rule_id.clone(),
-                    rule_name: f.rule_name.clone(),
-                    severity: f.severity.clone(),
-                    reason: f.reason.clone(),
-                    other_side,
-                });
-            }
-            for h in &cand_hits {
-                let r = &cand_rules[h.rule];
-                if base_keys.contains(&(h.row, r.id.as_str())) {
-                    continue;
-                }
-                counts.get_mut(&r.id).expect("noted above").added += 1;
-                let other_side = match baseline {
-                    Baseline::Rules(set) => match find(set, &r.id) {
-                        Some(b) => b.why_not(&batch, h.row),
-                        None => format!("rule {} is not in the baseline rules", r.id),
-                    },
-                    Baseline::Saved(_) => "not among the saved baseline findings".to_string(),
-                };
-                changes.push(Change {
-                    row: h.row,
-                    added: true,
+    let consumer = DiffConsumer {
+        baseline,
+        candidate,
+        rules: &rules,
+        position: &position,
+        projection: rules.iter().fold(findings_projection(), |p, r| p.union(r.projection())),
+    };
+    let mut summary = DiffSummary::default();
+    let mut sink_parts = |(batch, counts): (Option<RecordBatch>, Vec<[u64; 3]>)| -> Result<()> {
+        for (r, [added, removed, unchanged]) in order.iter_mut().zip(counts) {
+            r.added += added;
+            r.removed += removed;
+            r.unchanged += unchanged;
+        }
+        match batch {
+            Some(b) => sink.changes(&b),
+            None => Ok(()),
+        }
+    };
+    let run = Driver::new(&rules, options).run(captures, &consumer, &mut sink_parts)?;
+    summary.events = run.events;
+    summary.captures = run.captures;
+    summary.unreadable = run.unreadable;
+    let mut per_rule = run.rules;
+    summary.baseline_unevaluable = per_rule.split_off(candidate.rules().len());
+    summary.candidate_unevaluable = per_rule;
+    if let Baseline::Saved(saved) = baseline {
+        let seen: Vec<String> = captures.iter().map(|p| p.as_ref().display().to_string()).collect();
+        summary.unmatched_saved_captures =
+            saved.captures().into_iter().filter(|c| !seen.iter().any(|s| s == c)).map(String::from).collect();
+    }
+    summary.rules = order;
+    Ok(summary)
+}
+
+/// The diff's consumer: the rows either side fires on (and, against saved
+/// findings, the rows they name) become changes.
+struct DiffConsumer<'a> {
+    baseline: &'a Baseline,
+    candidate: &'a RuleSet,
+    /// Candidate rules, then baseline rules (when the baseline is rules).
+    rules: &'a [Rule],
+    /// Rule id -> position in the summary's rule list.
+    position: &'a HashMap<String, usize>,
+    projection: Projection,
+}
+
+impl Consumer for DiffConsumer<'_> {
+    /// The change batch, if any, and per summary rule (added, removed, unchanged).
+    type Part = (Option<RecordBatch>, Vec<[u64; 3]>);
+
+    fn columns(&self) -> Projection {
+        self.projection
+    }
+
+    fn keep(&self, capture: &Path, batch: &EventBatch, rows: &mut Vec<u32>) {
+        let Baseline::Saved(saved) = self.baseline else { return };
+        let lo = batch.first_index();
+        let hi = lo + batch.len() as u64;
+        if let Some(m) = saved.by_capture.get(&capture.display().to_string()) {
+            rows.extend(m.range(lo..hi).map(|(idx, _)| (idx - lo) as u32));
+        }
+    }
+
+    fn part(&self, chunk: Chunk<'_>) -> Result<Self::Part> {
+        fn find<'r>(rules: &'r [Rule], id: &str) -> Option<&'r Rule> {
+            rules.iter().find(|r| r.id == id)
+        }
+        let mut counts = vec![[0u64; 3]; self.position.len()];
+        let ncand = self.candidate.rules().len();
+        let label = chunk.capture.display().to_string();
+        let batch = &chunk.rows;
+        let (cand_rules, base_rules) = self.rules.split_at(ncand);
+        let mut cand_map: HashMap<(usize, &str), &Hit> = HashMap::new();
+        let mut base_hits: Vec<(usize, SavedFinding)> = Vec::new();
+        for h in &chunk.hits {
+            let r = &self.rules[h.rule];
+            if h.rule < ncand {
+                cand_map.insert((h.row, r.id.as_str()), h);
+            } else {
+                let f = SavedFinding {
                     rule_id: r.id.clone(),
                     rule_name: r.name.clone(),
                     severity: r.severity.clone(),
                     reason: h.reason.clone(),
-                    other_side,
-                });
+                };
+                base_hits.push((h.row, f));
             }
-            if changes.is_empty() {
+        }
+        if let Baseline::Saved(saved) = self.baseline {
+            if let Some(m) = saved.by_capture.get(&label) {
+                for row in 0..batch.len() {
+                    for f in m.get(&chunk.event_index(row)).into_iter().flatten() {
+                        base_hits.push((row, f.clone()));
+                    }
+                }
+            }
+        }
+        let mut changes = Vec::new();
+        let mut base_keys = std::collections::HashSet::new();
+        for (row, f) in &base_hits {
+            base_keys.insert((*row, f.rule_id.as_str()));
+            let at = self.position[&f.rule_id];
+            if cand_map.contains_key(&(*row, f.rule_id.as_str())) {
+                counts[at][2] += 1;
                 continue;
             }
-            changes.sort_by(|a, b| (a.row, &a.rule_id, a.added).cmp(&(b.row, &b.rule_id, b.added)));
-            sink.changes(&change_batch(&label, &batch, &changes))?;
+            counts[at][1] += 1;
+            let other_side = match find(cand_rules, &f.rule_id) {
+                Some(r) => r.why_not(batch, *row),
+                None => format!("rule {} is not in the candidate rules", f.rule_id),
+            };
+            changes.push(Change {
+                row: *row,
+                added: false,
+                rule_id: f.rule_id.clone(),
+                rule_name: f.rule_name.clone(),
+                severity: f.severity.clone(),
+                reason: f.reason.clone(),
+                other_side,
+            });
         }
-        summary.events += events;
-        summary.captures.push((path.to_owned(), events));
+        for h in chunk.hits.iter().filter(|h| h.rule < ncand) {
+            let r = &self.rules[h.rule];
+            if base_keys.contains(&(h.row, r.id.as_str())) {
+                continue;
+            }
+            counts[self.position[&r.id]][0] += 1;
+            let other_side = match self.baseline {
+                Baseline::Rules(_) => match find(base_rules, &r.id) {
+                    Some(b) => b.why_not(batch, h.row),
+                    None => format!("rule {} is not in the baseline rules", r.id),
+                },
+                Baseline::Saved(_) => "not among the saved baseline findings".to_string(),
+            };
+            changes.push(Change {
+                row: h.row,
+                added: true,
+                rule_id: r.id.clone(),
+                rule_name: r.name.clone(),
+                severity: r.severity.clone(),
+                reason: h.reason.clone(),
+                other_side,
+            });
+        }
+        if changes.is_empty() {
+            return Ok((None, counts));
+        }
+        changes.sort_by(|a, b| (a.row, &a.rule_id, a.added).cmp(&(b.row, &b.rule_id, b.added)));
+        Ok((Some(change_batch(&label, &chunk, &changes)), counts))
     }
-    if let Baseline::Saved(saved) = baseline {
-        summary.unmatched_saved_captures =
-            saved.captures().into_iter().filter(|c| !seen_captures.iter().any(|s| s == c)).map(String::from).collect();
-    }
-    summary.rules = order.into_iter().map(|id| counts.remove(&id).expect("noted")).collect();
-    Ok(summary)
 }
 
-fn change_batch(label: &str, batch: &EventBatch, changes: &[Change]) -> RecordBatch {
+fn change_batch(label: &str, chunk: &Chunk<'_>, changes: &[Change]) -> RecordBatch {
     let infos: Vec<RuleInfo<'_>> =
         changes.iter().map(|c| RuleInfo { id: &c.rule_id, name: &c.rule_name, severity: &c.severity }).collect();
     let hits: Vec<Hit> =
         changes.iter().enumerate().map(|(i, c)| Hit { row: c.row, rule: i, reason: c.reason.clone() }).collect();
-    let findings = build_findings(label, batch, &hits, &infos);
+    let findings = build_findings_at(label, &chunk.rows, &hits, &infos, |row| chunk.event_index(row));
     let mut columns: Vec<ArrayRef> = vec![Arc::new(
         changes.iter().map(|c| Some(if c.added { "added" } else { "removed" })).collect::<StringArray>(),
     )];

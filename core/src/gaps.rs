@@ -1,14 +1,16 @@
 //! Blind spots: events that touch service-account credentials but that no
 //! loaded rule flagged, grouped by why.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::{Int32Type, Int64Type};
 
-use crate::capture::{str_at, Capture, Column, EventBatch, EventKind, Projection};
+use crate::capture::{str_at, Column, EventBatch, EventKind, Projection};
+use crate::driver::{Chunk, Consumer, Driver};
 use crate::error::Result;
-use crate::replay::{ReplayOptions, Replayer};
+use crate::replay::{ReplayOptions, ReplaySummary};
 use crate::rules::RuleSet;
 
 /// Substrings (compared lower-cased) that mark a path or argument as
@@ -112,45 +114,77 @@ fn touched_value(batch: &EventBatch, row: usize) -> Option<String> {
 }
 
 /// Lists the credential-touching events of `captures` that no rule of `rules` flagged.
-pub fn find_gaps<P: AsRef<Path>>(rules: &RuleSet, captures: &[P], options: &ReplayOptions) -> Result<(u64, Vec<Gap>)> {
-    let replayer = Replayer::new(rules.clone(), options.clone());
-    let projection: Projection = rules
-        .projection()
-        .union(crate::findings::findings_projection())
-        .union([Column::Result, Column::Args, Column::Path, Column::RequestedPath].into_iter().collect());
+///
+/// The captures are read by the [`Driver`], as a replay reads them: the
+/// returned summary counts the events read and, per rule, the events it could
+/// not evaluate (an error under [`ReplayOptions::strict`]), and lists the
+/// captures that could not be read completely (with
+/// [`ReplayOptions::skip_unreadable`]; otherwise they are errors).
+pub fn find_gaps<P: AsRef<Path>>(
+    rules: &RuleSet,
+    captures: &[P],
+    options: &ReplayOptions,
+) -> Result<(ReplaySummary, Vec<Gap>)> {
+    let consumer = GapConsumer { rules };
     let mut gaps = Vec::new();
-    let mut events = 0;
-    for path in captures {
-        let path = path.as_ref();
-        for batch in Capture::open(path)?.batches(projection, options.batch_size)? {
-            let batch = batch?;
-            events += batch.len() as u64;
-            let (hits, bad) = replayer.evaluate_batch(&batch);
-            let flagged: std::collections::HashSet<usize> = hits.iter().map(|h| h.row).collect();
-            let unevaluable: std::collections::HashSet<usize> = bad.iter().map(|(_, r, _)| *r).collect();
-            for row in 0..batch.len() {
-                if flagged.contains(&row) {
-                    continue;
-                }
-                let Some(touched) = touched_value(&batch, row) else { continue };
-                let why_not: Vec<(String, String)> =
-                    rules.rules().iter().map(|r| (r.id.clone(), r.why_not(&batch, row))).collect();
-                let kind = classify(rules, &batch, row, unevaluable.contains(&row));
-                gaps.push(Gap {
-                    capture: path.to_owned(),
-                    event_index: batch.first_index() + row as u64,
-                    kind,
-                    event_kind: batch.kinds()[row],
-                    comm: batch.str_value(Column::Comm, row).unwrap_or("").to_string(),
-                    pid: batch.expect(Column::Pid).as_primitive::<arrow::datatypes::UInt32Type>().value(row),
-                    container_id: batch.str_value(Column::ContainerId, row).map(str::to_string),
-                    touched,
-                    why_not,
-                });
-            }
-        }
+    let summary = Driver::new(rules.rules(), options).run(captures, &consumer, &mut |part: Vec<Gap>| {
+        gaps.extend(part);
+        Ok(())
+    })?;
+    Ok((summary, gaps))
+}
+
+/// The consumer of `gaps`: keeps the credential-touching rows and lists those no rule fired on.
+struct GapConsumer<'a> {
+    rules: &'a RuleSet,
+}
+
+impl Consumer for GapConsumer<'_> {
+    type Part = Vec<Gap>;
+
+    fn columns(&self) -> Projection {
+        self.rules
+            .projection()
+            .union(crate::findings::findings_projection())
+            .union([Column::Result, Column::Args, Column::Path, Column::RequestedPath].into_iter().collect())
     }
-    Ok((events, gaps))
+
+    fn scan_columns(&self) -> Projection {
+        [Column::Args, Column::Path, Column::RequestedPath].into_iter().collect()
+    }
+
+    fn keep(&self, _capture: &Path, batch: &EventBatch, rows: &mut Vec<u32>) {
+        rows.extend((0..batch.len()).filter(|&row| touched_value(batch, row).is_some()).map(|row| row as u32));
+    }
+
+    fn part(&self, chunk: Chunk<'_>) -> Result<Vec<Gap>> {
+        let batch = &chunk.rows;
+        let flagged: HashSet<usize> = chunk.hits.iter().map(|h| h.row).collect();
+        let unevaluable: HashSet<u64> = chunk.unevaluable.iter().map(|(_, ix, _)| *ix).collect();
+        let mut gaps = Vec::new();
+        for row in 0..batch.len() {
+            if flagged.contains(&row) {
+                continue;
+            }
+            let Some(touched) = touched_value(batch, row) else { continue };
+            let event_index = chunk.event_index(row);
+            let why_not: Vec<(String, String)> =
+                self.rules.rules().iter().map(|r| (r.id.clone(), r.why_not(batch, row))).collect();
+            let kind = classify(self.rules, batch, row, unevaluable.contains(&event_index));
+            gaps.push(Gap {
+                capture: chunk.capture.to_owned(),
+                event_index,
+                kind,
+                event_kind: batch.kinds()[row],
+                comm: batch.str_value(Column::Comm, row).unwrap_or("").to_string(),
+                pid: batch.expect(Column::Pid).as_primitive::<arrow::datatypes::UInt32Type>().value(row),
+                container_id: batch.str_value(Column::ContainerId, row).map(str::to_string),
+                touched,
+                why_not,
+            });
+        }
+        Ok(gaps)
+    }
 }
 
 fn classify(rules: &RuleSet, batch: &EventBatch, row: usize, unevaluable: bool) -> GapKind {

@@ -20,6 +20,7 @@
 pub mod capture;
 pub mod diff;
 pub mod display;
+pub mod driver;
 pub mod engine;
 pub mod eql;
 pub mod error;

@@ -3,13 +3,11 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use rayon::prelude::*;
-
 use arrow::array::{AsArray, RecordBatch};
-use arrow::datatypes::TimestampNanosecondType;
 
-use crate::capture::{Capture, Column, EventBatch, Projection, DEFAULT_BATCH_SIZE};
-use crate::error::{Error, Result};
+use crate::capture::{Column, EventBatch, Projection, DEFAULT_BATCH_SIZE};
+use crate::driver::{Chunk, Consumer, Driver, PartSink};
+use crate::error::Result;
 use crate::findings::{build_findings_at, findings_projection, Hit, RuleInfo};
 use crate::rules::RuleSet;
 
@@ -141,6 +139,16 @@ impl ReplaySummary {
         self.unreadable.extend(part.unreadable);
     }
 
+    /// Adds the findings, containers and processes of `part` (per-rule
+    /// findings in the same rule order).
+    fn add_findings(&mut self, part: ReplaySummary) {
+        for (mine, theirs) in self.rules.iter_mut().zip(part.rules) {
+            mine.findings += theirs.findings;
+        }
+        self.containers.extend(part.containers);
+        self.processes.extend(part.processes);
+    }
+
     /// Total findings.
     pub fn findings(&self) -> u64 {
         self.rules.iter().map(|r| r.findings).sum()
@@ -170,91 +178,34 @@ impl Replayer {
     }
 
     /// Evaluates every rule on one batch; returns the hits in (row, rule) order
-    /// and the unevaluable rows per rule.
+    /// and the unevaluable rows as (rule, row, why).
     pub fn evaluate_batch(&self, batch: &EventBatch) -> (Vec<Hit>, Vec<(usize, usize, String)>) {
-        let mut hits = Vec::new();
-        let mut bad = Vec::new();
-        for (ri, rule) in self.rules.rules().iter().enumerate() {
-            let verdict = rule.evaluate(batch);
-            for row in verdict.fires.set_indices() {
-                hits.push(Hit { row, rule: ri, reason: rule.why(batch, row) });
-            }
-            bad.extend(verdict.unevaluable.into_iter().map(|(row, message)| (ri, row, message)));
-        }
-        hits.sort_by_key(|h| (h.row, h.rule));
-        (hits, bad)
+        self.driver().evaluate(batch)
+    }
+
+    fn driver(&self) -> Driver<'_> {
+        Driver::new(self.rules.rules(), &self.options)
     }
 
     /// Replays the captures in order, sending findings to `sink`.
     ///
-    /// Every capture is opened (and its footer checked) before any work, so a
-    /// bad file is reported at once. Row groups of a Parquet capture are
-    /// decoded and evaluated in parallel on rayon's pool, a wave of one row
-    /// group per thread at a time; results are merged and sent in capture
-    /// order, so output is deterministic and memory is bounded by threads x
-    /// batch size.
+    /// This is [`Driver::run`] with a consumer that turns the rows that fired
+    /// into finding batches: every capture is opened (and its footer checked)
+    /// before any work, so a bad file is reported at once. Row groups of a
+    /// Parquet capture are decoded and evaluated in parallel on rayon's pool,
+    /// a wave of one row group per thread at a time; results are merged and
+    /// sent in capture order, so output is deterministic and memory is
+    /// bounded by threads x batch size. The columns only findings need are
+    /// read for the rows that fired.
     ///
     /// A capture that cannot be opened or decoded fails the replay, unless
     /// [`ReplayOptions::skip_unreadable`] is set: then the rest is replayed
     /// (every event decoded before the problem included) and the problem is
     /// listed in [`ReplaySummary::unreadable`].
     pub fn replay<P: AsRef<Path>>(&self, captures: &[P], sink: &mut dyn FindingSink) -> Result<ReplaySummary> {
-        let mut summary = self.new_summary();
-        let skip = self.options.skip_unreadable;
-        let mut opened: Vec<Capture> = Vec::new();
-        let mut first_error = None;
-        for p in captures {
-            match Capture::open(p.as_ref()) {
-                Ok(c) => opened.push(c),
-                Err(e) if skip => {
-                    summary.unreadable.push(Unreadable {
-                        capture: p.as_ref().to_owned(),
-                        events_read: 0,
-                        message: e.to_string(),
-                    });
-                    first_error.get_or_insert(e);
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        if let (true, Some(e)) = (opened.is_empty(), first_error) {
-            return Err(e);
-        }
-        let total: Option<u64> = opened.iter().map(Capture::num_rows).sum();
-        let threads = rayon::current_num_threads().max(1);
-        sink.progress(0, total);
-        for capture in &opened {
-            let path = capture.path();
-            let before = summary.events;
-            let units: Vec<usize> = (0..capture.units()).collect();
-            let mut failures = Vec::new();
-            for wave in units.chunks(threads) {
-                let outputs: Vec<Result<(ReplaySummary, CollectSink, Option<Error>)>> =
-                    wave.par_iter().map(|&unit| self.replay_unit(capture, unit)).collect();
-                for output in outputs {
-                    let (part, collected, failure) = output?;
-                    summary.merge(part, self.options.max_examples);
-                    for b in &collected.batches {
-                        sink.findings(b)?;
-                    }
-                    failures.extend(failure);
-                    sink.progress(summary.events, total);
-                }
-            }
-            let events_read = summary.events - before;
-            summary.captures.push((path.to_owned(), events_read));
-            if let Some(first) = failures.first() {
-                let more = match failures.len() {
-                    1 => String::new(),
-                    n => format!(" (and {} more row groups could not be decoded)", n - 1),
-                };
-                summary.unreadable.push(Unreadable {
-                    capture: path.to_owned(),
-                    events_read,
-                    message: format!("{first}{more}"),
-                });
-            }
-        }
+        let mut out = FindingsOut { sink, totals: self.new_summary() };
+        let mut summary = self.driver().run(captures, &FindingsConsumer { rules: &self.rules }, &mut out)?;
+        summary.add_findings(out.totals);
         Ok(summary)
     }
 
@@ -264,29 +215,7 @@ impl Replayer {
     /// are read for the rows that fire), with the same parallelism and batch
     /// size, and does nothing else. Returns the number of events.
     pub fn decode_only<P: AsRef<Path>>(&self, captures: &[P]) -> Result<u64> {
-        let threads = rayon::current_num_threads().max(1);
-        let mut events = 0;
-        for path in captures {
-            let capture = Capture::open(path.as_ref())?;
-            let projection = self.unit_projection(&capture);
-            let units: Vec<usize> = (0..capture.units()).collect();
-            for wave in units.chunks(threads) {
-                let counts: Vec<Result<u64>> = wave
-                    .par_iter()
-                    .map(|&unit| {
-                        let mut n = 0;
-                        for batch in capture.unit_batches(unit, projection, self.options.batch_size)? {
-                            n += batch?.len() as u64;
-                        }
-                        Ok(n)
-                    })
-                    .collect();
-                for c in counts {
-                    events += c?;
-                }
-            }
-        }
-        Ok(events)
+        self.driver().decode_only(captures, &FindingsConsumer { rules: &self.rules })
     }
 
     /// The capture columns [`Replayer::replay_batch`] needs: what the rules
@@ -297,20 +226,7 @@ impl Replayer {
 
     /// An empty summary for this replayer's rules, to fill with [`Replayer::replay_batch`].
     pub fn new_summary(&self) -> ReplaySummary {
-        ReplaySummary {
-            rules: self
-                .rules
-                .rules()
-                .iter()
-                .map(|r| RuleSummary {
-                    rule_id: r.id.clone(),
-                    rule_name: r.name.clone(),
-                    severity: r.severity.clone(),
-                    ..Default::default()
-                })
-                .collect(),
-            ..Default::default()
-        }
+        self.driver().new_summary()
     }
 
     /// Columns decoded for every event of a capture whose rows can be read
@@ -324,93 +240,12 @@ impl Replayer {
         p
     }
 
-    /// What [`Replayer::replay`] decodes for every event of `capture`.
-    fn unit_projection(&self, capture: &Capture) -> Projection {
-        if capture.reads_rows_selectively() {
-            self.eval_projection()
-        } else {
-            self.projection()
-        }
-    }
-
-    /// Replays one unit (row group) of a capture into a partial summary and
-    /// its finding batches. With [`ReplayOptions::skip_unreadable`], a
-    /// decoding error ends the unit and is returned beside what was decoded
-    /// before it.
-    fn replay_unit(&self, capture: &Capture, unit: usize) -> Result<(ReplaySummary, CollectSink, Option<Error>)> {
-        let path = capture.path();
-        let skip = self.options.skip_unreadable;
-        let mut part = self.new_summary();
-        let mut collected = CollectSink::default();
-        let mut failure = None;
-        let early = self.unit_projection(capture);
-        let late = self.projection().difference(early);
-        // The rows that fired, with the columns decoded so far; their event
-        // indexes (increasing); the hits, by position among those rows.
-        let mut fired: Vec<EventBatch> = Vec::new();
-        let mut indexes: Vec<u64> = Vec::new();
-        let mut hits: Vec<Hit> = Vec::new();
-        match capture.unit_batches(unit, early, self.options.batch_size) {
-            Ok(batches) => {
-                for batch in batches {
-                    let batch = match batch {
-                        Ok(batch) => batch,
-                        Err(e) if skip => {
-                            failure = Some(e);
-                            break;
-                        }
-                        Err(e) => return Err(e),
-                    };
-                    if late.is_empty() {
-                        self.replay_batch(path, &batch, &mut part, &mut collected)?;
-                        continue;
-                    }
-                    part.events += batch.len() as u64;
-                    update_time_range(&mut part.time_range, &batch);
-                    let (batch_hits, bad) = self.evaluate_batch(&batch);
-                    self.count_unevaluable(path, &batch, bad, &mut part)?;
-                    if batch_hits.is_empty() {
-                        continue;
-                    }
-                    let mut rows: Vec<u32> = batch_hits.iter().map(|h| h.row as u32).collect();
-                    rows.dedup();
-                    let base = indexes.len();
-                    for h in batch_hits {
-                        let at = rows.binary_search(&(h.row as u32)).expect("every hit's row is among the rows");
-                        hits.push(Hit { row: base + at, ..h });
-                    }
-                    indexes.extend(rows.iter().map(|&r| batch.first_index() + u64::from(r)));
-                    fired.push(batch.take(&rows));
-                }
-            }
-            Err(e) if skip => failure = Some(e),
-            Err(e) => return Err(e),
-        }
-        if hits.is_empty() {
-            return Ok((part, collected, failure));
-        }
-        let unit_start: u64 = capture.unit_rows().map_or(0, |r| r[..unit].iter().sum());
-        let offsets: Vec<u64> = indexes.iter().map(|i| i - unit_start).collect();
-        match capture.read_unit_rows(unit, late, &offsets) {
-            Ok(extra) => {
-                let gathered = EventBatch::concat(&fired).with_columns(extra);
-                self.emit(path, &gathered, &hits, |row| indexes[row], &mut part, &mut collected)?;
-            }
-            // The findings of this row group are lost with it; the problem is reported.
-            Err(e) if skip => {
-                failure.get_or_insert(e);
-            }
-            Err(e) => return Err(e),
-        }
-        Ok((part, collected, failure))
-    }
-
     /// Replays one batch of events from `capture` (which labels its findings
     /// and errors): evaluates every rule, adds to `summary` (events, time
     /// range, findings, unevaluable events; not `captures`) and sends the
-    /// findings, if any, to `sink`. [`Replayer::replay`] is this over every
-    /// batch of every capture; call it directly for events that do not come
-    /// from a capture file. The batch must carry [`Replayer::projection`].
+    /// findings, if any, to `sink`. Use it for events that do not come from a
+    /// capture file (captures go through [`Replayer::replay`]). The batch must
+    /// carry [`Replayer::projection`].
     pub fn replay_batch(
         &self,
         capture: &Path,
@@ -418,62 +253,50 @@ impl Replayer {
         summary: &mut ReplaySummary,
         sink: &mut dyn FindingSink,
     ) -> Result<()> {
-        summary.events += batch.len() as u64;
-        update_time_range(&mut summary.time_range, batch);
-        let (hits, bad) = self.evaluate_batch(batch);
-        self.count_unevaluable(capture, batch, bad, summary)?;
-        if hits.is_empty() {
-            return Ok(());
+        let (part, chunk) = self.driver().batch_chunk(capture, batch)?;
+        summary.merge(part, self.options.max_examples);
+        let found = FindingsConsumer { rules: &self.rules }.part(chunk)?;
+        summary.add_findings(found.totals);
+        match found.batch {
+            Some(b) => sink.findings(&b),
+            None => Ok(()),
         }
-        let first = batch.first_index();
-        self.emit(capture, batch, &hits, |row| first + row as u64, summary, sink)
+    }
+}
+
+/// The replay's consumer: finding batches from the rows that fired.
+struct FindingsConsumer<'a> {
+    rules: &'a RuleSet,
+}
+
+/// The findings of one chunk and what they add to the summary.
+struct FoundPart {
+    batch: Option<RecordBatch>,
+    /// Findings per rule, containers and processes.
+    totals: ReplaySummary,
+}
+
+impl Consumer for FindingsConsumer<'_> {
+    type Part = FoundPart;
+
+    fn columns(&self) -> Projection {
+        self.rules.projection().union(findings_projection())
     }
 
-    /// Counts (or, with `strict`, fails on) the events a rule could not evaluate.
-    fn count_unevaluable(
-        &self,
-        capture: &Path,
-        batch: &EventBatch,
-        bad: Vec<(usize, usize, String)>,
-        summary: &mut ReplaySummary,
-    ) -> Result<()> {
-        for (ri, row, message) in bad {
-            let event_index = batch.first_index() + row as u64;
-            let rs = &mut summary.rules[ri];
-            if self.options.strict {
-                return Err(Error::Unevaluable {
-                    capture: capture.to_owned(),
-                    event_index,
-                    rule_id: rs.rule_id.clone(),
-                    message,
-                });
-            }
-            rs.unevaluable += 1;
-            if rs.examples.len() < self.options.max_examples {
-                rs.examples.push(UnevaluableExample { capture: capture.to_owned(), event_index, message });
-            }
+    fn part(&self, chunk: Chunk<'_>) -> Result<FoundPart> {
+        let mut totals =
+            ReplaySummary { rules: vec![RuleSummary::default(); self.rules.rules().len()], ..Default::default() };
+        if chunk.hits.is_empty() {
+            return Ok(FoundPart { batch: None, totals });
         }
-        Ok(())
-    }
-
-    /// Adds `hits` (rows of `batch`, which carries [`Replayer::projection`]) to
-    /// the summary and sends them to `sink` as one finding batch.
-    fn emit(
-        &self,
-        capture: &Path,
-        batch: &EventBatch,
-        hits: &[Hit],
-        event_index: impl Fn(usize) -> u64,
-        summary: &mut ReplaySummary,
-        sink: &mut dyn FindingSink,
-    ) -> Result<()> {
-        for h in hits {
-            summary.rules[h.rule].findings += 1;
+        let batch = &chunk.rows;
+        for h in &chunk.hits {
+            totals.rules[h.rule].findings += 1;
             if let Some(c) = batch.str_value(Column::ContainerId, h.row) {
-                summary.containers.insert(c.to_string());
+                totals.containers.insert(c.to_string());
             }
             let pid = batch.expect(Column::Pid).as_primitive::<arrow::datatypes::UInt32Type>().value(h.row);
-            summary.processes.insert((
+            totals.processes.insert((
                 batch.str_value(Column::Host, h.row).unwrap_or("").to_string(),
                 pid,
                 batch.str_value(Column::Comm, h.row).unwrap_or("").to_string(),
@@ -481,17 +304,28 @@ impl Replayer {
         }
         let infos: Vec<RuleInfo<'_>> =
             self.rules.rules().iter().map(|r| RuleInfo { id: &r.id, name: &r.name, severity: &r.severity }).collect();
-        let findings = build_findings_at(&capture.display().to_string(), batch, hits, &infos, event_index);
-        sink.findings(&findings)
+        let label = chunk.capture.display().to_string();
+        let findings = build_findings_at(&label, batch, &chunk.hits, &infos, |row| chunk.event_index(row));
+        Ok(FoundPart { batch: Some(findings), totals })
     }
 }
 
-fn update_time_range(range: &mut Option<(i64, i64)>, batch: &EventBatch) {
-    let Some(t) = batch.column(Column::Time) else { return };
-    let t = t.as_primitive::<TimestampNanosecondType>();
-    let (Some(lo), Some(hi)) = (arrow::compute::min(t), arrow::compute::max(t)) else { return };
-    *range = Some(match *range {
-        None => (lo, hi),
-        Some((a, b)) => (a.min(lo), b.max(hi)),
-    });
+/// The replay's in-order half: sends finding batches on and adds up their totals.
+struct FindingsOut<'s> {
+    sink: &'s mut dyn FindingSink,
+    totals: ReplaySummary,
+}
+
+impl PartSink<FoundPart> for FindingsOut<'_> {
+    fn part(&mut self, part: FoundPart) -> Result<()> {
+        self.totals.add_findings(part.totals);
+        match part.batch {
+            Some(b) => self.sink.findings(&b),
+            None => Ok(()),
+        }
+    }
+
+    fn progress(&mut self, events_done: u64, events_total: Option<u64>) {
+        self.sink.progress(events_done, events_total);
+    }
 }

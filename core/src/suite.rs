@@ -26,11 +26,12 @@ use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{DataType, Int32Type, TimestampNanosecondType, UInt32Type, UInt64Type};
 use serde::Deserialize;
 
-use crate::capture::Capture;
+use crate::capture::{EventBatch, Projection};
+use crate::driver::{Chunk, Consumer, Driver};
 use crate::eql::{line_col, CompileOptions};
 use crate::error::{Error, Position, Result};
-use crate::findings::{build_findings, findings_projection, findings_schema, RuleInfo};
-use crate::replay::{ReplayOptions, Replayer};
+use crate::findings::{build_findings_at, findings_projection, findings_schema, RuleInfo};
+use crate::replay::ReplayOptions;
 use crate::rules::RuleSet;
 
 /// What happens to findings a case does not list.
@@ -196,8 +197,17 @@ impl Suite {
         Ok(Suite { name, path, cases })
     }
 
-    /// Runs every case; captures are replayed once per distinct rule set.
+    /// Runs every case with the default [`ReplayOptions`]; see [`Suite::run_with`].
     pub fn run(&self, options: &CompileOptions) -> Result<Vec<CaseResult>> {
+        self.run_with(options, &ReplayOptions::default())
+    }
+
+    /// Runs every case; captures are replayed once per distinct rule set, as
+    /// `tokenscan replay` replays them with `replay`: under
+    /// [`ReplayOptions::strict`] an event a rule cannot evaluate is an error;
+    /// with [`ReplayOptions::skip_unreadable`] a capture that breaks part way
+    /// fails its cases (naming the problem) instead of the whole run.
+    pub fn run_with(&self, options: &CompileOptions, replay: &ReplayOptions) -> Result<Vec<CaseResult>> {
         let mut groups: BTreeMap<(Vec<PathBuf>, PathBuf), Vec<usize>> = BTreeMap::new();
         for (i, c) in self.cases.iter().enumerate() {
             groups.entry((c.rules.clone(), c.capture.clone())).or_default().push(i);
@@ -215,7 +225,8 @@ impl Suite {
                     ));
                 }
             }
-            let run = replay_for(&set, &capture, &members.iter().map(|&i| &self.cases[i]).collect::<Vec<_>>())?;
+            let cases: Vec<&Case> = members.iter().map(|&i| &self.cases[i]).collect();
+            let run = replay_for(&set, &capture, &cases, replay)?;
             for &i in &members {
                 results[i] = Some(judge(&self.cases[i], &run));
             }
@@ -238,49 +249,100 @@ struct Run {
     unevaluable: HashMap<String, BTreeSet<u64>>,
     /// Events in the capture.
     events: u64,
+    /// Why the capture could not be read completely, if it could not.
+    unreadable: Option<String>,
 }
 
-fn replay_for(set: &RuleSet, capture: &Path, cases: &[&Case]) -> Result<Run> {
-    let replayer = Replayer::new(set.clone(), ReplayOptions::default());
+/// Replays `capture` through `set` with the [`Driver`], as `tokenscan replay`
+/// would with `options`, keeping the findings and, for the events the cases
+/// name, why the rule did not fire.
+fn replay_for(set: &RuleSet, capture: &Path, cases: &[&Case], options: &ReplayOptions) -> Result<Run> {
     let rules = set.rules();
-    let infos: Vec<RuleInfo<'_>> =
-        rules.iter().map(|r| RuleInfo { id: &r.id, name: &r.name, severity: &r.severity }).collect();
-    let mut interest: HashMap<&str, BTreeSet<u64>> = HashMap::new();
+    let mut interest: HashMap<usize, BTreeSet<u64>> = HashMap::new();
     for c in cases {
-        interest.entry(&c.rule).or_default().extend(c.spec.fire.iter().chain(&c.spec.not_fire));
-    }
-    let label = capture.display().to_string();
-    let mut run = Run::default();
-    let cap = Capture::open(capture)?;
-    for batch in cap.batches(set.projection().union(findings_projection()), ReplayOptions::default().batch_size)? {
-        let batch = batch?;
-        let (hits, bad) = replayer.evaluate_batch(&batch);
-        run.events += batch.len() as u64;
-        for (ri, row, _) in bad {
-            run.unevaluable.entry(rules[ri].id.clone()).or_default().insert(batch.first_index() + row as u64);
+        if let Some(ri) = rules.iter().position(|r| r.id == c.rule) {
+            interest.entry(ri).or_default().extend(c.spec.fire.iter().chain(&c.spec.not_fire));
         }
+    }
+    let all: BTreeSet<u64> = interest.values().flatten().copied().collect();
+    let consumer = SuiteConsumer { set, interest: &interest, all: &all };
+    let mut run = Run::default();
+    let summary = Driver::new(rules, options).run(&[capture], &consumer, &mut |part: Run| {
+        for (rule, found) in part.findings {
+            run.findings.entry(rule).or_default().extend(found);
+        }
+        for (rule, misses) in part.misses {
+            run.misses.entry(rule).or_default().extend(misses);
+        }
+        for (rule, bad) in part.unevaluable {
+            run.unevaluable.entry(rule).or_default().extend(bad);
+        }
+        Ok(())
+    })?;
+    run.events = summary.events;
+    run.unreadable = summary.unreadable.first().map(|u| {
+        format!(
+            "the capture could not be read completely ({} events of it were replayed): {}",
+            u.events_read, u.message
+        )
+    });
+    Ok(run)
+}
+
+/// The consumer of `test`: findings as JSON fields, and why-not for the events of interest.
+struct SuiteConsumer<'a> {
+    set: &'a RuleSet,
+    /// Per rule position: the events its cases name.
+    interest: &'a HashMap<usize, BTreeSet<u64>>,
+    /// Every event some case names.
+    all: &'a BTreeSet<u64>,
+}
+
+impl Consumer for SuiteConsumer<'_> {
+    type Part = Run;
+
+    fn columns(&self) -> Projection {
+        self.set.projection().union(findings_projection())
+    }
+
+    fn keep(&self, _capture: &Path, batch: &EventBatch, rows: &mut Vec<u32>) {
         let lo = batch.first_index();
         let hi = lo + batch.len() as u64;
-        let found = build_findings(&label, &batch, &hits, &infos);
-        for (k, h) in hits.iter().enumerate() {
+        rows.extend(self.all.range(lo..hi).map(|idx| (idx - lo) as u32));
+    }
+
+    fn part(&self, chunk: Chunk<'_>) -> Result<Run> {
+        let rules = self.set.rules();
+        let infos: Vec<RuleInfo<'_>> =
+            rules.iter().map(|r| RuleInfo { id: &r.id, name: &r.name, severity: &r.severity }).collect();
+        let mut run = Run::default();
+        for (ri, idx, _) in &chunk.unevaluable {
+            run.unevaluable.entry(rules[*ri].id.clone()).or_default().insert(*idx);
+        }
+        let label = chunk.capture.display().to_string();
+        let found = build_findings_at(&label, &chunk.rows, &chunk.hits, &infos, |row| chunk.event_index(row));
+        for (k, h) in chunk.hits.iter().enumerate() {
             let fields = row_json(&found, k);
             run.findings
                 .entry(rules[h.rule].id.clone())
                 .or_default()
-                .insert(lo + h.row as u64, (h.reason.clone(), fields));
+                .insert(chunk.event_index(h.row), (h.reason.clone(), fields));
         }
-        for (rule_id, indexes) in &interest {
-            let Some(rule) = rules.iter().find(|r| r.id == *rule_id) else { continue };
-            for &idx in indexes.range(lo..hi) {
-                let fired = run.findings.get(*rule_id).is_some_and(|m| m.contains_key(&idx));
+        for (&ri, indexes) in self.interest {
+            let rule = &rules[ri];
+            for row in 0..chunk.rows.len() {
+                let idx = chunk.event_index(row);
+                if !indexes.contains(&idx) {
+                    continue;
+                }
+                let fired = chunk.hits.iter().any(|h| h.row == row && h.rule == ri);
                 if !fired {
-                    let why = rule.why_not(&batch, (idx - lo) as usize);
-                    run.misses.entry(rule_id.to_string()).or_default().insert(idx, why);
+                    run.misses.entry(rule.id.clone()).or_default().insert(idx, rule.why_not(&chunk.rows, row));
                 }
             }
         }
+        Ok(run)
     }
-    Ok(run)
 }
 
 /// One finding row as a JSON object keyed by findings column.
@@ -334,7 +396,7 @@ fn show_table(t: &toml::Table) -> String {
 fn judge(c: &Case, run: &Run) -> CaseResult {
     let empty = BTreeMap::new();
     let found = run.findings.get(&c.rule).unwrap_or(&empty);
-    let mut failures = Vec::new();
+    let mut failures: Vec<String> = run.unreadable.iter().cloned().collect();
     let miss =
         |idx: u64| run.misses.get(&c.rule).and_then(|m| m.get(&idx)).cloned().unwrap_or_else(|| "not evaluated".into());
     for &idx in &c.spec.fire {

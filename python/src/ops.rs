@@ -8,6 +8,7 @@ use arrow::array::{BooleanArray, RecordBatch, RecordBatchOptions, RecordBatchRea
 use arrow::compute::filter_record_batch;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use tokenscan_core::capture::{self, expand_paths, Capture, Column, EventBatch, Projection};
+use tokenscan_core::driver::read_events;
 use tokenscan_core::eql::{line_col, CompileOptions, EqlQuery};
 use tokenscan_core::replay::{CollectSink, ReplayOptions, ReplaySummary, Replayer};
 use tokenscan_core::rules::RuleSet;
@@ -103,14 +104,17 @@ pub(crate) fn read_capture(
     let metadata = capture.metadata().clone().into_iter().collect();
     let schema = Arc::new(Schema::new_with_metadata(fields, metadata));
     let mut batches = Vec::new();
-    for batch in capture.batches(columns.iter().copied().collect(), BATCH_SIZE)? {
-        let batch = batch?;
+    let to_record_batch = |_: &Path, batch: EventBatch| {
         let arrays = plain_columns(columns.iter().map(|c| batch.column(*c).expect("projected").clone()).collect());
         let options = RecordBatchOptions::new().with_row_count(Some(batch.len()));
-        let rb = RecordBatch::try_new_with_options(schema.clone(), arrays, &options)
-            .map_err(|e| Error::Capture { path: path.to_owned(), message: e.to_string() })?;
+        RecordBatch::try_new_with_options(schema.clone(), arrays, &options)
+            .map_err(|e| Error::Capture { path: path.to_owned(), message: e.to_string() })
+    };
+    let projection = columns.iter().copied().collect();
+    read_events(&[path], projection, &read_options(), to_record_batch, &mut |rb| {
         batches.push(rb);
-    }
+        Ok(())
+    })?;
     Ok((batches, schema))
 }
 
@@ -144,16 +148,20 @@ fn empty_events() -> EventBatch {
 pub(crate) fn view(captures: &[PathBuf], which: View) -> Result<(Vec<RecordBatch>, SchemaRef), Failure> {
     let schema = with_capture_column("", &which.build(&empty_events())).schema();
     let mut batches = Vec::new();
-    for path in expand_paths(captures)? {
-        let label = path.display().to_string();
-        for batch in Capture::open(&path)?.batches(Projection::all(), BATCH_SIZE)? {
-            let rb = with_capture_column(&label, &which.build(&batch?));
-            if rb.num_rows() > 0 {
-                batches.push(rb);
-            }
+    let build =
+        |path: &Path, batch: EventBatch| Ok(with_capture_column(&path.display().to_string(), &which.build(&batch)));
+    read_events(&expand_paths(captures)?, Projection::all(), &read_options(), build, &mut |rb: RecordBatch| {
+        if rb.num_rows() > 0 {
+            batches.push(rb);
         }
-    }
+        Ok(())
+    })?;
     Ok((batches, schema))
+}
+
+/// How views, hunts and `read_capture` read captures: as a replay does by default.
+fn read_options() -> ReplayOptions {
+    ReplayOptions { batch_size: BATCH_SIZE, ..Default::default() }
 }
 
 /// Compiles an ad-hoc EQL query; errors are [`Error::Rule`]s in `<query>` with line and column.
@@ -179,26 +187,28 @@ fn hunt_schema() -> SchemaRef {
 /// The events of `captures` that match `query`, with every capture column.
 pub(crate) fn hunt(captures: &[PathBuf], query: &EqlQuery) -> Result<(Vec<RecordBatch>, SchemaRef), Failure> {
     let schema = hunt_schema();
-    let mut batches = Vec::new();
-    for path in expand_paths(captures)? {
-        let label = path.display().to_string();
-        for batch in Capture::open(&path)?.batches(Projection::all(), BATCH_SIZE)? {
-            let batch = batch?;
-            let mask = BooleanArray::new(query.evaluate(&batch), None);
-            if mask.true_count() == 0 {
-                continue;
-            }
-            let first = batch.first_index();
-            let index: UInt64Array = (0..batch.len() as u64).map(|i| first + i).collect();
-            let mut columns = vec![Arc::new(index) as arrow::array::ArrayRef];
-            columns.extend(plain_columns(
-                Column::ALL.iter().map(|c| batch.column(*c).expect("all read").clone()).collect(),
-            ));
-            let rb = RecordBatch::try_new(Arc::new(Schema::new(schema.fields()[1..].to_vec())), columns)
-                .map_err(|e| Error::Capture { path: path.clone(), message: e.to_string() })?;
-            let rb = filter_record_batch(&rb, &mask).expect("mask has the batch's length");
-            batches.push(with_capture_column(&label, &rb));
+    let body = Arc::new(Schema::new(schema.fields()[1..].to_vec()));
+    let matches = |path: &Path, batch: EventBatch| -> tokenscan_core::Result<Option<RecordBatch>> {
+        let mask = BooleanArray::new(query.evaluate(&batch), None);
+        if mask.true_count() == 0 {
+            return Ok(None);
         }
-    }
+        let first = batch.first_index();
+        let index: UInt64Array = (0..batch.len() as u64).map(|i| first + i).collect();
+        let mut columns = vec![Arc::new(index) as arrow::array::ArrayRef];
+        columns
+            .extend(plain_columns(Column::ALL.iter().map(|c| batch.column(*c).expect("all read").clone()).collect()));
+        let rb = RecordBatch::try_new(body.clone(), columns)
+            .map_err(|e| Error::Capture { path: path.to_owned(), message: e.to_string() })?;
+        let rb = filter_record_batch(&rb, &mask).expect("mask has the batch's length");
+        Ok(Some(with_capture_column(&path.display().to_string(), &rb)))
+    };
+    let mut batches = Vec::new();
+    read_events(&expand_paths(captures)?, Projection::all(), &read_options(), matches, &mut |rb: Option<
+        RecordBatch,
+    >| {
+        batches.extend(rb);
+        Ok(())
+    })?;
     Ok((batches, schema))
 }

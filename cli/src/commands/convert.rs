@@ -7,9 +7,11 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 use clap::Args;
 use tokenscan_core::capture::{
-    Capture, CaptureFormat, NdjsonWriter, ParquetCaptureWriter, Projection, WriterOptions, VERSION_KEY,
+    Capture, CaptureFormat, EventBatch, NdjsonWriter, ParquetCaptureWriter, Projection, WriterOptions, VERSION_KEY,
 };
+use tokenscan_core::driver::read_events;
 use tokenscan_core::output_file::refuse_inputs;
+use tokenscan_core::replay::ReplayOptions;
 
 use crate::args::{write_new, CaptureOutputArgs};
 use crate::render::messages;
@@ -38,30 +40,26 @@ pub fn run(a: ConvertArgs) -> Result<u8> {
 }
 
 fn write_converted(capture: &Capture, file: File, out: &Path, to: CaptureFormat) -> Result<u64> {
-    let batches = capture.batches(Projection::all(), tokenscan_core::capture::DEFAULT_BATCH_SIZE)?;
-    let mut rows = 0u64;
-    match to {
+    let read = |write: &mut dyn FnMut(EventBatch) -> tokenscan_core::Result<()>| {
+        let keep = |_: &Path, b: EventBatch| Ok(b);
+        read_events(&[capture.path()], Projection::all(), &ReplayOptions::default(), keep, &mut |b| write(b))
+    };
+    let summary = match to {
         CaptureFormat::Parquet => {
             let mut options = WriterOptions { metadata: capture.metadata().clone(), ..Default::default() };
             options.metadata.remove(VERSION_KEY);
             options.metadata.insert("tokenscan.converted_from".into(), capture.path().display().to_string());
             let mut w = ParquetCaptureWriter::new(BufWriter::new(file), out, options)?;
-            for b in batches {
-                let b = b?;
-                rows += b.len() as u64;
-                w.write(&b)?;
-            }
+            let summary = read(&mut |b| w.write(&b))?;
             w.close()?;
+            summary
         }
         CaptureFormat::Ndjson => {
             let mut w = NdjsonWriter::new(BufWriter::new(file), out);
-            for b in batches {
-                let b = b?;
-                rows += b.len() as u64;
-                w.write(&b)?;
-            }
+            let summary = read(&mut |b| w.write(&b))?;
             w.finish()?;
+            summary
         }
-    }
-    Ok(rows)
+    };
+    Ok(summary.events)
 }

@@ -6,10 +6,10 @@ use anyhow::{Context, Result};
 use clap::Args;
 use tokenscan_core::capture::expand_paths;
 use tokenscan_core::diff::{changes_schema, diff, Baseline, SavedFindings};
-use tokenscan_core::replay::ReplayOptions;
+use tokenscan_core::replay::{ReplayOptions, Unreadable};
 
 use crate::args::{open_destination, CompileArgs, Format, FormatArgs, OutputArgs};
-use crate::render::{json, table, FindingsOutput};
+use crate::render::{json, messages, table, FindingsOutput};
 use crate::{EXIT_FINDINGS, EXIT_OK};
 
 /// `tokenscan diff`.
@@ -56,7 +56,9 @@ pub fn run(a: DiffArgs) -> Result<u8> {
     inputs.extend(a.against.iter().cloned());
     let (out, label, file) = open_destination(format, &a.output, &inputs)?;
     let mut sink = FindingsOutput::new(format, out, label.clone(), changes_schema())?;
-    let summary = diff(&baseline, &candidate, &captures, &ReplayOptions::default(), &mut sink)?;
+    // As `replay` does: of several captures, a bad one is reported and the others are compared.
+    let options = ReplayOptions { skip_unreadable: captures.len() > 1, ..Default::default() };
+    let summary = diff(&baseline, &candidate, &captures, &options, &mut sink)?;
     let header = table::diff_header(&baseline_label, &candidate_label);
     sink.finish(json::diff_summary(&summary, &baseline_label, &candidate_label), "changes", |b| {
         format!("{header}{}", table::diff(b, &summary))
@@ -66,9 +68,26 @@ pub fn run(a: DiffArgs) -> Result<u8> {
     if !a.quiet && format != Format::Table {
         eprint!("{header}{}", table::diff_counts(&summary));
     }
+    if !a.quiet {
+        eprint!("{}", messages::unevaluable_side("candidate", &summary.candidate_unevaluable));
+        eprint!("{}", messages::unevaluable_side("baseline", &summary.baseline_unevaluable));
+    }
+    fail_on_unreadable(&summary.unreadable, captures.len(), "compared")?;
     Ok(if a.fail_on_diff && summary.changed() { EXIT_FINDINGS } else { EXIT_OK })
 }
 
 fn describe_paths(paths: &[PathBuf]) -> String {
     paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+}
+
+/// Captures that could not be read completely are errors after the report, as in `replay`.
+pub(crate) fn fail_on_unreadable(unreadable: &[Unreadable], captures: usize, verb: &str) -> Result<()> {
+    if unreadable.is_empty() {
+        return Ok(());
+    }
+    eprint!("{}", messages::unreadable_as(unreadable, verb));
+    anyhow::bail!(
+        "{} of {captures} captures could not be read completely; the report covers the events that could",
+        unreadable.len()
+    )
 }

@@ -9,7 +9,7 @@ use tokenscan_core::gaps::find_gaps;
 use tokenscan_core::replay::ReplayOptions;
 
 use crate::args::{Format, RuleArgs};
-use crate::render::{json, ndjson, table};
+use crate::render::{json, messages, ndjson, table};
 use crate::EXIT_OK;
 
 /// `tokenscan gaps`.
@@ -29,12 +29,17 @@ pub struct GapsArgs {
 pub fn run(a: GapsArgs) -> Result<u8> {
     let rules = a.rules.load()?;
     let captures = expand_paths(&a.captures)?;
-    let (events, gaps) = find_gaps(&rules, &captures, &ReplayOptions::default())?;
+    // As `replay` does: of several captures, a bad one is reported and the others are searched.
+    let options = ReplayOptions { skip_unreadable: captures.len() > 1, ..Default::default() };
+    let (summary, gaps) = find_gaps(&rules, &captures, &options)?;
+    let events = summary.events;
     match a.format {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&json::gaps(events, &gaps))?),
+        Format::Json => println!("{}", serde_json::to_string_pretty(&json::gaps(&summary, &gaps))?),
         Format::Ndjson => ndjson::write_lines(&mut std::io::stdout().lock(), gaps.iter().map(json::gap))?,
         Format::Table => print!("{}", table::gaps(events, &gaps)),
         Format::Csv | Format::Parquet => anyhow::bail!("gaps supports --format table, json or ndjson"),
     }
+    eprint!("{}", messages::unevaluable(&summary));
+    super::diff::fail_on_unreadable(&summary.unreadable, captures.len(), "searched")?;
     Ok(EXIT_OK)
 }

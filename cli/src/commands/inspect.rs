@@ -6,9 +6,11 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use arrow::array::{Array, AsArray};
-use arrow::datatypes::{Int64Type, TimestampNanosecondType};
+use arrow::datatypes::Int64Type;
 use clap::Args;
-use tokenscan_core::capture::{expand_paths, Capture, CaptureFormat, Column, EventKind, Projection};
+use tokenscan_core::capture::{expand_paths, Capture, CaptureFormat, Column, EventBatch, EventKind, Projection};
+use tokenscan_core::driver::read_events;
+use tokenscan_core::replay::ReplayOptions;
 
 use crate::args::ListFormat;
 use crate::render::{json, table};
@@ -64,13 +66,8 @@ fn scan(path: PathBuf, capture: &Capture) -> Result<CaptureStats> {
         metadata: capture.metadata().clone(),
         ..Default::default()
     };
-    for batch in capture.batches(projection, tokenscan_core::capture::DEFAULT_BATCH_SIZE)? {
-        let batch = batch?;
-        st.events += batch.len() as u64;
-        let time = batch.column(Column::Time).expect("projected").as_primitive::<TimestampNanosecondType>();
-        if let (Some(lo), Some(hi)) = (arrow::compute::min(time), arrow::compute::max(time)) {
-            st.time = Some(st.time.map_or((lo, hi), |(a, b)| (a.min(lo), b.max(hi))));
-        }
+    let count = |_: &std::path::Path, batch: EventBatch| {
+        let mut st = CaptureStats::default();
         let result = batch.column(Column::Result).expect("projected").as_primitive::<Int64Type>();
         for (i, k) in batch.kinds().iter().enumerate() {
             *st.kinds.entry(k.as_str()).or_default() += 1;
@@ -83,7 +80,25 @@ fn scan(path: PathBuf, capture: &Capture) -> Result<CaptureStats> {
                 None => st.host_events += 1,
             }
         }
-    }
+        Ok(st)
+    };
+    let add = &mut |part: CaptureStats| {
+        for (k, n) in part.kinds {
+            *st.kinds.entry(k).or_default() += n;
+        }
+        st.failed_opens += part.failed_opens;
+        for (h, n) in part.hosts {
+            *st.hosts.entry(h).or_default() += n;
+        }
+        for (c, n) in part.containers {
+            *st.containers.entry(c).or_default() += n;
+        }
+        st.host_events += part.host_events;
+        Ok(())
+    };
+    let summary = read_events(&[capture.path()], projection, &ReplayOptions::default(), count, add)?;
+    st.events = summary.events;
+    st.time = summary.time_range;
     st.schema = capture
         .file_schema()
         .map(|s| s.fields().iter().map(|f| (f.name().clone(), f.data_type().to_string())).collect())

@@ -30,7 +30,7 @@ pub struct TestArgs {
 /// Runs `tokenscan test`: exit 0 when every case passes, 1 otherwise.
 pub fn run(a: TestArgs) -> Result<u8> {
     let suite = Suite::load(&a.suite)?;
-    let results = suite.run(&a.compile.options())?;
+    let results = suite.run_with(&a.compile.options(), &tokenscan_core::replay::ReplayOptions::default())?;
     print!("{}", table::suite_results(&suite, &results));
     if let Some(path) = &a.junit {
         write_new(path, a.force, |mut f| {

@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 use tokenscan_core::diff::DiffSummary;
 use tokenscan_core::display::rfc3339;
 use tokenscan_core::gaps::Gap;
+use tokenscan_core::replay::{ReplaySummary, RuleSummary, Unreadable};
 use tokenscan_core::rules::RuleSet;
 
 use crate::commands::inspect::CaptureStats;
@@ -36,7 +37,7 @@ pub fn write_document(out: &mut dyn Write, summary: Value, key: &str, batches: &
 
 /// The summary of `tokenscan diff`.
 pub fn diff_summary(summary: &DiffSummary, baseline: &str, candidate: &str) -> Value {
-    json!({
+    let mut v = json!({
         "baseline": baseline,
         "candidate": candidate,
         "events": summary.events,
@@ -46,7 +47,41 @@ pub fn diff_summary(summary: &DiffSummary, baseline: &str, candidate: &str) -> V
             "rule_id": r.rule_id, "rule_name": r.rule_name, "in_baseline": r.in_baseline, "in_candidate": r.in_candidate,
             "added": r.added, "removed": r.removed, "unchanged": r.unchanged})).collect::<Vec<_>>(),
         "unmatched_saved_captures": summary.unmatched_saved_captures,
-    })
+    });
+    // Only present when there is something to say (a clean diff's JSON is unchanged).
+    if summary.unevaluable() > 0 {
+        v["unevaluable"] = json!({
+            "candidate": unevaluable(&summary.candidate_unevaluable),
+            "baseline": unevaluable(&summary.baseline_unevaluable),
+        });
+    }
+    if !summary.unreadable.is_empty() {
+        v["unreadable"] = unreadable(&summary.unreadable);
+    }
+    v
+}
+
+/// Per-rule unevaluable counts and examples, as in the replay summary (rules with none left out).
+pub fn unevaluable(rules: &[RuleSummary]) -> Value {
+    rules
+        .iter()
+        .filter(|r| r.unevaluable > 0)
+        .map(|r| {
+            json!({"rule_id": r.rule_id, "unevaluable": r.unevaluable,
+            "unevaluable_examples": r.examples.iter().map(|e| json!({
+                "capture": e.capture.display().to_string(), "event_index": e.event_index, "message": e.message})).collect::<Vec<_>>()})
+        })
+        .collect()
+}
+
+/// The captures that could not be read completely, as in the replay summary.
+pub fn unreadable(unreadable: &[Unreadable]) -> Value {
+    unreadable
+        .iter()
+        .map(
+            |u| json!({"capture": u.capture.display().to_string(), "events_read": u.events_read, "message": u.message}),
+        )
+        .collect()
 }
 
 /// One gap (also one NDJSON line of `gaps --format ndjson`).
@@ -60,8 +95,15 @@ pub fn gap(g: &Gap) -> Value {
 }
 
 /// The document of `gaps --format json`.
-pub fn gaps(events: u64, gaps: &[Gap]) -> Value {
-    json!({"events": events, "gaps": gaps.iter().map(gap).collect::<Vec<_>>()})
+pub fn gaps(summary: &ReplaySummary, gaps: &[Gap]) -> Value {
+    let mut doc = json!({"events": summary.events, "gaps": gaps.iter().map(gap).collect::<Vec<_>>()});
+    if summary.unevaluable() > 0 {
+        doc["unevaluable"] = unevaluable(&summary.rules);
+    }
+    if !summary.unreadable.is_empty() {
+        doc["unreadable"] = unreadable(&summary.unreadable);
+    }
+    doc
 }
 
 /// What `inspect --format json` says about one capture.

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use tokenscan_core::import::{ImportFormat, ImportReport};
-use tokenscan_core::replay::ReplaySummary;
+use tokenscan_core::replay::{ReplaySummary, RuleSummary, Unreadable};
 
 /// A progress bar on stderr, when `enabled` and stderr is a terminal.
 pub fn progress_bar(enabled: bool) -> Option<indicatif::ProgressBar> {
@@ -47,10 +47,32 @@ pub fn unevaluable(summary: &ReplaySummary) -> String {
 
 /// One error line per capture that could not be read completely.
 pub fn unreadable(summary: &ReplaySummary) -> String {
-    summary
-        .unreadable
+    unreadable_as(&summary.unreadable, "replayed")
+}
+
+/// Warns about events a rule of one side of a diff could not evaluate, as [`unevaluable`] does for a replay.
+pub fn unevaluable_side(side: &str, rules: &[RuleSummary]) -> String {
+    let mut out = String::new();
+    for r in rules.iter().filter(|r| r.unevaluable > 0) {
+        let _ = writeln!(
+            out,
+            "tokenscan: warning: {side} rule {} could not evaluate {}; for example:",
+            r.rule_id,
+            plural(r.unevaluable, "event", "events")
+        );
+        for e in &r.examples {
+            let _ = writeln!(out, "  {} event {}: {}", e.capture.display(), e.event_index, e.message);
+        }
+    }
+    out
+}
+
+/// One error line per capture that could not be read completely; `verb` says
+/// what the command did with the events it read (`replayed`, `compared`, `searched`).
+pub fn unreadable_as(unreadable: &[Unreadable], verb: &str) -> String {
+    unreadable
         .iter()
-        .map(|u| format!("tokenscan: error: {} ({} events of it were replayed)\n", u.message, u.events_read))
+        .map(|u| format!("tokenscan: error: {} ({} events of it were {verb})\n", u.message, u.events_read))
         .collect()
 }
 

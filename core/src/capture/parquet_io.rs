@@ -538,8 +538,15 @@ mod tests {
         assert_eq!(capture.num_rows(), Some(2));
         assert_eq!(capture.metadata().get("a").map(String::as_str), Some("1"));
         assert_eq!(capture.metadata().get("tokenscan.lost_events").map(String::as_str), Some("0"));
-        let batch = capture.batches(Projection::all(), 10).unwrap().next().unwrap().unwrap();
-        assert_eq!(batch.str_value(Column::Tty, 0), Some("pts/0"));
+        let mut tty = Vec::new();
+        let options = crate::replay::ReplayOptions::default();
+        let first_tty = |_: &Path, b: EventBatch| Ok(b.str_value(Column::Tty, 0).map(str::to_string));
+        crate::driver::read_events(&[&path], Projection::all(), &options, first_tty, &mut |t| {
+            tty.push(t);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(tty, [Some("pts/0".to_string())]);
     }
 
     #[test]

@@ -130,7 +130,10 @@ impl Capture {
     }
 
     /// Iterates over the events in batches of at most `batch_size` rows,
-    /// reading only the projected columns (`kind` is always read).
+    /// reading only the projected columns (`kind` is always read). Commands
+    /// read captures through [`crate::driver`] instead (in parallel, with the
+    /// same options and error handling everywhere); this serial reader is for
+    /// tests and tools.
     pub fn batches(&self, projection: Projection, batch_size: usize) -> Result<EventBatches> {
         self.read(projection, batch_size, None)
     }
@@ -147,7 +150,8 @@ impl Capture {
     }
 
     /// Like [`Capture::batches`], for one unit (see [`Capture::units`]); event
-    /// indexes stay relative to the whole capture.
+    /// indexes stay relative to the whole capture. Only the driver
+    /// ([`crate::driver`]) and the fuzz targets read units.
     pub fn unit_batches(&self, unit: usize, projection: Projection, batch_size: usize) -> Result<EventBatches> {
         match self.format {
             CaptureFormat::Parquet => self.read(projection, batch_size, Some(unit)),

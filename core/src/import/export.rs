@@ -21,8 +21,9 @@ use arrow::array::{Array, AsArray};
 use arrow::datatypes::{Int32Type, Int64Type, TimestampNanosecondType, UInt32Type, UInt64Type};
 
 use super::{format_open_flags, tty_to_device, CaptureSink, ImportFormat, UNKNOWN_TTY};
-use crate::capture::{str_at, unescape_to_bytes, Capture, Column, EventBatch, EventKind, Projection};
+use crate::capture::{str_at, unescape_to_bytes, Column, EventBatch, EventKind, Projection};
 use crate::error::{Error, Result};
+use crate::replay::ReplayOptions;
 
 /// Which generation of Tracee argument type names to write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -118,11 +119,9 @@ pub fn export_capture<W: Write>(
     label: &Path,
     options: &ExportOptions,
 ) -> Result<u64> {
-    let c = Capture::open(capture)?;
     let mut ex = Exporter::new(out, label, format, *options);
-    for b in c.batches(Projection::all(), crate::capture::DEFAULT_BATCH_SIZE)? {
-        ex.write(&b?)?;
-    }
+    let read = ReplayOptions::default();
+    crate::driver::read_events(&[capture], Projection::all(), &read, |_, b| Ok(b), &mut |b: EventBatch| ex.write(&b))?;
     let n = ex.events();
     ex.finish()?;
     Ok(n)

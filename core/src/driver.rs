@@ -1,0 +1,517 @@
+//! The driver: the one loop over captures.
+//!
+//! [`Driver::run`] opens the captures, decodes their row groups in parallel
+//! on rayon's pool (a wave of one row group per thread at a time), evaluates
+//! the compiled rules on every batch, counts the events a rule cannot
+//! evaluate (or fails on the first under [`ReplayOptions::strict`]), skips
+//! unreadable captures and segments under [`ReplayOptions::skip_unreadable`],
+//! and reads the columns needed only for selected rows after the fact (late
+//! materialization). What to do with the rows is up to a [`Consumer`]: it
+//! names the columns it needs and which rows to keep, turns each [`Chunk`]
+//! into a part on the driver's threads, and a [`PartSink`] receives the
+//! parts in capture order. `replay`, `diff`, `test`, `gaps`, `convert`,
+//! `inspect` and the Python views and hunts are all consumers (ripgrep's
+//! searcher driving a sink is the model).
+
+use std::path::Path;
+
+use rayon::prelude::*;
+
+use arrow::array::AsArray;
+use arrow::datatypes::TimestampNanosecondType;
+
+use crate::capture::{Capture, Column, EventBatch, Projection};
+use crate::error::{Error, Result};
+use crate::findings::Hit;
+use crate::replay::{ReplayOptions, ReplaySummary, RuleSummary, UnevaluableExample, Unreadable};
+use crate::rules::Rule;
+
+/// Some rows of one capture, as the driver hands them to a [`Consumer`]: the
+/// rows a rule fired on and the rows the consumer asked to keep (all rows of
+/// a batch with [`Consumer::keep_all`]), in event order.
+#[derive(Debug)]
+pub struct Chunk<'a> {
+    /// The capture they come from.
+    pub capture: &'a Path,
+    /// The rows, with [`Consumer::columns`], [`Consumer::scan_columns`] and
+    /// every column the rules read.
+    pub rows: EventBatch,
+    /// Event index of each row, when the rows are not consecutive events.
+    indexes: Option<Vec<u64>>,
+    /// What fired, in (row, rule) order; `row` is a row of [`Chunk::rows`],
+    /// `rule` a position in the driver's rule list.
+    pub hits: Vec<Hit>,
+    /// Events a rule could not evaluate: (rule position, event index, why),
+    /// by event then rule. They need not be among the rows.
+    pub unevaluable: Vec<(usize, u64, String)>,
+}
+
+impl Chunk<'_> {
+    /// The event index (position in the capture) of row `row` of [`Chunk::rows`].
+    pub fn event_index(&self, row: usize) -> u64 {
+        match &self.indexes {
+            Some(ix) => ix[row],
+            None => self.rows.first_index() + row as u64,
+        }
+    }
+
+    /// The row of [`Chunk::rows`] holding event `event_index`, if kept.
+    pub fn row_of(&self, event_index: u64) -> Option<usize> {
+        match &self.indexes {
+            Some(ix) => ix.binary_search(&event_index).ok(),
+            None => {
+                let first = self.rows.first_index();
+                (event_index >= first && event_index < first + self.rows.len() as u64)
+                    .then(|| (event_index - first) as usize)
+            }
+        }
+    }
+}
+
+/// What a command does with the rows the driver reads: the half that runs on
+/// the driver's threads (so it is `Sync`), one unit of a capture at a time.
+pub trait Consumer: Sync {
+    /// What [`Consumer::part`] makes of a chunk, for the [`PartSink`].
+    type Part: Send;
+
+    /// Columns needed on the rows handed over (for Parquet captures, read
+    /// only for those rows when they are few).
+    fn columns(&self) -> Projection;
+
+    /// Hand over every event (convert, views, hunts, inspect), one chunk per
+    /// decoded batch, instead of the rows chosen by rules and [`Consumer::keep`].
+    fn keep_all(&self) -> bool {
+        false
+    }
+
+    /// Columns [`Consumer::keep`] looks at: decoded for every event.
+    fn scan_columns(&self) -> Projection {
+        Projection::default()
+    }
+
+    /// Rows of `batch` (which carries [`Consumer::scan_columns`] and what the
+    /// rules read) to hand over besides those where a rule fired: pushed onto
+    /// `rows` in any order.
+    fn keep(&self, _capture: &Path, _batch: &EventBatch, _rows: &mut Vec<u32>) {}
+
+    /// Turns a chunk into a part (on one of the driver's threads).
+    fn part(&self, chunk: Chunk<'_>) -> Result<Self::Part>;
+}
+
+/// The in-order half of a command: receives the parts in capture order.
+pub trait PartSink<P> {
+    /// One part, in capture order.
+    fn part(&mut self, part: P) -> Result<()>;
+
+    /// Events read so far, and in all when known (for a progress display).
+    fn progress(&mut self, _events_done: u64, _events_total: Option<u64>) {}
+}
+
+impl<P, F: FnMut(P) -> Result<()>> PartSink<P> for F {
+    fn part(&mut self, part: P) -> Result<()> {
+        self(part)
+    }
+}
+
+/// Runs compiled rules over captures and feeds a [`Consumer`].
+#[derive(Debug, Clone, Copy)]
+pub struct Driver<'r> {
+    rules: &'r [Rule],
+    options: &'r ReplayOptions,
+}
+
+/// What one unit produced besides its parts.
+type UnitResult = Result<(ReplaySummary, Option<Error>)>;
+
+impl<'r> Driver<'r> {
+    /// A driver evaluating `rules` (none for commands that only read events).
+    pub fn new(rules: &'r [Rule], options: &'r ReplayOptions) -> Self {
+        Driver { rules, options }
+    }
+
+    /// A summary with one empty entry per rule.
+    pub fn new_summary(&self) -> ReplaySummary {
+        ReplaySummary {
+            rules: self
+                .rules
+                .iter()
+                .map(|r| RuleSummary {
+                    rule_id: r.id.clone(),
+                    rule_name: r.name.clone(),
+                    severity: r.severity.clone(),
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    /// What the rules read.
+    fn rules_projection(&self) -> Projection {
+        self.rules.iter().fold(Projection::default(), |p, r| p.union(r.projection()))
+    }
+
+    /// Reads `captures` in order through `consumer` into `sink`. Returns what
+    /// was read: events, time range, captures, unreadable captures and, per
+    /// rule, the unevaluable events (findings, containers and processes are
+    /// left to the consumer).
+    ///
+    /// Every capture is opened (and its footer checked) before any work, so a
+    /// bad file is reported at once. A capture that cannot be opened or
+    /// decoded fails the run unless [`ReplayOptions::skip_unreadable`] is set:
+    /// then the rest is read (every event decoded before the problem
+    /// included), the problem is listed in [`ReplaySummary::unreadable`], and
+    /// only a run in which no capture opens fails.
+    pub fn run<P, C>(&self, captures: &[P], consumer: &C, sink: &mut dyn PartSink<C::Part>) -> Result<ReplaySummary>
+    where
+        P: AsRef<Path>,
+        C: Consumer,
+    {
+        let mut summary = self.new_summary();
+        let skip = self.options.skip_unreadable;
+        let mut opened: Vec<Capture> = Vec::new();
+        let mut first_error = None;
+        for p in captures {
+            match Capture::open(p.as_ref()) {
+                Ok(c) => opened.push(c),
+                Err(e) if skip => {
+                    summary.unreadable.push(Unreadable {
+                        capture: p.as_ref().to_owned(),
+                        events_read: 0,
+                        message: e.to_string(),
+                    });
+                    first_error.get_or_insert(e);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        if let (true, Some(e)) = (opened.is_empty(), first_error) {
+            return Err(e);
+        }
+        let total: Option<u64> = opened.iter().map(Capture::num_rows).sum();
+        let threads = rayon::current_num_threads().max(1);
+        sink.progress(0, total);
+        for capture in &opened {
+            let path = capture.path();
+            let before = summary.events;
+            let units: Vec<usize> = (0..capture.units()).collect();
+            let mut failures = Vec::new();
+            for wave in units.chunks(threads) {
+                if let [unit] = wave {
+                    // One unit (an NDJSON capture, the last of a row-group wave):
+                    // parts go to the sink as they come instead of piling up.
+                    let (part, failure) = self.unit(capture, *unit, consumer, &mut |p| sink.part(p))?;
+                    summary.merge(part, self.options.max_examples);
+                    failures.extend(failure);
+                    sink.progress(summary.events, total);
+                    continue;
+                }
+                let outputs: Vec<(UnitResult, Vec<C::Part>)> = wave
+                    .par_iter()
+                    .map(|&unit| {
+                        let mut parts = Vec::new();
+                        let r = self.unit(capture, unit, consumer, &mut |p| {
+                            parts.push(p);
+                            Ok(())
+                        });
+                        (r, parts)
+                    })
+                    .collect();
+                for (output, parts) in outputs {
+                    let (part, failure) = output?;
+                    summary.merge(part, self.options.max_examples);
+                    for p in parts {
+                        sink.part(p)?;
+                    }
+                    failures.extend(failure);
+                    sink.progress(summary.events, total);
+                }
+            }
+            let events_read = summary.events - before;
+            summary.captures.push((path.to_owned(), events_read));
+            if let Some(first) = failures.first() {
+                let more = match failures.len() {
+                    1 => String::new(),
+                    n => format!(" (and {} more row groups could not be decoded)", n - 1),
+                };
+                summary.unreadable.push(Unreadable {
+                    capture: path.to_owned(),
+                    events_read,
+                    message: format!("{first}{more}"),
+                });
+            }
+        }
+        Ok(summary)
+    }
+
+    /// Columns decoded for every event of `capture`, and those read afterwards
+    /// for the selected rows only.
+    fn projections<C: Consumer>(&self, capture: &Capture, consumer: &C) -> (Projection, Projection) {
+        let mut early = self.rules_projection().union(consumer.scan_columns());
+        early.insert(Column::Time);
+        early.insert(Column::Kind);
+        let wanted = consumer.columns();
+        if consumer.keep_all() || !capture.reads_rows_selectively() {
+            (early.union(wanted), Projection::default())
+        } else {
+            (early, wanted.difference(early))
+        }
+    }
+
+    /// The decode floor for benchmarks: decodes exactly the columns a run of
+    /// `consumer` decodes for every event, with the same parallelism and
+    /// batch size, and does nothing else. Returns the number of events.
+    pub fn decode_only<P: AsRef<Path>, C: Consumer>(&self, captures: &[P], consumer: &C) -> Result<u64> {
+        let threads = rayon::current_num_threads().max(1);
+        let mut events = 0;
+        for path in captures {
+            let capture = Capture::open(path.as_ref())?;
+            let (early, _) = self.projections(&capture, consumer);
+            let units: Vec<usize> = (0..capture.units()).collect();
+            for wave in units.chunks(threads) {
+                let counts: Vec<Result<u64>> = wave
+                    .par_iter()
+                    .map(|&unit| {
+                        let mut n = 0;
+                        for batch in capture.unit_batches(unit, early, self.options.batch_size)? {
+                            n += batch?.len() as u64;
+                        }
+                        Ok(n)
+                    })
+                    .collect();
+                for c in counts {
+                    events += c?;
+                }
+            }
+        }
+        Ok(events)
+    }
+
+    /// Evaluates every rule on one batch; returns the hits in (row, rule)
+    /// order and the unevaluable rows as (rule, row, why), by rule.
+    pub fn evaluate(&self, batch: &EventBatch) -> (Vec<Hit>, Vec<(usize, usize, String)>) {
+        let mut hits = Vec::new();
+        let mut bad = Vec::new();
+        for (ri, rule) in self.rules.iter().enumerate() {
+            let verdict = rule.evaluate(batch);
+            for row in verdict.fires.set_indices() {
+                hits.push(Hit { row, rule: ri, reason: rule.why(batch, row) });
+            }
+            bad.extend(verdict.unevaluable.into_iter().map(|(row, message)| (ri, row, message)));
+        }
+        hits.sort_by_key(|h| (h.row, h.rule));
+        (hits, bad)
+    }
+
+    /// Counts (or, with `strict`, fails on) the events a rule could not
+    /// evaluate; returns them as (rule, event index, why), by event then rule.
+    fn count_unevaluable(
+        &self,
+        capture: &Path,
+        batch: &EventBatch,
+        bad: Vec<(usize, usize, String)>,
+        summary: &mut ReplaySummary,
+    ) -> Result<Vec<(usize, u64, String)>> {
+        let mut out = Vec::with_capacity(bad.len());
+        for (ri, row, message) in bad {
+            let event_index = batch.first_index() + row as u64;
+            let rs = &mut summary.rules[ri];
+            if self.options.strict {
+                return Err(Error::Unevaluable {
+                    capture: capture.to_owned(),
+                    event_index,
+                    rule_id: rs.rule_id.clone(),
+                    message,
+                });
+            }
+            rs.unevaluable += 1;
+            if rs.examples.len() < self.options.max_examples {
+                rs.examples.push(UnevaluableExample {
+                    capture: capture.to_owned(),
+                    event_index,
+                    message: message.clone(),
+                });
+            }
+            out.push((ri, event_index, message));
+        }
+        out.sort_by_key(|(ri, ix, _)| (*ix, *ri));
+        Ok(out)
+    }
+
+    /// One batch of events that did not come from a capture file (Arrow data
+    /// handed over by Python, ...), evaluated as [`Driver::run`] evaluates a
+    /// capture's: its partial summary and the whole batch as one chunk.
+    pub fn batch_chunk<'a>(&self, capture: &'a Path, batch: &EventBatch) -> Result<(ReplaySummary, Chunk<'a>)> {
+        let mut part = self.new_summary();
+        part.events += batch.len() as u64;
+        update_time_range(&mut part.time_range, batch);
+        let (hits, bad) = self.evaluate(batch);
+        let unevaluable = self.count_unevaluable(capture, batch, bad, &mut part)?;
+        Ok((part, Chunk { capture, rows: batch.clone(), indexes: None, hits, unevaluable }))
+    }
+
+    /// Reads one unit (row group) of a capture, sending its parts to `emit`;
+    /// returns a partial summary. With [`ReplayOptions::skip_unreadable`], a
+    /// decoding error ends the unit and is returned beside what was decoded
+    /// before it.
+    fn unit<C: Consumer>(
+        &self,
+        capture: &Capture,
+        unit: usize,
+        consumer: &C,
+        emit: &mut dyn FnMut(C::Part) -> Result<()>,
+    ) -> UnitResult {
+        let path = capture.path();
+        let skip = self.options.skip_unreadable;
+        let keep_all = consumer.keep_all();
+        let mut part = self.new_summary();
+        let mut failure = None;
+        let (early, late) = self.projections(capture, consumer);
+        // With late columns: the kept rows with the columns decoded so far,
+        // their event indexes (increasing), the hits by position among those
+        // rows, and the unevaluable events, sent as one chunk at the end.
+        let mut kept: Vec<EventBatch> = Vec::new();
+        let mut indexes: Vec<u64> = Vec::new();
+        let mut hits: Vec<Hit> = Vec::new();
+        let mut unevaluable = Vec::new();
+        let mut extra = Vec::new();
+        match capture.unit_batches(unit, early, self.options.batch_size) {
+            Ok(batches) => {
+                for batch in batches {
+                    let batch = match batch {
+                        Ok(batch) => batch,
+                        Err(e) if skip => {
+                            failure = Some(e);
+                            break;
+                        }
+                        Err(e) => return Err(e),
+                    };
+                    part.events += batch.len() as u64;
+                    update_time_range(&mut part.time_range, &batch);
+                    let (batch_hits, bad) =
+                        if self.rules.is_empty() { Default::default() } else { self.evaluate(&batch) };
+                    let bad = self.count_unevaluable(path, &batch, bad, &mut part)?;
+                    if keep_all {
+                        let chunk =
+                            Chunk { capture: path, rows: batch, indexes: None, hits: batch_hits, unevaluable: bad };
+                        emit(consumer.part(chunk)?)?;
+                        continue;
+                    }
+                    extra.clear();
+                    consumer.keep(path, &batch, &mut extra);
+                    if batch_hits.is_empty() && extra.is_empty() && bad.is_empty() {
+                        continue;
+                    }
+                    let mut rows: Vec<u32> = batch_hits.iter().map(|h| h.row as u32).collect();
+                    rows.extend_from_slice(&extra);
+                    rows.sort_unstable();
+                    rows.dedup();
+                    let at = |h: Hit, base: usize| {
+                        let at = rows.binary_search(&(h.row as u32)).expect("every hit's row is among the rows");
+                        Hit { row: base + at, ..h }
+                    };
+                    let first = batch.first_index();
+                    if late.is_empty() {
+                        let hits = batch_hits.into_iter().map(|h| at(h, 0)).collect();
+                        let indexes = rows.iter().map(|&r| first + u64::from(r)).collect();
+                        let rows = batch.take(&rows);
+                        let chunk = Chunk { capture: path, rows, indexes: Some(indexes), hits, unevaluable: bad };
+                        emit(consumer.part(chunk)?)?;
+                        continue;
+                    }
+                    let base = indexes.len();
+                    hits.extend(batch_hits.into_iter().map(|h| at(h, base)));
+                    unevaluable.extend(bad);
+                    if !rows.is_empty() {
+                        indexes.extend(rows.iter().map(|&r| first + u64::from(r)));
+                        kept.push(batch.take(&rows));
+                    }
+                }
+            }
+            Err(e) if skip => failure = Some(e),
+            Err(e) => return Err(e),
+        }
+        if indexes.is_empty() && unevaluable.is_empty() {
+            return Ok((part, failure));
+        }
+        let rows = if indexes.is_empty() {
+            EventBatch::concat(&kept)
+        } else {
+            let unit_start: u64 = capture.unit_rows().map_or(0, |r| r[..unit].iter().sum());
+            let offsets: Vec<u64> = indexes.iter().map(|i| i - unit_start).collect();
+            match capture.read_unit_rows(unit, late, &offsets) {
+                Ok(columns) => EventBatch::concat(&kept).with_columns(columns),
+                // The rows of this row group are lost with it; the problem is reported.
+                Err(e) if skip => {
+                    failure.get_or_insert(e);
+                    return Ok((part, failure));
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        emit(consumer.part(Chunk { capture: path, rows, indexes: Some(indexes), hits, unevaluable })?)?;
+        Ok((part, failure))
+    }
+}
+
+fn update_time_range(range: &mut Option<(i64, i64)>, batch: &EventBatch) {
+    let Some(t) = batch.column(Column::Time) else { return };
+    let t = t.as_primitive::<TimestampNanosecondType>();
+    let (Some(lo), Some(hi)) = (arrow::compute::min(t), arrow::compute::max(t)) else { return };
+    *range = Some(match *range {
+        None => (lo, hi),
+        Some((a, b)) => (a.min(lo), b.max(hi)),
+    });
+}
+
+/// A consumer of every event, without rules: `map` turns each decoded batch
+/// (with `columns`, plus `time` and `kind`) into a part on the driver's
+/// threads. For commands that read events rather than findings (`convert`,
+/// `inspect`, exports, the Python views and hunts); see [`read_events`].
+#[derive(Debug, Clone, Copy)]
+pub struct EachBatch<F> {
+    /// The columns `map` needs.
+    pub columns: Projection,
+    /// What to make of a batch of one capture.
+    pub map: F,
+}
+
+impl<T, F> Consumer for EachBatch<F>
+where
+    T: Send,
+    F: Fn(&Path, EventBatch) -> Result<T> + Sync,
+{
+    type Part = T;
+
+    fn columns(&self) -> Projection {
+        self.columns
+    }
+
+    fn keep_all(&self) -> bool {
+        true
+    }
+
+    fn part(&self, chunk: Chunk<'_>) -> Result<T> {
+        (self.map)(chunk.capture, chunk.rows)
+    }
+}
+
+/// Reads every event of `captures` (the `columns` asked for, plus `time` and
+/// `kind`) through the [`Driver`] without rules: `map` runs on the driver's
+/// threads, `sink` receives its results in capture order. Returns what was
+/// read (events, time range, captures, unreadable captures under
+/// [`ReplayOptions::skip_unreadable`]).
+pub fn read_events<P, T, F>(
+    captures: &[P],
+    columns: Projection,
+    options: &ReplayOptions,
+    map: F,
+    sink: &mut dyn PartSink<T>,
+) -> Result<ReplaySummary>
+where
+    P: AsRef<Path>,
+    T: Send,
+    F: Fn(&Path, EventBatch) -> Result<T> + Sync,
+{
+    Driver::new(&[], options).run(captures, &EachBatch { columns, map }, sink)
+}
