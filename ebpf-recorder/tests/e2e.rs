@@ -25,7 +25,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use arrow::array::{Array, AsArray, RecordBatch};
-use arrow::datatypes::{Int32Type, Int64Type, UInt32Type, UInt64Type};
+use arrow::datatypes::{Int32Type, Int64Type, TimestampNanosecondType, UInt32Type, UInt64Type};
 use tokenscan_core::capture::{expand_paths, Capture, Column, EventBatch, Projection};
 use tokenscan_core::eql::CompileOptions;
 use tokenscan_core::replay::{CollectSink, ReplayOptions, Replayer};
@@ -281,6 +281,14 @@ struct Ev {
     tty: Option<String>,
     cgroup_id: u64,
     container_id: Option<String>,
+    tid: u32,
+    sid: Option<u32>,
+    pgid: Option<u32>,
+    start: Option<i64>,
+    parent_start: Option<i64>,
+    cwd: Option<String>,
+    pod_name: Option<String>,
+    image: Option<String>,
 }
 
 fn events_of(batch: &EventBatch, first: usize) -> Vec<Ev> {
@@ -291,6 +299,10 @@ fn events_of(batch: &EventBatch, first: usize) -> Vec<Ev> {
     let result = batch.column(Column::Result).unwrap().as_primitive::<Int64Type>().clone();
     let cg = batch.column(Column::CgroupId).unwrap().as_primitive::<UInt64Type>().clone();
     let args = batch.column(Column::Args).unwrap().as_list::<i32>().clone();
+    let (tid, sid, pgid) = (u32s(Column::Tid), u32s(Column::Sid), u32s(Column::Pgid));
+    let times = |c: Column| batch.column(c).unwrap().as_primitive::<TimestampNanosecondType>().clone();
+    let (start, parent_start) = (times(Column::Start), times(Column::ParentStart));
+    let opt = |a: &arrow::array::PrimitiveArray<_>, i: usize| a.is_valid(i).then(|| a.value(i));
     (0..batch.len())
         .map(|i| Ev {
             index: first + i,
@@ -309,6 +321,14 @@ fn events_of(batch: &EventBatch, first: usize) -> Vec<Ev> {
             tty: s(Column::Tty, i),
             cgroup_id: cg.value(i),
             container_id: s(Column::ContainerId, i),
+            tid: tid.value(i),
+            sid: sid.is_valid(i).then(|| sid.value(i)),
+            pgid: pgid.is_valid(i).then(|| pgid.value(i)),
+            start: start.is_valid(i).then(|| start.value(i)),
+            parent_start: opt(&parent_start, i),
+            cwd: s(Column::Cwd, i),
+            pod_name: s(Column::PodName, i),
+            image: s(Column::Image, i),
         })
         .collect()
 }
@@ -471,6 +491,39 @@ fn records_a_simulated_pod_and_replays_both_rules() {
     assert_eq!(cat_open.tty, cat_exec.tty);
     assert_eq!(cat_open.exe.as_deref(), Some("/usr/bin/cat"));
     assert_eq!(cat_open.ppid, cat_exec.ppid);
+
+    // --- capture v2: the cat's process context, its fork and its exit ---
+    assert!(cat_exec.sid.is_some() && cat_exec.pgid.is_some(), "{cat_exec:?}");
+    assert!(cat_exec.start.is_some() && cat_exec.parent_start.is_some(), "{cat_exec:?}");
+    assert_eq!(cat_exec.cwd.as_deref(), Some("/"), "the scenario runs in /");
+    assert_eq!((cat_open.sid, cat_open.start, cat_open.cwd.clone()), (cat_exec.sid, cat_exec.start, Some("/".into())));
+    let cat_fork = one(&events, "the cat process's fork", |e| {
+        e.kind == "fork" && e.pid == cat_exec.pid && e.tid == cat_exec.pid && e.start == cat_exec.start
+    });
+    assert_eq!(cat_fork.container_id, cid, "forked inside the pod");
+    assert_eq!((cat_fork.ppid, cat_fork.parent_start), (cat_exec.ppid, cat_exec.parent_start));
+    assert_eq!((cat_fork.args.clone(), cat_fork.path.clone(), cat_fork.result), (None, None, None));
+    assert!(cat_fork.index < cat_exec.index);
+    let cat_exit = one(&events, "the cat process's exit", |e| {
+        e.kind == "exit" && e.pid == cat_exec.pid && e.tid == cat_exec.pid && e.start == cat_exec.start
+    });
+    assert_eq!(cat_exit.result, Some(0), "cat exited 0: wait status 0");
+    assert_eq!((cat_exit.sid, cat_exit.pgid, cat_exit.comm.as_str()), (cat_exec.sid, cat_exec.pgid, "cat"));
+    assert_eq!(cat_exit.container_id, cid);
+    assert!(cat_exit.index > cat_open.index);
+    // The recorder's own start: a /proc snapshot row for pid 1.
+    let init = one(&events, "pid 1's snapshot row", |e| e.kind == "process" && e.pid == 1);
+    assert!(init.start.is_some() && init.sid.is_some(), "{init:?}");
+    // At most one container row per container; the simulated pod has no
+    // runtime state, so whether the hostname fallback describes it depends
+    // on timing: only what such a row must hold is checked.
+    let rows: Vec<&Ev> = events.iter().filter(|e| e.kind == "container" && e.container_id == cid).collect();
+    assert!(rows.len() <= 1, "{rows:?}");
+    for r in rows {
+        assert_eq!((r.image.clone(), r.path.clone(), r.args.clone()), (None, None, None), "{r:?}");
+    }
+    assert!(log.contains("  pods        "), "{log}");
+    assert!(!log.contains("not written"), "{log}");
 
     let relative = one(&events, "the relative read after cd", |e| {
         in_pod(e) && e.kind == "open" && e.requested_path.as_deref() == Some("token")
@@ -921,8 +974,8 @@ fn fault_pod_cgroup_removed_before_lookup_keeps_its_container_id() {
     one(&events, "pod C's read", |e| read("cat", e) && e.container_id.as_deref() == Some(&c.id));
 }
 
-/// One event as the assembler hands it over, owned (the process fields that
-/// capture v1 cannot hold yet).
+/// One event as the assembler hands it over, owned (with `thread`, which the
+/// capture does not hold).
 #[derive(Debug, Clone, PartialEq)]
 struct ProcEv {
     kind: &'static str,
