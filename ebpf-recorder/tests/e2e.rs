@@ -288,7 +288,13 @@ struct Ev {
     parent_start: Option<i64>,
     cwd: Option<String>,
     pod_name: Option<String>,
+    pod_namespace: Option<String>,
+    pod_uid: Option<String>,
+    container_name: Option<String>,
     image: Option<String>,
+    image_name: Option<String>,
+    image_tag: Option<String>,
+    privileged: Option<bool>,
 }
 
 fn events_of(batch: &EventBatch, first: usize) -> Vec<Ev> {
@@ -328,7 +334,16 @@ fn events_of(batch: &EventBatch, first: usize) -> Vec<Ev> {
             parent_start: opt(&parent_start, i),
             cwd: s(Column::Cwd, i),
             pod_name: s(Column::PodName, i),
+            pod_namespace: s(Column::PodNamespace, i),
+            pod_uid: s(Column::PodUid, i),
+            container_name: s(Column::ContainerName, i),
             image: s(Column::Image, i),
+            image_name: s(Column::ImageName, i),
+            image_tag: s(Column::ImageTag, i),
+            privileged: {
+                let p = batch.column(Column::Privileged).unwrap().as_boolean();
+                p.is_valid(i).then(|| p.value(i))
+            },
         })
         .collect()
 }
@@ -1137,4 +1152,160 @@ fn records_fork_exit_threads_sessions_and_cwd() {
     // In the chroot: path and cwd relative to the new root.
     let chrooted = mine.iter().find(|e| e.path.as_deref() == Some("/sub/f")).expect("the open in the chroot");
     assert_eq!(chrooted.cwd.as_deref(), Some("/sub"));
+}
+
+/// A container started by runc from a bundle laid out where containerd-shim
+/// puts one (`/run/containerd/io.containerd.runtime.v2.task/k8s.io/<id>`),
+/// with the CRI plugin's annotations; killed and removed on drop.
+struct RuncContainer {
+    id: String,
+    bundle: PathBuf,
+}
+
+const RUNC_ROOT: &str = "/run/containerd/runc/k8s.io";
+
+impl RuncContainer {
+    fn start(annotations: serde_json::Value) -> RuncContainer {
+        let id = random_hex64();
+        let bundle = Path::new("/run/containerd/io.containerd.runtime.v2.task/k8s.io").join(&id);
+        let rootfs = bundle.join("rootfs");
+        let bin = rootfs.join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        std::fs::copy(which("busybox").expect("busybox-static"), bin.join("busybox")).unwrap();
+        for applet in ["sh", "cat", "sleep"] {
+            std::os::unix::fs::symlink("busybox", bin.join(applet)).unwrap();
+        }
+        let sa = rootfs.join(SA.trim_start_matches('/'));
+        std::fs::create_dir_all(&sa).unwrap();
+        std::fs::write(sa.join("token"), "eyJhbGciOiJSUzI1NiJ9.runc-token").unwrap();
+        let c = RuncContainer { id: id.clone(), bundle: bundle.clone() };
+        let spec = Command::new("runc").arg("spec").current_dir(&bundle).status().expect("runc spec");
+        assert!(spec.success(), "runc spec failed");
+        let path = bundle.join("config.json");
+        let mut config: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        config["process"]["terminal"] = false.into();
+        config["process"]["args"] = serde_json::json!(["sleep", "60"]);
+        config["process"]["env"] = serde_json::json!(["PATH=/bin"]);
+        config["root"] = serde_json::json!({"path": "rootfs", "readonly": true});
+        let pod_uid = annotations["io.kubernetes.cri.sandbox-uid"].as_str().unwrap().replace('-', "_");
+        config["linux"]["cgroupsPath"] = format!("/kubepods/besteffort/pod{pod_uid}/{id}").into();
+        config["annotations"] = annotations;
+        std::fs::write(&path, serde_json::to_vec_pretty(&config).unwrap()).unwrap();
+        // The detached container keeps runc's stdio: a file, not a pipe
+        // (reading a pipe to its end would wait for the container).
+        let err_path = bundle.join("runc-run.err");
+        let status = Command::new("runc")
+            .args(["--root", RUNC_ROOT, "run", "-d", "-b"])
+            .arg(&bundle)
+            .arg(&id)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&err_path).unwrap())
+            .status()
+            .expect("runc run");
+        assert!(status.success(), "runc run failed: {}", std::fs::read_to_string(&err_path).unwrap_or_default());
+        c
+    }
+
+    /// `runc exec` of `args` in the container; its stdout.
+    fn exec(&self, args: &[&str]) -> String {
+        let out = Command::new("runc")
+            .args(["--root", RUNC_ROOT, "exec", &self.id])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("runc exec");
+        assert!(out.status.success(), "runc exec {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for RuncContainer {
+    fn drop(&mut self) {
+        let runc = |args: &[&str]| {
+            let _ = Command::new("runc").args(["--root", RUNC_ROOT]).args(args).stderr(Stdio::null()).status();
+        };
+        runc(&["kill", &self.id, "KILL"]);
+        std::thread::sleep(Duration::from_millis(200));
+        runc(&["delete", "-f", &self.id]);
+        let _ = std::fs::remove_dir_all(&self.bundle);
+    }
+}
+
+#[test]
+fn records_a_runc_container_with_its_pod_metadata() {
+    if !should_run("records_a_runc_container_with_its_pod_metadata") {
+        return;
+    }
+    if which("runc").is_none() || which("busybox").is_none() {
+        let reason = "runc and busybox are not installed (apt-get install runc busybox-static)";
+        if std::env::var("TOKENSCAN_SKIP_EBPF").as_deref() == Ok("1") {
+            eprintln!("\n!!!!!!!!!! SKIPPED records_a_runc_container_with_its_pod_metadata: {reason} !!!!!!!!!!\n");
+            return;
+        }
+        panic!("records_a_runc_container_with_its_pod_metadata cannot run: {reason}");
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let tmp = tempfile::tempdir().unwrap();
+    let capture = tmp.path().join("capture.parquet");
+    let recorder = Recorder::start(&["-o", capture.to_str().unwrap()], tmp.path().join("recorder.log"));
+    let uid = "6f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0";
+    let container = RuncContainer::start(serde_json::json!({
+        "io.kubernetes.cri.container-type": "container",
+        "io.kubernetes.cri.sandbox-name": "web-0",
+        "io.kubernetes.cri.sandbox-namespace": "shop",
+        "io.kubernetes.cri.sandbox-uid": uid,
+        "io.kubernetes.cri.container-name": "web",
+        "io.kubernetes.cri.image-name": "registry.example:5000/shop/web:1.4.2",
+    }));
+    let token = container.exec(&["cat", &format!("{SA}/token")]);
+    assert_eq!(token, "eyJhbGciOiJSUzI1NiJ9.runc-token");
+    // The pod thread answers within a poll or two.
+    std::thread::sleep(Duration::from_millis(1500));
+    let log = recorder.stop();
+    drop(container);
+    assert!(log.contains("lost        0 (the capture is complete)"), "{log}");
+    assert!(log.contains("1 from containerd"), "{log}");
+
+    let (events, _) = read_events(&capture);
+    let id = container_id_of(&events, "cat");
+    let row = one(&events, "the container's row", |e| e.kind == "container" && e.container_id.as_deref() == Some(&id));
+    let got = (
+        row.pod_name.as_deref(),
+        row.pod_namespace.as_deref(),
+        row.pod_uid.as_deref(),
+        row.container_name.as_deref(),
+        row.image.as_deref(),
+        row.image_name.as_deref(),
+        row.image_tag.as_deref(),
+    );
+    let want = (
+        Some("web-0"),
+        Some("shop"),
+        Some(uid),
+        Some("web"),
+        Some("registry.example:5000/shop/web:1.4.2"),
+        Some("registry.example:5000/shop/web"),
+        Some("1.4.2"),
+    );
+    assert_eq!(got, want);
+    // runc's default spec keeps a short capability list and masks /proc paths.
+    assert_eq!(row.privileged, Some(false));
+    assert!(events.iter().any(|e| e.container_id.as_deref() == Some(&id) && e.pid == row.pid && e.kind != "container"));
+    // The read, in the container: the path as the container sees it.
+    let read = one(&events, "cat's read of the token", |e| {
+        e.kind == "open"
+            && e.comm == "cat"
+            && e.container_id.as_deref() == Some(&id)
+            && e.path.as_deref() == Some(&format!("{SA}/token")[..])
+    });
+    assert!(read.start.is_some() && read.cwd.as_deref() == Some("/"), "{read:?}");
+}
+
+/// The container id of the events of `comm` that have one (exactly one id).
+fn container_id_of(events: &[Ev], comm: &str) -> String {
+    let ids: std::collections::BTreeSet<&str> =
+        events.iter().filter(|e| e.comm == comm).filter_map(|e| e.container_id.as_deref()).collect();
+    assert_eq!(ids.len(), 1, "{ids:?}");
+    ids.into_iter().next().unwrap().to_string()
 }
