@@ -242,6 +242,12 @@ fn every_kind_names_itself() {
     }
     let names: Vec<&str> = EventKind::ALL.iter().map(|k| k.as_str()).collect();
     assert_eq!(names, ["open", "exec", "fork", "exit", "process", "container"]);
+    // The process table reads the kinds by name (docs/processes.md) and by value alike.
+    use tokenscan_core::process::ProcessEventKind;
+    for k in EventKind::ALL {
+        assert_eq!(ProcessEventKind::from(k), ProcessEventKind::from_capture_kind(k.as_str()), "{k:?}");
+        assert_ne!(ProcessEventKind::from(k), ProcessEventKind::Other, "{k:?}");
+    }
 }
 
 #[test]
