@@ -33,10 +33,12 @@
 //! panics or loops: the table gives the best answer it can and counts a
 //! [`Warning`] of the matching [`WarningKind`].
 
+mod context;
 mod table;
 
 use std::sync::Arc;
 
+pub use context::{ContainerMeta, ProcessContext, ProcessContextBuilder};
 pub use table::{ProcessTable, ProcessTableOptions};
 
 /// What an event row is, as far as processes are concerned.

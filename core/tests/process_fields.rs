@@ -1,0 +1,169 @@
+//! The ECS view's process-model fields (issue 15): parents, leaders, entity
+//! ids, previous images, file extension and dataset, replayed through the
+//! driver on hand-written captures. Expected values are worked out by hand
+//! from the scenario in each test, following `docs/processes.md` and the
+//! field table of `docs/rule-semantics.md`.
+
+use std::path::PathBuf;
+
+use arrow::array::AsArray;
+use arrow::datatypes::UInt64Type;
+
+use tokenscan_core::eql::CompileOptions;
+use tokenscan_core::replay::{CollectSink, ReplayOptions, Replayer};
+use tokenscan_core::rules::RuleSet;
+
+const C: &str = "48c9dfca9bda9dfa36f83121c6185b99f99f5280628b35a906477e79d29c31ad";
+
+/// One NDJSON event line of capture format version 1.
+#[allow(clippy::too_many_arguments)]
+fn line(
+    ms: u32,
+    kind: &str,
+    pid: u32,
+    ppid: u32,
+    comm: &str,
+    exe: &str,
+    args: Option<&[&str]>,
+    path: Option<&str>,
+    tty: Option<&str>,
+    container: Option<&str>,
+) -> String {
+    let args = args.map_or("null".to_string(), |a| {
+        format!("[{}]", a.iter().map(|s| format!("\"{s}\"")).collect::<Vec<_>>().join(","))
+    });
+    let flags = if kind == "open" { "0" } else { "null" };
+    let q = |v: Option<&str>| v.map_or("null".to_string(), |s| format!("\"{s}\""));
+    format!(
+        "{{\"time\":\"2026-11-20T10:15:00.{ms:03}000000Z\",\"kind\":\"{kind}\",\"host\":\"node-a\",\"pid\":{pid},\"tid\":{pid},\"ppid\":{ppid},\"uid\":0,\"gid\":0,\"comm\":\"{comm}\",\"exe\":\"{exe}\",\"args\":{args},\"path\":{},\"requested_path\":{},\"flags\":{flags},\"result\":0,\"tty\":{},\"cgroup_id\":1,\"container_id\":{}}}\n",
+        q(path),
+        q(path),
+        q(tty),
+        q(container)
+    )
+}
+
+/// A `kubectl exec -it` shell in container C: runc (pid 50, host, parent
+/// containerd-shim 40 which has no event) execs `sh` as pid 51 in C; sh forks
+/// pid 52 which execs `cat /run/secrets/.../token` and opens it; sh also opens
+/// `/tmp/x.tar.gz` itself. Then `kubelet` (pid 60, host, parent 1) opens the token too.
+fn scenario() -> String {
+    let tok = "/run/secrets/kubernetes.io/serviceaccount/token";
+    let mut s = String::new();
+    // 0: runc on the host execs itself (its parent, containerd-shim 40, is never seen).
+    s += &line(
+        0,
+        "exec",
+        50,
+        40,
+        "runc",
+        "/usr/bin/runc",
+        Some(&["runc", "exec", "-t", C, "sh"]),
+        Some("/usr/bin/runc"),
+        Some("pts/0"),
+        None,
+    );
+    // 1: pid 50 execs sh, now inside C (runc exec puts the process into the container).
+    s += &line(1, "exec", 50, 40, "sh", "/bin/sh", Some(&["sh"]), Some("/bin/sh"), Some("pts/0"), Some(C));
+    // 2: sh's child 52 execs cat.
+    s += &line(2, "exec", 52, 50, "cat", "/bin/cat", Some(&["cat", tok]), Some("/bin/cat"), Some("pts/0"), Some(C));
+    // 3: cat opens the token.
+    s += &line(3, "open", 52, 50, "cat", "/bin/cat", None, Some(tok), Some("pts/0"), Some(C));
+    // 4: sh opens an archive.
+    s += &line(4, "open", 50, 40, "sh", "/bin/sh", None, Some("/tmp/x.tar.gz"), Some("pts/0"), Some(C));
+    // 5: kubelet on the host (parent 1, never seen) opens the token.
+    s += &line(5, "open", 60, 1, "kubelet", "/usr/bin/kubelet", None, Some(tok), None, None);
+    s
+}
+
+/// Event indexes where a rule with `query` fires on `capture`.
+fn fires(capture: &str, query: &str) -> Vec<u64> {
+    let dir = tempfile::tempdir().unwrap();
+    let path: PathBuf = dir.path().join("c.ndjson");
+    std::fs::write(&path, capture).unwrap();
+    let rule = format!("[rule]\nname = \"t\"\nrule_id = \"t\"\nseverity = \"low\"\nquery = '''\n{query}\n'''\n");
+    let rules = RuleSet::from_sources(&[("t.toml", rule)], &CompileOptions::default()).unwrap();
+    let replayer = Replayer::new(rules, ReplayOptions::default());
+    let mut sink = CollectSink::default();
+    replayer.replay(&[&path], &mut sink).unwrap();
+    let mut out = Vec::new();
+    for b in &sink.batches {
+        let ix = b.column(b.schema().index_of("event_index").unwrap()).as_primitive::<UInt64Type>();
+        out.extend((0..ix.len()).map(|i| ix.value(i)));
+    }
+    out
+}
+
+#[test]
+fn parent_name_and_executable_come_from_the_parents_own_events() {
+    // 52's parent is 50, whose latest image is sh (/bin/sh): events 2 and 3.
+    assert_eq!(fires(&scenario(), r#"any where process.parent.name == "sh""#), vec![2, 3]);
+    assert_eq!(fires(&scenario(), r#"any where process.parent.executable == "/bin/sh""#), vec![2, 3]);
+    assert_eq!(fires(&scenario(), r#"any where process.parent.args == "sh""#), vec![2, 3]);
+    // The seed tuning: exclude a parent by name. kubelet's parent (pid 1) never appears:
+    // its name is missing, so `not ... in` holds (EQL: `not` is true on a missing field).
+    assert_eq!(
+        fires(&scenario(), r#"file where file.path like "*/token" and not process.parent.name in ("sh", "bash")"#),
+        vec![5]
+    );
+}
+
+#[test]
+fn entity_ids_and_previous_images() {
+    // Version 1: ids are HOST:PID:- (no start time).
+    assert_eq!(fires(&scenario(), r#"any where process.entity_id == "node-a:52:-""#), vec![2, 3]);
+    assert_eq!(fires(&scenario(), r#"any where process.parent.entity_id == "node-a:50:-""#), vec![2, 3]);
+    // 50 was runc before it exec'd sh: from event 1 on, runc is a previous image.
+    // (the context keeps each process's final state, so all of 50's events see it)
+    assert_eq!(fires(&scenario(), r#"any where process.previous.executable == "/usr/bin/runc""#), vec![0, 1, 4]);
+    assert_eq!(fires(&scenario(), r#"any where process.previous.args == "exec""#), vec![0, 1, 4]);
+    // A version 1 capture has no session ids and no start times: never invented.
+    assert_eq!(fires(&scenario(), r#"any where process.session_leader.pid != null"#), Vec::<u64>::new());
+    assert_eq!(fires(&scenario(), r#"any where process.start != null"#), Vec::<u64>::new());
+}
+
+#[test]
+fn entry_leader_of_a_runtime_exec_is_the_process_runc_put_in_the_container() {
+    // 52 (cat) -> 50 (sh, in C) -> 40 (runc's parent: never seen, so 50's own parent
+    // link is to a placeholder whose container is unknown). docs/processes.md: the walk
+    // stops at a parent whose container is unknown, so the entry leader is unknown:
+    // never guessed.
+    assert_eq!(
+        fires(&scenario(), r#"any where process.entry_leader.entry_meta.type == "container""#),
+        Vec::<u64>::new()
+    );
+    // With containerd-shim's own event (pid 40 on the host, parent 1), 50's parent is known
+    // to be on the host, so 50 is the entry leader of everything in C below it.
+    let shim = line(0, "open", 40, 1, "containerd-shim", "/usr/bin/containerd-shim", None, Some("/run/x"), None, None);
+    let capture = shim + &scenario();
+    // Indexes shift by one: sh's exec is 2, cat's exec 3, cat's open 4, sh's open 5.
+    assert_eq!(fires(&capture, r#"any where process.entry_leader.entry_meta.type == "container""#), vec![2, 3, 4, 5]);
+    assert_eq!(
+        fires(
+            &capture,
+            r#"any where process.entry_leader.pid == 50 and process.entry_leader.same_as_process == false"#
+        ),
+        vec![3, 4]
+    );
+    assert_eq!(
+        fires(&capture, r#"any where process.entry_leader.interactive == true and process.entry_leader.name == "sh""#),
+        vec![2, 3, 4, 5]
+    );
+}
+
+#[test]
+fn file_extension_and_dataset() {
+    // ECS file.extension: the last extension, without the dot.
+    assert_eq!(fires(&scenario(), r#"file where file.extension == "gz""#), vec![4]);
+    // token has no extension.
+    assert_eq!(fires(&scenario(), r#"file where file.extension == null"#), vec![3, 5]);
+    assert_eq!(fires(&scenario(), r#"any where event.dataset == "cloud_defend.process""#), vec![0, 1, 2]);
+    assert_eq!(fires(&scenario(), r#"any where data_stream.dataset == "cloud_defend.file""#), vec![3, 4, 5]);
+}
+
+#[test]
+fn pod_fields_are_missing_without_container_metadata() {
+    // Version 1 has no container rows: pod, namespace and image are never invented.
+    assert_eq!(fires(&scenario(), r#"any where orchestrator.resource.name != null"#), Vec::<u64>::new());
+    assert_eq!(fires(&scenario(), r#"any where not container.image.name == "nginx""#), vec![0, 1, 2, 3, 4, 5]);
+}
