@@ -1,5 +1,8 @@
 //! Blind spots: events that touch service-account credentials but that no
-//! loaded rule flagged, grouped by why.
+//! loaded rule flagged, grouped by why. Only opens and execs count: rows of
+//! the other kinds (`fork`, `exit`, `process` snapshots, `container`
+//! metadata) are not events a rule could see, even when a snapshot's argv
+//! names a token path.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -154,7 +157,12 @@ impl Consumer for GapConsumer<'_> {
     }
 
     fn keep(&self, _capture: &Path, batch: &EventBatch, rows: &mut Vec<u32>) {
-        rows.extend((0..batch.len()).filter(|&row| touched_value(batch, row).is_some()).map(|row| row as u32));
+        let kinds = batch.kinds();
+        rows.extend(
+            (0..batch.len())
+                .filter(|&row| kinds[row].is_rule_event() && touched_value(batch, row).is_some())
+                .map(|row| row as u32),
+        );
     }
 
     fn part(&self, chunk: Chunk<'_>) -> Result<Vec<Gap>> {
@@ -164,6 +172,9 @@ impl Consumer for GapConsumer<'_> {
         let mut gaps = Vec::new();
         for row in 0..batch.len() {
             if flagged.contains(&row) {
+                continue;
+            }
+            if !batch.kinds()[row].is_rule_event() {
                 continue;
             }
             let Some(touched) = touched_value(batch, row) else { continue };

@@ -290,8 +290,10 @@ impl CompiledRule for Signature {
     fn why_not(&self, batch: &EventBatch, row: usize) -> String {
         let one = batch.slice(row, 1);
         let view = TraceeView::new(&one);
-        if one.kinds()[0] != EventKind::Open {
-            return "not a security_file_open event (execs are sched_process_exec)".into();
+        match one.kinds()[0] {
+            EventKind::Open => {}
+            EventKind::Exec => return "not a security_file_open event (execs are sched_process_exec)".into(),
+            other => return format!("not a security_file_open event (a `{}` row reaches no rule)", other.as_str()),
         }
         if !view.file_opens().value(0) {
             return "a failed open never reaches security_file_open".into();

@@ -315,6 +315,9 @@ impl Synth {
                     b.container_id.append(None::<&str>);
                 }
             }
+            // Opens and execs only, without process context: the rows of a
+            // seed stay those of version 1.
+            b.append_v2_nulls();
         }
         let first = self.emitted;
         self.emitted += n as u64;

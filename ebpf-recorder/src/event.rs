@@ -123,15 +123,6 @@ impl RecordedKind {
     }
 }
 
-impl From<EventKind> for RecordedKind {
-    fn from(k: EventKind) -> Self {
-        match k {
-            EventKind::Open => RecordedKind::Open,
-            EventKind::Exec => RecordedKind::Exec,
-        }
-    }
-}
-
 /// One event, borrowing from the kernel record and the recorder's caches.
 #[derive(Debug, Clone)]
 pub struct Event<'a> {
@@ -244,6 +235,7 @@ impl BatchBuilder {
         b.tty.append(e.tty.map(tty_display_name));
         b.cgroup_id.append(e.cgroup_id);
         b.container_id.append(container_id);
+        b.append_v2_nulls();
     }
 
     /// The rows appended so far as a record batch; the builder starts over.
@@ -284,8 +276,8 @@ mod tests {
 
     #[test]
     fn recorded_kinds_map_to_capture_kinds() {
-        assert_eq!(RecordedKind::from(EventKind::Open).capture_kind(), Some(EventKind::Open));
-        assert_eq!(RecordedKind::from(EventKind::Exec).capture_kind(), Some(EventKind::Exec));
+        assert_eq!(RecordedKind::Open.capture_kind(), Some(EventKind::Open));
+        assert_eq!(RecordedKind::Exec.capture_kind(), Some(EventKind::Exec));
         for k in [RecordedKind::Fork, RecordedKind::Exit, RecordedKind::Process] {
             assert_eq!(k.capture_kind(), None, "{k:?} has no v1 kind");
         }

@@ -84,7 +84,7 @@ pub(crate) fn columns_by_name(names: &[String]) -> Result<Vec<Column>, String> {
         .map(|n| {
             Column::from_name(n).ok_or_else(|| {
                 format!(
-                    "unknown capture column {n:?}; capture format v1 has {}",
+                    "unknown capture column {n:?}; capture format v2 has {}",
                     Column::ALL.map(|c| c.name()).join(", ")
                 )
             })

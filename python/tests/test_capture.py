@@ -33,6 +33,20 @@ CAPTURE_SCHEMA = pa.schema(
         pa.field("tty", pa.string()),
         pa.field("cgroup_id", pa.uint64(), nullable=False),
         pa.field("container_id", pa.string()),
+        # capture format version 2
+        pa.field("sid", pa.uint32()),
+        pa.field("pgid", pa.uint32()),
+        pa.field("start", pa.timestamp("ns", tz="UTC")),
+        pa.field("parent_start", pa.timestamp("ns", tz="UTC")),
+        pa.field("cwd", pa.string()),
+        pa.field("pod_name", pa.string()),
+        pa.field("pod_namespace", pa.string()),
+        pa.field("pod_uid", pa.string()),
+        pa.field("container_name", pa.string()),
+        pa.field("image", pa.string()),
+        pa.field("image_name", pa.string()),
+        pa.field("image_tag", pa.string()),
+        pa.field("privileged", pa.bool_()),
     ]
 )
 
@@ -67,7 +81,7 @@ def test_read_capture_columns_in_the_order_asked() -> None:
 
 
 def test_read_capture_unknown_column() -> None:
-    with pytest.raises(ValueError, match='unknown capture column "bogus"; capture format v1 has time, kind'):
+    with pytest.raises(ValueError, match='unknown capture column "bogus"; capture format v2 has time, kind'):
         tokenscan.read_capture(POD, columns=["pid", "bogus"])
 
 

@@ -10,8 +10,8 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayBuilder, ArrayRef, Int32Builder, Int64Builder, ListBuilder, StringBuilder, StringDictionaryBuilder,
-    TimestampNanosecondBuilder, UInt32Builder, UInt64Builder,
+    ArrayBuilder, ArrayRef, BooleanBuilder, Int32Builder, Int64Builder, ListBuilder, StringBuilder,
+    StringDictionaryBuilder, TimestampNanosecondBuilder, UInt32Builder, UInt64Builder,
 };
 use arrow::datatypes::{DataType, Field, Int32Type, TimeUnit};
 
@@ -62,6 +62,12 @@ pub trait ColumnBuilder: Sized {
     fn finish(&mut self) -> ArrayRef;
 }
 
+/// A nullable column builder: one null can be appended without naming a value type.
+pub trait NullableColumn: ColumnBuilder {
+    /// Appends a null.
+    fn append_null(&mut self);
+}
+
 macro_rules! primitive_column {
     ($(#[$doc:meta])* $name:ident, $builder:ty, $native:ty, $arrow:expr, $type_doc:literal, required) => {
         $(#[$doc])*
@@ -85,6 +91,12 @@ macro_rules! primitive_column {
             #[inline]
             pub fn append(&mut self, v: Option<$native>) {
                 self.0.append_option(v);
+            }
+        }
+        impl NullableColumn for $name {
+            #[inline]
+            fn append_null(&mut self) {
+                self.0.append_null();
             }
         }
         primitive_column!(@common $name, $builder, $arrow, $type_doc, true);
@@ -125,6 +137,14 @@ primitive_column!(
     /// A nullable `Int64` column.
     OptI64Column, Int64Builder, i64, DataType::Int64, "`Int64`", nullable
 );
+primitive_column!(
+    /// A nullable `UInt32` column.
+    OptU32Column, UInt32Builder, u32, DataType::UInt32, "`UInt32`", nullable
+);
+primitive_column!(
+    /// A nullable `Boolean` column.
+    OptBoolColumn, BooleanBuilder, bool, DataType::Boolean, "`Boolean`", nullable
+);
 
 /// A required timestamp column: nanoseconds since the Unix epoch, UTC.
 #[derive(Debug)]
@@ -146,6 +166,42 @@ impl ColumnBuilder for TimeColumn {
     }
     fn with_sizing(sizing: &BuilderSizing, _hint: (usize, usize)) -> Self {
         TimeColumn(TimestampNanosecondBuilder::with_capacity(sizing.rows).with_timezone("UTC"))
+    }
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+    fn finish(&mut self) -> ArrayRef {
+        Arc::new(self.0.finish())
+    }
+}
+
+/// A nullable timestamp column: nanoseconds since the Unix epoch, UTC.
+#[derive(Debug)]
+pub struct OptTimeColumn(TimestampNanosecondBuilder);
+
+impl OptTimeColumn {
+    /// Appends nanoseconds since the Unix epoch, or a null.
+    #[inline]
+    pub fn append(&mut self, ns: Option<i64>) {
+        self.0.append_option(ns);
+    }
+}
+
+impl NullableColumn for OptTimeColumn {
+    #[inline]
+    fn append_null(&mut self) {
+        self.0.append_null();
+    }
+}
+
+impl ColumnBuilder for OptTimeColumn {
+    const NULLABLE: bool = true;
+    const TYPE_DOC: &'static str = TimeColumn::TYPE_DOC;
+    fn data_type() -> DataType {
+        TimeColumn::data_type()
+    }
+    fn with_sizing(sizing: &BuilderSizing, _hint: (usize, usize)) -> Self {
+        OptTimeColumn(TimestampNanosecondBuilder::with_capacity(sizing.rows).with_timezone("UTC"))
     }
     fn len(&self) -> usize {
         self.0.len()
@@ -260,7 +316,14 @@ impl OptStrColumn {
     }
 }
 
-/// The required `kind` column: `open` or `exec`, kept as [`EventKind`]s too
+impl NullableColumn for OptStrColumn {
+    #[inline]
+    fn append_null(&mut self) {
+        self.0.append(None);
+    }
+}
+
+/// The required `kind` column (see [`EventKind`]), kept as [`EventKind`]s too
 /// (every batch hands them out already validated).
 #[derive(Debug)]
 pub struct KindColumn {
@@ -289,7 +352,7 @@ impl ColumnBuilder for KindColumn {
         DataType::Utf8
     }
     fn with_sizing(sizing: &BuilderSizing, _hint: (usize, usize)) -> Self {
-        // `open` and `exec` are four bytes each.
+        // `open` and `exec` are four bytes each (the other kinds are rare).
         KindColumn { strings: Strings::new(sizing, sizing.rows * 4), kinds: Vec::with_capacity(sizing.rows) }
     }
     fn len(&self) -> usize {
@@ -321,6 +384,13 @@ impl OptStrListColumn {
             }
             None => self.0.append(false),
         }
+    }
+}
+
+impl NullableColumn for OptStrListColumn {
+    #[inline]
+    fn append_null(&mut self) {
+        self.0.append(false);
     }
 }
 

@@ -1,4 +1,4 @@
-//! Capture format version 1: the contract between the recorder, the core and users.
+//! Capture format version 2: the contract between the recorder, the core and users.
 //!
 //! A capture is a Parquet file with one row per event (see `docs/capture-format.md`),
 //! or its human-readable NDJSON twin. Readers accept the logically equal Arrow
@@ -20,8 +20,8 @@ use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use arrow::datatypes::{DataType, Field, Int32Type, Schema, SchemaRef};
 
 pub use builder::{
-    BuilderSizing, ColumnBuilder, KindColumn, OptI32Column, OptI64Column, OptStrColumn, OptStrListColumn, StrColumn,
-    TimeColumn, U32Column, U64Column,
+    BuilderSizing, ColumnBuilder, KindColumn, NullableColumn, OptBoolColumn, OptI32Column, OptI64Column, OptStrColumn,
+    OptStrListColumn, OptTimeColumn, OptU32Column, StrColumn, TimeColumn, U32Column, U64Column,
 };
 pub use escape::{escape_bytes, unescape_to_bytes};
 pub use ndjson::{events_from_ndjson, NdjsonWriter, NDJSON_EXTENSIONS};
@@ -31,8 +31,10 @@ pub use source::{expand_paths, Capture, CaptureFormat, EventBatches};
 
 /// The metadata key that carries the capture format version.
 pub const VERSION_KEY: &str = "tokenscan.capture_version";
-/// The capture format version this build reads and writes.
-pub const CAPTURE_VERSION: &str = "1";
+/// The capture format version this build writes.
+pub const CAPTURE_VERSION: &str = "2";
+/// The capture format versions this build reads.
+pub const READABLE_VERSIONS: &[&str] = &["1", "2"];
 /// Events per batch when the caller does not choose (readers, importers,
 /// `synth`, the CLI and the Python module).
 pub const DEFAULT_BATCH_SIZE: usize = 65_536;
@@ -60,37 +62,60 @@ impl std::fmt::Display for Column {
     }
 }
 
-/// The canonical Arrow schema of a capture, with the version in its metadata.
+/// The canonical Arrow schema of a capture (the version this build writes), with the version in its metadata.
 pub fn schema() -> SchemaRef {
     let fields: Vec<Field> = Column::ALL.iter().map(|c| Field::new(c.name(), c.data_type(), c.nullable())).collect();
     let metadata = [(VERSION_KEY.to_string(), CAPTURE_VERSION.to_string())].into_iter().collect();
     Arc::new(Schema::new_with_metadata(fields, metadata))
 }
 
-/// The kind of an event.
+/// The kind of an event (a capture row).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum EventKind {
     /// A file open (open, openat, openat2, creat).
     Open,
     /// A process exec (execve, execveat).
     Exec,
+    /// A new task (version 2): a new process, or a new thread when `tid != pid`.
+    Fork,
+    /// A task ended (version 2): the process when `tid == pid`, else a thread.
+    Exit,
+    /// A /proc snapshot row (version 2, kind `process`): a process that was
+    /// running when the recording started.
+    Process,
+    /// Container metadata (version 2): pod, container name and image of `container_id`.
+    Container,
 }
 
 impl EventKind {
-    /// `open` or `exec`.
+    /// Every kind, in the order of the documentation.
+    pub const ALL: [EventKind; 6] =
+        [EventKind::Open, EventKind::Exec, EventKind::Fork, EventKind::Exit, EventKind::Process, EventKind::Container];
+
+    /// The kind's name in captures: `open`, `exec`, `fork`, `exit`, `process` or `container`.
     pub fn as_str(self) -> &'static str {
         match self {
             EventKind::Open => "open",
             EventKind::Exec => "exec",
+            EventKind::Fork => "fork",
+            EventKind::Exit => "exit",
+            EventKind::Process => "process",
+            EventKind::Container => "container",
         }
     }
-    /// Parses `open` / `exec`.
+    /// Parses a kind's name (see [`EventKind::as_str`]).
     pub fn parse(s: &str) -> Option<EventKind> {
-        match s {
-            "open" => Some(EventKind::Open),
-            "exec" => Some(EventKind::Exec),
-            _ => None,
-        }
+        EventKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+    /// Whether the rule views show events of this kind: opens and execs.
+    /// The other kinds carry lineage and metadata, which no built-in rule
+    /// matches on.
+    pub fn is_rule_event(self) -> bool {
+        matches!(self, EventKind::Open | EventKind::Exec)
+    }
+    /// `"open", "exec", ...`: the kinds for error messages.
+    pub(crate) fn expected() -> String {
+        EventKind::ALL.map(|k| format!("{:?}", k.as_str())).join(", ")
     }
 }
 

@@ -55,6 +55,41 @@ struct Line {
     cgroup_id: u64,
     #[serde(default)]
     container_id: Option<String>,
+    // Version 2: all optional.
+    #[serde(default)]
+    sid: Option<u32>,
+    #[serde(default)]
+    pgid: Option<u32>,
+    #[serde(default)]
+    start: Option<TimeValue>,
+    #[serde(default)]
+    parent_start: Option<TimeValue>,
+    #[serde(default)]
+    cwd: Option<String>,
+    #[serde(default)]
+    pod_name: Option<String>,
+    #[serde(default)]
+    pod_namespace: Option<String>,
+    #[serde(default)]
+    pod_uid: Option<String>,
+    #[serde(default)]
+    container_name: Option<String>,
+    #[serde(default)]
+    image: Option<String>,
+    #[serde(default)]
+    image_name: Option<String>,
+    #[serde(default)]
+    image_tag: Option<String>,
+    #[serde(default)]
+    privileged: Option<bool>,
+}
+
+/// One line's values that need checking beyond their JSON type.
+struct Parsed {
+    kind: EventKind,
+    time: i64,
+    start: Option<i64>,
+    parent_start: Option<i64>,
 }
 
 /// Parses an RFC 3339 timestamp into nanoseconds since the epoch.
@@ -70,9 +105,9 @@ pub(crate) fn format_time(ns: i64) -> String {
 }
 
 /// Appends one parsed line to the capture columns.
-fn push(b: &mut CaptureBuilder, l: Line, kind: EventKind, time: i64) {
-    b.time.append(time);
-    b.kind.append(kind);
+fn push(b: &mut CaptureBuilder, l: Line, p: Parsed) {
+    b.time.append(p.time);
+    b.kind.append(p.kind);
     b.host.append(&l.host);
     b.pid.append(l.pid);
     b.tid.append(l.tid);
@@ -89,6 +124,27 @@ fn push(b: &mut CaptureBuilder, l: Line, kind: EventKind, time: i64) {
     b.tty.append(l.tty);
     b.cgroup_id.append(l.cgroup_id);
     b.container_id.append(l.container_id);
+    b.sid.append(l.sid);
+    b.pgid.append(l.pgid);
+    b.start.append(p.start);
+    b.parent_start.append(p.parent_start);
+    b.cwd.append(l.cwd);
+    b.pod_name.append(l.pod_name);
+    b.pod_namespace.append(l.pod_namespace);
+    b.pod_uid.append(l.pod_uid);
+    b.container_name.append(l.container_name);
+    b.image.append(l.image);
+    b.image_name.append(l.image_name);
+    b.image_tag.append(l.image_tag);
+    b.privileged.append(l.privileged);
+}
+
+/// Nanoseconds of a `time`-like value; `key` names it in errors.
+fn time_value(key: &str, v: &TimeValue) -> std::result::Result<i64, String> {
+    match v {
+        TimeValue::Nanos(n) => Ok(*n),
+        TimeValue::Text(s) => parse_time(s).map_err(|e| e.replacen("`time`", &format!("`{key}`"), 1)),
+    }
 }
 
 /// Batches of an NDJSON capture.
@@ -129,7 +185,7 @@ impl NdjsonBatches {
         }
     }
 
-    fn parse_line(&self, text: &str) -> Result<(Line, EventKind, i64)> {
+    fn parse_line(&self, text: &str) -> Result<(Line, Parsed)> {
         let at = |msg: String| Error::capture(&self.path, format!("line {}: {msg}", self.line_no));
         let line: Line = serde_json::from_str(text).map_err(|e| {
             let msg = e.to_string();
@@ -141,12 +197,11 @@ impl NdjsonBatches {
             at(msg)
         })?;
         let kind = EventKind::parse(&line.kind)
-            .ok_or_else(|| at(format!("`kind` is {:?}; expected \"open\" or \"exec\"", line.kind)))?;
-        let time = match &line.time {
-            TimeValue::Nanos(n) => *n,
-            TimeValue::Text(s) => parse_time(s).map_err(at)?,
-        };
-        Ok((line, kind, time))
+            .ok_or_else(|| at(format!("`kind` is {:?}; expected one of {}", line.kind, EventKind::expected())))?;
+        let time = time_value("time", &line.time).map_err(at)?;
+        let start = line.start.as_ref().map(|v| time_value("start", v)).transpose().map_err(at)?;
+        let parent_start = line.parent_start.as_ref().map(|v| time_value("parent_start", v)).transpose().map_err(at)?;
+        Ok((line, Parsed { kind, time, start, parent_start }))
     }
 }
 
@@ -185,7 +240,7 @@ impl Iterator for NdjsonBatches {
                 continue;
             }
             match self.parse_line(t) {
-                Ok((l, kind, time)) => push(&mut b, l, kind, time),
+                Ok((l, p)) => push(&mut b, l, p),
                 Err(e) => {
                     self.done = true;
                     self.pending = Some(e);
@@ -209,7 +264,10 @@ pub fn events_from_ndjson(text: &str, name: &str, batch_size: usize) -> Result<V
     NdjsonBatches::from_reader(reader, Path::new(name), Projection::all(), batch_size.max(1)).collect()
 }
 
-/// Writes events as NDJSON lines, one object per event with the fields in format order.
+/// Writes events as NDJSON lines, one object per event with the fields in
+/// format order: every version 1 key (nulls written out), and the keys
+/// version 2 added only where not null, so version 1 data writes exactly as
+/// it always did.
 pub struct NdjsonWriter<W: Write> {
     out: W,
     path: PathBuf,
@@ -252,6 +310,9 @@ fn event_json(batch: &EventBatch, row: usize, out: &mut String) -> std::result::
     out.push('{');
     for (i, c) in Column::ALL.into_iter().enumerate() {
         let a = batch.column(c).ok_or_else(|| format!("column `{c}` was not read"))?;
+        if a.is_null(row) && c.since() > 1 {
+            continue;
+        }
         if i > 0 {
             out.push(',');
         }
@@ -276,6 +337,9 @@ fn event_json(batch: &EventBatch, row: usize, out: &mut String) -> std::result::
             }
             DataType::UInt64 => {
                 let _ = write!(out, "{}", a.as_primitive::<UInt64Type>().value(row));
+            }
+            DataType::Boolean => {
+                let _ = write!(out, "{}", a.as_boolean().value(row));
             }
             DataType::List(_) => {
                 let list = a.as_list::<i32>().value(row);

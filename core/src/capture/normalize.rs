@@ -12,17 +12,27 @@ use arrow::util::display::FormatOptions;
 use super::{Column, EventBatch, EventKind, Projection};
 use crate::error::{Error, Result};
 
-/// Where each capture column sits in a file's schema.
+/// Where each capture column sits in a file's schema (`None`: a column
+/// added after version 1 that the file lacks, read as all null).
 #[derive(Debug, Clone)]
 pub(crate) struct ColumnMap {
-    indices: [usize; Column::COUNT],
+    indices: [Option<usize>; Column::COUNT],
+}
+
+/// Whether a file may lack column `c`: columns added after version 1 read as all null.
+pub(crate) fn may_be_absent(c: Column) -> bool {
+    c.since() > 1
 }
 
 impl ColumnMap {
-    /// Checks that every column of the format is present with a usable type.
+    /// Checks that every column of version 1 is present, and every column
+    /// present has a usable type.
     pub(crate) fn check(path: &Path, schema: &Schema) -> Result<ColumnMap> {
-        let missing: Vec<&str> =
-            Column::ALL.iter().filter(|c| schema.column_with_name(c.name()).is_none()).map(|c| c.name()).collect();
+        let missing: Vec<&str> = Column::ALL
+            .iter()
+            .filter(|c| !may_be_absent(**c) && schema.column_with_name(c.name()).is_none())
+            .map(|c| c.name())
+            .collect();
         if !missing.is_empty() {
             let (noun, verb) = if missing.len() == 1 { ("column", "is") } else { ("columns", "are") };
             return Err(Error::capture(
@@ -30,13 +40,13 @@ impl ColumnMap {
                 format!(
                     "required {noun} `{}` {verb} missing; capture format v1 needs {}",
                     missing.join("`, `"),
-                    Column::ALL.map(|c| c.name()).join(", ")
+                    Column::ALL.iter().filter(|c| !may_be_absent(**c)).map(|c| c.name()).collect::<Vec<_>>().join(", ")
                 ),
             ));
         }
-        let mut indices = [0usize; Column::COUNT];
+        let mut indices = [None; Column::COUNT];
         for c in Column::ALL {
-            let (i, field) = schema.column_with_name(c.name()).expect("checked above");
+            let Some((i, field)) = schema.column_with_name(c.name()) else { continue };
             if !type_usable(c, field.data_type()) {
                 return Err(Error::capture(
                     path,
@@ -48,19 +58,19 @@ impl ColumnMap {
                     ),
                 ));
             }
-            indices[c.index()] = i;
+            indices[c.index()] = Some(i);
         }
         Ok(ColumnMap { indices })
     }
 
-    /// The file-schema index of a column.
-    pub(crate) fn index(&self, c: Column) -> usize {
+    /// The file-schema index of a column, `None` when the file lacks it.
+    pub(crate) fn index(&self, c: Column) -> Option<usize> {
         self.indices[c.index()]
     }
 
-    /// File-schema indices of the projected columns, sorted.
+    /// File-schema indices of the projected columns the file has, sorted.
     pub(crate) fn file_indices(&self, projection: Projection) -> Vec<usize> {
-        let mut v: Vec<usize> = projection.columns().map(|c| self.index(c)).collect();
+        let mut v: Vec<usize> = projection.columns().filter_map(|c| self.index(c)).collect();
         v.sort_unstable();
         v
     }
@@ -72,6 +82,7 @@ fn describe(c: Column) -> &'static str {
         DataType::Timestamp(_, _) => "a timestamp",
         DataType::List(_) => "a list of strings",
         DataType::Utf8 => "a string",
+        DataType::Boolean => "a boolean",
         _ => "an integer",
     }
 }
@@ -101,6 +112,7 @@ fn type_usable(c: Column, t: &DataType) -> bool {
             _ => false,
         },
         DataType::Utf8 => is_string_type(t),
+        DataType::Boolean => *t == DataType::Boolean,
         _ => t.is_integer(),
     }
 }
@@ -108,8 +120,11 @@ fn type_usable(c: Column, t: &DataType) -> bool {
 /// Checks that `schema` has every projected column with a usable type (other
 /// columns may be absent or extra), with the same messages as [`ColumnMap::check`].
 pub(crate) fn check_projected(path: &Path, schema: &Schema, projection: Projection) -> Result<()> {
-    let missing: Vec<&str> =
-        projection.columns().filter(|c| schema.column_with_name(c.name()).is_none()).map(|c| c.name()).collect();
+    let missing: Vec<&str> = projection
+        .columns()
+        .filter(|c| !may_be_absent(*c) && schema.column_with_name(c.name()).is_none())
+        .map(|c| c.name())
+        .collect();
     if !missing.is_empty() {
         let (noun, verb) = if missing.len() == 1 { ("column", "is") } else { ("columns", "are") };
         return Err(Error::capture(
@@ -117,12 +132,12 @@ pub(crate) fn check_projected(path: &Path, schema: &Schema, projection: Projecti
             format!(
                 "required {noun} `{}` {verb} missing; these events need {}",
                 missing.join("`, `"),
-                projection.columns().map(|c| c.name()).collect::<Vec<_>>().join(", ")
+                projection.columns().filter(|c| !may_be_absent(*c)).map(|c| c.name()).collect::<Vec<_>>().join(", ")
             ),
         ));
     }
     for c in projection.columns() {
-        let (_, field) = schema.column_with_name(c.name()).expect("checked above");
+        let Some((_, field)) = schema.column_with_name(c.name()) else { continue };
         if !type_usable(c, field.data_type()) {
             return Err(Error::capture(
                 path,
@@ -164,10 +179,12 @@ pub(crate) fn normalize_columns(
     let mut columns: [Option<ArrayRef>; Column::COUNT] = Default::default();
     let schema = batch.schema();
     for c in projection.columns() {
-        let (i, _) = schema
-            .column_with_name(c.name())
-            .ok_or_else(|| Error::capture(path, format!("required column `{c}` is missing")))?;
-        let array = normalize_column(path, c, batch.column(i), first_index)?;
+        let array = match schema.column_with_name(c.name()) {
+            Some((i, _)) => normalize_column(path, c, batch.column(i), first_index)?,
+            // A column the format added after version 1: missing, never invented.
+            None if may_be_absent(c) => new_null_array(&c.data_type(), batch.num_rows()),
+            None => return Err(Error::capture(path, format!("required column `{c}` is missing"))),
+        };
         columns[c.index()] = Some(array);
     }
     Ok(columns)
@@ -213,7 +230,11 @@ fn parse_kinds(path: &Path, a: &dyn Array, first_index: u64) -> Result<Vec<Event
     let bad = |row: usize, v: &str| {
         Error::capture(
             path,
-            format!("column `kind` holds {v:?} at event {}; expected \"open\" or \"exec\"", first_index + row as u64),
+            format!(
+                "column `kind` holds {v:?} at event {}; expected one of {}",
+                first_index + row as u64,
+                EventKind::expected()
+            ),
         )
     };
     match a.data_type() {

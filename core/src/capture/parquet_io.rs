@@ -515,6 +515,7 @@ mod tests {
         b.tty.append(Some("pts/0"));
         b.cgroup_id.append(42);
         b.container_id.append(None::<&str>);
+        b.append_v2_nulls();
         let batch = b.finish_record_batch();
         assert_eq!(batch.schema(), schema());
         batch
@@ -557,7 +558,7 @@ mod tests {
         let rb = one_row_batch();
         let narrow = rb.project(&[0, 1]).unwrap();
         let e = w.write_record_batch(&narrow).unwrap_err().to_string();
-        assert!(e.contains("needs 18 columns, got 2"), "{e}");
+        assert!(e.contains("needs 31 columns, got 2"), "{e}");
         let mut columns = rb.columns().to_vec();
         columns[3] = Arc::new(UInt64Array::from(vec![10]));
         let mut fields: Vec<_> = schema().fields().iter().map(|f| f.as_ref().clone()).collect();

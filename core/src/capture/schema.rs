@@ -21,17 +21,34 @@ use arrow::array::{ArrayRef, RecordBatch};
 use arrow::datatypes::{DataType, Field, Schema};
 
 use super::builder::{
-    BuilderSizing, ColumnBuilder, KindColumn, OptI32Column, OptI64Column, OptStrColumn, OptStrListColumn, StrColumn,
-    TimeColumn, U32Column, U64Column,
+    BuilderSizing, ColumnBuilder, KindColumn, NullableColumn, OptBoolColumn, OptI32Column, OptI64Column, OptStrColumn,
+    OptStrListColumn, OptTimeColumn, OptU32Column, StrColumn, TimeColumn, U32Column, U64Column,
 };
 use super::{EventBatch, CAPTURE_VERSION, VERSION_KEY};
 
 /// Generates [`Column`] and [`CaptureBuilder`] from one list of
 /// `Variant field_name: BuilderType = "doc line";` (the field name is the
-/// column's name in files).
+/// column's name in files), grouped by the format version that added them.
+/// Columns added after version 1 must be nullable: a file without them
+/// (version 1, or another tool's) reads them as all null.
 macro_rules! capture_columns {
-    ($($variant:ident $field:ident : $builder:ty = $doc:literal;)*) => {
-        /// The columns of capture format version 1, in their canonical order.
+    (
+        v1 { $($v1:ident $f1:ident : $b1:ty = $d1:literal;)* }
+        v2 { $($v2:ident $f2:ident : $b2:ty = $d2:literal;)* }
+    ) => {
+        capture_columns!(@gen $($v1 $f1: $b1 = 1, $d1;)* $($v2 $f2: $b2 = 2, $d2;)*);
+
+        impl CaptureBuilder {
+            /// Appends a null to every column version 2 added (`sid` ...
+            /// `privileged`): for a producer whose source has none of them.
+            /// Columns added after version 1 are nullable, so this compiles.
+            pub fn append_v2_nulls(&mut self) {
+                $(NullableColumn::append_null(&mut self.$f2);)*
+            }
+        }
+    };
+    (@gen $($variant:ident $field:ident : $builder:ty = $since:literal, $doc:literal;)*) => {
+        /// The columns of the capture format (version 2), in their canonical order.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
         pub enum Column {
             $(#[doc = $doc] $variant,)*
@@ -68,6 +85,14 @@ macro_rules! capture_columns {
             pub fn doc(self) -> &'static str {
                 match self {
                     $(Column::$variant => $doc,)*
+                }
+            }
+
+            /// The capture format version that added the column (1 or 2).
+            /// A file may lack a column added after version 1: it reads as all null.
+            pub fn since(self) -> u8 {
+                match self {
+                    $(Column::$variant => $since,)*
                 }
             }
 
@@ -126,8 +151,9 @@ macro_rules! capture_columns {
 }
 
 capture_columns! {
-    Time time: TimeColumn = "When the event happened.";
-    Kind kind: KindColumn = "`open` (open, openat, openat2, creat) or `exec` (execve, execveat). Any other value is an error.";
+    v1 {
+    Time time: TimeColumn = "When the event happened (for a `process` or `container` row: when the recorder wrote it).";
+    Kind kind: KindColumn = "What the row is: `open` (open, openat, openat2, creat), `exec` (execve, execveat), `fork` (a new task: a process, or a thread when `tid` differs from `pid`), `exit` (a task ended), `process` (a /proc snapshot row of a process that was running when the recording started) or `container` (metadata of a container). Version 1 has only `open` and `exec`. Any other value is an error.";
     Host host: StrColumn = "Host name of the node that recorded the event.";
     Pid pid: U32Column = "Process id (thread-group id) in the host's pid namespace.";
     Tid tid: U32Column = "Thread id (host pid namespace).";
@@ -136,14 +162,30 @@ capture_columns! {
     Gid gid: U32Column = "Effective group id.";
     Comm comm: StrColumn = "The kernel's task name (at most 15 bytes). For an exec, the name after the exec.";
     Exe exe: OptStrColumn = "Absolute path of the process's executable. For an exec, the file just executed.";
-    Args args: OptStrListColumn = "For an exec: argv, `argv[0]` first, exactly as the process passed it (so `cat`, not necessarily `/usr/bin/cat`). Null for an open.";
+    Args args: OptStrListColumn = "For an exec: argv, `argv[0]` first, exactly as the process passed it (so `cat`, not necessarily `/usr/bin/cat`); for a `process` row: the process's argv from /proc. Null for an open.";
     Path path: OptStrColumn = "For an open: absolute path of the file the kernel opened, with symlinks resolved, as the process's mount namespace sees it; null when the open failed. For an exec: absolute path of the executed file.";
     RequestedPath requested_path: OptStrColumn = "The path string exactly as the process passed it to the system call; may be relative.";
     Flags flags: OptI32Column = "For an open: the open(2) flags as the kernel saw them (access mode in the low two bits). Null for an exec.";
-    Result result: OptI64Column = "System call result: a file descriptor (open) or 0 (exec) on success, `-errno` on failure.";
+    Result result: OptI64Column = "System call result: a file descriptor (open) or 0 (exec) on success, `-errno` on failure. For an `exit`: the task's exit status as wait(2) reports it (exit code times 256, or the signal number).";
     Tty tty: OptStrColumn = "Name of the controlling terminal, e.g. `pts/0`; null when there is none.";
     CgroupId cgroup_id: U64Column = "cgroup v2 id of the task.";
-    ContainerId container_id: OptStrColumn = "Container id parsed from the task's cgroup path (docker, containerd/CRI, CRI-O, podman/libpod, or a bare 64-hex directory name); null on the host.";
+    ContainerId container_id: OptStrColumn = "Container id parsed from the task's cgroup path (docker, containerd/CRI, CRI-O, podman/libpod, or a bare 64-hex directory name); null on the host. On a `container` row: the container the row describes.";
+    }
+    v2 {
+    Sid sid: OptU32Column = "Session id (host pid namespace): the pid of the session leader. Null when not recorded.";
+    Pgid pgid: OptU32Column = "Process-group id (host pid namespace): the pid of the process-group leader. Null when not recorded.";
+    Start start: OptTimeColumn = "Start time of the process (its thread-group leader) as the kernel keeps it, as wall-clock time. Null when not recorded.";
+    ParentStart parent_start: OptTimeColumn = "Start time of the parent process (`ppid`), as `start`. Null when not recorded.";
+    Cwd cwd: OptStrColumn = "Working directory of the process, resolved as `path` is. Null when not recorded.";
+    PodName pod_name: OptStrColumn = "On a `container` row: the pod's name. Null on other rows and when unknown.";
+    PodNamespace pod_namespace: OptStrColumn = "On a `container` row: the pod's namespace. Null on other rows and when unknown.";
+    PodUid pod_uid: OptStrColumn = "On a `container` row: the pod's uid. Null on other rows and when unknown.";
+    ContainerName container_name: OptStrColumn = "On a `container` row: the container's name in its pod. Null on other rows and when unknown.";
+    Image image: OptStrColumn = "On a `container` row: the image reference as the container runtime wrote it, e.g. `registry:5000/shop/web:1.4.2`. Null on other rows and when unknown.";
+    ImageName image_name: OptStrColumn = "On a `container` row: the image reference without tag and digest, e.g. `registry:5000/shop/web`. Null on other rows and when unknown.";
+    ImageTag image_tag: OptStrColumn = "On a `container` row: the image tag, e.g. `1.4.2`; null when the reference has none. Null on other rows.";
+    Privileged privileged: OptBoolColumn = "On a `container` row: whether the container is privileged, as read from its OCI spec (see `docs/processes.md`). Null on other rows and when unknown.";
+    }
 }
 
 // `Projection` keeps one bit per column.

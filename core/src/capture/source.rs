@@ -10,7 +10,7 @@ use arrow::datatypes::SchemaRef;
 use super::ndjson::NdjsonBatches;
 use super::normalize::ColumnMap;
 use super::parquet_io::{ParquetBatches, ParquetMeta};
-use super::{Column, EventBatch, Projection, CAPTURE_VERSION, VERSION_KEY};
+use super::{Column, EventBatch, Projection, READABLE_VERSIONS, VERSION_KEY};
 use crate::error::{Error, Result};
 
 /// The on-disk form of a capture.
@@ -199,11 +199,12 @@ impl Capture {
 fn check_version(path: &Path, metadata: &BTreeMap<String, String>) -> Result<()> {
     match metadata.get(VERSION_KEY) {
         None => Ok(()),
-        Some(v) if v == CAPTURE_VERSION => Ok(()),
+        Some(v) if READABLE_VERSIONS.contains(&v.as_str()) => Ok(()),
         Some(v) => Err(Error::capture(
             path,
             format!(
-                "capture format version {v:?} is not supported by this tokenscan (it reads version {CAPTURE_VERSION})"
+                "capture format version {v:?} is not supported by this tokenscan (it reads versions {})",
+                READABLE_VERSIONS.join(" and ")
             ),
         )),
     }

@@ -592,6 +592,10 @@ pub(crate) fn map_line(line: &str) -> Result<(Row<'_>, RowFacts), Skip> {
                 }
             };
         }
+        // Only opens and execs are mapped (see the `kind` match above).
+        EventKind::Fork | EventKind::Exit | EventKind::Process | EventKind::Container => {
+            unreachable!("the ECS mapper makes opens and execs only")
+        }
     }
     Ok((row, facts))
 }

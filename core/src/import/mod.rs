@@ -291,6 +291,9 @@ fn push_row(b: &mut CaptureBuilder, r: &Row<'_>) {
     b.tty.append(r.tty.as_deref());
     b.cgroup_id.append(r.cgroup_id);
     b.container_id.append(r.container_id.as_deref());
+    // Capture format version 2 columns: neither source is mapped to them yet
+    // (Tracee's `parentProcessId` is `ppid` already); missing, never invented.
+    b.append_v2_nulls();
 }
 
 /// A streaming import into a [`CaptureSink`]: feed it one or more inputs with
@@ -393,6 +396,8 @@ impl<'s> Importer<'s> {
                     match row.kind {
                         EventKind::Open => self.report.opens += 1,
                         EventKind::Exec => self.report.execs += 1,
+                        // The mappers make opens and execs only.
+                        EventKind::Fork | EventKind::Exit | EventKind::Process | EventKind::Container => {}
                     }
                     self.report.events += 1;
                     push_row(&mut self.rows, &row);

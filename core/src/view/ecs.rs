@@ -386,6 +386,8 @@ fn event_type(batch: &EventBatch) -> ArrayRef {
         .map(|i| match kinds[i] {
             EventKind::Exec => 0,
             EventKind::Open => 2 - i32::from(crate::display::AccessMode::of(flags.value(i)).writes()),
+            // Not visible to the rules (see `view::visible`); null below.
+            EventKind::Fork | EventKind::Exit | EventKind::Process | EventKind::Container => 0,
         })
         .collect();
     let execs = BooleanBuffer::collect_bool(n, |i| kinds[i] == EventKind::Exec);

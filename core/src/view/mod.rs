@@ -20,7 +20,20 @@ pub mod tracee;
 /// Which events of a batch enter the rule views at all: execs that did not
 /// fail (`result` null or `>= 0`: a failed execve runs nothing), and opens
 /// that succeeded (`result >= 0`, or `result` null with a non-null `path`).
+/// Rows of the other kinds (`fork`, `exit`, `process` snapshots, `container`
+/// metadata; see [`EventKind::is_rule_event`]) never do.
 pub fn visible(batch: &EventBatch) -> BooleanBuffer {
+    let kinds = batch.kinds();
+    let n = batch.len();
+    if !kinds.iter().all(|k| k.is_rule_event()) {
+        let rule_events = BooleanBuffer::collect_bool(n, |i| kinds[i].is_rule_event());
+        return &rule_events & &visible_opens_and_execs(batch);
+    }
+    visible_opens_and_execs(batch)
+}
+
+/// [`visible`] for a batch of opens and execs only.
+fn visible_opens_and_execs(batch: &EventBatch) -> BooleanBuffer {
     let kinds = batch.kinds();
     let n = batch.len();
     // Bitmaps combined word by word, not a test per row.

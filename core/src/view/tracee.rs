@@ -17,11 +17,16 @@ use super::visible;
 use crate::capture::{Column, EventBatch, EventKind};
 use crate::kernels::restrict;
 
-/// Tracee's event name for an event kind.
+/// Tracee's event name for an event kind. Only opens and execs reach the
+/// view (see [`visible`]); a `process` or `container` row, which Tracee
+/// has no event for, is named by its capture kind.
 pub fn event_name(kind: EventKind) -> &'static str {
     match kind {
         EventKind::Open => "security_file_open",
         EventKind::Exec => "sched_process_exec",
+        EventKind::Fork => "sched_process_fork",
+        EventKind::Exit => "sched_process_exit",
+        EventKind::Process | EventKind::Container => kind.as_str(),
     }
 }
 
