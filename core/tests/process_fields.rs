@@ -167,3 +167,162 @@ fn pod_fields_are_missing_without_container_metadata() {
     assert_eq!(fires(&scenario(), r#"any where orchestrator.resource.name != null"#), Vec::<u64>::new());
     assert_eq!(fires(&scenario(), r#"any where not container.image.name == "nginx""#), vec![0, 1, 2, 3, 4, 5]);
 }
+
+/// One version 2 row: `extra` holds the v2 keys (and overrides nothing of v1).
+#[allow(clippy::too_many_arguments)]
+fn v2(
+    ms: u32,
+    kind: &str,
+    pid: u32,
+    ppid: u32,
+    comm: &str,
+    args: Option<&[&str]>,
+    path: Option<&str>,
+    tty: Option<&str>,
+    extra: &str,
+) -> String {
+    let l = line(ms, kind, pid, ppid, comm, &format!("/bin/{comm}"), args, path, tty, Some(C));
+    format!("{},{extra}}}\n", l.trim_end().trim_end_matches('}'))
+}
+
+/// A `kubectl exec -it` session in pod shop/web-0 (image registry:5000/shop/web:1.4.2):
+/// a snapshot of the container's init `web` (pid 10, session 10, no tty) and of
+/// `sh` (pid 51, parent runc 50 which is on the host: snapshot row without container),
+/// session leader of session 51 on pts/0; sh forks 52 (same session and group 52)
+/// which execs `cat` and opens the token; the workload `web` (pid 10) opens it too.
+fn pod_scenario() -> String {
+    let tok = "/run/secrets/kubernetes.io/serviceaccount/token";
+    let st = |s: u32| format!("\"start\":\"2026-11-20T10:00:{s:02}.000000000Z\"");
+    let mut out = String::new();
+    out += &v2(
+        0,
+        "container",
+        10,
+        1,
+        "web",
+        None,
+        None,
+        None,
+        r#""pod_name":"web-0","pod_namespace":"shop","container_name":"web","image":"registry:5000/shop/web:1.4.2","image_name":"registry:5000/shop/web","image_tag":"1.4.2","privileged":true"#,
+    );
+    // runc on the host (no container): snapshot row, its parent 1.
+    out += &line(1, "process", 50, 1, "runc", "/usr/bin/runc", Some(&["runc", "exec", "-t"]), None, None, None)
+        .replace("\"container_id\":null}", &format!("\"container_id\":null,\"sid\":50,\"pgid\":50,{}}}", st(5)));
+    out += &v2(
+        2,
+        "process",
+        10,
+        1,
+        "web",
+        Some(&["web"]),
+        None,
+        None,
+        &format!("\"sid\":10,\"pgid\":10,{},\"cwd\":\"/app\"", st(1)),
+    );
+    out += &v2(
+        3,
+        "process",
+        51,
+        50,
+        "sh",
+        Some(&["sh"]),
+        None,
+        Some("pts/0"),
+        &format!("\"sid\":51,\"pgid\":51,{},\"parent_start\":\"2026-11-20T10:00:05.000000000Z\",\"cwd\":\"/\"", st(6)),
+    );
+    out += &v2(
+        4,
+        "fork",
+        52,
+        51,
+        "sh",
+        None,
+        None,
+        Some("pts/0"),
+        &format!("\"sid\":51,\"pgid\":52,{},\"parent_start\":\"2026-11-20T10:00:06.000000000Z\",\"cwd\":\"/\"", st(7)),
+    );
+    out += &v2(
+        5,
+        "exec",
+        52,
+        51,
+        "cat",
+        Some(&["cat", tok]),
+        Some("/bin/cat"),
+        Some("pts/0"),
+        &format!("\"sid\":51,\"pgid\":52,{},\"cwd\":\"/\"", st(7)),
+    );
+    out += &v2(
+        6,
+        "open",
+        52,
+        51,
+        "cat",
+        None,
+        Some(tok),
+        Some("pts/0"),
+        &format!("\"sid\":51,\"pgid\":52,{},\"cwd\":\"/\"", st(7)),
+    );
+    out += &v2(
+        7,
+        "open",
+        10,
+        1,
+        "web",
+        None,
+        Some(tok),
+        None,
+        &format!("\"sid\":10,\"pgid\":10,{},\"cwd\":\"/app\"", st(1)),
+    );
+    out
+}
+
+#[test]
+fn pod_session_and_leaders_on_a_version_2_capture() {
+    let c = pod_scenario();
+    // The rule views see only the exec (5) and the two opens (6, 7).
+    assert_eq!(fires(&c, "any where true"), vec![5, 6, 7]);
+    assert_eq!(
+        fires(
+            &c,
+            r#"any where orchestrator.namespace == "shop" and orchestrator.resource.name == "web-0" and orchestrator.resource.type == "pod""#
+        ),
+        vec![5, 6, 7]
+    );
+    assert_eq!(
+        fires(
+            &c,
+            r#"any where container.image.name == "registry:5000/shop/web" and container.image.tag == "1.4.2" and container.security_context.privileged == true"#
+        ),
+        vec![5, 6, 7]
+    );
+    // The seed tuned to interactive sessions: only cat's events (session 51 led by sh on pts/0).
+    assert_eq!(
+        fires(&c, r#"any where process.session_leader.interactive == true and process.session_leader.name == "sh""#),
+        vec![5, 6]
+    );
+    assert_eq!(
+        fires(&c, r#"any where process.session_leader.pid == 51 and process.session_leader.same_as_process == false"#),
+        vec![5, 6]
+    );
+    // cat leads its own process group 52; web leads 10.
+    assert_eq!(fires(&c, r#"any where process.group_leader.same_as_process == true"#), vec![5, 6, 7]);
+    assert_eq!(fires(&c, r#"any where process.working_directory == "/app""#), vec![7]);
+    assert_eq!(fires(&c, r#"any where process.start == "2026-11-20T10:00:07.000000000Z""#), vec![5, 6]);
+    assert_eq!(fires(&c, r#"any where process.entity_id == "node-a:52:1795168807000000000""#), vec![5, 6]);
+    // Entry leaders: cat -> sh (in the container) -> runc (host): sh entered the container.
+    // web's parent (pid 1) never appears: its entry leader is unknown, not guessed.
+    assert_eq!(
+        fires(
+            &c,
+            r#"any where process.entry_leader.name == "sh" and process.entry_leader.entry_meta.type == "container""#
+        ),
+        vec![5, 6]
+    );
+    // cat was forked from sh: its previous image is sh's.
+    assert_eq!(fires(&c, r#"any where process.previous.executable == "/bin/sh""#), vec![5, 6]);
+    assert_eq!(
+        fires(&c, r#"any where process.parent.name == "sh" and process.parent.working_directory == "/""#),
+        vec![5, 6]
+    );
+}

@@ -87,7 +87,36 @@ impl ProcessContext {
     /// The columns [`ProcessContextBuilder::push_batch`] reads.
     pub fn projection() -> Projection {
         use Column::*;
-        [Time, Kind, Host, Pid, Tid, Ppid, Uid, Gid, Comm, Exe, Args, Tty, ContainerId].into_iter().collect()
+        [
+            Time,
+            Kind,
+            Host,
+            Pid,
+            Tid,
+            Ppid,
+            Uid,
+            Gid,
+            Comm,
+            Exe,
+            Args,
+            Tty,
+            ContainerId,
+            Sid,
+            Pgid,
+            Start,
+            ParentStart,
+            Cwd,
+            PodName,
+            PodNamespace,
+            PodUid,
+            ContainerName,
+            Image,
+            ImageName,
+            ImageTag,
+            Privileged,
+        ]
+        .into_iter()
+        .collect()
     }
 
     /// The links of event `event_index`, if the capture has that event and
@@ -167,6 +196,11 @@ impl ProcessContextBuilder {
         };
         let s = |c: Column, i: usize| batch.column(c).and_then(|a| str_at(a.as_ref(), i));
         let has = |c: Column| batch.column(c).is_some();
+        let (sid, pgid) = (u32s(Column::Sid), u32s(Column::Pgid));
+        let ts = |c: Column, i: usize| {
+            let a = batch.column(c)?.as_primitive::<TimestampNanosecondType>();
+            a.is_valid(i).then(|| a.value(i))
+        };
         let args = batch.column(Column::Args).map(|a| a.as_list::<i32>());
         for (i, kind) in batch.kinds().iter().enumerate() {
             let row_args: Option<Vec<&str>> = args.and_then(|l| {
@@ -177,26 +211,25 @@ impl ProcessContextBuilder {
                         .collect::<Vec<_>>()
                 })
             });
-            let kind_name = match kind {
-                EventKind::Open => "open",
-                EventKind::Exec => "exec",
-            };
+            if *kind == EventKind::Container {
+                self.container_row(batch, i);
+            }
             let ev = ProcessEvent {
                 index: first + i as u64,
                 time: time.map_or(0, |t| t.value(i)),
-                kind: ProcessEventKind::from_capture_kind(kind_name),
+                kind: ProcessEventKind::from_capture_kind(kind.as_str()),
                 host: s(Column::Host, i).unwrap_or(""),
                 pid: at(pid, i).unwrap_or(0),
                 tid: at(tid, i).or(at(pid, i)).unwrap_or(0),
                 ppid: at(ppid, i),
-                sid: None,
-                pgid: None,
-                start: None,
-                parent_start: None,
+                sid: at(sid, i),
+                pgid: at(pgid, i),
+                start: ts(Column::Start, i),
+                parent_start: ts(Column::ParentStart, i),
                 comm: s(Column::Comm, i),
                 exe: s(Column::Exe, i),
                 args: row_args.as_deref(),
-                cwd: None,
+                cwd: s(Column::Cwd, i),
                 uid: at(uid, i),
                 gid: at(gid, i),
                 tty: has(Column::Tty).then(|| s(Column::Tty, i)),
@@ -215,6 +248,32 @@ impl ProcessContextBuilder {
             };
             self.links.push(packed);
         }
+    }
+
+    /// Records a `container` row's metadata; a later row for the same
+    /// container fills what earlier ones left unknown and overrides the rest.
+    fn container_row(&mut self, batch: &EventBatch, i: usize) {
+        let s = |c: Column| batch.column(c).and_then(|a| str_at(a.as_ref(), i)).map(str::to_string);
+        let Some(id) = s(Column::ContainerId) else { return };
+        let privileged = batch.column(Column::Privileged).and_then(|a| {
+            let a = a.as_boolean();
+            a.is_valid(i).then(|| a.value(i))
+        });
+        let row = ContainerMeta {
+            pod_name: s(Column::PodName),
+            pod_namespace: s(Column::PodNamespace),
+            pod_uid: s(Column::PodUid),
+            container_name: s(Column::ContainerName),
+            image: s(Column::Image),
+            image_name: s(Column::ImageName),
+            image_tag: s(Column::ImageTag),
+            privileged,
+        };
+        let meta = self.containers.entry(id).or_default();
+        macro_rules! merge {
+            ($($f:ident),*) => { $(if row.$f.is_some() { meta.$f = row.$f; })* };
+        }
+        merge!(pod_name, pod_namespace, pod_uid, container_name, image, image_name, image_tag, privileged);
     }
 
     /// The finished context.
