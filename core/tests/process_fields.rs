@@ -280,36 +280,37 @@ fn pod_scenario() -> String {
 #[test]
 fn pod_session_and_leaders_on_a_version_2_capture() {
     let c = pod_scenario();
-    // The rule views see only the exec (5) and the two opens (6, 7).
-    assert_eq!(fires(&c, "any where true"), vec![5, 6, 7]);
+    // The ECS view sees the fork of cat's process (4), its exec (5) and the two opens
+    // (6, 7); snapshot and container rows (0-3) stay invisible.
+    assert_eq!(fires(&c, "any where true"), vec![4, 5, 6, 7]);
     assert_eq!(
         fires(
             &c,
             r#"any where orchestrator.namespace == "shop" and orchestrator.resource.name == "web-0" and orchestrator.resource.type == "pod""#
         ),
-        vec![5, 6, 7]
+        vec![4, 5, 6, 7]
     );
     assert_eq!(
         fires(
             &c,
             r#"any where container.image.name == "registry:5000/shop/web" and container.image.tag == "1.4.2" and container.security_context.privileged == true"#
         ),
-        vec![5, 6, 7]
+        vec![4, 5, 6, 7]
     );
-    // The seed tuned to interactive sessions: only cat's events (session 51 led by sh on pts/0).
+    // The seed tuned to interactive sessions: only 52's events (session 51 led by sh on pts/0).
     assert_eq!(
         fires(&c, r#"any where process.session_leader.interactive == true and process.session_leader.name == "sh""#),
-        vec![5, 6]
+        vec![4, 5, 6]
     );
     assert_eq!(
         fires(&c, r#"any where process.session_leader.pid == 51 and process.session_leader.same_as_process == false"#),
-        vec![5, 6]
+        vec![4, 5, 6]
     );
     // cat leads its own process group 52; web leads 10.
-    assert_eq!(fires(&c, r#"any where process.group_leader.same_as_process == true"#), vec![5, 6, 7]);
+    assert_eq!(fires(&c, r#"any where process.group_leader.same_as_process == true"#), vec![4, 5, 6, 7]);
     assert_eq!(fires(&c, r#"any where process.working_directory == "/app""#), vec![7]);
-    assert_eq!(fires(&c, r#"any where process.start == "2026-11-20T10:00:07.000000000Z""#), vec![5, 6]);
-    assert_eq!(fires(&c, r#"any where process.entity_id == "node-a:52:1795168807000000000""#), vec![5, 6]);
+    assert_eq!(fires(&c, r#"any where process.start == "2026-11-20T10:00:07.000000000Z""#), vec![4, 5, 6]);
+    assert_eq!(fires(&c, r#"any where process.entity_id == "node-a:52:1795168807000000000""#), vec![4, 5, 6]);
     // Entry leaders: cat -> sh (in the container) -> runc (host): sh entered the container.
     // web's parent (pid 1) never appears: its entry leader is unknown, not guessed.
     assert_eq!(
@@ -317,12 +318,33 @@ fn pod_session_and_leaders_on_a_version_2_capture() {
             &c,
             r#"any where process.entry_leader.name == "sh" and process.entry_leader.entry_meta.type == "container""#
         ),
-        vec![5, 6]
+        vec![4, 5, 6]
     );
     // cat was forked from sh: its previous image is sh's.
-    assert_eq!(fires(&c, r#"any where process.previous.executable == "/bin/sh""#), vec![5, 6]);
+    assert_eq!(fires(&c, r#"any where process.previous.executable == "/bin/sh""#), vec![4, 5, 6]);
     assert_eq!(
         fires(&c, r#"any where process.parent.name == "sh" and process.parent.working_directory == "/""#),
-        vec![5, 6]
+        vec![4, 5, 6]
     );
+}
+
+#[test]
+fn forks_and_process_exits_are_d4c_process_events() {
+    let mut c = pod_scenario();
+    // 8: a thread of cat starts (tid 53 != pid 52): not a process event.
+    c += &v2(8, "fork", 52, 51, "cat", None, None, Some("pts/0"), "\"sid\":51,\"pgid\":52")
+        .replace("\"tid\":52", "\"tid\":53");
+    // 9: the thread ends: not a process event either. 10: cat (the process) ends.
+    c += &v2(9, "exit", 52, 51, "cat", None, None, Some("pts/0"), "\"sid\":51,\"pgid\":52")
+        .replace("\"tid\":52", "\"tid\":53");
+    c += &v2(10, "exit", 52, 51, "cat", None, None, Some("pts/0"), "\"sid\":51,\"pgid\":52");
+    // Process events: the fork of 52 (4), cat's exec (5) and its end (10); snapshot
+    // and container rows (0-3) and the thread's rows (8, 9) stay invisible.
+    assert_eq!(fires(&c, r#"process where true"#), vec![4, 5, 10]);
+    assert_eq!(fires(&c, r#"any where event.action == "fork" and event.type == "start""#), vec![4]);
+    assert_eq!(fires(&c, r#"any where event.action == "end" and event.type == "end""#), vec![10]);
+    assert_eq!(fires(&c, r#"any where event.type == "start""#), vec![4, 5]);
+    assert_eq!(fires(&c, r#"any where event.dataset == "cloud_defend.process""#), vec![4, 5, 10]);
+    // cat's end is known from its exit row.
+    assert_eq!(fires(&c, r#"file where process.end == "2026-11-20T10:15:00.010000000Z""#), vec![6]);
 }

@@ -11,7 +11,7 @@ use arrow::buffer::{BooleanBuffer, NullBuffer};
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Field, Int32Type, Schema};
 
-use super::visible;
+use super::ecs_visible as visible;
 use crate::capture::{str_at, Column, EventBatch, EventKind, Projection};
 use crate::display::rfc3339;
 use crate::kernels::{restrict, valid_bits};
@@ -210,9 +210,9 @@ const BASE_FIELDS: [EcsField; 21] = [
     field!("host.os.type", Keyword, false, All, [], |b| dict(vec![0; b.len()], None, &["linux"]), "always \"linux\""),
     field!("host.name", Keyword, false, All, [Host], |b| col(b, Column::Host), "host"),
     field!("container.id", Keyword, false, All, [ContainerId], |b| col(b, Column::ContainerId), "container_id (missing on the host)"),
-    field!("event.category", Keyword, false, All, [], |b| by_kind(b, ["process", "file"]), "\"process\" for exec, \"file\" for open"),
-    field!("event.action", Keyword, false, All, [], |b| by_kind(b, ["exec", "open"]), "\"exec\" for exec, \"open\" for open"),
-    field!("event.type", Keyword, false, All, [Flags], event_type, "exec: \"start\"; open: \"change\" when flags & O_ACCMODE is O_WRONLY or O_RDWR, else \"access\" (missing when flags is null)"),
+    field!("event.category", Keyword, false, All, [], |b| by_kind(b, ["process", "file"]), "\"process\" for exec, fork and end, \"file\" for open"),
+    field!("event.action", Keyword, false, All, [], event_action, "\"exec\", \"fork\", \"end\" (a process exit) or \"open\""),
+    field!("event.type", Keyword, false, All, [Flags], event_type, "exec and fork: \"start\"; end: \"end\"; open: \"change\" when flags & O_ACCMODE is O_WRONLY or O_RDWR, else \"access\" (missing when flags is null)"),
     field!("process.pid", Long, false, All, [Pid], |b| long(b, Column::Pid), "pid"),
     field!("process.thread.id", Long, false, All, [Tid], |b| long(b, Column::Tid), "tid"),
     field!("process.parent.pid", Long, false, All, [Ppid], |b| long(b, Column::Ppid), "ppid"),
@@ -226,7 +226,7 @@ const BASE_FIELDS: [EcsField; 21] = [
     field!("file.path", Keyword, false, Open, [Path], |b| of_kind(b, Column::Path, EventKind::Open), "path, the resolved path (open only)"),
     field!("file.name", Keyword, false, Open, [Path], file_name, "last component of path (open only)"),
     field!("file.extension", Keyword, false, Open, [Path], file_extension, "what follows the last `.` of file.name (open only; missing without a dot, or when the only dot starts the name)"),
-    field!("event.dataset", Keyword, false, All, [], |b| by_kind(b, ["cloud_defend.process", "cloud_defend.file"]), "\"cloud_defend.process\" for exec, \"cloud_defend.file\" for open"),
+    field!("event.dataset", Keyword, false, All, [], |b| by_kind(b, ["cloud_defend.process", "cloud_defend.file"]), "\"cloud_defend.process\" for exec, fork and end, \"cloud_defend.file\" for open"),
     field!("data_stream.dataset", Keyword, false, All, [], |b| by_kind(b, ["cloud_defend.process", "cloud_defend.file"]), "same as event.dataset"),
 ];
 
@@ -344,7 +344,7 @@ pub fn ecs_field(name: &str) -> Option<(usize, &'static EcsField)> {
 
 /// Columns needed to build every ECS field, plus those deciding visibility.
 pub fn ecs_base_projection() -> Projection {
-    [Column::Kind, Column::Result, Column::Path].into_iter().collect()
+    [Column::Kind, Column::Result, Column::Path, Column::Pid, Column::Tid].into_iter().collect()
 }
 
 fn dict(keys: Vec<i32>, nulls: Option<NullBuffer>, values: &[&str]) -> ArrayRef {
@@ -357,7 +357,8 @@ fn col(batch: &EventBatch, c: Column) -> ArrayRef {
     batch.expect(c).clone()
 }
 
-/// A keyword that depends on the event kind only: `values[0]` for execs, `values[1]` for opens.
+/// A keyword that depends on the event kind only: `values[0]` for process
+/// events (exec, fork, end), `values[1]` for opens.
 fn by_kind(batch: &EventBatch, values: [&str; 2]) -> ArrayRef {
     dict(batch.kinds().iter().map(|k| (*k == EventKind::Open) as i32).collect(), None, &values)
 }
@@ -378,21 +379,36 @@ fn text(batch: &EventBatch, c: Column) -> ArrayRef {
     cast(batch.expect(c), &DataType::Utf8).expect("u32 casts to text")
 }
 
+fn event_action(batch: &EventBatch) -> ArrayRef {
+    let keys = batch
+        .kinds()
+        .iter()
+        .map(|k| match k {
+            EventKind::Open => 1,
+            EventKind::Fork => 2,
+            EventKind::Exit => 3,
+            EventKind::Exec | EventKind::Process | EventKind::Container => 0,
+        })
+        .collect();
+    dict(keys, None, &["exec", "open", "fork", "end"])
+}
+
 fn event_type(batch: &EventBatch) -> ArrayRef {
     let n = batch.len();
     let kinds = batch.kinds();
     let flags = batch.expect(Column::Flags).as_primitive::<Int32Type>();
     let keys: Vec<i32> = (0..n)
         .map(|i| match kinds[i] {
-            EventKind::Exec => 0,
+            EventKind::Exec | EventKind::Fork => 0,
             EventKind::Open => 2 - i32::from(crate::display::AccessMode::of(flags.value(i)).writes()),
-            // Not visible to the rules (see `view::visible`); null below.
-            EventKind::Fork | EventKind::Exit | EventKind::Process | EventKind::Container => 0,
+            EventKind::Exit => 3,
+            // Not visible to the rules (see `view::ecs_visible`).
+            EventKind::Process | EventKind::Container => 0,
         })
         .collect();
-    let execs = BooleanBuffer::collect_bool(n, |i| kinds[i] == EventKind::Exec);
-    let valid = &execs | &valid_bits(flags);
-    dict(keys, Some(NullBuffer::new(valid)), &["start", "change", "access"])
+    let process = BooleanBuffer::collect_bool(n, |i| kinds[i] != EventKind::Open);
+    let valid = &process | &valid_bits(flags);
+    dict(keys, Some(NullBuffer::new(valid)), &["start", "change", "access", "end"])
 }
 
 fn process_interactive(batch: &EventBatch) -> ArrayRef {
