@@ -348,3 +348,43 @@ fn forks_and_process_exits_are_d4c_process_events() {
     // cat's end is known from its exit row.
     assert_eq!(fires(&c, r#"file where process.end == "2026-11-20T10:15:00.010000000Z""#), vec![6]);
 }
+
+/// A tree node as (pid, depth, findings as (rule id, event index)).
+type Shape = (u32, usize, Vec<(String, u64)>);
+
+#[test]
+fn the_process_tree_of_a_pod_marks_each_finding_on_its_process() {
+    use tokenscan_core::process::{process_trees, TreeFilter};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.ndjson");
+    std::fs::write(&path, pod_scenario()).unwrap();
+    let rules = RuleSet::builtin(&CompileOptions::default()).unwrap();
+    let shape = |filter: TreeFilter| -> Vec<Shape> {
+        let trees = process_trees(&rules, &[&path], &ReplayOptions::default(), &filter).unwrap();
+        let t = &trees[0];
+        t.nodes
+            .iter()
+            .map(|n| {
+                let f = n.findings.iter().map(|f| (f.rule_id.clone(), f.event_index)).collect();
+                (t.context.entity(n.entity).pid, n.depth, f)
+            })
+            .collect()
+    };
+    let elastic = "66229f32-c460-410d-bc37-4b32322cd4bb".to_string();
+    let trc = "TRC-108".to_string();
+    // Pod web-0: the workload web (10) and the exec'd shell sh (51) are roots (their
+    // parents, init and runc, are not in the pod); cat (52) is sh's child. The seed
+    // fires on cat's interactive exec (5), TRC-108 on cat's read (6) and on web's (7);
+    // the seed does not fire on web's read-only open (D4C logs no read-only open).
+    assert_eq!(
+        shape(TreeFilter { pod: Some("web-0".into()), ..Default::default() }),
+        vec![(10, 0, vec![(trc.clone(), 7)]), (51, 0, vec![]), (52, 1, vec![(elastic.clone(), 5), (trc.clone(), 6)])]
+    );
+    // The session of pid 52 (session 51): sh and cat only.
+    assert_eq!(
+        shape(TreeFilter { pid: Some(52), ..Default::default() }),
+        vec![(51, 0, vec![]), (52, 1, vec![(elastic.clone(), 5), (trc.clone(), 6)])]
+    );
+    // Another pod: nothing.
+    assert_eq!(shape(TreeFilter { pod: Some("db-0".into()), ..Default::default() }), vec![]);
+}

@@ -35,11 +35,13 @@
 
 mod context;
 mod table;
+mod tree;
 
 use std::sync::Arc;
 
 pub use context::{ContainerMeta, ProcessContext, ProcessContextBuilder};
 pub use table::{ProcessTable, ProcessTableOptions};
+pub use tree::{process_trees, ProcessTree, TreeFilter, TreeFinding, TreeNode};
 
 /// What an event row is, as far as processes are concerned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
