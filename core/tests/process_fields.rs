@@ -387,4 +387,20 @@ fn the_process_tree_of_a_pod_marks_each_finding_on_its_process() {
     );
     // Another pod: nothing.
     assert_eq!(shape(TreeFilter { pod: Some("db-0".into()), ..Default::default() }), vec![]);
+    // As Arrow (what Python's tokenscan.process_tree returns): one row per process.
+    let filter = TreeFilter { pod: Some("web-0".into()), ..Default::default() };
+    let trees = process_trees(&rules, &[&path], &ReplayOptions::default(), &filter).unwrap();
+    let b = tokenscan_core::process::process_tree_batch(&trees);
+    let text = |name: &str, row: usize| {
+        arrow::util::display::array_value_to_string(b.column(b.schema().index_of(name).unwrap()), row).unwrap()
+    };
+    assert_eq!(b.num_rows(), 3);
+    assert_eq!(
+        (text("pid", 2), text("depth", 2), text("pod_name", 2), text("pod_namespace", 2)),
+        ("52".into(), "1".into(), "web-0".into(), "shop".into())
+    );
+    assert_eq!(text("parent_entity_id", 2), text("entity_id", 1));
+    assert_eq!(text("rule_ids", 2), format!("[{elastic}, {trc}]"));
+    assert_eq!(text("event_indexes", 2), "[5, 6]");
+    assert_eq!(text("image", 0), "registry:5000/shop/web:1.4.2");
 }

@@ -212,3 +212,15 @@ pub(crate) fn hunt(captures: &[PathBuf], query: &EqlQuery) -> Result<(Vec<Record
     })?;
     Ok((batches, schema))
 }
+
+/// The process trees of `captures` with `rules`' findings (see
+/// [`tokenscan_core::process::process_trees`]), as Arrow.
+pub(crate) fn process_tree(
+    captures: &[PathBuf],
+    rules: RuleSet,
+    filter: tokenscan_core::process::TreeFilter,
+) -> Result<(Vec<RecordBatch>, SchemaRef), Failure> {
+    use tokenscan_core::process::{process_tree_batch, process_tree_schema, process_trees};
+    let trees = process_trees(&rules, &expand_paths(captures)?, &read_options(), &filter)?;
+    Ok((vec![process_tree_batch(&trees)], process_tree_schema()))
+}

@@ -41,7 +41,9 @@ use std::sync::Arc;
 
 pub use context::{ContainerMeta, ProcessContext, ProcessContextBuilder};
 pub use table::{ProcessTable, ProcessTableOptions};
-pub use tree::{process_trees, ProcessTree, TreeFilter, TreeFinding, TreeNode};
+pub use tree::{
+    process_tree_batch, process_tree_schema, process_trees, ProcessTree, TreeFilter, TreeFinding, TreeNode,
+};
 
 /// What an event row is, as far as processes are concerned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]

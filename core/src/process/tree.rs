@@ -196,3 +196,115 @@ fn descends_from(ctx: &ProcessContext, d: EntityRef, ancestor: EntityRef) -> boo
     }
     false
 }
+
+/// The columns of [`process_tree_batch`]: `capture`, `entity_id`, `pid`,
+/// `parent_entity_id`, `depth`, `name`, `executable`, `args`, `tty`,
+/// `container_id`, `pod_name`, `pod_namespace`, `image`, `start`, `end`,
+/// `rule_ids` and `reasons` (the findings on the process, one element each,
+/// in event order), `event_indexes` (their events).
+pub fn process_tree_schema() -> arrow::datatypes::SchemaRef {
+    use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+    let list = |t: DataType| DataType::List(Arc::new(Field::new("item", t, true)));
+    let ts = DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into()));
+    Arc::new(Schema::new(vec![
+        Field::new("capture", DataType::Utf8, false),
+        Field::new("entity_id", DataType::Utf8, false),
+        Field::new("pid", DataType::UInt32, false),
+        Field::new("parent_entity_id", DataType::Utf8, true),
+        Field::new("depth", DataType::UInt32, false),
+        Field::new("name", DataType::Utf8, true),
+        Field::new("executable", DataType::Utf8, true),
+        Field::new("args", list(DataType::Utf8), true),
+        Field::new("tty", DataType::Utf8, true),
+        Field::new("container_id", DataType::Utf8, true),
+        Field::new("pod_name", DataType::Utf8, true),
+        Field::new("pod_namespace", DataType::Utf8, true),
+        Field::new("image", DataType::Utf8, true),
+        Field::new("start", ts.clone(), true),
+        Field::new("end", ts, true),
+        Field::new("rule_ids", list(DataType::Utf8), false),
+        Field::new("reasons", list(DataType::Utf8), false),
+        Field::new("event_indexes", list(DataType::UInt64), false),
+    ]))
+}
+
+/// The trees as one record batch ([`process_tree_schema`]), one row per
+/// process in each tree's depth-first order.
+pub fn process_tree_batch(trees: &[ProcessTree]) -> arrow::array::RecordBatch {
+    use arrow::array::{
+        ArrayRef, ListBuilder, StringArray, StringBuilder, TimestampNanosecondArray, UInt32Array, UInt64Builder,
+    };
+    let mut capture = Vec::new();
+    let mut entity_id = Vec::new();
+    let mut pid = Vec::new();
+    let mut parent = Vec::new();
+    let mut depth = Vec::new();
+    let mut name = Vec::new();
+    let mut exe = Vec::new();
+    let mut args = ListBuilder::new(StringBuilder::new());
+    let mut tty = Vec::new();
+    let mut container = Vec::new();
+    let (mut pod, mut ns, mut image) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut start, mut end) = (Vec::new(), Vec::new());
+    let mut rule_ids = ListBuilder::new(StringBuilder::new());
+    let mut reasons = ListBuilder::new(StringBuilder::new());
+    let mut events = ListBuilder::new(UInt64Builder::new());
+    for t in trees {
+        let ctx = &t.context;
+        for n in &t.nodes {
+            let e = ctx.entity(n.entity);
+            let meta = e.container().and_then(|id| ctx.container(id));
+            capture.push(t.capture.display().to_string());
+            entity_id.push(e.id.clone());
+            pid.push(e.pid);
+            parent.push(e.parent.map(|p| ctx.entity(p).id.clone()));
+            depth.push(n.depth as u32);
+            name.push(e.name.clone());
+            exe.push(e.executable.clone());
+            match &e.args {
+                Some(a) => {
+                    a.iter().for_each(|s| args.values().append_value(s));
+                    args.append(true);
+                }
+                None => args.append(false),
+            }
+            tty.push(e.tty.clone().flatten());
+            container.push(e.container().map(str::to_string));
+            pod.push(meta.and_then(|m| m.pod_name.clone()));
+            ns.push(meta.and_then(|m| m.pod_namespace.clone()));
+            image.push(meta.and_then(|m| m.image.clone()));
+            start.push(e.start);
+            end.push(e.end);
+            for f in &n.findings {
+                rule_ids.values().append_value(&f.rule_id);
+                reasons.values().append_value(&f.reason);
+                events.values().append_value(f.event_index);
+            }
+            rule_ids.append(true);
+            reasons.append(true);
+            events.append(true);
+        }
+    }
+    let ts = |v: Vec<Option<i64>>| -> ArrayRef { Arc::new(TimestampNanosecondArray::from(v).with_timezone("UTC")) };
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from(capture)),
+        Arc::new(StringArray::from(entity_id)),
+        Arc::new(UInt32Array::from(pid)),
+        Arc::new(StringArray::from(parent)),
+        Arc::new(UInt32Array::from(depth)),
+        Arc::new(StringArray::from(name)),
+        Arc::new(StringArray::from(exe)),
+        Arc::new(args.finish()),
+        Arc::new(StringArray::from(tty)),
+        Arc::new(StringArray::from(container)),
+        Arc::new(StringArray::from(pod)),
+        Arc::new(StringArray::from(ns)),
+        Arc::new(StringArray::from(image)),
+        ts(start),
+        ts(end),
+        Arc::new(rule_ids.finish()),
+        Arc::new(reasons.finish()),
+        Arc::new(events.finish()),
+    ];
+    arrow::array::RecordBatch::try_new(process_tree_schema(), columns).expect("tree columns match their schema")
+}
