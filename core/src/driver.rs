@@ -279,7 +279,8 @@ impl<'r> Driver<'r> {
     pub fn process_context(&self, capture: &Capture) -> Result<ProcessContext> {
         let mut builder = ProcessContextBuilder::default();
         let reader = Driver::new(&[], self.options);
-        let consumer = EachBatch { columns: ProcessContext::projection(), map: |_: &Path, b: EventBatch| Ok(b) };
+        let consumer =
+            EachBatch { columns: ProcessContext::projection(), map: |_: &Path, b: EventBatch| Ok(b), process: false };
         let mut sink = |b: EventBatch| {
             builder.push_batch(&b);
             Ok(())
@@ -540,6 +541,8 @@ pub struct EachBatch<F> {
     pub columns: Projection,
     /// What to make of a batch of one capture.
     pub map: F,
+    /// Whether the batches carry the capture's processes ([`EventBatch::process`]).
+    pub process: bool,
 }
 
 impl<T, F> Consumer for EachBatch<F>
@@ -555,6 +558,10 @@ where
 
     fn keep_all(&self) -> bool {
         true
+    }
+
+    fn needs_process(&self) -> bool {
+        self.process
     }
 
     fn part(&self, chunk: Chunk<'_>) -> Result<T> {
@@ -579,5 +586,24 @@ where
     T: Send,
     F: Fn(&Path, EventBatch) -> Result<T> + Sync,
 {
-    Driver::new(&[], options).run(captures, &EachBatch { columns, map }, sink)
+    Driver::new(&[], options).run(captures, &EachBatch { columns, map, process: false }, sink)
+}
+
+/// [`read_events`] with the capture's processes attached to every batch
+/// ([`EventBatch::process`]) when `process` is set: for views and hunts that
+/// show or test process-model fields.
+pub fn read_events_with_process<P, T, F>(
+    captures: &[P],
+    columns: Projection,
+    process: bool,
+    options: &ReplayOptions,
+    map: F,
+    sink: &mut dyn PartSink<T>,
+) -> Result<ReplaySummary>
+where
+    P: AsRef<Path>,
+    T: Send,
+    F: Fn(&Path, EventBatch) -> Result<T> + Sync,
+{
+    Driver::new(&[], options).run(captures, &EachBatch { columns, map, process }, sink)
 }

@@ -404,3 +404,36 @@ fn the_process_tree_of_a_pod_marks_each_finding_on_its_process() {
     assert_eq!(text("event_indexes", 2), "[5, 6]");
     assert_eq!(text("image", 0), "registry:5000/shop/web:1.4.2");
 }
+
+#[test]
+fn views_read_with_the_processes_show_the_process_fields() {
+    use tokenscan_core::driver::read_events_with_process;
+    use tokenscan_core::view::ecs::ecs_record_batch;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.ndjson");
+    std::fs::write(&path, scenario()).unwrap();
+    let mut parents = Vec::new();
+    let read = |process: bool, parents: &mut Vec<String>| {
+        read_events_with_process(
+            &[&path],
+            tokenscan_core::capture::Projection::all(),
+            process,
+            &ReplayOptions::default(),
+            |_, b| Ok(ecs_record_batch(&b)),
+            &mut |rb: arrow::array::RecordBatch| {
+                let c = rb.column(rb.schema().index_of("process.parent.name").unwrap()).clone();
+                for i in 0..rb.num_rows() {
+                    parents.push(arrow::util::display::array_value_to_string(&c, i).unwrap());
+                }
+                Ok(())
+            },
+        )
+        .unwrap();
+    };
+    read(true, &mut parents);
+    // Events 2 and 3 are cat's (parent sh); the others' parents never appear.
+    assert_eq!(parents, ["", "", "sh", "sh", "", ""]);
+    parents.clear();
+    read(false, &mut parents);
+    assert_eq!(parents, ["", "", "", "", "", ""]);
+}

@@ -48,9 +48,11 @@ pub fn read_capture<'py>(py: Python<'py>, path: PathBuf, columns: Option<Vec<Str
 }
 
 /// The events as the EQL rules see them: one row per event that enters the
-/// Elastic view (every exec, successful opens), with the ECS fields
-/// (`process.name`, `process.args`, `file.path`, `event.type`...) as columns,
-/// after `capture` and `event_index`.
+/// Elastic view (every exec, successful opens, and in a version 2 capture the
+/// forks and ends of processes), with the ECS fields (`process.name`,
+/// `process.args`, `file.path`, `event.type`, `process.parent.name`...) as
+/// columns, after `capture` and `event_index`. Parent, leader and pod fields
+/// come from the processes rebuilt from the capture.
 #[pyfunction]
 pub fn ecs_view<'py>(py: Python<'py>, captures: Paths) -> PyResult<Bound<'py, PyAny>> {
     table(py, detach(py, move || ops::view(&captures.0, View::Ecs))?)
