@@ -245,4 +245,27 @@ fn every_kind_names_itself() {
     }
     let names: Vec<&str> = EventKind::ALL.iter().map(|k| k.as_str()).collect();
     assert_eq!(names, ["open", "exec", "fork", "exit", "process", "container"]);
+    // The process table reads the kinds by name (docs/processes.md) and by value alike.
+    use tokenscan_core::process::ProcessEventKind;
+    for k in EventKind::ALL {
+        assert_eq!(ProcessEventKind::from(k), ProcessEventKind::from_capture_kind(k.as_str()), "{k:?}");
+        assert_ne!(ProcessEventKind::from(k), ProcessEventKind::Other, "{k:?}");
+    }
+}
+
+#[test]
+fn export_writes_the_opens_and_execs_and_counts_the_rest() {
+    use tokenscan_core::import::export::{export_capture, ExportCounts, ExportOptions};
+    use tokenscan_core::import::ImportFormat;
+    let dir = tempfile::tempdir().expect("tmp");
+    let ndjson = dir.path().join("v2.ndjson");
+    std::fs::write(&ndjson, v2_text()).expect("write");
+    for format in [ImportFormat::Tracee, ImportFormat::Ecs] {
+        let mut out = Vec::new();
+        let counts =
+            export_capture(format, &ndjson, &mut out, Path::new("out"), &ExportOptions::default()).expect("exports");
+        // Rows 0-4 are process, container, two forks and an exit; 5 and 6 the exec and the open.
+        assert_eq!(counts, ExportCounts { events: 2, skipped: 5 }, "{format:?}");
+        assert_eq!(out.iter().filter(|b| **b == b'\n').count(), 2, "{format:?}");
+    }
 }

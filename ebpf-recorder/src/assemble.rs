@@ -18,8 +18,9 @@
 
 use std::collections::HashMap;
 
-use crate::event::{Argv, Event, RecordedKind, WalkedPath};
+use crate::event::{Argv, Event, WalkedPath};
 use crate::record::{Flags, Kind, Record};
+use tokenscan_core::capture::EventKind;
 
 /// `O_LARGEFILE` as the kernel of this architecture stores it in `f_flags`
 /// (its user-space value is 0 on 64-bit, so `libc` cannot be used).
@@ -291,7 +292,7 @@ impl Assembler {
         let e = Event {
             time_ns,
             boot_ns: h.ts_boot_ns,
-            kind: RecordedKind::Open,
+            kind: EventKind::Open,
             pid: h.pid,
             tid: h.tid,
             ppid: h.ppid,
@@ -351,7 +352,7 @@ impl Assembler {
         let e = Event {
             time_ns,
             boot_ns: h.ts_boot_ns,
-            kind: RecordedKind::Exec,
+            kind: EventKind::Exec,
             pid: h.pid,
             tid: h.tid,
             ppid: h.ppid,
@@ -397,7 +398,7 @@ impl Assembler {
         let e = Event {
             time_ns,
             boot_ns: h.ts_boot_ns,
-            kind: RecordedKind::Exec,
+            kind: EventKind::Exec,
             pid: h.pid,
             tid: h.tid,
             ppid: h.ppid,
@@ -435,7 +436,7 @@ impl Assembler {
         let e = Event {
             time_ns: self.time(rec),
             boot_ns: h.ts_boot_ns,
-            kind: RecordedKind::Fork,
+            kind: EventKind::Fork,
             pid: h.pid,
             tid: h.tid,
             ppid: h.ppid,
@@ -475,7 +476,7 @@ impl Assembler {
             let e = Event {
                 time_ns: self.time(rec),
                 boot_ns: h.ts_boot_ns,
-                kind: RecordedKind::Exit,
+                kind: EventKind::Exit,
                 pid: h.pid,
                 tid: h.tid,
                 ppid: h.ppid,
@@ -831,11 +832,11 @@ mod tests {
             )
         };
         let sh = Some("/bin/sh");
-        assert_eq!(got[0], e(RecordedKind::Fork, 60, false, sh, Some("/srv"), None));
-        assert_eq!(got[1], e(RecordedKind::Fork, 61, true, sh, Some("/tmp"), None));
+        assert_eq!(got[0], e(EventKind::Fork, 60, false, sh, Some("/srv"), None));
+        assert_eq!(got[1], e(EventKind::Fork, 61, true, sh, Some("/tmp"), None));
         assert_eq!(got[2].6.as_deref(), Some("/tmp"));
-        assert_eq!(got[3], e(RecordedKind::Exit, 61, true, sh, Some("/tmp"), Some(0)));
-        assert_eq!(got[4], e(RecordedKind::Exit, 60, false, sh, Some("/srv"), Some(3 << 8)));
+        assert_eq!(got[3], e(EventKind::Exit, 61, true, sh, Some("/tmp"), Some(0)));
+        assert_eq!(got[4], e(EventKind::Exit, 60, false, sh, Some("/srv"), Some(3 << 8)));
         assert_eq!(got[5].5, None, "the exe of an ended process is forgotten");
         assert_eq!(got[5].6, None);
         let st = a.stats();

@@ -5,6 +5,8 @@ use std::borrow::Cow;
 use arrow::array::RecordBatch;
 use tokenscan_core::capture::{escape_bytes, CaptureBuilder, EventKind};
 
+use crate::pods::PodMetadata;
+
 /// The prefix of a `path` whose kernel-side walk stopped before reaching the
 /// root (deeper than 64 components, longer than 4095 bytes, or a disconnected
 /// dentry): what follows is the tail of the path. Real resolved paths always
@@ -82,47 +84,6 @@ pub fn tty_display_name(kernel_name: &[u8]) -> Cow<'_, str> {
     escape_bytes(kernel_name)
 }
 
-/// What an [`Event`] records. `Open` and `Exec` are the capture format's
-/// kinds (capture v1); the others are recorded but not yet written: capture
-/// format v2 will add them. A recorder-local enum on purpose, so that the
-/// core's [`EventKind`] only gains kinds together with the schema that can
-/// hold them; [`RecordedKind::as_str`] already gives their v2 names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum RecordedKind {
-    /// A file open.
-    Open,
-    /// A process exec (successful or failed).
-    Exec,
-    /// A new process or thread (`sched_process_fork`); the event describes the new task.
-    Fork,
-    /// A thread or process ending (`sched_process_exit`).
-    Exit,
-    /// A process that was running when the recording started, read from /proc.
-    Process,
-}
-
-impl RecordedKind {
-    /// `open`, `exec`, `fork`, `exit` or `process`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RecordedKind::Open => "open",
-            RecordedKind::Exec => "exec",
-            RecordedKind::Fork => "fork",
-            RecordedKind::Exit => "exit",
-            RecordedKind::Process => "process",
-        }
-    }
-
-    /// The capture v1 kind, for the kinds a v1 capture can hold.
-    pub fn capture_kind(self) -> Option<EventKind> {
-        match self {
-            RecordedKind::Open => Some(EventKind::Open),
-            RecordedKind::Exec => Some(EventKind::Exec),
-            RecordedKind::Fork | RecordedKind::Exit | RecordedKind::Process => None,
-        }
-    }
-}
-
 /// One event, borrowing from the kernel record and the recorder's caches.
 #[derive(Debug, Clone)]
 pub struct Event<'a> {
@@ -130,8 +91,10 @@ pub struct Event<'a> {
     pub time_ns: i64,
     /// The kernel's timestamp (CLOCK_BOOTTIME nanoseconds), `time_ns` before conversion.
     pub boot_ns: u64,
-    /// Open, exec, fork, exit or a /proc snapshot row.
-    pub kind: RecordedKind,
+    /// Open, exec, fork, exit or a /proc snapshot row (`process`); the
+    /// recorder makes no `container` event (those rows come from
+    /// [`crate::pods`], see [`BatchBuilder::push_container`]).
+    pub kind: EventKind,
     /// Thread group id (host pid namespace).
     pub pid: u32,
     /// Thread id.
@@ -184,6 +147,41 @@ pub struct Event<'a> {
     pub thread: bool,
 }
 
+/// The first process seen in a container, kept until its `container` row is
+/// written (see [`BatchBuilder::push_container`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerProcess {
+    /// Thread group id (host pid namespace).
+    pub pid: u32,
+    /// Thread id.
+    pub tid: u32,
+    /// Parent's thread group id.
+    pub ppid: u32,
+    /// uid.
+    pub uid: u32,
+    /// gid.
+    pub gid: u32,
+    /// comm, as the kernel has it.
+    pub comm: Vec<u8>,
+    /// cgroup v2 id.
+    pub cgroup_id: u64,
+}
+
+impl ContainerProcess {
+    /// The process of event `e`.
+    pub fn of(e: &Event<'_>) -> Self {
+        ContainerProcess {
+            pid: e.pid,
+            tid: e.tid,
+            ppid: e.ppid,
+            uid: e.uid,
+            gid: e.gid,
+            comm: e.comm.to_vec(),
+            cgroup_id: e.cgroup_id,
+        }
+    }
+}
+
 /// Builds capture record batches ([`tokenscan_core::capture::schema`]) row by
 /// row: fills the core's [`CaptureBuilder`] with recorded events.
 pub struct BatchBuilder {
@@ -213,12 +211,12 @@ impl BatchBuilder {
         self.len() >= self.capacity
     }
 
-    /// Appends one event with its container id.
+    /// Appends one event with its container id. [`Event::thread`] is not
+    /// written: a fork or exit row is a thread's when `tid != pid`.
     pub fn push(&mut self, e: &Event<'_>, container_id: Option<&str>) {
         let b = &mut self.columns;
         b.time.append(e.time_ns);
-        // run.rs filters out the kinds capture v1 has no name for before pushing.
-        b.kind.append(e.kind.capture_kind().expect("only capture kinds are pushed"));
+        b.kind.append(e.kind);
         b.host.append(&self.host);
         b.pid.append(e.pid);
         b.tid.append(e.tid);
@@ -235,7 +233,61 @@ impl BatchBuilder {
         b.tty.append(e.tty.map(tty_display_name));
         b.cgroup_id.append(e.cgroup_id);
         b.container_id.append(container_id);
-        b.append_v2_nulls();
+        b.sid.append(e.sid);
+        b.pgid.append(e.pgid);
+        b.start.append(e.process_start_ns);
+        b.parent_start.append(e.parent_start_ns);
+        b.cwd.append(e.cwd);
+        for c in [
+            &mut b.pod_name,
+            &mut b.pod_namespace,
+            &mut b.pod_uid,
+            &mut b.container_name,
+            &mut b.image,
+            &mut b.image_name,
+            &mut b.image_tag,
+        ] {
+            c.append(None::<&str>);
+        }
+        b.privileged.append(None);
+    }
+
+    /// Appends the `container` row of `meta`, at `time_ns` (when it was
+    /// read), with the context of `first`, the container's process that led
+    /// to the lookup: its ids, credentials, name and cgroup, nothing else.
+    pub fn push_container(&mut self, time_ns: i64, first: &ContainerProcess, meta: &PodMetadata) {
+        let b = &mut self.columns;
+        b.time.append(time_ns);
+        b.kind.append(EventKind::Container);
+        b.host.append(&self.host);
+        b.pid.append(first.pid);
+        b.tid.append(first.tid);
+        b.ppid.append(first.ppid);
+        b.uid.append(first.uid);
+        b.gid.append(first.gid);
+        b.comm.append(&escape_bytes(&first.comm));
+        b.exe.append(None::<&str>);
+        b.args.append(None::<[Option<&str>; 0]>);
+        b.path.append(None::<&str>);
+        b.requested_path.append(None::<&str>);
+        b.flags.append(None);
+        b.result.append(None);
+        b.tty.append(None::<&str>);
+        b.cgroup_id.append(first.cgroup_id);
+        b.container_id.append(Some(&meta.container_id));
+        b.sid.append(None);
+        b.pgid.append(None);
+        b.start.append(None);
+        b.parent_start.append(None);
+        b.cwd.append(None::<&str>);
+        b.pod_name.append(meta.pod_name.as_deref());
+        b.pod_namespace.append(meta.pod_namespace.as_deref());
+        b.pod_uid.append(meta.pod_uid.as_deref());
+        b.container_name.append(meta.container_name.as_deref());
+        b.image.append(meta.image.as_deref());
+        b.image_name.append(meta.image_name.as_deref());
+        b.image_tag.append(meta.image_tag.as_deref());
+        b.privileged.append(meta.privileged);
     }
 
     /// The rows appended so far as a record batch; the builder starts over.
@@ -275,16 +327,6 @@ mod tests {
     }
 
     #[test]
-    fn recorded_kinds_map_to_capture_kinds() {
-        assert_eq!(RecordedKind::Open.capture_kind(), Some(EventKind::Open));
-        assert_eq!(RecordedKind::Exec.capture_kind(), Some(EventKind::Exec));
-        for k in [RecordedKind::Fork, RecordedKind::Exit, RecordedKind::Process] {
-            assert_eq!(k.capture_kind(), None, "{k:?} has no v1 kind");
-        }
-        assert_eq!(RecordedKind::Process.as_str(), "process");
-    }
-
-    #[test]
     fn paths_and_ttys() {
         assert_eq!(WalkedPath { bytes: b"/run/x", complete: true }.to_text(), "/run/x");
         assert_eq!(WalkedPath { bytes: b"/c/d", complete: false }.to_text(), "[tokenscan:path-truncated]/c/d");
@@ -302,7 +344,7 @@ mod tests {
         let exec = Event {
             time_ns: 1_000,
             boot_ns: 10,
-            kind: RecordedKind::Exec,
+            kind: EventKind::Exec,
             pid: 10,
             tid: 10,
             ppid: 1,
@@ -326,7 +368,7 @@ mod tests {
             thread: false,
         };
         let open = Event {
-            kind: RecordedKind::Open,
+            kind: EventKind::Open,
             args: None,
             path: None,
             requested_path: Some(b"token"),
@@ -354,5 +396,92 @@ mod tests {
         assert!(rb.column(15).is_null(1));
         assert_eq!(rb.column(17).as_string::<i32>().value(0), "abc");
         assert!(rb.column(17).is_null(1));
+    }
+
+    fn col<'a>(rb: &'a RecordBatch, name: &str) -> &'a arrow::array::ArrayRef {
+        rb.column_by_name(name).unwrap_or_else(|| panic!("column {name}"))
+    }
+
+    #[test]
+    fn writes_process_context_and_container_rows() {
+        use arrow::datatypes::UInt32Type;
+        let mut b = BatchBuilder::new("node-a", 4);
+        let fork = Event {
+            time_ns: 2_000,
+            boot_ns: 20,
+            kind: EventKind::Fork,
+            pid: 10,
+            tid: 11,
+            ppid: 1,
+            uid: 0,
+            gid: 0,
+            comm: b"sh",
+            exe: Some("/bin/sh"),
+            args: None,
+            path: None,
+            requested_path: None,
+            flags: None,
+            result: None,
+            tty: None,
+            cgroup_id: 77,
+            cgroup_path: None,
+            sid: Some(5),
+            pgid: Some(10),
+            process_start_ns: Some(1_500),
+            parent_start_ns: Some(3),
+            cwd: Some("/srv"),
+            thread: true,
+        };
+        let exit = Event { kind: EventKind::Exit, tid: 10, result: Some(3 << 8), thread: false, ..fork.clone() };
+        b.push(&fork, Some("abc"));
+        b.push(&exit, Some("abc"));
+        let meta = PodMetadata {
+            container_id: "abc".into(),
+            pod_name: Some("web-0".into()),
+            pod_namespace: Some("shop".into()),
+            pod_uid: None,
+            container_name: Some("web".into()),
+            image: Some("nginx:1.27".into()),
+            image_name: Some("nginx".into()),
+            image_tag: Some("1.27".into()),
+            privileged: Some(false),
+            source: crate::pods::MetadataSource::Containerd,
+        };
+        b.push_container(3_000, &ContainerProcess::of(&fork), &meta);
+        let rb = b.finish();
+        assert_eq!(rb.schema(), schema());
+        let kinds: Vec<&str> = (0..3).map(|i| col(&rb, "kind").as_string::<i32>().value(i)).collect();
+        assert_eq!(kinds, ["fork", "exit", "container"]);
+        let tids: Vec<u32> = (0..3).map(|i| col(&rb, "tid").as_primitive::<UInt32Type>().value(i)).collect();
+        assert_eq!(tids, [11, 10, 11], "a thread's fork has tid != pid; the container row keeps the first process");
+        assert_eq!(col(&rb, "result").as_primitive::<Int64Type>().value(1), 768, "wait status of exit(3)");
+        for (name, want) in [("sid", 5), ("pgid", 10)] {
+            let c = col(&rb, name).as_primitive::<UInt32Type>();
+            assert_eq!((c.value(0), c.value(1), c.is_null(2)), (want, want, true), "{name}");
+        }
+        let start = col(&rb, "start").as_primitive::<TimestampNanosecondType>();
+        assert_eq!((start.value(0), start.is_null(2)), (1_500, true));
+        assert_eq!(col(&rb, "parent_start").as_primitive::<TimestampNanosecondType>().value(1), 3);
+        assert_eq!(col(&rb, "cwd").as_string::<i32>().value(1), "/srv");
+        assert!(col(&rb, "cwd").is_null(2));
+        for (name, want) in [
+            ("pod_name", Some("web-0")),
+            ("pod_namespace", Some("shop")),
+            ("pod_uid", None),
+            ("container_name", Some("web")),
+            ("image", Some("nginx:1.27")),
+            ("image_name", Some("nginx")),
+            ("image_tag", Some("1.27")),
+            ("container_id", Some("abc")),
+        ] {
+            let c = col(&rb, name).as_string::<i32>();
+            assert_eq!(c.is_valid(2).then(|| c.value(2)), want, "{name}");
+            if name != "container_id" {
+                assert!(c.is_null(0) && c.is_null(1), "{name} only on the container row");
+            }
+        }
+        let privileged = col(&rb, "privileged").as_boolean();
+        assert_eq!((privileged.is_valid(2), privileged.value(2), privileged.is_null(0)), (true, false, true));
+        assert_eq!(col(&rb, "time").as_primitive::<TimestampNanosecondType>().value(2), 3_000);
     }
 }

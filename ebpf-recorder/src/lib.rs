@@ -1,6 +1,6 @@
 //! `tokenscan-record`: records every file open and process exec on a Linux
-//! node into a tokenscan capture (Parquet, capture format version 1), using
-//! eBPF tracepoints.
+//! node into a tokenscan capture (Parquet, capture format version 2), with
+//! forks, exits, a /proc snapshot and pod metadata, using eBPF tracepoints.
 //!
 //! * Kernel side: `src/bpf/recorder.bpf.c` (C, CO-RE), built by `build.rs`
 //!   with libbpf-cargo into a libbpf-rs skeleton ([`skel`]).

@@ -302,7 +302,7 @@ mod tests {
             let e = Event {
                 time_ns: i as i64,
                 boot_ns: i as u64,
-                kind: crate::event::RecordedKind::Open,
+                kind: tokenscan_core::capture::EventKind::Open,
                 pid: 1,
                 tid: 1,
                 ppid: 0,

@@ -1,7 +1,7 @@
 //! One recording session: checks, load and attach, drop capabilities, the
 //! ring buffer poll loop, the writer thread, the summary.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::io::{IsTerminal, Write};
 use std::mem::MaybeUninit;
 use std::path::{Path, PathBuf};
@@ -17,8 +17,9 @@ use arrow::array::RecordBatch;
 use crate::assemble::{Assembler, AssemblerStats};
 use crate::cgroup::{find_cgroup2_mount, CgroupResolver, Resolution, ResolverStats};
 use crate::cli::Args;
-use crate::event::{BatchBuilder, Event};
+use crate::event::{BatchBuilder, ContainerProcess, Event};
 use crate::output::{now_rfc3339, CaptureWriter, Layout, RotatePolicy, WrittenFile};
+use crate::pods::{PodAnswer, PodResolver, PodResolverOptions, PodStats, PodWarning, PodWarningKind, PodWorker};
 use crate::probes::{ring_buffer_size, Counters, ProbeOptions, Probes};
 use crate::snapshot::Snapshot;
 use crate::system;
@@ -33,6 +34,11 @@ const WRITER_QUEUE: usize = 4;
 const FLUSH_EVERY: Duration = Duration::from_secs(1);
 /// Ring buffer poll timeout: the bound on stop latency and status staleness.
 const POLL_TIMEOUT: Duration = Duration::from_millis(100);
+/// Pod metadata requests waiting for the pod thread.
+const POD_QUEUE: usize = 256;
+/// Least time between two requests for a container not described yet (the
+/// pod worker paces its own retries; this only spares the drain the calls).
+const POD_ASK_EVERY: Duration = Duration::from_millis(200);
 
 static STOP: AtomicBool = AtomicBool::new(false);
 static SIGNAL: AtomicI32 = AtomicI32::new(0);
@@ -81,9 +87,12 @@ pub struct Summary {
     /// Events of cgroups that were gone before they could be looked up
     /// (recorded without a container id).
     pub gone_cgroup_events: u64,
-    /// Fork, exit and /proc snapshot events recorded but not written
-    /// (capture v1 has no kind for them).
-    pub unwritten_events: u64,
+    /// `container` rows written (one per container the runtime described).
+    pub container_rows: u64,
+    /// Pod metadata lookups.
+    pub pods: PodStats,
+    /// Problems with the runtime's state files (examples; all are counted in `pods`).
+    pub pod_warnings: Vec<PodWarning>,
     /// Processes read from /proc at the start.
     pub snapshot_processes: u64,
     /// Processes that exited while the snapshot read them (skipped).
@@ -135,9 +144,14 @@ struct EventSink {
     dropped_host: u64,
     /// Events of cgroups that were gone before they could be looked up.
     gone_events: u64,
-    /// Events of kinds capture v1 cannot hold (fork, exit, /proc snapshot),
-    /// recorded but not written until capture v2.
-    unwritten: u64,
+    /// Resolves containers to pods off the drain thread.
+    pods: Option<PodWorker>,
+    /// Containers without a `container` row yet: their first process and
+    /// when the pod worker was last asked.
+    undescribed: HashMap<Arc<str>, (ContainerProcess, Option<Instant>)>,
+    container_rows: u64,
+    /// Unix time minus CLOCK_BOOTTIME, as the assembler stamps events.
+    clock_offset_ns: i64,
 }
 
 impl Pipeline {
@@ -166,6 +180,12 @@ impl EventSink {
             Resolution::Container(c) => {
                 if !self.containers.contains(c) {
                     self.containers.insert(c.clone());
+                    if self.pods.is_some() {
+                        self.undescribed.insert(c.clone(), (ContainerProcess::of(e), None));
+                    }
+                }
+                if !self.undescribed.is_empty() {
+                    self.ask_pods(c, e.pid);
                 }
                 Some(&**c)
             }
@@ -187,14 +207,49 @@ impl EventSink {
             self.dropped_host += 1;
             return;
         }
-        // Capture v1 has no kind (and no columns) for forks, exits and the
-        // /proc snapshot: counted, not written. Capture v2 will write them.
-        if e.kind.capture_kind().is_none() {
-            self.unwritten += 1;
-            return;
-        }
         self.batch.push(e, container);
         self.events += 1;
+    }
+
+    /// Asks the pod worker about a container not described yet (without waiting).
+    fn ask_pods(&mut self, container: &str, pid: u32) {
+        let (Some(pods), Some((_, asked))) = (self.pods.as_mut(), self.undescribed.get_mut(container)) else {
+            return;
+        };
+        if asked.is_some_and(|t| t.elapsed() < POD_ASK_EVERY) {
+            return;
+        }
+        *asked = Some(Instant::now());
+        pods.request(container, Some(pid));
+    }
+
+    /// Writes a `container` row for each container the pod worker described since the last call.
+    fn take_pod_answers(&mut self) {
+        let answers = match self.pods.as_mut() {
+            Some(p) => p.try_answers(),
+            None => return,
+        };
+        self.write_container_rows(answers);
+    }
+
+    fn write_container_rows(&mut self, answers: Vec<PodAnswer>) {
+        for a in answers {
+            let Some(meta) = a.metadata else { continue };
+            let Some((first, _)) = self.undescribed.remove(a.container_id.as_str()) else { continue };
+            let now = system::boottime_ns() as i64 + self.clock_offset_ns;
+            self.batch.push_container(now, &first, &meta);
+            self.container_rows += 1;
+            self.events += 1;
+        }
+    }
+
+    /// Stops the pod worker after the requests already queued; writes their
+    /// rows. Returns its counters and warnings.
+    fn finish_pods(&mut self) -> (PodStats, Vec<PodWarning>) {
+        let Some(pods) = self.pods.take() else { return (PodStats::default(), Vec::new()) };
+        let (answers, stats, warnings) = pods.finish();
+        self.write_container_rows(answers);
+        (stats, warnings)
     }
 }
 
@@ -377,7 +432,13 @@ pub fn record(args: &Args) -> Result<Summary> {
             events: 0,
             dropped_host: 0,
             gone_events: 0,
-            unwritten: 0,
+            pods: Some(
+                PodWorker::spawn(PodResolver::new(PodResolverOptions::default()), POD_QUEUE)
+                    .context("cannot start the pod metadata thread")?,
+            ),
+            undescribed: HashMap::new(),
+            container_rows: 0,
+            clock_offset_ns: offset,
         },
     };
     pipeline.on_snapshot(&snapshot, offset);
@@ -428,6 +489,7 @@ pub fn record(args: &Args) -> Result<Summary> {
             for id in std::mem::take(&mut p.sink.new_host_cgroups) {
                 probes.add_host_cgroup(id);
             }
+            p.sink.take_pod_answers();
             if (p.sink.batch.is_full() || last_flush.elapsed() >= FLUSH_EVERY) && !p.sink.batch.is_empty() {
                 let rb = p.sink.batch.finish();
                 send(&tx, ToWriter::Batch(rb), &mut writer_gone);
@@ -484,13 +546,15 @@ pub fn record(args: &Args) -> Result<Summary> {
     probes.detach();
     let _ = ring_buffer.consume();
     let counters = probes.counters();
-    {
+    let (pods, pod_warnings) = {
         let mut p = pipeline.borrow_mut();
+        let pods = p.sink.finish_pods();
         if !p.sink.batch.is_empty() {
             let rb = p.sink.batch.finish();
             send(&tx, ToWriter::Batch(rb), &mut writer_gone);
         }
-    }
+        pods
+    };
     send(&tx, ToWriter::Tick { lost: counters.lost_records }, &mut writer_gone);
     drop(tx);
     let files = writer.join().map_err(|_| anyhow!("the capture writer thread panicked"))??;
@@ -504,7 +568,9 @@ pub fn record(args: &Args) -> Result<Summary> {
         events: p.sink.events,
         dropped_host_events: p.sink.dropped_host,
         gone_cgroup_events: p.sink.gone_events,
-        unwritten_events: p.sink.unwritten,
+        container_rows: p.sink.container_rows,
+        pods,
+        pod_warnings,
         snapshot_processes,
         snapshot_vanished,
         assembler: p.assembler.stats(),
@@ -541,11 +607,25 @@ pub fn print_summary(s: &Summary, out: &mut dyn Write) -> std::io::Result<()> {
         human_count(s.snapshot_processes),
         s.snapshot_vanished
     )?;
-    if s.unwritten_events > 0 {
+    let pods = &s.pods;
+    writeln!(
+        out,
+        "  pods        {} containers described ({} from containerd, {} from CRI-O, {} by the hostname fallback); \
+         {} lookups found nothing",
+        s.container_rows, pods.containerd, pods.crio, pods.fallback, pods.not_found
+    )?;
+    let warnings: u64 = pods.warnings.iter().sum::<u64>() + pods.queue_full;
+    if warnings > 0 {
         writeln!(
             out,
-            "  not written {} fork, exit and /proc snapshot events (capture format v1 has no kind for them)",
-            human_count(s.unwritten_events)
+            "  pod state   {} runtime state files skipped ({} unreadable, {} malformed, {} too large), {} lookups \
+             dropped (queue full){}",
+            pods.warnings.iter().sum::<u64>(),
+            pods.warning_count(PodWarningKind::Unreadable),
+            pods.warning_count(PodWarningKind::Malformed),
+            pods.warning_count(PodWarningKind::TooLarge),
+            pods.queue_full,
+            s.pod_warnings.first().map(|w| format!("; e.g. {w}")).unwrap_or_default()
         )?;
     }
     if s.dropped_host_events > 0 {

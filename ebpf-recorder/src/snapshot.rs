@@ -25,7 +25,8 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-use crate::event::{Argv, Event, RecordedKind, WalkedPath};
+use crate::event::{Argv, Event, WalkedPath};
+use tokenscan_core::capture::EventKind;
 
 /// What `/proc/PID/stat` says (the fields the snapshot keeps).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -253,7 +254,7 @@ impl Snapshot {
             let e = Event {
                 time_ns: wall(self.taken_boot_ns),
                 boot_ns: self.taken_boot_ns,
-                kind: RecordedKind::Process,
+                kind: EventKind::Process,
                 pid: p.pid,
                 tid: p.pid,
                 ppid: p.ppid,
@@ -362,7 +363,7 @@ mod tests {
         assert_eq!(
             events,
             [(
-                RecordedKind::Process,
+                EventKind::Process,
                 Some(ticks as i64 * tick_ns() as i64 + 1_000),
                 Some(parent.start_boot_ns as i64 + 1_000),
                 Some(sid),

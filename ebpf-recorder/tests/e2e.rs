@@ -25,7 +25,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use arrow::array::{Array, AsArray, RecordBatch};
-use arrow::datatypes::{Int32Type, Int64Type, UInt32Type, UInt64Type};
+use arrow::datatypes::{Int32Type, Int64Type, TimestampNanosecondType, UInt32Type, UInt64Type};
 use tokenscan_core::capture::{expand_paths, Capture, Column, EventBatch, Projection};
 use tokenscan_core::eql::CompileOptions;
 use tokenscan_core::replay::{CollectSink, ReplayOptions, Replayer};
@@ -281,6 +281,20 @@ struct Ev {
     tty: Option<String>,
     cgroup_id: u64,
     container_id: Option<String>,
+    tid: u32,
+    sid: Option<u32>,
+    pgid: Option<u32>,
+    start: Option<i64>,
+    parent_start: Option<i64>,
+    cwd: Option<String>,
+    pod_name: Option<String>,
+    pod_namespace: Option<String>,
+    pod_uid: Option<String>,
+    container_name: Option<String>,
+    image: Option<String>,
+    image_name: Option<String>,
+    image_tag: Option<String>,
+    privileged: Option<bool>,
 }
 
 fn events_of(batch: &EventBatch, first: usize) -> Vec<Ev> {
@@ -291,6 +305,10 @@ fn events_of(batch: &EventBatch, first: usize) -> Vec<Ev> {
     let result = batch.column(Column::Result).unwrap().as_primitive::<Int64Type>().clone();
     let cg = batch.column(Column::CgroupId).unwrap().as_primitive::<UInt64Type>().clone();
     let args = batch.column(Column::Args).unwrap().as_list::<i32>().clone();
+    let (tid, sid, pgid) = (u32s(Column::Tid), u32s(Column::Sid), u32s(Column::Pgid));
+    let times = |c: Column| batch.column(c).unwrap().as_primitive::<TimestampNanosecondType>().clone();
+    let (start, parent_start) = (times(Column::Start), times(Column::ParentStart));
+    let opt = |a: &arrow::array::PrimitiveArray<_>, i: usize| a.is_valid(i).then(|| a.value(i));
     (0..batch.len())
         .map(|i| Ev {
             index: first + i,
@@ -309,6 +327,23 @@ fn events_of(batch: &EventBatch, first: usize) -> Vec<Ev> {
             tty: s(Column::Tty, i),
             cgroup_id: cg.value(i),
             container_id: s(Column::ContainerId, i),
+            tid: tid.value(i),
+            sid: sid.is_valid(i).then(|| sid.value(i)),
+            pgid: pgid.is_valid(i).then(|| pgid.value(i)),
+            start: start.is_valid(i).then(|| start.value(i)),
+            parent_start: opt(&parent_start, i),
+            cwd: s(Column::Cwd, i),
+            pod_name: s(Column::PodName, i),
+            pod_namespace: s(Column::PodNamespace, i),
+            pod_uid: s(Column::PodUid, i),
+            container_name: s(Column::ContainerName, i),
+            image: s(Column::Image, i),
+            image_name: s(Column::ImageName, i),
+            image_tag: s(Column::ImageTag, i),
+            privileged: {
+                let p = batch.column(Column::Privileged).unwrap().as_boolean();
+                p.is_valid(i).then(|| p.value(i))
+            },
         })
         .collect()
 }
@@ -471,6 +506,39 @@ fn records_a_simulated_pod_and_replays_both_rules() {
     assert_eq!(cat_open.tty, cat_exec.tty);
     assert_eq!(cat_open.exe.as_deref(), Some("/usr/bin/cat"));
     assert_eq!(cat_open.ppid, cat_exec.ppid);
+
+    // --- capture v2: the cat's process context, its fork and its exit ---
+    assert!(cat_exec.sid.is_some() && cat_exec.pgid.is_some(), "{cat_exec:?}");
+    assert!(cat_exec.start.is_some() && cat_exec.parent_start.is_some(), "{cat_exec:?}");
+    assert_eq!(cat_exec.cwd.as_deref(), Some("/"), "the scenario runs in /");
+    assert_eq!((cat_open.sid, cat_open.start, cat_open.cwd.clone()), (cat_exec.sid, cat_exec.start, Some("/".into())));
+    let cat_fork = one(&events, "the cat process's fork", |e| {
+        e.kind == "fork" && e.pid == cat_exec.pid && e.tid == cat_exec.pid && e.start == cat_exec.start
+    });
+    assert_eq!(cat_fork.container_id, cid, "forked inside the pod");
+    assert_eq!((cat_fork.ppid, cat_fork.parent_start), (cat_exec.ppid, cat_exec.parent_start));
+    assert_eq!((cat_fork.args.clone(), cat_fork.path.clone(), cat_fork.result), (None, None, None));
+    assert!(cat_fork.index < cat_exec.index);
+    let cat_exit = one(&events, "the cat process's exit", |e| {
+        e.kind == "exit" && e.pid == cat_exec.pid && e.tid == cat_exec.pid && e.start == cat_exec.start
+    });
+    assert_eq!(cat_exit.result, Some(0), "cat exited 0: wait status 0");
+    assert_eq!((cat_exit.sid, cat_exit.pgid, cat_exit.comm.as_str()), (cat_exec.sid, cat_exec.pgid, "cat"));
+    assert_eq!(cat_exit.container_id, cid);
+    assert!(cat_exit.index > cat_open.index);
+    // The recorder's own start: a /proc snapshot row for pid 1.
+    let init = one(&events, "pid 1's snapshot row", |e| e.kind == "process" && e.pid == 1);
+    assert!(init.start.is_some() && init.sid.is_some(), "{init:?}");
+    // At most one container row per container; the simulated pod has no
+    // runtime state, so whether the hostname fallback describes it depends
+    // on timing: only what such a row must hold is checked.
+    let rows: Vec<&Ev> = events.iter().filter(|e| e.kind == "container" && e.container_id == cid).collect();
+    assert!(rows.len() <= 1, "{rows:?}");
+    for r in rows {
+        assert_eq!((r.image.clone(), r.path.clone(), r.args.clone()), (None, None, None), "{r:?}");
+    }
+    assert!(log.contains("  pods        "), "{log}");
+    assert!(!log.contains("not written"), "{log}");
 
     let relative = one(&events, "the relative read after cd", |e| {
         in_pod(e) && e.kind == "open" && e.requested_path.as_deref() == Some("token")
@@ -921,8 +989,8 @@ fn fault_pod_cgroup_removed_before_lookup_keeps_its_container_id() {
     one(&events, "pod C's read", |e| read("cat", e) && e.container_id.as_deref() == Some(&c.id));
 }
 
-/// One event as the assembler hands it over, owned (the process fields that
-/// capture v1 cannot hold yet).
+/// One event as the assembler hands it over, owned (with `thread`, which the
+/// capture does not hold).
 #[derive(Debug, Clone, PartialEq)]
 struct ProcEv {
     kind: &'static str,
@@ -1084,4 +1152,160 @@ fn records_fork_exit_threads_sessions_and_cwd() {
     // In the chroot: path and cwd relative to the new root.
     let chrooted = mine.iter().find(|e| e.path.as_deref() == Some("/sub/f")).expect("the open in the chroot");
     assert_eq!(chrooted.cwd.as_deref(), Some("/sub"));
+}
+
+/// A container started by runc from a bundle laid out where containerd-shim
+/// puts one (`/run/containerd/io.containerd.runtime.v2.task/k8s.io/<id>`),
+/// with the CRI plugin's annotations; killed and removed on drop.
+struct RuncContainer {
+    id: String,
+    bundle: PathBuf,
+}
+
+const RUNC_ROOT: &str = "/run/containerd/runc/k8s.io";
+
+impl RuncContainer {
+    fn start(annotations: serde_json::Value) -> RuncContainer {
+        let id = random_hex64();
+        let bundle = Path::new("/run/containerd/io.containerd.runtime.v2.task/k8s.io").join(&id);
+        let rootfs = bundle.join("rootfs");
+        let bin = rootfs.join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        std::fs::copy(which("busybox").expect("busybox-static"), bin.join("busybox")).unwrap();
+        for applet in ["sh", "cat", "sleep"] {
+            std::os::unix::fs::symlink("busybox", bin.join(applet)).unwrap();
+        }
+        let sa = rootfs.join(SA.trim_start_matches('/'));
+        std::fs::create_dir_all(&sa).unwrap();
+        std::fs::write(sa.join("token"), "eyJhbGciOiJSUzI1NiJ9.runc-token").unwrap();
+        let c = RuncContainer { id: id.clone(), bundle: bundle.clone() };
+        let spec = Command::new("runc").arg("spec").current_dir(&bundle).status().expect("runc spec");
+        assert!(spec.success(), "runc spec failed");
+        let path = bundle.join("config.json");
+        let mut config: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        config["process"]["terminal"] = false.into();
+        config["process"]["args"] = serde_json::json!(["sleep", "60"]);
+        config["process"]["env"] = serde_json::json!(["PATH=/bin"]);
+        config["root"] = serde_json::json!({"path": "rootfs", "readonly": true});
+        let pod_uid = annotations["io.kubernetes.cri.sandbox-uid"].as_str().unwrap().replace('-', "_");
+        config["linux"]["cgroupsPath"] = format!("/kubepods/besteffort/pod{pod_uid}/{id}").into();
+        config["annotations"] = annotations;
+        std::fs::write(&path, serde_json::to_vec_pretty(&config).unwrap()).unwrap();
+        // The detached container keeps runc's stdio: a file, not a pipe
+        // (reading a pipe to its end would wait for the container).
+        let err_path = bundle.join("runc-run.err");
+        let status = Command::new("runc")
+            .args(["--root", RUNC_ROOT, "run", "-d", "-b"])
+            .arg(&bundle)
+            .arg(&id)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&err_path).unwrap())
+            .status()
+            .expect("runc run");
+        assert!(status.success(), "runc run failed: {}", std::fs::read_to_string(&err_path).unwrap_or_default());
+        c
+    }
+
+    /// `runc exec` of `args` in the container; its stdout.
+    fn exec(&self, args: &[&str]) -> String {
+        let out = Command::new("runc")
+            .args(["--root", RUNC_ROOT, "exec", &self.id])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("runc exec");
+        assert!(out.status.success(), "runc exec {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for RuncContainer {
+    fn drop(&mut self) {
+        let runc = |args: &[&str]| {
+            let _ = Command::new("runc").args(["--root", RUNC_ROOT]).args(args).stderr(Stdio::null()).status();
+        };
+        runc(&["kill", &self.id, "KILL"]);
+        std::thread::sleep(Duration::from_millis(200));
+        runc(&["delete", "-f", &self.id]);
+        let _ = std::fs::remove_dir_all(&self.bundle);
+    }
+}
+
+#[test]
+fn records_a_runc_container_with_its_pod_metadata() {
+    if !should_run("records_a_runc_container_with_its_pod_metadata") {
+        return;
+    }
+    if which("runc").is_none() || which("busybox").is_none() {
+        let reason = "runc and busybox are not installed (apt-get install runc busybox-static)";
+        if std::env::var("TOKENSCAN_SKIP_EBPF").as_deref() == Ok("1") {
+            eprintln!("\n!!!!!!!!!! SKIPPED records_a_runc_container_with_its_pod_metadata: {reason} !!!!!!!!!!\n");
+            return;
+        }
+        panic!("records_a_runc_container_with_its_pod_metadata cannot run: {reason}");
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let tmp = tempfile::tempdir().unwrap();
+    let capture = tmp.path().join("capture.parquet");
+    let recorder = Recorder::start(&["-o", capture.to_str().unwrap()], tmp.path().join("recorder.log"));
+    let uid = "6f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0";
+    let container = RuncContainer::start(serde_json::json!({
+        "io.kubernetes.cri.container-type": "container",
+        "io.kubernetes.cri.sandbox-name": "web-0",
+        "io.kubernetes.cri.sandbox-namespace": "shop",
+        "io.kubernetes.cri.sandbox-uid": uid,
+        "io.kubernetes.cri.container-name": "web",
+        "io.kubernetes.cri.image-name": "registry.example:5000/shop/web:1.4.2",
+    }));
+    let token = container.exec(&["cat", &format!("{SA}/token")]);
+    assert_eq!(token, "eyJhbGciOiJSUzI1NiJ9.runc-token");
+    // The pod thread answers within a poll or two.
+    std::thread::sleep(Duration::from_millis(1500));
+    let log = recorder.stop();
+    drop(container);
+    assert!(log.contains("lost        0 (the capture is complete)"), "{log}");
+    assert!(log.contains("1 from containerd"), "{log}");
+
+    let (events, _) = read_events(&capture);
+    let id = container_id_of(&events, "cat");
+    let row = one(&events, "the container's row", |e| e.kind == "container" && e.container_id.as_deref() == Some(&id));
+    let got = (
+        row.pod_name.as_deref(),
+        row.pod_namespace.as_deref(),
+        row.pod_uid.as_deref(),
+        row.container_name.as_deref(),
+        row.image.as_deref(),
+        row.image_name.as_deref(),
+        row.image_tag.as_deref(),
+    );
+    let want = (
+        Some("web-0"),
+        Some("shop"),
+        Some(uid),
+        Some("web"),
+        Some("registry.example:5000/shop/web:1.4.2"),
+        Some("registry.example:5000/shop/web"),
+        Some("1.4.2"),
+    );
+    assert_eq!(got, want);
+    // runc's default spec keeps a short capability list and masks /proc paths.
+    assert_eq!(row.privileged, Some(false));
+    assert!(events.iter().any(|e| e.container_id.as_deref() == Some(&id) && e.pid == row.pid && e.kind != "container"));
+    // The read, in the container: the path as the container sees it.
+    let read = one(&events, "cat's read of the token", |e| {
+        e.kind == "open"
+            && e.comm == "cat"
+            && e.container_id.as_deref() == Some(&id)
+            && e.path.as_deref() == Some(&format!("{SA}/token")[..])
+    });
+    assert!(read.start.is_some() && read.cwd.as_deref() == Some("/"), "{read:?}");
+}
+
+/// The container id of the events of `comm` that have one (exactly one id).
+fn container_id_of(events: &[Ev], comm: &str) -> String {
+    let ids: std::collections::BTreeSet<&str> =
+        events.iter().filter(|e| e.comm == comm).filter_map(|e| e.container_id.as_deref()).collect();
+    assert_eq!(ids.len(), 1, "{ids:?}");
+    ids.into_iter().next().unwrap().to_string()
 }

@@ -253,7 +253,7 @@ fn export(
         // Check the capture before creating the output, so a bad input leaves nothing behind.
         Capture::open(&capture)?;
         write_output(&output, force, |mut out| {
-            let n = export_capture(format, &capture, &mut out, &output, &options)?;
+            let n = export_capture(format, &capture, &mut out, &output, &options)?.events;
             out.flush().map_err(|e| Error::Output { path: output.clone(), message: e.to_string() })?;
             Ok(n)
         })

@@ -110,20 +110,32 @@ pub fn run(cmd: ExportCommand) -> Result<u8> {
     let output = a.output.filter(|p| p.as_os_str() != "-");
     let Some(path) = output else {
         let out = BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
-        export_capture(format, &a.capture, out, Path::new("-"), &options)?;
+        let counts = export_capture(format, &a.capture, out, Path::new("-"), &options)?;
+        note_skipped(counts.skipped);
         return Ok(EXIT_OK);
     };
     refuse_inputs(&path, &[&a.capture], "capture")?;
     // Check the capture before creating the output, so a bad input leaves nothing behind.
     Capture::open(&a.capture)?;
-    let n = write_new(&path, a.force, |file| {
+    let counts = write_new(&path, a.force, |file| {
         let mut out = BufWriter::with_capacity(1 << 20, file);
-        let n = export_capture(format, &a.capture, &mut out, &path, &options)?;
+        let counts = export_capture(format, &a.capture, &mut out, &path, &options)?;
         out.flush().map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-        Ok(n)
+        Ok(counts)
     })?;
     if std::io::stderr().is_terminal() {
-        eprint!("{}", messages::wrote(n, &path));
+        eprint!("{}", messages::wrote(counts.events, &path));
     }
+    note_skipped(counts.skipped);
     Ok(EXIT_OK)
+}
+
+/// Says on stderr how many rows the export formats cannot carry were left out.
+fn note_skipped(skipped: u64) {
+    if skipped > 0 {
+        eprintln!(
+            "tokenscan: note: skipped {skipped} fork, exit, process and container rows (capture format v2); \
+             the export carries opens and execs only"
+        );
+    }
 }

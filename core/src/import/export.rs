@@ -124,21 +124,30 @@ impl<W: Write> CaptureSink for Exporter<W> {
     }
 }
 
+/// What [`export_capture`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ExportCounts {
+    /// Events written (opens and execs).
+    pub events: u64,
+    /// Rows skipped: `fork`, `exit`, `process` and `container` rows.
+    pub skipped: u64,
+}
+
 /// Exports the capture file `capture` (Parquet or NDJSON) to `out` as
-/// `format` lines; returns the number of events written.
+/// `format` lines; returns how many events were written and skipped.
 pub fn export_capture<W: Write>(
     format: ImportFormat,
     capture: &Path,
     out: W,
     label: &Path,
     options: &ExportOptions,
-) -> Result<u64> {
+) -> Result<ExportCounts> {
     let mut ex = Exporter::new(out, label, format, *options);
     let read = ReplayOptions::default();
     crate::driver::read_events(&[capture], Projection::all(), &read, |_, b| Ok(b), &mut |b: EventBatch| ex.write(&b))?;
-    let n = ex.events();
+    let counts = ExportCounts { events: ex.events(), skipped: ex.skipped() };
     ex.finish()?;
-    Ok(n)
+    Ok(counts)
 }
 
 /// Typed access to the columns of a batch.

@@ -82,6 +82,21 @@ impl ProcessEventKind {
     }
 }
 
+impl From<crate::capture::EventKind> for ProcessEventKind {
+    /// The process table's view of a capture row's kind.
+    fn from(kind: crate::capture::EventKind) -> Self {
+        use crate::capture::EventKind;
+        match kind {
+            EventKind::Open => ProcessEventKind::Open,
+            EventKind::Exec => ProcessEventKind::Exec,
+            EventKind::Fork => ProcessEventKind::Fork,
+            EventKind::Exit => ProcessEventKind::Exit,
+            EventKind::Process => ProcessEventKind::Snapshot,
+            EventKind::Container => ProcessEventKind::Container,
+        }
+    }
+}
+
 /// One event as the process table needs it, borrowed from wherever the
 /// event lives (an Arrow batch, an NDJSON line, a test's literal).
 ///
