@@ -15,7 +15,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
-use commands::{convert, decode_floor, diff, export, gaps, import, inspect, replay, rules, synth, test};
+use commands::{convert, decode_floor, diff, export, gaps, import, inspect, replay, rules, synth, test, tree};
 
 /// Exit code: success (with or without findings, unless --fail-on-findings).
 pub const EXIT_OK: u8 = 0;
@@ -66,6 +66,8 @@ enum Command {
     /// Work with rule files.
     #[command(subcommand)]
     Rules(rules::RulesCommand),
+    /// Print the process tree of a pod, a container or a session, each finding marked with its rule and reason.
+    Tree(tree::TreeArgs),
 }
 
 fn main() -> ExitCode {
@@ -92,6 +94,7 @@ fn run(cli: Cli) -> Result<u8> {
         Command::Export(c) => export::run(c),
         Command::Inspect(a) => inspect::run(a),
         Command::Rules(c) => rules::run(c),
+        Command::Tree(a) => tree::run(a),
     }
 }
 

@@ -14,6 +14,7 @@
 //! searcher driving a sink is the model).
 
 use std::path::Path;
+use std::sync::Arc;
 
 use rayon::prelude::*;
 
@@ -23,6 +24,7 @@ use arrow::datatypes::TimestampNanosecondType;
 use crate::capture::{Capture, Column, EventBatch, Projection};
 use crate::error::{Error, Result};
 use crate::findings::Hit;
+use crate::process::{ProcessContext, ProcessContextBuilder};
 use crate::replay::{ReplayOptions, ReplaySummary, RuleSummary, UnevaluableExample, Unreadable};
 use crate::rules::Rule;
 
@@ -44,6 +46,9 @@ pub struct Chunk<'a> {
     /// Events a rule could not evaluate: (rule position, event index, why),
     /// by event then rule. They need not be among the rows.
     pub unevaluable: Vec<(usize, u64, String)>,
+    /// The processes of the capture, when a rule or the consumer needs them
+    /// (see [`Consumer::needs_process`]); look rows up by [`Chunk::event_index`].
+    pub process: Option<Arc<ProcessContext>>,
 }
 
 impl Chunk<'_> {
@@ -93,6 +98,14 @@ pub trait Consumer: Sync {
     /// rules read) to hand over besides those where a rule fired: pushed onto
     /// `rows` in any order.
     fn keep(&self, _capture: &Path, _batch: &EventBatch, _rows: &mut Vec<u32>) {}
+
+    /// Whether the consumer reads the processes of a capture ([`Chunk::process`]):
+    /// then the driver rebuilds them (a pass over the capture's lifecycle
+    /// columns) before handing over its rows, as it does when a rule reads
+    /// process-model fields.
+    fn needs_process(&self) -> bool {
+        false
+    }
 
     /// Turns a chunk into a part (on one of the driver's threads).
     fn part(&self, chunk: Chunk<'_>) -> Result<Self::Part>;
@@ -188,19 +201,34 @@ impl<'r> Driver<'r> {
         if let (true, Some(e)) = (opened.is_empty(), first_error) {
             return Err(e);
         }
+        self.run_opened(&opened, consumer, sink, &mut summary)?;
+        Ok(summary)
+    }
+
+    /// [`Driver::run`] on captures already opened, adding to `summary`.
+    fn run_opened<C: Consumer>(
+        &self,
+        opened: &[Capture],
+        consumer: &C,
+        sink: &mut dyn PartSink<C::Part>,
+        summary: &mut ReplaySummary,
+    ) -> Result<()> {
         let total: Option<u64> = opened.iter().map(Capture::num_rows).sum();
         let threads = rayon::current_num_threads().max(1);
         sink.progress(0, total);
-        for capture in &opened {
+        let needs_process = consumer.needs_process() || self.rules.iter().any(Rule::needs_process);
+        for capture in opened {
             let path = capture.path();
             let before = summary.events;
+            let process = if needs_process { Some(Arc::new(self.process_context(capture)?)) } else { None };
+            let process = process.as_ref();
             let units: Vec<usize> = (0..capture.units()).collect();
             let mut failures = Vec::new();
             for wave in units.chunks(threads) {
                 if let [unit] = wave {
                     // One unit (an NDJSON capture, the last of a row-group wave):
                     // parts go to the sink as they come instead of piling up.
-                    let (part, failure) = self.unit(capture, *unit, consumer, &mut |p| sink.part(p))?;
+                    let (part, failure) = self.unit(capture, process, *unit, consumer, &mut |p| sink.part(p))?;
                     summary.merge(part, self.options.max_examples);
                     failures.extend(failure);
                     sink.progress(summary.events, total);
@@ -210,7 +238,7 @@ impl<'r> Driver<'r> {
                     .par_iter()
                     .map(|&unit| {
                         let mut parts = Vec::new();
-                        let r = self.unit(capture, unit, consumer, &mut |p| {
+                        let r = self.unit(capture, process, unit, consumer, &mut |p| {
                             parts.push(p);
                             Ok(())
                         });
@@ -241,7 +269,24 @@ impl<'r> Driver<'r> {
                 });
             }
         }
-        Ok(summary)
+        Ok(())
+    }
+
+    /// The processes of `capture`: a pass in capture order over its
+    /// lifecycle columns ([`ProcessContext::projection`]), through this
+    /// driver's own reading (same parallel decoding, same handling of
+    /// unreadable row groups), feeding the process table.
+    pub fn process_context(&self, capture: &Capture) -> Result<ProcessContext> {
+        let mut builder = ProcessContextBuilder::default();
+        let reader = Driver::new(&[], self.options);
+        let consumer =
+            EachBatch { columns: ProcessContext::projection(), map: |_: &Path, b: EventBatch| Ok(b), process: false };
+        let mut sink = |b: EventBatch| {
+            builder.push_batch(&b);
+            Ok(())
+        };
+        reader.run_opened(std::slice::from_ref(capture), &consumer, &mut sink, &mut reader.new_summary())?;
+        Ok(builder.finish())
     }
 
     /// Columns decoded for every event of `capture`, and those read afterwards
@@ -347,7 +392,8 @@ impl<'r> Driver<'r> {
         update_time_range(&mut part.time_range, batch);
         let (hits, bad) = self.evaluate(batch);
         let unevaluable = self.count_unevaluable(capture, batch, bad, &mut part)?;
-        Ok((part, Chunk { capture, rows: batch.clone(), indexes: None, hits, unevaluable }))
+        let process = batch.process().cloned();
+        Ok((part, Chunk { capture, rows: batch.clone(), indexes: None, hits, unevaluable, process }))
     }
 
     /// Reads one unit (row group) of a capture, sending its parts to `emit`;
@@ -357,6 +403,7 @@ impl<'r> Driver<'r> {
     fn unit<C: Consumer>(
         &self,
         capture: &Capture,
+        process: Option<&Arc<ProcessContext>>,
         unit: usize,
         consumer: &C,
         emit: &mut dyn FnMut(C::Part) -> Result<()>,
@@ -379,7 +426,7 @@ impl<'r> Driver<'r> {
             Ok(batches) => {
                 for batch in batches {
                     let batch = match batch {
-                        Ok(batch) => batch,
+                        Ok(batch) => batch.with_process(process.cloned()),
                         Err(e) if skip => {
                             failure = Some(e);
                             break;
@@ -392,8 +439,14 @@ impl<'r> Driver<'r> {
                         if self.rules.is_empty() { Default::default() } else { self.evaluate(&batch) };
                     let bad = self.count_unevaluable(path, &batch, bad, &mut part)?;
                     if keep_all {
-                        let chunk =
-                            Chunk { capture: path, rows: batch, indexes: None, hits: batch_hits, unevaluable: bad };
+                        let chunk = Chunk {
+                            capture: path,
+                            rows: batch,
+                            indexes: None,
+                            hits: batch_hits,
+                            unevaluable: bad,
+                            process: process.cloned(),
+                        };
                         emit(consumer.part(chunk)?)?;
                         continue;
                     }
@@ -415,7 +468,14 @@ impl<'r> Driver<'r> {
                         let hits = batch_hits.into_iter().map(|h| at(h, 0)).collect();
                         let indexes = rows.iter().map(|&r| first + u64::from(r)).collect();
                         let rows = batch.take(&rows);
-                        let chunk = Chunk { capture: path, rows, indexes: Some(indexes), hits, unevaluable: bad };
+                        let chunk = Chunk {
+                            capture: path,
+                            rows,
+                            indexes: Some(indexes),
+                            hits,
+                            unevaluable: bad,
+                            process: process.cloned(),
+                        };
                         emit(consumer.part(chunk)?)?;
                         continue;
                     }
@@ -449,7 +509,14 @@ impl<'r> Driver<'r> {
                 Err(e) => return Err(e),
             }
         };
-        emit(consumer.part(Chunk { capture: path, rows, indexes: Some(indexes), hits, unevaluable })?)?;
+        emit(consumer.part(Chunk {
+            capture: path,
+            rows,
+            indexes: Some(indexes),
+            hits,
+            unevaluable,
+            process: process.cloned(),
+        })?)?;
         Ok((part, failure))
     }
 }
@@ -474,6 +541,8 @@ pub struct EachBatch<F> {
     pub columns: Projection,
     /// What to make of a batch of one capture.
     pub map: F,
+    /// Whether the batches carry the capture's processes ([`EventBatch::process`]).
+    pub process: bool,
 }
 
 impl<T, F> Consumer for EachBatch<F>
@@ -489,6 +558,10 @@ where
 
     fn keep_all(&self) -> bool {
         true
+    }
+
+    fn needs_process(&self) -> bool {
+        self.process
     }
 
     fn part(&self, chunk: Chunk<'_>) -> Result<T> {
@@ -513,5 +586,24 @@ where
     T: Send,
     F: Fn(&Path, EventBatch) -> Result<T> + Sync,
 {
-    Driver::new(&[], options).run(captures, &EachBatch { columns, map }, sink)
+    Driver::new(&[], options).run(captures, &EachBatch { columns, map, process: false }, sink)
+}
+
+/// [`read_events`] with the capture's processes attached to every batch
+/// ([`EventBatch::process`]) when `process` is set: for views and hunts that
+/// show or test process-model fields.
+pub fn read_events_with_process<P, T, F>(
+    captures: &[P],
+    columns: Projection,
+    process: bool,
+    options: &ReplayOptions,
+    map: F,
+    sink: &mut dyn PartSink<T>,
+) -> Result<ReplaySummary>
+where
+    P: AsRef<Path>,
+    T: Send,
+    F: Fn(&Path, EventBatch) -> Result<T> + Sync,
+{
+    Driver::new(&[], options).run(captures, &EachBatch { columns, map, process }, sink)
 }

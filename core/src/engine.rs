@@ -41,6 +41,14 @@ pub trait CompiledRule: std::fmt::Debug + Send + Sync {
     /// must carry them.
     fn projection(&self) -> Projection;
 
+    /// Whether the rule reads process-model fields (parents, leaders, entity
+    /// ids, containers' pods and images): then the driver attaches the
+    /// capture's [`crate::process::ProcessContext`] to every batch
+    /// ([`EventBatch::process`]); without one those fields are missing.
+    fn needs_process(&self) -> bool {
+        false
+    }
+
     /// Evaluates the rule on every event of `batch`.
     fn evaluate(&self, batch: &EventBatch) -> Verdict;
 

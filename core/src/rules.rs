@@ -69,6 +69,11 @@ impl Rule {
         self.logic.why_not(batch, row)
     }
 
+    /// Whether the rule reads process-model fields (see [`CompiledRule::needs_process`]).
+    pub fn needs_process(&self) -> bool {
+        self.logic.needs_process()
+    }
+
     /// Capture columns the rule reads.
     pub fn projection(&self) -> Projection {
         self.logic.projection()

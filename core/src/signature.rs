@@ -97,11 +97,39 @@ pub(crate) struct Selector {
     pub(crate) origin: OriginSelector,
 }
 
+/// What an allow-list entry is compared with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum AllowBy {
+    /// The kernel's comm (`processName`), exactly: the signature generation of TRC-108.
+    #[default]
+    Comm,
+    /// The file name of the executable (`filepath.Base` of `executable.path`):
+    /// the detector generation of TRC-108 (Tracee `detectors/`, 2025-12).
+    ExecutableBasename,
+}
+
+/// What a missing `pathname` or `flags` argument means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum MissingArgument {
+    /// The event cannot be evaluated (counted, or fatal under strict): the
+    /// Go signature returns an error.
+    #[default]
+    Error,
+    /// No finding, silently: the detector returns nothing.
+    NoFinding,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Logic {
     #[serde(default)]
     pub(crate) allow_processes: Vec<String>,
+    #[serde(default)]
+    pub(crate) allow_by: AllowBy,
+    #[serde(default)]
+    pub(crate) missing_argument: MissingArgument,
     pub(crate) path_regex: toml::Spanned<String>,
     pub(crate) access: Access,
 }
@@ -127,8 +155,13 @@ pub struct Signature {
     pub properties: BTreeMap<String, String>,
     /// Origin selector.
     pub origin: OriginSelector,
-    /// Process names (kernel comm, exact) that never produce a finding.
+    /// Process names (kernel comm or executable file name, exact, see
+    /// [`Signature::allow_by`]) that never produce a finding.
     pub allow_processes: HashSet<String>,
+    /// What the allow-list is compared with.
+    pub allow_by: AllowBy,
+    /// What a missing argument means.
+    pub missing_argument: MissingArgument,
     allow_list: Vec<String>,
     /// The path regex as written.
     pub path_regex: String,
@@ -185,6 +218,8 @@ impl Signature {
             origin: f.selector.origin,
             allow_processes: f.logic.allow_processes.iter().cloned().collect(),
             allow_list: f.logic.allow_processes,
+            allow_by: f.logic.allow_by,
+            missing_argument: f.logic.missing_argument,
             path_regex: src,
             regex,
             access: f.logic.access,
@@ -206,9 +241,28 @@ impl Signature {
         }
     }
 
-    /// Whether each event's processName is allow-listed (judged once per distinct value).
+    /// Whether each event's processName (or executable file name) is
+    /// allow-listed (judged once per distinct value). A missing executable
+    /// path is never allow-listed.
     fn allow_listed(&self, view: &TraceeView<'_>) -> BooleanBuffer {
-        any_str(view.process_name().as_ref(), None, self.verdict_keys[0], &|s| self.allow_processes.contains(s))
+        match self.allow_by {
+            AllowBy::Comm => {
+                any_str(view.process_name().as_ref(), None, self.verdict_keys[0], &|s| self.allow_processes.contains(s))
+            }
+            AllowBy::ExecutableBasename => any_str(view.executable_path().as_ref(), None, self.verdict_keys[0], &|s| {
+                self.allow_processes.contains(basename(s))
+            }),
+        }
+    }
+
+    /// The name the allow-list is compared with for event `row` of `view`.
+    fn allow_name<'v>(&self, view: &TraceeView<'v>, row: usize) -> (&'static str, Option<&'v str>) {
+        match self.allow_by {
+            AllowBy::Comm => ("processName", str_at(view.process_name().as_ref(), row)),
+            AllowBy::ExecutableBasename => {
+                ("basename(executable.path)", str_at(view.executable_path().as_ref(), row).map(basename))
+            }
+        }
     }
 
     /// Whether the path regex matches `path` (unanchored, as Go's MatchString).
@@ -229,9 +283,14 @@ impl CompiledRule for Signature {
 
     /// The columns of the Tracee view fields the signature reads.
     fn projection(&self) -> Projection {
-        [Column::Kind, Column::Result, Column::Path, Column::Flags, Column::Comm, Column::ContainerId]
-            .into_iter()
-            .collect()
+        let mut p: Projection =
+            [Column::Kind, Column::Result, Column::Path, Column::Flags, Column::Comm, Column::ContainerId]
+                .into_iter()
+                .collect();
+        if self.allow_by == AllowBy::ExecutableBasename {
+            p.insert(Column::Exe);
+        }
+        p
     }
 
     /// The rows that fire, and the rows that were selected but cannot be
@@ -255,8 +314,12 @@ impl CompiledRule for Signature {
         let access = &flags_valid & &BooleanBuffer::collect_bool(batch.len(), |i| self.access.allows(values[i]));
         let fires = &(&candidates & &access) & &path_matches;
         let path_valid = valid_bits(path.as_ref());
-        // Selected, not allow-listed, but an argument is missing: Tracee's signature returns an error.
+        // Selected, not allow-listed, but an argument is missing: Tracee's signature
+        // returns an error; its detector returns no finding.
         let missing = &candidates & &!&(&path_valid & &flags_valid);
+        if self.missing_argument == MissingArgument::NoFinding {
+            return Verdict { fires, unevaluable };
+        }
         for i in missing.set_indices() {
             let message = if !path_valid.value(i) {
                 "argument \"pathname\" is missing (path is null)"
@@ -272,14 +335,14 @@ impl CompiledRule for Signature {
     fn why(&self, batch: &EventBatch, row: usize) -> String {
         let one = batch.slice(row, 1);
         let view = TraceeView::new(&one);
-        let comm = str_at(view.process_name().as_ref(), 0).unwrap_or("");
+        let (what, name) = self.allow_name(&view, 0);
         let path = str_at(view.pathname().as_ref(), 0).unwrap_or("");
         let flags = view.flags().value(0);
         let origin = view.origin(0).as_str();
         let mode = crate::display::AccessMode::of(flags).constant().unwrap_or("access mode 3");
         format!(
-            "security_file_open from {origin}: processName {} not in allow-list; {}(flags={flags:#x}: {mode}); pathname {} matches {}",
-            serde_json::Value::String(comm.to_string()),
+            "security_file_open from {origin}: {what} {} not in allow-list; {}(flags={flags:#x}: {mode}); pathname {} matches {}",
+            serde_json::Value::String(name.unwrap_or("").to_string()),
             self.access.helper(),
             serde_json::Value::String(path.to_string()),
             self.path_regex
@@ -308,16 +371,20 @@ impl CompiledRule for Signature {
             return format!("origin is {}; the signature selects {:?} events", origin.as_str(), self.origin)
                 .to_lowercase();
         }
-        let comm = str_at(view.process_name().as_ref(), 0).unwrap_or("");
-        if self.allow_processes.contains(comm) {
-            return format!("processName {} is allow-listed", serde_json::Value::String(comm.into()));
+        let (what, name) = self.allow_name(&view, 0);
+        if let Some(name) = name.filter(|n| self.allow_processes.contains(*n)) {
+            return format!("{what} {} is allow-listed", serde_json::Value::String(name.into()));
         }
+        let missing = match self.missing_argument {
+            MissingArgument::Error => "cannot evaluate",
+            MissingArgument::NoFinding => "no finding",
+        };
         let Some(path) = str_at(view.pathname().as_ref(), 0) else {
-            return "cannot evaluate: argument \"pathname\" is missing".into();
+            return format!("{missing}: argument \"pathname\" is missing");
         };
         let flags = view.flags();
         if flags.is_null(0) {
-            return "cannot evaluate: argument \"flags\" is missing".into();
+            return format!("{missing}: argument \"flags\" is missing");
         }
         let f = flags.value(0);
         if !self.access.allows(f) {
@@ -330,6 +397,14 @@ impl CompiledRule for Signature {
     }
 
     fn describe(&self) -> serde_json::Value {
+        if self.allow_by != AllowBy::Comm || self.missing_argument != MissingArgument::Error {
+            return serde_json::json!({
+                "origin": format!("{:?}", self.origin).to_lowercase(), "allow_processes": self.allow_list(),
+                "allow_by": match self.allow_by { AllowBy::Comm => "comm", AllowBy::ExecutableBasename => "executable_basename" },
+                "missing_argument": match self.missing_argument {
+                    MissingArgument::Error => "error", MissingArgument::NoFinding => "no_finding" },
+                "path_regex": self.path_regex, "access": format!("{:?}", self.access).to_lowercase()});
+        }
         serde_json::json!({
             "origin": format!("{:?}", self.origin).to_lowercase(), "allow_processes": self.allow_list(),
             "path_regex": self.path_regex, "access": format!("{:?}", self.access).to_lowercase()})
@@ -351,10 +426,15 @@ impl CompiledRule for Signature {
     }
 
     fn allow_lists(&self, process_name: &str) -> bool {
-        self.allow_processes.contains(process_name)
+        self.allow_by == AllowBy::Comm && self.allow_processes.contains(process_name)
     }
 
     fn path_pattern_matches(&self, path: &str) -> Option<bool> {
         Some(self.path_matches(path))
     }
+}
+
+/// The last component of a path (Go's `filepath.Base` for a non-empty path without trailing slash).
+fn basename(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
 }

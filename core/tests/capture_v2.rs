@@ -196,21 +196,24 @@ fn a_version_2_capture_round_trips_through_parquet_cell_for_cell() {
 }
 
 #[test]
-fn the_new_kinds_never_reach_a_rule() {
+fn the_new_kinds_reach_only_the_ecs_view_as_process_events() {
     let dir = tempfile::tempdir().expect("tmp");
     let ndjson = dir.path().join("v2.ndjson");
     std::fs::write(&ndjson, v2_text()).expect("write");
     let parquet = dir.path().join("v2.parquet");
     to_parquet(&ndjson, &parquet);
-    // Only the exec (5) and the open (6) are events; rows 0-4 carry the
-    // same context but are lineage and metadata.
+    // The built-in rules fire only on the exec (5) and the open (6): rows 0-4
+    // carry the same context but are lineage and metadata. The ECS view also
+    // shows a process's fork (2) and exit (4) as D4C process events
+    // (`event.action` fork and end), never the snapshot (0), the container
+    // row (1) or a thread's fork (3).
     let mut want = vec![(ELASTIC.to_string(), 5), (TRC108.to_string(), 6)];
     want.sort();
     let any = "[rule]\nname = \"any\"\nrule_id = \"ANY\"\nseverity = \"low\"\nlanguage = \"eql\"\nquery = \"any where true\"\n";
     for path in [&ndjson, &parquet] {
         assert_eq!(findings(builtin(), path), want, "{}", path.display());
         let rules = RuleSet::from_sources(&[(Path::new("any.toml"), any)], &CompileOptions::default()).expect("rule");
-        assert_eq!(findings(rules, path), of("ANY", &[5, 6]), "{}", path.display());
+        assert_eq!(findings(rules, path), of("ANY", &[2, 4, 5, 6]), "{}", path.display());
     }
 }
 

@@ -264,8 +264,7 @@ const KEYWORD_FIELDS: &[&str] = &[
 ];
 const LONG_FIELDS: &[&str] = &["process.pid", "process.thread.id", "process.parent.pid", "process.args_count"];
 /// Not in the ECS view: only usable as `?name`, and then always missing.
-const UNKNOWN_FIELDS: &[&str] =
-    &["process.command_line", "file.Ext.original.name", "container.security_context.privileged"];
+const UNKNOWN_FIELDS: &[&str] = &["process.command_line", "file.Ext.original.name", "process.env_vars"];
 
 fn keyword_field() -> impl Strategy<Value = Field> {
     (select(KEYWORD_FIELDS), prop::bool::weighted(0.1))

@@ -1,5 +1,5 @@
 //! The module-level functions: `replay`, `read_capture`, `ecs_view`,
-//! `tracee_view`, `hunt`. Each converts its arguments, then makes one call
+//! `tracee_view`, `hunt`, `process_tree`. Each converts its arguments, then makes one call
 //! into [`crate::ops`] with the GIL released.
 
 use std::path::PathBuf;
@@ -48,9 +48,11 @@ pub fn read_capture<'py>(py: Python<'py>, path: PathBuf, columns: Option<Vec<Str
 }
 
 /// The events as the EQL rules see them: one row per event that enters the
-/// Elastic view (every exec, successful opens), with the ECS fields
-/// (`process.name`, `process.args`, `file.path`, `event.type`...) as columns,
-/// after `capture` and `event_index`.
+/// Elastic view (every exec, successful opens, and in a version 2 capture the
+/// forks and ends of processes), with the ECS fields (`process.name`,
+/// `process.args`, `file.path`, `event.type`, `process.parent.name`...) as
+/// columns, after `capture` and `event_index`. Parent, leader and pod fields
+/// come from the processes rebuilt from the capture.
 #[pyfunction]
 pub fn ecs_view<'py>(py: Python<'py>, captures: Paths) -> PyResult<Bound<'py, PyAny>> {
     table(py, detach(py, move || ops::view(&captures.0, View::Ecs))?)
@@ -83,4 +85,31 @@ pub fn hunt<'py>(
         py,
         detach(py, move || ops::hunt(&captures.0, &ops::compile_query(&query, &CompileOptions { ignore_above })?))?,
     )
+}
+
+/// The process tree of a pod, a container or a session, as `tokenscan tree`
+/// prints it: a `pyarrow.Table` with one row per process, depth first
+/// (`capture`, `entity_id`, `pid`, `parent_entity_id`, `depth`, `name`,
+/// `executable`, `args`, `tty`, `container_id`, `pod_name`, `pod_namespace`,
+/// `image`, `start`, `end`), and the findings of `rules` (default: the
+/// built-in ones) on each process as lists: `rule_ids`, `reasons`,
+/// `event_indexes`.
+///
+/// `pod` keeps the processes of the pod with that name (captures of format
+/// version 2), `container` those of a container (full id or a prefix of at
+/// least 12 characters), `pid` those of that pid's session (without session
+/// ids: the pid and its descendants). With none of them: the processes with
+/// findings and their ancestors.
+#[pyfunction]
+#[pyo3(signature = (captures, rules=None, *, pod=None, container=None, pid=None))]
+pub fn process_tree<'py>(
+    py: Python<'py>,
+    captures: Paths,
+    rules: Option<RulesArg>,
+    pod: Option<String>,
+    container: Option<String>,
+    pid: Option<u32>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let filter = tokenscan_core::process::TreeFilter { pod, container, pid };
+    table(py, detach(py, move || ops::process_tree(&captures.0, RulesArg::resolve(rules)?, filter))?)
 }

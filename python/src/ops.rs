@@ -8,7 +8,7 @@ use arrow::array::{BooleanArray, RecordBatch, RecordBatchOptions, RecordBatchRea
 use arrow::compute::filter_record_batch;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use tokenscan_core::capture::{self, expand_paths, Capture, Column, EventBatch, Projection};
-use tokenscan_core::driver::read_events;
+use tokenscan_core::driver::{read_events, read_events_with_process};
 use tokenscan_core::eql::{line_col, CompileOptions, EqlQuery};
 use tokenscan_core::replay::{CollectSink, ReplayOptions, ReplaySummary, Replayer};
 use tokenscan_core::rules::RuleSet;
@@ -150,12 +150,15 @@ pub(crate) fn view(captures: &[PathBuf], which: View) -> Result<(Vec<RecordBatch
     let mut batches = Vec::new();
     let build =
         |path: &Path, batch: EventBatch| Ok(with_capture_column(&path.display().to_string(), &which.build(&batch)));
-    read_events(&expand_paths(captures)?, Projection::all(), &read_options(), build, &mut |rb: RecordBatch| {
+    // The ECS view shows the process-model fields too: it needs the processes.
+    let process = matches!(which, View::Ecs);
+    let sink = &mut |rb: RecordBatch| {
         if rb.num_rows() > 0 {
             batches.push(rb);
         }
         Ok(())
-    })?;
+    };
+    read_events_with_process(&expand_paths(captures)?, Projection::all(), process, &read_options(), build, sink)?;
     Ok((batches, schema))
 }
 
@@ -204,11 +207,29 @@ pub(crate) fn hunt(captures: &[PathBuf], query: &EqlQuery) -> Result<(Vec<Record
         Ok(Some(with_capture_column(&path.display().to_string(), &rb)))
     };
     let mut batches = Vec::new();
-    read_events(&expand_paths(captures)?, Projection::all(), &read_options(), matches, &mut |rb: Option<
-        RecordBatch,
-    >| {
-        batches.extend(rb);
-        Ok(())
-    })?;
+    let process = query.needs_process();
+    read_events_with_process(
+        &expand_paths(captures)?,
+        Projection::all(),
+        process,
+        &read_options(),
+        matches,
+        &mut |rb: Option<RecordBatch>| {
+            batches.extend(rb);
+            Ok(())
+        },
+    )?;
     Ok((batches, schema))
+}
+
+/// The process trees of `captures` with `rules`' findings (see
+/// [`tokenscan_core::process::process_trees`]), as Arrow.
+pub(crate) fn process_tree(
+    captures: &[PathBuf],
+    rules: RuleSet,
+    filter: tokenscan_core::process::TreeFilter,
+) -> Result<(Vec<RecordBatch>, SchemaRef), Failure> {
+    use tokenscan_core::process::{process_tree_batch, process_tree_schema, process_trees};
+    let trees = process_trees(&rules, &expand_paths(captures)?, &read_options(), &filter)?;
+    Ok((vec![process_tree_batch(&trees)], process_tree_schema()))
 }

@@ -176,6 +176,16 @@ def tracee_view(captures: _Paths) -> pyarrow.Table:
 def hunt(captures: _Paths, query: str, *, ignore_above: int | None = 1024) -> pyarrow.Table:
     """The events matching an ad-hoc EQL query, with ``capture``, ``event_index`` and every capture column."""
 
+def process_tree(
+    captures: _Paths,
+    rules: Rules | _Paths | None = None,
+    *,
+    pod: str | None = None,
+    container: str | None = None,
+    pid: int | None = None,
+) -> pyarrow.Table:
+    """The process tree of a pod, container or session, one row per process, with its findings, as ``tokenscan tree``."""
+
 def import_tracee(
     events: _Paths,
     output: _StrPath,

@@ -13,3 +13,4 @@ pub mod replay;
 pub mod rules;
 pub mod synth;
 pub mod test;
+pub mod tree;

@@ -13,6 +13,7 @@ pub mod messages;
 pub mod ndjson;
 pub mod parquet;
 pub mod table;
+pub mod tree;
 
 use std::io::Write;
 use std::path::PathBuf;

@@ -174,13 +174,14 @@ pub struct EventBatch {
     kinds: Arc<[EventKind]>,
     first_index: u64,
     len: usize,
+    process: Option<Arc<crate::process::ProcessContext>>,
 }
 
 impl EventBatch {
     /// Builds a batch from canonical columns (as produced by the readers).
     pub(crate) fn new(columns: [Option<ArrayRef>; Column::COUNT], kinds: Vec<EventKind>, first_index: u64) -> Self {
         let len = kinds.len();
-        EventBatch { columns, kinds: kinds.into(), first_index, len }
+        EventBatch { columns, kinds: kinds.into(), first_index, len, process: None }
     }
 
     /// Builds a batch from Arrow data that did not come from a capture file
@@ -225,6 +226,20 @@ impl EventBatch {
     pub(crate) fn expect(&self, c: Column) -> &ArrayRef {
         self.columns[c.index()].as_ref().unwrap_or_else(|| panic!("column `{c}` was not in the projection"))
     }
+    /// The processes of the batch's capture, when the driver built them
+    /// (only for rules and consumers that read process-model fields).
+    /// Row `i`'s links are `process.links(first_index() + i)`; batches made
+    /// by `take` carry none, since their event indexes are not meaningful.
+    pub fn process(&self) -> Option<&Arc<crate::process::ProcessContext>> {
+        self.process.as_ref()
+    }
+
+    /// This batch with the processes of its capture attached.
+    pub fn with_process(mut self, process: Option<Arc<crate::process::ProcessContext>>) -> EventBatch {
+        self.process = process;
+        self
+    }
+
     /// The projection this batch carries.
     pub fn projection(&self) -> Projection {
         Column::ALL.into_iter().filter(|c| self.columns[c.index()].is_some()).collect()
@@ -255,6 +270,7 @@ impl EventBatch {
             kinds: self.kinds[offset..offset + len].into(),
             first_index: self.first_index + offset as u64,
             len,
+            process: self.process.clone(),
         }
     }
 
@@ -268,7 +284,7 @@ impl EventBatch {
             .clone()
             .map(|c| c.map(|a| arrow::compute::take(a.as_ref(), &idx, None).expect("rows are within the batch")));
         let kinds: Vec<EventKind> = rows.iter().map(|&r| self.kinds[r as usize]).collect();
-        EventBatch { len: kinds.len(), columns, kinds: kinds.into(), first_index: self.first_index }
+        EventBatch { len: kinds.len(), columns, kinds: kinds.into(), first_index: self.first_index, process: None }
     }
 
     /// The batches one after another (columns each of them has; kinds
@@ -290,7 +306,9 @@ impl EventBatch {
             }
         }
         let kinds: Vec<EventKind> = parts.iter().flat_map(|p| p.kinds.iter().copied()).collect();
-        EventBatch::new(columns, kinds, first.first_index)
+        let mut batch = EventBatch::new(columns, kinds, first.first_index);
+        batch.process = first.process.clone();
+        batch
     }
 
     /// This batch with only the columns of `projection` (among those it has).

@@ -229,6 +229,11 @@ impl EqlQuery {
         self.fields.iter().map(|&i| ECS_FIELDS[i].name).collect()
     }
 
+    /// Whether the query reads a field built from the process table.
+    pub fn needs_process(&self) -> bool {
+        self.fields.iter().any(|&i| ECS_FIELDS[i].process)
+    }
+
     /// The capture columns needed to evaluate the query.
     pub fn projection(&self) -> Projection {
         let mut p = ecs_base_projection();

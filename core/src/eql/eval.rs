@@ -9,7 +9,7 @@ use super::compile::{EqlQuery, Node, StrMatcher, Test};
 use crate::capture::{str_at, EventBatch};
 use crate::kernels::{any_str, valid_bits, within};
 use crate::view::ecs::{EcsView as View, ECS_FIELDS};
-use crate::view::visible;
+use crate::view::ecs_visible;
 
 fn eval_test(a: &dyn Array, test: &Test, key: usize, limit: Option<usize>) -> BooleanBuffer {
     let n = a.len();
@@ -225,7 +225,7 @@ impl EqlQuery {
     /// Evaluates the query on every event of `batch`: bit `i` is set when
     /// event `i` enters the ECS view and matches.
     pub fn evaluate(&self, batch: &EventBatch) -> BooleanBuffer {
-        let vis = visible(batch);
+        let vis = ecs_visible(batch);
         if vis.count_set_bits() == 0 {
             return vis;
         }
@@ -239,7 +239,7 @@ impl EqlQuery {
     /// (process.interactive is false)`.
     pub fn why_not(&self, batch: &EventBatch, row: usize) -> String {
         let one = batch.slice(row, 1);
-        if !visible(&one).value(0) {
+        if !ecs_visible(&one).value(0) {
             return "a failed open or exec never reaches the ECS view".into();
         }
         let mut view = View::new(&one);

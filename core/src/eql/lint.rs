@@ -41,7 +41,10 @@ fn kinds_of_value(field: &str, value: &str) -> Option<Kinds> {
     let none = Kinds { open: false, exec: false };
     match (field, value) {
         ("event.category", "file") | ("event.action", "open") => Some(open),
-        ("event.category", "process") | ("event.action", "exec") | ("event.type", "start") => Some(exec),
+        // `exec` stands for every process event here: exec, fork and end.
+        ("event.category", "process") | ("event.action", "exec" | "fork" | "end") | ("event.type", "start" | "end") => {
+            Some(exec)
+        }
         ("event.type", "change" | "access") => Some(open),
         ("event.category" | "event.action" | "event.type", _) => Some(none),
         _ => None,

@@ -13,6 +13,10 @@ impl CompiledRule for EqlQuery {
         EqlQuery::projection(self)
     }
 
+    fn needs_process(&self) -> bool {
+        EqlQuery::needs_process(self)
+    }
+
     /// EQL has no notion of an event it cannot evaluate: a missing field is
     /// a condition that does not hold.
     fn evaluate(&self, batch: &EventBatch) -> Verdict {

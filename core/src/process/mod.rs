@@ -33,11 +33,17 @@
 //! panics or loops: the table gives the best answer it can and counts a
 //! [`Warning`] of the matching [`WarningKind`].
 
+mod context;
 mod table;
+mod tree;
 
 use std::sync::Arc;
 
+pub use context::{ContainerMeta, ProcessContext, ProcessContextBuilder};
 pub use table::{ProcessTable, ProcessTableOptions};
+pub use tree::{
+    process_tree_batch, process_tree_schema, process_trees, ProcessTree, TreeFilter, TreeFinding, TreeNode,
+};
 
 /// What an event row is, as far as processes are concerned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]

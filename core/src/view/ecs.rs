@@ -4,15 +4,18 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, DictionaryArray, Int32Array, Int64Array, RecordBatch, StringArray,
+    Array, ArrayRef, AsArray, BooleanArray, DictionaryArray, Int32Array, Int64Array, ListBuilder, RecordBatch,
+    StringArray, StringBuilder,
 };
 use arrow::buffer::{BooleanBuffer, NullBuffer};
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Field, Int32Type, Schema};
 
-use super::visible;
+use super::ecs_visible as visible;
 use crate::capture::{str_at, Column, EventBatch, EventKind, Projection};
+use crate::display::rfc3339;
 use crate::kernels::{restrict, valid_bits};
+use crate::process::{ContainerMeta, Entity, EntityRef, EventLinks, ProcessContext};
 
 /// The Elasticsearch type of an ECS field, as far as EQL cares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,6 +64,9 @@ pub struct EcsField {
     pub columns: &'static [Column],
     /// Where the value comes from, for docs and `rules check`.
     pub doc: &'static str,
+    /// Whether the value comes from the capture's process table
+    /// ([`crate::process::ProcessContext`]), which the driver then builds.
+    pub process: bool,
     /// Builds the field's values for every row of a batch (see [`EcsView`]).
     build: fn(&EventBatch) -> ArrayRef,
 }
@@ -74,20 +80,139 @@ macro_rules! field {
             carriers: Carriers::$car,
             columns: &[$(Column::$c),*],
             doc: $doc,
+            process: false,
             build: $build,
         }
     };
 }
 
+/// A field read from the process table (and the columns listed).
+macro_rules! pfield {
+    ($name:expr, $ty:ident, $multi:literal, [$($c:ident),*], $build:expr, $doc:expr) => {
+        EcsField {
+            name: $name,
+            ty: FieldType::$ty,
+            multi: $multi,
+            carriers: Carriers::All,
+            columns: &[$(Column::$c),*],
+            doc: $doc,
+            process: true,
+            build: $build,
+        }
+    };
+}
+
+/// The same attribute of each of the four related processes.
+macro_rules! leader_fields {
+    ($who:ident, $prefix:literal, $what:literal) => {
+        [
+            pfield!(
+                concat!($prefix, ".args"),
+                Keyword,
+                true,
+                [],
+                |b| rel_args(b, Who::$who),
+                concat!("argv of ", $what, " (its latest exec)")
+            ),
+            pfield!(
+                concat!($prefix, ".entity_id"),
+                Keyword,
+                false,
+                [],
+                |b| rel_str(b, Who::$who, |e| Some(e.id.clone())),
+                concat!("entity id of ", $what)
+            ),
+            pfield!(
+                concat!($prefix, ".executable"),
+                Keyword,
+                false,
+                [],
+                |b| rel_str(b, Who::$who, |e| e.executable.clone()),
+                concat!("executable of ", $what)
+            ),
+            pfield!(
+                concat!($prefix, ".name"),
+                Keyword,
+                false,
+                [],
+                |b| rel_str(b, Who::$who, |e| e.name.clone()),
+                concat!("comm of ", $what)
+            ),
+            pfield!(concat!($prefix, ".pid"), Long, false, [], |b| rel_pid(b, Who::$who), concat!("pid of ", $what)),
+            pfield!(
+                concat!($prefix, ".start"),
+                Keyword,
+                false,
+                [],
+                |b| rel_str(b, Who::$who, |e| e.start.map(rfc3339)),
+                concat!("start time of ", $what, " (RFC 3339 text, v2 captures)")
+            ),
+            pfield!(
+                concat!($prefix, ".user.id"),
+                Keyword,
+                false,
+                [],
+                |b| rel_str(b, Who::$who, |e| e.uid.map(|u| u.to_string())),
+                concat!("uid of ", $what, ", as a string")
+            ),
+            pfield!(
+                concat!($prefix, ".group.id"),
+                Keyword,
+                false,
+                [],
+                |b| rel_str(b, Who::$who, |e| e.gid.map(|g| g.to_string())),
+                concat!("gid of ", $what, ", as a string")
+            ),
+            pfield!(
+                concat!($prefix, ".interactive"),
+                Boolean,
+                false,
+                [],
+                |b| rel_bool(b, Who::$who),
+                concat!("whether ", $what, " has a controlling terminal")
+            ),
+            pfield!(
+                concat!($prefix, ".working_directory"),
+                Keyword,
+                false,
+                [],
+                |b| rel_str(b, Who::$who, |e| e.cwd.clone()),
+                concat!("working directory of ", $what, " (v2 captures)")
+            ),
+            pfield!(
+                concat!($prefix, ".same_as_process"),
+                Boolean,
+                false,
+                [],
+                |b| rel_same(b, Who::$who),
+                concat!("whether ", $what, " is the event's process")
+            ),
+        ]
+    };
+}
+
 /// Every field the ECS view provides. Any other field in a query is an error
 /// (or always missing, when written `?field`).
-pub static ECS_FIELDS: &[EcsField] = &[
+pub static ECS_FIELDS: std::sync::LazyLock<Vec<EcsField>> = std::sync::LazyLock::new(|| {
+    let mut v: Vec<EcsField> = BASE_FIELDS.into_iter().collect();
+    v.extend(PROCESS_FIELDS);
+    // process.parent.pid is already in BASE_FIELDS (the ppid column, on every event).
+    v.extend(
+        leader_fields!(Parent, "process.parent", "the parent").into_iter().filter(|f| f.name != "process.parent.pid"),
+    );
+    v.extend(leader_fields!(Session, "process.session_leader", "the session leader"));
+    v.extend(leader_fields!(Group, "process.group_leader", "the process-group leader"));
+    v.extend(leader_fields!(Entry, "process.entry_leader", "the entry leader"));
+    v
+});
+
+const BASE_FIELDS: [EcsField; 21] = [
     field!("host.os.type", Keyword, false, All, [], |b| dict(vec![0; b.len()], None, &["linux"]), "always \"linux\""),
     field!("host.name", Keyword, false, All, [Host], |b| col(b, Column::Host), "host"),
     field!("container.id", Keyword, false, All, [ContainerId], |b| col(b, Column::ContainerId), "container_id (missing on the host)"),
-    field!("event.category", Keyword, false, All, [], |b| by_kind(b, ["process", "file"]), "\"process\" for exec, \"file\" for open"),
-    field!("event.action", Keyword, false, All, [], |b| by_kind(b, ["exec", "open"]), "\"exec\" for exec, \"open\" for open"),
-    field!("event.type", Keyword, false, All, [Flags], event_type, "exec: \"start\"; open: \"change\" when flags & O_ACCMODE is O_WRONLY or O_RDWR, else \"access\" (missing when flags is null)"),
+    field!("event.category", Keyword, false, All, [], |b| by_kind(b, ["process", "file"]), "\"process\" for exec, fork and end, \"file\" for open"),
+    field!("event.action", Keyword, false, All, [], event_action, "\"exec\", \"fork\", \"end\" (a process exit) or \"open\""),
+    field!("event.type", Keyword, false, All, [Flags], event_type, "exec and fork: \"start\"; end: \"end\"; open: \"change\" when flags & O_ACCMODE is O_WRONLY or O_RDWR, else \"access\" (missing when flags is null)"),
     field!("process.pid", Long, false, All, [Pid], |b| long(b, Column::Pid), "pid"),
     field!("process.thread.id", Long, false, All, [Tid], |b| long(b, Column::Tid), "tid"),
     field!("process.parent.pid", Long, false, All, [Ppid], |b| long(b, Column::Ppid), "ppid"),
@@ -100,6 +225,116 @@ pub static ECS_FIELDS: &[EcsField] = &[
     field!("group.id", Keyword, false, All, [Gid], |b| text(b, Column::Gid), "gid, as a string"),
     field!("file.path", Keyword, false, Open, [Path], |b| of_kind(b, Column::Path, EventKind::Open), "path, the resolved path (open only)"),
     field!("file.name", Keyword, false, Open, [Path], file_name, "last component of path (open only)"),
+    field!("file.extension", Keyword, false, Open, [Path], file_extension, "what follows the last `.` of file.name (open only; missing without a dot, or when the only dot starts the name)"),
+    field!("event.dataset", Keyword, false, All, [], |b| by_kind(b, ["cloud_defend.process", "cloud_defend.file"]), "\"cloud_defend.process\" for exec, fork and end, \"cloud_defend.file\" for open"),
+    field!("data_stream.dataset", Keyword, false, All, [], |b| by_kind(b, ["cloud_defend.process", "cloud_defend.file"]), "same as event.dataset"),
+];
+
+const PROCESS_FIELDS: [EcsField; 13] = [
+    pfield!(
+        "process.entity_id",
+        Keyword,
+        false,
+        [],
+        |b| rel_str(b, Who::Process, |e| Some(e.id.clone())),
+        "the process table's entity id (`HOST:PID:START`, see docs/processes.md)"
+    ),
+    pfield!(
+        "process.start",
+        Keyword,
+        false,
+        [],
+        |b| rel_str(b, Who::Process, |e| e.start.map(rfc3339)),
+        "start time of the process (RFC 3339 text, v2 captures)"
+    ),
+    pfield!(
+        "process.end",
+        Keyword,
+        false,
+        [],
+        |b| rel_str(b, Who::Process, |e| e.end.map(rfc3339)),
+        "exit time of the process, when the capture has its exit (RFC 3339 text, v2 captures)"
+    ),
+    pfield!(
+        "process.working_directory",
+        Keyword,
+        false,
+        [],
+        |b| rel_str(b, Who::Process, |e| e.cwd.clone()),
+        "working directory (v2 captures)"
+    ),
+    pfield!(
+        "process.previous.args",
+        Keyword,
+        true,
+        [],
+        previous_args,
+        "argv of every earlier image of the process, oldest first"
+    ),
+    pfield!(
+        "process.previous.executable",
+        Keyword,
+        true,
+        [],
+        previous_executable,
+        "executable of every earlier image of the process, oldest first"
+    ),
+    pfield!(
+        "process.entry_leader.entry_meta.type",
+        Keyword,
+        false,
+        [],
+        entry_type,
+        "\"container\" when the entry leader entered a container"
+    ),
+    pfield!(
+        "container.image.name",
+        Keyword,
+        false,
+        [ContainerId],
+        |b| container_str(b, |m| m.image_name.clone()),
+        "image name of the container (its metadata row, v2 captures)"
+    ),
+    pfield!(
+        "container.image.tag",
+        Keyword,
+        false,
+        [ContainerId],
+        |b| container_str(b, |m| m.image_tag.clone()),
+        "image tag of the container (v2 captures)"
+    ),
+    pfield!(
+        "container.security_context.privileged",
+        Boolean,
+        false,
+        [ContainerId],
+        container_privileged,
+        "whether the container's OCI spec makes it privileged (v2 captures)"
+    ),
+    pfield!(
+        "orchestrator.namespace",
+        Keyword,
+        false,
+        [ContainerId],
+        |b| container_str(b, |m| m.pod_namespace.clone()),
+        "Kubernetes namespace of the container's pod (v2 captures)"
+    ),
+    pfield!(
+        "orchestrator.resource.name",
+        Keyword,
+        false,
+        [ContainerId],
+        |b| container_str(b, |m| m.pod_name.clone()),
+        "name of the container's pod (v2 captures)"
+    ),
+    pfield!(
+        "orchestrator.resource.type",
+        Keyword,
+        false,
+        [ContainerId],
+        |b| container_str(b, |m| m.pod_name.as_ref().map(|_| "pod".to_string())),
+        "\"pod\" when the container's pod is known"
+    ),
 ];
 
 /// The field with this name, and its position in [`ECS_FIELDS`].
@@ -109,7 +344,7 @@ pub fn ecs_field(name: &str) -> Option<(usize, &'static EcsField)> {
 
 /// Columns needed to build every ECS field, plus those deciding visibility.
 pub fn ecs_base_projection() -> Projection {
-    [Column::Kind, Column::Result, Column::Path].into_iter().collect()
+    [Column::Kind, Column::Result, Column::Path, Column::Pid, Column::Tid].into_iter().collect()
 }
 
 fn dict(keys: Vec<i32>, nulls: Option<NullBuffer>, values: &[&str]) -> ArrayRef {
@@ -122,7 +357,8 @@ fn col(batch: &EventBatch, c: Column) -> ArrayRef {
     batch.expect(c).clone()
 }
 
-/// A keyword that depends on the event kind only: `values[0]` for execs, `values[1]` for opens.
+/// A keyword that depends on the event kind only: `values[0]` for process
+/// events (exec, fork, end), `values[1]` for opens.
 fn by_kind(batch: &EventBatch, values: [&str; 2]) -> ArrayRef {
     dict(batch.kinds().iter().map(|k| (*k == EventKind::Open) as i32).collect(), None, &values)
 }
@@ -143,21 +379,36 @@ fn text(batch: &EventBatch, c: Column) -> ArrayRef {
     cast(batch.expect(c), &DataType::Utf8).expect("u32 casts to text")
 }
 
+fn event_action(batch: &EventBatch) -> ArrayRef {
+    let keys = batch
+        .kinds()
+        .iter()
+        .map(|k| match k {
+            EventKind::Open => 1,
+            EventKind::Fork => 2,
+            EventKind::Exit => 3,
+            EventKind::Exec | EventKind::Process | EventKind::Container => 0,
+        })
+        .collect();
+    dict(keys, None, &["exec", "open", "fork", "end"])
+}
+
 fn event_type(batch: &EventBatch) -> ArrayRef {
     let n = batch.len();
     let kinds = batch.kinds();
     let flags = batch.expect(Column::Flags).as_primitive::<Int32Type>();
     let keys: Vec<i32> = (0..n)
         .map(|i| match kinds[i] {
-            EventKind::Exec => 0,
+            EventKind::Exec | EventKind::Fork => 0,
             EventKind::Open => 2 - i32::from(crate::display::AccessMode::of(flags.value(i)).writes()),
-            // Not visible to the rules (see `view::visible`); null below.
-            EventKind::Fork | EventKind::Exit | EventKind::Process | EventKind::Container => 0,
+            EventKind::Exit => 3,
+            // Not visible to the rules (see `view::ecs_visible`).
+            EventKind::Process | EventKind::Container => 0,
         })
         .collect();
-    let execs = BooleanBuffer::collect_bool(n, |i| kinds[i] == EventKind::Exec);
-    let valid = &execs | &valid_bits(flags);
-    dict(keys, Some(NullBuffer::new(valid)), &["start", "change", "access"])
+    let process = BooleanBuffer::collect_bool(n, |i| kinds[i] != EventKind::Open);
+    let valid = &process | &valid_bits(flags);
+    dict(keys, Some(NullBuffer::new(valid)), &["start", "change", "access", "end"])
 }
 
 fn process_interactive(batch: &EventBatch) -> ArrayRef {
@@ -185,6 +436,130 @@ fn file_name(batch: &EventBatch) -> ArrayRef {
         })
         .collect();
     Arc::new(names)
+}
+
+fn file_extension(batch: &EventBatch) -> ArrayRef {
+    let kinds = batch.kinds();
+    let path = batch.expect(Column::Path);
+    let ext: StringArray = (0..batch.len())
+        .map(|i| {
+            if kinds[i] != EventKind::Open {
+                return None;
+            }
+            let p = str_at(path.as_ref(), i)?;
+            let name = p.rsplit('/').next().unwrap_or(p);
+            std::path::Path::new(name).extension().and_then(|e| e.to_str()).map(str::to_string)
+        })
+        .collect();
+    Arc::new(ext)
+}
+
+/// Which process related to an event a field describes.
+#[derive(Debug, Clone, Copy)]
+enum Who {
+    Process,
+    Parent,
+    Session,
+    Group,
+    Entry,
+}
+
+fn related(links: &EventLinks, who: Who) -> Option<EntityRef> {
+    match who {
+        Who::Process => Some(links.process),
+        Who::Parent => links.parent,
+        Who::Session => links.session_leader,
+        Who::Group => links.group_leader,
+        Who::Entry => links.entry_leader,
+    }
+}
+
+/// For every row, `f` of the process context and the row's links (`None`
+/// without a context or links).
+fn per_row<T>(batch: &EventBatch, f: impl Fn(&ProcessContext, &EventLinks) -> Option<T>) -> Vec<Option<T>> {
+    let Some(ctx) = batch.process() else { return (0..batch.len()).map(|_| None).collect() };
+    let first = batch.first_index();
+    (0..batch.len() as u64).map(|i| ctx.links(first + i).and_then(|l| f(ctx, &l))).collect()
+}
+
+fn rel_str(batch: &EventBatch, who: Who, f: fn(&Entity) -> Option<String>) -> ArrayRef {
+    let v = per_row(batch, |ctx, l| related(l, who).and_then(|r| f(ctx.entity(r))));
+    Arc::new(StringArray::from(v))
+}
+
+fn rel_pid(batch: &EventBatch, who: Who) -> ArrayRef {
+    let v = per_row(batch, |ctx, l| related(l, who).map(|r| i64::from(ctx.entity(r).pid)));
+    Arc::new(Int64Array::from(v))
+}
+
+fn rel_bool(batch: &EventBatch, who: Who) -> ArrayRef {
+    let v = per_row(batch, |ctx, l| related(l, who).and_then(|r| ctx.entity(r).interactive()));
+    Arc::new(BooleanArray::from(v))
+}
+
+fn rel_same(batch: &EventBatch, who: Who) -> ArrayRef {
+    let v = per_row(batch, |_, l| related(l, who).map(|r| r == l.process));
+    Arc::new(BooleanArray::from(v))
+}
+
+fn string_lists(v: Vec<Option<Vec<String>>>) -> ArrayRef {
+    let mut b = ListBuilder::new(StringBuilder::new());
+    for row in v {
+        match row {
+            Some(items) => {
+                for s in items {
+                    b.values().append_value(s);
+                }
+                b.append(true);
+            }
+            None => b.append(false),
+        }
+    }
+    Arc::new(b.finish())
+}
+
+fn rel_args(batch: &EventBatch, who: Who) -> ArrayRef {
+    string_lists(per_row(batch, |ctx, l| related(l, who).and_then(|r| ctx.entity(r).args.clone())))
+}
+
+fn previous_args(batch: &EventBatch) -> ArrayRef {
+    string_lists(per_row(batch, |ctx, l| {
+        let prev = &ctx.entity(l.process).previous;
+        let all: Vec<String> = prev.iter().flat_map(|p| p.args.iter().flatten().cloned()).collect();
+        (!all.is_empty()).then_some(all)
+    }))
+}
+
+fn previous_executable(batch: &EventBatch) -> ArrayRef {
+    string_lists(per_row(batch, |ctx, l| {
+        let prev = &ctx.entity(l.process).previous;
+        let all: Vec<String> = prev.iter().filter_map(|p| p.executable.clone()).collect();
+        (!all.is_empty()).then_some(all)
+    }))
+}
+
+fn entry_type(batch: &EventBatch) -> ArrayRef {
+    Arc::new(StringArray::from(per_row(batch, |_, l| l.entry_type.map(|t| t.as_str().to_string()))))
+}
+
+/// For every row, `f` of the metadata of the row's container.
+fn per_container<T>(batch: &EventBatch, f: impl Fn(&ContainerMeta) -> Option<T>) -> Vec<Option<T>> {
+    let ids = batch.expect(Column::ContainerId);
+    let ctx = batch.process();
+    (0..batch.len())
+        .map(|i| {
+            let id = str_at(ids.as_ref(), i)?;
+            f(ctx?.container(id)?)
+        })
+        .collect()
+}
+
+fn container_str(batch: &EventBatch, f: fn(&ContainerMeta) -> Option<String>) -> ArrayRef {
+    Arc::new(StringArray::from(per_container(batch, f)))
+}
+
+fn container_privileged(batch: &EventBatch) -> ArrayRef {
+    Arc::new(BooleanArray::from(per_container(batch, |m| m.privileged)))
 }
 
 /// Builds the values of ECS field `idx` (see [`ECS_FIELDS`]) for every row of `batch`.
@@ -237,4 +612,24 @@ pub fn ecs_record_batch(batch: &EventBatch) -> RecordBatch {
     }
     let rb = RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays).expect("view columns share a length");
     arrow::compute::filter_record_batch(&rb, &vis).expect("mask has the batch's length")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ECS_FIELDS;
+
+    /// docs/rule-semantics.md's field table lists exactly the view's fields, once each.
+    #[test]
+    fn the_documented_field_table_is_the_view() {
+        let text = include_str!("../../../docs/rule-semantics.md");
+        let table = text.split("| field | type | carried by | source |").nth(1).expect("the field table");
+        let documented: Vec<&str> = table
+            .lines()
+            .skip(2)
+            .take_while(|l| l.starts_with('|'))
+            .map(|l| l.split('|').nth(1).expect("a cell").trim().trim_matches('`'))
+            .collect();
+        let ours: Vec<&str> = ECS_FIELDS.iter().map(|f| f.name).collect();
+        assert_eq!(documented, ours);
+    }
 }

@@ -32,6 +32,25 @@ pub fn visible(batch: &EventBatch) -> BooleanBuffer {
     visible_opens_and_execs(batch)
 }
 
+/// Which events enter the ECS view: those of [`visible`], plus the `fork`
+/// and `exit` rows of processes (not threads: `tid == pid`), which Defend for
+/// Containers reports as process events with `event.action` `fork` and
+/// `end`. Needs `pid` and `tid` when the batch has such rows.
+pub fn ecs_visible(batch: &EventBatch) -> BooleanBuffer {
+    let kinds = batch.kinds();
+    let base = visible(batch);
+    if !kinds.iter().any(|k| matches!(k, EventKind::Fork | EventKind::Exit)) {
+        return base;
+    }
+    let (Some(pid), Some(tid)) = (batch.column(Column::Pid), batch.column(Column::Tid)) else { return base };
+    let (pid, tid) =
+        (pid.as_primitive::<arrow::datatypes::UInt32Type>(), tid.as_primitive::<arrow::datatypes::UInt32Type>());
+    let lifecycle = BooleanBuffer::collect_bool(batch.len(), |i| {
+        matches!(kinds[i], EventKind::Fork | EventKind::Exit) && pid.value(i) == tid.value(i)
+    });
+    &base | &lifecycle
+}
+
 /// [`visible`] for a batch of opens and execs only.
 fn visible_opens_and_execs(batch: &EventBatch) -> BooleanBuffer {
     let kinds = batch.kinds();

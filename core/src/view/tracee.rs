@@ -99,6 +99,11 @@ impl<'a> TraceeView<'a> {
         self.batch.expect(Column::Comm)
     }
 
+    /// `executable.path`: the process's executable (`exe`).
+    pub fn executable_path(&self) -> &'a ArrayRef {
+        self.batch.expect(Column::Exe)
+    }
+
     /// `args.pathname`: the resolved path (of the opened file, or of the executable).
     pub fn pathname(&self) -> &'a ArrayRef {
         self.batch.expect(Column::Path)

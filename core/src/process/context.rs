@@ -1,0 +1,288 @@
+//! [`ProcessContext`]: the process table's answers for every event of one
+//! capture, built in one pass before the rules run.
+
+use std::collections::HashMap;
+
+use arrow::array::{Array, AsArray};
+use arrow::datatypes::{TimestampNanosecondType, UInt32Type};
+
+use super::{Entity, EntityRef, EntryType, EventLinks, ProcessEvent, ProcessEventKind, ProcessTable, Warnings};
+use crate::capture::{str_at, Column, EventBatch, EventKind, Projection};
+
+/// What the container runtime said about one container (capture `container`
+/// rows, format version 2). Every field is `None` when the capture does not say.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ContainerMeta {
+    /// Kubernetes pod name.
+    pub pod_name: Option<String>,
+    /// Kubernetes namespace of the pod.
+    pub pod_namespace: Option<String>,
+    /// Kubernetes pod uid.
+    pub pod_uid: Option<String>,
+    /// Container name within the pod.
+    pub container_name: Option<String>,
+    /// Image reference as the runtime has it.
+    pub image: Option<String>,
+    /// Image name (without tag or digest).
+    pub image_name: Option<String>,
+    /// Image tag.
+    pub image_tag: Option<String>,
+    /// Whether the OCI spec makes the container privileged.
+    pub privileged: Option<bool>,
+}
+
+const NONE: u32 = u32::MAX;
+const THREAD: u8 = 1;
+const ENTRY_CONTAINER: u8 = 2;
+
+/// The links of one event, packed: entity positions (`NONE` for none).
+#[derive(Debug, Clone, Copy)]
+struct Packed {
+    process: u32,
+    parent: u32,
+    session: u32,
+    group: u32,
+    entry: u32,
+    flags: u8,
+}
+
+const ABSENT: Packed = Packed { process: NONE, parent: NONE, session: NONE, group: NONE, entry: NONE, flags: 0 };
+
+fn pack(r: Option<EntityRef>) -> u32 {
+    r.map_or(NONE, |r| r.0)
+}
+
+fn unpack(v: u32) -> Option<EntityRef> {
+    (v != NONE).then_some(EntityRef(v))
+}
+
+/// The processes of one capture and, for every event, the processes it
+/// relates to (its [`EventLinks`]) plus the container metadata by container
+/// id: what the ECS view's process, leader, container and orchestrator
+/// fields and the findings' triage columns read.
+///
+/// Memory: the table's entities (one per process) plus 21 bytes per event.
+/// The entities hold the *last* values the capture gave each process (its
+/// latest image, directory, ids): a leader's `args` are those of its latest
+/// exec, not necessarily those it had at the event (see
+/// `docs/rule-semantics.md`).
+pub struct ProcessContext {
+    entities: Vec<Entity>,
+    links: Vec<Packed>,
+    containers: HashMap<String, ContainerMeta>,
+    warnings: Warnings,
+}
+
+impl std::fmt::Debug for ProcessContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProcessContext")
+            .field("entities", &self.entities.len())
+            .field("events", &self.links.len())
+            .field("containers", &self.containers.len())
+            .finish()
+    }
+}
+
+impl ProcessContext {
+    /// The columns [`ProcessContextBuilder::push_batch`] reads.
+    pub fn projection() -> Projection {
+        use Column::*;
+        [
+            Time,
+            Kind,
+            Host,
+            Pid,
+            Tid,
+            Ppid,
+            Uid,
+            Gid,
+            Comm,
+            Exe,
+            Args,
+            Tty,
+            ContainerId,
+            Sid,
+            Pgid,
+            Start,
+            ParentStart,
+            Cwd,
+            PodName,
+            PodNamespace,
+            PodUid,
+            ContainerName,
+            Image,
+            ImageName,
+            ImageTag,
+            Privileged,
+        ]
+        .into_iter()
+        .collect()
+    }
+
+    /// The links of event `event_index`, if the capture has that event and
+    /// it is about a process.
+    pub fn links(&self, event_index: u64) -> Option<EventLinks> {
+        let p = self.links.get(usize::try_from(event_index).ok()?)?;
+        let process = unpack(p.process)?;
+        Some(EventLinks {
+            process,
+            thread: p.flags & THREAD != 0,
+            parent: unpack(p.parent),
+            session_leader: unpack(p.session),
+            group_leader: unpack(p.group),
+            entry_leader: unpack(p.entry),
+            entry_type: (p.flags & ENTRY_CONTAINER != 0).then_some(EntryType::Container),
+        })
+    }
+
+    /// Every process entity, in the order the table met them.
+    pub fn entities(&self) -> &[Entity] {
+        &self.entities
+    }
+
+    /// One entity.
+    pub fn entity(&self, r: EntityRef) -> &Entity {
+        &self.entities[r.index()]
+    }
+
+    /// The metadata of a container, when the capture has any.
+    pub fn container(&self, id: &str) -> Option<&ContainerMeta> {
+        self.containers.get(id)
+    }
+
+    /// The lineage warnings the table counted.
+    pub fn warnings(&self) -> &Warnings {
+        &self.warnings
+    }
+
+    /// How many events the context covers.
+    pub fn events(&self) -> u64 {
+        self.links.len() as u64
+    }
+}
+
+/// Builds a [`ProcessContext`] from a capture's batches, given in capture order.
+#[derive(Debug)]
+pub struct ProcessContextBuilder {
+    table: ProcessTable,
+    links: Vec<Packed>,
+    containers: HashMap<String, ContainerMeta>,
+}
+
+impl Default for ProcessContextBuilder {
+    fn default() -> Self {
+        ProcessContextBuilder {
+            table: ProcessTable::new(Default::default()),
+            links: Vec::new(),
+            containers: HashMap::new(),
+        }
+    }
+}
+
+impl ProcessContextBuilder {
+    /// Feeds one batch (carrying [`ProcessContext::projection`]; columns it
+    /// lacks are "not said"). Batches must come in capture order, without gaps.
+    pub fn push_batch(&mut self, batch: &EventBatch) {
+        let first = batch.first_index();
+        if first as usize > self.links.len() {
+            self.links.resize(first as usize, ABSENT);
+        }
+        let time = batch.column(Column::Time).map(|t| t.as_primitive::<TimestampNanosecondType>());
+        let u32s = |c: Column| batch.column(c).map(|a| a.as_primitive::<UInt32Type>());
+        let (pid, tid, ppid, uid, gid) =
+            (u32s(Column::Pid), u32s(Column::Tid), u32s(Column::Ppid), u32s(Column::Uid), u32s(Column::Gid));
+        let at = |a: Option<&arrow::array::PrimitiveArray<UInt32Type>>, i: usize| {
+            a.and_then(|a| a.is_valid(i).then(|| a.value(i)))
+        };
+        let s = |c: Column, i: usize| batch.column(c).and_then(|a| str_at(a.as_ref(), i));
+        let has = |c: Column| batch.column(c).is_some();
+        let (sid, pgid) = (u32s(Column::Sid), u32s(Column::Pgid));
+        let ts = |c: Column, i: usize| {
+            let a = batch.column(c)?.as_primitive::<TimestampNanosecondType>();
+            a.is_valid(i).then(|| a.value(i))
+        };
+        let args = batch.column(Column::Args).map(|a| a.as_list::<i32>());
+        for (i, kind) in batch.kinds().iter().enumerate() {
+            let row_args: Option<Vec<&str>> = args.and_then(|l| {
+                l.is_valid(i).then(|| {
+                    let (values, offs) = (l.values(), l.value_offsets());
+                    (offs[i]..offs[i + 1])
+                        .map(|k| str_at(values.as_ref(), k as usize).unwrap_or(""))
+                        .collect::<Vec<_>>()
+                })
+            });
+            if *kind == EventKind::Container {
+                self.container_row(batch, i);
+            }
+            let ev = ProcessEvent {
+                index: first + i as u64,
+                time: time.map_or(0, |t| t.value(i)),
+                kind: ProcessEventKind::from_capture_kind(kind.as_str()),
+                host: s(Column::Host, i).unwrap_or(""),
+                pid: at(pid, i).unwrap_or(0),
+                tid: at(tid, i).or(at(pid, i)).unwrap_or(0),
+                ppid: at(ppid, i),
+                sid: at(sid, i),
+                pgid: at(pgid, i),
+                start: ts(Column::Start, i),
+                parent_start: ts(Column::ParentStart, i),
+                comm: s(Column::Comm, i),
+                exe: s(Column::Exe, i),
+                args: row_args.as_deref(),
+                cwd: s(Column::Cwd, i),
+                uid: at(uid, i),
+                gid: at(gid, i),
+                tty: has(Column::Tty).then(|| s(Column::Tty, i)),
+                container_id: has(Column::ContainerId).then(|| s(Column::ContainerId, i)),
+            };
+            let packed = match self.table.push(&ev) {
+                Some(l) => Packed {
+                    process: l.process.0,
+                    parent: pack(l.parent),
+                    session: pack(l.session_leader),
+                    group: pack(l.group_leader),
+                    entry: pack(l.entry_leader),
+                    flags: (l.thread as u8) | if l.entry_type.is_some() { ENTRY_CONTAINER } else { 0 },
+                },
+                None => ABSENT,
+            };
+            self.links.push(packed);
+        }
+    }
+
+    /// Records a `container` row's metadata; a later row for the same
+    /// container fills what earlier ones left unknown and overrides the rest.
+    fn container_row(&mut self, batch: &EventBatch, i: usize) {
+        let s = |c: Column| batch.column(c).and_then(|a| str_at(a.as_ref(), i)).map(str::to_string);
+        let Some(id) = s(Column::ContainerId) else { return };
+        let privileged = batch.column(Column::Privileged).and_then(|a| {
+            let a = a.as_boolean();
+            a.is_valid(i).then(|| a.value(i))
+        });
+        let row = ContainerMeta {
+            pod_name: s(Column::PodName),
+            pod_namespace: s(Column::PodNamespace),
+            pod_uid: s(Column::PodUid),
+            container_name: s(Column::ContainerName),
+            image: s(Column::Image),
+            image_name: s(Column::ImageName),
+            image_tag: s(Column::ImageTag),
+            privileged,
+        };
+        let meta = self.containers.entry(id).or_default();
+        macro_rules! merge {
+            ($($f:ident),*) => { $(if row.$f.is_some() { meta.$f = row.$f; })* };
+        }
+        merge!(pod_name, pod_namespace, pod_uid, container_name, image, image_name, image_tag, privileged);
+    }
+
+    /// The finished context.
+    pub fn finish(self) -> ProcessContext {
+        ProcessContext {
+            warnings: self.table.warnings().clone(),
+            entities: self.table.entities().to_vec(),
+            links: self.links,
+            containers: self.containers,
+        }
+    }
+}
