@@ -24,6 +24,7 @@ __all__ = [
     "hunt",
     "import_ecs",
     "import_tracee",
+    "process_tree",
     "read_capture",
     "replay",
     "tracee_view",
