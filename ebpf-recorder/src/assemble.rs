@@ -272,6 +272,40 @@ impl Assembler {
         p
     }
 
+    /// The event `rec` describes, with what every kind shares filled in
+    /// (time, ids, comm, the process's known exe, tty, cgroup, process
+    /// context, cwd) and the rest empty; each kind sets its own fields on top.
+    fn event<'e>(&'e self, rec: &'e Record<'_>, kind: EventKind) -> Event<'e> {
+        let h = &rec.hdr;
+        let pc = self.process_context(rec);
+        Event {
+            time_ns: self.time(rec),
+            boot_ns: h.ts_boot_ns,
+            kind,
+            pid: h.pid,
+            tid: h.tid,
+            ppid: h.ppid,
+            uid: h.uid,
+            gid: h.gid,
+            comm: rec.comm(),
+            exe: self.exe.get(&h.pid).map(|s| &**s),
+            args: None,
+            path: None,
+            requested_path: None,
+            flags: None,
+            result: None,
+            tty: rec.tty,
+            cgroup_id: h.cgroup_id,
+            cgroup_path: rec.cgroup_path(),
+            sid: pc.sid,
+            pgid: pc.pgid,
+            process_start_ns: pc.start,
+            parent_start_ns: pc.parent_start,
+            cwd: self.cwd.get(&h.tid).map(|s| &**s),
+            thread: false,
+        }
+    }
+
     fn open_exit(&mut self, rec: &Record<'_>, sink: &mut dyn FnMut(&Event<'_>)) {
         let h = &rec.hdr;
         let pending = self.pending_open.remove(&h.tid);
@@ -284,36 +318,15 @@ impl Assembler {
             pending.as_ref().and_then(|p| p.flags).map(f_flags_of_request)
         };
         let path = self.walked_path(rec);
-        let time_ns = self.time(rec);
         self.stats.opens += 1;
         self.note_exe(rec, true);
         self.note_cwd(rec, true);
-        let pc = self.process_context(rec);
         let e = Event {
-            time_ns,
-            boot_ns: h.ts_boot_ns,
-            kind: EventKind::Open,
-            pid: h.pid,
-            tid: h.tid,
-            ppid: h.ppid,
-            uid: h.uid,
-            gid: h.gid,
-            comm: rec.comm(),
-            exe: self.exe.get(&h.pid).map(|s| &**s),
-            args: None,
             path,
             requested_path: pending.as_ref().and_then(|p| p.req.as_deref()),
             flags,
             result: Some(h.ret),
-            tty: rec.tty,
-            cgroup_id: h.cgroup_id,
-            cgroup_path: rec.cgroup_path(),
-            sid: pc.sid,
-            pgid: pc.pgid,
-            process_start_ns: pc.start,
-            parent_start_ns: pc.parent_start,
-            cwd: self.cwd.get(&h.tid).map(|s| &**s),
-            thread: false,
+            ..self.event(rec, EventKind::Open)
         };
         sink(&e);
     }
@@ -344,37 +357,10 @@ impl Assembler {
             self.stats.argv_truncated += 1;
         }
         self.stats.execs += 1;
-        let time_ns = self.time(rec);
         // The string the caller passed, else the kernel's copy (bprm->filename).
         let requested_path = pending.as_ref().and_then(|p| p.req.as_deref()).or(rec.req);
         self.note_cwd(rec, true);
-        let pc = self.process_context(rec);
-        let e = Event {
-            time_ns,
-            boot_ns: h.ts_boot_ns,
-            kind: EventKind::Exec,
-            pid: h.pid,
-            tid: h.tid,
-            ppid: h.ppid,
-            uid: h.uid,
-            gid: h.gid,
-            comm: rec.comm(),
-            exe: self.exe.get(&h.pid).map(|s| &**s),
-            args,
-            path,
-            requested_path,
-            flags: None,
-            result: Some(0),
-            tty: rec.tty,
-            cgroup_id: h.cgroup_id,
-            cgroup_path: rec.cgroup_path(),
-            sid: pc.sid,
-            pgid: pc.pgid,
-            process_start_ns: pc.start,
-            parent_start_ns: pc.parent_start,
-            cwd: self.cwd.get(&h.tid).map(|s| &**s),
-            thread: false,
-        };
+        let e = Event { args, path, requested_path, result: Some(0), ..self.event(rec, EventKind::Exec) };
         sink(&e);
     }
 
@@ -391,74 +377,25 @@ impl Assembler {
             self.stats.argv_truncated += 1;
         }
         self.stats.execs += 1;
-        let time_ns = self.time(rec);
         self.note_exe(rec, true);
         self.note_cwd(rec, true);
-        let pc = self.process_context(rec);
         let e = Event {
-            time_ns,
-            boot_ns: h.ts_boot_ns,
-            kind: EventKind::Exec,
-            pid: h.pid,
-            tid: h.tid,
-            ppid: h.ppid,
-            uid: h.uid,
-            gid: h.gid,
-            comm: rec.comm(),
-            exe: self.exe.get(&h.pid).map(|s| &**s),
             args,
-            path: None,
             requested_path: pending.as_ref().and_then(|p| p.req.as_deref()),
-            flags: None,
             result: Some(h.ret),
-            tty: rec.tty,
-            cgroup_id: h.cgroup_id,
-            cgroup_path: rec.cgroup_path(),
-            sid: pc.sid,
-            pgid: pc.pgid,
-            process_start_ns: pc.start,
-            parent_start_ns: pc.parent_start,
-            cwd: self.cwd.get(&h.tid).map(|s| &**s),
-            thread: false,
+            ..self.event(rec, EventKind::Exec)
         };
         sink(&e);
     }
 
     /// A new process or thread; the record describes the child.
     fn fork(&mut self, rec: &Record<'_>, sink: &mut dyn FnMut(&Event<'_>)) {
-        let h = &rec.hdr;
         let thread = rec.has(Flags::RF_THREAD);
         // A new process's record carries its exe; a thread's process is known.
         self.note_exe(rec, true);
         self.note_cwd(rec, true);
         self.stats.forks += 1;
-        let pc = self.process_context(rec);
-        let e = Event {
-            time_ns: self.time(rec),
-            boot_ns: h.ts_boot_ns,
-            kind: EventKind::Fork,
-            pid: h.pid,
-            tid: h.tid,
-            ppid: h.ppid,
-            uid: h.uid,
-            gid: h.gid,
-            comm: rec.comm(),
-            exe: self.exe.get(&h.pid).map(|s| &**s),
-            args: None,
-            path: None,
-            requested_path: None,
-            flags: None,
-            result: None,
-            tty: rec.tty,
-            cgroup_id: h.cgroup_id,
-            cgroup_path: rec.cgroup_path(),
-            sid: pc.sid,
-            pgid: pc.pgid,
-            process_start_ns: pc.start,
-            parent_start_ns: pc.parent_start,
-            cwd: self.cwd.get(&h.tid).map(|s| &**s),
-            thread,
-        };
+        let e = Event { thread, ..self.event(rec, EventKind::Fork) };
         sink(&e);
     }
 
@@ -471,34 +408,8 @@ impl Assembler {
         self.note_exe(rec, false);
         self.note_cwd(rec, false);
         self.stats.exits += 1;
-        let pc = self.process_context(rec);
         {
-            let e = Event {
-                time_ns: self.time(rec),
-                boot_ns: h.ts_boot_ns,
-                kind: EventKind::Exit,
-                pid: h.pid,
-                tid: h.tid,
-                ppid: h.ppid,
-                uid: h.uid,
-                gid: h.gid,
-                comm: rec.comm(),
-                exe: self.exe.get(&h.pid).map(|s| &**s),
-                args: None,
-                path: None,
-                requested_path: None,
-                flags: None,
-                result: Some(h.ret),
-                tty: rec.tty,
-                cgroup_id: h.cgroup_id,
-                cgroup_path: rec.cgroup_path(),
-                sid: pc.sid,
-                pgid: pc.pgid,
-                process_start_ns: pc.start,
-                parent_start_ns: pc.parent_start,
-                cwd: self.cwd.get(&h.tid).map(|s| &**s),
-                thread: !process_ends,
-            };
+            let e = Event { result: Some(h.ret), thread: !process_ends, ..self.event(rec, EventKind::Exit) };
             sink(&e);
         }
         self.cwd.remove(&h.tid);
