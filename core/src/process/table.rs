@@ -571,32 +571,29 @@ impl ProcessTable {
     /// A forked process starts with its parent's image, directory,
     /// credentials, terminal and container where its own row is silent.
     fn inherit(&mut self, me: u32) {
-        let Some(p) = self.entities[me as usize].parent else { return };
-        let p = self.entities[p.index()].clone();
-        let e = &mut self.entities[me as usize];
-        if e.name.is_none() {
-            e.name = p.name;
-        }
-        if e.executable.is_none() {
-            e.executable = p.executable;
-        }
-        if e.args.is_none() {
-            e.args = p.args;
-        }
-        if e.cwd.is_none() {
-            e.cwd = p.cwd;
-        }
-        if e.uid.is_none() {
-            e.uid = p.uid;
-        }
-        if e.gid.is_none() {
-            e.gid = p.gid;
-        }
-        if e.tty.is_none() {
-            e.tty = p.tty;
-        }
+        let Some(parent) = self.entities[me as usize].parent else { return };
+        let (me, parent) = (me as usize, parent.index());
+        // A process is never its own parent here; if it were, there is nothing to take.
+        let (e, p) = match me.cmp(&parent) {
+            std::cmp::Ordering::Equal => return,
+            std::cmp::Ordering::Less => {
+                let (low, high) = self.entities.split_at_mut(parent);
+                (&mut low[me], &high[0])
+            }
+            std::cmp::Ordering::Greater => {
+                let (low, high) = self.entities.split_at_mut(me);
+                (&mut high[0], &low[parent])
+            }
+        };
+        fill(&mut e.name, &p.name);
+        fill(&mut e.executable, &p.executable);
+        fill(&mut e.args, &p.args);
+        fill(&mut e.cwd, &p.cwd);
+        fill(&mut e.uid, &p.uid);
+        fill(&mut e.gid, &p.gid);
+        fill(&mut e.tty, &p.tty);
         if e.container_id.is_none() && p.container_id.is_some() {
-            e.container_id = p.container_id;
+            e.container_id.clone_from(&p.container_id);
             self.epoch += 1;
         }
     }
@@ -671,5 +668,12 @@ impl ProcessTable {
             format!("the entry-leader walk went deeper than {max} ancestors; no entry leader")
         });
         None
+    }
+}
+
+/// Takes `theirs` where `mine` is not known.
+fn fill<T: Clone>(mine: &mut Option<T>, theirs: &Option<T>) {
+    if mine.is_none() {
+        mine.clone_from(theirs);
     }
 }
