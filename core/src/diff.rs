@@ -280,6 +280,10 @@ impl Consumer for DiffConsumer<'_> {
         self.projection
     }
 
+    fn wants_context(&self) -> bool {
+        true
+    }
+
     fn keep(&self, capture: &Path, batch: &EventBatch, rows: &mut Vec<u32>) {
         let Baseline::Saved(saved) = self.baseline else { return };
         let lo = batch.first_index();
@@ -383,7 +387,8 @@ fn change_batch(label: &str, chunk: &Chunk<'_>, changes: &[Change]) -> RecordBat
         changes.iter().map(|c| RuleInfo { id: &c.rule_id, name: &c.rule_name, severity: &c.severity }).collect();
     let hits: Vec<Hit> =
         changes.iter().enumerate().map(|(i, c)| Hit { row: c.row, rule: i, reason: c.reason.clone() }).collect();
-    let findings = build_findings_at(label, &chunk.rows, &hits, &infos, |row| chunk.event_index(row));
+    let findings =
+        build_findings_at(label, &chunk.rows, &hits, &infos, chunk.process.as_deref(), |row| chunk.event_index(row));
     let mut columns: Vec<ArrayRef> = vec![Arc::new(
         changes.iter().map(|c| Some(if c.added { "added" } else { "removed" })).collect::<StringArray>(),
     )];

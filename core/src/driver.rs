@@ -107,6 +107,13 @@ pub trait Consumer: Sync {
         false
     }
 
+    /// Whether the consumer makes findings, whose triage columns the
+    /// processes fill: the driver then rebuilds them as for
+    /// [`Consumer::needs_process`], unless [`ReplayOptions::context`] is off.
+    fn wants_context(&self) -> bool {
+        false
+    }
+
     /// Turns a chunk into a part (on one of the driver's threads).
     fn part(&self, chunk: Chunk<'_>) -> Result<Self::Part>;
 }
@@ -216,7 +223,9 @@ impl<'r> Driver<'r> {
         let total: Option<u64> = opened.iter().map(Capture::num_rows).sum();
         let threads = rayon::current_num_threads().max(1);
         sink.progress(0, total);
-        let needs_process = consumer.needs_process() || self.rules.iter().any(Rule::needs_process);
+        let needs_process = consumer.needs_process()
+            || self.rules.iter().any(Rule::needs_process)
+            || (self.options.context && consumer.wants_context() && !self.rules.is_empty());
         for capture in opened {
             let path = capture.path();
             let before = summary.events;

@@ -2,11 +2,12 @@
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, RecordBatch, StringArray, UInt32Array, UInt64Array};
+use arrow::array::{ArrayRef, ListBuilder, RecordBatch, StringArray, StringBuilder, UInt32Array, UInt64Array};
 use arrow::compute::{cast, take};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 
-use crate::capture::{Column, EventBatch, Projection};
+use crate::capture::{str_at, Column, EventBatch, Projection};
+use crate::process::{Entity, EventLinks, ProcessContext};
 
 /// Capture columns copied into every finding.
 pub const FINDING_EVENT_COLUMNS: [Column; 15] = [
@@ -32,9 +33,53 @@ pub fn findings_projection() -> Projection {
     FINDING_EVENT_COLUMNS.into_iter().collect()
 }
 
+/// The triage columns after `reason`: who the event's process is, in which
+/// pod, under which parent and session (`docs/processes.md`). Every one is
+/// null where the capture does not say (a version 1 capture has no pods),
+/// and all are null when the replay ran without the process model
+/// ([`crate::replay::ReplayOptions::context`]).
+pub const FINDING_CONTEXT_COLUMNS: [(&str, ContextType); 14] = [
+    ("pod_name", ContextType::Text),
+    ("pod_namespace", ContextType::Text),
+    ("container_name", ContextType::Text),
+    ("image", ContextType::Text),
+    ("process_entity_id", ContextType::Text),
+    ("parent_pid", ContextType::Pid),
+    ("parent_name", ContextType::Text),
+    ("parent_args", ContextType::TextList),
+    ("session_leader_pid", ContextType::Pid),
+    ("session_leader_name", ContextType::Text),
+    ("session_leader_tty", ContextType::Text),
+    ("entry_leader_pid", ContextType::Pid),
+    ("entry_leader_name", ContextType::Text),
+    ("entry_leader_type", ContextType::Text),
+];
+
+/// The Arrow type of a triage column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContextType {
+    /// Utf8.
+    Text,
+    /// UInt32.
+    Pid,
+    /// List of Utf8.
+    TextList,
+}
+
+impl ContextType {
+    fn data_type(self) -> DataType {
+        match self {
+            ContextType::Text => DataType::Utf8,
+            ContextType::Pid => DataType::UInt32,
+            ContextType::TextList => DataType::List(Arc::new(Field::new_list_field(DataType::Utf8, true))),
+        }
+    }
+}
+
 /// The schema of finding batches: `rule_id`, `rule_name`, `severity`,
 /// `capture`, `event_index`, then the event's columns
-/// ([`FINDING_EVENT_COLUMNS`], canonical types), then `reason`.
+/// ([`FINDING_EVENT_COLUMNS`], canonical types), then `reason`, then the
+/// triage columns ([`FINDING_CONTEXT_COLUMNS`]).
 pub fn findings_schema() -> SchemaRef {
     let mut fields = vec![
         Field::new("rule_id", DataType::Utf8, false),
@@ -47,6 +92,9 @@ pub fn findings_schema() -> SchemaRef {
         fields.push(Field::new(c.name(), c.data_type(), c.nullable()));
     }
     fields.push(Field::new("reason", DataType::Utf8, false));
+    for (name, t) in FINDING_CONTEXT_COLUMNS {
+        fields.push(Field::new(name, t.data_type(), true));
+    }
     Arc::new(Schema::new(fields))
 }
 
@@ -71,20 +119,24 @@ pub struct RuleInfo<'a> {
     pub severity: &'a str,
 }
 
-/// Builds the finding batch for `hits` (already in output order) of one event batch.
+/// Builds the finding batch for `hits` (already in output order) of one
+/// event batch; the triage columns come from the batch's processes
+/// ([`EventBatch::process`]), when it carries them.
 pub fn build_findings<'a>(capture: &str, batch: &EventBatch, hits: &[Hit], rules: &[RuleInfo<'a>]) -> RecordBatch {
     let first = batch.first_index();
-    build_findings_at(capture, batch, hits, rules, |row| first + row as u64)
+    build_findings_at(capture, batch, hits, rules, batch.process().map(|p| p.as_ref()), |row| first + row as u64)
 }
 
 /// [`build_findings`] for a batch whose rows are not consecutive events (the
 /// rows that fired, gathered from a whole row group): `event_index(row)` is
-/// the event index of each of its rows.
+/// the event index of each of its rows; `process`, the capture's processes
+/// for the triage columns.
 pub(crate) fn build_findings_at<'a>(
     capture: &str,
     batch: &EventBatch,
     hits: &[Hit],
     rules: &[RuleInfo<'a>],
+    process: Option<&ProcessContext>,
     event_index: impl Fn(usize) -> u64,
 ) -> RecordBatch {
     let schema = findings_schema();
@@ -110,5 +162,76 @@ pub(crate) fn build_findings_at<'a>(
         columns.push(taken);
     }
     columns.push(Arc::new(hits.iter().map(|h| Some(h.reason.as_str())).collect::<StringArray>()));
+    let ids = batch.expect(Column::ContainerId);
+    let triage: Vec<Triage<'_>> = hits
+        .iter()
+        .map(|h| match process {
+            Some(ctx) => Triage::of(ctx, event_index(h.row), str_at(ids.as_ref(), h.row)),
+            None => Triage::default(),
+        })
+        .collect();
+    columns.extend(triage_columns(&triage));
     RecordBatch::try_new(schema, columns).expect("finding columns match the findings schema")
+}
+
+/// What the process model says about one finding's event.
+#[derive(Default)]
+struct Triage<'c> {
+    links: Option<EventLinks>,
+    ctx: Option<&'c ProcessContext>,
+    container: Option<&'c crate::process::ContainerMeta>,
+}
+
+impl<'c> Triage<'c> {
+    fn of(ctx: &'c ProcessContext, event_index: u64, container_id: Option<&str>) -> Self {
+        Triage { links: ctx.links(event_index), ctx: Some(ctx), container: container_id.and_then(|c| ctx.container(c)) }
+    }
+
+    fn entity(&self, pick: impl Fn(&EventLinks) -> Option<crate::process::EntityRef>) -> Option<&'c Entity> {
+        let r = pick(self.links.as_ref()?)?;
+        Some(self.ctx?.entity(r))
+    }
+}
+
+/// The [`FINDING_CONTEXT_COLUMNS`] of some findings, in that order.
+fn triage_columns(rows: &[Triage<'_>]) -> Vec<ArrayRef> {
+    let text = |f: &dyn Fn(&Triage<'_>) -> Option<String>| -> ArrayRef {
+        Arc::new(rows.iter().map(f).collect::<StringArray>())
+    };
+    let pid =
+        |f: &dyn Fn(&Triage<'_>) -> Option<u32>| -> ArrayRef { Arc::new(rows.iter().map(f).collect::<UInt32Array>()) };
+    let meta = |f: fn(&crate::process::ContainerMeta) -> &Option<String>| {
+        move |t: &Triage<'_>| t.container.and_then(|m| f(m).clone())
+    };
+    let parent = |l: &EventLinks| l.parent;
+    let session = |l: &EventLinks| l.session_leader;
+    let entry = |l: &EventLinks| l.entry_leader;
+    let mut parent_args = ListBuilder::new(StringBuilder::new());
+    for t in rows {
+        match t.entity(parent).and_then(|e| e.args.as_ref()) {
+            Some(args) => {
+                for a in args {
+                    parent_args.values().append_value(a);
+                }
+                parent_args.append(true);
+            }
+            None => parent_args.append(false),
+        }
+    }
+    vec![
+        text(&meta(|m| &m.pod_name)),
+        text(&meta(|m| &m.pod_namespace)),
+        text(&meta(|m| &m.container_name)),
+        text(&meta(|m| &m.image)),
+        text(&|t| t.entity(|l| Some(l.process)).map(|e| e.id.clone())),
+        pid(&|t| t.entity(parent).map(|e| e.pid)),
+        text(&|t| t.entity(parent).and_then(|e| e.name.clone())),
+        Arc::new(parent_args.finish()),
+        pid(&|t| t.entity(session).map(|e| e.pid)),
+        text(&|t| t.entity(session).and_then(|e| e.name.clone())),
+        text(&|t| t.entity(session).and_then(|e| e.tty.clone().flatten())),
+        pid(&|t| t.entity(entry).map(|e| e.pid)),
+        text(&|t| t.entity(entry).and_then(|e| e.name.clone())),
+        text(&|t| t.links.as_ref().and_then(|l| l.entry_type).map(|e| e.as_str().to_string())),
+    ]
 }

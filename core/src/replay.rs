@@ -51,11 +51,24 @@ pub struct ReplayOptions {
     /// capture opens still fails. Off by default; the CLI turns it on unless
     /// `--strict`.
     pub skip_unreadable: bool,
+    /// Fill the findings' triage columns (pod, parent, session and entry
+    /// leaders: [`crate::findings::FINDING_CONTEXT_COLUMNS`]) from the
+    /// capture's processes. On by default; it costs a pass over the
+    /// lifecycle columns of every capture with rules to replay. Off, those
+    /// columns are null (rules that read process-model fields still get the
+    /// processes they need).
+    pub context: bool,
 }
 
 impl Default for ReplayOptions {
     fn default() -> Self {
-        ReplayOptions { batch_size: DEFAULT_BATCH_SIZE, strict: false, max_examples: 5, skip_unreadable: false }
+        ReplayOptions {
+            batch_size: DEFAULT_BATCH_SIZE,
+            strict: false,
+            max_examples: 5,
+            skip_unreadable: false,
+            context: true,
+        }
     }
 }
 
@@ -283,6 +296,10 @@ impl Consumer for FindingsConsumer<'_> {
         self.rules.projection().union(findings_projection())
     }
 
+    fn wants_context(&self) -> bool {
+        true
+    }
+
     fn part(&self, chunk: Chunk<'_>) -> Result<FoundPart> {
         let mut totals =
             ReplaySummary { rules: vec![RuleSummary::default(); self.rules.rules().len()], ..Default::default() };
@@ -305,7 +322,9 @@ impl Consumer for FindingsConsumer<'_> {
         let infos: Vec<RuleInfo<'_>> =
             self.rules.rules().iter().map(|r| RuleInfo { id: &r.id, name: &r.name, severity: &r.severity }).collect();
         let label = chunk.capture.display().to_string();
-        let findings = build_findings_at(&label, batch, &chunk.hits, &infos, |row| chunk.event_index(row));
+        let findings = build_findings_at(&label, batch, &chunk.hits, &infos, chunk.process.as_deref(), |row| {
+            chunk.event_index(row)
+        });
         Ok(FoundPart { batch: Some(findings), totals })
     }
 }

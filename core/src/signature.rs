@@ -54,7 +54,8 @@ impl Access {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum OriginSelector {
-    /// Events from containers only.
+    /// Events from containers that have started (Tracee's `container`
+    /// origin: the entry point ran; not `container-init`).
     Container,
     /// Events from the host only.
     Host,
@@ -236,7 +237,7 @@ impl Signature {
         let candidates = view.file_opens();
         match self.origin {
             OriginSelector::Any => candidates,
-            OriginSelector::Container => &candidates & &view.in_container(),
+            OriginSelector::Container => &candidates & &view.in_started_container(),
             OriginSelector::Host => &candidates & &!&view.in_container(),
         }
     }
@@ -291,6 +292,12 @@ impl CompiledRule for Signature {
             p.insert(Column::Exe);
         }
         p
+    }
+
+    /// Selecting `container` tells started containers from starting ones,
+    /// which takes the capture's processes.
+    fn needs_process(&self) -> bool {
+        self.origin == OriginSelector::Container
     }
 
     /// The rows that fire, and the rows that were selected but cannot be

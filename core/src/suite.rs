@@ -320,7 +320,9 @@ impl Consumer for SuiteConsumer<'_> {
             run.unevaluable.entry(rules[*ri].id.clone()).or_default().insert(*idx);
         }
         let label = chunk.capture.display().to_string();
-        let found = build_findings_at(&label, &chunk.rows, &chunk.hits, &infos, |row| chunk.event_index(row));
+        let found = build_findings_at(&label, &chunk.rows, &chunk.hits, &infos, chunk.process.as_deref(), |row| {
+            chunk.event_index(row)
+        });
         for (k, h) in chunk.hits.iter().enumerate() {
             let fields = row_json(&found, k);
             run.findings

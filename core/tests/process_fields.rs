@@ -312,7 +312,7 @@ fn pod_session_and_leaders_on_a_version_2_capture() {
     assert_eq!(fires(&c, r#"any where process.start == "2026-11-20T10:00:07.000000000Z""#), vec![4, 5, 6]);
     assert_eq!(fires(&c, r#"any where process.entity_id == "node-a:52:1795168807000000000""#), vec![4, 5, 6]);
     // Entry leaders: cat -> sh (in the container) -> runc (host): sh entered the container.
-    // web's parent (pid 1) never appears: its entry leader is unknown, not guessed.
+    // web's parent is pid 1, the host's init: web is its own entry leader.
     assert_eq!(
         fires(
             &c,
@@ -436,4 +436,121 @@ fn views_read_with_the_processes_show_the_process_fields() {
     parents.clear();
     read(false, &mut parents);
     assert_eq!(parents, ["", "", "", "", "", ""]);
+}
+
+/// The findings of `query` on `capture` (replayed with `options`), as one
+/// row of named cells per finding: text cells as strings, pids as numbers,
+/// lists joined by spaces, nulls as `None`.
+fn finding_cells(
+    capture: &str,
+    query: &str,
+    options: ReplayOptions,
+) -> Vec<std::collections::BTreeMap<String, Option<String>>> {
+    use arrow::array::Array;
+    let dir = tempfile::tempdir().unwrap();
+    let path: PathBuf = dir.path().join("c.ndjson");
+    std::fs::write(&path, capture).unwrap();
+    let rule = format!("[rule]\nname = \"t\"\nrule_id = \"t\"\nseverity = \"low\"\nquery = '''\n{query}\n'''\n");
+    let rules = RuleSet::from_sources(&[("t.toml", rule)], &CompileOptions::default()).unwrap();
+    let mut sink = CollectSink::default();
+    Replayer::new(rules, options).replay(&[&path], &mut sink).unwrap();
+    let mut rows = Vec::new();
+    for b in &sink.batches {
+        for i in 0..b.num_rows() {
+            let mut row = std::collections::BTreeMap::new();
+            for (f, a) in b.schema().fields().iter().zip(b.columns()) {
+                let cell = a.is_valid(i).then(|| match a.data_type() {
+                    arrow::datatypes::DataType::Utf8 => a.as_string::<i32>().value(i).to_string(),
+                    arrow::datatypes::DataType::UInt32 => {
+                        a.as_primitive::<arrow::datatypes::UInt32Type>().value(i).to_string()
+                    }
+                    arrow::datatypes::DataType::UInt64 => a.as_primitive::<UInt64Type>().value(i).to_string(),
+                    arrow::datatypes::DataType::List(_) => {
+                        let v = a.as_list::<i32>().value(i);
+                        let v = v.as_string::<i32>();
+                        (0..v.len()).map(|j| v.value(j)).collect::<Vec<_>>().join(" ")
+                    }
+                    _ => "(other)".to_string(),
+                });
+                row.insert(f.name().clone(), cell);
+            }
+            rows.push(row);
+        }
+    }
+    rows
+}
+
+#[test]
+fn findings_carry_pod_parent_session_and_entry_leader() {
+    // pod_scenario: the token opens are events 6 (cat, pid 52) and 7 (web, pid 10).
+    let rows = finding_cells(
+        &pod_scenario(),
+        r#"file where file.path == "/run/secrets/kubernetes.io/serviceaccount/token""#,
+        ReplayOptions::default(),
+    );
+    let get = |r: usize, k: &str| rows[r][k].clone();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(get(0, "event_index").as_deref(), Some("6"));
+    // Container metadata of C comes from row 0, whatever event it is about.
+    for r in 0..2 {
+        assert_eq!(get(r, "pod_name").as_deref(), Some("web-0"));
+        assert_eq!(get(r, "pod_namespace").as_deref(), Some("shop"));
+        assert_eq!(get(r, "container_name").as_deref(), Some("web"));
+        assert_eq!(get(r, "image").as_deref(), Some("registry:5000/shop/web:1.4.2"));
+    }
+    // cat (52, started 10:00:07) under sh (51, its snapshot args ["sh"]) in session 51 on pts/0;
+    // sh's parent runc (50) runs on the host, so sh entered the container: the entry leader.
+    assert_eq!(get(0, "process_entity_id").as_deref(), Some("node-a:52:1795168807000000000"));
+    assert_eq!(get(0, "parent_pid").as_deref(), Some("51"));
+    assert_eq!(get(0, "parent_name").as_deref(), Some("sh"));
+    assert_eq!(get(0, "parent_args").as_deref(), Some("sh"));
+    assert_eq!(get(0, "session_leader_pid").as_deref(), Some("51"));
+    assert_eq!(get(0, "session_leader_name").as_deref(), Some("sh"));
+    assert_eq!(get(0, "session_leader_tty").as_deref(), Some("pts/0"));
+    assert_eq!(get(0, "entry_leader_pid").as_deref(), Some("51"));
+    assert_eq!(get(0, "entry_leader_name").as_deref(), Some("sh"));
+    assert_eq!(get(0, "entry_leader_type").as_deref(), Some("container"));
+    // web (10) leads its own session without a terminal; its parent, pid 1, never
+    // appears: the pid is known from ppid, its name is not. Pid 1 is the host's
+    // init, never in a container, so web is the topmost process of C above it:
+    // its own entry leader (docs/processes.md).
+    assert_eq!(get(1, "event_index").as_deref(), Some("7"));
+    assert_eq!(get(1, "parent_pid").as_deref(), Some("1"));
+    assert_eq!(get(1, "parent_name"), None);
+    assert_eq!(get(1, "session_leader_pid").as_deref(), Some("10"));
+    assert_eq!(get(1, "session_leader_name").as_deref(), Some("web"));
+    assert_eq!(get(1, "session_leader_tty"), None);
+    assert_eq!(get(1, "entry_leader_pid").as_deref(), Some("10"));
+    assert_eq!(get(1, "entry_leader_type").as_deref(), Some("container"));
+}
+
+#[test]
+fn findings_without_context_leave_the_triage_columns_null() {
+    let options = ReplayOptions { context: false, ..ReplayOptions::default() };
+    let rows = finding_cells(
+        &pod_scenario(),
+        r#"file where file.path == "/run/secrets/kubernetes.io/serviceaccount/token""#,
+        options,
+    );
+    assert_eq!(rows.len(), 2);
+    for k in tokenscan_core::findings::FINDING_CONTEXT_COLUMNS.map(|(k, _)| k) {
+        assert_eq!(rows[0][k], None, "{k}");
+    }
+    // The event's own columns are still there.
+    assert_eq!(rows[0]["pid"].as_deref(), Some("52"));
+}
+
+#[test]
+fn findings_of_a_version_1_capture_name_the_parent_but_no_pod() {
+    // scenario(): cat (52) opens the token at event 3; its parent sh (50) execed at event 1.
+    let rows = finding_cells(
+        &scenario(),
+        r#"file where file.path == "/run/secrets/kubernetes.io/serviceaccount/token" and process.name == "cat""#,
+        ReplayOptions::default(),
+    );
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["parent_pid"].as_deref(), Some("50"));
+    assert_eq!(rows[0]["parent_name"].as_deref(), Some("sh"));
+    assert_eq!(rows[0]["pod_name"], None);
+    assert_eq!(rows[0]["session_leader_pid"], None, "a version 1 capture has no session ids");
 }

@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use arrow::array::AsArray;
+use arrow::array::{Array, AsArray};
 use arrow::datatypes::UInt64Type;
 
 use tokenscan_core::eql::CompileOptions;
@@ -69,4 +69,63 @@ fn the_detector_allow_lists_by_executable_name_and_ignores_missing_arguments() {
     // Detector: 0 fires (kube-controller-manager), 1 and 2 allow-listed (kubectl), 3 silent, 4 fires.
     assert_eq!(detector, vec![0, 4]);
     assert_eq!(det_summary.rules[0].unevaluable, 0);
+}
+
+/// An open of the token by `pid`/`comm` in container `container`, or an exec of
+/// `comm` when `exec`.
+fn in_container(ms: u32, kind: &str, pid: u32, comm: &str, container: &str) -> String {
+    let path = if kind == "open" { TOKEN.to_string() } else { format!("/bin/{comm}") };
+    let flags = if kind == "open" { "0" } else { "null" };
+    format!(
+        "{{\"time\":\"2026-11-20T10:15:00.{ms:03}000000Z\",\"kind\":\"{kind}\",\"host\":\"n\",\"pid\":{pid},\"tid\":{pid},\"ppid\":1,\"uid\":0,\"gid\":0,\"comm\":\"{comm}\",\"exe\":\"/bin/{comm}\",\"args\":null,\"path\":\"{path}\",\"requested_path\":\"{path}\",\"flags\":{flags},\"result\":3,\"tty\":null,\"cgroup_id\":1,\"container_id\":\"{container}\"}}\n"
+    )
+}
+
+#[test]
+fn container_origin_means_the_container_has_started() {
+    // Tracee's `container` origin (both generations select it) starts when the
+    // container's entry point runs; before, events are `container-init`
+    // (shared/notes/rules.md). Container aaa is set up during the recording:
+    // runc's init (comm "runc:[2:INIT]") opens the token before it execs the
+    // entry point (0), then execs `app` (1), which opens the token (2).
+    // Container bbb was running before the recording: its first event is the
+    // workload's own (3): started. Container ccc's init opens the token (4)
+    // and never execs: it never started.
+    let capture = [
+        in_container(0, "open", 70, "runc:[2:INIT]", "aaa"),
+        in_container(1, "exec", 70, "app", "aaa"),
+        in_container(2, "open", 70, "app", "aaa"),
+        in_container(3, "open", 80, "web", "bbb"),
+        in_container(4, "open", 90, "runc:[2:INIT]", "ccc"),
+    ]
+    .concat();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.ndjson");
+    std::fs::write(&path, capture).unwrap();
+    for rule in
+        ["core/rules/tracee-trc-108-k8s-service-account-token.toml", "fixtures/rules/tracee-trc-108-detector.toml"]
+    {
+        let (fired, _) = replay(&root().join(rule), &path);
+        assert_eq!(fired, vec![2, 3], "{rule}");
+    }
+    // The Tracee view names the origins.
+    let mut views = Vec::new();
+    tokenscan_core::driver::read_events_with_process(
+        &[&path],
+        tokenscan_core::capture::Projection::all(),
+        true,
+        &ReplayOptions::default(),
+        |_, b| Ok(tokenscan_core::view::tracee::tracee_record_batch(&b)),
+        &mut |v| {
+            views.push(v);
+            Ok(())
+        },
+    )
+    .unwrap();
+    let mut origins = Vec::new();
+    for v in &views {
+        let origin = v.column(v.schema().index_of("origin").unwrap()).as_string::<i32>();
+        origins.extend((0..origin.len()).map(|i| origin.value(i).to_string()));
+    }
+    assert_eq!(origins, ["container-init", "container", "container", "container", "container-init"]);
 }

@@ -78,7 +78,11 @@ class Findings:
     without copying. Columns: ``rule_id``, ``rule_name``, ``severity``, ``capture``,
     ``event_index``, the event's ``time``, ``kind``, ``host``, ``container_id``, ``pid``,
     ``tid``, ``ppid``, ``uid``, ``comm``, ``exe``, ``args``, ``path``, ``requested_path``,
-    ``flags``, ``tty``, and ``reason``.
+    ``flags``, ``tty``, ``reason``, and the triage context (null where the capture does not
+    say): ``pod_name``, ``pod_namespace``, ``container_name``, ``image``,
+    ``process_entity_id``, ``parent_pid``, ``parent_name``, ``parent_args``,
+    ``session_leader_pid``, ``session_leader_name``, ``session_leader_tty``,
+    ``entry_leader_pid``, ``entry_leader_name``, ``entry_leader_type``.
     """
 
     def __arrow_c_stream__(self, requested_schema: object | None = None) -> object:

@@ -38,6 +38,10 @@ pub struct ReplayArgs {
     /// Events per batch.
     #[arg(long, default_value_t = tokenscan_core::capture::DEFAULT_BATCH_SIZE, value_name = "N")]
     pub batch_size: usize,
+    /// Leave the findings' pod, parent and session-leader columns empty, saving the pass over
+    /// the capture's process lifecycle that fills them (rules that read process fields still get it).
+    #[arg(long)]
+    pub no_context: bool,
 }
 
 /// Runs `tokenscan replay`.
@@ -52,6 +56,7 @@ pub fn run(a: ReplayArgs) -> Result<u8> {
         // Of several captures (a directory of segments), a bad one is reported and the
         // others are replayed; a single capture that cannot be read is simply an error.
         skip_unreadable: !a.strict && captures.len() > 1,
+        context: !a.no_context,
         ..Default::default()
     };
     let replayer = Replayer::new(rules, options);

@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use arrow::array::{AsArray, RecordBatch};
+use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{TimestampNanosecondType, UInt32Type, UInt64Type};
 use tokenscan_core::diff::DiffSummary;
 use tokenscan_core::display::{human_time, short_container_id};
@@ -50,7 +50,7 @@ pub fn findings(batches: &[RecordBatch], summary: &ReplaySummary, multi: bool) -
                 } else {
                     idx.value(i).to_string()
                 };
-                let container = s(b, "container_id", i).map_or("(host)".to_string(), |c| short_container_id(&c));
+                let container = pod_label(b, i);
                 rows.push([
                     event,
                     human_time(time.value(i)),
@@ -60,14 +60,14 @@ pub fn findings(batches: &[RecordBatch], summary: &ReplaySummary, multi: bool) -
                     s(b, "kind", i).unwrap_or_default(),
                     target(b, i),
                 ]);
-                reasons.push(s(b, "reason", i).unwrap_or_default());
+                reasons.push((s(b, "reason", i).unwrap_or_default(), lineage(b, i)));
             }
         }
         if rows.is_empty() {
             let _ = writeln!(out, "  (no findings)\n");
             continue;
         }
-        let header = ["EVENT", "TIME (UTC)", "CONTAINER", "PID", "COMM", "KIND", "TARGET"].map(String::from);
+        let header = ["EVENT", "TIME (UTC)", "POD", "PID", "COMM", "KIND", "TARGET"].map(String::from);
         let mut widths = header.clone().map(|h| h.chars().count());
         for r in &rows {
             for (w, c) in widths.iter_mut().zip(r) {
@@ -87,14 +87,63 @@ pub fn findings(batches: &[RecordBatch], summary: &ReplaySummary, multi: bool) -
         };
         let _ = writeln!(out);
         let _ = writeln!(out, "{}", line(&header));
-        for (r, why) in rows.iter().zip(&reasons) {
+        for (r, (why, lineage)) in rows.iter().zip(&reasons) {
             let _ = writeln!(out, "{}", line(r));
+            if !lineage.is_empty() {
+                let _ = writeln!(out, "  {:w$}   from: {lineage}", "", w = widths[0]);
+            }
             let _ = writeln!(out, "  {:w$}   why: {why}", "", w = widths[0]);
         }
         let _ = writeln!(out);
     }
     out.push_str(&self::summary(summary));
     out
+}
+
+/// Where a finding's event ran: `namespace/pod` (with `:container` when
+/// the pod's container is named), else the short container id, else `(host)`.
+fn pod_label(b: &RecordBatch, i: usize) -> String {
+    match (s(b, "pod_namespace", i), s(b, "pod_name", i)) {
+        (ns, Some(pod)) => {
+            let mut label = ns.map_or(pod.clone(), |ns| format!("{ns}/{pod}"));
+            if let Some(c) = s(b, "container_name", i) {
+                let _ = write!(label, ":{c}");
+            }
+            label
+        }
+        _ => s(b, "container_id", i).map_or("(host)".to_string(), |c| short_container_id(&c)),
+    }
+}
+
+/// A finding's lineage in one line: parent, session leader (with its
+/// terminal) and entry leader, as far as the capture knows them.
+fn lineage(b: &RecordBatch, i: usize) -> String {
+    let pid = |name: &str| {
+        let a = col(b, name).as_primitive::<UInt32Type>();
+        a.is_valid(i).then(|| a.value(i))
+    };
+    let who = |pid: Option<u32>, name: Option<String>| match (pid, name) {
+        (Some(p), Some(n)) => Some(format!("{p} {n}")),
+        (Some(p), None) => Some(p.to_string()),
+        _ => None,
+    };
+    let mut parts = Vec::new();
+    if let Some(p) = who(pid("parent_pid"), s(b, "parent_name", i)) {
+        parts.push(format!("parent {p}"));
+    }
+    if let Some(mut p) = who(pid("session_leader_pid"), s(b, "session_leader_name", i)) {
+        if let Some(tty) = s(b, "session_leader_tty", i) {
+            let _ = write!(p, " on {tty}");
+        }
+        parts.push(format!("session {p}"));
+    }
+    if let Some(mut p) = who(pid("entry_leader_pid"), s(b, "entry_leader_name", i)) {
+        if let Some(t) = s(b, "entry_leader_type", i) {
+            let _ = write!(p, " ({t})");
+        }
+        parts.push(format!("entry {p}"));
+    }
+    parts.join(" · ")
 }
 
 /// The summary block of a replay (after the table, or on stderr when findings go elsewhere).

@@ -70,7 +70,42 @@ pub struct ProcessContext {
     entities: Vec<Entity>,
     links: Vec<Packed>,
     containers: HashMap<String, ContainerMeta>,
+    starts: HashMap<String, u64>,
     warnings: Warnings,
+}
+
+/// Whether a container's entry point had run at an event: Tracee's
+/// `container` origin (started) versus `container-init`.
+///
+/// A capture says so only when it saw the container being set up: the first
+/// event of the container (a `container` metadata row aside) came from the
+/// runtime's init process (a comm starting with `runc:`). Then the container
+/// is starting until its first `exec` or its first event from a process
+/// that is no longer the runtime's (another comm means an exec happened),
+/// and started from that event on. A container whose first event is anything
+/// else (a snapshot row, an application process) was already running: it is
+/// started from its first event. See `docs/rule-semantics.md`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContainerState {
+    /// The container's entry point had not run yet (Tracee: `container-init`).
+    Starting,
+    /// The entry point had run, or the capture cannot tell that it had not.
+    Started,
+}
+
+/// Where an event of a container stands in that container's start-up.
+#[derive(Debug, Clone, Copy)]
+enum StartTrack {
+    /// First seen from the runtime's init; not started yet.
+    Starting,
+    /// Started at this event index.
+    StartedAt(u64),
+}
+
+/// The runtime's init process names (runc's `runc:[0:PARENT]`,
+/// `runc:[1:CHILD]`, `runc:[2:INIT]`; crun's children are named like it).
+fn is_runtime_init(comm: &str) -> bool {
+    comm.starts_with("runc:")
 }
 
 impl std::fmt::Debug for ProcessContext {
@@ -150,6 +185,16 @@ impl ProcessContext {
         self.containers.get(id)
     }
 
+    /// Whether container `id` had started (its entry point ran) at event
+    /// `event_index` (see [`ContainerState`]). A container the capture never
+    /// showed starting counts as started.
+    pub fn container_state(&self, id: &str, event_index: u64) -> ContainerState {
+        match self.starts.get(id) {
+            Some(&at) if event_index < at => ContainerState::Starting,
+            _ => ContainerState::Started,
+        }
+    }
+
     /// The lineage warnings the table counted.
     pub fn warnings(&self) -> &Warnings {
         &self.warnings
@@ -167,6 +212,7 @@ pub struct ProcessContextBuilder {
     table: ProcessTable,
     links: Vec<Packed>,
     containers: HashMap<String, ContainerMeta>,
+    starts: HashMap<String, StartTrack>,
 }
 
 impl Default for ProcessContextBuilder {
@@ -175,6 +221,7 @@ impl Default for ProcessContextBuilder {
             table: ProcessTable::new(Default::default()),
             links: Vec::new(),
             containers: HashMap::new(),
+            starts: HashMap::new(),
         }
     }
 }
@@ -213,6 +260,8 @@ impl ProcessContextBuilder {
             });
             if *kind == EventKind::Container {
                 self.container_row(batch, i);
+            } else if let Some(id) = s(Column::ContainerId, i) {
+                self.track_start(id, first + i as u64, *kind, s(Column::Comm, i));
             }
             let ev = ProcessEvent {
                 index: first + i as u64,
@@ -250,6 +299,24 @@ impl ProcessContextBuilder {
         }
     }
 
+    /// Follows container `id`'s start-up through one of its events (not a
+    /// `container` row), in capture order.
+    fn track_start(&mut self, id: &str, index: u64, kind: EventKind, comm: Option<&str>) {
+        let by_init = comm.is_some_and(is_runtime_init) && kind != EventKind::Exec;
+        match self.starts.get_mut(id) {
+            None => {
+                let track = if by_init && kind != EventKind::Process {
+                    StartTrack::Starting
+                } else {
+                    StartTrack::StartedAt(index)
+                };
+                self.starts.insert(id.to_string(), track);
+            }
+            Some(t @ StartTrack::Starting) if !by_init => *t = StartTrack::StartedAt(index),
+            Some(_) => {}
+        }
+    }
+
     /// Records a `container` row's metadata; a later row for the same
     /// container fills what earlier ones left unknown and overrides the rest.
     fn container_row(&mut self, batch: &EventBatch, i: usize) {
@@ -283,6 +350,14 @@ impl ProcessContextBuilder {
             entities: self.table.entities().to_vec(),
             links: self.links,
             containers: self.containers,
+            starts: self
+                .starts
+                .into_iter()
+                .map(|(id, t)| match t {
+                    StartTrack::Starting => (id, u64::MAX),
+                    StartTrack::StartedAt(at) => (id, at),
+                })
+                .collect(),
         }
     }
 }

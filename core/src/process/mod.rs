@@ -39,7 +39,7 @@ mod tree;
 
 use std::sync::Arc;
 
-pub use context::{ContainerMeta, ProcessContext, ProcessContextBuilder};
+pub use context::{ContainerMeta, ContainerState, ProcessContext, ProcessContextBuilder};
 pub use table::{ProcessTable, ProcessTableOptions};
 pub use tree::{
     process_tree_batch, process_tree_schema, process_trees, ProcessTree, TreeFilter, TreeFinding, TreeNode,

@@ -1,7 +1,10 @@
 //! The Tracee view: a successful `open` is a `security_file_open` event with
 //! arguments `pathname` (the resolved path), `flags` and `syscall_pathname`
 //! (the requested path); an `exec` is a `sched_process_exec`. The origin is
-//! `container` when the event carries a container id, else `host`.
+//! `host` for an event without a container id; with one, `container` once
+//! the container has started (its entry point ran) and `container-init`
+//! before that, as far as the capture shows it (see
+//! [`crate::process::ContainerState`]).
 //!
 //! [`TraceeView`] computes these fields once for a batch; the signature engine
 //! evaluates them and [`tracee_record_batch`] shows them.
@@ -16,6 +19,7 @@ use arrow::datatypes::{DataType, Field, Int32Type, Schema};
 use super::visible;
 use crate::capture::{Column, EventBatch, EventKind};
 use crate::kernels::restrict;
+use crate::process::ContainerState;
 
 /// Tracee's event name for an event kind. Only opens and execs reach the
 /// view (see [`visible`]); a `process` or `container` row, which Tracee
@@ -33,17 +37,20 @@ pub fn event_name(kind: EventKind) -> &'static str {
 /// Where Tracee would say an event came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Origin {
-    /// The task runs in a container (it has a container id).
+    /// The task runs in a container that has started (its entry point ran).
     Container,
+    /// The task runs in a container whose entry point has not run yet.
+    ContainerInit,
     /// The task runs on the host.
     Host,
 }
 
 impl Origin {
-    /// `container` or `host`.
+    /// `container`, `container-init` or `host`.
     pub fn as_str(self) -> &'static str {
         match self {
             Origin::Container => "container",
+            Origin::ContainerInit => "container-init",
             Origin::Host => "host",
         }
     }
@@ -84,13 +91,30 @@ impl<'a> TraceeView<'a> {
         }
     }
 
+    /// One bit per event: set where the origin is `container` (a container
+    /// that has started). Without the capture's processes (see
+    /// [`EventBatch::process`]) every container counts as started.
+    pub fn in_started_container(&self) -> BooleanBuffer {
+        let in_container = self.in_container();
+        let Some(ctx) = self.batch.process() else { return in_container };
+        let ids = self.batch.expect(Column::ContainerId);
+        let first = self.batch.first_index();
+        let starting = BooleanBuffer::collect_bool(self.batch.len(), |i| {
+            in_container.value(i)
+                && crate::capture::str_at(ids.as_ref(), i)
+                    .is_some_and(|id| ctx.container_state(id, first + i as u64) == ContainerState::Starting)
+        });
+        &in_container & &!&starting
+    }
+
     /// The origin of event `row`.
     pub fn origin(&self, row: usize) -> Origin {
-        let id = self.batch.expect(Column::ContainerId).slice(row, 1);
-        if id.logical_nulls().is_none_or(|n| n.is_valid(0)) {
+        if !self.in_container().value(row) {
+            Origin::Host
+        } else if self.in_started_container().value(row) {
             Origin::Container
         } else {
-            Origin::Host
+            Origin::ContainerInit
         }
     }
 
@@ -142,9 +166,19 @@ pub fn tracee_record_batch(batch: &EventBatch) -> RecordBatch {
     let col = |c: Column| to_utf8(batch.expect(c));
     let idx: UInt64Array = (0..batch.len() as u64).map(|i| i + batch.first_index()).collect();
     let names: StringArray = kinds.iter().map(|k| Some(event_name(*k))).collect();
-    let in_container = view.in_container();
-    let origin: StringArray =
-        in_container.iter().map(|c| Some(if c { Origin::Container } else { Origin::Host }.as_str())).collect();
+    let (in_container, started) = (view.in_container(), view.in_started_container());
+    let origin: StringArray = in_container
+        .iter()
+        .zip(started.iter())
+        .map(|(c, s)| {
+            let origin = match (c, s) {
+                (false, _) => Origin::Host,
+                (true, true) => Origin::Container,
+                (true, false) => Origin::ContainerInit,
+            };
+            Some(origin.as_str())
+        })
+        .collect();
     let fields: Vec<(&str, ArrayRef)> = vec![
         ("event_index", Arc::new(idx)),
         ("timestamp", batch.expect(Column::Time).clone()),
