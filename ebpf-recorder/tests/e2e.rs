@@ -1160,6 +1160,9 @@ fn records_fork_exit_threads_sessions_and_cwd() {
 struct RuncContainer {
     id: String,
     bundle: PathBuf,
+    /// The pod's cgroup directory (`/kubepods/besteffort/pod<uid>`), which
+    /// runc creates in every hierarchy and `runc delete` leaves behind.
+    pod_cgroup: String,
 }
 
 const RUNC_ROOT: &str = "/run/containerd/runc/k8s.io";
@@ -1178,7 +1181,9 @@ impl RuncContainer {
         let sa = rootfs.join(SA.trim_start_matches('/'));
         std::fs::create_dir_all(&sa).unwrap();
         std::fs::write(sa.join("token"), "eyJhbGciOiJSUzI1NiJ9.runc-token").unwrap();
-        let c = RuncContainer { id: id.clone(), bundle: bundle.clone() };
+        let pod_uid = annotations["io.kubernetes.cri.sandbox-uid"].as_str().unwrap().replace('-', "_");
+        let pod_cgroup = format!("/kubepods/besteffort/pod{pod_uid}");
+        let c = RuncContainer { id: id.clone(), bundle: bundle.clone(), pod_cgroup: pod_cgroup.clone() };
         let spec = Command::new("runc").arg("spec").current_dir(&bundle).status().expect("runc spec");
         assert!(spec.success(), "runc spec failed");
         let path = bundle.join("config.json");
@@ -1187,8 +1192,7 @@ impl RuncContainer {
         config["process"]["args"] = serde_json::json!(["sleep", "60"]);
         config["process"]["env"] = serde_json::json!(["PATH=/bin"]);
         config["root"] = serde_json::json!({"path": "rootfs", "readonly": true});
-        let pod_uid = annotations["io.kubernetes.cri.sandbox-uid"].as_str().unwrap().replace('-', "_");
-        config["linux"]["cgroupsPath"] = format!("/kubepods/besteffort/pod{pod_uid}/{id}").into();
+        config["linux"]["cgroupsPath"] = format!("{pod_cgroup}/{id}").into();
         config["annotations"] = annotations;
         std::fs::write(&path, serde_json::to_vec_pretty(&config).unwrap()).unwrap();
         // The detached container keeps runc's stdio: a file, not a pipe
@@ -1229,6 +1233,15 @@ impl Drop for RuncContainer {
         std::thread::sleep(Duration::from_millis(200));
         runc(&["delete", "-f", &self.id]);
         let _ = std::fs::remove_dir_all(&self.bundle);
+        // The (now empty) pod directory in each cgroup hierarchy; rmdir
+        // fails harmlessly on anything still in use.
+        let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
+        for line in mounts.lines() {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            if f.len() > 2 && (f[2] == "cgroup" || f[2] == "cgroup2") {
+                let _ = std::fs::remove_dir(format!("{}{}", f[1], self.pod_cgroup));
+            }
+        }
     }
 }
 
