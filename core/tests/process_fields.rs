@@ -553,4 +553,49 @@ fn findings_of_a_version_1_capture_name_the_parent_but_no_pod() {
     assert_eq!(rows[0]["parent_name"].as_deref(), Some("sh"));
     assert_eq!(rows[0]["pod_name"], None);
     assert_eq!(rows[0]["session_leader_pid"], None, "a version 1 capture has no session ids");
+/// Regression (found by the runc end-to-end test): a process field in a
+/// conjunction after a selective conjunct. Below one selected row in 16, the
+/// rest of an `and` is evaluated on the selected rows only, gathered into a
+/// smaller batch; that batch lost the capture's processes, so every
+/// process-model field read as missing there (a tuned seed rule's
+/// `process.session_leader.interactive == true` never fired, and its
+/// `not process.parent.name in (...)` never excluded anything).
+#[test]
+fn process_fields_after_a_selective_conjunct() {
+    // The kubectl-exec scenario (events 0-5), then 40 opens of a host process
+    // (events 6-45), so `process.name == "cat"` selects 2 rows of 46.
+    let mut c = scenario();
+    for i in 0..40 {
+        c += &line(10 + i, "open", 70, 1, "app", "/usr/bin/app", None, Some("/etc/hosts"), None, None);
+    }
+    assert_eq!(fires(&c, r#"any where process.name == "cat" and process.parent.name == "sh""#), vec![2, 3]);
+    assert_eq!(
+        fires(&c, r#"any where process.name == "cat" and not process.parent.name in ("sh")"#),
+        Vec::<u64>::new()
+    );
+    assert_eq!(fires(&c, r#"any where process.name == "kubelet" and not process.parent.name in ("sh")"#), vec![5]);
+}
+
+/// `process.working_directory` is the directory at the event (its `cwd`), as
+/// `process.name` is the comm at the event: cat (52) changes into /tmp after
+/// reading the token, and its earlier events keep `/`. (Found by the runc
+/// end-to-end test: an interactive shell's exec showed the directory the
+/// shell `cd`ed into later.)
+#[test]
+fn working_directory_is_the_one_at_the_event() {
+    let mut c = pod_scenario();
+    let st7 = "\"start\":\"2026-11-20T10:00:07.000000000Z\"";
+    c += &v2(
+        8,
+        "open",
+        52,
+        51,
+        "cat",
+        None,
+        Some("/tmp/x"),
+        Some("pts/0"),
+        &format!("\"sid\":51,\"pgid\":52,{st7},\"cwd\":\"/tmp\""),
+    );
+    assert_eq!(fires(&c, r#"any where process.working_directory == "/""#), vec![4, 5, 6]);
+    assert_eq!(fires(&c, r#"any where process.working_directory == "/tmp""#), vec![8]);
 }

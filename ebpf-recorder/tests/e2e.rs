@@ -1160,6 +1160,9 @@ fn records_fork_exit_threads_sessions_and_cwd() {
 struct RuncContainer {
     id: String,
     bundle: PathBuf,
+    /// The pod's cgroup directory (`/kubepods/besteffort/pod<uid>`), which
+    /// runc creates in every hierarchy and `runc delete` leaves behind.
+    pod_cgroup: String,
 }
 
 const RUNC_ROOT: &str = "/run/containerd/runc/k8s.io";
@@ -1178,7 +1181,9 @@ impl RuncContainer {
         let sa = rootfs.join(SA.trim_start_matches('/'));
         std::fs::create_dir_all(&sa).unwrap();
         std::fs::write(sa.join("token"), "eyJhbGciOiJSUzI1NiJ9.runc-token").unwrap();
-        let c = RuncContainer { id: id.clone(), bundle: bundle.clone() };
+        let pod_uid = annotations["io.kubernetes.cri.sandbox-uid"].as_str().unwrap().replace('-', "_");
+        let pod_cgroup = format!("/kubepods/besteffort/pod{pod_uid}");
+        let c = RuncContainer { id: id.clone(), bundle: bundle.clone(), pod_cgroup: pod_cgroup.clone() };
         let spec = Command::new("runc").arg("spec").current_dir(&bundle).status().expect("runc spec");
         assert!(spec.success(), "runc spec failed");
         let path = bundle.join("config.json");
@@ -1187,8 +1192,7 @@ impl RuncContainer {
         config["process"]["args"] = serde_json::json!(["sleep", "60"]);
         config["process"]["env"] = serde_json::json!(["PATH=/bin"]);
         config["root"] = serde_json::json!({"path": "rootfs", "readonly": true});
-        let pod_uid = annotations["io.kubernetes.cri.sandbox-uid"].as_str().unwrap().replace('-', "_");
-        config["linux"]["cgroupsPath"] = format!("/kubepods/besteffort/pod{pod_uid}/{id}").into();
+        config["linux"]["cgroupsPath"] = format!("{pod_cgroup}/{id}").into();
         config["annotations"] = annotations;
         std::fs::write(&path, serde_json::to_vec_pretty(&config).unwrap()).unwrap();
         // The detached container keeps runc's stdio: a file, not a pipe
@@ -1229,21 +1233,39 @@ impl Drop for RuncContainer {
         std::thread::sleep(Duration::from_millis(200));
         runc(&["delete", "-f", &self.id]);
         let _ = std::fs::remove_dir_all(&self.bundle);
+        // The (now empty) pod directory in each cgroup hierarchy; rmdir
+        // fails harmlessly on anything still in use.
+        let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
+        for line in mounts.lines() {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            if f.len() > 2 && (f[2] == "cgroup" || f[2] == "cgroup2") {
+                let _ = std::fs::remove_dir(format!("{}{}", f[1], self.pod_cgroup));
+            }
+        }
     }
+}
+
+/// [`should_run`], and runc with busybox installed (a loud skip or a failure
+/// otherwise, as there).
+fn should_run_runc(test: &str) -> bool {
+    if !should_run(test) {
+        return false;
+    }
+    if which("runc").is_some() && which("busybox").is_some() {
+        return true;
+    }
+    let reason = "runc and busybox are not installed (apt-get install runc busybox-static)";
+    if std::env::var("TOKENSCAN_SKIP_EBPF").as_deref() == Ok("1") {
+        eprintln!("\n!!!!!!!!!! SKIPPED {test}: {reason} !!!!!!!!!!\n");
+        return false;
+    }
+    panic!("{test} cannot run: {reason}");
 }
 
 #[test]
 fn records_a_runc_container_with_its_pod_metadata() {
-    if !should_run("records_a_runc_container_with_its_pod_metadata") {
+    if !should_run_runc("records_a_runc_container_with_its_pod_metadata") {
         return;
-    }
-    if which("runc").is_none() || which("busybox").is_none() {
-        let reason = "runc and busybox are not installed (apt-get install runc busybox-static)";
-        if std::env::var("TOKENSCAN_SKIP_EBPF").as_deref() == Ok("1") {
-            eprintln!("\n!!!!!!!!!! SKIPPED records_a_runc_container_with_its_pod_metadata: {reason} !!!!!!!!!!\n");
-            return;
-        }
-        panic!("records_a_runc_container_with_its_pod_metadata cannot run: {reason}");
     }
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let tmp = tempfile::tempdir().unwrap();
@@ -1308,4 +1330,359 @@ fn container_id_of(events: &[Ev], comm: &str) -> String {
         events.iter().filter(|e| e.comm == comm).filter_map(|e| e.container_id.as_deref()).collect();
     assert_eq!(ids.len(), 1, "{ids:?}");
     ids.into_iter().next().unwrap().to_string()
+}
+
+/// Types lines into an interactive `runc exec -t ID sh` on a fresh pty (as
+/// `kubectl exec -it` gives one), each followed by an `echo` of a marker it
+/// waits for; lists the container's processes with `runc ps` once the shell
+/// prompts; then `exit`. Prints one JSON line: the pid of `runc exec` (the pty
+/// child), the `runc ps` pids, the wait status and the terminal's text.
+const PTY_DRIVER: &str = r##"
+import json, os, pty, select, subprocess, sys, time
+runc, root, cid = sys.argv[1:4]
+lines = sys.argv[4:]
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(runc, ["runc", "--root", root, "exec", "-t", cid, "sh"])
+out = b""
+def read_until(token):
+    global out
+    end = time.monotonic() + 30
+    while token not in out:
+        left = end - time.monotonic()
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
+            sys.exit("timed out waiting for %r; the terminal showed %r" % (token, out))
+        try:
+            data = os.read(fd, 4096)
+        except OSError:
+            data = b""
+        if not data:
+            sys.exit("the terminal closed while waiting for %r: %r" % (token, out))
+        out += data
+read_until(b"# ")
+ps = subprocess.run([runc, "--root", root, "ps", "--format", "json", cid], check=True, capture_output=True).stdout
+for n, line in enumerate(lines):
+    os.write(fd, (line + '; echo "mark""%d"\n' % n).encode())
+    read_until(b"mark%d" % n)
+os.write(fd, b"exit\n")
+while True:
+    try:
+        data = os.read(fd, 4096)
+    except OSError:
+        break
+    if not data:
+        break
+    out += data
+_, status = os.waitpid(pid, 0)
+print(json.dumps({"runc": pid, "ps": json.loads(ps), "status": status, "terminal": out.decode(errors="replace")}))
+"##;
+
+/// What [`RuncContainer::interactive`] saw.
+struct Session {
+    /// The pid of `runc exec -t` (on the host).
+    runc: u32,
+    /// The container's processes while the shell ran (`runc ps`: host pids).
+    ps: Vec<u32>,
+    /// Everything the terminal showed.
+    terminal: String,
+}
+
+impl RuncContainer {
+    /// The host pid of the container's first process (`runc state`).
+    fn init_pid(&self) -> u32 {
+        let out = Command::new("runc").args(["--root", RUNC_ROOT, "state", &self.id]).output().expect("runc state");
+        assert!(out.status.success(), "runc state: {}", String::from_utf8_lossy(&out.stderr));
+        let state: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        state["pid"].as_u64().expect("runc state names the pid") as u32
+    }
+
+    /// An interactive `runc exec -t ID sh` on a pty, `lines` typed into it.
+    fn interactive(&self, lines: &[&str]) -> Session {
+        let runc = which("runc").unwrap();
+        let out = Command::new(python3())
+            .arg("-c")
+            .arg(PTY_DRIVER)
+            .arg(&runc)
+            .args([RUNC_ROOT, &self.id])
+            .args(lines)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run the pty driver");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "the interactive session failed: {}\n{stdout}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+        assert_eq!(v["status"], 0, "runc exec -t exited 0: {v}");
+        Session {
+            runc: v["runc"].as_u64().unwrap() as u32,
+            ps: v["ps"].as_array().unwrap().iter().map(|p| p.as_u64().unwrap() as u32).collect(),
+            terminal: v["terminal"].as_str().unwrap().to_string(),
+        }
+    }
+
+    /// A non-interactive `runc exec` of `args`: the pid of `runc exec` and its stdout.
+    fn exec_with_pid(&self, args: &[&str]) -> (u32, String) {
+        let child = Command::new("runc")
+            .args(["--root", RUNC_ROOT, "exec", &self.id])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("runc exec");
+        let pid = child.id();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "runc exec {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        (pid, String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+}
+
+/// Event indexes each rule of `rules` (rule id, rule file text) fires on in `capture`.
+fn fired(capture: &Path, rules: &[(String, String)]) -> BTreeMap<String, Vec<u64>> {
+    let sources: Vec<(PathBuf, &str)> =
+        rules.iter().map(|(id, text)| (PathBuf::from(format!("{id}.toml")), text.as_str())).collect();
+    let set = RuleSet::from_sources(&sources, &CompileOptions::default()).unwrap_or_else(|e| panic!("{e}"));
+    let mut sink = CollectSink::default();
+    Replayer::new(set, ReplayOptions::default()).replay(&[capture], &mut sink).unwrap();
+    let mut out: BTreeMap<String, Vec<u64>> = rules.iter().map(|(id, _)| (id.clone(), Vec::new())).collect();
+    for b in &sink.batches {
+        let ids = b.column_by_name("rule_id").unwrap().as_string::<i32>().clone();
+        let ix = b.column_by_name("event_index").unwrap().as_primitive::<UInt64Type>().clone();
+        for i in 0..b.num_rows() {
+            out.get_mut(ids.value(i)).unwrap().push(ix.value(i));
+        }
+    }
+    for v in out.values_mut() {
+        v.sort_unstable();
+    }
+    out
+}
+
+/// A rule file with `query`, named `id`.
+fn probe_rule(id: &str, query: &str) -> (String, String) {
+    (id.to_string(), format!("[rule]\nname = \"{id}\"\nrule_id = \"{id}\"\nseverity = \"low\"\nlanguage = \"eql\"\nquery = '''\n{query}\n'''\n"))
+}
+
+/// A `kubectl exec -it`-like session and a `kubectl exec`-like command in a
+/// real runc container of pod shop/web-0, recorded; then the ECS view's
+/// process and pod fields, tuned variants of the Elastic rule, and
+/// `tokenscan tree`, each against what the scenario says by hand.
+///
+/// Who is who (runc 1.1: `runc exec` starts `runc init`, whose last stage is
+/// cloned with CLONE_PARENT, calls setsid() and execs the command, so the
+/// command's parent is the `runc exec` process on the host and it leads a
+/// session of its own; with `-t` the session has the container's pty):
+/// - `sh`: the interactive shell; parent `runc exec -t` (host), session
+///   leader of its own session on a pty, so the entry leader of itself and of
+///   everything it starts (its parent is outside the container);
+/// - E1 `/bin/cat SA/token`, typed after `cd SA`: a child of sh;
+/// - E2 `cat token`: busybox sh runs applets by exec'ing itself
+///   (`/proc/self/exe`, argv `cat token`): a child of sh reading the token by
+///   a relative path;
+/// - E3 `sh -c '/bin/cat SA/token; echo'`: a child of sh, and E4, its `/bin/cat`;
+/// - E5 `runc exec ID cat SA/token` without a terminal: parent `runc exec`
+///   (host), its own session leader, no tty, working directory `/` (the spec's cwd).
+#[test]
+fn records_a_runc_exec_session_and_replays_tuned_rules() {
+    if !should_run_runc("records_a_runc_exec_session_and_replays_tuned_rules") {
+        return;
+    }
+    let cli = Path::new(env!("CARGO_BIN_EXE_tokenscan-record")).with_file_name("tokenscan");
+    assert!(cli.is_file(), "{} is missing: build the CLI first (cargo build -p tokenscan-cli)", cli.display());
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let tmp = tempfile::tempdir().unwrap();
+    let capture = tmp.path().join("capture.parquet");
+    let recorder = Recorder::start(&["-o", capture.to_str().unwrap()], tmp.path().join("recorder.log"));
+    let container = RuncContainer::start(serde_json::json!({
+        "io.kubernetes.cri.container-type": "container",
+        "io.kubernetes.cri.sandbox-name": "web-0",
+        "io.kubernetes.cri.sandbox-namespace": "shop",
+        "io.kubernetes.cri.sandbox-uid": "0d3c2b1a-5e4f-4a6b-8c7d-9e0f1a2b3c4d",
+        "io.kubernetes.cri.container-name": "web",
+        "io.kubernetes.cri.image-name": "registry.example:5000/shop/web:1.4.2",
+    }));
+    let id = container.id.clone();
+    let init = container.init_pid();
+    let token = format!("{SA}/token");
+    let inner = format!("/bin/cat {token}; echo");
+    let session = container.interactive(&[
+        &format!("cd {SA}"),
+        &format!("/bin/cat {token}"),
+        "cat token",
+        &format!("sh -c '{inner}'"),
+    ]);
+    assert_eq!(session.terminal.matches("eyJhbGciOiJSUzI1NiJ9.runc-token").count(), 3, "{}", session.terminal);
+    let shells: Vec<u32> = session.ps.iter().copied().filter(|&p| p != init).collect();
+    assert_eq!(shells.len(), 1, "runc ps while the shell ran: init {init} and the shell: {:?}", session.ps);
+    let sh = shells[0];
+    let (runc_n, out) = container.exec_with_pid(&["cat", &token]);
+    assert_eq!(out, "eyJhbGciOiJSUzI1NiJ9.runc-token");
+    std::thread::sleep(Duration::from_millis(1500));
+    let log = recorder.stop();
+    drop(container);
+    assert!(log.contains("lost        0 (the capture is complete)"), "{log}");
+
+    // --- which event is which, from the recorded columns (pids, argv) ---
+    let (events, _) = read_events(&capture);
+    let in_c = |e: &Ev| e.container_id.as_deref() == Some(&*id);
+    let exec_of =
+        |what: &str, f: &dyn Fn(&Ev) -> bool| one(&events, what, |e| e.kind == "exec" && in_c(e) && f(e)).clone();
+    let sh_exec = exec_of("the shell's exec", &|e| e.pid == sh);
+    assert_eq!((sh_exec.ppid, sh_exec.args.clone()), (session.runc, Some(strs(&["sh"]))));
+    assert!(is_pts(&sh_exec.tty), "{sh_exec:?}");
+    let tty = sh_exec.tty.clone().unwrap();
+    let cat_abs = strs(&["/bin/cat", &token]);
+    let e1 = exec_of("E1", &|e| e.ppid == sh && e.args.as_ref() == Some(&cat_abs));
+    let e2 = exec_of("E2", &|e| e.ppid == sh && e.args.as_deref() == Some(&strs(&["cat", "token"])[..]));
+    let e3 = exec_of("E3", &|e| e.ppid == sh && e.args.as_deref() == Some(&strs(&["sh", "-c", &inner])[..]));
+    let e4 = exec_of("E4", &|e| e.ppid == e3.pid && e.args.as_ref() == Some(&cat_abs));
+    let e5 = exec_of("E5", &|e| e.ppid == runc_n && e.args.as_deref() == Some(&strs(&["cat", &token])[..]));
+    let open_of = |e: &Ev| {
+        one(&events, "the token's open", |o| o.kind == "open" && o.pid == e.pid && o.path.as_deref() == Some(&*token))
+            .index as u64
+    };
+    let ix = |e: &Ev| e.index as u64;
+
+    // --- the ECS view: field values as the scenario gives them ---
+    let pod = format!(
+        r#"orchestrator.resource.name == "web-0" and orchestrator.resource.type == "pod" and orchestrator.namespace == "shop" and container.image.name == "registry.example:5000/shop/web" and container.image.tag == "1.4.2" and container.id == "{id}""#
+    );
+    let probes = vec![
+        probe_rule(
+            "the-shell",
+            &format!(
+                r#"process where event.action == "exec" and process.pid == {sh} and process.name == "sh" and process.interactive == true and process.parent.pid == {r} and process.parent.name == "runc" and process.parent.args == "-t" and process.session_leader.same_as_process == true and process.entry_leader.same_as_process == true and process.entry_leader.entry_meta.type == "container" and process.working_directory == "/" and {pod}"#,
+                r = session.runc
+            ),
+        ),
+        probe_rule(
+            "children-of-the-shell",
+            &format!(
+                r#"process where event.action == "exec" and process.parent.pid == {sh} and process.parent.name == "sh" and process.parent.args == "sh" and process.interactive == true and process.session_leader.pid == {sh} and process.session_leader.name == "sh" and process.session_leader.interactive == true and process.session_leader.same_as_process == false and process.entry_leader.pid == {sh} and process.entry_leader.name == "sh" and process.entry_leader.interactive == true and process.entry_leader.entry_meta.type == "container" and process.working_directory == "{SA}" and {pod}"#
+            ),
+        ),
+        probe_rule(
+            "grandchild-of-the-shell",
+            &format!(
+                r#"process where event.action == "exec" and process.parent.pid == {p} and process.parent.args == "-c" and process.parent.args == "{inner}" and process.session_leader.pid == {sh} and process.session_leader.interactive == true and process.entry_leader.pid == {sh} and process.entry_leader.entry_meta.type == "container" and process.working_directory == "{SA}" and {pod}"#,
+                p = e3.pid
+            ),
+        ),
+        probe_rule(
+            "non-interactive-exec",
+            &format!(
+                r#"process where event.action == "exec" and process.parent.pid == {runc_n} and process.parent.name == "runc" and process.parent.args == "exec" and process.interactive == false and process.session_leader.same_as_process == true and process.session_leader.interactive == false and process.entry_leader.same_as_process == true and process.entry_leader.entry_meta.type == "container" and process.working_directory == "/" and {pod}"#
+            ),
+        ),
+    ];
+    let got = fired(&capture, &probes);
+    let want: BTreeMap<String, Vec<u64>> = [
+        ("the-shell", vec![ix(&sh_exec)]),
+        ("children-of-the-shell", vec![ix(&e1), ix(&e2), ix(&e3)]),
+        ("grandchild-of-the-shell", vec![ix(&e4)]),
+        ("non-interactive-exec", vec![ix(&e5)]),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    assert_eq!(got, want, "E1..E5 = {:?}", [&e1, &e2, &e3, &e4, &e5].map(|e| (e.index, e.pid)));
+
+    // The container's name, from its metadata row as the core reads it.
+    let trees = tokenscan_core::process::process_trees(
+        &RuleSet::builtin(&CompileOptions::default()).unwrap(),
+        std::slice::from_ref(&capture),
+        &ReplayOptions::default(),
+        &tokenscan_core::process::TreeFilter { pod: Some("web-0".into()), ..Default::default() },
+    )
+    .unwrap();
+    let meta = trees[0].context.container(&id).expect("the container's metadata").clone();
+    assert_eq!(
+        (meta.pod_name.as_deref(), meta.pod_namespace.as_deref(), meta.container_name.as_deref()),
+        (Some("web-0"), Some("shop"), Some("web"))
+    );
+
+    // --- the seed rule (v5: no process.interactive) tuned as a team would ---
+    let v5 = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/rules/elastic-d4c-token-read-v5.toml"),
+    )
+    .unwrap();
+    let tuned = |name: &str, extra: &str| {
+        let text = v5.replace(ELASTIC, name).replace("\n)\n'''", &format!("\n) and {extra}\n'''"));
+        assert!(text.contains(extra) && text.contains(name), "the v5 query ends with `\\n)\\n'''`");
+        (name.to_string(), text)
+    };
+    let rules = vec![
+        tuned("v5", "true"),
+        tuned("not-runc-parent", r#"not process.parent.name in ("runc")"#),
+        tuned("not-sh-parent", r#"not process.parent.name in ("sh")"#),
+        tuned("interactive-leader", "process.session_leader.interactive == true"),
+        tuned("namespace-shop", r#"orchestrator.namespace == "shop""#),
+        tuned("namespace-kube-system", r#"orchestrator.namespace == "kube-system""#),
+        tuned("image-name", r#"container.image.name == "registry.example:5000/shop/web""#),
+        tuned("image-name-with-tag", r#"container.image.name == "registry.example:5000/shop/web:1.4.2""#),
+    ];
+    // The exec branch needs the token's absolute path in argv: E1, E4, E5
+    // (never E2's relative `token`, nor E3's `sh`, whose name and argv hold no reader).
+    let (i1, i4, i5) = (ix(&e1), ix(&e4), ix(&e5));
+    let want: BTreeMap<String, Vec<u64>> = [
+        ("v5", vec![i1, i4, i5]),
+        ("not-runc-parent", vec![i1, i4]),
+        ("not-sh-parent", vec![i5]),
+        ("interactive-leader", vec![i1, i4]),
+        ("namespace-shop", vec![i1, i4, i5]),
+        ("namespace-kube-system", vec![]),
+        ("image-name", vec![i1, i4, i5]),
+        ("image-name-with-tag", vec![]),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    assert_eq!(fired(&capture, &rules), want, "E1, E4, E5 = {i1}, {i4}, {i5}");
+
+    // --- `tokenscan tree --pod web-0`, built-in rules (the seed: interactive only; TRC-108) ---
+    let o = Command::new(&cli).arg("tree").arg(&capture).args(["--pod", "web-0"]).output().unwrap();
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(o.status.success(), "tokenscan tree: {}\n{text}", String::from_utf8_lossy(&o.stderr));
+    let c = format!("(pod shop/web-0, container {})", &id[..12]);
+    let elastic = |e: u64| format!("! {ELASTIC} #{e}: exec branch: ");
+    let trc = |e: u64| format!("! TRC-108 #{e}: security_file_open from container: ");
+    // (indent, start of the line): the shell and what it ran, in order.
+    let session_block = vec![
+        (2, format!("{sh} sh [{tty}] {c}: sh")),
+        (4, format!("{} cat [{tty}] {c}: /bin/cat {token}", e1.pid)),
+        (6, elastic(i1)),
+        (6, trc(open_of(&e1))),
+        (4, format!("{} cat [{tty}] {c}: cat token", e2.pid)),
+        (6, trc(open_of(&e2))),
+        (4, format!("{} sh [{tty}] {c}: sh -c {inner}", e3.pid)),
+        (6, format!("{} cat [{tty}] {c}: /bin/cat {token}", e4.pid)),
+        (8, elastic(i4)),
+        (8, trc(open_of(&e4))),
+    ];
+    let lines: Vec<&str> = text.lines().collect();
+    let start = lines
+        .iter()
+        .position(|l| l.starts_with(&format!("  {sh} sh ")))
+        .unwrap_or_else(|| panic!("the shell in the tree:\n{text}"));
+    for (k, (indent, want)) in session_block.iter().enumerate() {
+        let line = lines.get(start + k).copied().unwrap_or("");
+        let full = format!("{}{want}", " ".repeat(*indent));
+        assert!(line.starts_with(&full), "tree line {}: want {full:?}, got {line:?}\n{text}", start + k);
+        if !want.starts_with('!') {
+            assert_eq!(line, full, "a process line is exactly pid, name, [tty], pod and argv\n{text}");
+        }
+    }
+    let after = lines.get(start + session_block.len()).copied().unwrap_or("  ");
+    assert!(after.starts_with("  ") && !after.starts_with("   "), "the session ends there: {after:?}\n{text}");
+    // The non-interactive exec: a root of its own (its parent is on the host),
+    // no terminal, so only TRC-108 marks it (the seed requires process.interactive).
+    let e5_line = format!("  {} cat {c}: cat {token}", e5.pid);
+    let at = lines.iter().position(|l| *l == e5_line).unwrap_or_else(|| panic!("{e5_line:?} in\n{text}"));
+    assert!(lines[at + 1].starts_with(&format!("    {}", trc(open_of(&e5)))), "{text}");
+    assert!(!lines.get(at + 2).is_some_and(|l| l.starts_with("    ")), "one mark only\n{text}");
+    // The container's init, a root too.
+    assert!(lines.contains(&&*format!("  {init} sleep {c}: sleep 60")), "{text}");
 }

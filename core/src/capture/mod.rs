@@ -173,6 +173,9 @@ pub struct EventBatch {
     columns: [Option<ArrayRef>; Column::COUNT],
     kinds: Arc<[EventKind]>,
     first_index: u64,
+    /// The event index of every row, when the rows are not consecutive
+    /// events (a batch made by `take`).
+    indexes: Option<Arc<[u64]>>,
     len: usize,
     process: Option<Arc<crate::process::ProcessContext>>,
 }
@@ -181,7 +184,7 @@ impl EventBatch {
     /// Builds a batch from canonical columns (as produced by the readers).
     pub(crate) fn new(columns: [Option<ArrayRef>; Column::COUNT], kinds: Vec<EventKind>, first_index: u64) -> Self {
         let len = kinds.len();
-        EventBatch { columns, kinds: kinds.into(), first_index, len, process: None }
+        EventBatch { columns, kinds: kinds.into(), first_index, indexes: None, len, process: None }
     }
 
     /// Builds a batch from Arrow data that did not come from a capture file
@@ -214,6 +217,14 @@ impl EventBatch {
     pub fn first_index(&self) -> u64 {
         self.first_index
     }
+    /// Event index (position in the capture) of row `row`: `first_index() + row`,
+    /// except in a batch of chosen rows (made by `take`), which keeps each row's own.
+    pub fn event_index(&self, row: usize) -> u64 {
+        match &self.indexes {
+            Some(ix) => ix[row],
+            None => self.first_index + row as u64,
+        }
+    }
     /// The kind of every event.
     pub fn kinds(&self) -> &[EventKind] {
         &self.kinds
@@ -228,8 +239,7 @@ impl EventBatch {
     }
     /// The processes of the batch's capture, when the driver built them
     /// (only for rules and consumers that read process-model fields).
-    /// Row `i`'s links are `process.links(first_index() + i)`; batches made
-    /// by `take` carry none, since their event indexes are not meaningful.
+    /// Row `i`'s links are `process.links(event_index(i))`.
     pub fn process(&self) -> Option<&Arc<crate::process::ProcessContext>> {
         self.process.as_ref()
     }
@@ -269,14 +279,15 @@ impl EventBatch {
             columns,
             kinds: self.kinds[offset..offset + len].into(),
             first_index: self.first_index + offset as u64,
+            indexes: self.indexes.as_ref().map(|ix| ix[offset..offset + len].into()),
             len,
             process: self.process.clone(),
         }
     }
 
     /// The given rows (in the order given) as a new batch; dictionary columns
-    /// keep sharing their dictionary. Event indexes of the result are not
-    /// meaningful: use it for evaluation, not for findings.
+    /// keep sharing their dictionary. Each row keeps its event index
+    /// ([`EventBatch::event_index`]) and so its process links.
     pub(crate) fn take(&self, rows: &[u32]) -> EventBatch {
         let idx = arrow::array::UInt32Array::from(rows.to_vec());
         let columns = self
@@ -284,11 +295,19 @@ impl EventBatch {
             .clone()
             .map(|c| c.map(|a| arrow::compute::take(a.as_ref(), &idx, None).expect("rows are within the batch")));
         let kinds: Vec<EventKind> = rows.iter().map(|&r| self.kinds[r as usize]).collect();
-        EventBatch { len: kinds.len(), columns, kinds: kinds.into(), first_index: self.first_index, process: None }
+        let indexes: Arc<[u64]> = rows.iter().map(|&r| self.event_index(r as usize)).collect();
+        EventBatch {
+            len: kinds.len(),
+            columns,
+            kinds: kinds.into(),
+            first_index: indexes.first().copied().unwrap_or(self.first_index),
+            indexes: Some(indexes),
+            process: self.process.clone(),
+        }
     }
 
     /// The batches one after another (columns each of them has; kinds
-    /// concatenated). Event indexes of the result are those of the first part.
+    /// concatenated); each row keeps its event index.
     pub(crate) fn concat(parts: &[EventBatch]) -> EventBatch {
         let Some(first) = parts.first() else {
             return EventBatch::new(Default::default(), Vec::new(), 0);
@@ -307,6 +326,7 @@ impl EventBatch {
         }
         let kinds: Vec<EventKind> = parts.iter().flat_map(|p| p.kinds.iter().copied()).collect();
         let mut batch = EventBatch::new(columns, kinds, first.first_index);
+        batch.indexes = Some(parts.iter().flat_map(|p| (0..p.len).map(|i| p.event_index(i))).collect());
         batch.process = first.process.clone();
         batch
     }

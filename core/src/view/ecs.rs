@@ -255,13 +255,16 @@ const PROCESS_FIELDS: [EcsField; 13] = [
         |b| rel_str(b, Who::Process, |e| e.end.map(rfc3339)),
         "exit time of the process, when the capture has its exit (RFC 3339 text, v2 captures)"
     ),
-    pfield!(
+    // The event's own `cwd`, as process.name is its `comm`: the directory at
+    // the event, not the process's last one (a shell that later `cd`s).
+    field!(
         "process.working_directory",
         Keyword,
         false,
-        [],
-        |b| rel_str(b, Who::Process, |e| e.cwd.clone()),
-        "working directory (v2 captures)"
+        All,
+        [Cwd],
+        |b| col(b, Column::Cwd),
+        "cwd, the working directory at the event (v2 captures)"
     ),
     pfield!(
         "process.previous.args",
@@ -478,8 +481,7 @@ fn related(links: &EventLinks, who: Who) -> Option<EntityRef> {
 /// without a context or links).
 fn per_row<T>(batch: &EventBatch, f: impl Fn(&ProcessContext, &EventLinks) -> Option<T>) -> Vec<Option<T>> {
     let Some(ctx) = batch.process() else { return (0..batch.len()).map(|_| None).collect() };
-    let first = batch.first_index();
-    (0..batch.len() as u64).map(|i| ctx.links(first + i).and_then(|l| f(ctx, &l))).collect()
+    (0..batch.len()).map(|i| ctx.links(batch.event_index(i)).and_then(|l| f(ctx, &l))).collect()
 }
 
 fn rel_str(batch: &EventBatch, who: Who, f: fn(&Entity) -> Option<String>) -> ArrayRef {
