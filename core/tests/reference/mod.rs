@@ -392,11 +392,14 @@ fn pred(p: &Pred, e: &Event, s: Settings) -> bool {
                 match func {
                     Func::StartsWith => hay.starts_with(&needle),
                     Func::EndsWith => hay.ends_with(&needle),
-                    Func::Contains => hay.contains(&needle),
+                    // The EQL function reference: an empty substring is never contained.
+                    Func::Contains => !needle.is_empty() && hay.contains(&needle),
                 }
             })
         }
-        Pred::Length { field, op: Op::Ne, n } => !pred(&Pred::Length { field: field.clone(), op: Op::Eq, n: *n }, e, s),
+        // A function's result is compared as a value: on a missing field it is null and
+        // `length(f) != n` does not hold (Elasticsearch runs it as a script, where null is not
+        // true), unlike `f != "x"`, a negated term query.
         Pred::Length { field, op, n } => {
             let v = value(field, e);
             indexed(&v, s).iter().any(|x| op.holds((utf16_len(x) as i64).cmp(n)))
