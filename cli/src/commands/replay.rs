@@ -49,6 +49,11 @@ pub struct ReplayArgs {
 pub fn run(a: ReplayArgs) -> Result<u8> {
     let (rules, skipped) =
         if a.strict || a.strict_rules { (a.rules.load()?, Vec::new()) } else { a.rules.load_skipping()? };
+    if rules.rules().is_empty() && skipped.len() == 1 {
+        // A single rule file that cannot load: its error is the answer.
+        let only = skipped.into_iter().next().expect("one problem");
+        return Err(only.into());
+    }
     // Rules that cannot load are named before any output, even with --quiet: the findings miss them.
     for problem in &skipped {
         eprintln!("warning: rule skipped: {problem}");
