@@ -365,3 +365,24 @@ fn type_and_arity_errors_name_the_argument() {
     assert!(err("wildcard(process.name, \"a*\")")
         .starts_with("unknown function `wildcard`: Elasticsearch's EQL has add, between,"));
 }
+
+#[test]
+fn arithmetic_operators_are_the_functions_with_the_usual_precedence() {
+    // Elasticsearch's grammar: `*`, `/`, `%` bind tighter than `+`, `-`, which bind tighter than
+    // comparisons; each operator is the function of the same meaning.
+    returns("2 + 3 * 4", "14");
+    returns("(2 + 3) * 4", "20");
+    returns("10 - 4 - 3", "3");
+    returns("7 / 2", "3");
+    returns("7 / 2.0", "3.5");
+    returns("10 % 6", "4");
+    returns("-10 % -6", "-4");
+    returns("process.pid + 1", "5");
+    returns("process.args_count * 2 - process.parent.pid", "6");
+    returns("-process.pid", "-4");
+    returns("process.pid - -1", "5");
+    returns("length(process.name) + 1", "13");
+    assert!(holds("process.pid * 2 > process.parent.pid + 5"));
+    assert!(!holds("process.pid * 2 > process.parent.pid + 6"));
+    is_null("process.pid + null", "4");
+}

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use regex::Regex;
 
-use super::ast::{Category, CmpOp, Expr, ExprKind, Literal, Query, Span};
+use super::ast::{ArithOp, Category, CmpOp, Expr, ExprKind, Literal, Query, Span};
 use super::func::{Cidr, Func, Ty, VExpr, Val, FUNCTION_NAMES};
 use super::parser::parse_query;
 use crate::capture::Projection;
@@ -425,6 +425,7 @@ impl Compiler {
                 "regex",
             ),
             ExprKind::Call { name, case_insensitive, args, .. } => self.call(e, name, *case_insensitive, args),
+            ExprKind::Arith { .. } => err(e.span, format!("`{e}` gives a number, not a condition; compare it")),
         }
     }
 
@@ -707,6 +708,27 @@ impl Compiler {
             },
             ExprKind::Call { name, name_span, case_insensitive, args } => {
                 self.function(e, name, *name_span, *case_insensitive, args)?
+            }
+            ExprKind::Arith { lhs, op, rhs } => {
+                let func = match op {
+                    ArithOp::Add => Func::Add,
+                    ArithOp::Sub => Func::Subtract,
+                    ArithOp::Mul => Func::Multiply,
+                    ArithOp::Div => Func::Divide,
+                    ArithOp::Mod => Func::Modulo,
+                };
+                let mut args = Vec::with_capacity(2);
+                for side in [lhs, rhs] {
+                    let (v, ty) = self.value(side)?;
+                    if ty != Ty::Num && ty != Ty::Null {
+                        return err(side.span, format!("`{op}` needs numbers, not {ty} (`{side}`)"));
+                    }
+                    args.push(v);
+                }
+                if matches!(op, ArithOp::Div | ArithOp::Mod) && matches!(args[1], VExpr::Lit(Val::Int(0))) {
+                    return err(rhs.span, format!("`{op}` by zero"));
+                }
+                (VExpr::Call { func, ci: false, args, cidrs: Vec::new() }, Ty::Num)
             }
             ExprKind::Compare { lhs, op, rhs } => {
                 let (l, lt) = self.value(lhs)?;
