@@ -300,27 +300,8 @@ pub(crate) fn compare(op: CmpOp, l: &Val<'_>, r: &Val<'_>) -> Val<'static> {
     Val::Bool(cmp_holds(op, ord))
 }
 
-/// The byte offset of UTF-16 position `pos` in `s` (rounded down to a character), or `None` past the end.
-fn byte_at_utf16(s: &str, pos: usize) -> Option<usize> {
-    let mut units = 0;
-    for (b, c) in s.char_indices() {
-        if units >= pos {
-            return Some(b);
-        }
-        units += c.len_utf16();
-        if units > pos {
-            return Some(b);
-        }
-    }
-    (units >= pos).then_some(s.len())
-}
-
 fn utf16_len(s: &str) -> usize {
     s.chars().map(char::len_utf16).sum()
-}
-
-fn utf16_pos(s: &str, byte: usize) -> i64 {
-    utf16_len(&s[..byte]) as i64
 }
 
 /// `s` lower-cased for a `~` function, and whether byte offsets in it are offsets in `s` too.
@@ -439,33 +420,35 @@ fn call<'a>(func: Func, ci: bool, args: Vec<Val<'a>>, cidrs: &[Cidr]) -> Val<'a>
             Err(_) => Val::Bool(false),
         },
         Func::Substring => {
-            let src = s(0);
-            let len = utf16_len(src) as i64;
+            // Java's substring, on UTF-16 code units; half a surrogate pair becomes U+FFFD.
+            let units: Vec<u16> = s(0).encode_utf16().collect();
+            let len = units.len() as i64;
             let clamp = |p: i64| if p < 0 { (len + p).max(0) } else { p.min(len) };
             let start = int(1).map_or(0, clamp);
             let end = if args.len() > 2 { int(2).map_or(len, clamp) } else { len };
             if start >= end {
                 return Val::Str(Cow::Borrowed(""));
             }
-            match (byte_at_utf16(src, start as usize), byte_at_utf16(src, end as usize)) {
-                (Some(a), Some(b)) => Val::Str(Cow::Owned(src[a..b].to_string())),
-                _ => Val::Str(Cow::Borrowed("")),
-            }
+            Val::Str(Cow::Owned(String::from_utf16_lossy(&units[start as usize..end as usize])))
         }
         Func::IndexOf => {
-            let src = s(0);
+            // Java's indexOf, on UTF-16 code units.
+            let (hay, _) = folded(s(0), ci);
+            let (needle, _) = folded(s(1), ci);
+            let hay: Vec<u16> = hay.encode_utf16().collect();
+            let needle: Vec<u16> = needle.encode_utf16().collect();
             let start = if args.len() > 2 { int(2).unwrap_or(0).max(0) } else { 0 };
-            if start > utf16_len(src) as i64 {
+            if start > hay.len() as i64 {
                 return Val::Null;
             }
-            let (hay, same) = folded(src, ci);
-            let (needle, _) = folded(s(1), ci);
-            let Some(from) = byte_at_utf16(&hay, start as usize) else { return Val::Null };
-            match hay[from..].find(needle.as_ref()) {
-                Some(i) if same => Val::Int(utf16_pos(src, from + i)),
-                Some(i) => Val::Int(utf16_pos(&hay, from + i)),
-                None => Val::Null,
+            let start = start as usize;
+            if needle.is_empty() {
+                return Val::Int(start as i64);
             }
+            hay[start..]
+                .windows(needle.len())
+                .position(|w| w == needle.as_slice())
+                .map_or(Val::Null, |i| Val::Int((start + i) as i64))
         }
         Func::Between => {
             let src = s(0);
@@ -492,13 +475,17 @@ mod tests {
     }
 
     #[test]
-    fn byte_offsets_of_utf16_positions() {
-        assert_eq!(byte_at_utf16("abc", 0), Some(0));
-        assert_eq!(byte_at_utf16("abc", 3), Some(3));
-        assert_eq!(byte_at_utf16("abc", 4), None);
-        // "é" is one UTF-16 unit and two bytes; the emoji is two units and four bytes.
-        assert_eq!(byte_at_utf16("é😀x", 1), Some(2));
-        assert_eq!(byte_at_utf16("é😀x", 3), Some(6));
+    fn positions_are_utf16_code_units() {
+        // "é" is one UTF-16 unit, the emoji two.
+        let call2 = |f, a: &str, b: Val<'static>, c: Option<Val<'static>>| {
+            let mut args = vec![s(a), b];
+            args.extend(c);
+            call(f, false, args, &[])
+        };
+        assert_eq!(call2(Func::IndexOf, "é😀x", s("x"), None), Val::Int(3));
+        assert_eq!(call2(Func::Substring, "é😀x", Val::Int(1), Some(Val::Int(3))), s("😀"));
+        // Half a surrogate pair is not a character: U+FFFD stands for it.
+        assert_eq!(call2(Func::Substring, "😀x", Val::Int(1), None), s("\u{fffd}x"));
     }
 
     #[test]
