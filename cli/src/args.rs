@@ -49,6 +49,15 @@ impl RuleArgs {
     pub fn load(&self) -> Result<RuleSet> {
         self.compile.load(&self.rules)
     }
+
+    /// The rules named that load, and the problems of those that do not
+    /// (`RuleSet::load_skipping`); the built-in set when none are named.
+    pub fn load_skipping(&self) -> Result<(RuleSet, Vec<tokenscan_core::Error>)> {
+        if self.rules.is_empty() {
+            return Ok((self.load()?, Vec::new()));
+        }
+        Ok(RuleSet::load_skipping(&self.rules, &self.compile.options())?)
+    }
 }
 
 /// Output formats for findings and other reports.

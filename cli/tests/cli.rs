@@ -590,3 +590,52 @@ fn every_event_matches_its_row_in_expected_md() {
     }
     assert_eq!(checked, 174, "every per-event row of EXPECTED.md");
 }
+
+/// `replay --rules DIR` reports each rule file that cannot load, at its line and column,
+/// replays the others (the same findings as those rules alone) and exits 2; `--strict-rules`
+/// stops before replaying.
+#[test]
+fn replay_goes_on_past_rule_files_that_cannot_load() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let good = root().join("core/rules/elastic-d4c-service-account-token-read.toml");
+    std::fs::copy(&good, tmp.path().join("a-good.toml")).expect("copy");
+    std::fs::write(
+        tmp.path().join("b-bad.toml"),
+        "[rule]\nname = \"x\"\nrule_id = \"r1\"\nseverity = \"low\"\nlanguage = \"eql\"\nquery = '''\nprocess where\n  process.nmae == \"cat\" and cidrMatch(process.name, \"10.0.0.0/99\")\n'''\n",
+    )
+    .expect("write");
+    std::fs::write(
+        tmp.path().join("c-kql.toml"),
+        "[rule]\nname = \"k\"\nrule_id = \"k1\"\nseverity = \"low\"\nlanguage = \"kuery\"\nquery = \"x\"\n",
+    )
+    .expect("write");
+    let replay = |rules: &Path, extra: &[&str]| {
+        tokenscan()
+            .args(["replay", "fixtures/pod-session.parquet", "-f", "ndjson", "--rules"])
+            .arg(rules)
+            .args(extra)
+            .output()
+            .expect("runs")
+    };
+    let alone = replay(&good, &[]);
+    assert_eq!(alone.status.code(), Some(0));
+    assert!(!alone.stdout.is_empty(), "the token-read rule fires on the kubectl exec session");
+    let out = replay(tmp.path(), &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(out.stdout, alone.stdout, "the rules that load find what they find alone");
+    let bad = tmp.path().join("b-bad.toml").display().to_string();
+    let kql = tmp.path().join("c-kql.toml").display().to_string();
+    for needle in [
+        format!("warning: rule skipped: {bad}:8:3: in `query`: unknown field `process.nmae`"),
+        format!("warning: rule skipped: {bad}:8:53: in `query`: `10.0.0.0/99` is not an IP address or CIDR block"),
+        format!("warning: rule skipped: {kql}:5:12: rule language \"kuery\" is not supported"),
+        "2 rule files could not be loaded (3 problems); the findings are those of the 1 rule that could".to_string(),
+    ] {
+        assert!(stderr.contains(&needle), "expected {needle:?} in: {stderr}");
+    }
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let strict = replay(tmp.path(), &["--strict-rules"]);
+    assert_clean_error(&strict, &format!("{bad}:8:3: in `query`: unknown field `process.nmae`"));
+    assert!(strict.stdout.is_empty(), "nothing is replayed");
+}

@@ -218,13 +218,19 @@ fn hostile_rules_are_clean_errors() {
         assert_error(&out, needle);
         assert_eq!(stderr(&out).trim_end().lines().count(), 1, "one line: {}", stderr(&out));
     }
-    // A rule directory with one bad file fails as a whole, naming the file: no half-loaded rule set.
+    // A rule directory with one bad file: with --strict-rules it fails as a whole, naming the
+    // file (no half-loaded rule set); by default the bad file is named and the other rule runs.
     let dir = tmp.path().join("rules");
     std::fs::create_dir(&dir).expect("mkdir");
     std::fs::copy(&huge, dir.join("b.toml")).expect("copy");
     std::fs::write(dir.join("a.toml"), include_str!("../../core/rules/tracee-trc-108-k8s-service-account-token.toml"))
         .expect("write");
-    let out = run(&["replay", c, "--rules", dir.to_str().expect("utf-8")], "", 60);
+    let out = run(&["replay", c, "--strict-rules", "--rules", dir.to_str().expect("utf-8")], "", 60);
     assert_error(&out, "b.toml:6:");
     assert_eq!(stdout(&out), "");
+    let out = run(&["replay", c, "--rules", dir.to_str().expect("utf-8")], "", 60);
+    assert_error(&out, "1 rule file could not be loaded (1 problem)");
+    assert!(stderr(&out).starts_with("warning: rule skipped: "), "{}", stderr(&out));
+    assert!(stderr(&out).contains("b.toml:6:"), "{}", stderr(&out));
+    assert!(stdout(&out).contains("rule TRC-108 | severity info | 1 finding"), "{}", stdout(&out));
 }

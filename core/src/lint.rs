@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use crate::eql::CompileOptions;
 use crate::error::{Error, Position};
-use crate::rules::{parse_rule, position, Rule};
+use crate::rules::{parse_rule_all, position, Rule};
 
 /// How bad a diagnostic is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -63,7 +63,8 @@ pub fn lint_rule(rule: &Rule, text: &str) -> Vec<Diagnostic> {
         .collect()
 }
 
-/// Loads and lints a rule file; a file that does not load yields one error diagnostic.
+/// Loads and lints a rule file; a file that does not load yields an error
+/// diagnostic for each problem found ([`parse_rule_all`]).
 pub fn check_file(path: &Path, options: &CompileOptions) -> Vec<Diagnostic> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
@@ -76,16 +77,21 @@ pub fn check_file(path: &Path, options: &CompileOptions) -> Vec<Diagnostic> {
             }]
         }
     };
-    match parse_rule(path, &text, options) {
+    match parse_rule_all(path, &text, options) {
         Ok(rule) => lint_rule(&rule, &text),
-        Err(Error::Rule { path, position, message }) => {
-            vec![Diagnostic { path, position, severity: Severity::Error, message }]
-        }
-        Err(e) => vec![Diagnostic {
-            path: path.to_owned(),
-            position: None,
-            severity: Severity::Error,
-            message: e.to_string(),
-        }],
+        Err(errors) => errors
+            .into_iter()
+            .map(|e| match e {
+                Error::Rule { path, position, message } => {
+                    Diagnostic { path, position, severity: Severity::Error, message }
+                }
+                e => Diagnostic {
+                    path: path.to_owned(),
+                    position: None,
+                    severity: Severity::Error,
+                    message: e.to_string(),
+                },
+            })
+            .collect(),
     }
 }

@@ -179,6 +179,30 @@ impl RuleSet {
         RuleSet::new(rules)
     }
 
+    /// Loads rule files as [`RuleSet::load`] does, but a rule file that cannot
+    /// be loaded (or repeats an id) is left out instead of failing the whole
+    /// set: the rules that load, and every problem of the files left out, in
+    /// load order. A path that cannot be read or listed is still an error.
+    pub fn load_skipping<P: AsRef<Path>>(paths: &[P], options: &CompileOptions) -> Result<(RuleSet, Vec<Error>)> {
+        let mut rules: Vec<Rule> = Vec::new();
+        let mut problems = Vec::new();
+        for_each_rule_file(paths, |f, text| {
+            match parse_rule_all(f, &text, options) {
+                Ok(rule) => match rules.iter().find(|r| r.id == rule.id) {
+                    Some(first) => problems.push(Error::rule(
+                        f,
+                        None,
+                        format!("rule id {} is already defined by {}", rule.id, first.source.display()),
+                    )),
+                    None => rules.push(rule),
+                },
+                Err(errors) => problems.extend(errors),
+            }
+            Ok(())
+        })?;
+        Ok((RuleSet { rules }, problems))
+    }
+
     /// A rule set from rule file texts, each with the path that names it in
     /// messages and as the rule's source (what [`read_rule_files`] returns).
     /// Lets a caller keep the texts, e.g. to rebuild the same rule set elsewhere.
@@ -267,6 +291,32 @@ fn for_each_rule_file<P: AsRef<Path>>(paths: &[P], mut f: impl FnMut(&Path, Stri
 /// The file's top-level table names the rule kind (`[signature]`, `[rule]`);
 /// a new kind of rule is one more branch here building its [`CompiledRule`].
 pub fn parse_rule(path: &Path, text: &str, options: &CompileOptions) -> Result<Rule> {
+    parse_rule_all(path, text, options).map_err(|mut errors| errors.swap_remove(0))
+}
+
+/// Like [`parse_rule`], but on failure returns every problem found, in file
+/// order (never empty): all the errors of the query ([`EqlQuery::compile_all`]),
+/// or the one error that stops reading the file (TOML syntax, a missing key,
+/// an unsupported rule language).
+pub fn parse_rule_all(path: &Path, text: &str, options: &CompileOptions) -> std::result::Result<Rule, Vec<Error>> {
+    parse_rule_inner(path, text, options).map_err(|e| match e {
+        Problems::One(e) => vec![e],
+        Problems::Many(v) => v,
+    })
+}
+
+enum Problems {
+    One(Error),
+    Many(Vec<Error>),
+}
+
+impl From<Error> for Problems {
+    fn from(e: Error) -> Self {
+        Problems::One(e)
+    }
+}
+
+fn parse_rule_inner(path: &Path, text: &str, options: &CompileOptions) -> std::result::Result<Rule, Problems> {
     let table: toml::Table = toml::from_str(text).map_err(|e| toml_error(path, text, &e))?;
     if table.contains_key("signature") {
         let file: SignatureFile = toml::from_str(text).map_err(|e| toml_error(path, text, &e))?;
@@ -288,39 +338,50 @@ pub fn parse_rule(path: &Path, text: &str, options: &CompileOptions) -> Result<R
         });
     }
     if !table.contains_key("rule") {
-        return Err(Error::rule(
+        return Err(Problems::One(Error::rule(
             path,
             Some(Position { line: 1, column: 1 }),
             "not a rule file: expected a [rule] table (Elastic detection-rules TOML) or a [signature] table (Tracee-style signature)",
-        ));
+        )));
     }
     let file: ElasticFile = toml::from_str(text).map_err(|e| toml_error(path, text, &e))?;
     let r = file.rule;
     if let Some(lang) = &r.language {
         if lang.get_ref() != "eql" {
-            return Err(Error::rule(
+            return Err(Problems::One(Error::rule(
                 path,
                 Some(position(text, lang.span().start)),
                 format!(
                     "rule language {:?} is not supported: tokenscan replays EQL rules only (language = \"eql\")",
                     lang.get_ref()
                 ),
-            ));
+            )));
         }
     } else if r.rule_type.as_deref().is_some_and(|t| t != "eql") {
-        return Err(Error::rule(
+        return Err(Problems::One(Error::rule(
             path,
             None,
             format!(
                 "rule type {:?} is not supported: tokenscan replays EQL rules only",
                 r.rule_type.as_deref().unwrap_or_default()
             ),
-        ));
+        )));
     }
     let query = r.query.ok_or_else(|| Error::rule(path, None, "the [rule] table has no `query`"))?;
     let content_start = string_content_start(text, query.span().start);
-    let compiled = EqlQuery::compile(query.get_ref(), options).map_err(|e| {
-        Error::rule(path, Some(position(text, content_start + e.span.start)), format!("in `query`: {}", e.message))
+    let compiled = EqlQuery::compile_all(query.get_ref(), options).map_err(|errors| {
+        Problems::Many(
+            errors
+                .into_iter()
+                .map(|e| {
+                    Error::rule(
+                        path,
+                        Some(position(text, content_start + e.span.start)),
+                        format!("in `query`: {}", e.message),
+                    )
+                })
+                .collect(),
+        )
     })?;
     let threat = r
         .threat

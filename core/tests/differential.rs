@@ -452,6 +452,11 @@ fn pred() -> impl Strategy<Value = Pred> {
             op,
             n
         }),
+        // a string function's value compared with a literal (judged per dictionary value), and
+        // two fields compared (judged per event)
+        (prop_oneof![keyword_field(), unknown_field()], -6i64..8, -6i64..12, prop_oneof![needle(), rule_text()])
+            .prop_map(|(field, start, end, lit)| Pred::Substring { field, start, end, lit }),
+        (keyword_field(), keyword_field()).prop_map(|(a, b)| Pred::FieldsEqual { a, b }),
     ]
 }
 
@@ -662,6 +667,18 @@ impl Printer {
                 self.out.push_str(&format!(") {} {n}", Self::op(*op)));
             }
             Pred::BareBool { field } => self.field(field),
+            Pred::Substring { field, start, end, lit } => {
+                let upper = self.bit();
+                self.out.push_str(if upper { "SUBSTRING (" } else { "substring(" });
+                self.field(field);
+                self.out.push_str(&format!(", {start}, {end}) == "));
+                self.string(lit);
+            }
+            Pred::FieldsEqual { a, b } => {
+                self.field(a);
+                self.out.push_str(" == ");
+                self.field(b);
+            }
         }
     }
 

@@ -29,6 +29,11 @@ pub struct ReplayArgs {
     /// of several captures that cannot be read instead of replaying the others (exit 2 either way).
     #[arg(long)]
     pub strict: bool,
+    /// Stop before replaying when a rule file given with --rules cannot be loaded (implied by
+    /// --strict). Without it, each such rule is reported (file:line:column and reason) and the
+    /// others are replayed; the exit code is then 2.
+    #[arg(long)]
+    pub strict_rules: bool,
     /// Exit with code 1 when there are findings (for scripts).
     #[arg(long)]
     pub fail_on_findings: bool,
@@ -46,7 +51,20 @@ pub struct ReplayArgs {
 
 /// Runs `tokenscan replay`.
 pub fn run(a: ReplayArgs) -> Result<u8> {
-    let rules = a.rules.load()?;
+    let (rules, skipped) =
+        if a.strict || a.strict_rules { (a.rules.load()?, Vec::new()) } else { a.rules.load_skipping()? };
+    if rules.rules().is_empty() && skipped.len() == 1 {
+        // A single rule file that cannot load: its error is the answer.
+        let only = skipped.into_iter().next().expect("one problem");
+        return Err(only.into());
+    }
+    // Rules that cannot load are named before any output, even with --quiet: the findings miss them.
+    for problem in &skipped {
+        eprintln!("warning: rule skipped: {problem}");
+    }
+    if rules.rules().is_empty() {
+        bail!("none of the rules could be loaded ({} problems above)", skipped.len());
+    }
     let captures = expand_paths(&a.captures)?;
     let format = a.format.format;
     let (out, label, file) = open_destination(format, &a.output, &captures)?;
@@ -59,6 +77,7 @@ pub fn run(a: ReplayArgs) -> Result<u8> {
         context: !a.no_context,
         ..Default::default()
     };
+    let loaded = rules.rules().len();
     let replayer = Replayer::new(rules, options);
     let multi = captures.len() > 1;
     let mut sink = FindingsOutput::new(format, out, label.clone(), findings_schema())?.with_progress(!a.quiet);
@@ -83,5 +102,26 @@ pub fn run(a: ReplayArgs) -> Result<u8> {
             captures.len()
         );
     }
+    if !skipped.is_empty() {
+        let files: std::collections::BTreeSet<String> = skipped.iter().map(rule_file).collect();
+        bail!(
+            "{} rule {} could not be loaded ({} {}); the findings are those of the {} {} that could \
+             (--strict-rules stops before replaying instead)",
+            files.len(),
+            if files.len() == 1 { "file" } else { "files" },
+            skipped.len(),
+            if skipped.len() == 1 { "problem" } else { "problems" },
+            loaded,
+            if loaded == 1 { "rule" } else { "rules" },
+        );
+    }
     Ok(if a.fail_on_findings && summary.findings() > 0 { EXIT_FINDINGS } else { EXIT_OK })
+}
+
+/// The rule file a loading problem is about.
+fn rule_file(e: &tokenscan_core::Error) -> String {
+    match e {
+        tokenscan_core::Error::Rule { path, .. } => path.display().to_string(),
+        other => other.to_string(),
+    }
 }

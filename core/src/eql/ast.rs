@@ -73,6 +73,33 @@ pub enum CmpOp {
     GtEq,
 }
 
+/// The arithmetic operators, as Elasticsearch's `add`, `subtract`, ...
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArithOp {
+    /// `+`, `add`
+    Add,
+    /// `-`, `subtract`
+    Sub,
+    /// `*`, `multiply`
+    Mul,
+    /// `/`, `divide`
+    Div,
+    /// `%`, `modulo`
+    Mod,
+}
+
+impl fmt::Display for ArithOp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ArithOp::Add => "+",
+            ArithOp::Sub => "-",
+            ArithOp::Mul => "*",
+            ArithOp::Div => "/",
+            ArithOp::Mod => "%",
+        })
+    }
+}
+
 /// A literal value.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Literal {
@@ -145,6 +172,15 @@ pub enum ExprKind {
         case_insensitive: bool,
         /// Arguments.
         args: Vec<Expr>,
+    },
+    /// `lhs + rhs`, `lhs - rhs`, ...; a unary minus on a non-literal is `0 - x`.
+    Arith {
+        /// Left operand.
+        lhs: Box<Expr>,
+        /// Operator.
+        op: ArithOp,
+        /// Right operand.
+        rhs: Box<Expr>,
     },
     /// A field reference; `optional` for `?field`.
     Field {
@@ -281,6 +317,7 @@ impl fmt::Display for Expr {
                 }
             }
             ExprKind::Compare { lhs, op, rhs } => write!(f, "{} {op} {}", Operand(lhs), Operand(rhs)),
+            ExprKind::Arith { lhs, op, rhs } => write!(f, "{} {op} {}", Operand(lhs), Operand(rhs)),
             ExprKind::In { lhs, list, case_insensitive, negated } => {
                 write!(
                     f,
@@ -383,6 +420,7 @@ mod tests {
             "`odd name` == 1 and `and` == 2 and `a``b` like \"x\"",
             "(x == 1) in (true)",
             "not (a and b) or c",
+            "a + b * c - -d % 2 == (a - b) / 4",
         ] {
             let e = parse_expr(src).unwrap_or_else(|err| panic!("{src}: {}", err.message));
             let again = parse_expr(&e.to_string()).unwrap_or_else(|err| panic!("{e}: {}", err.message));

@@ -1,11 +1,14 @@
 //! Type checking and compilation of a parsed query into a plan of vectorized tests.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::fmt;
+use std::sync::Arc;
 
 use regex::Regex;
 
-use super::ast::{Category, CmpOp, Expr, ExprKind, Literal, Query, Span};
+use super::ast::{ArithOp, Category, CmpOp, Expr, ExprKind, Literal, Query, Span};
+use super::func::{Cidr, Func, Ty, VExpr, Val, FUNCTION_NAMES};
 use super::parser::parse_query;
 use crate::capture::Projection;
 use crate::kernels::verdict_key;
@@ -60,6 +63,9 @@ pub(crate) enum StrMatcher {
     Order(CmpOp, String),
     /// `length(field) <op> n`, counting UTF-16 code units as Elasticsearch (Java) does.
     Length(CmpOp, i64),
+    /// Any other predicate whose only field is this keyword field, e.g.
+    /// `substring(process.name, 0, 3) == "cat"`: judged once per distinct value.
+    Expr(Arc<VExpr>),
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -86,11 +92,13 @@ impl StrMatcher {
                 match func {
                     StrFunc::StartsWith => hay.starts_with(needle.as_str()),
                     StrFunc::EndsWith => hay.ends_with(needle.as_str()),
-                    StrFunc::Contains => hay.contains(needle.as_str()),
+                    // Elasticsearch's reference: an empty substring is never contained.
+                    StrFunc::Contains => !needle.is_empty() && hay.contains(needle.as_str()),
                 }
             }
             StrMatcher::Order(op, v) => cmp_holds(*op, s.cmp(v.as_str())),
             StrMatcher::Length(op, n) => cmp_holds(*op, (s.encode_utf16().count() as i64).cmp(n)),
+            StrMatcher::Expr(e) => e.holds(&|_| Val::Str(Cow::Borrowed(s))),
         }
     }
 }
@@ -176,6 +184,15 @@ pub(crate) enum Node {
         /// so a later query can never read this one's verdicts.
         key: usize,
     },
+    /// A predicate over several fields, or over a number or boolean field
+    /// (`endsWith(user.target.domain, user.target.group.domain)`,
+    /// `add(process.pid, 1) > 10`), judged row by row; on multi-valued
+    /// fields it holds when some combination of elements makes it true.
+    Rows {
+        fields: Vec<usize>,
+        expr: Arc<VExpr>,
+        text: String,
+    },
 }
 
 /// A compiled EQL query, ready to evaluate batches of events.
@@ -191,9 +208,26 @@ pub struct EqlQuery {
 impl EqlQuery {
     /// Parses and compiles `src` against the ECS view.
     pub fn compile(src: &str, options: &CompileOptions) -> Result<EqlQuery, CompileError> {
-        let query = parse_query(src).map_err(|e| CompileError { message: e.message, span: e.span })?;
-        let mut c = Compiler { fields: Vec::new() };
-        let mut root = c.expr(&query.condition)?;
+        EqlQuery::compile_all(src, options).map_err(|mut errors| errors.swap_remove(0))
+    }
+
+    /// Like [`EqlQuery::compile`], but on failure returns every error found,
+    /// in source order: a syntax error stops parsing, so it comes alone, but
+    /// each `and`/`or` operand is type-checked on its own (every unknown
+    /// field, unknown function and type error of the query). Never empty.
+    pub fn compile_all(src: &str, options: &CompileOptions) -> Result<EqlQuery, Vec<CompileError>> {
+        let query = parse_query(src).map_err(|e| vec![CompileError { message: e.message, span: e.span }])?;
+        let mut c = Compiler { fields: Vec::new(), errors: Vec::new() };
+        let root = c.expr(&query.condition);
+        let mut root = match root {
+            Ok(root) if c.errors.is_empty() => root,
+            Ok(_) => return Err(c.errors),
+            Err(e) => {
+                c.errors.push(e);
+                c.errors.sort_by_key(|e| e.span.start);
+                return Err(c.errors);
+            }
+        };
         if let Category::Named(cat) = &query.category {
             let (idx, _) = ecs_field("event.category").expect("event.category is an ECS field");
             c.use_field(idx);
@@ -254,6 +288,8 @@ impl fmt::Display for EqlQuery {
 
 struct Compiler {
     fields: Vec<usize>,
+    /// Errors of `and`/`or` operands already reported, so that the others are still checked.
+    errors: Vec<CompileError>,
 }
 
 fn err<T>(span: Span, message: impl Into<String>) -> Result<T, CompileError> {
@@ -347,9 +383,9 @@ impl Compiler {
 
     fn expr(&mut self, e: &Expr) -> Result<Node, CompileError> {
         match &e.kind {
-            ExprKind::And(items) => Ok(Node::And(items.iter().map(|i| self.expr(i)).collect::<Result<_, _>>()?)),
+            ExprKind::And(items) => Ok(Node::And(items.iter().map(|i| self.operand(i)).collect())),
             ExprKind::Or(items) => {
-                let nodes: Vec<Node> = items.iter().map(|i| self.expr(i)).collect::<Result<_, _>>()?;
+                let nodes: Vec<Node> = items.iter().map(|i| self.operand(i)).collect();
                 let labels = nodes.iter().enumerate().map(|(k, n)| branch_label(n, k, nodes.len())).collect();
                 Ok(Node::Or(nodes, labels))
             }
@@ -388,10 +424,17 @@ impl Compiler {
                 |_| None,
                 "regex",
             ),
-            ExprKind::Call { name, name_span, case_insensitive, args } => {
-                self.call(e, name, *name_span, *case_insensitive, args)
-            }
+            ExprKind::Call { name, case_insensitive, args, .. } => self.call(e, name, *case_insensitive, args),
+            ExprKind::Arith { .. } => err(e.span, format!("`{e}` gives a number, not a condition; compare it")),
         }
+    }
+
+    /// An operand of `and`/`or`: an error is kept for later and checking goes on.
+    fn operand(&mut self, e: &Expr) -> Node {
+        self.expr(e).unwrap_or_else(|er| {
+            self.errors.push(er);
+            Node::Const(false)
+        })
     }
 
     fn keyword_field(&mut self, e: &Expr, what: &str) -> Result<Option<usize>, CompileError> {
@@ -431,18 +474,22 @@ impl Compiler {
         } else {
             (lhs, op, rhs)
         };
-        let Some(lit) = literal_of(rhs) else {
-            return err(
-                e.span,
-                format!("unsupported: `{e}` compares two non-literal values; tokenscan compares a field (or length(field)) with a literal"),
-            );
+        let lit = literal_of(rhs);
+        let is_length_of_field = |x: &Expr| {
+            matches!(&x.kind, ExprKind::Call { name, case_insensitive: false, args, .. }
+                if name.eq_ignore_ascii_case("length") && matches!(args.as_slice(), [Expr { kind: ExprKind::Field { .. }, .. }]))
         };
-        if let ExprKind::Call { name, .. } = &lhs.kind {
-            if name.eq_ignore_ascii_case("length") {
-                return self.length_compare(e, lhs, op, lit, rhs.span);
+        match (&lhs.kind, lit) {
+            (ExprKind::Field { .. }, Some(_)) => {}
+            (_, Some(lit @ Literal::Integer(_))) if is_length_of_field(lhs) => {
+                return self.length_compare(e, lhs, op, lit, rhs.span)
             }
-            return err(lhs.span, format!("unsupported: only length() can be compared with a value, not {name}()"));
+            _ => {
+                let (v, _) = self.value(e)?;
+                return Ok(self.general(e, v));
+            }
         }
+        let lit = lit.expect("matched above");
         let field = self.field(lhs)?;
         let negate = op == CmpOp::NotEq;
         let pos_op = if negate { CmpOp::Eq } else { op };
@@ -496,13 +543,25 @@ impl Compiler {
         let Literal::Integer(n) = lit else {
             return err(lit_span, format!("length() is compared with an integer, not {}", lit_kind(lit)));
         };
-        let negate = op == CmpOp::NotEq;
-        let test = Test::Str(StrMatcher::Length(if negate { CmpOp::Eq } else { op }, *n));
-        let node = Self::leaf(field, test, e);
-        Ok(if negate { Node::Not(Box::new(node), short_text(e)) } else { node })
+        // A function's value is compared as a value: `length(f) != 3` does not hold on a
+        // missing `f` (null is not true), unlike `f != "x"`.
+        Ok(Self::leaf(field, Test::Str(StrMatcher::Length(op, *n)), e))
     }
 
     fn in_list(&mut self, e: &Expr, lhs: &Expr, list: &[Expr], ci: bool) -> Result<Node, CompileError> {
+        if !matches!(lhs.kind, ExprKind::Field { .. }) || list.iter().any(|i| literal_of(i).is_none()) {
+            let positive = Expr {
+                kind: ExprKind::In {
+                    lhs: Box::new(lhs.clone()),
+                    list: list.to_vec(),
+                    case_insensitive: ci,
+                    negated: false,
+                },
+                span: e.span,
+            };
+            let (v, _) = self.value(&positive)?;
+            return Ok(self.general(&positive, v));
+        }
         let field = self.field(lhs)?;
         let ty = field.map(|i| ECS_FIELDS[i].ty);
         let mut strings = HashSet::new();
@@ -556,7 +615,8 @@ impl Compiler {
         prefilter: impl Fn(&[&str]) -> Option<Prefilter>,
         op: &str,
     ) -> Result<Node, CompileError> {
-        let field = self.keyword_field(lhs, &format!("`{op}`"))?;
+        let on_field = matches!(lhs.kind, ExprKind::Field { .. });
+        let field = if on_field { self.keyword_field(lhs, &format!("`{op}`"))? } else { None };
         let mut alternatives = Vec::new();
         let mut sources: Vec<&str> = Vec::new();
         for p in patterns {
@@ -578,31 +638,188 @@ impl Compiler {
             .size_limit(1 << 24)
             .build()
             .map_err(|er| CompileError { message: format!("{op} patterns too large: {er}"), span: e.span })?;
+        if !on_field {
+            // `concat(a, b) like "x*"`: the pattern tests the function's value.
+            let (v, ty) = self.value(lhs)?;
+            if ty != Ty::Str && ty != Ty::Null {
+                return err(lhs.span, format!("`{op}` needs a string, but `{lhs}` gives {ty}"));
+            }
+            return Ok(self.general(e, VExpr::Like { l: Box::new(v), re: combined }));
+        }
         Ok(Self::leaf(field, Test::Str(StrMatcher::Pattern(combined, prefilter(&sources))), e))
     }
 
-    fn call(&mut self, e: &Expr, name: &str, name_span: Span, ci: bool, args: &[Expr]) -> Result<Node, CompileError> {
-        let func = match name.to_ascii_lowercase().as_str() {
-            "startswith" => StrFunc::StartsWith,
-            "endswith" => StrFunc::EndsWith,
-            "stringcontains" => StrFunc::Contains,
-            "length" => return err(e.span, "length() gives a number; compare it, e.g. `length(process.name) > 3`"),
+    fn call(&mut self, e: &Expr, name: &str, ci: bool, args: &[Expr]) -> Result<Node, CompileError> {
+        let fast = match name.to_ascii_lowercase().as_str() {
+            "startswith" => Some(StrFunc::StartsWith),
+            "endswith" => Some(StrFunc::EndsWith),
+            "stringcontains" => Some(StrFunc::Contains),
+            _ => None,
+        };
+        // The common shape, `f(keyword field, "literal")`, is a string test of its own.
+        if let (Some(func), [field @ Expr { kind: ExprKind::Field { .. }, .. }, needle]) = (fast, args) {
+            if let Some(Literal::String(needle)) = literal_of(needle) {
+                let field = self.keyword_field(field, &format!("{name}()"))?;
+                let needle = if ci { needle.to_lowercase() } else { needle.clone() };
+                return Ok(Self::leaf(field, Test::Str(StrMatcher::Func { func, needle, ci }), e));
+            }
+        }
+        let (v, ty) = self.value(e)?;
+        if ty != Ty::Bool && ty != Ty::Null {
+            return err(e.span, format!("{name}() gives {ty}, not a condition; compare it, e.g. `{name}(...) == ...`"));
+        }
+        Ok(self.general(e, v))
+    }
+
+    /// A predicate that is not a single field against literals, as a [`VExpr`] (see [`Node::Rows`]).
+    fn general(&mut self, e: &Expr, v: VExpr) -> Node {
+        let mut fields = Vec::new();
+        v.fields(&mut fields);
+        match fields.as_slice() {
+            [] => Node::Const(v.holds(&|_| Val::Null)),
+            [f] if ECS_FIELDS[*f].ty == FieldType::Keyword => {
+                Self::leaf(Some(*f), Test::Str(StrMatcher::Expr(Arc::new(v))), e)
+            }
+            _ => Node::Rows { fields, expr: Arc::new(v), text: short_text(e) },
+        }
+    }
+
+    /// Type-checks a value expression: a field, a literal, a function call, or
+    /// (as a function's boolean argument or a whole predicate) a comparison or `in`.
+    fn value(&mut self, e: &Expr) -> Result<(VExpr, Ty), CompileError> {
+        Ok(match &e.kind {
+            ExprKind::Field { .. } => match self.field(e)? {
+                None => (VExpr::Lit(Val::Null), Ty::Null),
+                Some(idx) => (
+                    VExpr::Field(idx),
+                    match ECS_FIELDS[idx].ty {
+                        FieldType::Keyword => Ty::Str,
+                        FieldType::Long => Ty::Num,
+                        FieldType::Boolean => Ty::Bool,
+                    },
+                ),
+            },
+            ExprKind::Literal(l) => match l {
+                Literal::String(s) => (VExpr::Lit(Val::Str(Cow::Owned(s.clone()))), Ty::Str),
+                Literal::Integer(i) => (VExpr::Lit(Val::Int(*i)), Ty::Num),
+                Literal::Float(x) => (VExpr::Lit(Val::Float(*x)), Ty::Num),
+                Literal::Bool(b) => (VExpr::Lit(Val::Bool(*b)), Ty::Bool),
+                Literal::Null => (VExpr::Lit(Val::Null), Ty::Null),
+            },
+            ExprKind::Call { name, name_span, case_insensitive, args } => {
+                self.function(e, name, *name_span, *case_insensitive, args)?
+            }
+            ExprKind::Arith { lhs, op, rhs } => {
+                let func = match op {
+                    ArithOp::Add => Func::Add,
+                    ArithOp::Sub => Func::Subtract,
+                    ArithOp::Mul => Func::Multiply,
+                    ArithOp::Div => Func::Divide,
+                    ArithOp::Mod => Func::Modulo,
+                };
+                let mut args = Vec::with_capacity(2);
+                for side in [lhs, rhs] {
+                    let (v, ty) = self.value(side)?;
+                    if ty != Ty::Num && ty != Ty::Null {
+                        return err(side.span, format!("`{op}` needs numbers, not {ty} (`{side}`)"));
+                    }
+                    args.push(v);
+                }
+                if matches!(op, ArithOp::Div | ArithOp::Mod) && matches!(args[1], VExpr::Lit(Val::Int(0))) {
+                    return err(rhs.span, format!("`{op}` by zero"));
+                }
+                (VExpr::Call { func, ci: false, args, cidrs: Vec::new() }, Ty::Num)
+            }
+            ExprKind::Compare { lhs, op, rhs } => {
+                let (l, lt) = self.value(lhs)?;
+                let (r, rt) = self.value(rhs)?;
+                if lt == Ty::Null || rt == Ty::Null {
+                    return err(
+                        e.span,
+                        format!("`{e}` compares with null; only a field can be compared with null (`field == null`)"),
+                    );
+                }
+                if lt != rt || (lt == Ty::Bool && !matches!(op, CmpOp::Eq | CmpOp::NotEq)) {
+                    return err(e.span, format!("cannot compare {lt} with {rt} using {op} in `{e}`"));
+                }
+                (VExpr::Cmp { op: *op, l: Box::new(l), r: Box::new(r) }, Ty::Bool)
+            }
+            ExprKind::In { lhs, list, case_insensitive, negated: false } => {
+                let (l, lt) = self.value(lhs)?;
+                let mut items = Vec::with_capacity(list.len());
+                for item in list {
+                    let (v, t) = self.value(item)?;
+                    if t != lt && t != Ty::Null && lt != Ty::Null {
+                        return err(item.span, format!("cannot test {lt} against {t} in `in`"));
+                    }
+                    items.push(v);
+                }
+                (VExpr::In { l: Box::new(l), list: items, ci: *case_insensitive }, Ty::Bool)
+            }
             _ => {
                 return err(
-                    name_span,
-                    format!("unsupported function `{name}`: tokenscan supports startsWith, endsWith, stringContains and length (each with `~`)"),
+                    e.span,
+                    format!(
+                        "unsupported: `{e}` inside a function call or comparison; use it as a condition of its own"
+                    ),
                 )
             }
+        })
+    }
+
+    /// A call of one of Elasticsearch's functions, its arguments checked against the reference.
+    fn function(
+        &mut self,
+        e: &Expr,
+        name: &str,
+        name_span: Span,
+        ci: bool,
+        args: &[Expr],
+    ) -> Result<(VExpr, Ty), CompileError> {
+        let Some(func) = Func::from_name(name) else {
+            return err(name_span, format!("unknown function `{name}`: Elasticsearch's EQL has {FUNCTION_NAMES}"));
         };
-        if args.len() != 2 {
-            return err(e.span, format!("{name}() takes two arguments (a field and a string), got {}", args.len()));
+        if ci && !func.has_ci() {
+            return err(
+                name_span,
+                format!("`{name}~` does not exist: only between, endsWith, indexOf, startsWith and stringContains have a case-insensitive `~` form"),
+            );
         }
-        let field = self.keyword_field(&args[0], &format!("{name}()"))?;
-        let Some(Literal::String(needle)) = literal_of(&args[1]) else {
-            return err(args[1].span, format!("the second argument of {name}() must be a string literal"));
-        };
-        let needle = if ci { needle.to_lowercase() } else { needle.clone() };
-        Ok(Self::leaf(field, Test::Str(StrMatcher::Func { func, needle, ci }), e))
+        let (min, max) = func.arity();
+        if args.len() < min || max.is_some_and(|m| args.len() > m) {
+            let want = match max {
+                Some(m) if m == min => format!("{min}"),
+                Some(m) => format!("{min} to {m}"),
+                None => format!("at least {min}"),
+            };
+            return err(e.span, format!("{name}() takes {want} arguments, got {}", args.len()));
+        }
+        let mut vals = Vec::with_capacity(args.len());
+        let mut cidrs = Vec::new();
+        for (k, a) in args.iter().enumerate() {
+            let (v, ty) = self.value(a)?;
+            if let Some(want) = func.param(k) {
+                if ty != want && ty != Ty::Null {
+                    return err(a.span, format!("argument {} of {name}() must be {want}, not {ty}", k + 1));
+                }
+            }
+            if func.literal_only(k) && !matches!(v, VExpr::Lit(_)) {
+                return err(a.span, format!("argument {} of {name}() must be a literal, as in Elasticsearch", k + 1));
+            }
+            if func == Func::CidrMatch && k > 0 {
+                if let VExpr::Lit(Val::Str(s)) = &v {
+                    cidrs.push(Cidr::parse(s).ok_or_else(|| CompileError {
+                        message: format!("`{s}` is not an IP address or CIDR block"),
+                        span: a.span,
+                    })?);
+                }
+            }
+            if matches!(func, Func::Divide | Func::Modulo) && k == 1 && matches!(v, VExpr::Lit(Val::Int(0))) {
+                return err(a.span, format!("{name}() by zero"));
+            }
+            vals.push(v);
+        }
+        Ok((VExpr::Call { func, ci, args: vals, cidrs }, func.result()))
     }
 }
 

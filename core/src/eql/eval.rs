@@ -1,11 +1,14 @@
 //! Columnar evaluation of a compiled query over a batch of events, and the
 //! per-event explanation that becomes a finding's `reason`.
 
-use arrow::array::{Array, AsArray};
+use std::borrow::Cow;
+
+use arrow::array::{Array, ArrayRef, AsArray};
 use arrow::buffer::BooleanBuffer;
 use arrow::datatypes::{DataType, Int64Type};
 
 use super::compile::{EqlQuery, Node, StrMatcher, Test};
+use super::func::{VExpr, Val};
 use crate::capture::{str_at, EventBatch};
 use crate::kernels::{any_str, valid_bits, within};
 use crate::view::ecs::{EcsView as View, ECS_FIELDS};
@@ -46,6 +49,10 @@ fn eval_node(node: &Node, view: &mut View<'_>, limit: Option<usize>) -> BooleanB
             eval_test(a.as_ref(), test, *key, limit)
         }
         Node::Not(inner, _) => !&eval_node(inner, view, limit),
+        Node::Rows { fields, expr, .. } => {
+            let arrays: Vec<ArrayRef> = fields.iter().map(|&f| view.get(f)).collect();
+            BooleanBuffer::collect_bool(n, |i| rows_hold(expr, fields, &arrays, i, limit))
+        }
         Node::And(items) => {
             let mut acc = BooleanBuffer::new_set(n);
             for (k, item) in items.iter().enumerate() {
@@ -71,6 +78,73 @@ fn eval_node(node: &Node, view: &mut View<'_>, limit: Option<usize>) -> BooleanB
             acc
         }
     }
+}
+
+/// The values of a field in one row as function arguments: every element of
+/// an array, nothing for a missing value; a string over the keyword limit is
+/// not indexed, so it is not there.
+fn row_values<'a>(a: &'a dyn Array, row: usize, limit: Option<usize>, out: &mut Vec<Val<'a>>) {
+    if a.is_null(row) {
+        return;
+    }
+    match a.data_type() {
+        DataType::List(_) => {
+            let list = a.as_list::<i32>();
+            let offsets = list.value_offsets();
+            let values = list.values();
+            for j in offsets[row] as usize..offsets[row + 1] as usize {
+                row_values(values.as_ref(), j, limit, out);
+            }
+        }
+        DataType::Int64 => out.push(Val::Int(a.as_primitive::<Int64Type>().value(row))),
+        DataType::Boolean => out.push(Val::Bool(a.as_boolean().value(row))),
+        _ => {
+            if let Some(s) = str_at(a, row).filter(|s| within(s, limit)) {
+                out.push(Val::Str(Cow::Borrowed(s)));
+            }
+        }
+    }
+}
+
+/// Most element combinations tried for one row of a [`Node::Rows`] predicate over multi-valued fields.
+const MAX_COMBINATIONS: usize = 4096;
+
+/// Whether `expr` holds for row `row`: for some combination of the fields' elements
+/// (a missing field is null).
+fn rows_hold(expr: &VExpr, fields: &[usize], arrays: &[ArrayRef], row: usize, limit: Option<usize>) -> bool {
+    let mut values: Vec<Vec<Val<'_>>> = Vec::with_capacity(arrays.len());
+    for a in arrays {
+        let mut v = Vec::new();
+        row_values(a.as_ref(), row, limit, &mut v);
+        if v.is_empty() {
+            v.push(Val::Null);
+        }
+        values.push(v);
+    }
+    let mut pick = vec![0usize; values.len()];
+    for _ in 0..MAX_COMBINATIONS {
+        let lookup = |f: usize| {
+            let k = fields.iter().position(|&x| x == f).expect("a field of the expression");
+            values[k][pick[k]].clone()
+        };
+        if expr.holds(&lookup) {
+            return true;
+        }
+        // The next combination, odometer-style.
+        let mut k = 0;
+        loop {
+            if k == pick.len() {
+                return false;
+            }
+            pick[k] += 1;
+            if pick[k] < values[k].len() {
+                break;
+            }
+            pick[k] = 0;
+            k += 1;
+        }
+    }
+    false
 }
 
 /// Below one selected row in this many, the rest of a conjunction runs on
@@ -143,7 +217,7 @@ fn explain_node(node: &Node, view: &mut View<'_>, limit: Option<usize>, out: &mu
             }
             out.leaves.push(line);
         }
-        Node::Not(_, text) => out.leaves.push(text.clone()),
+        Node::Not(_, text) | Node::Rows { text, .. } => out.leaves.push(text.clone()),
         Node::And(items) => {
             for item in items {
                 explain_node(item, view, limit, out);
@@ -203,6 +277,11 @@ fn miss_node(node: &Node, view: &mut View<'_>, limit: Option<usize>) -> Option<S
             Some(format!("{text} is false ({name} {})", shown_value(view, *field)))
         }
         Node::Not(_, text) => Some(format!("{text} is false (the negated condition holds)")),
+        Node::Rows { fields, text, .. } => {
+            let shown: Vec<String> =
+                fields.iter().map(|&f| format!("{} {}", ECS_FIELDS[f].name, shown_value(view, f))).collect();
+            Some(format!("{text} is false ({})", shown.join(", ")))
+        }
         Node::And(items) => items.iter().find_map(|i| miss_node(i, view, limit)),
         Node::Or(items, labels) => {
             let parts: Vec<String> = items

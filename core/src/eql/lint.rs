@@ -123,6 +123,10 @@ impl Linter {
             ExprKind::In { lhs, negated: n, .. } => self.operand(lhs, kinds, !negated && !n),
             ExprKind::Like { lhs, .. } | ExprKind::Regex { lhs, .. } => self.operand(lhs, kinds, !negated),
             ExprKind::Call { args, .. } => args.iter().for_each(|a| self.operand(a, kinds, !negated)),
+            ExprKind::Arith { lhs, rhs, .. } => {
+                self.operand(lhs, kinds, !negated);
+                self.operand(rhs, kinds, !negated);
+            }
             ExprKind::Field { .. } => self.operand(e, kinds, !negated),
             ExprKind::Literal(_) => {}
         }
@@ -159,6 +163,10 @@ impl Linter {
                 }
             }
             ExprKind::Call { args, .. } => args.iter().for_each(|a| self.operand(a, kinds, positive)),
+            ExprKind::Arith { lhs, rhs, .. } => {
+                self.operand(lhs, kinds, positive);
+                self.operand(rhs, kinds, positive);
+            }
             _ => self.expr(e, kinds, !positive),
         }
     }

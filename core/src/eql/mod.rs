@@ -10,6 +10,7 @@
 pub mod ast;
 mod compile;
 mod eval;
+mod func;
 mod lexer;
 mod lint;
 mod parser;

@@ -7,16 +7,19 @@
 //! or_expr   = and_expr ("or" and_expr)*
 //! and_expr  = not_expr ("and" not_expr)*
 //! not_expr  = "not" not_expr | predicate
-//! predicate = operand [ cmp_op operand
-//!                     | ["not"] ("in" | "in~") list
-//!                     | ("like" | "like~" | ":" | "regex" | "regex~") (list | operand) ]
-//! operand   = literal | field | name ["~"] "(" [operand ("," operand)*] ")" | "(" or_expr ")"
+//! predicate = sum [ cmp_op sum
+//!                 | ["not"] ("in" | "in~") list
+//!                 | ("like" | "like~" | ":" | "regex" | "regex~") (list | sum) ]
+//! sum       = product (("+" | "-") product)*
+//! product   = unary (("*" | "/" | "%") unary)*
+//! unary     = "-" unary | operand
+//! operand   = literal | field | name ["~"] "(" [sum ("," sum)*] ")" | "(" or_expr ")"
 //! ```
 //!
 //! Nesting (parentheses, `not`, function calls) is limited to [`MAX_DEPTH`]
 //! levels, so hostile input cannot overflow the stack.
 
-use super::ast::{line_col, Category, Expr, ExprKind, Literal, ParseError, Query, Span};
+use super::ast::{line_col, ArithOp, Category, Expr, ExprKind, Literal, ParseError, Query, Span};
 use super::lexer::{Keyword, Lexer, Token, TokenKind};
 
 /// Deepest nesting of parentheses, `not` and function calls the parser accepts.
@@ -200,14 +203,102 @@ impl<'a> Parser<'a> {
     }
 
     fn predicate(&mut self) -> PResult<Expr> {
-        let lhs = self.operand()?;
+        let lhs = self.sum()?;
         self.predicate_rest(lhs)
+    }
+
+    /// An arithmetic expression (`a + b * -c`), or a single operand. The
+    /// common case, one operand, costs one small stack frame on the recursive
+    /// path; operator chains are read by a loop and combined by precedence.
+    fn sum(&mut self) -> PResult<Expr> {
+        let first = self.signed_operand()?;
+        if self.arith_op().is_none() {
+            return Ok(first);
+        }
+        self.arith_rest(first)
+    }
+
+    fn arith_op(&self) -> Option<ArithOp> {
+        match self.tok.kind {
+            TokenKind::Arith('+') => Some(ArithOp::Add),
+            TokenKind::Minus => Some(ArithOp::Sub),
+            TokenKind::Arith('*') => Some(ArithOp::Mul),
+            TokenKind::Arith('/') => Some(ArithOp::Div),
+            TokenKind::Arith('%') => Some(ArithOp::Mod),
+            _ => None,
+        }
+    }
+
+    /// The operators and operands after `first`: `*`, `/`, `%` bind tighter
+    /// than `+`, `-`; both are left-associative.
+    #[inline(never)]
+    fn arith_rest(&mut self, first: Expr) -> PResult<Expr> {
+        let mut terms = vec![first];
+        let mut additive = Vec::new();
+        // Each operator deepens the tree by one: it counts against the nesting limit, so a chain
+        // of 100,000 additions is an error, not a stack overflow later.
+        let mut levels = 0;
+        while let Some(op) = self.arith_op() {
+            self.enter(self.tok.span)?;
+            levels += 1;
+            self.bump()?;
+            let rhs = self.signed_operand()?;
+            if matches!(op, ArithOp::Mul | ArithOp::Div | ArithOp::Mod) {
+                let lhs = terms.pop().expect("one term at least");
+                terms.push(arith(lhs, op, rhs));
+            } else {
+                additive.push(op);
+                terms.push(rhs);
+            }
+        }
+        for _ in 0..levels {
+            self.leave();
+        }
+        let mut terms = terms.into_iter();
+        let mut acc = terms.next().expect("one term at least");
+        for (op, rhs) in additive.into_iter().zip(terms) {
+            acc = arith(acc, op, rhs);
+        }
+        Ok(acc)
+    }
+
+    /// An operand, with any minus signs before it: a negative number is a
+    /// literal, a minus before anything else is `0 - x`.
+    fn signed_operand(&mut self) -> PResult<Expr> {
+        if self.tok.kind != TokenKind::Minus || self.number_follows() {
+            return self.operand();
+        }
+        self.negated_operand()
+    }
+
+    #[inline(never)]
+    fn number_follows(&self) -> bool {
+        let mut ahead = self.lexer.clone();
+        matches!(ahead.next_token().map(|t| t.kind), Ok(TokenKind::Int(_) | TokenKind::Float(_)))
+    }
+
+    #[inline(never)]
+    fn negated_operand(&mut self) -> PResult<Expr> {
+        let mut minuses = Vec::new();
+        while self.tok.kind == TokenKind::Minus && !self.number_follows() {
+            minuses.push(self.bump()?.span);
+        }
+        for &m in &minuses {
+            self.enter(m)?;
+        }
+        let mut e = self.operand()?;
+        for &m in minuses.iter().rev() {
+            self.leave();
+            let zero = Expr { kind: ExprKind::Literal(Literal::Integer(0)), span: Span::new(m.start, m.start) };
+            e = arith(zero, ArithOp::Sub, e);
+            e.span = m.to(e.span);
+        }
+        Ok(e)
     }
 
     /// The operator and right side of a predicate, if any. Kept out of
     /// [`Self::predicate`] so the recursive path has small stack frames.
     fn predicate_rest(&mut self, lhs: Expr) -> PResult<Expr> {
-        self.reject_arithmetic()?;
         let lhs = Box::new(lhs);
         let start = lhs.span;
         let (kind, end) = match self.tok.kind {
@@ -271,9 +362,10 @@ impl<'a> Parser<'a> {
 
     fn reject_arithmetic(&self) -> PResult<()> {
         match self.tok.kind {
-            TokenKind::Minus | TokenKind::Arith(_) => {
-                Err(self.error("unsupported: arithmetic operators ('+', '-', '*', '/', '%') are not supported"))
-            }
+            TokenKind::Minus | TokenKind::Arith(_) => Err(self.error(format!(
+                "{} cannot follow a comparison; put the arithmetic inside it, e.g. `a + 1 == b`",
+                self.describe()
+            ))),
             _ => Ok(()),
         }
     }
@@ -318,7 +410,7 @@ impl<'a> Parser<'a> {
         let mut items = Vec::new();
         if self.tok.kind != TokenKind::RParen {
             loop {
-                items.push(self.operand()?);
+                items.push(self.sum()?);
                 if self.tok.kind != TokenKind::Comma {
                     break;
                 }
@@ -350,7 +442,7 @@ impl<'a> Parser<'a> {
         if !self.starts_operand() {
             return Err(self.error(format!("'{op}' needs a value on its right")));
         }
-        self.operand()
+        self.sum()
     }
 
     fn operand(&mut self) -> PResult<Expr> {
@@ -434,6 +526,11 @@ impl<'a> Parser<'a> {
     }
 }
 
+fn arith(lhs: Expr, op: ArithOp, rhs: Expr) -> Expr {
+    let span = lhs.span.to(rhs.span);
+    Expr { kind: ExprKind::Arith { lhs: Box::new(lhs), op, rhs: Box::new(rhs) }, span }
+}
+
 /// Appends `e` to `items`, splicing in its operands if it is the same connective.
 fn flatten_into(items: &mut Vec<Expr>, e: Expr, kw: Keyword) {
     match e.kind {
@@ -489,6 +586,7 @@ mod tests {
             ExprKind::Or(v) => ExprKind::Or(list(v)),
             ExprKind::Not(x) => ExprKind::Not(bx(x)),
             ExprKind::Compare { lhs, op, rhs } => ExprKind::Compare { lhs: bx(lhs), op: *op, rhs: bx(rhs) },
+            ExprKind::Arith { lhs, op, rhs } => ExprKind::Arith { lhs: bx(lhs), op: *op, rhs: bx(rhs) },
             ExprKind::In { lhs, list: l, case_insensitive, negated } => {
                 ExprKind::In { lhs: bx(lhs), list: list(l), case_insensitive: *case_insensitive, negated: *negated }
             }
@@ -928,8 +1026,14 @@ mod tests {
         assert_error(&query_error(src), "unexpected 'or': expected a field, a value or '('", sp(15, 17), (1, 16), src);
         let src = "any where a OR\n  AND b";
         assert_error(&query_error(src), "unexpected 'AND': expected a field, a value or '('", sp(17, 20), (2, 3), src);
-        let src = "any where x == -y";
-        assert_error(&query_error(src), "'-' is only allowed before a number", sp(15, 16), (1, 16), src);
+        let src = "any where x == -";
+        assert_error(
+            &query_error(src),
+            "unexpected end of input: expected a field, a value or '('",
+            sp(16, 16),
+            (1, 17),
+            src,
+        );
         let src = "any where x in (1, )";
         assert_error(&query_error(src), "unexpected ')': expected a field, a value or '('", sp(19, 20), (1, 20), src);
         let src = "any where x == \"a very long string that goes on and on and on\" \"b\"";
@@ -984,16 +1088,38 @@ mod tests {
             query_error(src).message,
             "'like' cannot follow another comparison; combine comparisons with 'and' or 'or'"
         );
-        let src = "any where a + 1 == 2";
+        let src = "any where a in (1) + 1";
         assert_error(
             &query_error(src),
-            "unsupported: arithmetic operators ('+', '-', '*', '/', '%') are not supported",
-            sp(12, 13),
-            (1, 13),
+            "'+' cannot follow a comparison; put the arithmetic inside it, e.g. `a + 1 == b`",
+            sp(19, 20),
+            (1, 20),
             src,
         );
-        let src = "any where a == b - 1";
-        assert_eq!(query_error(src).span, sp(17, 18));
+    }
+
+    #[test]
+    fn long_arithmetic_chains_count_against_the_nesting_limit() {
+        let ok = format!("a{}", " + 1".repeat(MAX_DEPTH));
+        assert!(parse_expr(&ok).is_ok());
+        let long = format!("a{} == 1", " + 1".repeat(100_000));
+        let e = expr_error(&long);
+        assert_eq!((e.message.as_str(), e.span), (TOO_DEEP, sp(2 + 4 * MAX_DEPTH, 3 + 4 * MAX_DEPTH)));
+    }
+
+    #[test]
+    fn arithmetic_precedence_and_associativity() {
+        let a = || fld("a");
+        let b = || fld("b");
+        let ar = |l: Expr, op: ArithOp, r: Expr| mk(ExprKind::Arith { lhs: Box::new(l), op, rhs: Box::new(r) });
+        // `*` before `+`; `-` left-associative; a minus before a field is `0 - field`.
+        assert_eq!(strip(&ex("a + b * 2")), ar(a(), ArithOp::Add, ar(b(), ArithOp::Mul, int(2))));
+        assert_eq!(strip(&ex("a - b - 2")), ar(ar(a(), ArithOp::Sub, b()), ArithOp::Sub, int(2)));
+        assert_eq!(strip(&ex("a % b / 2")), ar(ar(a(), ArithOp::Mod, b()), ArithOp::Div, int(2)));
+        assert_eq!(strip(&ex("-a")), ar(int(0), ArithOp::Sub, a()));
+        assert_eq!(strip(&ex("a - -2")), ar(a(), ArithOp::Sub, int(-2)));
+        assert_eq!(strip(&ex("a + 1 == b")), cmp(ar(a(), ArithOp::Add, int(1)), CmpOp::Eq, b()));
+        assert_eq!(strip(&ex("f(a * 2, b)")), call("f", false, vec![ar(a(), ArithOp::Mul, int(2)), b()]));
     }
 
     #[test]

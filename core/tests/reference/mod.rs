@@ -240,6 +240,10 @@ pub enum Pred {
     Length { field: Field, op: Op, n: i64 },
     /// A boolean field alone as the condition.
     BareBool { field: Field },
+    /// `substring(field, start, end) == "lit"`.
+    Substring { field: Field, start: i64, end: i64, lit: String },
+    /// `a == b` with two keyword fields.
+    FieldsEqual { a: Field, b: Field },
 }
 
 /// A condition.
@@ -392,16 +396,38 @@ fn pred(p: &Pred, e: &Event, s: Settings) -> bool {
                 match func {
                     Func::StartsWith => hay.starts_with(&needle),
                     Func::EndsWith => hay.ends_with(&needle),
-                    Func::Contains => hay.contains(&needle),
+                    // The EQL function reference: an empty substring is never contained.
+                    Func::Contains => !needle.is_empty() && hay.contains(&needle),
                 }
             })
         }
-        Pred::Length { field, op: Op::Ne, n } => !pred(&Pred::Length { field: field.clone(), op: Op::Eq, n: *n }, e, s),
+        // A function's result is compared as a value: on a missing field it is null and
+        // `length(f) != n` does not hold (Elasticsearch runs it as a script, where null is not
+        // true), unlike `f != "x"`, a negated term query.
         Pred::Length { field, op, n } => {
             let v = value(field, e);
             indexed(&v, s).iter().any(|x| op.holds((utf16_len(x) as i64).cmp(n)))
         }
         Pred::BareBool { field } => value(field, e) == Value::Bool(true),
+        // Java's substring on UTF-16 code units, with Python-like negative positions (the EQL
+        // function reference's examples); some element must give `lit`.
+        Pred::Substring { field, start, end, lit } => {
+            let v = value(field, e);
+            indexed(&v, s).iter().any(|x| {
+                let units: Vec<u16> = x.encode_utf16().collect();
+                let n = units.len() as i64;
+                let pos = |p: i64| if p < 0 { (n + p).max(0) } else { p.min(n) } as usize;
+                let (a, b) = (pos(*start), pos(*end));
+                let got = if a >= b { String::new() } else { String::from_utf16_lossy(&units[a..b]) };
+                got == *lit
+            })
+        }
+        // Two fields: some element of one equals some element of the other.
+        Pred::FieldsEqual { a, b } => {
+            let (va, vb) = (value(a, e), value(b, e));
+            let (xa, xb) = (indexed(&va, s), indexed(&vb, s));
+            xa.iter().any(|x| xb.contains(x))
+        }
     }
 }
 
