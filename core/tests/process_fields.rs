@@ -553,6 +553,8 @@ fn findings_of_a_version_1_capture_name_the_parent_but_no_pod() {
     assert_eq!(rows[0]["parent_name"].as_deref(), Some("sh"));
     assert_eq!(rows[0]["pod_name"], None);
     assert_eq!(rows[0]["session_leader_pid"], None, "a version 1 capture has no session ids");
+}
+
 /// Regression (found by the runc end-to-end test): a process field in a
 /// conjunction after a selective conjunct. Below one selected row in 16, the
 /// rest of an `and` is evaluated on the selected rows only, gathered into a
