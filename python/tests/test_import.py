@@ -247,7 +247,7 @@ def test_output_format_from_the_extension_or_the_argument(tmp_path: Path) -> Non
     tokenscan.import_ecs(s.path, tmp_path / "a.jsonl")
     assert (tmp_path / "a.jsonl").read_text() == (SAMPLES / "ecs-d4c.expected.ndjson").read_text()
     tokenscan.import_ecs(s.path, tmp_path / "b.out", format="parquet")
-    assert pq.read_table(tmp_path / "b.out").num_rows == 6
+    assert pq.read_table(tmp_path / "b.out").num_rows == 8  # 6 events, a `container` and a `process` row
     with pytest.raises(ValueError, match="extension"):
         tokenscan.import_ecs(s.path, tmp_path / "c.out")
     with pytest.raises(ValueError, match="format must be"):
