@@ -599,7 +599,13 @@ fn garbage_never_panics_and_every_line_is_accounted_for() {
     lines.push([&b"{\"process\":"[..].repeat(50_000)[..], b"1", &b"}"[..].repeat(50_000)[..]].concat());
     // Every prefix of real lines, and real lines with bytes flipped.
     let mut rng = Rng(42);
-    for rel in ["import/tracee-v0.23.json", "import/tracee-v0.24.json", "import/ecs-d4c.ndjson"] {
+    for rel in [
+        "import/tracee-v0.23.json",
+        "import/tracee-v0.24.json",
+        "import/ecs-d4c.ndjson",
+        "import/tracee-process-model.json",
+        "import/ecs-process-model.ndjson",
+    ] {
         let text = std::fs::read(fixture(rel)).unwrap();
         for line in text.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
             for cut in (0..line.len()).step_by(7) {
@@ -630,8 +636,13 @@ fn garbage_never_panics_and_every_line_is_accounted_for() {
             batches.iter().map(|b| b.len() as u64).sum::<u64>(),
             report.events + report.containers + report.processes
         );
-        // Whatever came through is a valid capture that replays.
+        // Whatever came through is a valid capture that replays, with its
+        // processes and containers rebuilt from the context rows too.
         replay(&batches, builtin());
+        fires(
+            &batches,
+            r#"any where process.parent.name == "sh" or process.session_leader.interactive == true or orchestrator.namespace == "shop""#,
+        );
     }
 }
 
