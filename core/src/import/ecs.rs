@@ -78,9 +78,10 @@ enum F {
     EntryStart,
     EntryInteractive,
     EntryWorkingDirectory,
+    EntrySameAsProcess,
 }
 
-const FIELDS: usize = F::EntryWorkingDirectory as usize + 1;
+const FIELDS: usize = F::EntrySameAsProcess as usize + 1;
 
 /// The fields of a process an event names besides its own (`process.parent`
 /// and the three leaders), as far as a capture row can hold them.
@@ -270,6 +271,7 @@ fn step(node: Node, seg: &str) -> Step {
         (N::Parent, seg) => PARENT.field(seg),
         (N::SessionLeader, seg) => SESSION_LEADER.field(seg),
         (N::GroupLeader, seg) => GROUP_LEADER.field(seg),
+        (N::EntryLeader, "same_as_process") => Fd(F::EntrySameAsProcess),
         (N::EntryLeader, seg) => ENTRY_LEADER.field(seg),
         (N::Tty, "char_device") => Nd(N::CharDevice),
         (N::CharDevice, "major") => Fd(F::TtyMajor),
@@ -764,7 +766,8 @@ pub(crate) fn map_line(line: &str) -> Result<Mapped<'_>, Skip> {
             unreachable!("the ECS mapper makes opens and execs only")
         }
     }
-    let processes = relatives_rows(&row, [parent, session, group, entry]);
+    let own_entry = boolean(&doc, F::EntrySameAsProcess, "process.entry_leader.same_as_process")? == Some(true);
+    let processes = relatives_rows(&row, own_entry, [parent, session, group, entry]);
     let container = container.filter(|m| !m.is_empty());
     Ok(Mapped { row, facts, container, processes })
 }
@@ -873,11 +876,13 @@ fn container_meta<'a>(doc: &mut Doc<'a>, facts: &mut RowFacts) -> Result<Contain
 /// `interactive` is true, else null, `cgroup_id` 0. The row is in the
 /// event's container, except where D4C says otherwise: when the event's
 /// process is its own entry leader (the first process of its container
-/// session), its relatives are outside the container; so is a relative that
-/// started before the entry leader.
-fn relatives_rows<'a>(event: &Row<'a>, relatives: [Option<Relative<'a>>; 4]) -> Vec<Row<'a>> {
+/// session: `process.entry_leader.pid` is its pid, or
+/// `process.entry_leader.same_as_process` is true), its relatives are
+/// outside the container; so is a relative that started before the entry
+/// leader.
+fn relatives_rows<'a>(event: &Row<'a>, own_entry: bool, relatives: [Option<Relative<'a>>; 4]) -> Vec<Row<'a>> {
     let entry = relatives[3].as_ref().map(|e| (e.pid, e.start));
-    let own_entry = entry.is_some_and(|(pid, _)| pid == event.pid);
+    let own_entry = own_entry || entry.is_some_and(|(pid, _)| pid == event.pid);
     let mut merged: Vec<Relative<'a>> = Vec::new();
     for r in relatives.into_iter().flatten() {
         if r.pid == event.pid || r.pid == 0 {
@@ -1049,6 +1054,12 @@ mod tests {
         let own = base.replace("ENTRY", r#","process.entry_leader.pid":10,"process.entry_leader.name":"cat""#);
         let procs = map_line(&own).unwrap().processes;
         assert_eq!(procs.iter().map(|p| (p.pid, p.container_id.is_none())).collect::<Vec<_>>(), [(9, true)]);
+        let same = base.replace("ENTRY", r#","process.entry_leader.same_as_process":true"#);
+        let procs = map_line(&same).unwrap().processes;
+        assert_eq!(procs.iter().map(|p| (p.pid, p.container_id.is_none())).collect::<Vec<_>>(), [(9, true)]);
+        let bad = base.replace("ENTRY", r#","process.entry_leader.same_as_process":"often""#);
+        let e = map_line(&bad).unwrap_err().message;
+        assert_eq!(e, "`process.entry_leader.same_as_process` is \"often\"; expected true or false");
         // A relative that started before the entry leader is outside; the entry leader is inside.
         let later = base.replace(
             "ENTRY",
