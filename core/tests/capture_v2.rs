@@ -21,7 +21,7 @@ use tokenscan_core::rules::RuleSet;
 
 const ELASTIC: &str = "66229f32-c460-410d-bc37-4b32322cd4bb";
 const TRC108: &str = "TRC-108";
-const V2_COLUMNS: [&str; 13] = [
+const V2_COLUMNS: [&str; 14] = [
     "sid",
     "pgid",
     "start",
@@ -35,6 +35,7 @@ const V2_COLUMNS: [&str; 13] = [
     "image_name",
     "image_tag",
     "privileged",
+    "container_started",
 ];
 
 fn fixture(name: &str) -> PathBuf {

@@ -187,11 +187,12 @@ fn tracee_v023_sample_gives_the_hand_checked_rows_and_findings() {
         [(4, "event sched_process_fork has no capture row (only file opens and execs do)".to_string())]
     );
     let (f, summary) = replay(&batches, builtin());
-    assert_eq!(ids(&f, TRC108), [2], "cat's read of the token; kube-proxy (5) is allow-listed");
+    assert_eq!(report.containers, 2, "web and kube-proxy: rows 0 and 6");
+    assert_eq!(ids(&f, TRC108), [3], "cat's read of the token; kube-proxy (7) is allow-listed");
     assert_eq!(ids(&f, ELASTIC), Vec::<u64>::new(), "Tracee carries no tty: process.interactive is false");
     assert_eq!(unevaluable(&summary), [(ELASTIC.to_string(), 0), (TRC108.to_string(), 0)]);
     let (f, _) = replay(&batches, rules_v5());
-    assert_eq!(ids(&f, ELASTIC), [0], "v5 drops process.interactive: the cat exec fires");
+    assert_eq!(ids(&f, ELASTIC), [1], "v5 drops process.interactive: the cat exec fires");
 }
 
 #[test]
@@ -199,10 +200,10 @@ fn tty_from_stdin_lets_the_elastic_rule_see_the_interactive_cat() {
     let options = ImportOptions { tty_from_stdin: true, ..Default::default() };
     let (batches, _) = import_fixture("import/tracee-v0.23.json", ImportFormat::Tracee, &options);
     let r = rows(&batches);
-    assert_eq!(r[0]["tty"], "pts/0");
-    assert!(r[1..].iter().all(|row| row["tty"].is_null()), "only the exec carries stdin_path");
+    assert_eq!(r[1]["tty"], "pts/0");
+    assert!(r.iter().enumerate().all(|(i, row)| i == 1 || row["tty"].is_null()), "only the exec carries stdin_path");
     let (f, _) = replay(&batches, builtin());
-    assert_eq!(ids(&f, ELASTIC), [0]);
+    assert_eq!(ids(&f, ELASTIC), [1]);
     assert!(f[0].reason.starts_with("exec branch:"), "{}", f[0].reason);
 }
 
@@ -222,18 +223,22 @@ fn tracee_v024_sample_gives_the_hand_checked_rows_and_findings() {
     assert_eq!(report.unmapped_by_reason.get("event net_packet_dns"), Some(&1));
     assert_eq!(report.notes.values().copied().collect::<Vec<_>>(), [1], "one container-init event");
     let (f, _) = replay(&batches, builtin());
-    assert_eq!(ids(&f, TRC108), [1, 2, 3], "head, the O_RDWR open, and the init container's cp");
+    assert_eq!(report.containers, 3, "rows 0, 3 and 5");
+    assert_eq!(ids(&f, TRC108), [2, 4, 6], "head, the O_RDWR open, and the init container's cp");
     assert_eq!(ids(&f, ELASTIC), Vec::<u64>::new());
     let (f, _) = replay(&batches, rules_v5());
-    assert_eq!(ids(&f, ELASTIC), [0, 2, 4], "head exec, O_RDWR of a listed path, sed via execve argv");
+    assert_eq!(ids(&f, ELASTIC), [1, 4, 7], "head exec, O_RDWR of a listed path, sed via execve argv");
 
     // As host events, container-init events are ignored by TRC-108 as Tracee ignores them.
     let options = ImportOptions { container_init: ContainerInit::Host, ..Default::default() };
     let (batches, report) = import_fixture("import/tracee-v0.24.json", ImportFormat::Tracee, &options);
-    assert!(rows(&batches)[3]["container_id"].is_null());
+    // The init container's id is dropped, and with it its `container` row.
+    assert_eq!(report.containers, 2);
+    assert_eq!(rows(&batches)[5]["comm"], "cp");
+    assert!(rows(&batches)[5]["container_id"].is_null());
     assert_eq!(report.notes.len(), 1);
     let (f, _) = replay(&batches, builtin());
-    assert_eq!(ids(&f, TRC108), [1, 2]);
+    assert_eq!(ids(&f, TRC108), [2, 4]);
 }
 
 #[test]
@@ -243,7 +248,8 @@ fn ecs_sample_gives_the_hand_checked_rows_and_findings() {
     assert_eq!((report.lines, report.events, report.opens, report.execs, report.unmapped), (9, 6, 2, 4, 3));
     assert_eq!(unmapped(&report).into_iter().map(|(l, _)| l).collect::<Vec<_>>(), [3, 6, 7], "fork, end, creation");
     let (f, _) = replay(&batches, builtin());
-    assert_eq!(ids(&f, ELASTIC), [0, 1, 3], "cat exec, the write to the listed token path, head of ca.crt");
+    assert_eq!((report.containers, report.processes), (1, 1), "row 0, and row 1 for cat's parent sh");
+    assert_eq!(ids(&f, ELASTIC), [2, 3, 5], "cat exec, the write to the listed token path, head of ca.crt");
     assert_eq!(ids(&f, TRC108), Vec::<u64>::new(), "D4C file events are writes: never IsFileRead");
     assert_eq!(f[1].tty.as_deref(), Some("?"), "interactive without a known terminal");
 }
@@ -262,6 +268,8 @@ fn through_tracee(mut r: Value) -> Value {
     };
     none_if_empty(&mut r["exe"]);
     none_if_empty(&mut r["container_id"]);
+    // The export says `contextFlags.containerStarted` true exactly when there is a container id.
+    r["container_started"] = Value::Bool(!r["container_id"].is_null());
     if open {
         r["args"] = Value::Null;
         if !r["path"].is_null() {
@@ -480,8 +488,9 @@ fn gzip_input_and_small_batches_give_the_same_capture() {
     let (batches, report) = import(ImportFormat::Tracee, &gz, &options);
     assert!(report.gzip);
     assert_eq!(report.bytes, text.len() as u64);
-    assert_eq!(batches.iter().map(EventBatch::len).collect::<Vec<_>>(), [2, 2, 2]);
-    assert_eq!(batches.iter().map(EventBatch::first_index).collect::<Vec<_>>(), [0, 2, 4]);
+    // Nine rows (six events, three `container` rows), never more than two per batch.
+    assert_eq!(batches.iter().map(EventBatch::len).collect::<Vec<_>>(), [2, 2, 2, 2, 1]);
+    assert_eq!(batches.iter().map(EventBatch::first_index).collect::<Vec<_>>(), [0, 2, 4, 6, 8]);
     assert_eq!(rows(&batches), expected_rows("import/tracee-v0.24.expected.ndjson"));
 }
 
@@ -507,7 +516,9 @@ fn several_inputs_form_one_capture_and_name_their_lines() {
         "{lines:?}"
     );
     assert_eq!(sink.batches.len(), 1);
-    assert_eq!(rows(&sink.batches)[6]["comm"], "head");
+    // v0.23 gives 8 rows (two of them `container` rows); v0.24's first row is its first container's.
+    assert_eq!(rows(&sink.batches)[8]["kind"], "container");
+    assert_eq!(rows(&sink.batches)[9]["comm"], "head");
 }
 
 #[test]
@@ -547,7 +558,7 @@ fn overlong_lines_are_counted_not_read() {
     let (batches, report) = import(ImportFormat::Tracee, &text, &options);
     assert_eq!(report.examples[0].line, 1);
     assert_eq!(report.examples[0].reason, "the line is 5031 bytes long, over the limit of 4096 bytes");
-    assert_eq!(rows(&batches).len(), 6);
+    assert_eq!(rows(&batches).len(), 8, "6 events and 2 `container` rows");
 }
 
 /// SplitMix64, for deterministic garbage.
@@ -588,7 +599,13 @@ fn garbage_never_panics_and_every_line_is_accounted_for() {
     lines.push([&b"{\"process\":"[..].repeat(50_000)[..], b"1", &b"}"[..].repeat(50_000)[..]].concat());
     // Every prefix of real lines, and real lines with bytes flipped.
     let mut rng = Rng(42);
-    for rel in ["import/tracee-v0.23.json", "import/tracee-v0.24.json", "import/ecs-d4c.ndjson"] {
+    for rel in [
+        "import/tracee-v0.23.json",
+        "import/tracee-v0.24.json",
+        "import/ecs-d4c.ndjson",
+        "import/tracee-process-model.json",
+        "import/ecs-process-model.ndjson",
+    ] {
         let text = std::fs::read(fixture(rel)).unwrap();
         for line in text.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
             for cut in (0..line.len()).step_by(7) {
@@ -615,8 +632,223 @@ fn garbage_never_panics_and_every_line_is_accounted_for() {
         let blank = lines.iter().filter(|l| l.iter().all(u8::is_ascii_whitespace)).count() as u64;
         assert_eq!(report.lines, lines.len() as u64 - blank);
         assert_eq!(report.events + report.unmapped, report.lines, "{format:?}: every line is a row or counted");
-        assert_eq!(batches.iter().map(|b| b.len() as u64).sum::<u64>(), report.events);
-        // Whatever came through is a valid capture that replays.
+        assert_eq!(
+            batches.iter().map(|b| b.len() as u64).sum::<u64>(),
+            report.events + report.containers + report.processes
+        );
+        // Whatever came through is a valid capture that replays, with its
+        // processes and containers rebuilt from the context rows too.
         replay(&batches, builtin());
+        fires(
+            &batches,
+            r#"any where process.parent.name == "sh" or process.session_leader.interactive == true or orchestrator.namespace == "shop""#,
+        );
+    }
+}
+
+// --- the process model (capture format v2) ------------------------------------------
+
+/// Event indexes where a rule with `query` fires, replayed from a file so
+/// that the driver rebuilds the processes and containers of the capture.
+fn fires(batches: &[EventBatch], query: &str) -> Vec<u64> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("imported.ndjson");
+    let mut w = NdjsonWriter::new(Vec::new(), "imported");
+    for b in batches {
+        w.write(b).expect("ndjson");
+    }
+    std::fs::write(&path, w.finish().expect("flush")).unwrap();
+    let rule = format!("[rule]\nname = \"t\"\nrule_id = \"t\"\nseverity = \"low\"\nquery = '''\n{query}\n'''\n");
+    let rules = RuleSet::from_sources(&[("t.toml", rule)], &CompileOptions::default()).expect("the query compiles");
+    let mut sink = CollectSink::default();
+    Replayer::new(rules, ReplayOptions::default()).replay(&[&path], &mut sink).expect("replays");
+    let mut out: Vec<u64> = sink
+        .batches
+        .iter()
+        .flat_map(|b| {
+            let ix = b.column_by_name("event_index").expect("event_index").as_primitive::<UInt64Type>();
+            (0..ix.len()).map(|i| ix.value(i)).collect::<Vec<_>>()
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn tracee_process_model_sample_fills_start_container_rows_and_container_started() {
+    let (batches, report) =
+        import_fixture("import/tracee-process-model.json", ImportFormat::Tracee, &ImportOptions::default());
+    // Rows worked out by hand in fixtures/import/EXPECTED.md.
+    assert_eq!(rows(&batches), expected_rows("import/tracee-process-model.expected.ndjson"));
+    assert_eq!(
+        (report.lines, report.events, report.opens, report.execs, report.containers, report.processes, report.unmapped),
+        (8, 6, 5, 1, 2, 0, 2)
+    );
+    assert_eq!(
+        unmapped(&report),
+        [
+            (7, "`container.name` is 5; expected a string".to_string()),
+            (8, "`threadStartTime` is -5; expected nanoseconds since the epoch (a non-negative integer)".to_string()),
+        ]
+    );
+    assert_eq!(
+        report.notes.get("`threadStartTime` since boot, not since the epoch (older Tracee): `start` left null"),
+        Some(&1)
+    );
+    assert_eq!(report.notes.len(), 2, "{:?}: and the container-init event", report.notes);
+
+    // The core reads the container rows: pod, namespace and image reach the ECS view.
+    let pod = r#"any where orchestrator.resource.name == "api-5d8f7c9b4-k2x7q" and orchestrator.namespace == "shop""#;
+    assert_eq!(fires(&batches, pod), [1, 2, 3, 5, 7]);
+    assert_eq!(
+        fires(
+            &batches,
+            r#"any where container.image.name == "registry.example:5000/shop/api" and container.image.tag == "2.3.1""#
+        ),
+        [1, 2, 3, 7]
+    );
+    assert_eq!(fires(&batches, r#"any where container.image.name == "busybox" and container.image.tag == null"#), [5]);
+    // The thread's event (3) belongs to the process that started at .050.
+    assert_eq!(fires(&batches, r#"any where process.start == "2026-12-01T04:40:00.050000000Z""#), [1, 2, 3]);
+    let (f, _) = replay(&batches, builtin());
+    assert_eq!(ids(&f, TRC108), [2], "python3 reads the token in a started container");
+}
+
+#[test]
+fn ecs_process_model_sample_fills_leaders_pods_and_parent_rows() {
+    let (batches, report) =
+        import_fixture("import/ecs-process-model.ndjson", ImportFormat::Ecs, &ImportOptions::default());
+    // Rows worked out by hand in fixtures/import/EXPECTED.md.
+    assert_eq!(rows(&batches), expected_rows("import/ecs-process-model.expected.ndjson"));
+    assert_eq!(
+        (report.lines, report.events, report.opens, report.execs, report.containers, report.processes, report.unmapped),
+        (8, 5, 1, 4, 1, 5, 3)
+    );
+    assert_eq!(
+        unmapped(&report),
+        [
+            (6, "`process.session_leader.pid` is -7; expected a number from 0 to 4294967295".to_string()),
+            (7, "`process.start` \"soon\" is not an RFC 3339 date".to_string()),
+            (8, "`container.security_context.privileged` is \"maybe\"; expected true or false".to_string()),
+        ]
+    );
+    // Parents known only from the documents: sh for cat (2), id (7) and the second cat (10);
+    // containerd-shim for the shell itself (4); bash for crictl on the host (6).
+    assert_eq!(fires(&batches, r#"any where process.parent.name == "sh""#), [2, 7, 10]);
+    assert_eq!(fires(&batches, r#"any where process.parent.executable == "/usr/bin/containerd-shim-runc-v2""#), [4]);
+    assert_eq!(fires(&batches, r#"any where process.parent.name == "bash" and container.id == null"#), [6]);
+    assert_eq!(fires(&batches, r#"any where process.parent.args == "-c""#), [10]);
+    // D4C's own selector conditions: an interactive session led by sh, a namespace, an image.
+    assert_eq!(
+        fires(
+            &batches,
+            r#"any where process.session_leader.interactive == true and process.session_leader.name == "sh""#
+        ),
+        [2, 4]
+    );
+    assert_eq!(fires(&batches, r#"any where process.session_leader.name == "containerd-shim""#), [10]);
+    assert_eq!(
+        fires(
+            &batches,
+            r#"any where orchestrator.namespace == "shop" and container.image.name == "registry.example:5000/shop/api" and container.image.tag == "2.3.1" and container.security_context.privileged == false"#
+        ),
+        [2, 4, 7, 10]
+    );
+    assert_eq!(fires(&batches, r#"any where process.working_directory == "/app""#), [2, 4]);
+    assert_eq!(fires(&batches, r#"any where process.group_leader.pid == 8290"#), [10]);
+    // The seed tuned to exclude a CI parent: only the token reads whose parent is not sh remain.
+    assert_eq!(
+        fires(&batches, r#"process where process.args like "*/token" and not process.parent.name in ("sh", "bash")"#),
+        Vec::<u64>::new()
+    );
+}
+
+#[test]
+fn v1_style_events_import_as_before_without_context_rows() {
+    // Every field tokenscan read before the process model, none of the new ones.
+    let tracee = r#"{"timestamp":1796100000000000000,"hostProcessId":500,"hostThreadId":500,"hostParentProcessId":1,"userId":0,"processName":"cat","hostName":"h","containerId":"abc","eventName":"security_file_open","returnValue":0,"args":[{"name":"pathname","type":"string","value":"/t"},{"name":"flags","type":"int32","value":0}]}"#;
+    let ecs = r#"{"@timestamp":"2026-12-01T05:00:00Z","event.category":"process","event.action":"exec","host.name":"h","container.id":"abc","process.pid":500,"process.parent.pid":1,"process.name":"cat","process.args":["cat","/t"]}"#;
+    for (format, line) in [(ImportFormat::Tracee, tracee), (ImportFormat::Ecs, ecs)] {
+        let (batches, report) = import(format, line.as_bytes(), &ImportOptions::default());
+        let r = rows(&batches);
+        assert_eq!(r.len(), 1, "{format:?}: one row, no container or process row");
+        let keys: Vec<&str> = r[0].as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(keys.len(), 18, "{format:?}: the version 1 keys only: {keys:?}");
+        assert_eq!((report.containers, report.processes), (0, 0));
+    }
+}
+
+#[test]
+fn bad_process_model_values_name_line_and_field_and_never_panic() {
+    let ctx = r#""timestamp":1796100000000000000,"hostProcessId":500,"userId":0,"processName":"cat","hostName":"h","containerId":"abc","eventName":"security_file_open","args":[]"#;
+    let tracee = [
+        (format!(r#"{{{ctx},"container":"abc"}}"#), "`container` is \"abc\"; expected an object"),
+        (format!(r#"{{{ctx},"kubernetes":[1]}}"#), "`kubernetes` is [1]; expected an object"),
+        (
+            format!(r#"{{{ctx},"kubernetes":{{"podNamespace":{{}}}}}}"#),
+            "`kubernetes.podNamespace` is {}; expected a string",
+        ),
+        (
+            format!(r#"{{{ctx},"contextFlags":{{"containerStarted":"yes"}}}}"#),
+            "`contextFlags.containerStarted` is \"yes\"; expected true or false",
+        ),
+        (format!(r#"{{{ctx},"threadStartTime":"1"}}"#), "`threadStartTime` is \"1\"; expected nanoseconds"),
+        (format!(r#"{{{ctx},"threadStartTime":1e30}}"#), "`threadStartTime` is 1e30; expected nanoseconds"),
+        (format!(r#"{{{ctx},"hostParentProcessId":-1}}"#), "`hostParentProcessId` is -1"),
+    ];
+    let doc = r#""@timestamp":1,"event.category":"process","event.action":"exec","host.name":"h","container.id":"abc","process.pid":5,"process.name":"sh""#;
+    let ecs = [
+        (format!(r#"{{{doc},"process.parent.pid":-2}}"#), "`process.parent.pid` is -2"),
+        (format!(r#"{{{doc},"process.group_leader.pid":"x"}}"#), "`process.group_leader.pid` is \"x\""),
+        (format!(r#"{{{doc},"process.entry_leader.pid":4294967296}}"#), "`process.entry_leader.pid` is 4294967296"),
+        (format!(r#"{{{doc},"process.parent.pid":1,"process.parent.start":true}}"#), "`process.parent.start` is true"),
+        (format!(r#"{{{doc},"process.parent.pid":1,"process.parent.args":[1]}}"#), "`process.parent.args` holds 1"),
+        (
+            format!(r#"{{{doc},"process.parent.pid":1,"process.parent.interactive":2}}"#),
+            "`process.parent.interactive` is 2",
+        ),
+        (format!(r#"{{{doc},"process.working_directory":{{"a":1}}}}"#), "`process.working_directory` is an object"),
+        (format!(r#"{{{doc},"orchestrator.namespace":7.5}}"#), "`orchestrator.namespace` is 7.5"),
+        (format!(r#"{{{doc},"container.image.tag":[1,2]}}"#), "`container.image.tag` is an array"),
+    ];
+    let (good_tracee, good_ecs) = (format!("{{{ctx}}}"), format!("{{{doc}}}"));
+    for (format, good, cases) in
+        [(ImportFormat::Tracee, good_tracee, &tracee[..]), (ImportFormat::Ecs, good_ecs, &ecs[..])]
+    {
+        // A good line first, so that each bad one is line 2.
+        for (line, needle) in cases {
+            let input = format!("{good}\n{line}\n");
+            let (batches, report) = import(format, input.as_bytes(), &ImportOptions::default());
+            assert_eq!((report.events, report.unmapped), (1, 1), "{format:?} {line}");
+            assert_eq!(report.examples[0].line, 2, "{format:?} {line}");
+            assert!(report.examples[0].reason.contains(needle), "{format:?} {line}: {}", report.examples[0].reason);
+            assert_eq!(rows(&batches).len(), 1);
+        }
+    }
+}
+
+#[test]
+fn huge_metadata_strings_are_dropped_and_counted_the_event_kept() {
+    let huge = "p".repeat(100_000);
+    let tracee = format!(
+        r#"{{"timestamp":1796100000000000000,"hostProcessId":500,"userId":0,"processName":"cat","hostName":"h","containerId":"abc","container":{{"name":"{huge}","image":"busybox:1"}},"kubernetes":{{"podName":"{huge}","podNamespace":"ns"}},"eventName":"security_file_open","args":[]}}"#
+    );
+    let ecs = format!(
+        r#"{{"@timestamp":1,"event.category":"process","event.action":"exec","host.name":"h","container.id":"abc","process.pid":5,"process.name":"sh","container.name":"{huge}","orchestrator.namespace":"ns","orchestrator.resource.name":"{huge}","process.parent.pid":4,"process.parent.name":"{huge}"}}"#
+    );
+    for (format, line, dropped) in [(ImportFormat::Tracee, tracee, 2), (ImportFormat::Ecs, ecs, 3)] {
+        let (batches, report) = import(format, line.as_bytes(), &ImportOptions::default());
+        assert_eq!((report.events, report.unmapped), (1, 0), "{format:?}");
+        assert_eq!(
+            report.notes.get("metadata values longer than 4096 bytes dropped (their events kept)"),
+            Some(&dropped),
+            "{format:?}"
+        );
+        let r = rows(&batches);
+        let container = r.iter().find(|row| row["kind"] == "container").expect("a container row");
+        assert_eq!(container["pod_namespace"], "ns");
+        assert!(container.get("pod_name").is_none() && container.get("container_name").is_none());
+        // The parent has no name left: no process row, its pid stays in `ppid`.
+        assert!(r.iter().all(|row| row["kind"] != "process"));
     }
 }

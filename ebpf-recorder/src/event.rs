@@ -250,6 +250,7 @@ impl BatchBuilder {
             c.append(None::<&str>);
         }
         b.privileged.append(None);
+        b.container_started.append(None);
     }
 
     /// Appends the `container` row of `meta`, at `time_ns` (when it was
@@ -288,6 +289,7 @@ impl BatchBuilder {
         b.image_name.append(meta.image_name.as_deref());
         b.image_tag.append(meta.image_tag.as_deref());
         b.privileged.append(meta.privileged);
+        b.container_started.append(None);
     }
 
     /// The rows appended so far as a record batch; the builder starts over.

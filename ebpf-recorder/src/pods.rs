@@ -591,21 +591,9 @@ fn metadata_from_spec(id: &str, spec: &OciSpec, source: MetadataSource) -> PodMe
     }
 }
 
-/// Splits an image reference into name and tag: the digest (`@sha256:...`)
-/// is dropped; the tag is what follows the last `:` after the last `/` (a
-/// `:` before it belongs to a registry port, as in `registry:5000/app`).
-pub fn split_image(reference: &str) -> (&str, Option<&str>) {
-    let without_digest = reference.split_once('@').map_or(reference, |(r, _)| r);
-    let last_slash = without_digest.rfind('/').map_or(0, |i| i + 1);
-    match without_digest[last_slash..].rfind(':') {
-        Some(i) => {
-            let at = last_slash + i;
-            let tag = &without_digest[at + 1..];
-            (&without_digest[..at], (!tag.is_empty()).then_some(tag))
-        }
-        None => (without_digest, None),
-    }
-}
+/// Splits an image reference into name and tag (the core's rule, shared
+/// with the Tracee importer).
+pub use tokenscan_core::import::split_image;
 
 /// Container ids as runtimes write them: hex digits, at most 128 (never a path).
 fn valid_id(id: &str) -> bool {

@@ -47,6 +47,7 @@ CAPTURE_SCHEMA = pa.schema(
         pa.field("image_name", pa.string()),
         pa.field("image_tag", pa.string()),
         pa.field("privileged", pa.bool_()),
+        pa.field("container_started", pa.bool_()),
     ]
 )
 

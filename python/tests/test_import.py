@@ -55,7 +55,7 @@ SAMPLE_LIST = [
         opens=5,
         execs=1,
         unmapped={4: "event sched_process_fork"},
-        findings={TRC108: [2]},
+        findings={TRC108: [3]},
     ),
     Sample(
         "tracee-v0.24.json",
@@ -64,7 +64,7 @@ SAMPLE_LIST = [
         opens=4,
         execs=2,
         unmapped={7: "invalid JSON: EOF while parsing a string (column 180)", 8: "event net_packet_dns"},
-        findings={TRC108: [1, 2, 3]},
+        findings={TRC108: [2, 4, 6]},
         notes={CONTAINER_INIT_KEPT: 1},
     ),
     Sample(
@@ -74,7 +74,7 @@ SAMPLE_LIST = [
         opens=2,
         execs=4,
         unmapped={3: "event process/fork", 6: "event process/end", 7: "event file/creation"},
-        findings={ELASTIC: [0, 1, 3]},
+        findings={ELASTIC: [2, 3, 5]},
     ),
 ]
 SAMPLES_BY_NAME = {s.name: s for s in SAMPLE_LIST}
@@ -114,7 +114,9 @@ def test_import_counts_rows_and_unmapped_lines(sample: Sample, tmp_path: Path) -
         assert e["input"] == str(sample.path)
         assert e["reason"].startswith(sample.unmapped[e["line"]]), e
     assert report["notes"] == sample.notes
-    assert pq.read_table(out).num_rows == report["events"]
+    # `events` counts opens and execs; `container` and `process` rows come with them.
+    kinds = pq.read_table(out)["kind"].to_pylist()
+    assert sum(k in ("open", "exec") for k in kinds) == report["events"]
 
 
 def test_import_writes_the_expected_rows(sample: Sample, tmp_path: Path) -> None:
@@ -216,8 +218,8 @@ def test_several_inputs_form_one_capture(tmp_path: Path) -> None:
         (b.name, 7),
         (b.name, 8),
     ]
-    # b's rows follow a's six
-    assert fired(tokenscan.replay(out)) == {TRC108: [2, 7, 8, 9]}
+    # b's rows follow a's eight (six events, two `container` rows)
+    assert fired(tokenscan.replay(out)) == {TRC108: [3, 10, 12, 14]}
     assert pq.read_metadata(out).metadata[b"tokenscan.imported_from"] == b"tracee"
 
 
@@ -226,16 +228,18 @@ def test_container_init_as_host_drops_the_container_id(tmp_path: Path) -> None:
     out = tmp_path / "c.parquet"
     report = tokenscan.import_tracee(s.path, out, container_init="host")
     assert report["notes"] == {"container-init events imported as host events (container id dropped)": 1}
-    assert pq.read_table(out)["container_id"][3].as_py() is None
-    assert fired(tokenscan.replay(out)) == {TRC108: [1, 2]}  # row 3 no longer fires, as in Tracee
+    # the init container's id and its `container` row are gone: cp's open is row 5
+    assert pq.read_table(out)["comm"][5].as_py() == "cp"
+    assert pq.read_table(out)["container_id"][5].as_py() is None
+    assert fired(tokenscan.replay(out)) == {TRC108: [2, 4]}  # cp's open no longer fires, as in Tracee
 
 
 def test_tty_from_stdin_lets_the_elastic_rule_see_an_interactive_exec(tmp_path: Path) -> None:
     s = SAMPLES_BY_NAME["tracee-v0.23.json"]
     out = tmp_path / "c.parquet"
     tokenscan.import_tracee(s.path, out, tty_from_stdin=True)
-    assert pq.read_table(out)["tty"][0].as_py() == "pts/0"
-    assert fired(tokenscan.replay(out)) == {ELASTIC: [0], TRC108: [2]}
+    assert pq.read_table(out)["tty"][1].as_py() == "pts/0"  # row 0 is the container's
+    assert fired(tokenscan.replay(out)) == {ELASTIC: [1], TRC108: [3]}
 
 
 def test_output_format_from_the_extension_or_the_argument(tmp_path: Path) -> None:
@@ -243,7 +247,7 @@ def test_output_format_from_the_extension_or_the_argument(tmp_path: Path) -> Non
     tokenscan.import_ecs(s.path, tmp_path / "a.jsonl")
     assert (tmp_path / "a.jsonl").read_text() == (SAMPLES / "ecs-d4c.expected.ndjson").read_text()
     tokenscan.import_ecs(s.path, tmp_path / "b.out", format="parquet")
-    assert pq.read_table(tmp_path / "b.out").num_rows == 6
+    assert pq.read_table(tmp_path / "b.out").num_rows == 8  # 6 events, a `container` and a `process` row
     with pytest.raises(ValueError, match="extension"):
         tokenscan.import_ecs(s.path, tmp_path / "c.out")
     with pytest.raises(ValueError, match="format must be"):

@@ -82,6 +82,8 @@ struct Line {
     image_tag: Option<String>,
     #[serde(default)]
     privileged: Option<bool>,
+    #[serde(default)]
+    container_started: Option<bool>,
 }
 
 /// One line's values that need checking beyond their JSON type.
@@ -137,6 +139,7 @@ fn push(b: &mut CaptureBuilder, l: Line, p: Parsed) {
     b.image_name.append(l.image_name);
     b.image_tag.append(l.image_tag);
     b.privileged.append(l.privileged);
+    b.container_started.append(l.container_started);
 }
 
 /// Nanoseconds of a `time`-like value; `key` names it in errors.

@@ -40,7 +40,7 @@ macro_rules! capture_columns {
 
         impl CaptureBuilder {
             /// Appends a null to every column version 2 added (`sid` ...
-            /// `privileged`): for a producer whose source has none of them.
+            /// `container_started`): for a producer whose source has none of them.
             /// Columns added after version 1 are nullable, so this compiles.
             pub fn append_v2_nulls(&mut self) {
                 $(NullableColumn::append_null(&mut self.$f2);)*
@@ -185,6 +185,7 @@ capture_columns! {
     ImageName image_name: OptStrColumn = "On a `container` row: the image reference without tag and digest, e.g. `registry:5000/shop/web`. Null on other rows and when unknown.";
     ImageTag image_tag: OptStrColumn = "On a `container` row: the image tag, e.g. `1.4.2`; null when the reference has none. Null on other rows.";
     Privileged privileged: OptBoolColumn = "On a `container` row: whether the container is privileged, as read from its OCI spec (see `docs/processes.md`). Null on other rows and when unknown.";
+    ContainerStarted container_started: OptBoolColumn = "Whether the event's container had started (its entry point had run) when the event happened, as the source said it (Tracee's `contextFlags.containerStarted`). Null when the source did not say: the recorder, ECS imports, `container` rows and version 1 captures.";
     }
 }
 

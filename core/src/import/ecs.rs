@@ -14,7 +14,7 @@ use std::fmt;
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 
-use super::{escape_text, json_error, Row, RowFacts, Skip};
+use super::{escape_text, json_error, meta_text, ContainerMeta, Mapped, Row, RowFacts, Skip};
 use crate::capture::EventKind;
 
 /// The ECS fields an import reads.
@@ -42,9 +42,153 @@ enum F {
     GroupId,
     ProcessGroupId,
     FilePath,
+    Start,
+    WorkingDirectory,
+    ContainerName,
+    ImageName,
+    ImageTag,
+    Privileged,
+    OrchNamespace,
+    OrchResourceName,
+    OrchResourceType,
+    ParentName,
+    ParentExecutable,
+    ParentArgs,
+    ParentStart,
+    ParentInteractive,
+    ParentWorkingDirectory,
+    SessionPid,
+    SessionName,
+    SessionExecutable,
+    SessionArgs,
+    SessionStart,
+    SessionInteractive,
+    SessionWorkingDirectory,
+    GroupPid,
+    GroupName,
+    GroupExecutable,
+    GroupArgs,
+    GroupStart,
+    GroupInteractive,
+    GroupWorkingDirectory,
+    EntryPid,
+    EntryName,
+    EntryExecutable,
+    EntryArgs,
+    EntryStart,
+    EntryInteractive,
+    EntryWorkingDirectory,
+    EntrySameAsProcess,
 }
 
-const FIELDS: usize = F::FilePath as usize + 1;
+const FIELDS: usize = F::EntrySameAsProcess as usize + 1;
+
+/// The fields of a process an event names besides its own (`process.parent`
+/// and the three leaders), as far as a capture row can hold them.
+struct RelativeFields {
+    /// The ECS names of the fields below, in their order, e.g.
+    /// `process.session_leader.pid`.
+    names: [&'static str; 7],
+    pid: F,
+    process_name: F,
+    executable: F,
+    args: F,
+    start: F,
+    interactive: F,
+    working_directory: F,
+}
+
+const PARENT: RelativeFields = RelativeFields {
+    names: [
+        "process.parent.pid",
+        "process.parent.name",
+        "process.parent.executable",
+        "process.parent.args",
+        "process.parent.start",
+        "process.parent.interactive",
+        "process.parent.working_directory",
+    ],
+    pid: F::ParentPid,
+    process_name: F::ParentName,
+    executable: F::ParentExecutable,
+    args: F::ParentArgs,
+    start: F::ParentStart,
+    interactive: F::ParentInteractive,
+    working_directory: F::ParentWorkingDirectory,
+};
+
+const SESSION_LEADER: RelativeFields = RelativeFields {
+    names: [
+        "process.session_leader.pid",
+        "process.session_leader.name",
+        "process.session_leader.executable",
+        "process.session_leader.args",
+        "process.session_leader.start",
+        "process.session_leader.interactive",
+        "process.session_leader.working_directory",
+    ],
+    pid: F::SessionPid,
+    process_name: F::SessionName,
+    executable: F::SessionExecutable,
+    args: F::SessionArgs,
+    start: F::SessionStart,
+    interactive: F::SessionInteractive,
+    working_directory: F::SessionWorkingDirectory,
+};
+
+const GROUP_LEADER: RelativeFields = RelativeFields {
+    names: [
+        "process.group_leader.pid",
+        "process.group_leader.name",
+        "process.group_leader.executable",
+        "process.group_leader.args",
+        "process.group_leader.start",
+        "process.group_leader.interactive",
+        "process.group_leader.working_directory",
+    ],
+    pid: F::GroupPid,
+    process_name: F::GroupName,
+    executable: F::GroupExecutable,
+    args: F::GroupArgs,
+    start: F::GroupStart,
+    interactive: F::GroupInteractive,
+    working_directory: F::GroupWorkingDirectory,
+};
+
+const ENTRY_LEADER: RelativeFields = RelativeFields {
+    names: [
+        "process.entry_leader.pid",
+        "process.entry_leader.name",
+        "process.entry_leader.executable",
+        "process.entry_leader.args",
+        "process.entry_leader.start",
+        "process.entry_leader.interactive",
+        "process.entry_leader.working_directory",
+    ],
+    pid: F::EntryPid,
+    process_name: F::EntryName,
+    executable: F::EntryExecutable,
+    args: F::EntryArgs,
+    start: F::EntryStart,
+    interactive: F::EntryInteractive,
+    working_directory: F::EntryWorkingDirectory,
+};
+
+impl RelativeFields {
+    /// The field below this object named `seg`.
+    fn field(&self, seg: &str) -> Step {
+        Step::Field(match seg {
+            "pid" => self.pid,
+            "name" => self.process_name,
+            "executable" => self.executable,
+            "args" => self.args,
+            "start" => self.start,
+            "interactive" => self.interactive,
+            "working_directory" => self.working_directory,
+            _ => return Step::Skip,
+        })
+    }
+}
 
 /// Objects on the way to those fields.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,6 +207,13 @@ enum Node {
     User,
     Group,
     File,
+    Orchestrator,
+    Resource,
+    ContainerImage,
+    SecurityContext,
+    SessionLeader,
+    GroupLeader,
+    EntryLeader,
 }
 
 enum Step {
@@ -89,7 +240,23 @@ fn step(node: Node, seg: &str) -> Step {
         (N::Event, "type") => Fd(F::Type),
         (N::Event, "outcome") => Fd(F::Outcome),
         (N::Host, "name") => Fd(F::HostName),
+        (N::Root, "orchestrator") => Nd(N::Orchestrator),
+        (N::Orchestrator, "namespace") => Fd(F::OrchNamespace),
+        (N::Orchestrator, "resource") => Nd(N::Resource),
+        (N::Resource, "name") => Fd(F::OrchResourceName),
+        (N::Resource, "type") => Fd(F::OrchResourceType),
         (N::Container, "id") => Fd(F::ContainerId),
+        (N::Container, "name") => Fd(F::ContainerName),
+        (N::Container, "image") => Nd(N::ContainerImage),
+        (N::ContainerImage, "name") => Fd(F::ImageName),
+        (N::ContainerImage, "tag") => Fd(F::ImageTag),
+        (N::Container, "security_context") => Nd(N::SecurityContext),
+        (N::SecurityContext, "privileged") => Fd(F::Privileged),
+        (N::Process, "start") => Fd(F::Start),
+        (N::Process, "working_directory") => Fd(F::WorkingDirectory),
+        (N::Process, "session_leader") => Nd(N::SessionLeader),
+        (N::Process, "group_leader") => Nd(N::GroupLeader),
+        (N::Process, "entry_leader") => Nd(N::EntryLeader),
         (N::Process, "pid") => Fd(F::Pid),
         (N::Process, "name") => Fd(F::Name),
         (N::Process, "executable") => Fd(F::Executable),
@@ -101,7 +268,11 @@ fn step(node: Node, seg: &str) -> Step {
         (N::Process, "user") => Nd(N::ProcessUser),
         (N::Process, "group") => Nd(N::ProcessGroup),
         (N::Thread, "id") => Fd(F::ThreadId),
-        (N::Parent, "pid") => Fd(F::ParentPid),
+        (N::Parent, seg) => PARENT.field(seg),
+        (N::SessionLeader, seg) => SESSION_LEADER.field(seg),
+        (N::GroupLeader, seg) => GROUP_LEADER.field(seg),
+        (N::EntryLeader, "same_as_process") => Fd(F::EntrySameAsProcess),
+        (N::EntryLeader, seg) => ENTRY_LEADER.field(seg),
         (N::Tty, "char_device") => Nd(N::CharDevice),
         (N::CharDevice, "major") => Fd(F::TtyMajor),
         (N::CharDevice, "minor") => Fd(F::TtyMinor),
@@ -391,30 +562,31 @@ fn flag(doc: &Doc<'_>, f: F) -> Option<bool> {
     }
 }
 
-/// Parses `@timestamp`: RFC 3339 (any precision, any offset), a date-time
-/// without an offset (UTC, as Elasticsearch assumes), or epoch milliseconds.
-fn parse_timestamp(v: &Val<'_>) -> Result<i64, String> {
+/// Parses a date field (`@timestamp`, `process.start`, ...): RFC 3339 (any
+/// precision, any offset), a date-time without an offset (UTC, as
+/// Elasticsearch assumes), or epoch milliseconds. `name` names it in errors.
+fn parse_date(v: &Val<'_>, name: &str) -> Result<i64, String> {
     match v {
         Val::Str(s) => {
             if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
-                return t.timestamp_nanos_opt().ok_or_else(|| format!("`@timestamp` {s:?} is out of range"));
+                return t.timestamp_nanos_opt().ok_or_else(|| format!("`{name}` {} is out of range", describe(v)));
             }
             for fmt in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"] {
                 if let Ok(t) = chrono::NaiveDateTime::parse_from_str(s, fmt) {
                     return t
                         .and_utc()
                         .timestamp_nanos_opt()
-                        .ok_or_else(|| format!("`@timestamp` {s:?} is out of range"));
+                        .ok_or_else(|| format!("`{name}` {} is out of range", describe(v)));
                 }
             }
-            Err(format!("`@timestamp` {s:?} is not an RFC 3339 date"))
+            Err(format!("`{name}` {} is not an RFC 3339 date", describe(v)))
         }
-        Val::Int(ms) => ms.checked_mul(1_000_000).ok_or_else(|| format!("`@timestamp` {ms} is out of range")),
+        Val::Int(ms) => ms.checked_mul(1_000_000).ok_or_else(|| format!("`{name}` {ms} is out of range")),
         Val::UInt(ms) => i64::try_from(*ms)
             .ok()
             .and_then(|m| m.checked_mul(1_000_000))
-            .ok_or_else(|| format!("`@timestamp` {ms} is out of range")),
-        other => Err(format!("`@timestamp` is {}; expected an RFC 3339 date", describe(other))),
+            .ok_or_else(|| format!("`{name}` {ms} is out of range")),
+        other => Err(format!("`{name}` is {}; expected an RFC 3339 date", describe(other))),
     }
 }
 
@@ -466,8 +638,8 @@ pub fn tty_to_device(name: &str) -> Option<(u32, u32)> {
 pub const UNKNOWN_TTY: &str = "?";
 
 /// Maps one line. Errors say why the line cannot become a row.
-pub(crate) fn map_line(line: &str) -> Result<(Row<'_>, RowFacts), Skip> {
-    let mut doc = Doc { vals: Default::default(), root_is_object: false };
+pub(crate) fn map_line(line: &str) -> Result<Mapped<'_>, Skip> {
+    let mut doc = Doc { vals: std::array::from_fn(|_| None), root_is_object: false };
     let mut de = serde_json::Deserializer::from_str(line);
     let parsed = Walk { node: Node::Root, doc: &mut doc }.deserialize(&mut de).and_then(|()| de.end());
     if let Err(e) = parsed {
@@ -504,7 +676,7 @@ pub(crate) fn map_line(line: &str) -> Result<(Row<'_>, RowFacts), Skip> {
         }
     };
     let time = match doc.get(F::Timestamp) {
-        Some(v) => parse_timestamp(v).map_err(Skip::bad)?,
+        Some(v) => parse_date(v, "@timestamp").map_err(Skip::bad)?,
         None => return Err(Skip::bad("no `@timestamp`")),
     };
     let pid: u32 = number(&doc, F::Pid, "process.pid")?.ok_or_else(|| Skip::bad("no `process.pid`"))?;
@@ -529,11 +701,22 @@ pub(crate) fn map_line(line: &str) -> Result<(Row<'_>, RowFacts), Skip> {
     // Elasticsearch evaluates a rule on a document without `host.name` too, so
     // the event is kept, with an empty host, and counted in the report's notes.
     let host = text(&mut doc, F::HostName, "host.name")?;
-    let facts = RowFacts { missing_host: host.is_none(), ..RowFacts::default() };
+    let mut facts = RowFacts { missing_host: host.is_none(), ..RowFacts::default() };
     let host = host.unwrap_or(Cow::Borrowed(""));
     let comm = text(&mut doc, F::Name, "process.name")?.ok_or_else(|| Skip::bad("no `process.name`"))?;
     let exe = text(&mut doc, F::Executable, "process.executable")?.map(escape_text);
     let container_id = text(&mut doc, F::ContainerId, "container.id")?;
+    let start = date(&doc, F::Start, "process.start")?;
+    let cwd =
+        text(&mut doc, F::WorkingDirectory, "process.working_directory")?.filter(|c| !c.is_empty()).map(escape_text);
+    let parent = relative(&mut doc, &PARENT, &mut facts)?;
+    let session = relative(&mut doc, &SESSION_LEADER, &mut facts)?;
+    let group = relative(&mut doc, &GROUP_LEADER, &mut facts)?;
+    let entry = relative(&mut doc, &ENTRY_LEADER, &mut facts)?;
+    let container = match container_id {
+        Some(_) => Some(container_meta(&mut doc, &mut facts)?),
+        None => None,
+    };
     let mut row = Row {
         time,
         kind,
@@ -554,6 +737,13 @@ pub(crate) fn map_line(line: &str) -> Result<(Row<'_>, RowFacts), Skip> {
         // ECS has no cgroup id.
         cgroup_id: 0,
         container_id,
+        sid: session.as_ref().map(|l| l.pid),
+        pgid: group.as_ref().map(|l| l.pid),
+        start,
+        parent_start: parent.as_ref().and_then(|p| p.start),
+        cwd,
+        // D4C has no notion of a container that has not started.
+        container_started: None,
     };
     match kind {
         EventKind::Open => {
@@ -569,35 +759,187 @@ pub(crate) fn map_line(line: &str) -> Result<(Row<'_>, RowFacts), Skip> {
         }
         EventKind::Exec => {
             row.path = row.exe.clone();
-            row.args = match doc.take(F::Args) {
-                None => None,
-                Some(Val::Str(s)) => Some(vec![Some(escape_text(s))]),
-                Some(Val::List(items)) => Some(
-                    items
-                        .into_iter()
-                        .map(|i| match i {
-                            Val::Str(s) => Ok(Some(escape_text(s))),
-                            Val::Null => Ok(None),
-                            other => {
-                                Err(Skip::bad(format!("`process.args` holds {}; expected strings", describe(&other))))
-                            }
-                        })
-                        .collect::<Result<_, _>>()?,
-                ),
-                Some(other) => {
-                    return Err(Skip::bad(format!(
-                        "`process.args` is {}; expected an array of strings",
-                        describe(&other)
-                    )))
-                }
-            };
+            row.args = string_list(&mut doc, F::Args, "process.args")?;
         }
         // Only opens and execs are mapped (see the `kind` match above).
         EventKind::Fork | EventKind::Exit | EventKind::Process | EventKind::Container => {
             unreachable!("the ECS mapper makes opens and execs only")
         }
     }
-    Ok((row, facts))
+    let own_entry = boolean(&doc, F::EntrySameAsProcess, "process.entry_leader.same_as_process")? == Some(true);
+    let processes = relatives_rows(&row, own_entry, [parent, session, group, entry]);
+    let container = container.filter(|m| !m.is_empty());
+    Ok(Mapped { row, facts, container, processes })
+}
+
+/// A date field; `None` when absent.
+fn date(doc: &Doc<'_>, f: F, name: &str) -> Result<Option<i64>, Skip> {
+    doc.get(f).map(|v| parse_date(v, name)).transpose().map_err(Skip::bad)
+}
+
+/// A boolean field: `true`/`false`, as a string too (Elasticsearch accepts
+/// both), or a one-element array of one; `None` when absent.
+fn boolean(doc: &Doc<'_>, f: F, name: &str) -> Result<Option<bool>, Skip> {
+    let Some(v) = doc.get(f) else { return Ok(None) };
+    flag(doc, f).map(Some).ok_or_else(|| Skip::bad(format!("`{name}` is {}; expected true or false", describe(v))))
+}
+
+/// An array of strings (`process.args`); a single string is one element.
+fn string_list<'a>(doc: &mut Doc<'a>, f: F, name: &str) -> Result<Option<Vec<Option<Cow<'a, str>>>>, Skip> {
+    Ok(match doc.take(f) {
+        None => None,
+        Some(Val::Str(s)) => Some(vec![Some(escape_text(s))]),
+        Some(Val::List(items)) => Some(
+            items
+                .into_iter()
+                .map(|i| match i {
+                    Val::Str(s) => Ok(Some(escape_text(s))),
+                    Val::Null => Ok(None),
+                    other => Err(Skip::bad(format!("`{name}` holds {}; expected strings", describe(&other)))),
+                })
+                .collect::<Result<_, _>>()?,
+        ),
+        Some(other) => {
+            return Err(Skip::bad(format!("`{name}` is {}; expected an array of strings", describe(&other))))
+        }
+    })
+}
+
+/// What a document says about a process other than its own: the parent or a leader.
+#[derive(Debug, Clone, PartialEq)]
+struct Relative<'a> {
+    pid: u32,
+    name: Option<Cow<'a, str>>,
+    executable: Option<Cow<'a, str>>,
+    args: Option<Vec<Option<Cow<'a, str>>>>,
+    start: Option<i64>,
+    interactive: Option<bool>,
+    working_directory: Option<Cow<'a, str>>,
+    /// Which of the event's relatives it is (one process may be several).
+    session_leader: bool,
+    group_leader: bool,
+    entry_leader: bool,
+}
+
+/// The parent or leader `r` of the document; `None` without its pid.
+fn relative<'a>(doc: &mut Doc<'a>, r: &RelativeFields, facts: &mut RowFacts) -> Result<Option<Relative<'a>>, Skip> {
+    let [pid_n, name_n, exe_n, args_n, start_n, interactive_n, cwd_n] = r.names;
+    let Some(pid) = number::<u32>(doc, r.pid, pid_n)? else { return Ok(None) };
+    let name = meta_text(text(doc, r.process_name, name_n)?, facts).map(escape_text);
+    let executable = text(doc, r.executable, exe_n)?.filter(|s| !s.is_empty()).map(escape_text);
+    let args = string_list(doc, r.args, args_n)?;
+    let start = date(doc, r.start, start_n)?;
+    let interactive = boolean(doc, r.interactive, interactive_n)?;
+    let working_directory = text(doc, r.working_directory, cwd_n)?.filter(|s| !s.is_empty()).map(escape_text);
+    Ok(Some(Relative {
+        pid,
+        name,
+        executable,
+        args,
+        start,
+        interactive,
+        working_directory,
+        session_leader: r.pid == F::SessionPid,
+        group_leader: r.pid == F::GroupPid,
+        entry_leader: r.pid == F::EntryPid,
+    }))
+}
+
+/// The `container` row values of a document in a container.
+fn container_meta<'a>(doc: &mut Doc<'a>, facts: &mut RowFacts) -> Result<ContainerMeta<'a>, Skip> {
+    let resource_type = text(doc, F::OrchResourceType, "orchestrator.resource.type")?;
+    let resource_name = text(doc, F::OrchResourceName, "orchestrator.resource.name")?;
+    // `orchestrator.resource` names a pod in D4C documents; another kind of resource is not a pod.
+    let pod_name = resource_name.filter(|_| resource_type.as_deref().is_none_or(|t| t == "pod"));
+    Ok(ContainerMeta {
+        pod_name: meta_text(pod_name, facts),
+        pod_namespace: meta_text(text(doc, F::OrchNamespace, "orchestrator.namespace")?, facts),
+        // D4C documents carry no pod uid, and the image only as name and tag.
+        pod_uid: None,
+        container_name: meta_text(text(doc, F::ContainerName, "container.name")?, facts),
+        image: None,
+        image_name: meta_text(text(doc, F::ImageName, "container.image.name")?, facts),
+        image_tag: meta_text(text(doc, F::ImageTag, "container.image.tag")?, facts),
+        privileged: boolean(doc, F::Privileged, "container.security_context.privileged")?,
+    })
+}
+
+/// `process` rows for the event's parent and leaders: one per pid (a
+/// process that is several of them gets one row with what each said),
+/// skipping the event's own process and any process without a name (a
+/// capture row needs `comm`; the pid alone is in the event's `ppid`, `sid`
+/// or `pgid` already).
+///
+/// The columns a document cannot give are filled so as to change nothing
+/// the rules read: `ppid` 0 (unknown), `uid`/`gid` the event's (a process's
+/// credentials are its parent's unless it changed them), `tty` `?` when
+/// `interactive` is true, else null, `cgroup_id` 0. The row is in the
+/// event's container, except where D4C says otherwise: when the event's
+/// process is its own entry leader (the first process of its container
+/// session: `process.entry_leader.pid` is its pid, or
+/// `process.entry_leader.same_as_process` is true), its relatives are
+/// outside the container; so is a relative that started before the entry
+/// leader.
+fn relatives_rows<'a>(event: &Row<'a>, own_entry: bool, relatives: [Option<Relative<'a>>; 4]) -> Vec<Row<'a>> {
+    let entry = relatives[3].as_ref().map(|e| (e.pid, e.start));
+    let own_entry = own_entry || entry.is_some_and(|(pid, _)| pid == event.pid);
+    let mut merged: Vec<Relative<'a>> = Vec::new();
+    for r in relatives.into_iter().flatten() {
+        if r.pid == event.pid || r.pid == 0 {
+            continue;
+        }
+        match merged.iter_mut().find(|m| m.pid == r.pid) {
+            None => merged.push(r),
+            Some(m) => {
+                m.name = m.name.take().or(r.name);
+                m.executable = m.executable.take().or(r.executable);
+                m.args = m.args.take().or(r.args);
+                m.start = m.start.or(r.start);
+                m.interactive = m.interactive.or(r.interactive);
+                m.working_directory = m.working_directory.take().or(r.working_directory);
+                m.session_leader |= r.session_leader;
+                m.group_leader |= r.group_leader;
+                m.entry_leader |= r.entry_leader;
+            }
+        }
+    }
+    merged
+        .into_iter()
+        .filter_map(|r| {
+            let comm = r.name?;
+            let before_entry = match (entry, r.start) {
+                (Some((_, Some(entry_start))), Some(start)) => !r.entry_leader && start < entry_start,
+                _ => false,
+            };
+            let outside = own_entry || before_entry;
+            Some(Row {
+                time: event.time,
+                kind: EventKind::Process,
+                host: event.host.clone(),
+                pid: r.pid,
+                tid: r.pid,
+                ppid: 0,
+                uid: event.uid,
+                gid: event.gid,
+                comm,
+                exe: r.executable,
+                args: r.args,
+                path: None,
+                requested_path: None,
+                flags: None,
+                result: None,
+                tty: (r.interactive == Some(true)).then_some(Cow::Borrowed(UNKNOWN_TTY)),
+                cgroup_id: 0,
+                container_id: if outside { None } else { event.container_id.clone() },
+                sid: r.session_leader.then_some(r.pid),
+                pgid: r.group_leader.then_some(r.pid),
+                start: r.start,
+                parent_start: None,
+                cwd: r.working_directory,
+                container_started: None,
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -605,7 +947,7 @@ mod tests {
     use super::*;
 
     fn map(line: &str) -> Result<Row<'_>, Skip> {
-        map_line(line).map(|(r, _)| r)
+        map_line(line).map(|m| m.row)
     }
 
     #[test]
@@ -694,5 +1036,54 @@ mod tests {
         for name in ["?", "pts/", "pts/01", "tty99", "4:1", "x", "pts/99999"] {
             assert_eq!(tty_to_device(name), None, "{name}");
         }
+    }
+
+    #[test]
+    fn relatives_become_one_process_row_each_placed_by_the_entry_leader() {
+        // The parent is also the session leader: one row. The group leader is the process itself: none.
+        let base = r#"{"@timestamp":"2026-12-01T05:00:00Z","event.category":"process","event.action":"exec","host.name":"h","container.id":"c1","process.pid":10,"process.name":"cat","process.parent.pid":9,"process.parent.name":"sh","process.parent.start":"2026-12-01T04:00:00Z","process.session_leader.pid":9,"process.session_leader.interactive":"true","process.group_leader.pid":10,"process.group_leader.name":"cat"ENTRY}"#;
+        let plain = base.replace("ENTRY", "");
+        let Mapped { row, processes: procs, .. } = map_line(&plain).unwrap();
+        assert_eq!((row.sid, row.pgid, row.parent_start), (Some(9), Some(10), Some(1_796_097_600_000_000_000)));
+        assert_eq!(procs.len(), 1);
+        let p = &procs[0];
+        assert_eq!((p.kind, p.pid, p.tid, p.ppid, p.comm.as_ref()), (EventKind::Process, 9, 9, 0, "sh"));
+        assert_eq!((p.sid, p.pgid, p.tty.as_deref()), (Some(9), None, Some(UNKNOWN_TTY)));
+        assert_eq!(p.container_id.as_deref(), Some("c1"), "no entry leader named: in the event's container");
+        // The process is its own entry leader: its relatives are outside the container.
+        let own = base.replace("ENTRY", r#","process.entry_leader.pid":10,"process.entry_leader.name":"cat""#);
+        let procs = map_line(&own).unwrap().processes;
+        assert_eq!(procs.iter().map(|p| (p.pid, p.container_id.is_none())).collect::<Vec<_>>(), [(9, true)]);
+        let same = base.replace("ENTRY", r#","process.entry_leader.same_as_process":true"#);
+        let procs = map_line(&same).unwrap().processes;
+        assert_eq!(procs.iter().map(|p| (p.pid, p.container_id.is_none())).collect::<Vec<_>>(), [(9, true)]);
+        let bad = base.replace("ENTRY", r#","process.entry_leader.same_as_process":"often""#);
+        let e = map_line(&bad).unwrap_err().message;
+        assert_eq!(e, "`process.entry_leader.same_as_process` is \"often\"; expected true or false");
+        // A relative that started before the entry leader is outside; the entry leader is inside.
+        let later = base.replace(
+            "ENTRY",
+            r#","process.entry_leader.pid":8,"process.entry_leader.name":"bash","process.entry_leader.start":"2026-12-01T04:30:00Z""#,
+        );
+        let procs = map_line(&later).unwrap().processes;
+        assert_eq!(
+            procs.iter().map(|p| (p.pid, p.container_id.as_deref())).collect::<Vec<_>>(),
+            [(9, None), (8, Some("c1"))]
+        );
+    }
+
+    #[test]
+    fn container_fields_and_pod_resources() {
+        let base = r#"{"@timestamp":1,"event.category":"process","event.action":"exec","host.name":"h","container.id":"c1","process.pid":1,"process.name":"sh","orchestrator.namespace":"ns","orchestrator.resource.name":"web-0"TYPE,"container.security_context.privileged":"true"}"#;
+        let pod = base.replace("TYPE", "");
+        let c = map_line(&pod).unwrap().container.expect("metadata");
+        assert_eq!((c.pod_name.as_deref(), c.pod_namespace.as_deref()), (Some("web-0"), Some("ns")));
+        assert_eq!(c.privileged, Some(true));
+        let node = base.replace("TYPE", r#","orchestrator.resource.type":"node""#);
+        let c = map_line(&node).unwrap().container.unwrap();
+        assert_eq!(c.pod_name, None, "a resource that is not a pod");
+        // Without a container id there is no container row.
+        let host = base.replace(r#""container.id":"c1","#, "").replace("TYPE", "");
+        assert_eq!(map_line(&host).unwrap().container, None);
     }
 }

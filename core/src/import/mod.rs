@@ -42,7 +42,8 @@ mod lines;
 mod tracee;
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::hash::{Hash, Hasher};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
@@ -157,12 +158,21 @@ pub struct ImportReport {
     pub bytes: u64,
     /// Whether any input was gzip-compressed.
     pub gzip: bool,
-    /// Capture rows written.
+    /// Event rows written (`open` and `exec`: what the rules see).
     pub events: u64,
     /// Of which `open` rows.
     pub opens: u64,
     /// Of which `exec` rows.
     pub execs: u64,
+    /// `container` rows written: what the source said about a container
+    /// (pod, namespace, name, image), one row the first time a container id
+    /// comes with metadata and another when its metadata changes.
+    pub containers: u64,
+    /// `process` rows written for processes the source names only as a parent
+    /// or leader of an event's process (ECS: `process.parent`,
+    /// `process.session_leader`, `process.group_leader`,
+    /// `process.entry_leader`), one per process (see `docs/import.md`).
+    pub processes: u64,
     /// Lines that could not be mapped.
     pub unmapped: u64,
     /// Unmapped lines by kind of reason, e.g. `event sched_process_fork` or
@@ -234,6 +244,113 @@ pub(crate) struct Row<'a> {
     pub tty: Option<Cow<'a, str>>,
     pub cgroup_id: u64,
     pub container_id: Option<Cow<'a, str>>,
+    pub sid: Option<u32>,
+    pub pgid: Option<u32>,
+    pub start: Option<i64>,
+    pub parent_start: Option<i64>,
+    pub cwd: Option<Cow<'a, str>>,
+    pub container_started: Option<bool>,
+}
+
+/// What a source said about the container of an event: the values of a
+/// `container` row (each `None` when the source did not say).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct ContainerMeta<'a> {
+    pub pod_name: Option<Cow<'a, str>>,
+    pub pod_namespace: Option<Cow<'a, str>>,
+    pub pod_uid: Option<Cow<'a, str>>,
+    pub container_name: Option<Cow<'a, str>>,
+    pub image: Option<Cow<'a, str>>,
+    pub image_name: Option<Cow<'a, str>>,
+    pub image_tag: Option<Cow<'a, str>>,
+    pub privileged: Option<bool>,
+}
+
+impl ContainerMeta<'_> {
+    /// Whether the source said nothing beyond the container id.
+    pub(crate) fn is_empty(&self) -> bool {
+        *self == ContainerMeta::default()
+    }
+
+    /// Takes what `new` says (a later word overrides an earlier one, as the
+    /// core reads `container` rows); `true` when that changed anything.
+    fn merge(&mut self, new: &ContainerMeta<'_>) -> bool {
+        let mut changed = false;
+        macro_rules! take {
+            ($($f:ident),*) => {$(
+                if let Some(v) = new.$f.as_deref() {
+                    if self.$f.as_deref() != Some(v) {
+                        self.$f = Some(Cow::Owned(v.to_string()));
+                        changed = true;
+                    }
+                }
+            )*};
+        }
+        take!(pod_name, pod_namespace, pod_uid, container_name, image, image_name, image_tag);
+        if new.privileged.is_some() && self.privileged != new.privileged {
+            self.privileged = new.privileged;
+            changed = true;
+        }
+        changed
+    }
+}
+
+/// What one input line becomes: its event row, with the rows that describe
+/// its context and go before it.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Mapped<'a> {
+    /// The `open` or `exec` row.
+    pub row: Row<'a>,
+    pub facts: RowFacts,
+    /// Metadata of `row.container_id`, when the source gave any.
+    pub container: Option<ContainerMeta<'a>>,
+    /// `process` rows for the processes the event names only as its parent
+    /// or leaders (ECS); written once per process.
+    pub processes: Vec<Row<'a>>,
+}
+
+impl<'a> Mapped<'a> {
+    /// A row and its facts, with no context rows.
+    pub(crate) fn row(row: Row<'a>, facts: RowFacts) -> Self {
+        Mapped { row, facts, container: None, processes: Vec::new() }
+    }
+}
+
+/// Metadata strings (pod, container and image names, leaders' names) longer
+/// than this are dropped, and counted in the report's notes: Kubernetes names
+/// are at most 253 bytes, and no real image reference comes close.
+pub(crate) const MAX_META_BYTES: usize = 4096;
+
+/// The [`ImportReport::notes`] entry counting dropped over-long metadata values.
+const LONG_META_NOTE: &str = "metadata values longer than 4096 bytes dropped (their events kept)";
+
+/// A metadata string as a column value: `None` for an empty string (the
+/// sources write "" for "not known") and, counted in `facts`, for one longer
+/// than [`MAX_META_BYTES`].
+pub(crate) fn meta_text<'a>(s: Option<Cow<'a, str>>, facts: &mut RowFacts) -> Option<Cow<'a, str>> {
+    let s = s.filter(|s| !s.is_empty())?;
+    if s.len() > MAX_META_BYTES {
+        facts.long_meta += 1;
+        return None;
+    }
+    Some(s)
+}
+
+/// Splits an image reference into name and tag: the digest (`@sha256:...`)
+/// is dropped; the tag is what follows the last `:` after the last `/` (a
+/// `:` before it belongs to a registry port, as in `registry:5000/app`).
+/// The recorder's pod resolver and the Tracee importer both split this way.
+pub fn split_image(reference: &str) -> (&str, Option<&str>) {
+    let without_digest = reference.split_once('@').map_or(reference, |(r, _)| r);
+    let last_slash = without_digest.rfind('/').map_or(0, |i| i + 1);
+    match without_digest[last_slash..].rfind(':') {
+        Some(i) => {
+            let at = last_slash + i;
+            let tag = &without_digest[at + 1..];
+            (&without_digest[..at], (!tag.is_empty()).then_some(tag))
+        }
+        None => (without_digest, None),
+    }
 }
 
 /// Why a line did not become a row: a short class (for counting) and a message.
@@ -260,6 +377,11 @@ pub(crate) struct RowFacts {
     pub container_init: bool,
     /// ECS: the document had no `host.name`; the row's host is empty.
     pub missing_host: bool,
+    /// Metadata values dropped for being longer than [`MAX_META_BYTES`].
+    pub long_meta: u32,
+    /// Tracee: a `threadStartTime` that is not a wall-clock time (older
+    /// Tracee wrote time since boot), left out of `start`.
+    pub boot_start_time: bool,
 }
 
 /// Kernel byte strings are stored with tokenscan's escape (`\` becomes `\\`;
@@ -271,8 +393,9 @@ pub(crate) fn escape_text(s: Cow<'_, str>) -> Cow<'_, str> {
     Cow::Owned(s.replace('\\', "\\\\"))
 }
 
-/// Appends one row to the capture columns.
-fn push_row(b: &mut CaptureBuilder, r: &Row<'_>) {
+/// Appends one row to the capture columns; `meta` fills the columns of a
+/// `container` row (null on every other row).
+fn push_row(b: &mut CaptureBuilder, r: &Row<'_>, meta: Option<&ContainerMeta<'_>>) {
     b.time.append(r.time);
     b.kind.append(r.kind);
     b.host.append(&r.host);
@@ -291,9 +414,61 @@ fn push_row(b: &mut CaptureBuilder, r: &Row<'_>) {
     b.tty.append(r.tty.as_deref());
     b.cgroup_id.append(r.cgroup_id);
     b.container_id.append(r.container_id.as_deref());
-    // Capture format version 2 columns: neither source is mapped to them yet
-    // (Tracee's `parentProcessId` is `ppid` already); missing, never invented.
-    b.append_v2_nulls();
+    b.sid.append(r.sid);
+    b.pgid.append(r.pgid);
+    b.start.append(r.start);
+    b.parent_start.append(r.parent_start);
+    b.cwd.append(r.cwd.as_deref());
+    let m = meta.cloned().unwrap_or_default();
+    b.pod_name.append(m.pod_name.as_deref());
+    b.pod_namespace.append(m.pod_namespace.as_deref());
+    b.pod_uid.append(m.pod_uid.as_deref());
+    b.container_name.append(m.container_name.as_deref());
+    b.image.append(m.image.as_deref());
+    b.image_name.append(m.image_name.as_deref());
+    b.image_tag.append(m.image_tag.as_deref());
+    b.privileged.append(m.privileged);
+    b.container_started.append(r.container_started);
+}
+
+/// Appends the `container` row of container `id`, as the recorder writes
+/// one: the context of the event that named it (time, host, ids, name,
+/// cgroup) and the metadata, nothing else.
+fn push_container(b: &mut CaptureBuilder, event: &Row<'_>, id: &str, meta: &ContainerMeta<'_>) {
+    let row = Row {
+        kind: EventKind::Container,
+        exe: None,
+        args: None,
+        path: None,
+        requested_path: None,
+        flags: None,
+        result: None,
+        tty: None,
+        container_id: Some(Cow::Borrowed(id)),
+        sid: None,
+        pgid: None,
+        start: None,
+        parent_start: None,
+        cwd: None,
+        container_started: None,
+        ..event.clone()
+    };
+    push_row(b, &row, Some(meta));
+}
+
+/// At most this many processes are remembered to write each one's row
+/// once, and this many containers with their metadata; past it the memory
+/// starts over, and a row may be written again (harmless: a later
+/// `container` row holds all that is known, a later `process` row only fills
+/// what is unknown).
+const MAX_REMEMBERED: usize = 1 << 20;
+const MAX_CONTAINERS: usize = 1 << 16;
+
+/// A process as the import remembers it: host, pid and start (`None`: not said).
+fn process_key(host: &str, pid: u32, start: Option<i64>) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (host, pid, start).hash(&mut h);
+    h.finish()
 }
 
 /// A streaming import into a [`CaptureSink`]: feed it one or more inputs with
@@ -306,6 +481,10 @@ pub struct Importer<'s> {
     rows: CaptureBuilder,
     written: u64,
     report: ImportReport,
+    /// Container id -> what its `container` rows said so far.
+    containers: HashMap<String, ContainerMeta<'static>>,
+    /// [`process_key`]s of the processes that had a row of their own.
+    processes: HashSet<u64>,
 }
 
 impl<'s> Importer<'s> {
@@ -314,7 +493,16 @@ impl<'s> Importer<'s> {
         // The first batch starts small; later ones are sized like the one before.
         let sizing = BuilderSizing { rows: options.batch_size.clamp(1, 1024), string_bytes: 0, dictionary: false };
         let rows = CaptureBuilder::with_sizing(sizing);
-        Importer { format, options, sink, rows, written: 0, report: ImportReport::default() }
+        Importer {
+            format,
+            options,
+            sink,
+            rows,
+            written: 0,
+            report: ImportReport::default(),
+            containers: HashMap::new(),
+            processes: HashSet::new(),
+        }
     }
 
     /// Reads one input to its end. `input` names it in errors and in the
@@ -378,7 +566,7 @@ impl<'s> Importer<'s> {
             };
             self.report.lines += 1;
             match outcome {
-                Ok((mut row, facts)) => {
+                Ok(Mapped { mut row, facts, container, processes }) => {
                     if facts.container_init && row.container_id.is_some() {
                         match self.options.container_init {
                             ContainerInit::Keep => {
@@ -393,6 +581,15 @@ impl<'s> Importer<'s> {
                     if facts.missing_host {
                         self.report.note(MISSING_HOST_NOTE);
                     }
+                    for _ in 0..facts.long_meta {
+                        self.report.note(LONG_META_NOTE);
+                    }
+                    if facts.boot_start_time {
+                        self.report.note(
+                            "`threadStartTime` since boot, not since the epoch (older Tracee): `start` left null",
+                        );
+                    }
+                    self.push_context(&row, container, &processes)?;
                     match row.kind {
                         EventKind::Open => self.report.opens += 1,
                         EventKind::Exec => self.report.execs += 1,
@@ -400,10 +597,8 @@ impl<'s> Importer<'s> {
                         EventKind::Fork | EventKind::Exit | EventKind::Process | EventKind::Container => {}
                     }
                     self.report.events += 1;
-                    push_row(&mut self.rows, &row);
-                    if self.rows.len() >= self.options.batch_size.max(1) {
-                        self.flush()?;
-                    }
+                    push_row(&mut self.rows, &row, None);
+                    self.flush_if_full()?;
                 }
                 Err(skip) => {
                     if self.options.strict {
@@ -433,6 +628,60 @@ impl<'s> Importer<'s> {
         }
         self.report.bytes = bytes_before + lines.bytes();
         Ok(())
+    }
+
+    /// Writes the rows that describe an event's context, before the event:
+    /// its container's metadata (when new or changed) and the processes it
+    /// names that had no row yet. Then remembers the event's own process.
+    fn push_context(
+        &mut self,
+        row: &Row<'_>,
+        container: Option<ContainerMeta<'_>>,
+        processes: &[Row<'_>],
+    ) -> Result<()> {
+        if let (Some(id), Some(meta)) = (row.container_id.as_deref(), container) {
+            if !self.containers.contains_key(id) && self.containers.len() >= MAX_CONTAINERS {
+                self.containers.clear();
+            }
+            let known = self.containers.entry(id.to_string()).or_default();
+            // A row only when the event says something new about the container:
+            // the row holds all that is known of it, so the latest row is complete.
+            if known.merge(&meta) {
+                push_container(&mut self.rows, row, id, known);
+                self.report.containers += 1;
+                self.flush_if_full()?;
+            }
+        }
+        for p in processes {
+            let seen = |k| self.processes.contains(&k);
+            if seen(process_key(&p.host, p.pid, p.start)) || seen(process_key(&p.host, p.pid, None)) {
+                continue;
+            }
+            self.remember(process_key(&p.host, p.pid, p.start));
+            push_row(&mut self.rows, p, None);
+            self.report.processes += 1;
+            self.flush_if_full()?;
+        }
+        self.remember(process_key(&row.host, row.pid, row.start));
+        if row.start.is_some() {
+            self.remember(process_key(&row.host, row.pid, None));
+        }
+        Ok(())
+    }
+
+    /// Hands the rows to the sink once a batch is full.
+    fn flush_if_full(&mut self) -> Result<()> {
+        if self.rows.len() >= self.options.batch_size.max(1) {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn remember(&mut self, key: u64) {
+        if self.processes.len() >= MAX_REMEMBERED {
+            self.processes.clear();
+        }
+        self.processes.insert(key);
     }
 
     fn flush(&mut self) -> Result<()> {

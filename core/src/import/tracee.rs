@@ -18,7 +18,10 @@ use std::borrow::Cow;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::{escape_text, json_error, parse_open_flags, raw_str, ImportOptions, Row, RowFacts, Skip};
+use super::{
+    escape_text, json_error, meta_text, parse_open_flags, raw_str, split_image, ContainerMeta, ImportOptions, Mapped,
+    Row, RowFacts, Skip,
+};
 use crate::capture::EventKind;
 
 #[derive(Deserialize)]
@@ -40,21 +43,44 @@ struct Event<'a> {
     #[serde(borrow)]
     container_id: Option<Cow<'a, str>>,
     #[serde(borrow)]
-    container: Option<Container<'a>>,
+    container: Option<&'a RawValue>,
+    #[serde(borrow)]
+    kubernetes: Option<&'a RawValue>,
+    #[serde(borrow)]
+    thread_start_time: Option<&'a RawValue>,
     #[serde(borrow)]
     event_name: Option<Cow<'a, str>>,
     return_value: Option<i64>,
     #[serde(borrow)]
     executable: Option<Executable<'a>>,
-    context_flags: Option<ContextFlags>,
+    #[serde(borrow)]
+    context_flags: Option<&'a RawValue>,
     #[serde(borrow)]
     args: Option<Args<'a>>,
 }
 
-#[derive(Deserialize)]
+/// Tracee's `container` object (`types/trace` `Container`). Values stay raw
+/// until read, so that a value of the wrong type is reported by its name.
+#[derive(Deserialize, Default)]
 struct Container<'a> {
     #[serde(borrow)]
-    id: Option<Cow<'a, str>>,
+    id: Option<&'a RawValue>,
+    #[serde(borrow)]
+    name: Option<&'a RawValue>,
+    #[serde(borrow)]
+    image: Option<&'a RawValue>,
+}
+
+/// Tracee's `kubernetes` object (`types/trace` `Kubernetes`).
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct Kubernetes<'a> {
+    #[serde(borrow)]
+    pod_name: Option<&'a RawValue>,
+    #[serde(borrow)]
+    pod_namespace: Option<&'a RawValue>,
+    #[serde(borrow, rename = "podUID")]
+    pod_uid: Option<&'a RawValue>,
 }
 
 #[derive(Deserialize)]
@@ -63,10 +89,69 @@ struct Executable<'a> {
     path: Option<Cow<'a, str>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
-struct ContextFlags {
-    container_started: Option<bool>,
+struct ContextFlags<'a> {
+    #[serde(borrow)]
+    container_started: Option<&'a RawValue>,
+}
+
+/// An object-valued context field (`container`, `kubernetes`,
+/// `contextFlags`); absent or null is the default (nothing said).
+fn object<'a, T: Deserialize<'a> + Default>(raw: Option<&'a RawValue>, field: &str) -> Result<T, Skip> {
+    let Some(raw) = raw else { return Ok(T::default()) };
+    let text: &'a str = raw.get();
+    if text == "null" {
+        return Ok(T::default());
+    }
+    if !text.starts_with('{') {
+        return Err(Skip::bad(format!("`{field}` is {}; expected an object", shorten(text))));
+    }
+    serde_json::from_str(text).map_err(|e| Skip::bad(format!("`{field}`: {}", json_error(&e))))
+}
+
+/// A string-valued field; absent or null is `None`.
+fn text_field<'a>(raw: Option<&'a RawValue>, field: &str) -> Result<Option<Cow<'a, str>>, Skip> {
+    let Some(raw) = raw else { return Ok(None) };
+    let text: &'a str = raw.get();
+    if text == "null" {
+        return Ok(None);
+    }
+    raw_str(text).map(Some).ok_or_else(|| Skip::bad(format!("`{field}` is {}; expected a string", shorten(text))))
+}
+
+/// A boolean field; absent or null is `None`.
+fn bool_field(raw: Option<&RawValue>, field: &str) -> Result<Option<bool>, Skip> {
+    match raw.map(RawValue::get) {
+        None | Some("null") => Ok(None),
+        Some("true") => Ok(Some(true)),
+        Some("false") => Ok(Some(false)),
+        Some(other) => Err(Skip::bad(format!("`{field}` is {}; expected true or false", shorten(other)))),
+    }
+}
+
+/// Wall-clock nanoseconds below this (2001-09-09) are not an epoch time in a
+/// Tracee event: older Tracee wrote `threadStartTime` as time since boot.
+const EPOCH_NS_FLOOR: i64 = 1_000_000_000_000_000_000;
+
+/// `threadStartTime`: nanoseconds since the epoch; 0 means not known. `Err`
+/// for a value that is not a non-negative integer; `Ok(Err(()))` for a time
+/// since boot.
+fn start_time(raw: Option<&RawValue>) -> Result<Result<Option<i64>, ()>, Skip> {
+    let Some(raw) = raw else { return Ok(Ok(None)) };
+    let text = raw.get();
+    if text == "null" {
+        return Ok(Ok(None));
+    }
+    match text.parse::<i64>() {
+        Ok(0) => Ok(Ok(None)),
+        Ok(v) if v >= EPOCH_NS_FLOOR => Ok(Ok(Some(v))),
+        Ok(v) if v > 0 => Ok(Err(())),
+        _ => Err(Skip::bad(format!(
+            "`threadStartTime` is {}; expected nanoseconds since the epoch (a non-negative integer)",
+            shorten(text)
+        ))),
+    }
 }
 
 #[derive(Deserialize)]
@@ -151,7 +236,7 @@ fn source(name: &str) -> Option<Source> {
 }
 
 /// Maps one line. Errors say why the line cannot become a row.
-pub(crate) fn map_line<'a>(line: &'a str, options: &ImportOptions) -> Result<(Row<'a>, RowFacts), Skip> {
+pub(crate) fn map_line<'a>(line: &'a str, options: &ImportOptions) -> Result<Mapped<'a>, Skip> {
     if !line.trim_start().starts_with('{') {
         // serde would take an array for a struct's fields in order: say what it is instead.
         return Err(match serde_json::from_str::<serde::de::IgnoredAny>(line) {
@@ -185,9 +270,40 @@ pub(crate) fn map_line<'a>(line: &'a str, options: &ImportOptions) -> Result<(Ro
     };
     let comm = ev.process_name.ok_or_else(|| Skip::bad(format!("{name} event without `processName`")))?;
     let host = ev.host_name.ok_or_else(|| Skip::bad(format!("{name} event without `hostName`")))?;
-    let container_id =
-        ev.container_id.filter(|c| !c.is_empty()).or_else(|| ev.container.and_then(|c| c.id).filter(|c| !c.is_empty()));
-    let container_init = ev.context_flags.and_then(|f| f.container_started) == Some(false) && container_id.is_some();
+    let container: Container<'a> = object(ev.container, "container")?;
+    let kubernetes: Kubernetes<'a> = object(ev.kubernetes, "kubernetes")?;
+    let flags: ContextFlags<'a> = object(ev.context_flags, "contextFlags")?;
+    let container_started = bool_field(flags.container_started, "contextFlags.containerStarted")?;
+    let container_id = ev
+        .container_id
+        .filter(|c| !c.is_empty())
+        .or(text_field(container.id, "container.id")?.filter(|c| !c.is_empty()));
+    let container_init = container_started == Some(false) && container_id.is_some();
+    let mut facts = RowFacts { container_init, ..RowFacts::default() };
+    // The thread's start is the process's only for its thread-group leader.
+    let start = match start_time(ev.thread_start_time)? {
+        Ok(t) => t.filter(|_| tid == pid),
+        Err(()) => {
+            facts.boot_start_time = true;
+            None
+        }
+    };
+    let image = meta_text(text_field(container.image, "container.image")?, &mut facts);
+    let (image_name, image_tag) = match image.as_deref().map(split_image) {
+        Some((n, t)) => (Some(Cow::Owned(n.to_string())), t.map(|t| Cow::Owned(t.to_string()))),
+        None => (None, None),
+    };
+    let meta = ContainerMeta {
+        pod_name: meta_text(text_field(kubernetes.pod_name, "kubernetes.podName")?, &mut facts),
+        pod_namespace: meta_text(text_field(kubernetes.pod_namespace, "kubernetes.podNamespace")?, &mut facts),
+        pod_uid: meta_text(text_field(kubernetes.pod_uid, "kubernetes.podUID")?, &mut facts),
+        container_name: meta_text(text_field(container.name, "container.name")?, &mut facts),
+        image,
+        image_name,
+        image_tag,
+        // Tracee does not say whether a container is privileged.
+        privileged: None,
+    };
     let exe = ev.executable.and_then(|e| e.path).filter(|p| !p.is_empty()).map(escape_text);
     let args = ev.args.unwrap_or_default();
 
@@ -211,6 +327,14 @@ pub(crate) fn map_line<'a>(line: &'a str, options: &ImportOptions) -> Result<(Ro
         tty: None,
         cgroup_id: ev.cgroup_id.unwrap_or(0),
         container_id,
+        // Tracee events carry no session, process group or working directory,
+        // nor the parent's start.
+        sid: None,
+        pgid: None,
+        start,
+        parent_start: None,
+        cwd: None,
+        container_started,
     };
     match src {
         Source::LsmOpen => {
@@ -246,7 +370,8 @@ pub(crate) fn map_line<'a>(line: &'a str, options: &ImportOptions) -> Result<(Ro
             row.args = argv_arg(&args)?;
         }
     }
-    Ok((row, RowFacts { container_init, ..RowFacts::default() }))
+    let container = (!meta.is_empty()).then_some(meta);
+    Ok(Mapped { container, ..Mapped::row(row, facts) })
 }
 
 fn id(field: &str, v: i64) -> Result<u32, Skip> {
@@ -383,7 +508,7 @@ mod tests {
     use super::*;
 
     fn map(line: &str) -> Result<Row<'_>, Skip> {
-        map_line(line, &ImportOptions::default()).map(|(r, _)| r)
+        map_line(line, &ImportOptions::default()).map(|m| m.row)
     }
 
     const CTX: &str = r#""timestamp":1700000000123456789,"processId":7,"threadId":8,"parentProcessId":1,"hostProcessId":5007,"hostThreadId":5008,"hostParentProcessId":5001,"userId":0,"processName":"cat","hostName":"node-a","cgroupId":11873,"containerId":"abc","executable":{"path":"/usr/bin/cat"},"returnValue":0"#;
@@ -452,7 +577,7 @@ mod tests {
             assert_eq!(r.flags, None);
             assert_eq!(r.tty, None, "tty only with tty_from_stdin");
             let opts = ImportOptions { tty_from_stdin: true, ..Default::default() };
-            assert_eq!(map_line(&line, &opts).unwrap().0.tty.as_deref(), Some("pts/3"));
+            assert_eq!(map_line(&line, &opts).unwrap().row.tty.as_deref(), Some("pts/3"));
         }
     }
 
@@ -486,12 +611,12 @@ mod tests {
     #[test]
     fn namespaced_ids_when_host_ids_are_absent_and_container_fallbacks() {
         let line = r#"{"timestamp":1,"processId":7,"threadId":8,"parentProcessId":1,"userId":1000,"processName":"sh","hostName":"h","container":{"id":"c1"},"contextFlags":{"containerStarted":false},"eventName":"sched_process_exec","args":[]}"#;
-        let (r, facts) = map_line(line, &ImportOptions::default()).unwrap();
+        let Mapped { row: r, facts, .. } = map_line(line, &ImportOptions::default()).unwrap();
         assert_eq!((r.pid, r.tid, r.ppid, r.uid), (7, 8, 1, 1000));
         assert_eq!(r.container_id.as_deref(), Some("c1"));
         assert!(facts.container_init);
         let host = r#"{"timestamp":1,"processId":7,"userId":0,"processName":"sh","hostName":"h","containerId":"","container":{},"eventName":"sched_process_exec"}"#;
-        let (r, facts) = map_line(host, &ImportOptions::default()).unwrap();
+        let Mapped { row: r, facts, .. } = map_line(host, &ImportOptions::default()).unwrap();
         assert_eq!((r.container_id, r.tid, r.ppid, r.args), (None, 7, 0, None));
         assert!(!facts.container_init);
     }
@@ -527,5 +652,48 @@ mod tests {
             let e = map(line).unwrap_err();
             assert!(e.message.contains(needle), "{line}: {}", e.message);
         }
+    }
+
+    #[test]
+    fn thread_start_time_is_the_start_only_of_the_thread_group_leader() {
+        let at = |tid: u32, tst: &str| {
+            let line = format!(
+                r#"{{"timestamp":1796100000000000000,"threadStartTime":{tst},"hostProcessId":7001,"hostThreadId":{tid},"userId":0,"processName":"p","hostName":"h","eventName":"security_file_open"}}"#
+            );
+            map_line(&line, &ImportOptions::default()).map(|m| (m.row.start, m.facts.boot_start_time)).unwrap()
+        };
+        assert_eq!(at(7001, "1796099999000000000"), (Some(1_796_099_999_000_000_000), false));
+        assert_eq!(at(7002, "1796099999000000000"), (None, false), "another thread's start");
+        assert_eq!(at(7001, "0"), (None, false), "0: not known");
+        assert_eq!(at(7001, "null"), (None, false));
+        assert_eq!(at(7001, "88000000000"), (None, true), "88 s since boot");
+    }
+
+    #[test]
+    fn container_and_kubernetes_objects_give_the_container_row_values() {
+        let line = r#"{"timestamp":1,"hostProcessId":5,"userId":0,"processName":"p","hostName":"h","containerId":"c1","container":{"id":"c1","name":"web","image":"registry:5000/shop/web:1.4.2@sha256:abcd","imageDigest":"sha256:abcd"},"kubernetes":{"podName":"web-0","podNamespace":"shop","podUID":"u-1","podSandbox":false},"contextFlags":{"containerStarted":true,"isCompat":false},"eventName":"security_file_open"}"#;
+        let m = map_line(line, &ImportOptions::default()).unwrap();
+        let c = m.container.expect("metadata");
+        assert_eq!(
+            (c.pod_name.as_deref(), c.pod_namespace.as_deref(), c.pod_uid.as_deref(), c.container_name.as_deref()),
+            (Some("web-0"), Some("shop"), Some("u-1"), Some("web"))
+        );
+        assert_eq!(c.image.as_deref(), Some("registry:5000/shop/web:1.4.2@sha256:abcd"));
+        assert_eq!((c.image_name.as_deref(), c.image_tag.as_deref()), (Some("registry:5000/shop/web"), Some("1.4.2")));
+        assert_eq!(c.privileged, None, "Tracee does not say");
+        assert_eq!(m.row.container_started, Some(true));
+        // Empty strings are Tracee's "not known"; nothing but the id is no metadata.
+        let bare = line.replace(r#""name":"web","image":"registry:5000/shop/web:1.4.2@sha256:abcd","#, r#""name":"","#);
+        let bare = bare.replace(r#""podName":"web-0","podNamespace":"shop","podUID":"u-1","#, "");
+        let m = map_line(&bare, &ImportOptions::default()).unwrap();
+        assert_eq!(m.container, None);
+        let started = |flags: &str| {
+            let l = line.replace(r#""contextFlags":{"containerStarted":true,"isCompat":false}"#, flags);
+            map_line(&l, &ImportOptions::default()).unwrap().row.container_started
+        };
+        assert_eq!(started(r#""contextFlags":{"containerStarted":false}"#), Some(false));
+        assert_eq!(started(r#""contextFlags":{}"#), None);
+        assert_eq!(started(r#""contextFlags":null"#), None);
+        assert_eq!(started(r#""x":1"#), None);
     }
 }
