@@ -291,6 +291,9 @@ impl CompiledRule for Signature {
         if self.allow_by == AllowBy::ExecutableBasename {
             p.insert(Column::Exe);
         }
+        if self.origin == OriginSelector::Container {
+            p.insert(Column::ContainerStarted);
+        }
         p
     }
 

@@ -97,6 +97,10 @@ fn container_origin_means_the_container_has_started() {
         in_container(2, "open", 70, "app", "aaa"),
         in_container(3, "open", 80, "web", "bbb"),
         in_container(4, "open", 90, "runc:[2:INIT]", "ccc"),
+        // What the source said (an import of Tracee's contextFlags.containerStarted)
+        // decides over the lifecycle: 5 is said not started, 6 said started.
+        in_container(5, "open", 80, "web", "bbb").replace("}\n", ",\"container_started\":false}\n"),
+        in_container(6, "open", 90, "runc:[2:INIT]", "ccc").replace("}\n", ",\"container_started\":true}\n"),
     ]
     .concat();
     let dir = tempfile::tempdir().unwrap();
@@ -106,7 +110,7 @@ fn container_origin_means_the_container_has_started() {
         ["core/rules/tracee-trc-108-k8s-service-account-token.toml", "fixtures/rules/tracee-trc-108-detector.toml"]
     {
         let (fired, _) = replay(&root().join(rule), &path);
-        assert_eq!(fired, vec![2, 3], "{rule}");
+        assert_eq!(fired, vec![2, 3, 6], "{rule}");
     }
     // The Tracee view names the origins.
     let mut views = Vec::new();
@@ -127,5 +131,8 @@ fn container_origin_means_the_container_has_started() {
         let origin = v.column(v.schema().index_of("origin").unwrap()).as_string::<i32>();
         origins.extend((0..origin.len()).map(|i| origin.value(i).to_string()));
     }
-    assert_eq!(origins, ["container-init", "container", "container", "container", "container-init"]);
+    assert_eq!(
+        origins,
+        ["container-init", "container", "container", "container", "container-init", "container-init", "container"]
+    );
 }

@@ -570,7 +570,7 @@ impl<'s> Importer<'s> {
                     if facts.container_init && row.container_id.is_some() {
                         match self.options.container_init {
                             ContainerInit::Keep => {
-                                self.report.note("container-init events kept with their container id (TRC-108 sees them as origin container)")
+                                self.report.note("container-init events kept with their container id (origin container-init: TRC-108 skips them)")
                             }
                             ContainerInit::Host => {
                                 row.container_id = None;

@@ -92,17 +92,30 @@ impl<'a> TraceeView<'a> {
     }
 
     /// One bit per event: set where the origin is `container` (a container
-    /// that has started). Without the capture's processes (see
-    /// [`EventBatch::process`]) every container counts as started.
+    /// that has started). Where the capture's `container_started` column
+    /// says it (an import of Tracee's own `contextFlags.containerStarted`),
+    /// that decides; elsewhere the capture's processes do (see
+    /// [`EventBatch::process`]), and without them every container counts as started.
     pub fn in_started_container(&self) -> BooleanBuffer {
         let in_container = self.in_container();
-        let Some(ctx) = self.batch.process() else { return in_container };
+        let said = self.batch.column(Column::ContainerStarted).map(|a| a.as_boolean());
+        let ctx = self.batch.process();
+        if ctx.is_none() && said.is_none_or(|a| a.null_count() == a.len()) {
+            return in_container;
+        }
         let ids = self.batch.expect(Column::ContainerId);
         let first = self.batch.first_index();
         let starting = BooleanBuffer::collect_bool(self.batch.len(), |i| {
-            in_container.value(i)
-                && crate::capture::str_at(ids.as_ref(), i)
+            if !in_container.value(i) {
+                return false;
+            }
+            if let Some(a) = said.filter(|a| a.is_valid(i)) {
+                return !a.value(i);
+            }
+            ctx.is_some_and(|ctx| {
+                crate::capture::str_at(ids.as_ref(), i)
                     .is_some_and(|id| ctx.container_state(id, first + i as u64) == ContainerState::Starting)
+            })
         });
         &in_container & &!&starting
     }
