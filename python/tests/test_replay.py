@@ -40,6 +40,21 @@ FINDING_COLUMNS = [
     "flags",
     "tty",
     "reason",
+    # The triage context (docs/processes.md), null where the capture does not say.
+    "pod_name",
+    "pod_namespace",
+    "container_name",
+    "image",
+    "process_entity_id",
+    "parent_pid",
+    "parent_name",
+    "parent_args",
+    "session_leader_pid",
+    "session_leader_name",
+    "session_leader_tty",
+    "entry_leader_pid",
+    "entry_leader_name",
+    "entry_leader_type",
 ]
 
 
