@@ -378,8 +378,16 @@ pub fn record(args: &Args) -> Result<Summary> {
     );
 
     // Everything privileged is done: the links keep the programs attached.
-    system::drop_capabilities().context("cannot drop capabilities after attaching")?;
-    let _ = writeln!(err, "dropped all capabilities (the programs stay attached)");
+    let dropped = system::drop_capabilities().context("cannot drop capabilities after attaching")?;
+    match dropped.warning() {
+        None => {
+            let _ = writeln!(err, "dropped all capabilities (the programs stay attached)");
+        }
+        Some(w) => {
+            let _ = writeln!(err, "dropped all effective and permitted capabilities (the programs stay attached)");
+            let _ = writeln!(err, "warning: {w}");
+        }
+    }
 
     let started = now_rfc3339();
     let metadata = BTreeMap::from([

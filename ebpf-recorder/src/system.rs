@@ -5,7 +5,7 @@ use std::ffi::{CStr, CString};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use caps::CapSet;
+use caps::{CapSet, Capability};
 
 /// Where the kernel publishes its BTF.
 pub const BTF_PATH: &str = "/sys/kernel/btf/vmlinux";
@@ -89,20 +89,83 @@ fn check_syscall_events(t: Tracefs) -> Result<Tracefs> {
     Ok(t)
 }
 
+/// What [`drop_capabilities`] achieved.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CapDrop {
+    /// Capabilities left in the bounding set because the kernel refused to
+    /// drop them (`PR_CAPBSET_DROP` fails with EPERM without `CAP_SETPCAP`),
+    /// in capability number order. Empty when every one was dropped.
+    pub bounding_kept: Vec<Capability>,
+}
+
+impl CapDrop {
+    /// The one warning to print when the bounding set could not be emptied:
+    /// what stayed, why, and why recording is still safe.
+    pub fn warning(&self) -> Option<String> {
+        if self.bounding_kept.is_empty() {
+            return None;
+        }
+        let names: Vec<String> = self.bounding_kept.iter().map(|c| c.to_string()).collect();
+        Some(format!(
+            "the capability bounding set keeps {} (shrinking it needs CAP_SETPCAP, which this process does not \
+             have: PR_CAPBSET_DROP failed with EPERM); recording goes on: the effective, permitted, inheritable \
+             and ambient sets are empty and no_new_privs is set, so neither this process nor anything it \
+             could run can use them",
+            names.join(", ")
+        ))
+    }
+}
+
+/// Judges the outcome of `PR_CAPBSET_DROP` for each capability of the
+/// bounding set (`Err` holds the errno): EPERM (no `CAP_SETPCAP`) keeps the
+/// capability and is not an error; EINVAL means the kernel does not know the
+/// capability, so there is nothing to drop; any other errno is an error.
+/// Returns the capabilities kept, in capability number order.
+pub fn judge_bounding_drops(results: &[(Capability, std::result::Result<(), i32>)]) -> Result<Vec<Capability>> {
+    let mut kept: Vec<Capability> = Vec::new();
+    for (cap, r) in results {
+        match r {
+            Ok(()) | Err(libc::EINVAL) => {}
+            Err(libc::EPERM) => kept.push(*cap),
+            Err(errno) => bail!(
+                "cannot drop {cap} from the bounding set: PR_CAPBSET_DROP failed: {}",
+                std::io::Error::from_raw_os_error(*errno)
+            ),
+        }
+    }
+    kept.sort_by_key(|c| c.index());
+    Ok(kept)
+}
+
 /// Drops every capability of the calling thread (effective, permitted,
-/// inheritable, ambient and the bounding set) and sets no_new_privs, so that
-/// neither this process nor anything it could exec regains them. Call it
-/// before starting other threads: capabilities are per thread.
+/// inheritable, ambient and, as far as allowed, the bounding set) and sets
+/// no_new_privs, so that neither this process nor anything it could exec
+/// regains them. Call it before starting other threads: capabilities are per
+/// thread.
+///
+/// Shrinking the bounding set needs `CAP_SETPCAP`, which a least-privilege
+/// pod does not grant: what cannot be dropped from it is reported in the
+/// returned [`CapDrop`], not an error. It is harmless: with empty permitted
+/// and inheritable sets and no_new_privs, an exec cannot add bounding-set
+/// capabilities to the permitted set (the kernel clips them to the old
+/// permitted set), and the recorder never execs.
 ///
 /// The recorder needs none after attaching: the ring buffer and the
 /// `.bss` counters are mmapped, the programs stay attached through the link
 /// file descriptors it holds, and cgroupfs and its own output directory are
 /// readable and writable for uid 0 through ordinary permissions.
-pub fn drop_capabilities() -> Result<()> {
+pub fn drop_capabilities() -> Result<CapDrop> {
     let bounding = caps::read(None, CapSet::Bounding).context("cannot read the capability bounding set")?;
-    for cap in bounding {
-        caps::drop(None, CapSet::Bounding, cap).with_context(|| format!("cannot drop {cap} from the bounding set"))?;
-    }
+    let results: Vec<(Capability, std::result::Result<(), i32>)> = bounding
+        .into_iter()
+        .map(|cap| {
+            // SAFETY: prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) has no memory arguments.
+            let rc = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, libc::c_ulong::from(cap.index()), 0, 0, 0) };
+            let r = if rc == 0 { Ok(()) } else { Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(0)) };
+            (cap, r)
+        })
+        .collect();
+    let bounding_kept = judge_bounding_drops(&results)?;
     for set in [CapSet::Ambient, CapSet::Inheritable, CapSet::Effective, CapSet::Permitted] {
         caps::clear(None, set).with_context(|| format!("cannot clear the {set:?} capability set"))?;
     }
@@ -110,10 +173,12 @@ pub fn drop_capabilities() -> Result<()> {
     if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
         return Err(std::io::Error::last_os_error()).context("cannot set no_new_privs");
     }
-    if !caps::read(None, CapSet::Effective).context("cannot read capabilities")?.is_empty() {
-        bail!("capabilities are still effective after dropping them");
+    for set in [CapSet::Effective, CapSet::Permitted] {
+        if !caps::read(None, set).context("cannot read capabilities")?.is_empty() {
+            bail!("the {set:?} capability set is not empty after clearing it");
+        }
     }
-    Ok(())
+    Ok(CapDrop { bounding_kept })
 }
 
 fn clock_ns(clock: libc::clockid_t) -> i128 {
@@ -176,6 +241,36 @@ pub fn cpu_time_ns() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bounding_set_eperm_keeps_the_capability_and_is_not_an_error() {
+        use Capability::*;
+        // Without CAP_SETPCAP the kernel refuses every drop with EPERM.
+        let refused = [(CAP_PERFMON, Err(libc::EPERM)), (CAP_BPF, Err(libc::EPERM)), (CAP_CHOWN, Err(libc::EPERM))];
+        let kept = judge_bounding_drops(&refused).unwrap();
+        assert_eq!(kept, vec![CAP_CHOWN, CAP_PERFMON, CAP_BPF], "all kept, in capability number order");
+        let w = CapDrop { bounding_kept: kept }.warning().unwrap();
+        assert!(w.contains("keeps CAP_CHOWN, CAP_PERFMON, CAP_BPF"), "{w}");
+        assert!(w.contains("needs CAP_SETPCAP") && w.contains("EPERM") && w.contains("recording goes on"), "{w}");
+        // With CAP_SETPCAP every drop succeeds: nothing kept, no warning.
+        let done = [(CAP_BPF, Ok(())), (CAP_SETPCAP, Ok(()))];
+        let kept = judge_bounding_drops(&done).unwrap();
+        assert!(kept.is_empty());
+        assert_eq!(CapDrop { bounding_kept: kept }.warning(), None);
+        // A capability the kernel does not know (EINVAL) has nothing to drop.
+        assert!(judge_bounding_drops(&[(CAP_CHECKPOINT_RESTORE, Err(libc::EINVAL))]).unwrap().is_empty());
+    }
+
+    #[test]
+    fn bounding_set_other_errors_end_the_recording() {
+        let e = judge_bounding_drops(&[(Capability::CAP_BPF, Ok(())), (Capability::CAP_SYS_ADMIN, Err(libc::EFAULT))])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("cannot drop CAP_SYS_ADMIN from the bounding set: PR_CAPBSET_DROP failed: Bad address"),
+            "{e}"
+        );
+    }
 
     #[test]
     fn clocks_and_identity() {
