@@ -5,11 +5,14 @@ use std::time::Duration;
 
 use clap::Parser;
 
+/// The version with the commit and build options (`--version`), set by `build.rs`.
+pub const VERSION: &str = env!("TOKENSCAN_VERSION_LONG");
+
 /// Record every file open and process exec on this node into a tokenscan capture.
 #[derive(Debug, Clone, Parser)]
 #[command(
     name = "tokenscan-record",
-    version,
+    version = VERSION,
     about = "Record every file open and process exec on this node into a tokenscan capture (eBPF, run as root)",
     long_about = "Record every file open (open, openat, openat2, creat, open_by_handle_at) and every \
                   process exec (execve, execveat) on this node into a tokenscan capture, using eBPF \
