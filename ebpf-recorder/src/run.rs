@@ -340,7 +340,11 @@ pub fn record(args: &Args) -> Result<Summary> {
         Layout::Rotating(d) => d,
     })?;
     let tracefs = system::ensure_tracefs()?;
-    let (host, kernel) = system::host_identity();
+    let (uts_host, kernel) = system::host_identity();
+    if args.hostname.is_none() {
+        warnings.extend(system::uts_warning(&uts_host));
+    }
+    let host = args.hostname.clone().unwrap_or(uts_host);
     let offset = system::clock_offset_ns();
     let cgroup_root = std::fs::read_to_string("/proc/mounts").ok().and_then(|m| find_cgroup2_mount(&m));
     if args.containers_only && cgroup_root.is_none() {

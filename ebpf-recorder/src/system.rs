@@ -80,6 +80,27 @@ pub fn host_pid_namespace_verdict(ino: u64) -> Result<()> {
     );
 }
 
+/// The inode number of the kernel's initial UTS namespace (`PROC_UTS_INIT_INO`).
+pub const INIT_UTS_NS_INO: u64 = 0xEFFF_FFFE;
+
+/// A warning when this process has its own UTS namespace (a pod without
+/// `hostNetwork`): its host name `uts_host` is then the pod's, not the node's.
+pub fn uts_warning(uts_host: &str) -> Option<String> {
+    let ino = std::fs::metadata("/proc/self/ns/uts").ok()?.ino();
+    uts_verdict(ino, uts_host)
+}
+
+/// The verdict of [`uts_warning`] for the inode of `/proc/self/ns/uts`.
+pub fn uts_verdict(ino: u64, uts_host: &str) -> Option<String> {
+    (ino != INIT_UTS_NS_INO).then(|| {
+        format!(
+            "this process has its own UTS namespace, so its host name {uts_host:?} is probably a pod's or a \
+             container's, not the node's; events are recorded with it; give the node's name with --hostname \
+             (deploy/tokenscan-recorder.yaml passes spec.nodeName)"
+        )
+    })
+}
+
 /// The capabilities the recorder needs, judged from its effective set.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CapCheck {
@@ -484,6 +505,14 @@ mod tests {
         let e = host_pid_namespace_verdict(4_026_532_201).unwrap_err().to_string();
         assert!(e.starts_with("tokenscan-record is not in the host's PID namespace (its /proc/self/ns/pid is pid:[4026532201], the host's is pid:[4026531836])"), "{e}");
         assert!(e.contains("set hostPID: true") && e.contains("--pid=host"), "{e}");
+    }
+
+    #[test]
+    fn a_pod_host_name_is_flagged() {
+        // 4026531838 is the initial UTS namespace's inode.
+        assert_eq!(uts_verdict(4_026_531_838, "node-7"), None);
+        let w = uts_verdict(4_026_532_300, "tokenscan-recorder").unwrap();
+        assert!(w.contains("host name \"tokenscan-recorder\" is probably a pod's") && w.contains("--hostname"), "{w}");
     }
 
     #[test]
