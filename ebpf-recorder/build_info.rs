@@ -3,8 +3,10 @@
 // and how it was built, in the environment variable TOKENSCAN_VERSION_LONG.
 //
 // The commit is TOKENSCAN_GIT_COMMIT when set (`./dev.sh dist` sets it),
-// otherwise `git describe` of the source tree, with `-dirty` when tracked
-// files differ from it; "unknown" outside a git checkout.
+// otherwise the source tree's HEAD, with `-dirty` when tracked files
+// differed from it when the build script last ran (it reruns when HEAD
+// moves, not on every edit: `./dev.sh dist` computes it afresh each time);
+// "unknown" outside a git checkout.
 
 fn git_output(args: &[&str]) -> Option<String> {
     let out = std::process::Command::new("git").args(args).output().ok()?;
