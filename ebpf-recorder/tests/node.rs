@@ -41,6 +41,8 @@ const TASKS: &str = "/run/containerd/io.containerd.runtime.v2.task/k8s.io";
 /// The manifest's capabilities (deploy/tokenscan-recorder.yaml).
 const POD_CAPS: [&str; 3] = ["CAP_BPF", "CAP_PERFMON", "CAP_SYS_PTRACE"];
 const DIST_TARGET: &str = "x86_64-unknown-linux-gnu";
+/// The recorder pods' parent cgroup.
+const CGROUP_PARENT: &str = "tokenscan-node-test";
 
 fn which(tool: &str) -> Option<PathBuf> {
     ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"]
@@ -176,7 +178,7 @@ impl RecorderPod {
         let ns: Vec<serde_json::Value> =
             config["linux"]["namespaces"].as_array().unwrap().iter().filter(|n| n["type"] != "pid").cloned().collect();
         config["linux"]["namespaces"] = ns.into();
-        config["linux"]["cgroupsPath"] = format!("/tokenscan-node-test/{id}").into();
+        config["linux"]["cgroupsPath"] = format!("/{CGROUP_PARENT}/{id}").into();
         // runc's defaults (/proc, /dev, a read-only sysfs) minus its namespaced
         // cgroup mount, then the manifest's volumes.
         let mut mounts: Vec<serde_json::Value> = config["mounts"]
@@ -255,6 +257,14 @@ impl Drop for RecorderPod {
             let _ = self.child.wait();
         }
         let _ = runc(&["delete", "-f", &self.id]).stderr(Stdio::null()).status();
+        // runc removes the pod's cgroup, not its parent: remove that once empty
+        // (in every hierarchy; it fails harmlessly while another pod uses it).
+        let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
+        for m in mounts.lines().map(|l| l.split(' ').collect::<Vec<_>>()) {
+            if m.len() > 2 && (m[2] == "cgroup" || m[2] == "cgroup2") {
+                let _ = std::fs::remove_dir(Path::new(m[1]).join(CGROUP_PARENT));
+            }
+        }
     }
 }
 
