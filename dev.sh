@@ -4,6 +4,8 @@
 #
 #   ./dev.sh demo   build tokenscan and replay the bundled pod-session capture
 #   ./dev.sh test   install what the tests need, then run the whole test suite
+#   ./dev.sh dist   build tokenscan-record and tokenscan as self-contained (static)
+#                   executables into dist/, with SHA256SUMS
 #
 # Each command installs what it needs itself (apt packages, pip packages) and
 # is safe to run again.
@@ -17,7 +19,11 @@ log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 # zlib1g-dev build and link the vendored libbpf (libbpf-sys); its end-to-end
 # test uses unshare, script and setsid (util-linux, bsdutils: always present),
 # and runc with busybox-static to start a real container from a containerd-style bundle.
-APT_PACKAGES=(pkg-config clang make libelf-dev zlib1g-dev runc busybox-static)
+# `./dev.sh dist` links glibc (libc6-dev's libc.a), libelf.a and libz.a statically.
+APT_PACKAGES=(pkg-config clang make libelf-dev zlib1g-dev libc6-dev runc busybox-static)
+
+# PyPI packages the Python tests need besides pyproject.toml's test group.
+PIP_PACKAGES=("kubernetes-validate>=1.30")
 
 ensure_apt() {
     local missing=()
@@ -57,6 +63,10 @@ cmd_test() {
     cargo fmt --all -- --check
     log "cargo clippy --all-targets -- -D warnings"
     cargo clippy --quiet --workspace --all-targets -- -D warnings
+    # The self-contained binaries: ebpf-recorder/tests/node.rs runs dist/tokenscan-record
+    # in a container that holds nothing else.
+    cmd_dist
+    export TOKENSCAN_DIST_RECORDER="$PWD/dist/tokenscan-record"
     log "cargo test --workspace"
     # INSTA_UPDATE=no: a snapshot that differs fails the run instead of writing .snap.new files.
     mkdir -p target
@@ -117,6 +127,10 @@ python_tests() {
     "$py" -m pip install --quiet --disable-pip-version-check "pip>=25.1" || setup_failed "pip install pip" || return
     "$py" -m pip install --quiet --disable-pip-version-check --group test "maturin>=1.9.4,<2" \
         || setup_failed "pip install the test group and maturin" || return
+    # Outside the test group (pyproject.toml): python/tests/test_deploy.py validates
+    # deploy/tokenscan-recorder.yaml against the Kubernetes schemas this package ships.
+    "$py" -m pip install --quiet --disable-pip-version-check "${PIP_PACKAGES[@]}" \
+        || setup_failed "pip install ${PIP_PACKAGES[*]}" || return
     log "maturin build, pip install the wheel"
     rm -rf "$target/wheels"
     "$py" -m maturin build --quiet --out "$target/wheels" || setup_failed "maturin build" || return
@@ -164,9 +178,54 @@ cmd_bench() {
     "$venv/bin/python" bench/replay_bench.py "$@"
 }
 
+# Self-contained executables for a node without Rust, libraries or a package
+# manager: glibc linked statically (crt-static, so --target is needed: build
+# scripts and proc macros stay dynamic), libbpf vendored and static, libelf and
+# zlib static (tokenscan-record's `static` feature). CO-RE: the same file runs
+# on every x86_64 kernel from 5.8 with BTF. Output: dist/tokenscan-record,
+# dist/tokenscan, dist/SHA256SUMS; `--version` names the commit and options.
+DIST_TARGET=x86_64-unknown-linux-gnu
+
+cmd_dist() {
+    ensure_rust
+    ensure_apt "${APT_PACKAGES[@]}"
+    local commit out="${CARGO_TARGET_DIR:-target}/$DIST_TARGET/release" bin
+    commit=$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+    if [ "$commit" != unknown ] && [ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]; then
+        commit="$commit-dirty"
+    fi
+    log "building tokenscan-record and tokenscan for $DIST_TARGET, statically linked (commit $commit)"
+    # LIBBPF_SYS_LIBRARY_PATH: where libbpf-sys finds libelf.a and libz.a.
+    RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+crt-static" TOKENSCAN_GIT_COMMIT="$commit" \
+        LIBBPF_SYS_LIBRARY_PATH="/usr/lib/$(gcc -print-multiarch)" \
+        cargo build --release --locked --target "$DIST_TARGET" \
+        -p tokenscan-record --features tokenscan-record/static -p tokenscan-cli
+    rm -rf dist
+    mkdir -p dist
+    for bin in tokenscan-record tokenscan; do
+        # Debug info off (it is 9/10 of the file); symbols stay for backtraces.
+        strip --strip-debug -o "dist/$bin" "$out/$bin"
+        # Self-contained: no program interpreter and no shared library needed.
+        # (Rust links crt-static as a static PIE, for which ldd says "statically
+        # linked"; a non-PIE static executable gets "not a dynamic executable".)
+        if readelf -lW "dist/$bin" | grep -q "program interpreter" || readelf -dW "dist/$bin" | grep -q "(NEEDED)"; then
+            log "dist/$bin is dynamically linked:"
+            ldd "dist/$bin" >&2 || true
+            exit 1
+        fi
+    done
+    (cd dist && sha256sum tokenscan-record tokenscan >SHA256SUMS)
+    log "dist/ (statically linked: no interpreter, no NEEDED libraries)"
+    ls -l dist >&2
+    cat dist/SHA256SUMS
+    dist/tokenscan-record --version
+    dist/tokenscan --version
+}
+
 case "${1:-}" in
     demo) shift; cmd_demo "$@" ;;
     test) shift; cmd_test "$@" ;;
     bench) shift; cmd_bench "$@" ;;
-    *) echo "usage: ./dev.sh demo | ./dev.sh test | ./dev.sh bench [--sizes N,N] [--runs N]" >&2; exit 2 ;;
+    dist) shift; cmd_dist "$@" ;;
+    *) echo "usage: ./dev.sh demo | ./dev.sh test | ./dev.sh dist | ./dev.sh bench [--sizes N,N] [--runs N]" >&2; exit 2 ;;
 esac

@@ -10,7 +10,10 @@ use libbpf_cargo::SkeletonBuilder;
 
 const SRC: &str = "src/bpf/recorder.bpf.c";
 
+include!("build_info.rs");
+
 fn main() {
+    emit_build_info();
     for f in ["src/bpf/recorder.bpf.c", "src/bpf/recorder.h", "src/bpf/vmlinux.h"] {
         println!("cargo:rerun-if-changed={f}");
     }

@@ -27,7 +27,7 @@ pub const EXIT_ERROR: u8 = 2;
 #[derive(Parser, Debug)]
 #[command(
     name = "tokenscan",
-    version,
+    version = env!("TOKENSCAN_VERSION_LONG"),
     about = "Replay recorded captures through Kubernetes service-account token-theft detection rules",
     long_about = "Replay recorded captures (Parquet, or their NDJSON twin) through Elastic's EQL rule \
 \"Service Account Token or Certificate Read Detected via Defend for Containers\" and Tracee's TRC-108, \

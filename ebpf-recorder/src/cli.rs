@@ -5,11 +5,14 @@ use std::time::Duration;
 
 use clap::Parser;
 
+/// The version with the commit and build options (`--version`), set by `build.rs`.
+pub const VERSION: &str = env!("TOKENSCAN_VERSION_LONG");
+
 /// Record every file open and process exec on this node into a tokenscan capture.
 #[derive(Debug, Clone, Parser)]
 #[command(
     name = "tokenscan-record",
-    version,
+    version = VERSION,
     about = "Record every file open and process exec on this node into a tokenscan capture (eBPF, run as root)",
     long_about = "Record every file open (open, openat, openat2, creat, open_by_handle_at) and every \
                   process exec (execve, execveat) on this node into a tokenscan capture, using eBPF \
@@ -55,6 +58,14 @@ pub struct Args {
     /// Rows per Parquet row group.
     #[arg(long, value_name = "N", default_value_t = 131_072, value_parser = clap::value_parser!(u64).range(1_000..))]
     pub row_group_rows: u64,
+
+    /// The node name to record as every event's host (default: this machine's host name).
+    ///
+    /// In a pod the host name is the pod's, not the node's: pass the node's
+    /// name, e.g. from the downward API (`--hostname=$(NODE_NAME)` with
+    /// `NODE_NAME` from `spec.nodeName`, as deploy/tokenscan-recorder.yaml does).
+    #[arg(long, value_name = "NAME")]
+    pub hostname: Option<String>,
 
     /// No live status line (the attach list and the summary are still printed).
     #[arg(short, long)]
@@ -186,9 +197,12 @@ mod tests {
         ])
         .unwrap();
         assert!(a.rotating() && a.force && a.containers_only);
+        assert_eq!(a.hostname, None);
         assert_eq!(a.duration, Some(Duration::from_secs(300)));
         assert_eq!(a.rotate_size, Some(256 << 20));
         assert_eq!(a.rotate_seconds, Some(60));
+        let a = Args::try_parse_from(["tokenscan-record", "-o", "c.parquet", "--hostname", "node-7"]).unwrap();
+        assert_eq!(a.hostname.as_deref(), Some("node-7"));
         assert!(Args::try_parse_from(["tokenscan-record"]).is_err(), "-o is required");
         assert!(Args::try_parse_from(["tokenscan-record", "-o", "x", "--rotate-seconds", "0"]).is_err());
     }

@@ -329,22 +329,38 @@ pub fn record(args: &Args) -> Result<Summary> {
     // First thing, so that a signal during the (possibly slow) load is not
     // lost: recording then stops right after it starts, cleanly.
     install_signal_handlers()?;
+    // Preflight: each check names what is missing and how to grant it (docs/recorder.md, "Requirements").
     system::require_root()?;
+    system::require_host_pid_namespace()?;
+    let mut warnings = system::check_capabilities()?;
     system::require_btf()?;
     let layout = Layout::plan(&args.output, args.rotating(), args.force)?;
+    system::require_writable_dir(match &layout {
+        Layout::Single(p) => p.parent().unwrap_or(Path::new(".")),
+        Layout::Rotating(d) => d,
+    })?;
     let tracefs = system::ensure_tracefs()?;
-    let (host, kernel) = system::host_identity();
+    let (uts_host, kernel) = system::host_identity();
+    if args.hostname.is_none() {
+        warnings.extend(system::uts_warning(&uts_host));
+    }
+    let host = args.hostname.clone().unwrap_or(uts_host);
     let offset = system::clock_offset_ns();
     let cgroup_root = std::fs::read_to_string("/proc/mounts").ok().and_then(|m| find_cgroup2_mount(&m));
     if args.containers_only && cgroup_root.is_none() {
         return Err(anyhow!(
-            "--containers-only needs the cgroup v2 filesystem, and /proc/mounts lists no cgroup2 mount"
+            "--containers-only needs the cgroup v2 filesystem, and /proc/mounts lists no cgroup2 mount; in a pod \
+             mount the host's /sys/fs/cgroup read-only (hostPath /sys/fs/cgroup)"
         ));
     }
+    warnings.extend(system::cgroup_warning(cgroup_root.as_deref()));
+    warnings.extend(system::runtime_state_warning(Path::new("/")));
 
     let mut err = std::io::stderr();
-    let version = env!("CARGO_PKG_VERSION");
-    let _ = writeln!(err, "tokenscan-record {version}: host {host}, kernel {kernel}");
+    let _ = writeln!(err, "tokenscan-record {}: host {host}, kernel {kernel}", env!("CARGO_PKG_VERSION"));
+    for w in &warnings {
+        let _ = writeln!(err, "warning: {w}");
+    }
     if let system::Tracefs::Mounted(p) = &tracefs {
         let _ = writeln!(err, "mounted tracefs at {}", p.display());
     }
@@ -378,13 +394,21 @@ pub fn record(args: &Args) -> Result<Summary> {
     );
 
     // Everything privileged is done: the links keep the programs attached.
-    system::drop_capabilities().context("cannot drop capabilities after attaching")?;
-    let _ = writeln!(err, "dropped all capabilities (the programs stay attached)");
+    let dropped = system::drop_capabilities().context("cannot drop capabilities after attaching")?;
+    match dropped.warning() {
+        None => {
+            let _ = writeln!(err, "dropped all capabilities (the programs stay attached)");
+        }
+        Some(w) => {
+            let _ = writeln!(err, "dropped all effective and permitted capabilities (the programs stay attached)");
+            let _ = writeln!(err, "warning: {w}");
+        }
+    }
 
     let started = now_rfc3339();
     let metadata = BTreeMap::from([
         ("tokenscan.recorder".to_string(), "tokenscan-record".to_string()),
-        ("tokenscan.recorder_version".to_string(), version.to_string()),
+        ("tokenscan.recorder_version".to_string(), env!("CARGO_PKG_VERSION").to_string()),
         ("tokenscan.kernel_release".to_string(), kernel.clone()),
         ("tokenscan.hostname".to_string(), host.clone()),
         ("tokenscan.recording_start_time".to_string(), started),
