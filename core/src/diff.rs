@@ -13,6 +13,7 @@ use crate::capture::{EventBatch, Projection};
 use crate::driver::{Chunk, Consumer, Driver};
 use crate::error::{Error, Result};
 use crate::findings::{build_findings_at, findings_projection, findings_schema, Hit, RuleInfo};
+use crate::process::ProcessContext;
 use crate::replay::{ReplayOptions, RuleSummary, Unreadable};
 use crate::rules::{Rule, RuleSet};
 
@@ -282,6 +283,10 @@ impl Consumer for DiffConsumer<'_> {
 
     fn wants_context(&self) -> bool {
         true
+    }
+
+    fn add_context(&self, (batch, counts): Self::Part, process: &ProcessContext) -> Result<Self::Part> {
+        Ok((batch.map(|b| crate::findings::fill_context(&b, process)), counts))
     }
 
     fn keep(&self, capture: &Path, batch: &EventBatch, rows: &mut Vec<u32>) {

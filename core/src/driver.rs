@@ -108,10 +108,18 @@ pub trait Consumer: Sync {
     }
 
     /// Whether the consumer makes findings, whose triage columns the
-    /// processes fill: the driver then rebuilds them as for
-    /// [`Consumer::needs_process`], unless [`ReplayOptions::context`] is off.
+    /// processes fill (unless [`ReplayOptions::context`] is off): then the
+    /// driver holds a capture's parts until its rows are read and, if
+    /// anything fired there, rebuilds the capture's processes and hands each
+    /// part to [`Consumer::add_context`] before the sink gets it.
     fn wants_context(&self) -> bool {
         false
+    }
+
+    /// Fills a part's triage context from the capture's processes (see
+    /// [`Consumer::wants_context`]).
+    fn add_context(&self, part: Self::Part, _process: &ProcessContext) -> Result<Self::Part> {
+        Ok(part)
     }
 
     /// Turns a chunk into a part (on one of the driver's threads).
@@ -223,13 +231,33 @@ impl<'r> Driver<'r> {
         let total: Option<u64> = opened.iter().map(Capture::num_rows).sum();
         let threads = rayon::current_num_threads().max(1);
         sink.progress(0, total);
-        let needs_process = consumer.needs_process()
-            || self.rules.iter().any(Rule::needs_process)
-            || (self.options.context && consumer.wants_context() && !self.rules.is_empty());
+        let needs_process = consumer.needs_process() || self.rules.iter().any(Rule::needs_process);
+        let needs_starts = !needs_process && self.rules.iter().any(Rule::needs_container_starts);
+        // The findings' triage context: the processes are rebuilt only for a
+        // capture where something fired, after its rows are read; its parts
+        // wait for them (they hold only the rows that fired).
+        let context_later =
+            !needs_process && self.options.context && consumer.wants_context() && !self.rules.is_empty();
         for capture in opened {
             let path = capture.path();
             let before = summary.events;
-            let process = if needs_process { Some(Arc::new(self.process_context(capture)?)) } else { None };
+            let hits = std::sync::atomic::AtomicU64::new(0);
+            let mut held: Vec<C::Part> = Vec::new();
+            let mut out = |p: C::Part, sink: &mut dyn PartSink<C::Part>| {
+                if context_later {
+                    held.push(p);
+                    Ok(())
+                } else {
+                    sink.part(p)
+                }
+            };
+            let process = if needs_process {
+                Some(Arc::new(self.process_context(capture)?))
+            } else if needs_starts {
+                Some(Arc::new(self.container_starts(capture)?))
+            } else {
+                None
+            };
             let process = process.as_ref();
             let units: Vec<usize> = (0..capture.units()).collect();
             let mut failures = Vec::new();
@@ -237,7 +265,8 @@ impl<'r> Driver<'r> {
                 if let [unit] = wave {
                     // One unit (an NDJSON capture, the last of a row-group wave):
                     // parts go to the sink as they come instead of piling up.
-                    let (part, failure) = self.unit(capture, process, *unit, consumer, &mut |p| sink.part(p))?;
+                    let (part, failure) =
+                        self.unit(capture, process, *unit, consumer, &hits, &mut |p| out(p, &mut *sink))?;
                     summary.merge(part, self.options.max_examples);
                     failures.extend(failure);
                     sink.progress(summary.events, total);
@@ -247,7 +276,7 @@ impl<'r> Driver<'r> {
                     .par_iter()
                     .map(|&unit| {
                         let mut parts = Vec::new();
-                        let r = self.unit(capture, process, unit, consumer, &mut |p| {
+                        let r = self.unit(capture, process, unit, consumer, &hits, &mut |p| {
                             parts.push(p);
                             Ok(())
                         });
@@ -258,10 +287,22 @@ impl<'r> Driver<'r> {
                     let (part, failure) = output?;
                     summary.merge(part, self.options.max_examples);
                     for p in parts {
-                        sink.part(p)?;
+                        out(p, &mut *sink)?;
                     }
                     failures.extend(failure);
                     sink.progress(summary.events, total);
+                }
+            }
+            if context_later {
+                let ctx = match hits.load(std::sync::atomic::Ordering::Relaxed) {
+                    0 => None,
+                    _ => Some(self.process_context(capture)?),
+                };
+                for p in held {
+                    sink.part(match &ctx {
+                        Some(ctx) => consumer.add_context(p, ctx)?,
+                        None => p,
+                    })?;
                 }
             }
             let events_read = summary.events - before;
@@ -286,10 +327,24 @@ impl<'r> Driver<'r> {
     /// driver's own reading (same parallel decoding, same handling of
     /// unreadable row groups), feeding the process table.
     pub fn process_context(&self, capture: &Capture) -> Result<ProcessContext> {
-        let mut builder = ProcessContextBuilder::default();
+        self.build_context(capture, ProcessContextBuilder::default(), ProcessContext::projection())
+    }
+
+    /// Only when each container of `capture` started
+    /// ([`ProcessContext::container_state`]): a light pass over `kind`,
+    /// `container_id` and `comm`; the context has no processes.
+    pub fn container_starts(&self, capture: &Capture) -> Result<ProcessContext> {
+        self.build_context(capture, ProcessContextBuilder::starts_only(), ProcessContext::starts_projection())
+    }
+
+    fn build_context(
+        &self,
+        capture: &Capture,
+        mut builder: ProcessContextBuilder,
+        columns: Projection,
+    ) -> Result<ProcessContext> {
         let reader = Driver::new(&[], self.options);
-        let consumer =
-            EachBatch { columns: ProcessContext::projection(), map: |_: &Path, b: EventBatch| Ok(b), process: false };
+        let consumer = EachBatch { columns, map: |_: &Path, b: EventBatch| Ok(b), process: false };
         let mut sink = |b: EventBatch| {
             builder.push_batch(&b);
             Ok(())
@@ -415,6 +470,7 @@ impl<'r> Driver<'r> {
         process: Option<&Arc<ProcessContext>>,
         unit: usize,
         consumer: &C,
+        fired: &std::sync::atomic::AtomicU64,
         emit: &mut dyn FnMut(C::Part) -> Result<()>,
     ) -> UnitResult {
         let path = capture.path();
@@ -446,6 +502,7 @@ impl<'r> Driver<'r> {
                     update_time_range(&mut part.time_range, &batch);
                     let (batch_hits, bad) =
                         if self.rules.is_empty() { Default::default() } else { self.evaluate(&batch) };
+                    fired.fetch_add(batch_hits.len() as u64, std::sync::atomic::Ordering::Relaxed);
                     let bad = self.count_unevaluable(path, &batch, bad, &mut part)?;
                     if keep_all {
                         let chunk = Chunk {

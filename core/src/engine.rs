@@ -49,6 +49,15 @@ pub trait CompiledRule: std::fmt::Debug + Send + Sync {
         false
     }
 
+    /// Whether the rule needs to know when each container started (Tracee's
+    /// `container` versus `container-init` origin): then the driver attaches
+    /// a [`crate::process::ProcessContext`] holding only that (a light pass
+    /// over `kind`, `container_id` and `comm`), unless something needs the
+    /// whole process model anyway.
+    fn needs_container_starts(&self) -> bool {
+        false
+    }
+
     /// Evaluates the rule on every event of `batch`.
     fn evaluate(&self, batch: &EventBatch) -> Verdict;
 

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, ListBuilder, RecordBatch, StringArray, StringBuilder, UInt32Array, UInt64Array};
+use arrow::array::{ArrayRef, AsArray, ListBuilder, RecordBatch, StringArray, StringBuilder, UInt32Array, UInt64Array};
 use arrow::compute::{cast, take};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 
@@ -172,6 +172,27 @@ pub(crate) fn build_findings_at<'a>(
         .collect();
     columns.extend(triage_columns(&triage));
     RecordBatch::try_new(schema, columns).expect("finding columns match the findings schema")
+}
+
+/// `batch` (findings, or any batch carrying their `event_index`,
+/// `container_id` and [`FINDING_CONTEXT_COLUMNS`]) with its triage columns
+/// filled from `process`, the processes of the findings' capture.
+pub fn fill_context(batch: &RecordBatch, process: &ProcessContext) -> RecordBatch {
+    let schema = batch.schema();
+    let (Ok(ix), Ok(cid)) = (schema.index_of("event_index"), schema.index_of("container_id")) else {
+        return batch.clone();
+    };
+    let ix = batch.column(ix).as_primitive::<arrow::datatypes::UInt64Type>();
+    let cid = batch.column(cid);
+    let triage: Vec<Triage<'_>> =
+        (0..batch.num_rows()).map(|i| Triage::of(process, ix.value(i), str_at(cid.as_ref(), i))).collect();
+    let mut columns = batch.columns().to_vec();
+    for ((name, _), column) in FINDING_CONTEXT_COLUMNS.iter().zip(triage_columns(&triage)) {
+        if let Ok(at) = schema.index_of(name) {
+            columns[at] = column;
+        }
+    }
+    RecordBatch::try_new(schema, columns).expect("the triage columns keep their types")
 }
 
 /// What the process model says about one finding's event.

@@ -9,6 +9,7 @@ use crate::capture::{Column, EventBatch, Projection, DEFAULT_BATCH_SIZE};
 use crate::driver::{Chunk, Consumer, Driver, PartSink};
 use crate::error::Result;
 use crate::findings::{build_findings_at, findings_projection, Hit, RuleInfo};
+use crate::process::ProcessContext;
 use crate::rules::RuleSet;
 
 /// Receives findings as the replay produces them, one batch per event batch
@@ -298,6 +299,11 @@ impl Consumer for FindingsConsumer<'_> {
 
     fn wants_context(&self) -> bool {
         true
+    }
+
+    fn add_context(&self, mut part: FoundPart, process: &ProcessContext) -> Result<FoundPart> {
+        part.batch = part.batch.map(|b| crate::findings::fill_context(&b, process));
+        Ok(part)
     }
 
     fn part(&self, chunk: Chunk<'_>) -> Result<FoundPart> {

@@ -74,6 +74,11 @@ impl Rule {
         self.logic.needs_process()
     }
 
+    /// Whether the rule needs containers' start-up (see [`CompiledRule::needs_container_starts`]).
+    pub fn needs_container_starts(&self) -> bool {
+        self.logic.needs_container_starts()
+    }
+
     /// Capture columns the rule reads.
     pub fn projection(&self) -> Projection {
         self.logic.projection()

@@ -297,9 +297,8 @@ impl CompiledRule for Signature {
         p
     }
 
-    /// Selecting `container` tells started containers from starting ones,
-    /// which takes the capture's processes.
-    fn needs_process(&self) -> bool {
+    /// Selecting `container` tells started containers from starting ones.
+    fn needs_container_starts(&self) -> bool {
         self.origin == OriginSelector::Container
     }
 

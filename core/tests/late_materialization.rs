@@ -153,8 +153,7 @@ fn null_host_capture(dir: &Path, from: usize, statistics: bool) -> String {
 }
 
 /// The replay's error with the Elastic rule alone and without the findings'
-/// triage context: nothing then reads `host` but the findings, late. (The
-/// lifecycle pass of the context, or of TRC-108's origin, reads it for every event.)
+/// triage context: nothing then reads `host` but the findings, late.
 fn replay_error(path: &str) -> String {
     let rule = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules/elastic-d4c-service-account-token-read.toml");
     let rules = RuleSet::load(&[rule], &CompileOptions::default()).unwrap();
@@ -182,8 +181,8 @@ fn a_null_in_a_column_read_only_for_findings_is_still_an_error() {
     // The Elastic rule's findings in pod-session are events 30, 33, 36, ...
     // (fixtures/EXPECTED.md): the first one past the nulls' start is 33.
     assert!(e.contains("column `host` is null at event 33, but the format does not allow nulls there"), "{e}");
-    // With both rules and the triage context, the lifecycle pass reads `host`
-    // for every event first: the error names the first null, event 31.
+    // With both rules (and the triage context, rebuilt after the rows are
+    // read): TRC-108's first finding past the nulls' start is event 32.
     let e = replay_error_with(&without, ReplayOptions::default());
-    assert!(e.contains("column `host` is null at event 31, but the format does not allow nulls there"), "{e}");
+    assert!(e.contains("column `host` is null at event 32, but the format does not allow nulls there"), "{e}");
 }

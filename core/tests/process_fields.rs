@@ -446,14 +446,23 @@ fn finding_cells(
     query: &str,
     options: ReplayOptions,
 ) -> Vec<std::collections::BTreeMap<String, Option<String>>> {
-    use arrow::array::Array;
     let dir = tempfile::tempdir().unwrap();
     let path: PathBuf = dir.path().join("c.ndjson");
     std::fs::write(&path, capture).unwrap();
+    finding_cells_at(&path, query, options)
+}
+
+/// [`finding_cells`] of a capture file.
+fn finding_cells_at(
+    path: &std::path::Path,
+    query: &str,
+    options: ReplayOptions,
+) -> Vec<std::collections::BTreeMap<String, Option<String>>> {
+    use arrow::array::Array;
     let rule = format!("[rule]\nname = \"t\"\nrule_id = \"t\"\nseverity = \"low\"\nquery = '''\n{query}\n'''\n");
     let rules = RuleSet::from_sources(&[("t.toml", rule)], &CompileOptions::default()).unwrap();
     let mut sink = CollectSink::default();
-    Replayer::new(rules, options).replay(&[&path], &mut sink).unwrap();
+    Replayer::new(rules, options).replay(&[path], &mut sink).unwrap();
     let mut rows = Vec::new();
     for b in &sink.batches {
         for i in 0..b.num_rows() {
@@ -522,6 +531,39 @@ fn findings_carry_pod_parent_session_and_entry_leader() {
     assert_eq!(get(1, "session_leader_tty"), None);
     assert_eq!(get(1, "entry_leader_pid").as_deref(), Some("10"));
     assert_eq!(get(1, "entry_leader_type").as_deref(), Some("container"));
+}
+
+#[test]
+fn findings_context_is_the_same_from_parquet_in_many_row_groups() {
+    // The context is rebuilt after the row groups are read in parallel waves
+    // and filled into the held findings: the same cells as from the NDJSON twin.
+    use tokenscan_core::capture::{ParquetCaptureWriter, Projection, WriterOptions};
+    let dir = tempfile::tempdir().unwrap();
+    let nd = dir.path().join("c.ndjson");
+    std::fs::write(&nd, pod_scenario()).unwrap();
+    let mut batches = Vec::new();
+    let small = ReplayOptions { batch_size: 3, ..ReplayOptions::default() };
+    tokenscan_core::driver::read_events(&[&nd], Projection::all(), &small, |_, b| Ok(b), &mut |b| {
+        batches.push(b);
+        Ok(())
+    })
+    .unwrap();
+    let pq = dir.path().join("c.parquet");
+    let options = WriterOptions { row_group_rows: 2, ..Default::default() };
+    let mut w = ParquetCaptureWriter::new(std::fs::File::create(&pq).unwrap(), &pq, options).unwrap();
+    for b in &batches {
+        w.write(b).unwrap();
+    }
+    w.close().unwrap();
+    let q = r#"file where file.path == "/run/secrets/kubernetes.io/serviceaccount/token""#;
+    let mut from_nd = finding_cells_at(&nd, q, ReplayOptions::default());
+    let mut from_pq = finding_cells_at(&pq, q, ReplayOptions::default());
+    for r in from_nd.iter_mut().chain(from_pq.iter_mut()) {
+        r.remove("capture");
+    }
+    assert_eq!(from_pq.len(), 2);
+    assert_eq!(from_pq[0]["session_leader_tty"].as_deref(), Some("pts/0"));
+    assert_eq!(from_nd, from_pq);
 }
 
 #[test]

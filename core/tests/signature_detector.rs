@@ -111,6 +111,20 @@ fn container_origin_means_the_container_has_started() {
     {
         let (fired, _) = replay(&root().join(rule), &path);
         assert_eq!(fired, vec![2, 3, 6], "{rule}");
+        // Without the findings' context the driver follows only container start-up (a light pass).
+        let rules = RuleSet::load(&[root().join(rule)], &CompileOptions::default()).unwrap();
+        let options = ReplayOptions { context: false, ..ReplayOptions::default() };
+        let mut sink = CollectSink::default();
+        Replayer::new(rules, options).replay(&[&path], &mut sink).unwrap();
+        let light: Vec<u64> = sink
+            .batches
+            .iter()
+            .flat_map(|b| {
+                let ix = b.column(b.schema().index_of("event_index").unwrap()).as_primitive::<UInt64Type>();
+                ix.values().to_vec()
+            })
+            .collect();
+        assert_eq!(light, vec![2, 3, 6], "{rule}, starts only");
     }
     // The Tracee view names the origins.
     let mut views = Vec::new();

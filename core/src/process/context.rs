@@ -154,6 +154,11 @@ impl ProcessContext {
         .collect()
     }
 
+    /// The columns [`ProcessContextBuilder::starts_only`] reads.
+    pub fn starts_projection() -> Projection {
+        [Column::Kind, Column::ContainerId, Column::Comm].into_iter().collect()
+    }
+
     /// The links of event `event_index`, if the capture has that event and
     /// it is about a process.
     pub fn links(&self, event_index: u64) -> Option<EventLinks> {
@@ -213,6 +218,10 @@ pub struct ProcessContextBuilder {
     links: Vec<Packed>,
     containers: HashMap<String, ContainerMeta>,
     starts: HashMap<String, StartTrack>,
+    /// The container of the latest event, when it had started: its later
+    /// events need no look-up.
+    last_started: Option<String>,
+    starts_only: bool,
 }
 
 impl Default for ProcessContextBuilder {
@@ -222,14 +231,43 @@ impl Default for ProcessContextBuilder {
             links: Vec::new(),
             containers: HashMap::new(),
             starts: HashMap::new(),
+            last_started: None,
+            starts_only: false,
         }
     }
 }
 
 impl ProcessContextBuilder {
+    /// A builder that only follows containers' start-up
+    /// ([`ProcessContext::container_state`]): fed batches carrying
+    /// [`ProcessContext::starts_projection`], it makes a context without
+    /// processes, links or container metadata.
+    pub fn starts_only() -> Self {
+        ProcessContextBuilder { starts_only: true, ..Default::default() }
+    }
+
+    /// Follows container start-up through one batch (see [`ContainerState`]).
+    fn push_starts(&mut self, batch: &EventBatch) {
+        let first = batch.first_index();
+        let ids = batch.column(Column::ContainerId);
+        let comms = batch.column(Column::Comm);
+        for (i, kind) in batch.kinds().iter().enumerate() {
+            if *kind == EventKind::Container {
+                continue;
+            }
+            if let Some(id) = ids.and_then(|a| str_at(a.as_ref(), i)) {
+                let comm = comms.and_then(|a| str_at(a.as_ref(), i));
+                self.track_start(id, first + i as u64, *kind, comm);
+            }
+        }
+    }
+
     /// Feeds one batch (carrying [`ProcessContext::projection`]; columns it
     /// lacks are "not said"). Batches must come in capture order, without gaps.
     pub fn push_batch(&mut self, batch: &EventBatch) {
+        if self.starts_only {
+            return self.push_starts(batch);
+        }
         let first = batch.first_index();
         if first as usize > self.links.len() {
             self.links.resize(first as usize, ABSENT);
@@ -302,18 +340,28 @@ impl ProcessContextBuilder {
     /// Follows container `id`'s start-up through one of its events (not a
     /// `container` row), in capture order.
     fn track_start(&mut self, id: &str, index: u64, kind: EventKind, comm: Option<&str>) {
-        let by_init = comm.is_some_and(is_runtime_init) && kind != EventKind::Exec;
-        match self.starts.get_mut(id) {
+        if self.last_started.as_deref() == Some(id) {
+            return;
+        }
+        // An exec, a snapshot row or any comm other than the runtime's init's
+        // shows the entry point has run.
+        let starter = matches!(kind, EventKind::Exec | EventKind::Process) || !comm.is_some_and(is_runtime_init);
+        let started = match self.starts.get_mut(id) {
             None => {
-                let track = if by_init && kind != EventKind::Process {
-                    StartTrack::Starting
-                } else {
-                    StartTrack::StartedAt(index)
-                };
+                let track = if starter { StartTrack::StartedAt(index) } else { StartTrack::Starting };
                 self.starts.insert(id.to_string(), track);
+                starter
             }
-            Some(t @ StartTrack::Starting) if !by_init => *t = StartTrack::StartedAt(index),
-            Some(_) => {}
+            Some(t @ StartTrack::Starting) => {
+                if starter {
+                    *t = StartTrack::StartedAt(index);
+                }
+                starter
+            }
+            Some(StartTrack::StartedAt(_)) => true,
+        };
+        if started {
+            self.last_started = Some(id.to_string());
         }
     }
 
