@@ -13,7 +13,7 @@
 //! `inspect` and the Python views and hunts are all consumers (ripgrep's
 //! searcher driving a sink is the model).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rayon::prelude::*;
@@ -22,6 +22,7 @@ use arrow::array::AsArray;
 use arrow::datatypes::TimestampNanosecondType;
 
 use crate::capture::{Capture, Column, EventBatch, Projection};
+use crate::eql::{EqlSequence, SequenceMatcher, SequenceOutput, StageEvent};
 use crate::error::{Error, Result};
 use crate::findings::Hit;
 use crate::process::{ProcessContext, ProcessContextBuilder};
@@ -615,4 +616,55 @@ where
     F: Fn(&Path, EventBatch) -> Result<T> + Sync,
 {
     Driver::new(&[], options).run(captures, &EachBatch { columns, map, process }, sink)
+}
+
+/// What [`match_sequence`] found.
+#[derive(Debug)]
+pub struct SequenceMatches {
+    /// The sequences, each event named by (capture position, event index)
+    /// with the stage it matched, and the count of dropped pending sequences.
+    pub output: SequenceOutput<(usize, u64)>,
+    /// The captures by position: those that had events, in the order read.
+    pub captures: Vec<PathBuf>,
+    /// What was read.
+    pub summary: ReplaySummary,
+}
+
+/// Matches an EQL sequence over `captures`, read together as one stream:
+/// the [`Driver`] reads every event (in parallel, as for any rule) and
+/// evaluates each stage's condition per batch on its threads
+/// ([`crate::eql::EqlSequence::stage_events`]); only the events some stage
+/// selected, with their timestamps and join keys, reach the in-order half,
+/// which sorts them by (timestamp, capture position in `captures`, event
+/// index; captures are numbered in the order they are read, segments of a
+/// directory included) and runs the per-key state machines ([`SequenceMatcher`]) with at
+/// most `max_pending` pending sequences.
+///
+/// Memory grows with the number of stage-matching events, not with the
+/// captures.
+pub fn match_sequence<P: AsRef<Path>>(
+    captures: &[P],
+    sequence: &EqlSequence,
+    max_pending: usize,
+    options: &ReplayOptions,
+) -> Result<SequenceMatches> {
+    let mut events = Vec::new();
+    // Parts come in capture order: number the captures as they come.
+    let mut read: Vec<PathBuf> = Vec::new();
+    let summary = read_events_with_process(
+        captures,
+        sequence.projection(),
+        sequence.needs_process(),
+        options,
+        |path, batch| Ok((path.to_owned(), sequence.stage_events(&batch, 0))),
+        &mut |(path, part): (PathBuf, Vec<StageEvent<(usize, u64)>>)| {
+            if read.last() != Some(&path) {
+                read.push(path);
+            }
+            let position = read.len() - 1;
+            events.extend(part.into_iter().map(|e| StageEvent { id: (position, e.id.1), ..e }));
+            Ok(())
+        },
+    )?;
+    Ok(SequenceMatches { output: SequenceMatcher::run(sequence.spec(max_pending), events), captures: read, summary })
 }

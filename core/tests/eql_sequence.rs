@@ -410,6 +410,11 @@ fn expired_state_goes_first_and_is_not_counted_as_dropped() {
 // End to end on events: a D4C-like "written in /tmp, then executed" sequence
 // ============================================================================
 
+/// A file written in /tmp, then executed, in the same container within a minute.
+const WRITTEN_THEN_EXECUTED: &str = r#"sequence by container.id with maxspan=1m
+    [file where event.type == "change" and file.path like "/tmp/*"] by file.path
+    [process where event.action == "exec"] by process.executable"#;
+
 const T0: i64 = 1_763_649_000_000_000_000;
 const SEC: i64 = 1_000_000_000;
 
@@ -447,10 +452,7 @@ fn batch(events: &[Value]) -> EventBatch {
 
 #[test]
 fn file_written_in_tmp_then_executed_by_the_same_container() {
-    let query = r#"sequence by container.id with maxspan=1m
-        [file where event.type == "change" and file.path like "/tmp/*"] by file.path
-        [process where event.action == "exec"] by process.executable"#;
-    let seq = EqlSequence::compile_all(query, &CompileOptions::default()).expect("compiles");
+    let seq = EqlSequence::compile_all(WRITTEN_THEN_EXECUTED, &CompileOptions::default()).expect("compiles");
     let events = [
         write(0, Some("c1"), "/tmp/x"),        // 0: stage 0, key (c1, /tmp/x)
         exec(5 * SEC, Some("c1"), "/tmp/x"),   // 1: stage 1, completes [0, 1]
@@ -469,4 +471,40 @@ fn file_written_in_tmp_then_executed_by_the_same_container() {
         out.sequences.iter().map(|s| s.iter().map(|&((_, ix), stage)| (ix, stage)).collect()).collect();
     assert_eq!(got, [vec![(0, 0), (1, 1)]]);
     assert_eq!(out.dropped, 0);
+}
+
+// ============================================================================
+// Through the driver: several captures are one stream, ordered by time
+// ============================================================================
+
+fn ndjson(events: &[Value]) -> String {
+    events.iter().map(|e| format!("{e}\n")).collect()
+}
+
+#[test]
+fn captures_replayed_together_are_one_stream_ordered_by_time() {
+    let seq = EqlSequence::compile_all(WRITTEN_THEN_EXECUTED, &CompileOptions::default()).expect("compiles");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (a, b) = (dir.path().join("a.ndjson"), dir.path().join("b.ndjson"));
+    // Capture a: event 0 is the exec of /tmp/y at 10 s, event 1 the write of
+    // /tmp/y at 2 s (out of order in the file), event 2 the write of /tmp/x at 0 s.
+    std::fs::write(
+        &a,
+        ndjson(&[
+            exec(10 * SEC, Some("c1"), "/tmp/y"),
+            write(2 * SEC, Some("c1"), "/tmp/y"),
+            write(0, Some("c1"), "/tmp/x"),
+        ]),
+    )
+    .unwrap();
+    // Capture b: event 0 is the exec of /tmp/x at 5 s.
+    std::fs::write(&b, ndjson(&[exec(5 * SEC, Some("c1"), "/tmp/x")])).unwrap();
+    let options = tokenscan_core::replay::ReplayOptions::default();
+    let found = tokenscan_core::driver::match_sequence(&[&a, &b], &seq, 100, &options).expect("runs");
+    assert_eq!(found.captures, [a.clone(), b.clone()]);
+    assert_eq!(found.summary.events, 4);
+    let out = found.output;
+    // By time: a:2 (0 s, write x), a:1 (2 s, write y), b:0 (5 s, exec x) completes
+    // [a:2, b:0]; a:0 (10 s, exec y) completes [a:1, a:0].
+    assert_eq!(out.sequences, [vec![((0, 2), 0), ((1, 0), 1)], vec![((0, 1), 0), ((0, 0), 1)]]);
 }
