@@ -630,6 +630,10 @@ pub struct SequenceMatches {
     pub summary: ReplaySummary,
 }
 
+/// Default bound on the events the stages of one sequence may select in a
+/// run (each kept in memory with its join keys until matching).
+pub const DEFAULT_MAX_STAGE_EVENTS: usize = 4_000_000;
+
 /// Matches an EQL sequence over `captures`, read together as one stream:
 /// the [`Driver`] reads every event (in parallel, as for any rule) and
 /// evaluates each stage's condition per batch on its threads
@@ -641,11 +645,14 @@ pub struct SequenceMatches {
 /// most `max_pending` pending sequences.
 ///
 /// Memory grows with the number of stage-matching events, not with the
-/// captures.
+/// captures; more than `max_stage_events` of them is an error naming the
+/// capture where the bound was reached (narrow the stage conditions), so a
+/// broad stage such as `[any where true]` cannot exhaust memory.
 pub fn match_sequence<P: AsRef<Path>>(
     captures: &[P],
     sequence: &EqlSequence,
     max_pending: usize,
+    max_stage_events: usize,
     options: &ReplayOptions,
 ) -> Result<SequenceMatches> {
     let mut events = Vec::new();
@@ -663,6 +670,15 @@ pub fn match_sequence<P: AsRef<Path>>(
             }
             let position = read.len() - 1;
             events.extend(part.into_iter().map(|e| StageEvent { id: (position, e.id.1), ..e }));
+            if events.len() > max_stage_events {
+                return Err(Error::capture(
+                    &read[position],
+                    format!(
+                        "more than {max_stage_events} events match the sequence's stages (the bound was reached in this \
+                         capture): narrow the stage conditions"
+                    ),
+                ));
+            }
             Ok(())
         },
     )?;

@@ -500,11 +500,15 @@ fn captures_replayed_together_are_one_stream_ordered_by_time() {
     // Capture b: event 0 is the exec of /tmp/x at 5 s.
     std::fs::write(&b, ndjson(&[exec(5 * SEC, Some("c1"), "/tmp/x")])).unwrap();
     let options = tokenscan_core::replay::ReplayOptions::default();
-    let found = tokenscan_core::driver::match_sequence(&[&a, &b], &seq, 100, &options).expect("runs");
+    let found = tokenscan_core::driver::match_sequence(&[&a, &b], &seq, 100, 10, &options).expect("runs");
     assert_eq!(found.captures, [a.clone(), b.clone()]);
     assert_eq!(found.summary.events, 4);
     let out = found.output;
     // By time: a:2 (0 s, write x), a:1 (2 s, write y), b:0 (5 s, exec x) completes
     // [a:2, b:0]; a:0 (10 s, exec y) completes [a:1, a:0].
     assert_eq!(out.sequences, [vec![((0, 2), 0), ((1, 0), 1)], vec![((0, 1), 0), ((0, 0), 1)]]);
+    // Capture a alone has 3 stage events: a bound of 2 stops the run there, by name.
+    let err = tokenscan_core::driver::match_sequence(&[&a, &b], &seq, 100, 2, &options).expect_err("bounded");
+    let msg = err.to_string();
+    assert!(msg.contains("a.ndjson: more than 2 events match the sequence's stages"), "{msg}");
 }
