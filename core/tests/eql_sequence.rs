@@ -8,6 +8,7 @@
 //! `core/src/eql/sequence.rs` (module docs). Expected sequences are worked
 //! out by hand in the comments; none come from running the code.
 
+use arrow::array::AsArray;
 use serde_json::{json, Value};
 use tokenscan_core::capture::{events_from_ndjson, EventBatch};
 use tokenscan_core::eql::{
@@ -503,10 +504,59 @@ fn captures_replayed_together_are_one_stream_ordered_by_time() {
     let found = tokenscan_core::driver::match_sequence(&[&a, &b], &seq, 100, 10, &options).expect("runs");
     assert_eq!(found.captures, [a.clone(), b.clone()]);
     assert_eq!(found.summary.events, 4);
-    let out = found.output;
+    let out = &found.output;
     // By time: a:2 (0 s, write x), a:1 (2 s, write y), b:0 (5 s, exec x) completes
     // [a:2, b:0]; a:0 (10 s, exec y) completes [a:1, a:0].
     assert_eq!(out.sequences, [vec![((0, 2), 0), ((1, 0), 1)], vec![((0, 1), 0), ((0, 0), 1)]]);
+
+    // Findings: one row per event of each sequence, in capture and event
+    // order, the reason naming the sequence (capture position:first event
+    // index) and the stage.
+    let rule = tokenscan_core::findings::RuleInfo { id: "seq-1", name: "written then executed", severity: "high" };
+    let mut batches = Vec::new();
+    tokenscan_core::driver::sequence_findings(&found, &seq, &rule, &options, &mut |b| {
+        batches.push(b);
+        Ok(())
+    })
+    .expect("findings");
+    let rows: Vec<(String, u64, String)> = batches
+        .iter()
+        .flat_map(|b| {
+            let col = |n: &str| b.column_by_name(n).unwrap().clone();
+            let (capture, index, reason, id) = (col("capture"), col("event_index"), col("reason"), col("rule_id"));
+            let capture = capture.as_string::<i32>().clone();
+            let index = index.as_primitive::<arrow::datatypes::UInt64Type>().clone();
+            let reason = reason.as_string::<i32>().clone();
+            assert!(id.as_string::<i32>().iter().all(|v| v == Some("seq-1")));
+            (0..b.num_rows())
+                .map(|i| {
+                    let name =
+                        std::path::Path::new(capture.value(i)).file_name().unwrap().to_string_lossy().into_owned();
+                    (name, index.value(i), reason.value(i).to_string())
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    // (capture, event index, "sequence ..., stage ...", why the stage matched)
+    let heads: Vec<(&str, u64, &str, &str)> = rows
+        .iter()
+        .map(|(c, i, r)| {
+            let (head, why) = r.split_once(": ").expect("reason has a head");
+            (c.as_str(), *i, head, why)
+        })
+        .collect();
+    assert!(heads[1].3.contains(r#"(matched "/tmp/y")"#), "{heads:?}");
+    assert!(heads[2].3.contains(r#"(matched "/tmp/x")"#), "{heads:?}");
+    let heads: Vec<_> = heads.iter().map(|&(c, i, h, _)| (c, i, h)).collect();
+    assert_eq!(
+        heads,
+        [
+            ("a.ndjson", 0, "sequence 0:1, stage 2 of 2"),
+            ("a.ndjson", 1, "sequence 0:1, stage 1 of 2"),
+            ("a.ndjson", 2, "sequence 0:2, stage 1 of 2"),
+            ("b.ndjson", 0, "sequence 0:2, stage 2 of 2"),
+        ]
+    );
     // Capture a alone has 3 stage events: a bound of 2 stops the run there, by name.
     let err = tokenscan_core::driver::match_sequence(&[&a, &b], &seq, 100, 2, &options).expect_err("bounded");
     let msg = err.to_string();
