@@ -13,17 +13,19 @@
 //! `inspect` and the Python views and hunts are all consumers (ripgrep's
 //! searcher driving a sink is the model).
 
-use std::path::Path;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rayon::prelude::*;
 
-use arrow::array::AsArray;
+use arrow::array::{AsArray, RecordBatch};
 use arrow::datatypes::TimestampNanosecondType;
 
 use crate::capture::{Capture, Column, EventBatch, Projection};
+use crate::eql::{EqlSequence, SequenceMatcher, SequenceOutput, StageEvent};
 use crate::error::{Error, Result};
-use crate::findings::Hit;
+use crate::findings::{build_findings_at, findings_projection, Hit, RuleInfo};
 use crate::process::{ProcessContext, ProcessContextBuilder};
 use crate::replay::{ReplayOptions, ReplaySummary, RuleSummary, UnevaluableExample, Unreadable};
 use crate::rules::Rule;
@@ -672,4 +674,159 @@ where
     F: Fn(&Path, EventBatch) -> Result<T> + Sync,
 {
     Driver::new(&[], options).run(captures, &EachBatch { columns, map, process }, sink)
+}
+
+/// What [`match_sequence`] found.
+#[derive(Debug)]
+pub struct SequenceMatches {
+    /// The sequences, each event named by (capture position, event index)
+    /// with the stage it matched, and the count of dropped pending sequences.
+    pub output: SequenceOutput<(usize, u64)>,
+    /// The captures by position: those that had events, in the order read.
+    pub captures: Vec<PathBuf>,
+    /// What was read.
+    pub summary: ReplaySummary,
+}
+
+/// Default bound on the events the stages of one sequence may select in a
+/// run (each kept in memory with its join keys until matching).
+pub const DEFAULT_MAX_STAGE_EVENTS: usize = 4_000_000;
+
+/// Matches an EQL sequence over `captures`, read together as one stream:
+/// the [`Driver`] reads every event (in parallel, as for any rule) and
+/// evaluates each stage's condition per batch on its threads
+/// ([`crate::eql::EqlSequence::stage_events`]); only the events some stage
+/// selected, with their timestamps and join keys, reach the in-order half,
+/// which sorts them by (timestamp, capture position in `captures`, event
+/// index; captures are numbered in the order they are read, segments of a
+/// directory included) and runs the per-key state machines ([`SequenceMatcher`]) with at
+/// most `max_pending` pending sequences.
+///
+/// Memory grows with the number of stage-matching events, not with the
+/// captures; more than `max_stage_events` of them is an error naming the
+/// capture where the bound was reached (narrow the stage conditions), so a
+/// broad stage such as `[any where true]` cannot exhaust memory.
+pub fn match_sequence<P: AsRef<Path>>(
+    captures: &[P],
+    sequence: &EqlSequence,
+    max_pending: usize,
+    max_stage_events: usize,
+    options: &ReplayOptions,
+) -> Result<SequenceMatches> {
+    let mut events = Vec::new();
+    // Parts come in capture order: number the captures as they come.
+    let mut read: Vec<PathBuf> = Vec::new();
+    let summary = read_events_with_process(
+        captures,
+        sequence.projection(),
+        sequence.needs_process(),
+        options,
+        |path, batch| Ok((path.to_owned(), sequence.stage_events(&batch, 0))),
+        &mut |(path, part): (PathBuf, Vec<StageEvent<(usize, u64)>>)| {
+            if read.last() != Some(&path) {
+                read.push(path);
+            }
+            let position = read.len() - 1;
+            events.extend(part.into_iter().map(|e| StageEvent { id: (position, e.id.1), ..e }));
+            if events.len() > max_stage_events {
+                return Err(Error::capture(
+                    &read[position],
+                    format!(
+                        "more than {max_stage_events} events match the sequence's stages (the bound was reached in this \
+                         capture): narrow the stage conditions"
+                    ),
+                ));
+            }
+            Ok(())
+        },
+    )?;
+    Ok(SequenceMatches { output: SequenceMatcher::run(sequence.spec(max_pending), events), captures: read, summary })
+}
+
+/// Finding rows for matched sequences ([`match_sequence`]): one row per
+/// event of each sequence, in capture and event order, with the rule's
+/// identity, the event's columns and the triage columns as for any finding.
+/// The `reason` names the sequence, the stage and why the stage matched:
+/// `sequence 0:2, stage 1 of 2: <the stage's reason>`, where `0:2` is the
+/// capture position and event index of the sequence's first event (an
+/// event in several sequences has one row per sequence). The events are
+/// read again through the driver, only the rows of sequence events being
+/// materialized.
+pub fn sequence_findings(
+    matches: &SequenceMatches,
+    sequence: &EqlSequence,
+    rule: &RuleInfo<'_>,
+    options: &ReplayOptions,
+    sink: &mut dyn PartSink<RecordBatch>,
+) -> Result<()> {
+    let stages = sequence.stages.iter().map(|s| s.runs as usize).sum::<usize>();
+    let mut events: HashMap<&Path, EventsOfSequences> = HashMap::new();
+    for seq in &matches.output.sequences {
+        let Some(&((c, ix), _)) = seq.first() else { continue };
+        let label = format!("{c}:{ix}");
+        for (k, &((capture, index), stage)) in seq.iter().enumerate() {
+            let path = matches.captures[capture].as_path();
+            events.entry(path).or_default().entry(index).or_default().push((label.clone(), k + 1, stage));
+        }
+    }
+    if events.is_empty() {
+        return Ok(());
+    }
+    let consumer = SequenceEvents { sequence, rule, stages, events };
+    Driver::new(&[], options).run(&matches.captures, &consumer, sink)?;
+    Ok(())
+}
+
+/// Per event index of a capture: (sequence label, position in the
+/// sequence, stage as written), one entry per sequence the event is in.
+type EventsOfSequences = BTreeMap<u64, Vec<(String, usize, usize)>>;
+
+/// The consumer of [`sequence_findings`]: keeps the rows of sequence events.
+struct SequenceEvents<'a> {
+    sequence: &'a EqlSequence,
+    rule: &'a RuleInfo<'a>,
+    /// Expanded stage count.
+    stages: usize,
+    /// Per capture, per event index: (sequence label, position in the sequence, stage as written).
+    events: HashMap<&'a Path, EventsOfSequences>,
+}
+
+impl Consumer for SequenceEvents<'_> {
+    type Part = RecordBatch;
+
+    fn columns(&self) -> Projection {
+        findings_projection().union(self.sequence.projection())
+    }
+
+    fn needs_process(&self) -> bool {
+        self.sequence.needs_process()
+    }
+
+    fn wants_context(&self) -> bool {
+        true
+    }
+
+    fn keep(&self, capture: &Path, batch: &EventBatch, rows: &mut Vec<u32>) {
+        let Some(events) = self.events.get(capture) else { return };
+        let first = batch.first_index();
+        for &ix in events.range(first..first + batch.len() as u64).map(|(ix, _)| ix) {
+            rows.push((ix - first) as u32);
+        }
+    }
+
+    fn part(&self, chunk: Chunk<'_>) -> Result<RecordBatch> {
+        let events = &self.events[chunk.capture];
+        let batch = chunk.rows.clone().with_process(chunk.process.clone());
+        let mut hits = Vec::new();
+        for row in 0..batch.len() {
+            for (label, k, stage) in events.get(&chunk.event_index(row)).into_iter().flatten() {
+                let why = self.sequence.stages[*stage].query.explain(&batch, row);
+                let reason = format!("sequence {label}, stage {k} of {}: {why}", self.stages);
+                hits.push(Hit { row, rule: 0, reason });
+            }
+        }
+        let label = chunk.capture.display().to_string();
+        let info = [RuleInfo { id: self.rule.id, name: self.rule.name, severity: self.rule.severity }];
+        Ok(build_findings_at(&label, &batch, &hits, &info, chunk.process.as_deref(), |row| chunk.event_index(row)))
+    }
 }

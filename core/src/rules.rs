@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use crate::capture::Projection;
 pub use crate::engine::{CompiledRule, Verdict};
-use crate::eql::{line_col, CompileOptions, EqlQuery};
+use crate::eql::{is_sequence, line_col, CompileOptions, EqlQuery, EqlSequence};
 use crate::error::{Error, Position, Result};
 use crate::signature::{Signature, SignatureFile};
 
@@ -374,6 +374,26 @@ fn parse_rule_inner(path: &Path, text: &str, options: &CompileOptions) -> std::r
     }
     let query = r.query.ok_or_else(|| Error::rule(path, None, "the [rule] table has no `query`"))?;
     let content_start = string_content_start(text, query.span().start);
+    if is_sequence(query.get_ref()) {
+        // The query is parsed and type-checked so that `rules check` reports
+        // its errors, but replay does not evaluate sequences yet: refuse the
+        // rule rather than run it wrongly.
+        let at = Some(position(text, content_start));
+        let errors = match EqlSequence::compile_all(query.get_ref(), options) {
+            Err(errors) => errors
+                .into_iter()
+                .map(|e| {
+                    Error::rule(path, Some(position(text, content_start + e.span.start)), format!("in `query`: {}", e.message))
+                })
+                .collect(),
+            Ok(_) => vec![Error::rule(
+                path,
+                at,
+                "in `query`: sequence queries are parsed and checked, but replay cannot evaluate them yet (the rule is not loaded)",
+            )],
+        };
+        return Err(Problems::Many(errors));
+    }
     let compiled = EqlQuery::compile_all(query.get_ref(), options).map_err(|errors| {
         Problems::Many(
             errors

@@ -38,6 +38,46 @@ pub struct Query {
     pub condition: Expr,
 }
 
+/// A sequence query: `sequence [by k, ...] [with maxspan=N<unit>] [stage] ... [until [stage]]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SequenceQuery {
+    /// Where the `sequence` keyword is.
+    pub span: Span,
+    /// Join keys shared by every stage (`sequence by k1, k2`).
+    pub by: Vec<JoinKey>,
+    /// `with maxspan=...`, in nanoseconds, with the span of its value.
+    pub maxspan: Option<(i64, Span)>,
+    /// The stages, in order, as written (`runs` not expanded).
+    pub stages: Vec<Stage>,
+    /// The `until` stage, if any.
+    pub until: Option<Stage>,
+}
+
+/// A join key: a field named after `by`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JoinKey {
+    /// Dotted field name.
+    pub name: String,
+    /// Written `?name`: a null value is a value that joins with null (and an
+    /// unknown field is null) instead of an event that joins nothing.
+    pub optional: bool,
+    /// Where it is in the source.
+    pub span: Span,
+}
+
+/// One stage of a sequence: `[<category> where <condition>] [by k, ...] [with runs=N]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stage {
+    /// The stage's single-event query.
+    pub query: Query,
+    /// From `[` to `]`.
+    pub span: Span,
+    /// The stage's own join keys, after the sequence's.
+    pub by: Vec<JoinKey>,
+    /// `with runs=N`: the stage repeats N times (1 when not written).
+    pub runs: u32,
+}
+
 /// The event category a query selects.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Category {

@@ -217,6 +217,17 @@ impl EqlQuery {
     /// field, unknown function and type error of the query). Never empty.
     pub fn compile_all(src: &str, options: &CompileOptions) -> Result<EqlQuery, Vec<CompileError>> {
         let query = parse_query(src).map_err(|e| vec![CompileError { message: e.message, span: e.span }])?;
+        EqlQuery::compile_parsed(src.to_string(), query, options)
+    }
+
+    /// Compiles a parsed query; `source` is its text (for a sequence stage,
+    /// the stage's text: the spans of `query` stay those of the whole
+    /// sequence, so errors point into it).
+    pub(crate) fn compile_parsed(
+        source: String,
+        query: Query,
+        options: &CompileOptions,
+    ) -> Result<EqlQuery, Vec<CompileError>> {
         let mut c = Compiler { fields: Vec::new(), errors: Vec::new() };
         let root = c.expr(&query.condition);
         let mut root = match root {
@@ -245,7 +256,7 @@ impl EqlQuery {
                 other => Node::And(vec![leaf, other]),
             };
         }
-        Ok(EqlQuery { source: src.to_string(), query, root, fields: c.fields, ignore_above: options.ignore_above })
+        Ok(EqlQuery { source, query, root, fields: c.fields, ignore_above: options.ignore_above })
     }
 
     /// The query text as written.

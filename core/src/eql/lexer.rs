@@ -37,7 +37,7 @@ pub enum Keyword {
     Null,
     /// `any`
     Any,
-    /// `sequence` (recognised only to reject it)
+    /// `sequence`
     Sequence,
     /// `sample` (recognised only to reject it)
     Sample,
@@ -119,6 +119,10 @@ pub enum TokenKind {
     LParen,
     /// `)`
     RParen,
+    /// `[` (opens a sequence stage)
+    LBracket,
+    /// `]` (closes a sequence stage)
+    RBracket,
     /// `,`
     Comma,
     /// `:`
@@ -210,6 +214,8 @@ impl<'a> Lexer<'a> {
         let (kind, len) = match c {
             '(' => (TokenKind::LParen, 1),
             ')' => (TokenKind::RParen, 1),
+            '[' => (TokenKind::LBracket, 1),
+            ']' => (TokenKind::RBracket, 1),
             ',' => (TokenKind::Comma, 1),
             ':' => (TokenKind::Colon, 1),
             '-' => (TokenKind::Minus, 1),
@@ -220,6 +226,9 @@ impl<'a> Lexer<'a> {
             '=' if next == Some(b'=') => (TokenKind::Cmp(CmpOp::Eq), 2),
             '=' => return Err(error("use '==' for equality", start, start + 1)),
             '!' if next == Some(b'=') => (TokenKind::Cmp(CmpOp::NotEq), 2),
+            '!' if next == Some(b'[') => {
+                return Err(error("unsupported: missing-event stages ('![ ... ]') are not supported", start, start + 2))
+            }
             '!' => return Err(error("use 'not' for negation", start, start + 1)),
             '<' if next == Some(b'=') => (TokenKind::Cmp(CmpOp::LtEq), 2),
             '<' => (TokenKind::Cmp(CmpOp::Lt), 1),
@@ -243,6 +252,49 @@ impl<'a> Lexer<'a> {
             }
         };
         Ok(self.token(kind, start, start + len))
+    }
+
+    /// Reads a `with` option, `name=value[unit]` (`maxspan=5m`, `runs=3`),
+    /// from where the lexer stands: the lexer has no `=` token, so the
+    /// parser calls this right after the `with` token. Returns the name and
+    /// its span, the value, the unit letters (possibly empty) and the span
+    /// of the value with its unit.
+    pub fn with_option(&mut self) -> Result<(String, Span, u64, String, Span), ParseError> {
+        self.skip_trivia()?;
+        let start = self.pos;
+        if !self.byte(start).is_some_and(is_word_start) {
+            return Err(error("expected an option such as 'maxspan=5m' or 'runs=3' after 'with'", start, start));
+        }
+        let mut i = start;
+        while self.byte(i).is_some_and(is_word_char) {
+            i += 1;
+        }
+        let name = self.src[start..i].to_string();
+        let name_span = Span::new(start, i);
+        self.pos = i;
+        self.skip_trivia()?;
+        if self.byte(self.pos) != Some(b'=') || self.byte(self.pos + 1) == Some(b'=') {
+            return Err(error(format!("expected '=' after '{name}'"), self.pos, self.pos));
+        }
+        self.pos += 1;
+        self.skip_trivia()?;
+        let vstart = self.pos;
+        let mut j = vstart;
+        while self.byte(j).is_some_and(|b| b.is_ascii_digit()) {
+            j += 1;
+        }
+        if j == vstart {
+            return Err(error(format!("expected a whole number after '{name}='"), vstart, vstart));
+        }
+        let value =
+            self.src[vstart..j].parse::<u64>().map_err(|_| error(format!("'{name}' value out of range"), vstart, j))?;
+        let ustart = j;
+        while self.byte(j).is_some_and(|b| b.is_ascii_alphabetic()) {
+            j += 1;
+        }
+        let unit = self.src[ustart..j].to_string();
+        self.pos = j;
+        Ok((name, name_span, value, unit, Span::new(vstart, j)))
     }
 
     /// End of the (dotted) identifier starting at `start`.

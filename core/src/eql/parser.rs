@@ -19,7 +19,9 @@
 //! Nesting (parentheses, `not`, function calls) is limited to [`MAX_DEPTH`]
 //! levels, so hostile input cannot overflow the stack.
 
-use super::ast::{line_col, ArithOp, Category, Expr, ExprKind, Literal, ParseError, Query, Span};
+use super::ast::{
+    line_col, ArithOp, Category, Expr, ExprKind, JoinKey, Literal, ParseError, Query, SequenceQuery, Span, Stage,
+};
 use super::lexer::{Keyword, Lexer, Token, TokenKind};
 
 /// Deepest nesting of parentheses, `not` and function calls the parser accepts.
@@ -42,6 +44,138 @@ pub fn parse_query(src: &str) -> Result<Query, ParseError> {
     let condition = p.or_expr()?;
     p.finish()?;
     Ok(Query { category, category_span, condition })
+}
+
+/// Most repetitions a sequence stage's `with runs=N` may ask for.
+pub const MAX_RUNS: u64 = 100;
+
+/// Most stages a sequence may have once `runs` are expanded (the `until`
+/// stage not counted).
+pub const MAX_STAGES: usize = 64;
+
+/// Whether `src` is a sequence query (its first word is `sequence`).
+pub fn is_sequence(src: &str) -> bool {
+    matches!(Lexer::new(src).next_token(), Ok(Token { kind: TokenKind::Keyword(Keyword::Sequence), .. }))
+}
+
+/// Parses a sequence query:
+///
+/// ```text
+/// sequence  = "sequence" [by] [with_maxspan] | "sequence" [with_maxspan] [by]
+///             stage+ ["until" stage] EOF
+/// by        = "by" field ("," field)*
+/// with_maxspan = "with" "maxspan" "=" INT ("ms" | "s" | "m" | "h" | "d")
+/// stage     = "[" category "where" or_expr "]" [by] ["with" "runs" "=" INT]
+/// ```
+///
+/// At least two stages once `runs` are expanded, at most [`MAX_STAGES`];
+/// `runs` from 1 to [`MAX_RUNS`]; a maxspan that does not fit in 2^63
+/// nanoseconds (about 292 years) is an error. Every stage, `until` included,
+/// must name as many join keys of its own as the others.
+pub fn parse_sequence(src: &str) -> Result<SequenceQuery, ParseError> {
+    let mut p = Parser::new(src)?;
+    if !p.at_keyword(Keyword::Sequence) {
+        return Err(p.error("expected 'sequence' at the start of the query"));
+    }
+    let span = p.bump()?.span;
+    let mut by = Vec::new();
+    let mut maxspan = None;
+    let mut with_seen = false;
+    for _ in 0..2 {
+        if p.at_word("by") && by.is_empty() {
+            p.bump()?;
+            by = p.join_keys()?;
+        } else if p.at_word("with") && !with_seen {
+            with_seen = true;
+            let (name, name_span, value, unit, value_span) = p.with_option()?;
+            if !name.eq_ignore_ascii_case("maxspan") {
+                return Err(ParseError {
+                    message: format!("unknown sequence option '{name}': only 'maxspan' is supported here"),
+                    span: name_span,
+                });
+            }
+            let nanos = maxspan_nanos(value, &unit, value_span)?;
+            maxspan = (nanos > 0).then_some((nanos, value_span));
+        }
+    }
+    let mut stages = Vec::new();
+    while p.tok.kind == TokenKind::LBracket {
+        stages.push(p.stage()?);
+    }
+    let mut until = None;
+    if p.at_word("until") {
+        p.bump()?;
+        if p.tok.kind != TokenKind::LBracket {
+            return Err(p.error("expected '[' to open the 'until' stage"));
+        }
+        let stage = p.stage()?;
+        if stage.runs != 1 {
+            return Err(ParseError { message: "the 'until' stage cannot have 'runs'".into(), span: stage.span });
+        }
+        until = Some(stage);
+    }
+    if p.tok.kind != TokenKind::Eof {
+        if p.tok.kind == TokenKind::Pipe {
+            return Err(p.error("unsupported: pipes ('| head', '| tail', ...) are not supported"));
+        }
+        return Err(p.error(format!(
+            "unexpected {}: expected '[' to open a stage, 'until' or the end of the query",
+            p.describe()
+        )));
+    }
+    let total: u64 = stages.iter().map(|s| u64::from(s.runs)).sum();
+    if total < 2 {
+        return Err(ParseError {
+            message: "a sequence needs at least two stages (counting 'runs')".into(),
+            span: span.to(p.tok.span),
+        });
+    }
+    if total > MAX_STAGES as u64 {
+        return Err(ParseError {
+            message: format!("a sequence may have at most {MAX_STAGES} stages (counting 'runs'); this one has {total}"),
+            span: span.to(p.tok.span),
+        });
+    }
+    let first_keys = stages[0].by.len();
+    for stage in stages.iter().chain(until.iter()) {
+        if stage.by.len() != first_keys {
+            return Err(ParseError {
+                message: format!(
+                    "this stage has {} join key(s) of its own but the first stage has {first_keys}: every stage needs as many",
+                    stage.by.len()
+                ),
+                span: stage.span,
+            });
+        }
+    }
+    Ok(SequenceQuery { span, by, maxspan, stages, until })
+}
+
+/// A `maxspan` value in nanoseconds.
+fn maxspan_nanos(value: u64, unit: &str, span: Span) -> PResult<i64> {
+    let per: u64 = match unit {
+        "ms" => 1_000_000,
+        "s" => 1_000_000_000,
+        "m" => 60_000_000_000,
+        "h" => 3_600_000_000_000,
+        "d" => 86_400_000_000_000,
+        "" => {
+            return Err(ParseError {
+                message: "maxspan needs a time unit: ms, s, m, h or d (e.g. 'maxspan=30s')".into(),
+                span,
+            })
+        }
+        other => {
+            return Err(ParseError {
+                message: format!("unknown time unit '{other}' in maxspan: use ms, s, m, h or d"),
+                span,
+            })
+        }
+    };
+    value
+        .checked_mul(per)
+        .and_then(|n| i64::try_from(n).ok())
+        .ok_or_else(|| ParseError { message: "maxspan too large (at most about 292 years)".into(), span })
 }
 
 /// Parses a bare condition such as `process.name == "cat" and not ?user.id == 0`.
@@ -71,6 +205,82 @@ impl<'a> Parser<'a> {
     fn bump(&mut self) -> PResult<Token> {
         let next = self.lexer.next_token()?;
         Ok(std::mem::replace(&mut self.tok, next))
+    }
+
+    /// Whether the current token is the bare word `word` (any case): `by`,
+    /// `with` and `until` are not reserved words.
+    fn at_word(&self, word: &str) -> bool {
+        matches!(&self.tok.kind, TokenKind::Field { name, optional: false } if name.eq_ignore_ascii_case(word))
+    }
+
+    /// `k1, k2, ...` after `by`.
+    fn join_keys(&mut self) -> PResult<Vec<JoinKey>> {
+        let mut keys = Vec::new();
+        loop {
+            match &self.tok.kind {
+                TokenKind::Field { name, optional } => {
+                    keys.push(JoinKey { name: name.clone(), optional: *optional, span: self.tok.span });
+                    self.bump()?;
+                }
+                _ => return Err(self.error("expected a field name as a join key after 'by'")),
+            }
+            if self.tok.kind != TokenKind::Comma {
+                return Ok(keys);
+            }
+            self.bump()?;
+        }
+    }
+
+    /// `name=value[unit]` after the current `with` token, which is consumed.
+    fn with_option(&mut self) -> PResult<(String, Span, u64, String, Span)> {
+        let option = self.lexer.with_option()?;
+        self.tok = self.lexer.next_token()?;
+        Ok(option)
+    }
+
+    /// `[<category> where <condition>] [by ...] [with runs=N]`; the current token is the `[`.
+    fn stage(&mut self) -> PResult<Stage> {
+        let open = self.bump()?.span;
+        if self.at_keyword(Keyword::Sequence) {
+            return Err(self.error("a sequence cannot be nested inside a sequence stage"));
+        }
+        let (category, category_span) = self.category()?;
+        if !self.at_keyword(Keyword::Where) {
+            return Err(self.error("expected 'where' after the event category"));
+        }
+        self.bump()?;
+        let condition = self.or_expr()?;
+        if self.tok.kind != TokenKind::RBracket {
+            return Err(self.error(format!(
+                "unexpected {}: expected 'and', 'or' or ']' to close the stage opened at {}",
+                self.describe(),
+                self.position(open.start)
+            )));
+        }
+        let close = self.bump()?.span;
+        let mut by = Vec::new();
+        if self.at_word("by") {
+            self.bump()?;
+            by = self.join_keys()?;
+        }
+        let mut runs = 1;
+        if self.at_word("with") {
+            let (name, name_span, value, unit, value_span) = self.with_option()?;
+            if !name.eq_ignore_ascii_case("runs") {
+                return Err(ParseError {
+                    message: format!("unknown stage option '{name}': only 'runs' is supported on a stage"),
+                    span: name_span,
+                });
+            }
+            if !unit.is_empty() || !(1..=MAX_RUNS).contains(&value) {
+                return Err(ParseError {
+                    message: format!("'runs' must be a whole number from 1 to {MAX_RUNS}"),
+                    span: value_span,
+                });
+            }
+            runs = value as u32;
+        }
+        Ok(Stage { query: Query { category, category_span, condition }, span: open.to(close), by, runs })
     }
 
     fn at_keyword(&self, kw: Keyword) -> bool {

@@ -1,0 +1,564 @@
+//! EQL sequences: parsing (with the bounds on hostile rules) and the
+//! matching semantics of Elasticsearch, pinned with hand-derived
+//! expectations.
+//!
+//! Sources: Elasticsearch's EQL syntax reference (sequence, `by`, `with
+//! maxspan`, time units ms/s/m/h/d, `until`, `with runs`), the rule that null
+//! join keys never join, and the matching rules listed in
+//! `core/src/eql/sequence.rs` (module docs). Expected sequences are worked
+//! out by hand in the comments; none come from running the code.
+
+use arrow::array::AsArray;
+use serde_json::{json, Value};
+use tokenscan_core::capture::{events_from_ndjson, EventBatch};
+use tokenscan_core::eql::{
+    parse_sequence, CompileOptions, EqlSequence, SequenceMatcher, SequenceOutput, SequenceSpec, StageEvent, StageRef,
+};
+
+// ============================================================================
+// Parsing
+// ============================================================================
+
+fn parse_error(src: &str) -> String {
+    match parse_sequence(src) {
+        Ok(q) => panic!("{src:?} parsed as {q:?}, expected an error"),
+        Err(e) => e.message,
+    }
+}
+
+fn compile_errors(src: &str) -> Vec<String> {
+    match EqlSequence::compile_all(src, &CompileOptions::default()) {
+        Ok(_) => panic!("{src:?} compiled, expected an error"),
+        Err(e) => e.into_iter().map(|e| e.message).collect(),
+    }
+}
+
+#[test]
+fn parses_keys_maxspan_stages_runs_and_until() {
+    let src = r#"sequence by container.id with maxspan=5m
+        [file where file.path like "/tmp/*"] by file.path
+        [process where event.action == "exec"] by process.executable with runs=2
+        until [process where event.action == "end"] by process.executable"#;
+    let q = parse_sequence(src).expect("parses");
+    let names = |keys: &[tokenscan_core::eql::ast::JoinKey]| keys.iter().map(|k| k.name.clone()).collect::<Vec<_>>();
+    assert_eq!(names(&q.by), ["container.id"]);
+    // 5 minutes = 300 s = 300e9 ns.
+    assert_eq!(q.maxspan.map(|(n, _)| n), Some(300_000_000_000));
+    assert_eq!(q.stages.len(), 2);
+    assert_eq!(names(&q.stages[0].by), ["file.path"]);
+    assert_eq!((q.stages[0].runs, q.stages[1].runs), (1, 2));
+    assert_eq!(q.stages[1].query.to_string(), r#"process where event.action == "exec""#);
+    let until = q.until.expect("until stage");
+    assert_eq!(names(&until.by), ["process.executable"]);
+    // The stage span runs from '[' to ']'.
+    assert_eq!(&src[q.stages[0].span.start..q.stages[0].span.end], r#"[file where file.path like "/tmp/*"]"#);
+}
+
+#[test]
+fn options_in_either_order_and_every_time_unit() {
+    let q = parse_sequence("sequence with maxspan=30s by host.name [any where true] [any where true]").unwrap();
+    assert_eq!(q.maxspan.unwrap().0, 30_000_000_000);
+    assert_eq!(q.by.len(), 1);
+    for (unit, ns) in [
+        ("ms", 1_000_000i64),
+        ("s", 1_000_000_000),
+        ("m", 60_000_000_000),
+        ("h", 3_600_000_000_000),
+        ("d", 86_400_000_000_000),
+    ] {
+        let src = format!("sequence with maxspan=2{unit} [any where true] [any where true]");
+        assert_eq!(parse_sequence(&src).unwrap().maxspan.unwrap().0, 2 * ns, "{src}");
+    }
+    // Keywords of the header are case-insensitive, as EQL's are.
+    assert!(parse_sequence("SEQUENCE BY host.name WITH maxspan=1s [any where true] [any where true]").is_ok());
+}
+
+#[test]
+fn runs_after_stage_keys_optional_keys_and_maxspan_zero() {
+    // ES's own shape: `[...] by dll.path with runs=3`.
+    let q = parse_sequence(
+        "sequence [process where true] by process.executable [file where true] by file.path with runs=3",
+    )
+    .unwrap();
+    assert_eq!((q.stages[1].by[0].name.as_str(), q.stages[1].runs), ("file.path", 3));
+    // `?field` marks a join key whose nulls join.
+    let q = parse_sequence("sequence by process.pid, ?process.entity_id [any where true] [any where true]").unwrap();
+    assert_eq!(q.by.iter().map(|k| k.optional).collect::<Vec<_>>(), [false, true]);
+    // An unknown `?field` compiles (always null); an unknown plain one does not.
+    assert!(EqlSequence::compile_all(
+        "sequence by ?no.such [any where true] [any where true]",
+        &CompileOptions::default()
+    )
+    .is_ok());
+    // maxspan=0 is no limit, as in Elasticsearch.
+    assert_eq!(parse_sequence("sequence with maxspan=0s [any where true] [any where true]").unwrap().maxspan, None);
+}
+
+#[test]
+fn one_stage_is_not_a_sequence_but_runs_count() {
+    assert_eq!(parse_error("sequence [any where true]"), "a sequence needs at least two stages (counting 'runs')");
+    let q = parse_sequence("sequence [any where true] with runs=2").unwrap();
+    assert_eq!(q.stages[0].runs, 2);
+}
+
+#[test]
+fn hostile_sequences_get_clear_errors() {
+    let two = "[any where true] [any where true]";
+    let cases: Vec<(String, &str)> = vec![
+        (
+            "sequence [any where true] with runs=0 [any where true]".into(),
+            "'runs' must be a whole number from 1 to 100",
+        ),
+        (
+            "sequence [any where true] with runs=101 [any where true]".into(),
+            "'runs' must be a whole number from 1 to 100",
+        ),
+        (
+            "sequence [any where true] with runs=99999999999999999999999 [any where true]".into(),
+            "'runs' value out of range",
+        ),
+        (
+            "sequence [any where true] with runs=60 [any where true] with runs=5".into(),
+            "a sequence may have at most 64 stages (counting 'runs'); this one has 65",
+        ),
+        (format!("sequence with maxspan=5 {two}"), "maxspan needs a time unit: ms, s, m, h or d (e.g. 'maxspan=30s')"),
+        (format!("sequence with maxspan=5y {two}"), "unknown time unit 'y' in maxspan: use ms, s, m, h or d"),
+        // 200,000 days is about 548 years: more nanoseconds than an i64 holds.
+        (format!("sequence with maxspan=200000d {two}"), "maxspan too large (at most about 292 years)"),
+        (format!("sequence with span=5s {two}"), "unknown sequence option 'span': only 'maxspan' is supported here"),
+        (
+            "sequence [any where true] with maxspan=5s [any where true]".into(),
+            "unknown stage option 'maxspan': only 'runs' is supported on a stage",
+        ),
+        (
+            "sequence [sequence [any where true] [any where true]] [any where true]".into(),
+            "a sequence cannot be nested inside a sequence stage",
+        ),
+        (
+            "sequence [any where true [any where true]".into(),
+            "unexpected '[': expected 'and', 'or' or ']' to close the stage opened at 1:10",
+        ),
+        (format!("sequence {two} until [any where true] with runs=2"), "the 'until' stage cannot have 'runs'"),
+        (
+            "sequence [any where true] by host.name [any where true]".into(),
+            "this stage has 0 join key(s) of its own but the first stage has 1: every stage needs as many",
+        ),
+        (format!("sequence {two} | head 1"), "unsupported: pipes ('| head', '| tail', ...) are not supported"),
+        (
+            "sequence with maxspan=1h [any where true] ![any where true]".into(),
+            "unsupported: missing-event stages ('![ ... ]') are not supported",
+        ),
+    ];
+    for (src, want) in cases {
+        let got = parse_error(&src);
+        assert!(got.starts_with(want), "{src}: got {got:?}, want {want:?}");
+    }
+    // A maxspan of years that fits is accepted: state still expires with it
+    // and the pending bound keeps memory finite (see the matcher tests).
+    assert!(parse_sequence(&format!("sequence with maxspan=36500d {two}")).is_ok());
+    // Deep nesting inside a stage hits the single-event parser's limit.
+    let deep = format!("sequence [any where {}true{}] [any where true]", "(".repeat(300), ")".repeat(300));
+    assert!(parse_error(&deep).starts_with("expression nested too deeply"));
+}
+
+#[test]
+fn stages_and_keys_are_type_checked_with_every_error() {
+    let errors = compile_errors(
+        "sequence by no.such.key [process where nope == 1] by process.args [file where file.path == \"/x\"] by file.path",
+    );
+    assert_eq!(
+        errors,
+        [
+            "unknown field 'no.such.key' as a join key (write '?no.such.key' to treat it as null)",
+            // from the single-event compiler, whatever its exact wording:
+            errors[1].as_str(),
+            "'process.args' is multi-valued: it cannot be a join key",
+        ]
+    );
+    assert!(errors[1].contains("nope"), "{errors:?}");
+}
+
+#[test]
+fn a_sequence_rule_is_refused_with_a_clear_message() {
+    let rule = |query: &str| {
+        format!(
+            "[rule]\nname = \"seq\"\nrule_id = \"s-1\"\nseverity = \"low\"\nlanguage = \"eql\"\nquery = '''\n{query}\n'''\n"
+        )
+    };
+    let ok = rule("sequence [process where true] [file where true]");
+    let err = tokenscan_core::rules::parse_rule(std::path::Path::new("seq.toml"), &ok, &CompileOptions::default())
+        .expect_err("refused");
+    let msg = err.to_string();
+    assert!(msg.contains("seq.toml:7:1"), "{msg}");
+    assert!(msg.contains("replay cannot evaluate them yet"), "{msg}");
+    // A broken sequence reports its error where it is.
+    let bad = rule("sequence [process where true] with runs=0 [file where true]");
+    let msg = tokenscan_core::rules::parse_rule(std::path::Path::new("seq.toml"), &bad, &CompileOptions::default())
+        .expect_err("refused")
+        .to_string();
+    assert!(msg.contains("seq.toml:7:41") && msg.contains("'runs' must be"), "{msg}");
+}
+
+// ============================================================================
+// Matching: the state machines alone
+// ============================================================================
+
+/// Stage 0, 1, ... or until ("U"), with a join key (`None`: null key).
+fn ev(time: i64, id: u64, stages: &[&str], key: Option<&str>) -> StageEvent<u64> {
+    let key = key.map(|k| vec![Some(k.to_string())]);
+    let matches = stages
+        .iter()
+        .map(|s| {
+            let r = if *s == "U" { StageRef::Until } else { StageRef::Stage(s.parse().unwrap()) };
+            (r, key.clone())
+        })
+        .collect();
+    StageEvent { time, id, matches }
+}
+
+fn spec(runs: &[u32], maxspan: Option<i64>) -> SequenceSpec {
+    SequenceSpec { runs: runs.to_vec(), maxspan, max_pending: 1000 }
+}
+
+/// The matched sequences as lists of event ids.
+fn ids(out: &SequenceOutput<u64>) -> Vec<Vec<u64>> {
+    out.sequences.iter().map(|s| s.iter().map(|(id, _)| *id).collect()).collect()
+}
+
+fn run(spec: SequenceSpec, events: Vec<StageEvent<u64>>) -> Vec<Vec<u64>> {
+    ids(&SequenceMatcher::run(spec, events))
+}
+
+#[test]
+fn stages_join_on_equal_keys_only() {
+    // A(x) B(y) B(x): only the B with A's key completes it.
+    let events = vec![ev(0, 1, &["0"], Some("x")), ev(1, 2, &["1"], Some("y")), ev(2, 3, &["1"], Some("x"))];
+    assert_eq!(run(spec(&[1, 1], None), events), [vec![1, 3]]);
+}
+
+#[test]
+fn null_keys_never_join() {
+    let events = vec![ev(0, 1, &["0"], None), ev(1, 2, &["1"], None)];
+    assert_eq!(run(spec(&[1, 1], None), events), Vec::<Vec<u64>>::new());
+}
+
+#[test]
+fn maxspan_is_inclusive_from_first_to_last_event() {
+    // maxspan 10: a last event 10 after the first matches, 11 after does not.
+    let at = |t| vec![ev(0, 1, &["0"], Some("k")), ev(t, 2, &["1"], Some("k"))];
+    assert_eq!(run(spec(&[1, 1], Some(10)), at(10)), [vec![1, 2]]);
+    assert_eq!(run(spec(&[1, 1], Some(10)), at(11)), Vec::<Vec<u64>>::new());
+    // Three stages: measured from the first event, not between neighbours:
+    // 0, 6, 12 has gaps of 6 but spans 12 > 10.
+    let three = vec![ev(0, 1, &["0"], Some("k")), ev(6, 2, &["1"], Some("k")), ev(12, 3, &["2"], Some("k"))];
+    assert_eq!(run(spec(&[1, 1, 1], Some(10)), three), Vec::<Vec<u64>>::new());
+}
+
+#[test]
+fn until_drops_the_partial_sequences_of_its_key_only() {
+    let events = vec![
+        ev(0, 1, &["0"], Some("x")),
+        ev(0, 2, &["0"], Some("y")),
+        ev(1, 3, &["U"], Some("x")),
+        ev(2, 4, &["1"], Some("x")),
+        ev(2, 5, &["1"], Some("y")),
+    ];
+    // x's partial [1] is dropped by 3; y's [2] completes with 5.
+    assert_eq!(run(spec(&[1, 1], None), events), [vec![2, 5]]);
+}
+
+#[test]
+fn runs_repeat_a_stage() {
+    // [A] with runs=2 [B]: A1 A2 B -> one sequence of three events.
+    let events = vec![ev(0, 1, &["0"], Some("k")), ev(1, 2, &["0"], Some("k")), ev(2, 3, &["1"], Some("k"))];
+    assert_eq!(run(spec(&[2, 1], None), events), [vec![1, 2, 3]]);
+    // A single A is not enough.
+    let events = vec![ev(0, 1, &["0"], Some("k")), ev(2, 3, &["1"], Some("k"))];
+    assert_eq!(run(spec(&[2, 1], None), events), Vec::<Vec<u64>>::new());
+}
+
+#[test]
+fn an_event_advances_a_sequence_by_one_stage_at_most() {
+    // Every event matches both stages. E1 alone is not a sequence; E2
+    // completes [E1, E2] and starts a new one that E3 completes.
+    let events =
+        vec![ev(0, 1, &["0", "1"], Some("k")), ev(1, 2, &["0", "1"], Some("k")), ev(2, 3, &["0", "1"], Some("k"))];
+    assert_eq!(run(spec(&[1, 1], None), events), [vec![1, 2], vec![2, 3]]);
+}
+
+#[test]
+fn the_newest_partial_sequence_advances_and_older_ones_are_dropped() {
+    // A1 A2 B1 B2: B1 takes the newest waiting A (A2); A1 is dropped with it,
+    // so B2 finds nothing.
+    let events = vec![
+        ev(0, 1, &["0"], Some("k")),
+        ev(5, 2, &["0"], Some("k")),
+        ev(6, 3, &["1"], Some("k")),
+        ev(7, 4, &["1"], Some("k")),
+    ];
+    assert_eq!(run(spec(&[1, 1], None), events), [vec![2, 3]]);
+}
+
+#[test]
+fn elasticsearch_state_machine_example() {
+    // The example of ES's "How sequence queries handle matches": by
+    // user.name, [attrib] [bash] [cat]; events 1..11 in time order.
+    // Walking it by hand: root: 1 (A), 2 (A, overwrites 1), 4 (B: [2,4]),
+    // 5 (B: nothing in A), 7 (A: [7]), 9 (C: [2,4,9] complete), 11 (C:
+    // nothing in B). elkbee: 3 (B: nothing), 6 (A), 8 (B: [6,8]),
+    // 10 (C: [6,8,10] complete).
+    let (root, elk) = (Some("root"), Some("elkbee"));
+    let events = vec![
+        ev(1, 1, &["0"], root),
+        ev(2, 2, &["0"], root),
+        ev(3, 3, &["1"], elk),
+        ev(4, 4, &["1"], root),
+        ev(5, 5, &["1"], root),
+        ev(6, 6, &["0"], elk),
+        ev(7, 7, &["0"], root),
+        ev(8, 8, &["1"], elk),
+        ev(9, 9, &["2"], root),
+        ev(10, 10, &["2"], elk),
+        ev(11, 11, &["2"], root),
+    ];
+    assert_eq!(run(spec(&[1, 1, 1], None), events), [vec![2, 4, 9], vec![6, 8, 10]]);
+}
+
+#[test]
+fn until_between_expires_until_after_does_not() {
+    // ES's `until` example, by ID: "A, B" and "A, B, C" match, "A, C, B" does not.
+    let events = vec![
+        ev(0, 1, &["0"], Some("1")),
+        ev(1, 2, &["1"], Some("1")),
+        ev(0, 3, &["0"], Some("2")),
+        ev(1, 4, &["1"], Some("2")),
+        ev(2, 5, &["U"], Some("2")),
+        ev(0, 6, &["0"], Some("3")),
+        ev(1, 7, &["U"], Some("3")),
+        ev(2, 8, &["1"], Some("3")),
+    ];
+    assert_eq!(run(spec(&[1, 1], None), events), [vec![1, 2], vec![3, 4]]);
+}
+
+#[test]
+fn optional_keys_join_null_with_null() {
+    // `?field`: a null value is a value. Same events as `null_keys_never_join`,
+    // but the stage events carry [null] instead of no key at all.
+    let null = |time, id, stage: &str| StageEvent {
+        time,
+        id,
+        matches: vec![(StageRef::Stage(stage.parse().unwrap()), Some(vec![None]))],
+    };
+    let events = vec![null(0, 1, "0"), ev(1, 2, &["1"], Some("x")), null(2, 3, "1")];
+    assert_eq!(run(spec(&[1, 1], None), events), [vec![1, 3]]);
+}
+
+#[test]
+fn input_order_does_not_matter_and_ties_go_by_id() {
+    // Given shuffled, sorted by time: A(t=0) B(t=5) -> [A, B].
+    let events = vec![ev(5, 2, &["1"], Some("k")), ev(0, 1, &["0"], Some("k"))];
+    assert_eq!(run(spec(&[1, 1], None), events), [vec![1, 2]]);
+    // Equal times: the id (capture order, event index) decides. A before B
+    // matches; B before A does not.
+    let a_first = vec![ev(3, 2, &["1"], Some("k")), ev(3, 1, &["0"], Some("k"))];
+    assert_eq!(run(spec(&[1, 1], None), a_first), [vec![1, 2]]);
+    let b_first = vec![ev(3, 1, &["1"], Some("k")), ev(3, 2, &["0"], Some("k"))];
+    assert_eq!(run(spec(&[1, 1], None), b_first), Vec::<Vec<u64>>::new());
+    // Ids are (capture, event index): time orders first, so an event of the
+    // second capture can come before one of the first.
+    let across = |time, capture, index, stage: &str| StageEvent {
+        time,
+        id: (capture, index),
+        matches: vec![(StageRef::Stage(stage.parse().unwrap()), Some(vec![Some("k".to_string())]))],
+    };
+    let out = SequenceMatcher::run(spec(&[1, 1], None), vec![across(5, 0, 9, "1"), across(0, 1, 0, "0")]);
+    assert_eq!(out.sequences, [vec![((1, 0), 0), ((0, 9), 1)]]);
+}
+
+#[test]
+fn pending_state_is_bounded_and_drops_are_counted() {
+    // 25 first-stage events, each its own key, bound 10 (shed to 9 when
+    // exceeded). Counts after each event: 1..10, then 11 -> 9 (2 dropped),
+    // 10, 11 -> 9 (2 more), ... : events 11, 13, ..., 25 each shed 2, that
+    // is 8 times: 16 dropped, and the 9 newest (17..=25) remain.
+    let mut m = SequenceMatcher::new(SequenceSpec { runs: vec![1, 1], maxspan: None, max_pending: 10 });
+    for i in 1..=25u64 {
+        m.push(ev(i as i64, i, &["0"], Some(&format!("k{i}"))));
+    }
+    assert_eq!(m.pending(), 9);
+    m.push(ev(100, 100, &["1"], Some("k1")));
+    m.push(ev(101, 101, &["1"], Some("k17")));
+    let out = m.finish();
+    assert_eq!(out.dropped, 16);
+    assert_eq!(ids(&out), [vec![17, 101]]);
+}
+
+#[test]
+fn expired_state_goes_first_and_is_not_counted_as_dropped() {
+    // Bound 2, maxspan 10: at t=20, the partials started at 0 and 1 can no
+    // longer complete; shedding removes them and drops nothing live.
+    let mut m = SequenceMatcher::new(SequenceSpec { runs: vec![1, 1], maxspan: Some(10), max_pending: 2 });
+    m.push(ev(0, 1, &["0"], Some("a")));
+    m.push(ev(1, 2, &["0"], Some("b")));
+    m.push(ev(20, 3, &["0"], Some("c")));
+    assert_eq!(m.pending(), 1);
+    m.push(ev(21, 4, &["1"], Some("c")));
+    let out = m.finish();
+    assert_eq!((ids(&out), out.dropped), (vec![vec![3, 4]], 0));
+}
+
+// ============================================================================
+// End to end on events: a D4C-like "written in /tmp, then executed" sequence
+// ============================================================================
+
+/// A file written in /tmp, then executed, in the same container within a minute.
+const WRITTEN_THEN_EXECUTED: &str = r#"sequence by container.id with maxspan=1m
+    [file where event.type == "change" and file.path like "/tmp/*"] by file.path
+    [process where event.action == "exec"] by process.executable"#;
+
+const T0: i64 = 1_763_649_000_000_000_000;
+const SEC: i64 = 1_000_000_000;
+
+fn event(kind: &str, t: i64, container: Option<&str>, fields: Value) -> Value {
+    let mut e = json!({
+        "time": T0 + t, "kind": kind, "host": "node-a", "pid": 10, "tid": 10, "ppid": 1,
+        "uid": 0, "gid": 0, "comm": "sh", "cgroup_id": 1, "container_id": container,
+    });
+    for (k, v) in fields.as_object().unwrap() {
+        e[k] = v.clone();
+    }
+    e
+}
+
+/// A write-intent open (O_WRONLY|O_CREAT) of `path`.
+fn write(t: i64, container: Option<&str>, path: &str) -> Value {
+    event(
+        "open",
+        t,
+        container,
+        json!({"comm": "curl", "exe": "/usr/bin/curl", "path": path, "flags": 0o101, "result": 3}),
+    )
+}
+
+fn exec(t: i64, container: Option<&str>, exe: &str) -> Value {
+    event("exec", t, container, json!({"exe": exe, "path": exe, "args": [exe], "result": 0}))
+}
+
+fn batch(events: &[Value]) -> EventBatch {
+    let text: String = events.iter().map(|e| format!("{e}\n")).collect();
+    let mut batches = events_from_ndjson(&text, "test", 1024).expect("valid NDJSON");
+    assert_eq!(batches.len(), 1);
+    batches.pop().unwrap()
+}
+
+#[test]
+fn file_written_in_tmp_then_executed_by_the_same_container() {
+    let seq = EqlSequence::compile_all(WRITTEN_THEN_EXECUTED, &CompileOptions::default()).expect("compiles");
+    let events = [
+        write(0, Some("c1"), "/tmp/x"),        // 0: stage 0, key (c1, /tmp/x)
+        exec(5 * SEC, Some("c1"), "/tmp/x"),   // 1: stage 1, completes [0, 1]
+        write(6 * SEC, Some("c1"), "/tmp/y"),  // 2: stage 0, key (c1, /tmp/y)
+        exec(7 * SEC, Some("c1"), "/tmp/z"),   // 3: other file: no
+        exec(8 * SEC, Some("c2"), "/tmp/y"),   // 4: other container: no
+        write(9 * SEC, None, "/tmp/h"),        // 5: host: null container.id
+        exec(10 * SEC, None, "/tmp/h"),        // 6: ... never joins
+        exec(67 * SEC, Some("c1"), "/tmp/y"),  // 7: 61 s after 2: beyond maxspan
+        write(70 * SEC, Some("c1"), "/etc/x"), // 8: not in /tmp
+        exec(71 * SEC, Some("c1"), "/etc/x"),  // 9: no partial to complete
+    ];
+    let stage_events = seq.stage_events(&batch(&events), 0);
+    let out = SequenceMatcher::run(seq.spec(100), stage_events);
+    let got: Vec<Vec<(u64, usize)>> =
+        out.sequences.iter().map(|s| s.iter().map(|&((_, ix), stage)| (ix, stage)).collect()).collect();
+    assert_eq!(got, [vec![(0, 0), (1, 1)]]);
+    assert_eq!(out.dropped, 0);
+}
+
+// ============================================================================
+// Through the driver: several captures are one stream, ordered by time
+// ============================================================================
+
+fn ndjson(events: &[Value]) -> String {
+    events.iter().map(|e| format!("{e}\n")).collect()
+}
+
+#[test]
+fn captures_replayed_together_are_one_stream_ordered_by_time() {
+    let seq = EqlSequence::compile_all(WRITTEN_THEN_EXECUTED, &CompileOptions::default()).expect("compiles");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (a, b) = (dir.path().join("a.ndjson"), dir.path().join("b.ndjson"));
+    // Capture a: event 0 is the exec of /tmp/y at 10 s, event 1 the write of
+    // /tmp/y at 2 s (out of order in the file), event 2 the write of /tmp/x at 0 s.
+    std::fs::write(
+        &a,
+        ndjson(&[
+            exec(10 * SEC, Some("c1"), "/tmp/y"),
+            write(2 * SEC, Some("c1"), "/tmp/y"),
+            write(0, Some("c1"), "/tmp/x"),
+        ]),
+    )
+    .unwrap();
+    // Capture b: event 0 is the exec of /tmp/x at 5 s.
+    std::fs::write(&b, ndjson(&[exec(5 * SEC, Some("c1"), "/tmp/x")])).unwrap();
+    let options = tokenscan_core::replay::ReplayOptions::default();
+    let found = tokenscan_core::driver::match_sequence(&[&a, &b], &seq, 100, 10, &options).expect("runs");
+    assert_eq!(found.captures, [a.clone(), b.clone()]);
+    assert_eq!(found.summary.events, 4);
+    let out = &found.output;
+    // By time: a:2 (0 s, write x), a:1 (2 s, write y), b:0 (5 s, exec x) completes
+    // [a:2, b:0]; a:0 (10 s, exec y) completes [a:1, a:0].
+    assert_eq!(out.sequences, [vec![((0, 2), 0), ((1, 0), 1)], vec![((0, 1), 0), ((0, 0), 1)]]);
+
+    // Findings: one row per event of each sequence, in capture and event
+    // order, the reason naming the sequence (capture position:first event
+    // index) and the stage.
+    let rule = tokenscan_core::findings::RuleInfo { id: "seq-1", name: "written then executed", severity: "high" };
+    let mut batches = Vec::new();
+    tokenscan_core::driver::sequence_findings(&found, &seq, &rule, &options, &mut |b| {
+        batches.push(b);
+        Ok(())
+    })
+    .expect("findings");
+    let rows: Vec<(String, u64, String)> = batches
+        .iter()
+        .flat_map(|b| {
+            let col = |n: &str| b.column_by_name(n).unwrap().clone();
+            let (capture, index, reason, id) = (col("capture"), col("event_index"), col("reason"), col("rule_id"));
+            let capture = capture.as_string::<i32>().clone();
+            let index = index.as_primitive::<arrow::datatypes::UInt64Type>().clone();
+            let reason = reason.as_string::<i32>().clone();
+            assert!(id.as_string::<i32>().iter().all(|v| v == Some("seq-1")));
+            (0..b.num_rows())
+                .map(|i| {
+                    let name =
+                        std::path::Path::new(capture.value(i)).file_name().unwrap().to_string_lossy().into_owned();
+                    (name, index.value(i), reason.value(i).to_string())
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    // (capture, event index, "sequence ..., stage ...", why the stage matched)
+    let heads: Vec<(&str, u64, &str, &str)> = rows
+        .iter()
+        .map(|(c, i, r)| {
+            let (head, why) = r.split_once(": ").expect("reason has a head");
+            (c.as_str(), *i, head, why)
+        })
+        .collect();
+    assert!(heads[1].3.contains(r#"(matched "/tmp/y")"#), "{heads:?}");
+    assert!(heads[2].3.contains(r#"(matched "/tmp/x")"#), "{heads:?}");
+    let heads: Vec<_> = heads.iter().map(|&(c, i, h, _)| (c, i, h)).collect();
+    assert_eq!(
+        heads,
+        [
+            ("a.ndjson", 0, "sequence 0:1, stage 2 of 2"),
+            ("a.ndjson", 1, "sequence 0:1, stage 1 of 2"),
+            ("a.ndjson", 2, "sequence 0:2, stage 1 of 2"),
+            ("b.ndjson", 0, "sequence 0:2, stage 2 of 2"),
+        ]
+    );
+    // Capture a alone has 3 stage events: a bound of 2 stops the run there, by name.
+    let err = tokenscan_core::driver::match_sequence(&[&a, &b], &seq, 100, 2, &options).expect_err("bounded");
+    let msg = err.to_string();
+    assert!(msg.contains("a.ndjson: more than 2 events match the sequence's stages"), "{msg}");
+}
