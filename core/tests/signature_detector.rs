@@ -150,3 +150,64 @@ fn container_origin_means_the_container_has_started() {
         ["container-init", "container", "container", "container", "container-init", "container-init", "container"]
     );
 }
+
+#[test]
+fn container_start_up_is_followed_across_parquet_batches() {
+    // Batch [0, 3): only x's workload (no runtime-init comm: the per-container
+    // fast path). Batch [3, 6): runc's init for a `runc exec` into x (x stays
+    // started), then y being set up: its init opens the token (4) before the
+    // entry point's exec (5). Batch [6, 9): y's workload opens it (6), and x's
+    // exec'd process does (7).
+    let capture = [
+        in_container(0, "open", 80, "web", "x"),
+        in_container(1, "open", 80, "web", "x"),
+        in_container(2, "open", 81, "web", "x"),
+        in_container(3, "open", 90, "runc:[2:INIT]", "x"),
+        in_container(4, "open", 70, "runc:[2:INIT]", "y"),
+        in_container(5, "exec", 70, "app", "y"),
+        in_container(6, "open", 70, "app", "y"),
+        in_container(7, "open", 90, "cat", "x"),
+        in_container(8, "open", 71, "app", "y"),
+    ]
+    .concat();
+    let dir = tempfile::tempdir().unwrap();
+    let nd = dir.path().join("c.ndjson");
+    std::fs::write(&nd, capture).unwrap();
+    let mut batches = Vec::new();
+    let three = ReplayOptions { batch_size: 3, ..ReplayOptions::default() };
+    tokenscan_core::driver::read_events(
+        &[&nd],
+        tokenscan_core::capture::Projection::all(),
+        &three,
+        |_, b| Ok(b),
+        &mut |b| {
+            batches.push(b);
+            Ok(())
+        },
+    )
+    .unwrap();
+    let pq = dir.path().join("c.parquet");
+    // Row groups of three, so the first one's comm dictionary holds no runtime-init name.
+    let options = tokenscan_core::capture::WriterOptions { row_group_rows: 3, ..Default::default() };
+    let mut w =
+        tokenscan_core::capture::ParquetCaptureWriter::new(std::fs::File::create(&pq).unwrap(), &pq, options).unwrap();
+    for b in &batches {
+        w.write(b).unwrap();
+    }
+    w.close().unwrap();
+    let rule = root().join("core/rules/tracee-trc-108-k8s-service-account-token.toml");
+    for context in [true, false] {
+        let rules = RuleSet::load(&[&rule], &CompileOptions::default()).unwrap();
+        let options = ReplayOptions { batch_size: 3, context, ..ReplayOptions::default() };
+        let mut sink = CollectSink::default();
+        Replayer::new(rules, options).replay(&[&pq], &mut sink).unwrap();
+        let fired: Vec<u64> = sink
+            .batches
+            .iter()
+            .flat_map(|b| {
+                b.column(b.schema().index_of("event_index").unwrap()).as_primitive::<UInt64Type>().values().to_vec()
+            })
+            .collect();
+        assert_eq!(fired, vec![0, 1, 2, 3, 6, 7, 8], "context {context}");
+    }
+}

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use arrow::array::{Array, AsArray};
-use arrow::datatypes::{TimestampNanosecondType, UInt32Type};
+use arrow::datatypes::{DataType, Int32Type, TimestampNanosecondType, UInt32Type};
 
 use super::{Entity, EntityRef, EntryType, EventLinks, ProcessEvent, ProcessEventKind, ProcessTable, Warnings};
 use crate::capture::{str_at, Column, EventBatch, EventKind, Projection};
@@ -249,13 +249,42 @@ impl ProcessContextBuilder {
     /// Follows container start-up through one batch (see [`ContainerState`]).
     fn push_starts(&mut self, batch: &EventBatch) {
         let first = batch.first_index();
-        let ids = batch.column(Column::ContainerId);
+        let Some(ids) = batch.column(Column::ContainerId) else { return };
         let comms = batch.column(Column::Comm);
-        for (i, kind) in batch.kinds().iter().enumerate() {
+        let kinds = batch.kinds();
+        // Without any runtime-init comm in the batch, every event starts its
+        // container: only each container's first event here matters, found
+        // by dictionary key without a look-up per event.
+        let any_init = comms.is_some_and(|c| match c.data_type() {
+            DataType::Dictionary(_, _) => {
+                let v = c.as_dictionary::<Int32Type>().values().as_string::<i32>().clone();
+                (0..v.len()).any(|k| v.is_valid(k) && is_runtime_init(v.value(k)))
+            }
+            _ => (0..c.len()).any(|i| str_at(c.as_ref(), i).is_some_and(is_runtime_init)),
+        });
+        if !any_init {
+            if let DataType::Dictionary(_, _) = ids.data_type() {
+                let d = ids.as_dictionary::<Int32Type>();
+                let (keys, values) = (d.keys(), d.values().as_string::<i32>());
+                let mut seen = vec![false; values.len()];
+                for (i, kind) in kinds.iter().enumerate() {
+                    if *kind == EventKind::Container || keys.is_null(i) {
+                        continue;
+                    }
+                    let k = keys.value(i) as usize;
+                    if std::mem::replace(&mut seen[k], true) || values.is_null(k) {
+                        continue;
+                    }
+                    self.track_start(values.value(k), first + i as u64, *kind, None);
+                }
+                return;
+            }
+        }
+        for (i, kind) in kinds.iter().enumerate() {
             if *kind == EventKind::Container {
                 continue;
             }
-            if let Some(id) = ids.and_then(|a| str_at(a.as_ref(), i)) {
+            if let Some(id) = str_at(ids.as_ref(), i) {
                 let comm = comms.and_then(|a| str_at(a.as_ref(), i));
                 self.track_start(id, first + i as u64, *kind, comm);
             }
