@@ -111,7 +111,8 @@
         var li = add(ul, "li", null, n.findings.length ? "node hit" : "node");
         li.dataset.depth = n.depth;
         li.dataset.pid = n.pid;
-        li.appendChild(document.createTextNode("  ".repeat(n.depth) + (n.depth ? "└ " : "")));
+        li.style.setProperty("--depth", n.depth);
+        if (n.depth) li.appendChild(document.createTextNode("└ "));
         var cmd = n.args ? n.args.join(" ") : (n.name || "?");
         add(li, "span", cmd, "cmd");
         add(li, "span", "  pid " + n.pid + (n.pod ? "  pod " + n.pod : n.container_id ? "  container " + n.container_id.slice(0, 12) : "  host"), "meta");
