@@ -240,3 +240,33 @@ fn the_report_in_a_real_browser() {
     );
     assert!(std::fs::metadata(&shot).is_ok_and(|m| m.len() > 10_000), "no screenshot at {}", shot.display());
 }
+
+#[test]
+fn a_process_with_many_arguments_and_findings_is_cut_to_the_bounds() {
+    // One non-interactive `cat` (no tty: the Elastic rule needs an interactive process)
+    // with 100 arguments, which opens the token 15 times read-only: 15 TRC-108 findings.
+    let tmp = tempfile::tempdir().expect("tmp");
+    let c = r#""host":"h","pid":7,"tid":7,"ppid":1,"uid":0,"gid":0,"comm":"cat","cgroup_id":5,"container_id":"c0ffee""#;
+    let args: Vec<String> = (0..100).map(|i| format!("{}{i}", "x".repeat(300))).collect();
+    let args = serde_json::to_string(&args).expect("json");
+    let mut text = format!(
+        r#"{{"time":1,"kind":"exec",{c},"exe":"/bin/cat","args":{args},"path":"/bin/cat","requested_path":"/bin/cat","result":0}}"#
+    ) + "\n";
+    for i in 0..15 {
+        text += &format!(r#"{{"time":{},"kind":"open",{c},"path":"{TOKEN}","flags":0,"result":3}}"#, i + 2);
+        text += "\n";
+    }
+    let capture = tmp.path().join("many.ndjson");
+    std::fs::write(&capture, text).expect("write");
+    let data = data_of(&report(capture.to_str().expect("utf-8"), &tmp.path().join("r.html")));
+    assert_eq!(data["summary"]["findings"], 15);
+    let node =
+        data["trees"][0]["nodes"].as_array().expect("nodes").iter().find(|n| n["pid"] == 7).expect("the cat").clone();
+    assert_eq!(node["findings"].as_array().expect("findings").len(), 10);
+    assert_eq!(node["findings_omitted"], 5);
+    let kept = node["args"].as_array().expect("args");
+    assert_eq!(kept.len(), 32);
+    assert_eq!(node["args_omitted"], 68);
+    // 256 characters of "xxx...x0" kept, then the ellipsis.
+    assert_eq!(kept[0].as_str().expect("arg"), format!("{}…", "x".repeat(256)));
+}

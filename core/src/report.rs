@@ -13,9 +13,13 @@
 //! The output is deterministic (no generation time; every list sorted or in
 //! capture order) and bounded whatever the capture's size: at most
 //! [`TIMELINE_BUCKETS`] buckets for at most [`TIMELINE_ROWS`] containers,
-//! [`MAX_TREE_NODES`] tree nodes, [`MAX_GAP_EXAMPLES`] examples per kind of
-//! gap, [`MAX_FINDING_ROWS`] rows of findings per container, and strings cut
-//! to [`MAX_STRING`] characters: a few hundred kilobytes of data at most.
+//! [`MAX_TREE_NODES`] tree nodes (each with at most [`MAX_NODE_ARGS`]
+//! arguments of [`MAX_ARG`] characters and [`MAX_NODE_FINDINGS`] findings),
+//! [`MAX_GAP_EXAMPLES`] examples per kind of gap, [`MAX_FINDING_ROWS`] rows of
+//! findings, [`MAX_SUMMARY_LIST`] containers and processes in the summary,
+//! and other strings cut to [`MAX_STRING`] characters. Worst case that is
+//! about 10 MB (nearly all of it tree nodes whose every argument and reason
+//! is at its limit); the fixtures' reports are about 25 KB.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -37,7 +41,15 @@ pub const TIMELINE_BUCKETS: usize = 120;
 /// Containers the timeline shows on their own row (the busiest; the others share one row).
 pub const TIMELINE_ROWS: usize = 40;
 /// Process tree nodes the report holds (the rest are counted).
-pub const MAX_TREE_NODES: usize = 2000;
+pub const MAX_TREE_NODES: usize = 500;
+/// Arguments kept per process (each cut to [`MAX_ARG`] characters).
+pub const MAX_NODE_ARGS: usize = 32;
+/// Characters kept of one argument.
+pub const MAX_ARG: usize = 256;
+/// Findings kept per process (the rest are counted).
+pub const MAX_NODE_FINDINGS: usize = 10;
+/// Containers and processes listed in the summary (the rest are counted).
+pub const MAX_SUMMARY_LIST: usize = 1000;
 /// Examples kept per kind of gap.
 pub const MAX_GAP_EXAMPLES: usize = 20;
 /// Rows of the findings-per-container table (the rest are counted).
@@ -153,8 +165,12 @@ pub struct ReportNode {
     pub container_id: Option<String>,
     /// `namespace/pod`, when known.
     pub pod: Option<String>,
-    /// The findings on the process.
+    /// The findings on the process (the first [`MAX_NODE_FINDINGS`]).
     pub findings: Vec<NodeFinding>,
+    /// Findings on the process left out.
+    pub findings_omitted: usize,
+    /// Arguments left out by [`MAX_NODE_ARGS`].
+    pub args_omitted: usize,
 }
 
 /// One finding of a tree node.
@@ -199,7 +215,11 @@ pub struct GapExample {
 }
 
 fn cut(s: &str) -> String {
-    match s.char_indices().nth(MAX_STRING) {
+    cut_to(s, MAX_STRING)
+}
+
+fn cut_to(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
         Some((at, _)) => format!("{}…", &s[..at]),
         None => s.to_string(),
     }
@@ -401,7 +421,12 @@ pub fn report_data<P: AsRef<Path>>(
                         depth: n.depth,
                         pid: e.pid,
                         name: e.name.as_deref().map(cut),
-                        args: e.args.as_ref().map(|a| a.iter().map(|s| cut(s)).collect()),
+                        args: e
+                            .args
+                            .as_ref()
+                            .map(|a| a.iter().take(MAX_NODE_ARGS).map(|s| cut_to(s, MAX_ARG)).collect()),
+                        args_omitted: e.args.as_ref().map_or(0, |a| a.len().saturating_sub(MAX_NODE_ARGS)),
+                        findings_omitted: n.findings.len().saturating_sub(MAX_NODE_FINDINGS),
                         container_id: e.container().map(cut),
                         pod: m.and_then(|m| {
                             m.pod_name
@@ -411,6 +436,7 @@ pub fn report_data<P: AsRef<Path>>(
                         findings: n
                             .findings
                             .iter()
+                            .take(MAX_NODE_FINDINGS)
                             .map(|f| NodeFinding {
                                 event_index: f.event_index,
                                 rule_id: f.rule_id.clone(),
@@ -446,8 +472,16 @@ pub fn report_data<P: AsRef<Path>>(
         }
     }
 
+    let mut summary_value = crate::summary::summary_json(&summary);
+    for list in ["containers", "processes"] {
+        if let Some(items) = summary_value[list].as_array_mut().filter(|a| a.len() > MAX_SUMMARY_LIST) {
+            let omitted = items.len() - MAX_SUMMARY_LIST;
+            items.truncate(MAX_SUMMARY_LIST);
+            summary_value[format!("{list}_omitted")] = omitted.into();
+        }
+    }
     let data = ReportData {
-        summary: crate::summary::summary_json(&summary),
+        summary: summary_value,
         rules: report_rules,
         findings,
         findings_omitted,
@@ -526,5 +560,6 @@ mod tests {
         assert_eq!(cut("abc"), "abc");
         let long = "é".repeat(MAX_STRING + 5);
         assert_eq!(cut(&long).chars().count(), MAX_STRING + 1);
+        assert_eq!(cut_to("abcdef", 4), "abcd…");
     }
 }

@@ -113,7 +113,7 @@
         li.dataset.pid = n.pid;
         li.style.setProperty("--depth", n.depth);
         if (n.depth) li.appendChild(document.createTextNode("└ "));
-        var cmd = n.args ? n.args.join(" ") : (n.name || "?");
+        var cmd = n.args ? n.args.join(" ") + (n.args_omitted ? " … (" + n.args_omitted + " more arguments)" : "") : (n.name || "?");
         add(li, "span", cmd, "cmd");
         add(li, "span", "  pid " + n.pid + (n.pod ? "  pod " + n.pod : n.container_id ? "  container " + n.container_id.slice(0, 12) : "  host"), "meta");
         n.findings.forEach(function (x) {
@@ -121,6 +121,7 @@
           add(d, "summary", x.rule_id + " #" + x.event_index);
           add(d, "span", x.reason, "reason");
         });
+        if (n.findings_omitted) add(li, "div", n.findings_omitted + " more findings on this process", "meta");
       });
     });
     if (data.tree_nodes_omitted) add(trees, "p", data.tree_nodes_omitted + " more processes not shown.");
