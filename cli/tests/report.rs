@@ -270,3 +270,25 @@ fn a_process_with_many_arguments_and_findings_is_cut_to_the_bounds() {
     // 256 characters of "xxx...x0" kept, then the ellipsis.
     assert_eq!(kept[0].as_str().expect("arg"), format!("{}…", "x".repeat(256)));
 }
+
+#[test]
+fn lost_events_are_a_plain_warning() {
+    use tokenscan_core::capture::{events_from_ndjson, ParquetCaptureWriter, WriterOptions};
+    // A recorder's capture that says it lost 3 events (tokenscan.lost_events).
+    let tmp = tempfile::tempdir().expect("tmp");
+    let path = tmp.path().join("lossy.parquet");
+    let file = std::fs::File::create(&path).expect("create");
+    let mut w = ParquetCaptureWriter::new(file, &path, WriterOptions::default()).expect("writer");
+    let ndjson = std::fs::read_to_string(root().join("fixtures/host-reads.ndjson")).expect("fixture");
+    for b in events_from_ndjson(&ndjson, "events", 4096).expect("events") {
+        w.write(&b).expect("write");
+    }
+    w.append_metadata("tokenscan.lost_events", "3");
+    w.close().expect("close");
+    let html = report(path.to_str().expect("utf-8"), &tmp.path().join("r.html"));
+    assert_eq!(data_of(&html)["capture_metadata"][0]["lost_events"], 3);
+    let out =
+        chromium(&["--dump-dom", &format!("file://{}", tmp.path().join("r.html").display())], &tmp.path().join("p"));
+    let dom = String::from_utf8_lossy(&out.stdout);
+    assert!(dom.contains("the recorder lost 3 events: the capture is incomplete"), "{dom}");
+}

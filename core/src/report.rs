@@ -62,6 +62,9 @@ pub const MAX_STRING: usize = 1024;
 pub struct ReportData {
     /// The replay summary ([`crate::summary::summary_json`]).
     pub summary: serde_json::Value,
+    /// Each capture's file metadata (recorder version and options, lost
+    /// events...), without Arrow's own schema entry; empty for NDJSON.
+    pub capture_metadata: Vec<CaptureMetadata>,
     /// The rules, with their findings.
     pub rules: Vec<ReportRule>,
     /// Findings per container and rule (the host is a container of id null).
@@ -76,6 +79,17 @@ pub struct ReportData {
     pub tree_nodes_omitted: usize,
     /// Credential touches no rule flagged, grouped by why.
     pub gaps: Vec<GapGroup>,
+}
+
+/// The file metadata of one capture.
+#[derive(Debug, Clone, Serialize)]
+pub struct CaptureMetadata {
+    /// The capture.
+    pub capture: String,
+    /// Its key-value metadata (the first [`MAX_GAP_EXAMPLES`] entries, values cut to [`MAX_STRING`]).
+    pub metadata: BTreeMap<String, String>,
+    /// Events the recorder lost (`tokenscan.lost_events`), when it says so.
+    pub lost_events: Option<u64>,
 }
 
 /// One rule of the report.
@@ -315,6 +329,19 @@ pub fn report_data<P: AsRef<Path>>(
     let readable: Vec<&Path> =
         captures.iter().map(AsRef::as_ref).filter(|p| !summary.unreadable.iter().any(|u| u.capture == *p)).collect();
     let trees = process_trees(rules, &readable, options, &TreeFilter::default())?;
+    let mut capture_metadata = Vec::new();
+    for path in &readable {
+        let capture = crate::capture::Capture::open(path)?;
+        let metadata: BTreeMap<String, String> = capture
+            .metadata()
+            .iter()
+            .filter(|(k, _)| !k.starts_with("ARROW:"))
+            .take(MAX_GAP_EXAMPLES)
+            .map(|(k, v)| (cut(k), cut(v)))
+            .collect();
+        let lost_events = capture.metadata().get("tokenscan.lost_events").and_then(|v| v.trim().parse().ok());
+        capture_metadata.push(CaptureMetadata { capture: path.display().to_string(), metadata, lost_events });
+    }
 
     // Container metadata, from the first capture that has it.
     let meta = |id: &str| trees.iter().find_map(|t| t.context.container(id));
@@ -482,6 +509,7 @@ pub fn report_data<P: AsRef<Path>>(
     }
     let data = ReportData {
         summary: summary_value,
+        capture_metadata,
         rules: report_rules,
         findings,
         findings_omitted,
@@ -537,6 +565,7 @@ mod tests {
     fn strings_cannot_close_the_script_element() {
         let mut data = ReportData {
             summary: serde_json::json!({"x": "</script><script>alert(1)</script>\u{2028}&"}),
+            capture_metadata: Vec::new(),
             rules: Vec::new(),
             findings: Vec::new(),
             findings_omitted: 0,

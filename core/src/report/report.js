@@ -20,7 +20,7 @@
   }
   function add(parent, tag, text, cls) { var e = el(tag, text, cls); parent.appendChild(e); return e; }
   function table(parent, id, heads, rows) {
-    var t = add(parent, "table"); t.id = id;
+    var t = add(parent, "table"); if (id) t.id = id;
     var tr = add(add(t, "thead"), "tr");
     heads.forEach(function (h) { add(tr, "th", h); });
     var body = add(t, "tbody");
@@ -52,6 +52,17 @@
     s.processes.forEach(function (x) { hosts[x.host] = true; });
     add(sum, "p", "Hosts: " + Object.keys(hosts).sort().join(", ")).id = "hosts";
     table(sum, "captures", ["capture", "events"], s.captures.map(function (c) { return [c.path, c.events]; }));
+    data.capture_metadata.forEach(function (m) {
+      if (m.lost_events) {
+        add(sum, "p", m.capture + ": the recorder lost " + plural(m.lost_events, "event") +
+          ": the capture is incomplete, and so is this report.", "warn").className = "warn lost";
+      }
+      var keys = Object.keys(m.metadata).sort();
+      if (keys.length) {
+        add(sum, "h3", "Metadata of " + m.capture);
+        table(sum, "", ["key", "value"], keys.map(function (k) { return [k, m.metadata[k]]; }));
+      }
+    });
     if (s.unreadable) {
       var w = add(sum, "p", "Incomplete: " + plural(s.unreadable.length, "capture") +
         " could not be read completely; what follows covers only the events that were read.", "warn");
