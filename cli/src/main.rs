@@ -15,7 +15,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
-use commands::{convert, decode_floor, diff, export, gaps, import, inspect, replay, rules, synth, test, tree};
+use commands::{convert, decode_floor, diff, export, gaps, import, inspect, replay, report, rules, synth, test, tree};
 
 /// Exit code: success (with or without findings, unless --fail-on-findings).
 pub const EXIT_OK: u8 = 0;
@@ -68,6 +68,8 @@ enum Command {
     Rules(rules::RulesCommand),
     /// Print the process tree of a pod, a container or a session, each finding marked with its rule and reason.
     Tree(tree::TreeArgs),
+    /// Write a triage report: one self-contained HTML file with the summary, findings, timeline, trees and blind spots.
+    Report(report::ReportArgs),
 }
 
 fn main() -> ExitCode {
@@ -95,6 +97,7 @@ fn run(cli: Cli) -> Result<u8> {
         Command::Inspect(a) => inspect::run(a),
         Command::Rules(c) => rules::run(c),
         Command::Tree(a) => tree::run(a),
+        Command::Report(a) => report::run(a),
     }
 }
 

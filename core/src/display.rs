@@ -1,6 +1,7 @@
 //! How values are named and shown to people, in one place for the CLI, the
 //! Python module and the rules' explanations: event times, the access mode of
-//! an open, and short container ids.
+//! an open, short container ids, and the escaping of capture strings in
+//! HTML and XML output.
 
 use chrono::DateTime;
 
@@ -22,6 +23,31 @@ pub const SHORT_CONTAINER_ID: usize = 12;
 /// The first [`SHORT_CONTAINER_ID`] characters of a container id.
 pub fn short_container_id(id: &str) -> String {
     id.chars().take(SHORT_CONTAINER_ID).collect()
+}
+
+/// Escapes text for HTML and XML element content and quoted attribute values:
+/// `&`, `<`, `>`, `"` and `'` become references (`&#39;` for the apostrophe,
+/// which both HTML and XML read), and C0 control characters other than tab,
+/// line feed and carriage return (which XML 1.0 cannot carry literally) become
+/// numeric character references. Every string from a capture goes through it
+/// before it reaches markup: an attacker controls argv and paths.
+pub fn escape_markup(s: &str) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c if (c as u32) < 0x20 && !matches!(c, '\n' | '\t' | '\r') => {
+                let _ = write!(out, "&#x{:x};", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// The access mode of an open: the two low bits of its flags (`O_ACCMODE`).
@@ -105,6 +131,16 @@ mod tests {
         assert!(AccessMode::of(2).reads() && AccessMode::of(2).writes());
         assert!(!AccessMode::of(3).reads() && !AccessMode::of(3).writes());
         assert_eq!(AccessMode::of(-1), AccessMode::Three);
+    }
+
+    #[test]
+    fn markup_and_control_characters_are_escaped() {
+        // XML 1.0 section 2.4 (markup characters), 4.1 (character references) and 2.2
+        // (the Char production: no C0 controls other than tab, line feed and carriage return);
+        // HTML reads the same references.
+        assert_eq!(escape_markup("a<b & \"c\" 'd'>"), "a&lt;b &amp; &quot;c&quot; &#39;d&#39;&gt;");
+        assert_eq!(escape_markup("x\u{1}y\tz\n"), "x&#x1;y\tz\n");
+        assert_eq!(escape_markup("<script>alert(1)</script>"), "&lt;script&gt;alert(1)&lt;/script&gt;");
     }
 
     #[test]

@@ -32,6 +32,7 @@ pub mod lint;
 pub mod output_file;
 pub mod process;
 pub mod replay;
+pub mod report;
 pub mod rules;
 pub mod signature;
 pub mod suite;

@@ -1,5 +1,5 @@
 //! The module-level functions: `replay`, `read_capture`, `ecs_view`,
-//! `tracee_view`, `hunt`, `process_tree`. Each converts its arguments, then makes one call
+//! `tracee_view`, `hunt`, `process_tree`, `report`. Each converts its arguments, then makes one call
 //! into [`crate::ops`] with the GIL released.
 
 use std::path::PathBuf;
@@ -112,4 +112,30 @@ pub fn process_tree<'py>(
 ) -> PyResult<Bound<'py, PyAny>> {
     let filter = tokenscan_core::process::TreeFilter { pod, container, pid };
     table(py, detach(py, move || ops::process_tree(&captures.0, RulesArg::resolve(rules)?, filter))?)
+}
+
+/// Writes the triage report of `captures` to `path`, as `tokenscan report`:
+/// one self-contained HTML file (summary, findings per rule and per pod,
+/// timeline, process trees, blind spots) that opens offline in any browser.
+///
+/// `rules` as for `replay`. An existing `path` is replaced only with
+/// `force=True`, and `path` is never one of the captures. Of several
+/// captures, one that cannot be read completely is named in the report's
+/// summary and the others are reported. The work runs without the GIL.
+#[pyfunction]
+#[pyo3(signature = (captures, path, rules=None, *, force=false))]
+pub fn report(py: Python<'_>, captures: Paths, path: PathBuf, rules: Option<RulesArg>, force: bool) -> PyResult<()> {
+    use std::io::Write as _;
+    use tokenscan_core::{capture::expand_paths, output_file, report};
+    detach(py, move || {
+        let rules = RulesArg::resolve(rules)?;
+        let captures = expand_paths(&captures.0)?;
+        output_file::refuse_inputs(&path, &captures, "input")?;
+        let options = ReplayOptions { skip_unreadable: captures.len() > 1, ..Default::default() };
+        let (_, data) = report::report_data(&rules, &captures, &options)?;
+        let html = report::render_html(&data);
+        output_file::write_new(&path, force, |mut f| {
+            f.write_all(html.as_bytes()).map_err(|error| tokenscan_core::Error::Io { path: path.clone(), error }.into())
+        })
+    })
 }

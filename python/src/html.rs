@@ -6,27 +6,11 @@ use std::fmt::Write as _;
 
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{Int32Type, TimestampNanosecondType, UInt32Type, UInt64Type};
-use tokenscan_core::display::{human_time, short_container_id, AccessMode};
+use tokenscan_core::display::{escape_markup as escape, human_time, short_container_id, AccessMode};
 use tokenscan_core::replay::ReplaySummary;
 
 /// Findings shown as rows; the rest are counted.
 pub(crate) const MAX_ROWS: usize = 20;
-
-/// Escapes text for HTML element content and attribute values.
-pub(crate) fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
 
 fn string(b: &RecordBatch, name: &str, row: usize) -> Option<String> {
     let a = b.column_by_name(name)?;

@@ -54,7 +54,7 @@ mod _tokenscan {
     #[pymodule_export]
     use crate::findings::Findings;
     #[pymodule_export]
-    use crate::functions::{ecs_view, hunt, process_tree, read_capture, replay, tracee_view};
+    use crate::functions::{ecs_view, hunt, process_tree, read_capture, replay, report, tracee_view};
     #[pymodule_export]
     use crate::importing::{export_ecs, export_tracee, import_ecs, import_tracee};
     #[pymodule_export]

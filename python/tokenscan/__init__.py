@@ -56,6 +56,7 @@ from tokenscan._tokenscan import (
     process_tree,
     read_capture,
     replay,
+    report,
     tracee_view,
 )
 from tokenscan._types import (
@@ -78,6 +79,7 @@ __all__ = [
     "tracee_view",
     "hunt",
     "process_tree",
+    "report",
     "import_tracee",
     "import_ecs",
     "export_tracee",

@@ -25,6 +25,7 @@ __all__ = [
     "import_ecs",
     "import_tracee",
     "process_tree",
+    "report",
     "read_capture",
     "replay",
     "tracee_view",
@@ -190,6 +191,15 @@ def process_tree(
     pid: int | None = None,
 ) -> pyarrow.Table:
     """The process tree of a pod, container or session, one row per process, with its findings, as ``tokenscan tree``."""
+
+def report(
+    captures: _Paths,
+    path: _StrPath,
+    rules: Rules | _Paths | None = None,
+    *,
+    force: bool = False,
+) -> None:
+    """Writes the triage report of ``captures`` to ``path`` as one self-contained HTML file, as ``tokenscan report``."""
 
 def import_tracee(
     events: _Paths,

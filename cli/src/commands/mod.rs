@@ -10,6 +10,7 @@ pub mod gaps;
 pub mod import;
 pub mod inspect;
 pub mod replay;
+pub mod report;
 pub mod rules;
 pub mod synth;
 pub mod test;

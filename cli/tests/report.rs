@@ -1,0 +1,294 @@
+//! `tokenscan report`: the data section of the triage report for every
+//! fixture (an insta snapshot), hostile capture strings staying text, and the
+//! page in a real browser (Debian's headless `chromium`, installed by
+//! `./dev.sh`): no console message, no network request, and the counts, pod
+//! names, process tree and hostile strings in the DOM as the capture says.
+//!
+//! How the browser test sees problems without a debugging protocol: chromium
+//! runs with `--enable-logging=stderr --v=0`, which prints every console
+//! message as an `INFO:CONSOLE` line (a blocked request is one too: the page's
+//! content security policy reports it there), and the page's own script
+//! writes its result into `#self-check` (`data-status="ok"`, or `error` with
+//! any script error or blocked request), which `--dump-dom` shows.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use insta_cmd::get_cargo_bin;
+
+/// The workspace root, so fixture paths in the report are stable (`fixtures/...`).
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("cli/ has a parent").to_owned()
+}
+
+const FIXTURES: &[&str] = &["pod-session", "host-reads", "non-interactive", "tracee-trc108-unit", "edge-cases"];
+
+const TOKEN: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
+const SCRIPT: &str = "<script>alert(1)</script>";
+const IMG: &str = "\"><img src=x onerror=alert(1)>";
+
+/// Runs a command with a deadline (a hang fails the test).
+fn run(cmd: &mut Command, secs: u64) -> Output {
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if child.try_wait().expect("wait").is_some() {
+            return child.wait_with_output().expect("output");
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("{cmd:?} still running after {secs} s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `tokenscan report CAPTURE -o OUT` from the workspace root; the HTML.
+fn report(capture: &str, out: &Path) -> String {
+    let o =
+        run(Command::new(get_cargo_bin("tokenscan")).current_dir(root()).args(["report", capture, "-o"]).arg(out), 60);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    std::fs::read_to_string(out).expect("report written")
+}
+
+/// The JSON of `<script type="application/json" id="report-data">`.
+fn data_of(html: &str) -> serde_json::Value {
+    let open = "<script type=\"application/json\" id=\"report-data\">";
+    let start = html.find(open).expect("data element") + open.len();
+    let len = html[start..].find("</script>").expect("end of data element");
+    serde_json::from_str(&html[start..start + len]).expect("data is JSON")
+}
+
+/// The data with each timeline row's 120 buckets written as `bucket:count`
+/// pairs of the non-empty ones, so the snapshot can be read.
+fn readable(mut data: serde_json::Value) -> serde_json::Value {
+    for row in data["timeline"]["rows"].as_array_mut().expect("rows") {
+        for key in ["events", "findings"] {
+            let sparse: Vec<String> = row[key]
+                .as_array()
+                .expect("buckets")
+                .iter()
+                .enumerate()
+                .filter(|(_, n)| n.as_u64() != Some(0))
+                .map(|(i, n)| format!("{i}:{n}"))
+                .collect();
+            row[key] = sparse.join(" ").into();
+        }
+    }
+    data
+}
+
+#[test]
+fn report_data_for_every_fixture() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    for name in FIXTURES {
+        let html = report(&format!("fixtures/{name}.parquet"), &tmp.path().join(format!("{name}.html")));
+        let data = data_of(&html);
+        // Same input, same bytes.
+        let again = report(&format!("fixtures/{name}.parquet"), &tmp.path().join(format!("{name}-2.html")));
+        assert!(html == again, "{name}: two reports differ");
+        let text = serde_json::to_string_pretty(&readable(data)).expect("json");
+        insta::with_settings!({ snapshot_suffix => *name }, {
+            insta::assert_snapshot!(text);
+        });
+    }
+}
+
+/// pod-session.ndjson, the metadata of its two containers (facts from the
+/// fixture's header: pod default/web-7d9f8c6b5-x2k4p and DaemonSet pod
+/// kube-system/kube-proxy-9wz4t), and one more interactive `cat` of the token
+/// in container A whose other arguments are hostile markup.
+fn hostile_capture(dir: &Path) -> PathBuf {
+    let a = "48c9dfca9bda9dfa36f83121c6185b99f99f5280628b35a906477e79d29c31ad";
+    let b = "df61c8d5c880b09ce957288dc684699b942a6ce424d9f36bb9d369142e5318be";
+    let meta = |id: &str, pod: &str, ns: &str, name: &str| {
+        format!(
+            r#"{{"time":"2026-11-20T10:14:59.000000000Z","kind":"container","host":"node-a","pid":1,"tid":1,"ppid":0,"uid":0,"gid":0,"comm":"runc","cgroup_id":0,"container_id":"{id}","pod_name":"{pod}","pod_namespace":"{ns}","container_name":"{name}"}}"#
+        )
+    };
+    let args = serde_json::to_string(&["cat", SCRIPT, IMG, TOKEN]).expect("json");
+    let exec = format!(
+        r#"{{"time":"2026-11-20T10:16:57.000000000Z","kind":"exec","host":"node-a","pid":51200,"tid":51200,"ppid":51001,"uid":0,"gid":0,"comm":"cat","exe":"/usr/bin/cat","args":{args},"path":"/usr/bin/cat","requested_path":"/usr/bin/cat","result":0,"tty":"pts/0","cgroup_id":11873,"container_id":"{a}"}}"#
+    );
+    let mut text = meta(a, "web-7d9f8c6b5-x2k4p", "default", "web") + "\n";
+    text += &(meta(b, "kube-proxy-9wz4t", "kube-system", "kube-proxy") + "\n");
+    text += &std::fs::read_to_string(root().join("fixtures/pod-session.ndjson")).expect("fixture");
+    text += &(exec + "\n");
+    let path = dir.join("hostile.ndjson");
+    std::fs::write(&path, text).expect("write");
+    path
+}
+
+#[test]
+fn hostile_argv_stays_data() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let capture = hostile_capture(tmp.path());
+    let html = report(capture.to_str().expect("utf-8"), &tmp.path().join("r.html"));
+    // Not in the markup as markup: neither string appears literally anywhere in the page.
+    assert!(!html.contains(SCRIPT) && !html.contains("<img"), "hostile markup in the page");
+    assert!(!html.contains("onerror=alert(1)>"), "hostile markup in the page");
+    // But the data carries them exactly.
+    let data = data_of(&html);
+    let args: Vec<&serde_json::Value> = data["trees"][0]["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .filter(|n| n["pid"] == 51200)
+        .map(|n| &n["args"])
+        .collect();
+    assert_eq!(args, [&serde_json::json!(["cat", SCRIPT, IMG, TOKEN])]);
+}
+
+/// The text of the element `<tag ... id="id" ...>` in serialized DOM (the first one).
+fn element_text<'a>(dom: &'a str, id: &str) -> &'a str {
+    let at = dom.find(&format!("id=\"{id}\"")).unwrap_or_else(|| panic!("no #{id} in the DOM"));
+    let start = at + dom[at..].find('>').expect("tag end") + 1;
+    let end = start + dom[start..].find('<').expect("text end");
+    &dom[start..end]
+}
+
+fn chromium(args: &[&str], profile: &Path) -> Output {
+    let o = run(
+        Command::new("chromium")
+            .args(["--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr", "--v=0"])
+            .arg(format!("--user-data-dir={}", profile.display()))
+            .args(args),
+        60,
+    );
+    assert!(o.status.success(), "chromium failed: {}", String::from_utf8_lossy(&o.stderr));
+    o
+}
+
+#[test]
+fn the_report_in_a_real_browser() {
+    assert!(
+        Command::new("chromium").arg("--version").output().is_ok_and(|o| o.status.success()),
+        "chromium is missing: `apt-get install -y chromium` (./dev.sh installs it)"
+    );
+    let tmp = tempfile::tempdir().expect("tmp");
+    let capture = hostile_capture(tmp.path());
+    let page = tmp.path().join("report.html");
+    report(capture.to_str().expect("utf-8"), &page);
+    let url = format!("file://{}", page.display());
+    let out = chromium(&["--dump-dom", &url], &tmp.path().join("profile"));
+    let dom = String::from_utf8_lossy(&out.stdout);
+    let log = String::from_utf8_lossy(&out.stderr);
+
+    // No console message at all (errors, blocked requests), and the page's own check passed.
+    let console: Vec<&str> = log.lines().filter(|l| l.contains(":CONSOLE")).collect();
+    assert!(console.is_empty(), "console messages: {console:#?}");
+    assert_eq!(element_text(&dom, "self-check"), "self-check: ok", "{dom}");
+
+    // Counts. pod-session: 83 events, 14 findings (fixtures/EXPECTED.md); the two
+    // container rows and the hostile exec are 3 more rows; that exec is an interactive
+    // `cat` with the token path in a container: one more Elastic exec-branch finding.
+    assert_eq!(element_text(&dom, "count-events"), "86");
+    assert_eq!(element_text(&dom, "count-findings"), "15");
+
+    // Pod names: the findings are all in web's container; kube-proxy's reads are allow-listed (gaps).
+    let findings = &dom[dom.find("id=\"finding-table\"").expect("finding table")..];
+    let findings = &findings[..findings.find("</table>").expect("table end")];
+    assert!(findings.contains("<td>default</td><td>web-7d9f8c6b5-x2k4p</td><td>web</td>"), "{findings}");
+    assert!(!findings.contains("kube-proxy"), "{findings}");
+    assert!(dom.contains("kube-system/kube-proxy-9wz4t/kube-proxy"), "timeline row of kube-proxy");
+
+    // The tree: containerd-shim (41200) > sh (51001) > one child per reader with a finding.
+    // Expected readers: the pids of the finding events of EXPECTED.md, read from the fixture.
+    let events: Vec<serde_json::Value> = std::fs::read_to_string(root().join("fixtures/pod-session.ndjson"))
+        .expect("fixture")
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).expect("event"))
+        .collect();
+    let mut readers: Vec<u64> = [30, 32, 33, 35, 36, 42, 44, 53, 60, 72, 73, 76, 77, 82]
+        .iter()
+        .map(|&i: &usize| events[i]["pid"].as_u64().expect("pid"))
+        .collect();
+    readers.dedup();
+    readers.push(51200);
+    let nodes: Vec<(u64, u64, bool)> = dom
+        .match_indices("<li class=\"node")
+        .map(|(at, _)| {
+            let li = &dom[at..at + dom[at..].find('>').expect("li end")];
+            let attr = |name: &str| -> u64 {
+                let s = &li[li.find(&format!("{name}=\"")).expect("attribute") + name.len() + 2..];
+                s[..s.find('"').expect("quote")].parse().expect("number")
+            };
+            (attr("data-depth"), attr("data-pid"), li.starts_with("<li class=\"node hit\""))
+        })
+        .collect();
+    let mut expected = vec![(0, 41200, false), (1, 51001, false)];
+    expected.extend(readers.iter().map(|&p| (2, p, true)));
+    assert_eq!(nodes, expected);
+
+    // The hostile argv is text: escaped in the serialized DOM, and no element made of it.
+    assert!(
+        dom.contains("cat &lt;script&gt;alert(1)&lt;/script&gt; \"&gt;&lt;img src=x onerror=alert(1)&gt;"),
+        "{dom}"
+    );
+    assert!(!dom.contains("<img") && !dom.contains("<script>alert"), "hostile markup became elements");
+
+    // A screenshot for people (kept under target/).
+    let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("report");
+    std::fs::create_dir_all(&shots).expect("mkdir");
+    let shot = shots.join("report.png");
+    let _ = std::fs::remove_file(&shot);
+    chromium(
+        &["--window-size=1280,1800", "--hide-scrollbars", &format!("--screenshot={}", shot.display()), &url],
+        &tmp.path().join("profile"),
+    );
+    assert!(std::fs::metadata(&shot).is_ok_and(|m| m.len() > 10_000), "no screenshot at {}", shot.display());
+}
+
+#[test]
+fn a_process_with_many_arguments_and_findings_is_cut_to_the_bounds() {
+    // One non-interactive `cat` (no tty: the Elastic rule needs an interactive process)
+    // with 100 arguments, which opens the token 15 times read-only: 15 TRC-108 findings.
+    let tmp = tempfile::tempdir().expect("tmp");
+    let c = r#""host":"h","pid":7,"tid":7,"ppid":1,"uid":0,"gid":0,"comm":"cat","cgroup_id":5,"container_id":"c0ffee""#;
+    let args: Vec<String> = (0..100).map(|i| format!("{}{i}", "x".repeat(300))).collect();
+    let args = serde_json::to_string(&args).expect("json");
+    let mut text = format!(
+        r#"{{"time":1,"kind":"exec",{c},"exe":"/bin/cat","args":{args},"path":"/bin/cat","requested_path":"/bin/cat","result":0}}"#
+    ) + "\n";
+    for i in 0..15 {
+        text += &format!(r#"{{"time":{},"kind":"open",{c},"path":"{TOKEN}","flags":0,"result":3}}"#, i + 2);
+        text += "\n";
+    }
+    let capture = tmp.path().join("many.ndjson");
+    std::fs::write(&capture, text).expect("write");
+    let data = data_of(&report(capture.to_str().expect("utf-8"), &tmp.path().join("r.html")));
+    assert_eq!(data["summary"]["findings"], 15);
+    let node =
+        data["trees"][0]["nodes"].as_array().expect("nodes").iter().find(|n| n["pid"] == 7).expect("the cat").clone();
+    assert_eq!(node["findings"].as_array().expect("findings").len(), 10);
+    assert_eq!(node["findings_omitted"], 5);
+    let kept = node["args"].as_array().expect("args");
+    assert_eq!(kept.len(), 32);
+    assert_eq!(node["args_omitted"], 68);
+    // 256 characters of "xxx...x0" kept, then the ellipsis.
+    assert_eq!(kept[0].as_str().expect("arg"), format!("{}…", "x".repeat(256)));
+}
+
+#[test]
+fn lost_events_are_a_plain_warning() {
+    use tokenscan_core::capture::{events_from_ndjson, ParquetCaptureWriter, WriterOptions};
+    // A recorder's capture that says it lost 3 events (tokenscan.lost_events).
+    let tmp = tempfile::tempdir().expect("tmp");
+    let path = tmp.path().join("lossy.parquet");
+    let file = std::fs::File::create(&path).expect("create");
+    let mut w = ParquetCaptureWriter::new(file, &path, WriterOptions::default()).expect("writer");
+    let ndjson = std::fs::read_to_string(root().join("fixtures/host-reads.ndjson")).expect("fixture");
+    for b in events_from_ndjson(&ndjson, "events", 4096).expect("events") {
+        w.write(&b).expect("write");
+    }
+    w.append_metadata("tokenscan.lost_events", "3");
+    w.close().expect("close");
+    let html = report(path.to_str().expect("utf-8"), &tmp.path().join("r.html"));
+    assert_eq!(data_of(&html)["capture_metadata"][0]["lost_events"], 3);
+    let out =
+        chromium(&["--dump-dom", &format!("file://{}", tmp.path().join("r.html").display())], &tmp.path().join("p"));
+    let dom = String::from_utf8_lossy(&out.stdout);
+    assert!(dom.contains("the recorder lost 3 events: the capture is incomplete"), "{dom}");
+}
