@@ -31,11 +31,10 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-import engines  # noqa: E402
-import semantics_check  # noqa: E402
-import shapes  # noqa: E402
-
+# Everything that imports pyarrow or an engine runs in a child process (bench/shapes.py,
+# bench/semantics_check.py, bench/engines.py): the peak RSS the kernel reports for a child
+# includes its parent's at the fork, so this process stays small (about 10 MiB).
+SHAPE_NAMES = ["low-card", "high-card", "exec-1pct", "exec-20pct", "host-mostly", "long-argv", "v2"]
 ROOT = HERE.parent
 TARGET = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
 TOKENSCAN = TARGET / "release" / "tokenscan"
@@ -54,7 +53,7 @@ def run(cmd):
     return wall, usage.ru_maxrss / 1024
 
 
-def captures(schema, shape, events, seed):
+def captures(shape, events, seed):
     """The pyarrow-written and tokenscan-written files of one shape and size, made if missing."""
     raw = WORK / f"{shape}-{events}-pyarrow.parquet"
     conv = WORK / f"{shape}-{events}-tokenscan.parquet"
@@ -65,7 +64,8 @@ def captures(schema, shape, events, seed):
             subprocess.run([TOKENSCAN, "synth", "-o", tmp, "--events", str(events), "--seed", str(seed), "--force",
                             "--compression", "snappy"], check=True)
         else:
-            shapes.generate(schema, next(s for s in shapes.SHAPES if s.name == shape), events, seed, tmp)
+            subprocess.run([sys.executable, HERE / "shapes.py", "generate", TOKENSCAN, shape, str(events), str(seed),
+                            tmp], check=True)
         tmp.rename(raw)
     if not conv.exists():
         subprocess.run([TOKENSCAN, "convert", raw, "-o", conv, "--force"], check=True, stderr=subprocess.DEVNULL)
@@ -104,17 +104,19 @@ def check(capture, want, found):
             sys.exit(f"{capture}: {name} disagrees: missing {sorted(want - got)[:5]}, extra {sorted(got - want)[:5]}")
 
 
-def check_hand(schema):
+def check_hand():
     """Every engine against the hand-derived findings of bench/semantics_check.py."""
     capture = WORK / "semantics-check.parquet"
-    want = semantics_check.write(schema, capture)
+    out = subprocess.run([sys.executable, HERE / "semantics_check.py", TOKENSCAN, capture], check=True,
+                         capture_output=True, text=True).stdout
+    want = {(r, i) for r, i in json.loads(out)}
     check(capture, want, findings_of(capture))
-    print(f"hand-made edge cases ({len(semantics_check.ROWS)} events, {len(want)} findings): every engine agrees")
+    print(f"hand-made edge cases ({len(want)} findings): every engine agrees")
 
 
 def bench_one(capture, runs):
     """Checks every engine's findings against tokenscan's, then times all of them."""
-    shapes.check_no_container_init(capture)
+    subprocess.run([sys.executable, HERE / "shapes.py", "check", capture], check=True)
     found = findings_of(capture)
     want = found["ts"]
     check(capture, want, found)
@@ -141,25 +143,25 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sizes", default="5000000,20000000")
     p.add_argument("--runs", type=int, default=5)
-    p.add_argument("--shapes", default=",".join(["synth"] + shapes.SHAPE_NAMES))
+    p.add_argument("--shapes", default=",".join(["synth"] + SHAPE_NAMES))
     p.add_argument("--seed", type=int, default=7)
     args = p.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
     version = subprocess.run([TOKENSCAN, "--version"], capture_output=True, text=True, check=True).stdout.strip()
-    vers = engines.versions()
+    vers = json.loads(subprocess.run([sys.executable, HERE / "engines.py", "versions"], check=True,
+                                     capture_output=True, text=True).stdout)
     print(f"engines: {version}; " + ", ".join(f"{k} {v}" for k, v in vers.items()))
     print(f"machine: {os.cpu_count()} cores; load: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} "
           f"{os.getloadavg()[2]:.2f} (1/5/15 min); median of {args.runs} runs; seconds (peak RSS MiB)")
     print("ts = tokenscan replay --no-context, ts+ctx = with context (default), both whole process;"
           " polars/duckdb/datafusion = whole query incl. reading the file; floor = tokenscan decode-floor")
-    schema = shapes.capture_schema(TOKENSCAN, WORK)
-    check_hand(schema)
+    check_hand()
     cols = ["ts", "ts+ctx", *ENGINES, "floor"]
     print("| shape | writer | events | findings | " + " | ".join(cols) + " | ts / best engine | ts / floor |")
     print("|---|---|---:|---:|" + "---:|" * (len(cols) + 2))
     for shape in args.shapes.split(","):
         for events in map(int, args.sizes.split(",")):
-            for writer, capture in captures(schema, shape, events, args.seed):
+            for writer, capture in captures(shape, events, args.seed):
                 r = bench_one(capture, args.runs)
                 best = min(r[e][0] for e in ENGINES)
                 cells = " | ".join(f"{r[c][0]:.2f} ({r[c][1]:.0f})" for c in cols)

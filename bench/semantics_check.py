@@ -6,10 +6,15 @@ runs every engine (tokenscan included) on it first: an engine that disagrees wit
 hand derivation stops the bench, so a translation cannot pass merely by matching another.
 """
 
+import json
+import sys
+from pathlib import Path
+
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from engines import ELASTIC, TRC
+from shapes import capture_schema
 
 SA = "/var/run/secrets/kubernetes.io/serviceaccount"
 RUN = "/run/secrets/kubernetes.io/serviceaccount"
@@ -71,3 +76,14 @@ def write(schema, out):
         want |= {(r, i) for r in rules}
     pq.write_table(pa.Table.from_pydict(cols, schema=schema), out)
     return want
+
+
+def main():
+    """`semantics_check.py TOKENSCAN OUT`: writes the capture, prints the expected findings as JSON."""
+    tokenscan, out = sys.argv[1:3]
+    want = write(capture_schema(tokenscan, Path(out).parent), out)
+    print(json.dumps(sorted(want)))
+
+
+if __name__ == "__main__":
+    main()

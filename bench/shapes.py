@@ -13,6 +13,8 @@ asserts it on every file before it is used.
 
 import random
 import subprocess
+import sys
+from pathlib import Path
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -159,3 +161,22 @@ def check_no_container_init(path):
     starts = pa.compute.starts_with(comm, "runc:")
     if pa.compute.any(starts).as_py():
         raise SystemExit(f"{path}: holds runc: init events; the hand-written queries do not model container-init")
+
+
+def main():
+    """`shapes.py generate TOKENSCAN SHAPE EVENTS SEED OUT` or `shapes.py check CAPTURE`.
+
+    The bench calls these in child processes, so that its own process stays small: a child's
+    peak RSS as the kernel reports it includes the parent's at the fork."""
+    if sys.argv[1] == "generate":
+        tokenscan, name, events, seed, out = sys.argv[2:7]
+        schema = capture_schema(tokenscan, Path(out).parent)
+        generate(schema, next(s for s in SHAPES if s.name == name), int(events), int(seed), out)
+    elif sys.argv[1] == "check":
+        check_no_container_init(sys.argv[2])
+    else:
+        sys.exit(f"unknown command {sys.argv[1]}")
+
+
+if __name__ == "__main__":
+    main()
