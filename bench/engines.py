@@ -18,7 +18,8 @@ Semantics (docs/rule-semantics.md), the same in every engine:
 
 Run as `engines.py ENGINE CAPTURE OUT.json`: runs ENGINE's query once in this process and writes
 {"seconds": wall time of the whole query including reading the file, "rows": [[rule, index]...]}.
-`engines.py versions` prints every engine's version.
+`engines.py versions` prints every engine's version; `engines.py duckdb-scans CAPTURE` how many
+times DuckDB's plan (EXPLAIN ANALYZE) reads the file.
 """
 
 import json
@@ -195,6 +196,9 @@ def main():
     """Command line: see the module doc."""
     if sys.argv[1:] == ["versions"]:
         print(json.dumps(versions()))
+        return
+    if sys.argv[1] == "duckdb-scans":
+        print(duckdb_plan(sys.argv[2]).count("READ_PARQUET"))
         return
     engine, capture, out = sys.argv[1:4]
     run = ENGINES[engine]
