@@ -24,6 +24,7 @@ TOKEN_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 RUN_DIR = "/run/secrets/kubernetes.io/serviceaccount"
 # Paths near the rules' edges: exact file-branch paths, the kubelet's resolved ..data form,
 # the seed regex's loose matches and near misses.
+ROW_GROUP = 1024 * 1024  # pyarrow's default row group length
 SPECIAL_PATHS = [
     f"{TOKEN_DIR}/token",
     f"{TOKEN_DIR}/ca.crt",
@@ -88,9 +89,22 @@ def generate(schema, shape, events, seed, out):
     t0 = 1_764_000_000_000_000_000
     host_rows = int(events * shape.host_prefix)
 
+    if shape.v2:
+        schema = schema.with_metadata({"tokenscan.capture_version": "2"})
+    # Row groups of pyarrow's default size, written as they fill, so memory stays bounded.
+    writer = pq.ParquetWriter(out, schema)
+
+    def flush():
+        if cols["kind"]:
+            writer.write_table(pa.Table.from_pydict(cols, schema=schema), row_group_size=ROW_GROUP)
+        for c in cols.values():
+            c.clear()
+
     def row(**kw):
         for name in cols:
             cols[name].append(kw.get(name))
+        if len(cols["kind"]) == ROW_GROUP:
+            flush()
 
     for i in range(events):
         pid = rng.randrange(100, 60_000)
@@ -149,10 +163,8 @@ def generate(schema, shape, events, seed, out):
             elif result is None and rng.random() < 0.3:
                 path = None
             row(kind="open", **base, path=path, requested_path=path, flags=flags, result=result)
-    table = pa.Table.from_pydict(cols, schema=schema)
-    if shape.v2:
-        table = table.replace_schema_metadata({"tokenscan.capture_version": "2"})
-    pq.write_table(table, out)
+    flush()
+    writer.close()
 
 
 def check_no_container_init(path):
