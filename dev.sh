@@ -169,11 +169,17 @@ cmd_bench() {
     ensure_rust
     ensure_apt "${APT_PACKAGES[@]}"
     local venv=target/bench-venv
+    # The engines tokenscan is compared with, pinned: bench/replay_bench.py prints them.
+    local pins=(duckdb==2.0.0 polars==2.1.0 datafusion==55.0.0 pyarrow==26.0.1)
     if [ ! -x "$venv/bin/python" ]; then
-        log "creating $venv with DuckDB"
+        log "creating $venv"
         python3 -m venv "$venv"
     fi
-    "$venv/bin/python" -c 'import duckdb' 2>/dev/null || "$venv/bin/pip" install -q duckdb
+    "$venv/bin/python" -c '
+import sys, duckdb, polars, datafusion, pyarrow
+have = {m.__name__: m.__version__ for m in (duckdb, polars, datafusion, pyarrow)}
+sys.exit(any(have[p.split("==")[0]] != p.split("==")[1] for p in sys.argv[1:]))' "${pins[@]}" 2>/dev/null \
+        || { log "installing ${pins[*]} into $venv"; "$venv/bin/pip" install -q "${pins[@]}"; }
     log "building tokenscan (release)"
     cargo build --release --quiet -p tokenscan-cli
     "$venv/bin/python" bench/replay_bench.py "$@"
@@ -228,5 +234,5 @@ case "${1:-}" in
     test) shift; cmd_test "$@" ;;
     bench) shift; cmd_bench "$@" ;;
     dist) shift; cmd_dist "$@" ;;
-    *) echo "usage: ./dev.sh demo | ./dev.sh test | ./dev.sh dist | ./dev.sh bench [--sizes N,N] [--runs N]" >&2; exit 2 ;;
+    *) echo "usage: ./dev.sh demo | ./dev.sh test | ./dev.sh dist | ./dev.sh bench [--sizes N,N] [--runs N] [--shapes A,B]" >&2; exit 2 ;;
 esac

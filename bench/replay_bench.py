@@ -1,42 +1,45 @@
 #!/usr/bin/env python3
-"""Replay benchmark: tokenscan vs DuckDB vs the decode floor, on synthetic captures.
+"""Replay benchmark: tokenscan vs polars, DuckDB and DataFusion, on captures of several shapes.
 
-For each size it times, on the same file and with all cores:
-  (a) `tokenscan replay` with both built-in rules (whole process, NDJSON findings to a file),
-  (b) DuckDB executing both rules hand-translated to SQL (bench/rules.sql; the query only,
-      inside its process, so Python's start-up is not counted against DuckDB),
-  (c) the decode floor: `tokenscan decode-floor`, reading exactly the columns replay reads,
-      with the same parallelism, doing nothing else.
-It reports the best of N runs, events/s, a/b, a/c, peak RSS of each process, and checks that
-(a) and (b) found exactly the same (rule, event) pairs.
+First, every engine (tokenscan with and without context included) must return exactly the
+findings derived by hand for a small capture of edge cases (bench/semantics_check.py).
+Then, for every shape (bench/shapes.py; plus `tokenscan synth --seed 7`, the synthesizer's own data),
+every size and both writers (pyarrow with default settings, and the same events rewritten by
+`tokenscan convert`), it:
+  1. checks that the capture holds no runc: init event (see shapes.py);
+  2. runs every engine once and checks that each returns exactly tokenscan's findings, the set
+     of (rule, event index); a disagreement stops the bench before anything is timed;
+  3. times each engine N times and reports the median, with the peak RSS of the process:
+     - tokenscan: the whole process, `tokenscan replay -q -f ndjson --no-context` ("ts") and
+       the same with the findings' context columns filled ("ts+ctx"; the default);
+     - polars, DuckDB, DataFusion (bench/engines.py): each run is a fresh Python process; the
+       time is the whole query, reading the file included, measured inside that process
+       (interpreter start-up and imports are not counted against them);
+     - the decode floor: `tokenscan decode-floor`, reading the columns replay reads, whole process.
 
-Usage: bench/replay_bench.py [--sizes 5000000,10000000,20000000] [--runs 3]
-(`./dev.sh bench` installs DuckDB into a venv, builds tokenscan in release mode and runs this.)
+Usage: bench/replay_bench.py [--sizes 5000000,20000000] [--runs 5] [--shapes low-card,...]
+(`./dev.sh bench` installs the pinned engines into a venv, builds tokenscan (release) and runs this.)
 """
 
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-TOKENSCAN = ROOT / "target" / "release" / "tokenscan"
+HERE = Path(__file__).resolve().parent
+# Everything that imports pyarrow or an engine runs in a child process (bench/shapes.py,
+# bench/semantics_check.py, bench/engines.py): the peak RSS the kernel reports for a child
+# includes its parent's at the fork, so this process stays small (about 10 MiB).
+SHAPE_NAMES = ["low-card", "high-card", "exec-1pct", "exec-20pct", "host-mostly", "long-argv", "v2"]
+ROOT = HERE.parent
+TARGET = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
+TOKENSCAN = TARGET / "release" / "tokenscan"
 WORK = ROOT / "target" / "bench"
-RULES_SQL = ROOT / "bench" / "rules.sql"
-
-DUCKDB_RUNNER = r"""
-import duckdb, json, sys, time
-sql = open(sys.argv[1]).read().replace('$capture', sys.argv[2])
-con = duckdb.connect()
-t = time.perf_counter()
-rows = con.sql(sql).fetchall()
-elapsed = time.perf_counter() - t
-with open(sys.argv[3], 'w') as f:
-    json.dump({'seconds': elapsed, 'rows': [[r, int(i)] for r, i in rows]}, f)
-"""
+ENGINES = ["polars", "duckdb", "datafusion"]
 
 
 def run(cmd):
@@ -50,70 +53,124 @@ def run(cmd):
     return wall, usage.ru_maxrss / 1024
 
 
-def ensure_capture(events):
-    path = WORK / f"synth-{events}.parquet"
-    if not path.exists():
-        print(f"generating {path.name} ...", file=sys.stderr)
-        subprocess.run([TOKENSCAN, "synth", "-o", path, "--events", str(events), "--seed", "7"], check=True)
-    return path
+def captures(shape, events, seed):
+    """The pyarrow-written and tokenscan-written files of one shape and size, made if missing."""
+    raw = WORK / f"{shape}-{events}-{'synth' if shape == 'synth' else 'pyarrow'}.parquet"
+    conv = WORK / f"{shape}-{events}-tokenscan.parquet"
+    if not raw.exists():
+        print(f"generating {raw.name} ...", file=sys.stderr)
+        tmp = raw.with_suffix(".tmp")
+        if shape == "synth":
+            subprocess.run([TOKENSCAN, "synth", "-o", tmp, "--events", str(events), "--seed", str(seed), "--force",
+                            "--compression", "snappy"], check=True)
+        else:
+            subprocess.run([sys.executable, HERE / "shapes.py", "generate", TOKENSCAN, shape, str(events), str(seed),
+                            tmp], check=True)
+        tmp.rename(raw)
+    if not conv.exists():
+        subprocess.run([TOKENSCAN, "convert", raw, "-o", conv, "--force"], check=True, stderr=subprocess.DEVNULL)
+    return [("synth" if shape == "synth" else "pyarrow", raw), ("convert", conv)]
 
 
-def bench(events, runs):
-    capture = ensure_capture(events)
-    out_a = WORK / f"findings-{events}.ndjson"
-    out_b = WORK / f"duckdb-{events}.json"
-    a = min(
-        (run([TOKENSCAN, "replay", capture, "-f", "ndjson", "-q", "--force", "-o", out_a]) for _ in range(runs)),
-        key=lambda r: r[0],
-    )
-    b_best = None
-    for _ in range(runs):
-        _, rss = run([sys.executable, "-c", DUCKDB_RUNNER, RULES_SQL, capture, out_b])
-        secs = json.loads(out_b.read_text())["seconds"]
-        if b_best is None or secs < b_best[0]:
-            b_best = (secs, rss)
-    c = min((run([TOKENSCAN, "decode-floor", capture]) for _ in range(runs)), key=lambda r: r[0])
-    found_a = {(f["rule_id"], f["event_index"]) for f in map(json.loads, out_a.read_text().splitlines())}
-    found_b = {(r, i) for r, i in json.loads(out_b.read_text())["rows"]}
-    return {
-        "events": events,
-        "a": a,
-        "b": b_best,
-        "c": c,
-        "findings": len(found_a),
-        "same": found_a == found_b,
-        "only_a": sorted(found_a - found_b)[:5],
-        "only_b": sorted(found_b - found_a)[:5],
-    }
+def tokenscan_findings(capture, out, context):
+    """Command line of a tokenscan replay writing NDJSON findings to out."""
+    cmd = [TOKENSCAN, "replay", capture, "-q", "-f", "ndjson", "--force", "-o", out]
+    return cmd + ([] if context else ["--no-context"])
+
+
+def engine_cmd(engine, capture, out):
+    """Command line of one engine run (bench/engines.py)."""
+    return [sys.executable, HERE / "engines.py", engine, capture, out]
+
+
+def findings_of(capture):
+    """Every engine's findings on capture, tokenscan's first (with and without context)."""
+    out = WORK / "out.json"
+    ts_out = WORK / "findings.ndjson"
+    found = {}
+    for name, ctx in (("ts", False), ("ts+ctx", True)):
+        run(tokenscan_findings(capture, ts_out, ctx))
+        found[name] = {(f["rule_id"], f["event_index"]) for f in map(json.loads, ts_out.read_text().splitlines())}
+    for e in ENGINES:
+        run(engine_cmd(e, capture, out))
+        found[e] = {(r, i) for r, i in json.loads(out.read_text())["rows"]}
+    return found
+
+
+def check(capture, want, found):
+    """Stops the bench when an engine's findings differ from want."""
+    for name, got in found.items():
+        if got != want:
+            sys.exit(f"{capture}: {name} disagrees: missing {sorted(want - got)[:5]}, extra {sorted(got - want)[:5]}")
+
+
+def check_hand():
+    """Every engine against the hand-derived findings of bench/semantics_check.py."""
+    capture = WORK / "semantics-check.parquet"
+    out = subprocess.run([sys.executable, HERE / "semantics_check.py", TOKENSCAN, capture], check=True,
+                         capture_output=True, text=True).stdout
+    want = {(r, i) for r, i in json.loads(out)}
+    check(capture, want, findings_of(capture))
+    scans = subprocess.run([sys.executable, HERE / "engines.py", "duckdb-scans", capture], check=True,
+                           capture_output=True, text=True).stdout.strip()
+    if scans != "1":
+        sys.exit(f"DuckDB's plan reads the capture {scans} times (EXPLAIN ANALYZE), not once")
+    print(f"hand-made edge cases ({len(want)} findings): every engine agrees; DuckDB's plan reads the file once")
+
+
+def bench_one(capture, runs):
+    """Checks every engine's findings against tokenscan's, then times all of them."""
+    subprocess.run([sys.executable, HERE / "shapes.py", "check", capture], check=True)
+    found = findings_of(capture)
+    want = found["ts"]
+    check(capture, want, found)
+    out = WORK / "out.json"
+    ts_out = WORK / "findings.ndjson"
+    res = {"findings": len(want)}
+    for name, ctx in (("ts", False), ("ts+ctx", True)):
+        t = [run(tokenscan_findings(capture, ts_out, ctx)) for _ in range(runs)]
+        res[name] = (statistics.median(s for s, _ in t), max(r for _, r in t))
+    for e in ENGINES:
+        secs, rss = [], []
+        for _ in range(runs):
+            _, r = run(engine_cmd(e, capture, out))
+            secs.append(json.loads(out.read_text())["seconds"])
+            rss.append(r)
+        res[e] = (statistics.median(secs), max(rss))
+    t = [run([TOKENSCAN, "decode-floor", capture]) for _ in range(runs)]
+    res["floor"] = (statistics.median(s for s, _ in t), max(r for _, r in t))
+    return res
 
 
 def main():
+    """Command line: see the module doc."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--sizes", default="5000000,10000000,20000000")
-    p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--sizes", default="5000000,20000000")
+    p.add_argument("--runs", type=int, default=5)
+    p.add_argument("--shapes", default=",".join(["synth"] + SHAPE_NAMES))
+    p.add_argument("--seed", type=int, default=7)
     args = p.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
-    rows = [bench(int(s), args.runs) for s in args.sizes.split(",")]
-    print(f"machine: {os.cpu_count()} cores; best of {args.runs} runs; events/s in millions; RSS in MiB")
-    header = (
-        f"{'events':>10} {'(a) replay s':>12} {'(b) duckdb s':>12} {'(c) floor s':>11} "
-        f"{'a Mev/s':>8} {'b Mev/s':>8} {'c Mev/s':>8} {'a/b':>5} {'a/c':>5} "
-        f"{'RSS a':>6} {'RSS b':>6} {'RSS c':>6} {'findings':>8} same"
-    )
-    print(header)
-    ok = True
-    for r in rows:
-        n = r["events"]
-        (a, ra), (b, rb), (c, rc) = r["a"], r["b"], r["c"]
-        print(
-            f"{n:>10} {a:>12.2f} {b:>12.2f} {c:>11.2f} {n / a / 1e6:>8.2f} {n / b / 1e6:>8.2f} {n / c / 1e6:>8.2f} "
-            f"{a / b:>5.2f} {a / c:>5.2f} {ra:>6.0f} {rb:>6.0f} {rc:>6.0f} {r['findings']:>8} {'yes' if r['same'] else 'NO'}"
-        )
-        if not r["same"]:
-            ok = False
-            print(f"  only tokenscan: {r['only_a']}  only duckdb: {r['only_b']}")
-    if not ok:
-        sys.exit("tokenscan and DuckDB disagree on the findings")
+    version = subprocess.run([TOKENSCAN, "--version"], capture_output=True, text=True, check=True).stdout.strip()
+    vers = json.loads(subprocess.run([sys.executable, HERE / "engines.py", "versions"], check=True,
+                                     capture_output=True, text=True).stdout)
+    print(f"engines: {version}; " + ", ".join(f"{k} {v}" for k, v in vers.items()))
+    print(f"machine: {os.cpu_count()} cores; load: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} "
+          f"{os.getloadavg()[2]:.2f} (1/5/15 min); median of {args.runs} runs; seconds (peak RSS MiB)")
+    print("ts = tokenscan replay --no-context, ts+ctx = with context (default), both whole process;"
+          " polars/duckdb/datafusion = whole query incl. reading the file; floor = tokenscan decode-floor")
+    check_hand()
+    cols = ["ts", "ts+ctx", *ENGINES, "floor"]
+    print("| shape | writer | events | findings | " + " | ".join(cols) + " | ts / best engine | ts / floor |")
+    print("|---|---|---:|---:|" + "---:|" * (len(cols) + 2))
+    for shape in args.shapes.split(","):
+        for events in map(int, args.sizes.split(",")):
+            for writer, capture in captures(shape, events, args.seed):
+                r = bench_one(capture, args.runs)
+                best = min(r[e][0] for e in ENGINES)
+                cells = " | ".join(f"{r[c][0]:.2f} ({r[c][1]:.0f})" for c in cols)
+                print(f"| {shape} | {writer} | {events} | {r['findings']} | {cells} | "
+                      f"{r['ts'][0] / best:.2f} | {r['ts'][0] / r['floor'][0]:.2f} |", flush=True)
 
 
 if __name__ == "__main__":
