@@ -17,7 +17,8 @@ log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 # zlib1g-dev build and link the vendored libbpf (libbpf-sys); its end-to-end
 # test uses unshare, script and setsid (util-linux, bsdutils: always present),
 # and runc with busybox-static to start a real container from a containerd-style bundle.
-APT_PACKAGES=(pkg-config clang make libelf-dev zlib1g-dev runc busybox-static)
+# The Spark tests (python/tests/test_spark.py) run pyspark on a Java runtime: OpenJDK 17 (Debian 12's default JRE).
+APT_PACKAGES=(pkg-config clang make libelf-dev zlib1g-dev runc busybox-static openjdk-17-jre-headless)
 
 ensure_apt() {
     local missing=()
