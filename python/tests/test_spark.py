@@ -189,3 +189,13 @@ def test_bad_rules_and_missing_captures_fail_before_spark_runs(spark: SparkSessi
     with pytest.raises(FileNotFoundError) as f:
         tspark.replay(spark, [FIXTURES / "pod-session.parquet", missing])
     assert f.value.filename == str(missing)
+
+
+def test_a_corrupt_capture_among_others_fails_naming_it(spark: SparkSession, tmp_path: Path) -> None:
+    node = tmp_path / "node-a"
+    node.mkdir()
+    shutil.copy(FIXTURES / "pod-session.parquet", node / "good.parquet")
+    corrupt = node / "corrupt.parquet"
+    corrupt.write_bytes((FIXTURES / "pod-session.parquet").read_bytes()[:-100])  # footer cut off
+    with pytest.raises(tokenscan.CaptureError, match=str(corrupt)):
+        tspark.replay(spark, tmp_path)

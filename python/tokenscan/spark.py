@@ -35,6 +35,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Union
 
 import pyarrow as pa
@@ -72,7 +73,21 @@ def _path_list(captures: _Paths) -> list[str]:
         out.append(os.path.abspath(p))
     if not out:
         raise ValueError("no captures given")
+    for p in out:
+        if "://" not in p:
+            _check_footers(p)
     return out
+
+
+def _check_footers(path: str) -> None:
+    """Reads the Parquet footer of each local capture (a directory: each ``*.parquet`` under
+    it), so that an unreadable file fails here with its name, not in a Java stack trace."""
+    files = sorted(Path(path).rglob("*.parquet")) if os.path.isdir(path) else [Path(path)]
+    for f in files:
+        try:
+            pq.read_schema(f)
+        except (OSError, pa.ArrowException) as e:
+            raise tokenscan.CaptureError(f"{f}: not a readable Parquet capture: {e}") from e
 
 
 def _rules(rules: _RulesArg) -> tokenscan.Rules:
