@@ -20,8 +20,9 @@ log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 # test uses unshare, script and setsid (util-linux, bsdutils: always present),
 # and runc with busybox-static to start a real container from a containerd-style bundle.
 # `./dev.sh dist` links glibc (libc6-dev's libc.a), libelf.a and libz.a statically.
-# The HTML report's test loads it in headless chromium.
-APT_PACKAGES=(pkg-config clang make libelf-dev zlib1g-dev libc6-dev runc busybox-static chromium)
+# The HTML report's test loads it in headless chromium. The Spark tests
+# (python/tests/test_spark.py) run pyspark on a Java runtime: OpenJDK 17 (Debian 12's default JRE).
+APT_PACKAGES=(pkg-config clang make libelf-dev zlib1g-dev libc6-dev runc busybox-static chromium openjdk-17-jre-headless)
 
 # PyPI packages the Python tests need besides pyproject.toml's test group.
 PIP_PACKAGES=("kubernetes-validate>=1.30")
