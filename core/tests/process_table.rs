@@ -728,6 +728,20 @@ mod random_lineage {
                 if let Some(entry) = l.entry_leader {
                     prop_assert!(ancestor_or_self(&t, l.process, Some(entry)));
                     prop_assert_eq!(t.entity(entry).container_id.clone(), p.container_id.clone());
+                    // Topmost as of this event (no stale cached answer): the walk stops
+                    // at the entry leader because its parent is init, in another known
+                    // place, or absent with ppid 0 (docs/processes.md).
+                    let el = t.entity(entry);
+                    match el.parent {
+                        Some(pp) => {
+                            let pe = t.entity(pp);
+                            prop_assert!(
+                                pe.pid <= 1 || el.pid == 1 || (pe.container_id.is_some() && pe.container_id != el.container_id),
+                                "entry leader {} of {} has parent {} in the same place", el.pid, p.pid, pe.pid
+                            );
+                        }
+                        None => prop_assert!(el.ppid == Some(0) || el.pid == 1),
+                    }
                 }
                 prop_assert_eq!(l.entry_type.is_some(), l.entry_leader.is_some() && p.container().is_some());
             }

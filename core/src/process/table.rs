@@ -311,6 +311,7 @@ impl ProcessTable {
             origin,
             events: 0,
             entry_cache: None,
+            has_children: false,
         });
         match origin {
             Origin::Snapshot => self.stats.from_snapshot += 1,
@@ -497,7 +498,17 @@ impl ProcessTable {
             }
         }
         if lineage_changed {
+            self.lineage_changed(me);
+        }
+    }
+
+    /// After `me`'s parent or container changed: every cached entry leader
+    /// may be stale when `me` has descendants; otherwise only its own is.
+    fn lineage_changed(&mut self, me: u32) {
+        if self.entities[me as usize].has_children {
             self.epoch += 1;
+        } else {
+            self.entities[me as usize].entry_cache = None;
         }
     }
 
@@ -527,7 +538,10 @@ impl ProcessTable {
         if par == me {
             return false;
         }
-        match self.ancestors_contain(par, me) {
+        // Only a process with children can be its new parent's ancestor: a
+        // fresh fork skips the walk up the parent's ancestors.
+        let check = if self.entities[me as usize].has_children { self.ancestors_contain(par, me) } else { Some(false) };
+        match check {
             Some(false) => {}
             Some(true) => {
                 self.warnings.add(WarningKind::Cycle, index, pid, || {
@@ -549,6 +563,7 @@ impl ProcessTable {
         }
         e.ppid = Some(ppid);
         e.parent = Some(EntityRef(par));
+        self.entities[par as usize].has_children = true;
         true
     }
 
@@ -594,7 +609,7 @@ impl ProcessTable {
         fill(&mut e.tty, &p.tty);
         if e.container_id.is_none() && p.container_id.is_some() {
             e.container_id.clone_from(&p.container_id);
-            self.epoch += 1;
+            self.lineage_changed(me as u32);
         }
     }
 
