@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
+import yaml  # type: ignore[import-untyped]
 
 kubernetes_validate = pytest.importorskip("kubernetes_validate")
 
@@ -26,13 +26,15 @@ def _pod() -> dict[str, Any]:
     """The manifest's one document."""
     docs = list(yaml.safe_load_all(MANIFEST.read_text()))
     assert len(docs) == 1
-    return docs[0]
+    pod: dict[str, Any] = docs[0]
+    return pod
 
 
 def _recorder(pod: dict[str, Any]) -> dict[str, Any]:
     """The recorder container."""
     (c,) = [c for c in pod["spec"]["containers"] if c["name"] == "recorder"]
-    return c
+    container: dict[str, Any] = c
+    return container
 
 
 @pytest.mark.parametrize("version", ["1.30.0", kubernetes_validate.latest_version()])

@@ -90,9 +90,19 @@ def cli_rows(cli: Path, command: str, *args: str) -> list[dict[str, Any]]:
     return rows
 
 
+TRIAGE_COLUMNS = {
+    "pod_name", "pod_namespace", "container_name", "image", "process_entity_id",
+    "parent_pid", "parent_name", "parent_args", "session_leader_pid", "session_leader_name",
+    "session_leader_tty", "entry_leader_pid", "entry_leader_name", "entry_leader_type",
+}
+
+
 def comparable(rows: list[dict[str, Any]], extra: tuple[str, ...] = ()) -> list[tuple[Any, ...]]:
-    """The CLI's finding columns (and `extra`), sorted by (capture, event_index, rule_id)."""
-    cols = [*extra, *FINDING_COLUMNS]
+    """The CLI's finding columns (and `extra`), sorted by (capture, event_index, rule_id).
+
+    The triage context columns (pod, parent, leaders) are left out: on Spark they are
+    null, as docs/spark.md says, while the CLI fills them from the capture's processes."""
+    cols = [*extra, *(c for c in FINDING_COLUMNS if c not in TRIAGE_COLUMNS)]
     out = [tuple(json.dumps(r[c], sort_keys=True) for c in cols) for r in rows]
     key = [cols.index("capture"), cols.index("event_index"), cols.index("rule_id")]
     return sorted(out, key=lambda t: (t[key[0]], int(t[key[1]]), t[key[2]], t))
