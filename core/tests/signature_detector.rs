@@ -41,9 +41,14 @@ fn capture() -> String {
 }
 
 fn replay(rule: &Path, capture: &Path) -> (Vec<u64>, ReplaySummary) {
+    replay_with(rule, capture, ReplayOptions::default())
+}
+
+/// Event indexes where `rule` fires on `capture` replayed with `options`, and the summary.
+fn replay_with(rule: &Path, capture: &Path, options: ReplayOptions) -> (Vec<u64>, ReplaySummary) {
     let rules = RuleSet::load(&[rule], &CompileOptions::default()).unwrap();
     let mut sink = CollectSink::default();
-    let summary = Replayer::new(rules, ReplayOptions::default()).replay(&[capture], &mut sink).unwrap();
+    let summary = Replayer::new(rules, options).replay(&[capture], &mut sink).unwrap();
     let mut out = Vec::new();
     for b in &sink.batches {
         let ix = b.column(b.schema().index_of("event_index").unwrap()).as_primitive::<UInt64Type>();
@@ -112,18 +117,8 @@ fn container_origin_means_the_container_has_started() {
         let (fired, _) = replay(&root().join(rule), &path);
         assert_eq!(fired, vec![2, 3, 6], "{rule}");
         // Without the findings' context the driver follows only container start-up (a light pass).
-        let rules = RuleSet::load(&[root().join(rule)], &CompileOptions::default()).unwrap();
         let options = ReplayOptions { context: false, ..ReplayOptions::default() };
-        let mut sink = CollectSink::default();
-        Replayer::new(rules, options).replay(&[&path], &mut sink).unwrap();
-        let light: Vec<u64> = sink
-            .batches
-            .iter()
-            .flat_map(|b| {
-                let ix = b.column(b.schema().index_of("event_index").unwrap()).as_primitive::<UInt64Type>();
-                ix.values().to_vec()
-            })
-            .collect();
+        let (light, _) = replay_with(&root().join(rule), &path, options);
         assert_eq!(light, vec![2, 3, 6], "{rule}, starts only");
     }
     // The Tracee view names the origins.
@@ -197,17 +192,8 @@ fn container_start_up_is_followed_across_parquet_batches() {
     w.close().unwrap();
     let rule = root().join("core/rules/tracee-trc-108-k8s-service-account-token.toml");
     for context in [true, false] {
-        let rules = RuleSet::load(&[&rule], &CompileOptions::default()).unwrap();
         let options = ReplayOptions { batch_size: 3, context, ..ReplayOptions::default() };
-        let mut sink = CollectSink::default();
-        Replayer::new(rules, options).replay(&[&pq], &mut sink).unwrap();
-        let fired: Vec<u64> = sink
-            .batches
-            .iter()
-            .flat_map(|b| {
-                b.column(b.schema().index_of("event_index").unwrap()).as_primitive::<UInt64Type>().values().to_vec()
-            })
-            .collect();
+        let (fired, _) = replay_with(&rule, &pq, options);
         assert_eq!(fired, vec![0, 1, 2, 3, 6, 7, 8], "context {context}");
     }
 }
