@@ -43,6 +43,10 @@ pub struct Rule {
     pub source: PathBuf,
     /// Byte offset of the EQL query text in the rule file (for positions of later diagnostics).
     pub query_offset: Option<usize>,
+    /// SHA-256 of the rule file's text, lowercase hex: which exact text a
+    /// finding or report came from (two files with the same id and version
+    /// but different logic differ here).
+    pub text_sha256: String,
     /// The compiled logic, whatever its kind: everything about the rule
     /// beyond identity and metadata goes through this interface.
     pub logic: Arc<dyn CompiledRule>,
@@ -304,10 +308,18 @@ pub fn parse_rule(path: &Path, text: &str, options: &CompileOptions) -> Result<R
 /// or the one error that stops reading the file (TOML syntax, a missing key,
 /// an unsupported rule language).
 pub fn parse_rule_all(path: &Path, text: &str, options: &CompileOptions) -> std::result::Result<Rule, Vec<Error>> {
-    parse_rule_inner(path, text, options).map_err(|e| match e {
+    let mut rule = parse_rule_inner(path, text, options).map_err(|e| match e {
         Problems::One(e) => vec![e],
         Problems::Many(v) => v,
-    })
+    })?;
+    rule.text_sha256 = sha256_hex(text);
+    Ok(rule)
+}
+
+/// Lowercase hex SHA-256 of `text`.
+fn sha256_hex(text: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 enum Problems {
@@ -339,6 +351,7 @@ fn parse_rule_inner(path: &Path, text: &str, options: &CompileOptions) -> std::r
                 .unwrap_or_default(),
             source: path.to_owned(),
             query_offset: None,
+            text_sha256: String::new(),
             logic: Arc::new(sig),
         });
     }
@@ -431,6 +444,32 @@ fn parse_rule_inner(path: &Path, text: &str, options: &CompileOptions) -> std::r
         threat,
         source: path.to_owned(),
         query_offset: Some(content_start),
+        text_sha256: String::new(),
         logic: Arc::new(compiled),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sha256_matches_the_fips_180_2_test_vector() {
+        // FIPS 180-2, appendix B.1: SHA-256("abc").
+        assert_eq!(sha256_hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    }
+
+    #[test]
+    fn a_rule_carries_the_hash_of_its_whole_text() {
+        let (name, text) = BUILTIN_RULES[0];
+        let options = CompileOptions::default();
+        let rule = parse_rule(Path::new(name), text, &options).expect("built-in rule loads");
+        assert_eq!(rule.text_sha256, sha256_hex(text));
+        // One byte more (a comment) is another text, with another hash.
+        let edited = format!("{text}#\n");
+        let other = parse_rule(Path::new(name), &edited, &options).expect("still loads");
+        assert_ne!(other.text_sha256, rule.text_sha256);
+        let (name, text) = BUILTIN_RULES[1];
+        assert_eq!(parse_rule(Path::new(name), text, &options).expect("loads").text_sha256, sha256_hex(text));
+    }
 }

@@ -33,6 +33,7 @@ fuzz_target!(|data: &[u8]| {
             threat: Vec::new(),
             source: "fuzz".into(),
             query_offset: None,
+            text_sha256: String::new(),
             logic: std::sync::Arc::new(q),
         };
         for batch in common::samples() {
