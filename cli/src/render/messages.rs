@@ -24,9 +24,19 @@ pub fn progress_bar(enabled: bool) -> Option<indicatif::ProgressBar> {
     Some(bar)
 }
 
-/// Warns about events a rule could not evaluate, with examples.
+/// Warns about events a rule could not evaluate, with examples, and about
+/// sequence rules that dropped partial sequences at their bound.
 pub fn unevaluable(summary: &ReplaySummary) -> String {
     let mut out = String::new();
+    for r in summary.rules.iter().filter(|r| r.sequences_dropped > 0) {
+        let _ = writeln!(
+            out,
+            "tokenscan: warning: sequence rule {} dropped {} at its bound on pending sequences: sequences that \
+             would have completed may be missing",
+            r.rule_id,
+            plural(r.sequences_dropped, "partial sequence", "partial sequences")
+        );
+    }
     for r in &summary.rules {
         if r.unevaluable == 0 {
             continue;
