@@ -382,10 +382,7 @@ impl Compiler {
             None => {
                 let hint = match closest_field(name) {
                     Some(near) => format!("did you mean `{near}`?"),
-                    None => {
-                        let known: Vec<&str> = ECS_FIELDS.iter().map(|f| f.name).collect();
-                        format!("the ECS view has {}", known.join(", "))
-                    }
+                    None => unknown_field_hint(name),
                 };
                 err(e.span, format!("unknown field `{name}`: {hint} (write `?{name}` to treat it as always missing)"))
             }
@@ -832,6 +829,32 @@ impl Compiler {
         }
         Ok((VExpr::Call { func, ci, args: vals, cidrs }, func.result()))
     }
+}
+
+/// What to say about an unknown field without a near spelling: the view's
+/// fields under the longest dotted prefix it shares with them (a few), or
+/// that the view has nothing under its first segment. Never the whole list:
+/// one message per unknown field of a rule pack would repeat it.
+fn unknown_field_hint(name: &str) -> String {
+    const SHOWN: usize = 8;
+    let segments: Vec<&str> = name.split('.').collect();
+    for len in (1..segments.len()).rev() {
+        let prefix = format!("{}.", segments[..len].join("."));
+        let under: Vec<&str> = ECS_FIELDS.iter().map(|f| f.name).filter(|f| f.starts_with(&prefix)).collect();
+        if under.is_empty() {
+            continue;
+        }
+        let more = match under.len().saturating_sub(SHOWN) {
+            0 => String::new(),
+            n => format!(" and {n} more"),
+        };
+        let list: Vec<String> = under.iter().take(SHOWN).map(|f| format!("`{f}`")).collect();
+        return format!(
+            "the ECS view's `{prefix}*` fields are {}{more} (docs/rule-semantics.md lists them all)",
+            list.join(", ")
+        );
+    }
+    format!("the ECS view has no `{}.*` field (docs/rule-semantics.md lists its fields)", segments[0])
 }
 
 /// The ECS field nearest to a misspelt name, if one is close (edit distance at most 2).
