@@ -239,12 +239,18 @@ impl<'r> Driver<'r> {
     /// ([`SequenceMatcher`]). Returns, per capture and event index, the
     /// sequences each event is in, and sets each rule's sequence counts in
     /// `summary`. Nothing to do (and no pass) without sequence rules.
-    fn match_sequences(&self, captures: &[&Path], summary: &mut ReplaySummary) -> Result<SequenceHits> {
+    ///
+    /// When the stages read process-model fields, the pass rebuilds each
+    /// capture's processes; for a single capture they are kept
+    /// ([`Sequences::context`]) so that the usual pass does not rebuild them.
+    fn match_sequences(&self, captures: &[&Path], summary: &mut ReplaySummary) -> Result<Sequences> {
         let rules: Vec<(usize, &EqlSequence)> =
             self.rules.iter().enumerate().filter_map(|(i, r)| r.sequence().map(|s| (i, s))).collect();
         if rules.is_empty() {
-            return Ok(SequenceHits::new());
+            return Ok(Sequences::default());
         }
+        let keep_context = captures.len() == 1;
+        let mut context: Option<(PathBuf, Arc<ProcessContext>)> = None;
         let columns = rules.iter().fold(Projection::default(), |p, (_, s)| p.union(s.projection()));
         let process = rules.iter().any(|(_, s)| s.needs_process());
         let max_events = self.options.sequence_max_events;
@@ -253,7 +259,8 @@ impl<'r> Driver<'r> {
         // Parts come in capture order: number the captures as they come.
         let mut read: Vec<PathBuf> = Vec::new();
         let stage_events = |path: &Path, batch: EventBatch| {
-            Ok((path.to_owned(), rules.iter().map(|(_, s)| s.stage_events(&batch, 0)).collect::<Vec<_>>()))
+            let parts = rules.iter().map(|(_, s)| s.stage_events(&batch, 0)).collect::<Vec<_>>();
+            Ok((path.to_owned(), parts, batch.process().cloned().filter(|_| keep_context)))
         };
         read_events_with_process(
             captures,
@@ -261,7 +268,10 @@ impl<'r> Driver<'r> {
             process,
             self.options,
             stage_events,
-            &mut |(path, parts): StageParts| {
+            &mut |(path, parts, process): StageParts| {
+                if context.is_none() {
+                    context = process.map(|p| (path.clone(), p));
+                }
                 if read.last() != Some(&path) {
                     read.push(path);
                 }
@@ -297,7 +307,7 @@ impl<'r> Driver<'r> {
                 }
             }
         }
-        Ok(hits)
+        Ok(Sequences { hits, context })
     }
 
     /// Adds to `hits` the events of `batch` that are part of a matched
@@ -340,7 +350,7 @@ impl<'r> Driver<'r> {
         consumer: &C,
         sink: &mut dyn PartSink<C::Part>,
         summary: &mut ReplaySummary,
-        sequences: &SequenceHits,
+        sequences: &Sequences,
     ) -> Result<()> {
         let total: Option<u64> = opened.iter().map(Capture::num_rows).sum();
         let threads = rayon::current_num_threads().max(1);
@@ -366,14 +376,18 @@ impl<'r> Driver<'r> {
                 }
             };
             let process = if needs_process {
-                Some(Arc::new(self.process_context(capture)?))
+                match &sequences.context {
+                    // Built by the sequences' pass over this capture: the same processes.
+                    Some((p, ctx)) if p == path => Some(ctx.clone()),
+                    _ => Some(Arc::new(self.process_context(capture)?)),
+                }
             } else if needs_starts {
                 Some(Arc::new(self.container_starts(capture)?))
             } else {
                 None
             };
             let process = process.as_ref();
-            let state: CaptureState<'_> = (capture, process, sequences.get(path));
+            let state: CaptureState<'_> = (capture, process, sequences.hits.get(path));
             let units: Vec<usize> = (0..capture.units()).collect();
             let mut failures = Vec::new();
             for wave in units.chunks(threads) {
@@ -463,7 +477,7 @@ impl<'r> Driver<'r> {
             builder.push_batch(&b);
             Ok(())
         };
-        let none = SequenceHits::new();
+        let none = Sequences::default();
         reader.run_opened(std::slice::from_ref(capture), &consumer, &mut sink, &mut reader.new_summary(), &none)?;
         Ok(builder.finish())
     }
@@ -822,8 +836,18 @@ where
 /// in one run ([`ReplayOptions::sequence_max_events`]).
 pub const DEFAULT_MAX_STAGE_EVENTS: usize = 4_000_000;
 
-/// One batch's stage events, per sequence rule, with its capture.
-type StageParts = (PathBuf, Vec<Vec<StageEvent<(usize, u64)>>>);
+/// One batch's stage events, per sequence rule, with its capture (and the
+/// capture's processes, when they are to be kept).
+type StageParts = (PathBuf, Vec<Vec<StageEvent<(usize, u64)>>>, Option<Arc<ProcessContext>>);
+
+/// What [`Driver::match_sequences`] found, for the usual pass.
+#[derive(Debug, Default)]
+struct Sequences {
+    /// Per capture, per event index: the matched sequences the event is in.
+    hits: SequenceHits,
+    /// The processes of the one capture read, when the stages needed them.
+    context: Option<(PathBuf, Arc<ProcessContext>)>,
+}
 
 /// Per capture, per event index: the matched sequences the event is in.
 type SequenceHits = HashMap<PathBuf, BTreeMap<u64, Vec<SequenceEvent>>>;
