@@ -216,3 +216,53 @@ fn rules_list_describes_a_sequence_rules_stages() {
     let text = stdout(&out);
     assert!(text.contains("\"stages\"") && text.contains("maxspan_ns"), "{text}");
 }
+
+fn piped_rule(id: &str, query: &str) -> String {
+    format!("[rule]\nname = \"piped\"\nrule_id = \"{id}\"\nseverity = \"low\"\nlanguage = \"eql\"\nquery = '''\n{query}\n'''\n")
+}
+
+/// Runs `replay -f ndjson` with one rule file written from `text`; returns the event indexes.
+fn indexes(s: &Setup, text: &str, capture: &str) -> Vec<u64> {
+    std::fs::write(s.path("piped.toml"), text).expect("write rule");
+    let out = s.run(&["replay", "--rules", "piped.toml", capture, "-f", "ndjson", "-q"]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    ndjson(&out).iter().map(|v| v["event_index"].as_u64().expect("index")).collect()
+}
+
+#[test]
+fn head_and_tail_cut_the_matches_of_the_whole_stream_by_time() {
+    let s = Setup::new();
+    let reads = r#"file where event.action == "open" and file.path like "*/serviceaccount/token""#;
+    // The token reads are events 0 (0 s), 1 (1 s), 3 (3 s) and 6 (41 s).
+    assert_eq!(indexes(&s, &piped_rule("p", reads), "node.ndjson"), [0, 1, 3, 6]);
+    assert_eq!(indexes(&s, &piped_rule("p", &format!("{reads} | head 2")), "node.ndjson"), [0, 1]);
+    assert_eq!(indexes(&s, &piped_rule("p", &format!("{reads} | tail 2")), "node.ndjson"), [3, 6]);
+    // Pipes apply in turn: the first three, then the last of those.
+    assert_eq!(indexes(&s, &piped_rule("p", &format!("{reads} | head 3 | tail 1")), "node.ndjson"), [3]);
+    // A count beyond the matches keeps them all.
+    assert_eq!(indexes(&s, &piped_rule("p", &format!("{reads} | tail 100")), "node.ndjson"), [0, 1, 3, 6]);
+    // Order is by timestamp, not by position: the same events written in
+    // reverse (event i becomes 8 - i), the two earliest reads are events 8 and 7.
+    let reversed: String = capture_events().iter().rev().map(|e| format!("{e}\n")).collect();
+    std::fs::write(s.path("reversed.ndjson"), reversed).expect("write capture");
+    assert_eq!(indexes(&s, &piped_rule("p", &format!("{reads} | head 2")), "reversed.ndjson"), [7, 8]);
+}
+
+#[test]
+fn head_and_tail_on_a_sequence_keep_whole_sequences_in_completion_order() {
+    let s = Setup::new();
+    // Two sequences: [0, 2] completes at 2 s, [6, 7] at 45 s.
+    let seq = rule("30s").replace("rule_id = \"seq-token-then-tool\"", "rule_id = \"s\"");
+    let piped = |pipe: &str| {
+        seq.replace(
+            "process.name in (\"curl\", \"wget\")]\n",
+            &format!("process.name in (\"curl\", \"wget\")]\n{pipe}\n"),
+        )
+    };
+    assert_eq!(indexes(&s, &piped("| head 1"), "node.ndjson"), [0, 2]);
+    assert_eq!(indexes(&s, &piped("| tail 1"), "node.ndjson"), [6, 7]);
+    std::fs::write(s.path("piped.toml"), piped("| tail 1")).expect("write rule");
+    let json = s.run(&["replay", "--rules", "piped.toml", "node.ndjson", "-f", "json", "-q"]);
+    let doc: Value = serde_json::from_str(&stdout(&json)).expect("json");
+    assert_eq!(doc["summary"]["rules"][0]["sequences"], 1);
+}

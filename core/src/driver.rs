@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use rayon::prelude::*;
 
-use arrow::array::AsArray;
+use arrow::array::{Array, AsArray};
 use arrow::datatypes::TimestampNanosecondType;
 
 use crate::capture::{Capture, Column, EventBatch, Projection};
@@ -152,7 +152,7 @@ pub struct Driver<'r> {
 
 /// What the reading of each unit of a capture shares: the capture, its
 /// processes (when needed) and the matched sequences' events in it.
-type CaptureState<'a> = (&'a Capture, Option<&'a Arc<ProcessContext>>, Option<&'a BTreeMap<u64, Vec<SequenceEvent>>>);
+type CaptureState<'a> = (&'a Capture, Option<&'a Arc<ProcessContext>>, Option<&'a BTreeMap<u64, Vec<StreamHit>>>);
 
 /// What one unit produced besides its parts.
 type UnitResult = Result<(ReplaySummary, Option<Error>)>;
@@ -229,38 +229,49 @@ impl<'r> Driver<'r> {
         Ok(summary)
     }
 
-    /// The sequence rules' half that needs the whole stream
-    /// ([`CompiledRule::sequence`](crate::engine::CompiledRule::sequence)):
-    /// one pass over `captures` (in parallel, as for any rule) evaluates
-    /// every stage of every sequence rule per batch; only the events some
-    /// stage selected, with their timestamps and join keys, are kept; then,
-    /// per rule, the events are sorted by (timestamp, capture position,
-    /// event index) and run through the per-key state machines
-    /// ([`SequenceMatcher`]). Returns, per capture and event index, the
-    /// sequences each event is in, and sets each rule's sequence counts in
-    /// `summary`. Nothing to do (and no pass) without sequence rules.
+    /// The half of the stream rules ([`Rule::needs_stream`]) that needs the
+    /// whole stream: sequences
+    /// ([`CompiledRule::sequence`](crate::engine::CompiledRule::sequence))
+    /// and queries ending in pipes
+    /// ([`CompiledRule::pipes`](crate::engine::CompiledRule::pipes)). One
+    /// pass over `captures` (in parallel, as for any rule) evaluates every
+    /// stage of every sequence rule, and every piped rule, per batch; only
+    /// the events some stage or piped rule selected are kept, with their
+    /// timestamps (and join keys). Then, per rule, the events are sorted by
+    /// (timestamp, capture position, event index): a sequence rule's run
+    /// through the per-key state machines ([`SequenceMatcher`]), its
+    /// sequences (in the order they complete) cut by its pipes; a piped
+    /// rule's matches cut by its pipes. Returns, per capture and event index,
+    /// the rules the event is a finding of (and the sequences it is in), and
+    /// sets each sequence rule's counts in `summary`. Nothing to do (and no
+    /// pass) without stream rules.
     ///
-    /// When the stages read process-model fields, the pass rebuilds each
+    /// When they read process-model fields, the pass rebuilds each
     /// capture's processes; for a single capture they are kept
     /// ([`Sequences::context`]) so that the usual pass does not rebuild them.
     fn match_sequences(&self, captures: &[&Path], summary: &mut ReplaySummary) -> Result<Sequences> {
         let rules: Vec<(usize, &EqlSequence)> =
             self.rules.iter().enumerate().filter_map(|(i, r)| r.sequence().map(|s| (i, s))).collect();
-        if rules.is_empty() {
+        let piped: Vec<(usize, &Rule)> =
+            self.rules.iter().enumerate().filter(|(_, r)| r.sequence().is_none() && !r.pipes().is_empty()).collect();
+        if rules.is_empty() && piped.is_empty() {
             return Ok(Sequences::default());
         }
         let keep_context = captures.len() == 1;
         let mut context: Option<(PathBuf, Arc<ProcessContext>)> = None;
         let columns = rules.iter().fold(Projection::default(), |p, (_, s)| p.union(s.projection()));
-        let process = rules.iter().any(|(_, s)| s.needs_process());
+        let columns = piped.iter().fold(columns, |p, (_, r)| p.union(r.projection()));
+        let process = rules.iter().any(|(_, s)| s.needs_process()) || piped.iter().any(|(_, r)| r.needs_process());
         let max_events = self.options.sequence_max_events;
         let mut events: Vec<Vec<StageEvent<(usize, u64)>>> = vec![Vec::new(); rules.len()];
+        let mut matches: Vec<Vec<(i64, (usize, u64))>> = vec![Vec::new(); piped.len()];
         let mut held = 0usize;
         // Parts come in capture order: number the captures as they come.
         let mut read: Vec<PathBuf> = Vec::new();
         let stage_events = |path: &Path, batch: EventBatch| {
             let parts = rules.iter().map(|(_, s)| s.stage_events(&batch, 0)).collect::<Vec<_>>();
-            Ok((path.to_owned(), parts, batch.process().cloned().filter(|_| keep_context)))
+            let found = piped.iter().map(|(_, r)| timed_matches(r, &batch)).collect::<Vec<_>>();
+            Ok((path.to_owned(), parts, found, batch.process().cloned().filter(|_| keep_context)))
         };
         read_events_with_process(
             captures,
@@ -268,7 +279,7 @@ impl<'r> Driver<'r> {
             process,
             self.options,
             stage_events,
-            &mut |(path, parts, process): StageParts| {
+            &mut |(path, parts, found, process): StageParts| {
                 if context.is_none() {
                     context = process.map(|p| (path.clone(), p));
                 }
@@ -280,12 +291,16 @@ impl<'r> Driver<'r> {
                     held += part.len();
                     mine.extend(part.into_iter().map(|e| StageEvent { id: (position, e.id.1), ..e }));
                 }
+                for (mine, part) in matches.iter_mut().zip(found) {
+                    held += part.len();
+                    mine.extend(part.into_iter().map(|(time, index)| (time, (position, index))));
+                }
                 if held > max_events {
                     return Err(Error::capture(
                         &read[position],
                         format!(
-                            "more than {max_events} events match the stages of the sequence rules (the bound was \
-                             reached in this capture): narrow the stage conditions"
+                            "more than {max_events} events match the stages of the sequence rules or the rules \
+                             ending in pipes (the bound was reached in this capture): narrow their conditions"
                         ),
                     ));
                 }
@@ -293,48 +308,61 @@ impl<'r> Driver<'r> {
             },
         )?;
         let mut hits = SequenceHits::new();
+        let mut add = |capture: usize, index: u64, at: StreamHit| {
+            hits.entry(read[capture].clone()).or_default().entry(index).or_default().push(at);
+        };
         for ((rule, sequence), events) in rules.into_iter().zip(events) {
             let output = SequenceMatcher::run(sequence.spec(self.options.sequence_max_pending), events);
-            summary.rules[rule].sequences += output.sequences.len() as u64;
+            let sequences = sequence.pipes().iter().fold(output.sequences, |s, pipe| pipe.apply(s));
+            summary.rules[rule].sequences += sequences.len() as u64;
             summary.rules[rule].sequences_dropped += output.dropped;
-            for seq in output.sequences {
+            for seq in sequences {
                 let Some(&((c, ix), _)) = seq.first() else { continue };
                 let label: Arc<str> = format!("{}:{ix}", read[c].display()).into();
                 let of = seq.len();
                 for (k, ((capture, index), stage)) in seq.into_iter().enumerate() {
-                    let at = SequenceEvent { rule, label: label.clone(), position: k + 1, of, stage };
-                    hits.entry(read[capture].clone()).or_default().entry(index).or_default().push(at);
+                    let place = SequencePlace { label: label.clone(), position: k + 1, of, stage };
+                    add(capture, index, StreamHit { rule, sequence: Some(place) });
                 }
+            }
+        }
+        for ((rule, r), mut found) in piped.into_iter().zip(matches) {
+            found.sort_unstable();
+            for (_, (capture, index)) in r.pipes().iter().fold(found, |m, pipe| pipe.apply(m)) {
+                add(capture, index, StreamHit { rule, sequence: None });
             }
         }
         Ok(Sequences { hits, context })
     }
 
-    /// Adds to `hits` the events of `batch` that are part of a matched
-    /// sequence (`sequences`: the capture's, by event index): one hit per
-    /// (event, rule), its reason naming every sequence of that rule the
-    /// event is in and why its stage matched. Keeps `hits` in (row, rule) order.
-    fn add_sequence_hits(
-        &self,
-        sequences: &BTreeMap<u64, Vec<SequenceEvent>>,
-        batch: &EventBatch,
-        hits: &mut Vec<Hit>,
-    ) {
+    /// Adds to `hits` the events of `batch` that stream rules decided
+    /// ([`Driver::match_sequences`]; `decided`: the capture's, by event
+    /// index): one hit per (event, rule). A piped rule's reason is its usual
+    /// one; a sequence rule's names every sequence of that rule the event is
+    /// in, the event's place and why its stage matched. Keeps `hits` in
+    /// (row, rule) order.
+    fn add_sequence_hits(&self, decided: &BTreeMap<u64, Vec<StreamHit>>, batch: &EventBatch, hits: &mut Vec<Hit>) {
         let first = batch.first_index();
         let before = hits.len();
-        for (&ix, events) in sequences.range(first..first + batch.len() as u64) {
+        for (&ix, events) in decided.range(first..first + batch.len() as u64) {
             let row = (ix - first) as usize;
             let mut by_rule: BTreeMap<usize, Vec<String>> = BTreeMap::new();
             for e in events {
-                let sequence = self.rules[e.rule].sequence().expect("a sequence rule");
-                let why = sequence.stages[e.stage].query.explain(batch, row);
-                by_rule.entry(e.rule).or_default().push(format!(
-                    "sequence {}, event {} of {} (stage {}): {why}",
-                    e.label,
-                    e.position,
-                    e.of,
-                    e.stage + 1
-                ));
+                let rule = &self.rules[e.rule];
+                let reason = match (&e.sequence, rule.sequence()) {
+                    (Some(place), Some(sequence)) => {
+                        let why = sequence.stages[place.stage].query.explain(batch, row);
+                        format!(
+                            "sequence {}, event {} of {} (stage {}): {why}",
+                            place.label,
+                            place.position,
+                            place.of,
+                            place.stage + 1
+                        )
+                    }
+                    _ => rule.why(batch, row),
+                };
+                by_rule.entry(e.rule).or_default().push(reason);
             }
             hits.extend(by_rule.into_iter().map(|(rule, reasons)| Hit { row, rule, reason: reasons.join("; ") }));
         }
@@ -531,8 +559,8 @@ impl<'r> Driver<'r> {
         let mut hits = Vec::new();
         let mut bad = Vec::new();
         for (ri, rule) in self.rules.iter().enumerate() {
-            if rule.sequence().is_some() {
-                // Matched over the whole stream (`match_sequences`), not per batch.
+            if rule.needs_stream() {
+                // Decided over the whole stream (`match_sequences`), not per batch.
                 continue;
             }
             let verdict = rule.evaluate(batch);
@@ -545,23 +573,29 @@ impl<'r> Driver<'r> {
         (hits, bad)
     }
 
-    /// An error naming the first sequence rule, for evaluations that see
-    /// one batch at a time (Arrow data handed over by Python, Spark and Ray
-    /// batches): a sequence needs the whole stream in order.
+    /// An error naming the first stream rule ([`Rule::needs_stream`]), for
+    /// evaluations that see one batch at a time (Arrow data handed over by
+    /// Python, Spark and Ray batches): a sequence or a pipe needs the whole
+    /// stream in order.
     pub fn refuse_sequences(&self, capture: &Path) -> Result<()> {
-        match self.rules.iter().find(|r| r.sequence().is_some()) {
-            None => Ok(()),
-            Some(rule) => Err(Error::rule(
-                &rule.source,
-                None,
-                format!(
-                    "rule {} is an EQL sequence: sequences are matched over whole captures in order and cannot be \
-                     evaluated one batch at a time (on {}); replay the capture files instead",
-                    rule.id,
-                    capture.display()
-                ),
-            )),
-        }
+        let Some(rule) = self.rules.iter().find(|r| r.needs_stream()) else { return Ok(()) };
+        let what = match rule.sequence() {
+            Some(_) => "is an EQL sequence: sequences are matched".to_string(),
+            None => {
+                let pipes: Vec<String> = rule.pipes().iter().map(|p| p.to_string()).collect();
+                format!("ends in `{}`: pipes are applied", pipes.join(" "))
+            }
+        };
+        Err(Error::rule(
+            &rule.source,
+            None,
+            format!(
+                "rule {} {what} over whole captures in order and cannot be evaluated one batch at a time (on {}); \
+                 replay the capture files instead",
+                rule.id,
+                capture.display()
+            ),
+        ))
     }
 
     /// Counts (or, with `strict`, fails on) the events a rule could not
@@ -836,9 +870,24 @@ where
 /// in one run ([`ReplayOptions::sequence_max_events`]).
 pub const DEFAULT_MAX_STAGE_EVENTS: usize = 4_000_000;
 
-/// One batch's stage events, per sequence rule, with its capture (and the
-/// capture's processes, when they are to be kept).
-type StageParts = (PathBuf, Vec<Vec<StageEvent<(usize, u64)>>>, Option<Arc<ProcessContext>>);
+/// One batch's stage events per sequence rule and (timestamp, event index)
+/// of the matches of each piped rule, with its capture (and the capture's
+/// processes, when they are to be kept).
+type StageParts = (PathBuf, Vec<Vec<StageEvent<(usize, u64)>>>, Vec<Vec<(i64, u64)>>, Option<Arc<ProcessContext>>);
+
+/// The events of `batch` where `rule` fires, as (timestamp, event index);
+/// an event without a timestamp is ordered before every other.
+fn timed_matches(rule: &Rule, batch: &EventBatch) -> Vec<(i64, u64)> {
+    let fires = rule.evaluate(batch).fires;
+    let time = batch.column(Column::Time).map(|t| t.as_primitive::<TimestampNanosecondType>());
+    fires
+        .set_indices()
+        .map(|row| {
+            let t = time.filter(|t| t.is_valid(row)).map_or(i64::MIN, |t| t.value(row));
+            (t, batch.first_index() + row as u64)
+        })
+        .collect()
+}
 
 /// What [`Driver::match_sequences`] found, for the usual pass.
 #[derive(Debug, Default)]
@@ -850,13 +899,20 @@ struct Sequences {
 }
 
 /// Per capture, per event index: the matched sequences the event is in.
-type SequenceHits = HashMap<PathBuf, BTreeMap<u64, Vec<SequenceEvent>>>;
+type SequenceHits = HashMap<PathBuf, BTreeMap<u64, Vec<StreamHit>>>;
+
+/// An event a stream rule ([`Rule::needs_stream`]) reports.
+#[derive(Debug, Clone)]
+struct StreamHit {
+    /// Position of the rule in the driver's rule list.
+    rule: usize,
+    /// For a sequence rule, the event's place in one of its sequences.
+    sequence: Option<SequencePlace>,
+}
 
 /// An event's place in one matched sequence.
 #[derive(Debug, Clone)]
-struct SequenceEvent {
-    /// Position of the sequence rule in the driver's rule list.
-    rule: usize,
+struct SequencePlace {
     /// The sequence: `capture:event_index` of its first event.
     label: Arc<str>,
     /// 1-based position of the event in the sequence.

@@ -67,6 +67,14 @@ pub trait CompiledRule: std::fmt::Debug + Send + Sync {
         None
     }
 
+    /// The pipes after the rule's query (`| head N`, `| tail N`): the
+    /// driver applies them over the whole stream, to the matching events in
+    /// (timestamp, capture, event index) order, or to a sequence rule's
+    /// sequences in the order they complete. Empty for most rules.
+    fn pipes(&self) -> &[crate::eql::ast::Pipe] {
+        &[]
+    }
+
     /// Evaluates the rule on every event of `batch`.
     fn evaluate(&self, batch: &EventBatch) -> Verdict;
 

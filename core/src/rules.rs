@@ -97,6 +97,19 @@ impl Rule {
     pub fn sequence(&self) -> Option<&crate::eql::EqlSequence> {
         self.logic.sequence()
     }
+
+    /// The pipes after the rule's query (see [`CompiledRule::pipes`]).
+    pub fn pipes(&self) -> &[crate::eql::ast::Pipe] {
+        self.logic.pipes()
+    }
+
+    /// Whether the rule's findings depend on the whole stream of events (a
+    /// sequence, or a query ending in pipes): then the driver decides them in
+    /// a pass of their own before the usual one, and evaluation one batch at
+    /// a time refuses the rule.
+    pub fn needs_stream(&self) -> bool {
+        self.sequence().is_some() || !self.pipes().is_empty()
+    }
 }
 
 /// An ordered set of rules with unique ids.
@@ -400,7 +413,7 @@ fn parse_rule_inner(path: &Path, text: &str, options: &CompileOptions) -> std::r
             .map_err(|errors| Problems::Many(errors.into_iter().map(query_error).collect()))?;
         Arc::new(sequence)
     } else {
-        let query = EqlQuery::compile_all(query.get_ref(), options)
+        let query = EqlQuery::compile_rule(query.get_ref(), options)
             .map_err(|errors| Problems::Many(errors.into_iter().map(query_error).collect()))?;
         Arc::new(query)
     };

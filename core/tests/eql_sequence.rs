@@ -143,7 +143,13 @@ fn hostile_sequences_get_clear_errors() {
             "sequence [any where true] by host.name [any where true]".into(),
             "this stage has 0 join key(s) of its own but the first stage has 1: every stage needs as many",
         ),
-        (format!("sequence {two} | head 1"), "unsupported: pipes ('| head', '| tail', ...) are not supported"),
+        (format!("sequence {two} | count"), "unsupported pipe 'count': Elasticsearch's EQL has only 'head' and 'tail'"),
+        (format!("sequence {two} | head 0"), "a pipe's count must be at least 1"),
+        (format!("sequence {two} | tail"), "expected a count after 'tail'"),
+        (
+            format!("sequence {two} | head 2 ["),
+            "unexpected '[': expected '[' to open a stage, 'until' or the end of the query",
+        ),
         (
             "sequence with maxspan=1h [any where true] ![any where true]".into(),
             "unsupported: missing-event stages ('![ ... ]') are not supported",

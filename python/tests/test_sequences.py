@@ -86,3 +86,13 @@ def test_evaluating_batches_refuses_a_sequence_rule_by_name(capture: Path) -> No
     table = tokenscan.read_capture(capture)
     with pytest.raises(tokenscan.RuleError, match="rule seq-token-then-tool is an EQL sequence"):
         tokenscan.Rules.from_text(RULE, "seq.toml").evaluate(table)
+
+
+def test_evaluating_batches_refuses_a_piped_rule_by_name(capture: Path) -> None:
+    piped = RULE.replace("seq-token-then-tool", "piped").replace(
+        "sequence by container.id with maxspan=30s\n  [file where", "file where"
+    ).split("]\n  [process")[0] + " | head 2\n'''\n"
+    table = tokenscan.read_capture(capture)
+    with pytest.raises(tokenscan.RuleError, match=r"rule piped ends in `\| head 2`"):
+        tokenscan.Rules.from_text(piped, "piped.toml").evaluate(table)
+    assert pa.table(tokenscan.replay(capture, tokenscan.Rules.from_text(piped, "piped.toml")))["event_index"].to_pylist() == [0, 1]

@@ -18,6 +18,10 @@ impl CompiledRule for EqlQuery {
         EqlQuery::needs_process(self)
     }
 
+    fn pipes(&self) -> &[super::ast::Pipe] {
+        EqlQuery::pipes(self)
+    }
+
     /// EQL has no notion of an event it cannot evaluate: a missing field is
     /// a condition that does not hold.
     fn evaluate(&self, batch: &EventBatch) -> Verdict {
@@ -60,6 +64,10 @@ impl CompiledRule for EqlSequence {
 
     fn sequence(&self) -> Option<&EqlSequence> {
         Some(self)
+    }
+
+    fn pipes(&self) -> &[super::ast::Pipe] {
+        EqlSequence::pipes(self)
     }
 
     /// Nothing: a sequence is matched over the stream, not per batch (the
