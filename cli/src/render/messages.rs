@@ -95,12 +95,17 @@ pub fn plural(n: u64, one: &str, many: &str) -> String {
 pub fn import(format: ImportFormat, inputs: &[PathBuf], output: &Path, r: &ImportReport) -> String {
     let mut s = String::new();
     let inputs = inputs.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ");
+    // An audit log holds audit events only; the node importers, opens and execs.
+    let what = match format {
+        ImportFormat::K8sAudit => plural(r.audits, "audit event", "audit events"),
+        ImportFormat::Tracee | ImportFormat::Ecs => {
+            format!("{}, {}", plural(r.opens, "open", "opens"), plural(r.execs, "exec", "execs"))
+        }
+    };
     let _ = writeln!(
         s,
-        "tokenscan: imported {} ({}, {}) from {} of {} {inputs}{} into {}",
+        "tokenscan: imported {} ({what}) from {} of {} {inputs}{} into {}",
         plural(r.events, "event", "events"),
-        plural(r.opens, "open", "opens"),
-        plural(r.execs, "exec", "execs"),
         plural(r.lines, "line", "lines"),
         format.as_str(),
         if r.gzip { " (gzip)" } else { "" },
