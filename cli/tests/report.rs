@@ -457,3 +457,97 @@ fn lost_events_are_a_plain_warning() {
     let dom = String::from_utf8_lossy(&out.stdout);
     assert!(dom.contains("the recorder lost 3 events: the capture is incomplete"), "{dom}");
 }
+
+#[test]
+fn the_page_stays_within_its_size_bound_on_a_capture_that_hits_every_limit() {
+    use tokenscan_core::report::{MAX_REPORT_BYTES, TIMELINE_ROWS};
+    // 400 containers whose id, pod namespace, pod name and container name are 300
+    // characters of `<` (6 bytes each in the page's JSON), each with a `cat` (no tty)
+    // opening the token read-only: one TRC-108 finding each. In the first 60, the `cat`
+    // is interactive and was exec'd with 40 arguments of 300 `<` and the token path (one
+    // Elastic exec-branch finding), and it also opens a token path holding 1100 `<`
+    // read-only 12 times (12 TRC-108 findings: `serviceaccount.+token$` matches). On the
+    // host, 30 such opens by a process named with 300 `<` (no rule looks at the host: 30
+    // host-origin gaps).
+    let tmp = tempfile::tempdir().expect("tmp");
+    let lt = |n: usize| "<".repeat(n);
+    let path = format!("/run/secrets/kubernetes.io/serviceaccount/{}/token", lt(1100));
+    let mut args = vec!["cat".to_string()];
+    args.extend((0..40).map(|_| lt(300)));
+    args.push(TOKEN.to_string());
+    let mut text = String::new();
+    let mut t = 1_000_000_000u64;
+    let mut line = |v: serde_json::Value| {
+        t += 1000;
+        let mut v = v;
+        v["time"] = t.into();
+        text.push_str(&v.to_string());
+        text.push('\n');
+    };
+    for i in 0..400u32 {
+        let id = format!("{i:04}{}", lt(300));
+        let name = lt(300);
+        line(serde_json::json!({"kind":"container","host":"n","pid":1,"tid":1,"ppid":0,"uid":0,"gid":0,"comm":"runc",
+            "cgroup_id":0,"container_id":id,"pod_name":name,"pod_namespace":name,"container_name":name}));
+        let mut p = serde_json::json!({"host":"n","pid":10_000 + i,"tid":10_000 + i,"ppid":0,"uid":0,"gid":0,
+            "comm":"cat","cgroup_id":1,"container_id":id});
+        if i < 60 {
+            p["tty"] = "pts/0".into();
+            let mut exec = p.clone();
+            exec["kind"] = "exec".into();
+            exec["exe"] = "/usr/bin/cat".into();
+            exec["args"] = serde_json::json!(args);
+            exec["path"] = "/usr/bin/cat".into();
+            exec["result"] = 0.into();
+            line(exec);
+        }
+        let opens = if i < 60 {
+            vec![TOKEN.to_string(); 1].into_iter().chain(vec![path.clone(); 12]).collect()
+        } else {
+            vec![TOKEN.to_string()]
+        };
+        for opened in opens {
+            let mut open = p.clone();
+            open["kind"] = "open".into();
+            open["path"] = opened.into();
+            open["flags"] = 0.into();
+            open["result"] = 3.into();
+            line(open);
+        }
+    }
+    for k in 0..30u32 {
+        line(serde_json::json!({"kind":"open","host":"n","pid":90 + k,"tid":90 + k,"ppid":1,"uid":0,"gid":0,
+            "comm":lt(300),"cgroup_id":1,"path":path,"flags":0,"result":3}));
+    }
+    let capture = tmp.path().join("big.ndjson");
+    std::fs::write(&capture, text).expect("write");
+    let out = tmp.path().join("r.html");
+    // Long strings make this slow in a debug build on a loaded machine: a longer deadline.
+    let o = run(Command::new(get_cargo_bin("tokenscan")).args(["report"]).arg(&capture).arg("-o").arg(&out), 600);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let html = std::fs::read_to_string(&out).expect("report written");
+    eprintln!("page: {} bytes (bound {MAX_REPORT_BYTES})", html.len());
+    assert!(html.len() <= MAX_REPORT_BYTES, "{} bytes > {MAX_REPORT_BYTES}", html.len());
+
+    let data = data_of(&html);
+    assert_eq!(data["summary"]["events"], 400 * 2 + 60 * 13 + 30);
+    assert_eq!(data["summary"]["findings"], 400 + 60 * 13);
+    // Every limit was hit, and what was left out is counted.
+    let rows = data["timeline"]["rows"].as_array().expect("rows");
+    assert_eq!(rows.len(), TIMELINE_ROWS);
+    // 401 rows (the host's 30 events first), 39 shown on their own, 362 merged.
+    assert_eq!(rows[0]["label"], "host");
+    assert_eq!(rows[TIMELINE_ROWS - 1]["label"], "362 other containers");
+    assert!(data["findings_omitted"].as_u64().expect("n") > 0);
+    assert!(data["tree_nodes_omitted"].as_u64().expect("n") > 0);
+    assert!(data["summary"]["containers_omitted"].as_u64().expect("n") > 0);
+    let gap = &data["gaps"][0];
+    assert_eq!((gap["code"].as_str(), gap["count"].as_u64()), (Some("host_origin"), Some(30)));
+    assert!(gap["examples"].as_array().expect("examples").len() <= 20);
+    // Strings are cut: an argument to 256 characters, a name to 256, a reason to 1024.
+    let node = &data["trees"][0]["nodes"][0];
+    assert_eq!(node["args"][1].as_str().expect("arg"), format!("{}…", lt(256)));
+    assert_eq!(node["args_omitted"], 42 - 32);
+    assert_eq!(data["findings"][0]["pod"].as_str().expect("pod"), format!("{}…", lt(256)));
+    assert_eq!(node["findings"][2]["reason"].as_str().expect("reason").chars().count(), 1025);
+}

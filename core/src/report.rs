@@ -11,15 +11,21 @@
 //! security policy forbids every network request.
 //!
 //! The output is deterministic (no generation time; every list sorted or in
-//! capture order) and bounded whatever the capture's size: at most
-//! [`TIMELINE_BUCKETS`] buckets for at most [`TIMELINE_ROWS`] containers,
-//! [`MAX_TREE_NODES`] tree nodes (each with at most [`MAX_NODE_ARGS`]
-//! arguments of [`MAX_ARG`] characters and [`MAX_NODE_FINDINGS`] findings),
-//! [`MAX_GAP_EXAMPLES`] examples per kind of gap, [`MAX_FINDING_ROWS`] rows of
-//! findings, [`MAX_SUMMARY_LIST`] containers and processes in the summary,
-//! and other strings cut to [`MAX_STRING`] characters. Worst case that is
-//! about 10 MB (nearly all of it tree nodes whose every argument and reason
-//! is at its limit); the fixtures' reports are about 25 KB.
+//! capture order) and its size bounded whatever the capture holds. Every
+//! string from a capture is cut ([`MAX_NAME`] characters for ids and names,
+//! [`MAX_STRING`] for paths, arguments' text and reasons, [`MAX_ARG`] per
+//! argument), and every list a capture can make long has a count and a byte
+//! budget, measured on the JSON as the page holds it (with its `\u003c`
+//! escapes, so a string of `<` costs 6 bytes a character): the summary's
+//! containers and processes ([`MAX_SUMMARY_LIST`], [`MAX_SUMMARY_BYTES`]
+//! each), the findings table ([`MAX_FINDING_ROWS`], [`MAX_FINDING_BYTES`]),
+//! the trees ([`MAX_TREE_NODES`], [`MAX_TREE_BYTES`]), the gap examples
+//! ([`MAX_GAP_EXAMPLES`] per kind, [`MAX_GAP_BYTES`] in all); the timeline
+//! has at most [`TIMELINE_ROWS`] rows of [`TIMELINE_BUCKETS`] counts and each
+//! capture's metadata [`MAX_METADATA_ENTRIES`] entries. What is left out is
+//! counted in the data. For one capture and the built-in rules the page is at
+//! most [`MAX_REPORT_BYTES`]; `cli/tests/report.rs` checks it on a generated
+//! capture that hits every limit with markup-heavy strings.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -55,8 +61,28 @@ pub const MAX_SUMMARY_LIST: usize = 1000;
 pub const MAX_GAP_EXAMPLES: usize = 20;
 /// Rows of the findings-per-container table (the rest are counted).
 pub const MAX_FINDING_ROWS: usize = 1000;
-/// Characters kept of any string from a capture (the rest become `…`).
+/// Characters kept of any other string from a capture (the rest become `…`).
 pub const MAX_STRING: usize = 1024;
+/// Characters kept of an id or name from a capture: container ids, pod
+/// namespaces and names, container names, hosts, process names (Kubernetes
+/// names and DNS host names are at most 253 characters).
+pub const MAX_NAME: usize = 256;
+/// Escaped JSON bytes of each of the summary's two lists (containers, processes).
+pub const MAX_SUMMARY_BYTES: usize = 512 << 10;
+/// Escaped JSON bytes of the findings table's rows.
+pub const MAX_FINDING_BYTES: usize = 1 << 20;
+/// Escaped JSON bytes of all tree nodes.
+pub const MAX_TREE_BYTES: usize = 4 << 20;
+/// Escaped JSON bytes of all gap examples.
+pub const MAX_GAP_BYTES: usize = 1 << 20;
+/// Metadata entries kept per capture (keys and values cut to [`MAX_STRING`]).
+pub const MAX_METADATA_ENTRIES: usize = 20;
+/// The most bytes the page has for one capture and the built-in rules: the
+/// budgets above, the timeline (at most 40 rows of 2 x 480 counts and two
+/// names: under 1 MiB), the metadata of one capture (under 256 KiB) and the
+/// page's markup and script, with room to spare. Each further capture adds
+/// at most its metadata and paths; each further rule its row and examples.
+pub const MAX_REPORT_BYTES: usize = 9 << 20;
 
 /// Everything the report shows.
 #[derive(Debug, Clone, Serialize)]
@@ -70,14 +96,14 @@ pub struct ReportData {
     pub rules: Vec<ReportRule>,
     /// Findings per container and rule (the host is a container of id null).
     pub findings: Vec<ContainerFindings>,
-    /// Finding rows left out by [`MAX_FINDING_ROWS`].
+    /// Finding rows left out by [`MAX_FINDING_ROWS`] or [`MAX_FINDING_BYTES`].
     pub findings_omitted: usize,
     /// Activity over time per container.
     pub timeline: Timeline,
     /// One tree per pod container or host session with findings, per
     /// capture: its processes with findings and their ancestors.
     pub trees: Vec<ReportTree>,
-    /// Tree nodes left out by [`MAX_TREE_NODES`].
+    /// Tree nodes left out by [`MAX_TREE_NODES`] or [`MAX_TREE_BYTES`].
     pub tree_nodes_omitted: usize,
     /// Credential touches no rule flagged, grouped by why.
     pub gaps: Vec<GapGroup>,
@@ -88,7 +114,7 @@ pub struct ReportData {
 pub struct CaptureMetadata {
     /// The capture.
     pub capture: String,
-    /// Its key-value metadata (the first [`MAX_GAP_EXAMPLES`] entries, values cut to [`MAX_STRING`]).
+    /// Its key-value metadata (the first [`MAX_METADATA_ENTRIES`] entries, cut to [`MAX_STRING`]).
     pub metadata: BTreeMap<String, String>,
     /// Events the recorder lost (`tokenscan.lost_events`), when it says so.
     pub lost_events: Option<u64>,
@@ -241,7 +267,8 @@ pub struct GapGroup {
     pub description: String,
     /// Number of events.
     pub count: usize,
-    /// The first [`MAX_GAP_EXAMPLES`].
+    /// The first examples (at most [`MAX_GAP_EXAMPLES`], within [`MAX_GAP_BYTES`]
+    /// for all kinds); `count` counts them all.
     pub examples: Vec<GapExample>,
 }
 
@@ -264,6 +291,48 @@ pub struct GapExample {
 
 fn cut(s: &str) -> String {
     cut_to(s, MAX_STRING)
+}
+
+fn cut_name(s: &str) -> String {
+    cut_to(s, MAX_NAME)
+}
+
+/// Bytes of `json` once escaped by [`script_json`].
+fn escaped_len(json: &str) -> usize {
+    json.chars().map(|c| if matches!(c, '<' | '>' | '&' | '\u{2028}' | '\u{2029}') { 6 } else { c.len_utf8() }).sum()
+}
+
+/// Bytes of `item` in the page's JSON.
+fn page_bytes<T: Serialize + ?Sized>(item: &T) -> usize {
+    // Plain structs, string map keys and finite numbers only: serializing cannot fail.
+    escaped_len(&serde_json::to_string(item).expect("report data serializes"))
+}
+
+/// Keeps the first items of `items` while there are at most `max_items` and
+/// they take at most `max_bytes` of the page; returns how many were left out.
+fn keep_within<T: Serialize>(items: &mut Vec<T>, max_items: usize, max_bytes: usize) -> usize {
+    let mut bytes = 0;
+    let keep = items
+        .iter()
+        .take(max_items)
+        .take_while(|item| {
+            bytes += page_bytes(*item) + 1;
+            bytes <= max_bytes
+        })
+        .count();
+    let omitted = items.len() - keep;
+    items.truncate(keep);
+    omitted
+}
+
+/// Cuts every string in `v` to [`MAX_STRING`] characters.
+fn cut_json(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::String(s) if s.chars().nth(MAX_STRING).is_some() => *s = cut(s),
+        serde_json::Value::Array(items) => items.iter_mut().for_each(cut_json),
+        serde_json::Value::Object(map) => map.values_mut().for_each(cut_json),
+        _ => {}
+    }
 }
 
 fn cut_to(s: &str, max: usize) -> String {
@@ -455,7 +524,7 @@ pub fn report_data<P: AsRef<Path>>(
             .metadata()
             .iter()
             .filter(|(k, _)| !k.starts_with("ARROW:"))
-            .take(MAX_GAP_EXAMPLES)
+            .take(MAX_METADATA_ENTRIES)
             .map(|(k, v)| (cut(k), cut(v)))
             .collect();
         let lost_events = capture.metadata().get("tokenscan.lost_events").and_then(|v| v.trim().parse().ok());
@@ -498,10 +567,10 @@ pub fn report_data<P: AsRef<Path>>(
         .map(|((id, rule), &n)| {
             let [ns, pod, name] = id.as_ref().and_then(|id| pods.get(id)).cloned().unwrap_or_default();
             ContainerFindings {
-                namespace: ns.as_deref().map(cut),
-                pod: pod.as_deref().map(cut),
-                container_name: name.as_deref().map(cut),
-                container_id: id.as_deref().map(cut),
+                namespace: ns.as_deref().map(cut_name),
+                pod: pod.as_deref().map(cut_name),
+                container_name: name.as_deref().map(cut_name),
+                container_id: id.as_deref().map(cut_name),
                 rule_id: rule_list[*rule].id.clone(),
                 severity: rule_list[*rule].severity.clone(),
                 findings: n,
@@ -509,15 +578,14 @@ pub fn report_data<P: AsRef<Path>>(
         })
         .collect();
     findings.sort();
-    let findings_omitted = findings.len().saturating_sub(MAX_FINDING_ROWS);
-    findings.truncate(MAX_FINDING_ROWS);
+    let findings_omitted = keep_within(&mut findings, MAX_FINDING_ROWS, MAX_FINDING_BYTES);
 
     // Timeline rows: busiest containers first (ties by id), the rest merged.
     let mut per: BTreeMap<Option<String>, TimelineRow> = BTreeMap::new();
     for ((id, b), (e, f)) in &counts.buckets {
         let row = per.entry(id.clone()).or_insert_with(|| TimelineRow {
-            label: cut(&label(id)),
-            container_id: id.as_deref().map(cut),
+            label: cut_name(&label(id)),
+            container_id: id.as_deref().map(cut_name),
             events: vec![0; TIMELINE_BUCKETS],
             findings: vec![0; TIMELINE_BUCKETS],
         });
@@ -569,22 +637,44 @@ pub fn report_data<P: AsRef<Path>>(
             group.examples.push(GapExample {
                 capture: g.capture.display().to_string(),
                 event_index: g.event_index,
-                comm: cut(&g.comm),
+                comm: cut_name(&g.comm),
                 pid: g.pid,
-                container_id: g.container_id.as_deref().map(cut),
+                container_id: g.container_id.as_deref().map(cut_name),
                 touched: cut(&g.touched),
             });
         }
     }
 
+    let mut gaps: Vec<GapGroup> = groups.into_values().collect();
+    let mut gap_bytes = 0;
+    for g in &mut gaps {
+        keep_within(&mut g.examples, MAX_GAP_EXAMPLES, MAX_GAP_BYTES.saturating_sub(gap_bytes));
+        gap_bytes += page_bytes(&g.examples);
+    }
+
     let mut summary_value = crate::summary::summary_json(&summary);
     for list in ["containers", "processes"] {
-        if let Some(items) = summary_value[list].as_array_mut().filter(|a| a.len() > MAX_SUMMARY_LIST) {
-            let omitted = items.len() - MAX_SUMMARY_LIST;
-            items.truncate(MAX_SUMMARY_LIST);
-            summary_value[format!("{list}_omitted")] = omitted.into();
+        if let Some(items) = summary_value[list].as_array_mut() {
+            for item in items.iter_mut() {
+                match item {
+                    serde_json::Value::String(s) => *s = cut_name(s),
+                    serde_json::Value::Object(o) => {
+                        for key in ["host", "comm"] {
+                            if let Some(serde_json::Value::String(s)) = o.get_mut(key) {
+                                *s = cut_name(s);
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            let omitted = keep_within(items, MAX_SUMMARY_LIST, MAX_SUMMARY_BYTES);
+            if omitted > 0 {
+                summary_value[format!("{list}_omitted")] = omitted.into();
+            }
         }
     }
+    cut_json(&mut summary_value);
     let data = ReportData {
         summary: summary_value,
         capture_metadata,
@@ -594,7 +684,7 @@ pub fn report_data<P: AsRef<Path>>(
         timeline,
         trees: report_trees,
         tree_nodes_omitted,
-        gaps: groups.into_values().collect(),
+        gaps,
     };
     Ok((summary, data))
 }
@@ -610,6 +700,7 @@ type GroupKey = (Option<String>, Option<EntityRef>);
 fn group_trees(trees: &[ProcessTree], scope: &dyn Fn(&Option<String>) -> String) -> (Vec<ReportTree>, usize) {
     let mut out = Vec::new();
     let mut budget = MAX_TREE_NODES;
+    let mut bytes = MAX_TREE_BYTES;
     let mut omitted = 0;
     for t in trees {
         let ctx = &t.context;
@@ -637,28 +728,29 @@ fn group_trees(trees: &[ProcessTree], scope: &dyn Fn(&Option<String>) -> String)
         for key in order {
             let set = &members[&key];
             let in_group: Vec<&TreeNode> = t.nodes.iter().filter(|n| set.contains(&n.entity)).collect();
-            let keep = in_group.len().min(budget);
-            budget -= keep;
-            omitted += in_group.len() - keep;
-            if keep == 0 {
-                continue;
-            }
             let findings = in_group.iter().filter(|n| own.get(&n.entity) == Some(&key)).map(|n| n.findings.len()).sum();
-            let nodes = in_group[..keep]
+            let mut nodes: Vec<ReportNode> = in_group
                 .iter()
+                .take(budget)
                 .map(|n| {
                     let mine = own.get(&n.entity) == Some(&key);
                     report_node(ctx, n, mine, key.1 == Some(n.entity))
                 })
                 .collect();
+            omitted += in_group.len() - nodes.len() + keep_within(&mut nodes, budget, bytes);
+            budget -= nodes.len();
+            bytes = bytes.saturating_sub(page_bytes(&nodes));
+            if nodes.is_empty() {
+                continue;
+            }
             let session = key.1.map(|r| {
                 let e = ctx.entity(r);
-                SessionLeader { pid: e.pid, name: e.name.as_deref().map(cut) }
+                SessionLeader { pid: e.pid, name: e.name.as_deref().map(cut_name) }
             });
             out.push(ReportTree {
                 capture: t.capture.display().to_string(),
-                scope: cut(&scope(&key.0)),
-                container_id: key.0.as_deref().map(cut),
+                scope: cut_name(&scope(&key.0)),
+                container_id: key.0.as_deref().map(cut_name),
                 session,
                 findings,
                 nodes,
@@ -677,13 +769,13 @@ fn report_node(ctx: &ProcessContext, n: &TreeNode, with_findings: bool, session_
     ReportNode {
         depth: n.depth,
         pid: e.pid,
-        name: e.name.as_deref().map(cut),
+        name: e.name.as_deref().map(cut_name),
         args: e.args.as_ref().map(|a| a.iter().take(MAX_NODE_ARGS).map(|s| cut_to(s, MAX_ARG)).collect()),
         args_omitted: e.args.as_ref().map_or(0, |a| a.len().saturating_sub(MAX_NODE_ARGS)),
         findings_omitted: findings.len().saturating_sub(MAX_NODE_FINDINGS),
-        container_id: e.container().map(cut),
+        container_id: e.container().map(cut_name),
         pod: m.and_then(|m| {
-            m.pod_name.as_ref().map(|p| cut(&format!("{}/{p}", m.pod_namespace.as_deref().unwrap_or("?"))))
+            m.pod_name.as_ref().map(|p| cut_name(&format!("{}/{p}", m.pod_namespace.as_deref().unwrap_or("?"))))
         }),
         session_leader,
         findings: findings
