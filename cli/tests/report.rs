@@ -437,7 +437,7 @@ fn a_process_with_many_arguments_and_findings_is_cut_to_the_bounds() {
 }
 
 #[test]
-fn lost_events_are_a_plain_warning() {
+fn lost_events_are_a_plain_warning_and_the_recorder_is_named() {
     use tokenscan_core::capture::{events_from_ndjson, ParquetCaptureWriter, WriterOptions};
     // A recorder's capture that says it lost 3 events (tokenscan.lost_events).
     let tmp = tempfile::tempdir().expect("tmp");
@@ -449,6 +449,16 @@ fn lost_events_are_a_plain_warning() {
         w.write(&b).expect("write");
     }
     w.append_metadata("tokenscan.lost_events", "3");
+    // What ebpf-recorder/src/run.rs writes about itself.
+    for (k, v) in [
+        ("tokenscan.recorder", "tokenscan-record"),
+        ("tokenscan.recorder_version", "0.1.0"),
+        ("tokenscan.hostname", "node-a"),
+        ("tokenscan.kernel_release", "6.18.0"),
+        ("tokenscan.containers_only", "true"),
+    ] {
+        w.append_metadata(k, v);
+    }
     w.close().expect("close");
     let html = report(path.to_str().expect("utf-8"), &tmp.path().join("r.html"));
     assert_eq!(data_of(&html)["capture_metadata"][0]["lost_events"], 3);
@@ -456,6 +466,11 @@ fn lost_events_are_a_plain_warning() {
         chromium(&["--dump-dom", &format!("file://{}", tmp.path().join("r.html").display())], &tmp.path().join("p"));
     let dom = String::from_utf8_lossy(&out.stdout);
     assert!(dom.contains("the recorder lost 3 events: the capture is incomplete"), "{dom}");
+    let line = format!(
+        "{}: recorded by tokenscan-record 0.1.0 on node-a (kernel 6.18.0); options: containers_only=true",
+        path.display()
+    );
+    assert!(dom.contains(&line), "{line} not in {dom}");
 }
 
 #[test]
