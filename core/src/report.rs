@@ -875,6 +875,33 @@ mod tests {
     }
 
     #[test]
+    fn budgets_count_the_bytes_the_page_holds() {
+        // The budgets measure the escaped JSON: the same length script_json writes.
+        let mut data = ReportData {
+            summary: serde_json::json!({"x": "<<>>&&\u{2028}\u{2029}é😀\"\\\n"}),
+            capture_metadata: Vec::new(),
+            rules: Vec::new(),
+            findings: Vec::new(),
+            findings_omitted: 0,
+            timeline: Timeline::default(),
+            trees: Vec::new(),
+            tree_nodes_omitted: 0,
+            gaps: Vec::new(),
+        };
+        assert_eq!(page_bytes(&data), script_json(&data).len());
+        data.summary = serde_json::Value::Null;
+        assert_eq!(page_bytes(&data), script_json(&data).len());
+        // Items are kept while both limits hold: "<<" is `"\u003c\u003c"`, 14 bytes, plus a separator.
+        let mut items = vec!["<<"; 10];
+        assert_eq!(keep_within(&mut items, 100, 3 * 15), 7);
+        assert_eq!(items.len(), 3);
+        let mut items = vec!["<<"; 10];
+        assert_eq!(keep_within(&mut items, 100, 3 * 15 - 1), 8);
+        let mut items = vec!["<<"; 10];
+        assert_eq!(keep_within(&mut items, 2, 1 << 20), 8);
+    }
+
+    #[test]
     fn long_strings_are_cut() {
         assert_eq!(cut("abc"), "abc");
         let long = "é".repeat(MAX_STRING + 5);
