@@ -199,7 +199,12 @@ def report(
     *,
     force: bool = False,
 ) -> None:
-    """Writes the triage report of ``captures`` to ``path`` as one self-contained HTML file, as ``tokenscan report``."""
+    """Writes the triage report of ``captures`` to ``path`` as one self-contained HTML file, as ``tokenscan report``.
+
+    Findings per rule (with each rule's version and the SHA-256 of its text) and per pod,
+    a timeline, one process tree per pod container and session with findings, and the blind
+    spots; at most 9 MiB for one capture and the built-in rules.
+    """
 
 def import_tracee(
     events: _Paths,

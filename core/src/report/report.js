@@ -33,6 +33,8 @@
     });
     return t;
   }
+  // Recorder options among a capture's metadata keys (ebpf-recorder/src/run.rs).
+  var RECORDER_OPTIONS = ["tokenscan.containers_only"];
   function plural(n, word) { return n + " " + word + (n === 1 ? "" : "s"); }
   function sevClass(s) { return "sev-" + String(s).toLowerCase().replace(/[^a-z]/g, ""); }
 
@@ -57,6 +59,18 @@
         add(sum, "p", m.capture + ": the recorder lost " + plural(m.lost_events, "event") +
           ": the capture is incomplete, and so is this report.", "warn").className = "warn lost";
       }
+      var md = m.metadata, rec = add(sum, "p", null, "recorder");
+      if (md["tokenscan.recorder"] || md["tokenscan.recorder_version"]) {
+        var opts = Object.keys(md).sort().filter(function (k) { return RECORDER_OPTIONS.indexOf(k) >= 0; })
+          .map(function (k) { return k.slice("tokenscan.".length) + "=" + md[k]; });
+        rec.textContent = m.capture + ": recorded by " + (md["tokenscan.recorder"] || "?") + " " +
+          (md["tokenscan.recorder_version"] || "(version unknown)") +
+          (md["tokenscan.hostname"] ? " on " + md["tokenscan.hostname"] : "") +
+          (md["tokenscan.kernel_release"] ? " (kernel " + md["tokenscan.kernel_release"] + ")" : "") +
+          "; options: " + (opts.length ? opts.join(", ") : "none recorded");
+      } else {
+        rec.textContent = m.capture + ": no recorder metadata (a converted or imported capture)";
+      }
       var keys = Object.keys(m.metadata).sort();
       if (keys.length) {
         add(sum, "h3", "Metadata of " + m.capture);
@@ -71,8 +85,14 @@
     }
 
     var rules = document.getElementById("rules");
-    table(rules, "rule-table", ["rule", "name", "kind", "severity", "findings", "unevaluable", "source"],
-      data.rules.map(function (r) { return [r.id, r.name, r.kind, r.severity, r.findings, r.unevaluable, r.source]; }));
+    var rt = table(rules, "rule-table", ["rule", "version", "name", "kind", "severity", "findings", "unevaluable", "source", "SHA-256 of its text"],
+      data.rules.map(function (r) { return [r.id, r.version, r.name, r.kind, r.severity, r.findings, r.unevaluable, r.source, r.text_sha256.slice(0, 12)]; }));
+    Array.prototype.forEach.call(rt.tBodies[0].rows, function (row, i) {
+      var cell = row.cells[8];
+      cell.className = "mono sha";
+      cell.title = data.rules[i].text_sha256;
+      row.cells[4].className = sevClass(data.rules[i].severity);
+    });
 
     var f = document.getElementById("findings");
     if (data.findings.length === 0) add(f, "p", "No findings.");
@@ -87,46 +107,75 @@
 
     var tls = document.getElementById("timeline-section");
     var tl = data.timeline;
+    var n = tl.rows.length ? tl.rows[0].events.length : 0;
     var zoom = 1;
     var controls = add(tls, "p");
     var wrap = el("div"); wrap.id = "timeline-wrap";
     var box = add(wrap, "div"); box.id = "timeline";
-    function setZoom(z) { zoom = Math.max(1, Math.min(16, z)); box.style.setProperty("--zoom", zoom); zl.textContent = " zoom " + zoom + "x "; }
-    add(controls, "button", "−").addEventListener("click", function () { setZoom(zoom / 2); });
-    var zl = add(controls, "span", " zoom 1x ");
-    add(controls, "button", "+").addEventListener("click", function () { setZoom(zoom * 2); });
-    controls.appendChild(document.createTextNode(" Each bar is " + (tl.bucket_ns / 1e9).toPrecision(3) +
-      " s of events (height: events, log scale); red bars hold findings."));
+    var minus = add(controls, "button", "\u2212");
+    var zl = add(controls, "span", "");
+    var plus = add(controls, "button", "+");
+    var hint = add(controls, "span", "");
     tls.appendChild(wrap);
-    var max = 1;
-    tl.rows.forEach(function (r) { r.events.forEach(function (n) { if (n > max) max = n; }); });
-    tl.rows.forEach(function (r) {
-      var row = add(box, "div", null, "tl-row");
-      var label = add(row, "div", r.label, "tl-label");
-      label.title = r.container_id || r.label;
-      var bars = add(row, "div", null, "tl-bars");
-      r.events.forEach(function (n, i) {
-        var b = add(bars, "div", null, r.findings[i] ? "tl-bar hit" : "tl-bar");
-        b.style.height = (n ? 10 + 90 * Math.log(1 + n) / Math.log(1 + max) : 0) + "%";
-        var t0 = new Date((tl.start_ns + i * tl.bucket_ns) / 1e6).toISOString();
-        b.title = t0 + ": " + plural(n, "event") + (r.findings[i] ? ", " + plural(r.findings[i], "finding") : "");
+    add(tls, "p", "Bar height: events (log scale); red bars hold findings. Hover a bar for its time and counts.", "meta");
+    // At zoom z the rows show n / (BASE * z) buckets per bar (at least one): zooming in
+    // shows finer buckets, not only wider bars.
+    var BASE = Math.min(n, 120) || 1;
+    function draw() {
+      var per = Math.max(1, Math.floor(n / (BASE * zoom)));
+      var bars = Math.ceil(n / per);
+      box.style.setProperty("--zoom", zoom);
+      zl.textContent = " zoom " + zoom + "x ";
+      hint.textContent = " Each bar is " + (tl.bucket_ns * per / 1e9).toPrecision(3) + " s (" + bars + " bars).";
+      while (box.firstChild) box.removeChild(box.firstChild);
+      var max = 1, rows = tl.rows.map(function (r) {
+        var ev = [], fi = [];
+        for (var b = 0; b < bars; b++) {
+          var e = 0, f = 0;
+          for (var i = b * per; i < Math.min(n, (b + 1) * per); i++) { e += r.events[i]; f += r.findings[i]; }
+          ev.push(e); fi.push(f); if (e > max) max = e;
+        }
+        return { r: r, ev: ev, fi: fi };
       });
-    });
+      rows.forEach(function (x) {
+        var row = add(box, "div", null, "tl-row");
+        var label = add(row, "div", x.r.label, "tl-label");
+        label.title = x.r.container_id || x.r.label;
+        var barsEl = add(row, "div", null, "tl-bars");
+        x.ev.forEach(function (e, b) {
+          var bar = add(barsEl, "div", null, x.fi[b] ? "tl-bar hit" : "tl-bar");
+          bar.style.height = (e ? 10 + 90 * Math.log(1 + e) / Math.log(1 + max) : 0) + "%";
+          var t0 = new Date((tl.start_ns + b * per * tl.bucket_ns) / 1e6).toISOString();
+          bar.title = t0 + ": " + plural(e, "event") + (x.fi[b] ? ", " + plural(x.fi[b], "finding") : "");
+        });
+      });
+    }
+    minus.addEventListener("click", function () { zoom = Math.max(1, zoom / 2); draw(); });
+    plus.addEventListener("click", function () { zoom = Math.min(16, zoom * 2); draw(); });
+    draw();
 
     var trees = document.getElementById("trees");
     if (data.trees.length === 0) add(trees, "p", "No process has a finding.");
     data.trees.forEach(function (t) {
-      add(trees, "h3", t.capture);
-      var ul = add(trees, "ul", null, "tree");
+      var g = add(trees, "section", null, "tree-group");
+      if (t.session) g.dataset.session = t.session.pid;
+      var h = add(g, "h3", null, "tree-head");
+      add(h, "span", t.scope, "scope").title = t.container_id || "host";
+      add(h, "span", t.session ? ", session of " + (t.session.name || "?") + " (pid " + t.session.pid + ")" :
+        ", session unknown (the capture has no session ids)", "session");
+      add(h, "span", ": " + plural(t.findings, "finding") + " in " + t.capture, "meta");
+      var ul = add(g, "ul", null, "tree");
       t.nodes.forEach(function (n) {
         var li = add(ul, "li", null, n.findings.length ? "node hit" : "node");
         li.dataset.depth = n.depth;
         li.dataset.pid = n.pid;
+        if (n.session_leader) li.dataset.leader = "true";
         li.style.setProperty("--depth", n.depth);
-        if (n.depth) li.appendChild(document.createTextNode("└ "));
-        var cmd = n.args ? n.args.join(" ") + (n.args_omitted ? " … (" + n.args_omitted + " more arguments)" : "") : (n.name || "?");
+        if (n.depth) li.appendChild(document.createTextNode("\u2514 "));
+        var cmd = n.args ? n.args.join(" ") + (n.args_omitted ? " \u2026 (" + n.args_omitted + " more arguments)" : "") : (n.name || "?");
         add(li, "span", cmd, "cmd");
-        add(li, "span", "  pid " + n.pid + (n.pod ? "  pod " + n.pod : n.container_id ? "  container " + n.container_id.slice(0, 12) : "  host"), "meta");
+        add(li, "span", "  pid " + n.pid + (n.session_leader ? "  session leader" : "") +
+          (n.pod ? "  pod " + n.pod : n.container_id ? "  container " + n.container_id.slice(0, 12) : "  host"), "meta");
         n.findings.forEach(function (x) {
           var d = add(li, "details");
           add(d, "summary", x.rule_id + " #" + x.event_index);
