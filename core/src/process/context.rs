@@ -1,14 +1,15 @@
 //! [`ProcessContext`]: the process table's answers for every event of one
 //! capture, built in one pass before the rules run.
 
-use std::collections::HashMap;
-
-use arrow::array::{Array, AsArray, Int32Array, PrimitiveArray, StringArray};
+use arrow::array::{Array, ArrayRef, AsArray, Int32Array, PrimitiveArray, StringArray};
 use arrow::datatypes::{DataType, Int32Type, TimestampNanosecondType, UInt32Type};
 use rustc_hash::FxHashMap;
 
-use super::{Entity, EntityRef, EntryType, EventLinks, ProcessEvent, ProcessEventKind, ProcessTable, Warnings};
+use super::{
+    Entity, EntityRef, EntryType, EventLinks, KnownSymbols, ProcessEvent, ProcessEventKind, ProcessTable, Warnings,
+};
 use crate::capture::{str_at, Column, EventBatch, EventKind, Projection};
+use crate::kernels::same_values;
 
 /// What the container runtime said about one container (capture `container`
 /// rows, format version 2). Every field is `None` when the capture does not say.
@@ -77,8 +78,9 @@ pub struct ProcessContext {
     links: Vec<u32>,
     /// The distinct link sets, numbered as `links` says.
     sets: Vec<Packed>,
-    containers: HashMap<String, ContainerMeta>,
-    starts: HashMap<String, u64>,
+    containers: FxHashMap<String, ContainerMeta>,
+    /// FxHash: the rules ask [`ProcessContext::container_state`] per event.
+    starts: FxHashMap<String, u64>,
     warnings: Warnings,
 }
 
@@ -228,13 +230,16 @@ pub struct ProcessContextBuilder {
     sets: Vec<Packed>,
     /// Per entity, the number of its latest link set (`NONE` before its first).
     last_set: Vec<u32>,
-    containers: HashMap<String, ContainerMeta>,
+    containers: FxHashMap<String, ContainerMeta>,
     starts: FxHashMap<Box<str>, StartTrack>,
     /// The container of the latest event, when it had started: its later
     /// events need no look-up. Empty for none (a container id is never empty
     /// here: an empty one is looked up like any other and never kept).
     last_started: String,
     starts_only: bool,
+    /// The table's symbols of the dictionary values of `comm`, `exe`, `cwd`,
+    /// `tty` and `container_id`, in that order.
+    symbols: [SymbolCache; 5],
 }
 
 impl Default for ProcessContextBuilder {
@@ -244,10 +249,11 @@ impl Default for ProcessContextBuilder {
             links: Vec::new(),
             sets: Vec::new(),
             last_set: Vec::new(),
-            containers: HashMap::new(),
+            containers: FxHashMap::default(),
             starts: FxHashMap::default(),
             last_started: String::new(),
             starts_only: false,
+            symbols: Default::default(),
         }
     }
 }
@@ -336,6 +342,10 @@ impl ProcessContextBuilder {
             strs(Column::Tty),
             strs(Column::ContainerId),
         );
+        let columns = [Column::Comm, Column::Exe, Column::Cwd, Column::Tty, Column::ContainerId];
+        for (cache, c) in self.symbols.iter_mut().zip(columns) {
+            cache.follow(batch.column(c));
+        }
         let args = batch.column(Column::Args).map(|a| a.as_list::<i32>());
         let arg_values = args.map(|l| Strs::new(Some(l.values().as_ref())));
         // One argument buffer for the whole batch, refilled per row.
@@ -373,7 +383,16 @@ impl ProcessContextBuilder {
                 tty: tty.present().then(|| tty.get(i)),
                 container_id: container.present().then(|| container.get(i)),
             };
-            let link = match self.table.push(&ev) {
+            let table = &mut self.table;
+            let [c_comm, c_exe, c_cwd, c_tty, c_container] = &mut self.symbols;
+            let known = KnownSymbols {
+                comm: c_comm.symbol(&comm, i, table),
+                exe: c_exe.symbol(&exe, i, table),
+                cwd: c_cwd.symbol(&cwd, i, table),
+                tty: c_tty.symbol(&tty, i, table),
+                container: c_container.symbol(&container, i, table),
+            };
+            let link = match self.table.push_known(&ev, known) {
                 Some(l) => self.link_set(l),
                 None => NONE,
             };
@@ -532,5 +551,59 @@ impl<'a> Strs<'a> {
             }
             Strs::Other(a) => str_at(a, row),
         }
+    }
+}
+
+/// "Not interned yet" in a [`SymbolCache`].
+const UNRESOLVED: u32 = u32::MAX;
+
+/// The table's symbols ([`ProcessTable::intern`]) of one dictionary-encoded
+/// column's values, kept while consecutive batches share the dictionary (a
+/// Parquet column chunk's batches do): each distinct value is hashed once
+/// per column chunk instead of once per event.
+#[derive(Debug, Default)]
+struct SymbolCache {
+    values: Option<ArrayRef>,
+    symbols: Vec<u32>,
+}
+
+impl SymbolCache {
+    /// Follows a batch's column: keeps the symbols when it has the same
+    /// dictionary as the batch before, else starts over.
+    fn follow(&mut self, column: Option<&ArrayRef>) {
+        let values = match column {
+            Some(a) if matches!(Strs::new(Some(a.as_ref())), Strs::Dict(..)) => a.as_dictionary::<Int32Type>().values(),
+            _ => {
+                self.values = None;
+                self.symbols.clear();
+                return;
+            }
+        };
+        if self.values.as_ref().is_some_and(|v| same_values(v, values)) {
+            return;
+        }
+        self.values = Some(values.clone());
+        self.symbols.clear();
+        self.symbols.resize(values.len(), UNRESOLVED);
+    }
+
+    /// The symbol of `column`'s value at `row` (the column [`follow`] was
+    /// given), when it is dictionary-encoded and the row has a value.
+    ///
+    /// [`follow`]: SymbolCache::follow
+    fn symbol(&mut self, column: &Strs<'_>, row: usize, table: &mut ProcessTable) -> Option<u32> {
+        let Strs::Dict(keys, values) = *column else { return None };
+        if keys.is_null(row) {
+            return None;
+        }
+        let k = keys.value(row) as usize;
+        if values.is_null(k) {
+            return None;
+        }
+        let s = self.symbols.get_mut(k)?;
+        if *s == UNRESOLVED {
+            *s = table.intern(values.value(k));
+        }
+        Some(*s)
     }
 }

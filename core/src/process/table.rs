@@ -92,6 +92,18 @@ impl Interner {
     }
 }
 
+/// The symbols ([`ProcessTable::intern`]) of an event's strings that its
+/// caller already has, so the table does not hash them again: `Some` only
+/// for a string the event carries, and then exactly that string's symbol.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct KnownSymbols {
+    pub(crate) comm: Option<u32>,
+    pub(crate) exe: Option<u32>,
+    pub(crate) cwd: Option<u32>,
+    pub(crate) tty: Option<u32>,
+    pub(crate) container: Option<u32>,
+}
+
 /// The last number [`Interner::get`] hands out, shared by every string
 /// interned after 2^32 - 3 others: equal numbers there do not mean equal text.
 const SHARED: u32 = NOTHING - 1;
@@ -187,16 +199,17 @@ fn set_sym(sym: &mut u32, merge: Merge, symbol: impl FnOnce() -> u32, same_text:
     true
 }
 
-/// [`set_sym`] for a plain string field (name, executable, directory).
+/// [`set_sym`] for a plain string field (name, executable, directory);
+/// `known` is the text's symbol when the caller already has it.
 fn set_text(
     sym: &mut u32,
     slot: &mut Option<String>,
-    value: Option<&str>,
+    (value, known): (Option<&str>, Option<u32>),
     merge: Merge,
     strings: &mut Interner,
 ) -> bool {
     let Some(v) = value else { return false };
-    let changed = set_sym(sym, merge, || strings.get(v), || slot.as_deref() == Some(v));
+    let changed = set_sym(sym, merge, || known.unwrap_or_else(|| strings.get(v)), || slot.as_deref() == Some(v));
     if changed {
         put(slot, v);
     }
@@ -208,13 +221,13 @@ fn set_text(
 fn set_opt_text(
     sym: &mut u32,
     slot: &mut Option<Option<String>>,
-    value: Option<Option<&str>>,
+    (value, known): (Option<Option<&str>>, Option<u32>),
     merge: Merge,
     strings: &mut Interner,
 ) -> bool {
     let Some(v) = value else { return false };
     let same = || slot.as_ref().and_then(|o| o.as_deref()) == v;
-    let changed = set_sym(sym, merge, || v.map_or(NOTHING, |v| strings.get(v)), same);
+    let changed = set_sym(sym, merge, || v.map_or(NOTHING, |v| known.unwrap_or_else(|| strings.get(v))), same);
     if changed {
         match (&mut *slot, v) {
             (Some(inner), Some(v)) => put(inner, v),
@@ -300,6 +313,16 @@ impl ProcessTable {
     /// Takes one event, in capture order, and returns the processes it
     /// relates to as of that event. Container rows are skipped (`None`).
     pub fn push(&mut self, ev: &ProcessEvent<'_>) -> Option<EventLinks> {
+        self.push_known(ev, KnownSymbols::default())
+    }
+
+    /// The symbol of a string, for [`KnownSymbols`].
+    pub(crate) fn intern(&mut self, s: &str) -> u32 {
+        self.strings.get(s)
+    }
+
+    /// [`ProcessTable::push`] with some of the event's strings already interned.
+    pub(crate) fn push_known(&mut self, ev: &ProcessEvent<'_>, known: KnownSymbols) -> Option<EventLinks> {
         if ev.kind == ProcessEventKind::Container {
             return None;
         }
@@ -326,7 +349,7 @@ impl ProcessTable {
             self.entities[me as usize].events += 1;
         }
         match ev.kind {
-            ProcessEventKind::Exec => self.exec(me, ev),
+            ProcessEventKind::Exec => self.exec(me, ev, known),
             ProcessEventKind::Fork if thread => self.stats.thread_forks += 1,
             _ => {}
         }
@@ -335,7 +358,7 @@ impl ProcessTable {
         } else {
             Merge::Replace
         };
-        self.observe(me, host, ev, merge);
+        self.observe(me, host, ev, merge, known);
         if ev.kind == ProcessEventKind::Fork && !thread {
             self.inherit(me);
         }
@@ -553,7 +576,7 @@ impl ProcessTable {
         i
     }
 
-    fn exec(&mut self, me: u32, ev: &ProcessEvent<'_>) {
+    fn exec(&mut self, me: u32, ev: &ProcessEvent<'_>, known: KnownSymbols) {
         self.stats.execs += 1;
         let max = self.opts.max_previous;
         let e = &mut self.entities[me as usize];
@@ -570,12 +593,12 @@ impl ProcessTable {
         e.args = ev.args.map(|a| a.iter().map(|s| s.to_string()).collect());
         e.name = ev.comm.map(str::to_string);
         let h = &mut self.hot[me as usize];
-        h.exe = ev.exe.map_or(UNKNOWN, |s| self.strings.get(s));
-        h.name = ev.comm.map_or(UNKNOWN, |s| self.strings.get(s));
+        h.exe = ev.exe.map_or(UNKNOWN, |s| known.exe.unwrap_or_else(|| self.strings.get(s)));
+        h.name = ev.comm.map_or(UNKNOWN, |s| known.comm.unwrap_or_else(|| self.strings.get(s)));
     }
 
     /// Takes the event's values into its process.
-    fn observe(&mut self, me: u32, host: u32, ev: &ProcessEvent<'_>, merge: Merge) {
+    fn observe(&mut self, me: u32, host: u32, ev: &ProcessEvent<'_>, merge: Merge, known: KnownSymbols) {
         let thread = ev.tid != ev.pid;
         let mut lineage_changed = false;
         {
@@ -586,22 +609,23 @@ impl ProcessTable {
             if ev.kind != ProcessEventKind::Exec {
                 // A thread's comm is its own; only the leader's (or a snapshot's) names the process.
                 if !thread {
-                    set_text(&mut h.name, &mut e.name, ev.comm, merge, strings);
+                    set_text(&mut h.name, &mut e.name, (ev.comm, known.comm), merge, strings);
                 }
                 // The executable changes only by exec; other events fill it in.
                 let exe_merge = if image { merge } else { Merge::FillMissing };
-                set_text(&mut h.exe, &mut e.executable, ev.exe, exe_merge, strings);
+                set_text(&mut h.exe, &mut e.executable, (ev.exe, known.exe), exe_merge, strings);
                 if image {
                     set_args(&mut e.args, ev.args, merge);
                 }
             }
-            set_text(&mut h.cwd, &mut e.cwd, ev.cwd, merge, strings);
+            set_text(&mut h.cwd, &mut e.cwd, (ev.cwd, known.cwd), merge, strings);
             set_u32(&mut e.uid, ev.uid, merge);
             set_u32(&mut e.gid, ev.gid, merge);
-            set_opt_text(&mut h.tty, &mut e.tty, ev.tty, merge, strings);
+            set_opt_text(&mut h.tty, &mut e.tty, (ev.tty, known.tty), merge, strings);
             set_u32(&mut e.sid, ev.sid, merge);
             set_u32(&mut e.pgid, ev.pgid, merge);
-            lineage_changed |= set_opt_text(&mut h.container, &mut e.container_id, ev.container_id, merge, strings);
+            lineage_changed |=
+                set_opt_text(&mut h.container, &mut e.container_id, (ev.container_id, known.container), merge, strings);
         }
         if let Some(ppid) = ev.ppid {
             let e = &self.entities[me as usize];
