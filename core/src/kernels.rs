@@ -63,7 +63,7 @@ thread_local! {
 /// Whether two string arrays share the same buffers (so the same values):
 /// views such as file.path re-wrap the capture's dictionary in a new array
 /// object per batch, but the value buffers stay the same.
-fn same_values(a: &ArrayRef, b: &ArrayRef) -> bool {
+pub(crate) fn same_values(a: &ArrayRef, b: &ArrayRef) -> bool {
     Arc::ptr_eq(a, b) || (a.len() == b.len() && a.offset() == b.offset() && a.to_data().ptr_eq(&b.to_data()))
 }
 

@@ -533,14 +533,12 @@ fn findings_carry_pod_parent_session_and_entry_leader() {
     assert_eq!(get(1, "entry_leader_type").as_deref(), Some("container"));
 }
 
-#[test]
-fn findings_context_is_the_same_from_parquet_in_many_row_groups() {
-    // The context is rebuilt after the row groups are read in parallel waves
-    // and filled into the held findings: the same cells as from the NDJSON twin.
+/// `capture` written as NDJSON and as Parquet in row groups of 2 events
+/// (each with dictionaries of its own).
+fn ndjson_and_parquet(dir: &std::path::Path, capture: &str) -> (PathBuf, PathBuf) {
     use tokenscan_core::capture::{ParquetCaptureWriter, Projection, WriterOptions};
-    let dir = tempfile::tempdir().unwrap();
-    let nd = dir.path().join("c.ndjson");
-    std::fs::write(&nd, pod_scenario()).unwrap();
+    let nd = dir.join("c.ndjson");
+    std::fs::write(&nd, capture).unwrap();
     let mut batches = Vec::new();
     let small = ReplayOptions { batch_size: 3, ..ReplayOptions::default() };
     tokenscan_core::driver::read_events(&[&nd], Projection::all(), &small, |_, b| Ok(b), &mut |b| {
@@ -548,13 +546,22 @@ fn findings_context_is_the_same_from_parquet_in_many_row_groups() {
         Ok(())
     })
     .unwrap();
-    let pq = dir.path().join("c.parquet");
+    let pq = dir.join("c.parquet");
     let options = WriterOptions { row_group_rows: 2, ..Default::default() };
     let mut w = ParquetCaptureWriter::new(std::fs::File::create(&pq).unwrap(), &pq, options).unwrap();
     for b in &batches {
         w.write(b).unwrap();
     }
     w.close().unwrap();
+    (nd, pq)
+}
+
+#[test]
+fn findings_context_is_the_same_from_parquet_in_many_row_groups() {
+    // The context is rebuilt after the row groups are read in parallel waves
+    // and filled into the held findings: the same cells as from the NDJSON twin.
+    let dir = tempfile::tempdir().unwrap();
+    let (nd, pq) = ndjson_and_parquet(dir.path(), &pod_scenario());
     let q = r#"file where file.path == "/run/secrets/kubernetes.io/serviceaccount/token""#;
     let mut from_nd = finding_cells_at(&nd, q, ReplayOptions::default());
     let mut from_pq = finding_cells_at(&pq, q, ReplayOptions::default());
@@ -564,6 +571,42 @@ fn findings_context_is_the_same_from_parquet_in_many_row_groups() {
     assert_eq!(from_pq.len(), 2);
     assert_eq!(from_pq[0]["session_leader_tty"].as_deref(), Some("pts/0"));
     assert_eq!(from_nd, from_pq);
+}
+
+#[test]
+fn a_process_renamed_without_exec_is_named_by_its_latest_comm_from_either_format() {
+    // nginx (70, in C, parent 1) renames itself (prctl PR_SET_NAME, no exec)
+    // to "nginx: master" at event 1; its worker 71 does the same ("nginx:
+    // worker") at event 3 and reads the token at event 4. The context keeps
+    // each process's latest values (docs/processes.md), so the finding's
+    // parent is named "nginx: master", not "nginx". From Parquet the names are
+    // dictionary values, read by key: each rename happens inside one row
+    // group (one dictionary), and the names recur across row groups (other
+    // dictionaries). Session leader: none in version 1 (no sid).
+    let tok = "/run/secrets/kubernetes.io/serviceaccount/token";
+    let ev = |ms, pid, ppid, comm, path| {
+        line(ms, "open", pid, ppid, comm, "/usr/sbin/nginx", None, Some(path), None, Some(C))
+    };
+    let capture = [
+        ev(0, 70, 1, "nginx", "/etc/nginx/nginx.conf"),
+        ev(1, 70, 1, "nginx: master", "/var/log/nginx/error.log"),
+        ev(2, 71, 70, "nginx", "/etc/nginx/mime.types"),
+        ev(3, 71, 70, "nginx: worker", "/var/log/nginx/access.log"),
+        ev(4, 71, 70, "nginx: worker", tok),
+        ev(5, 70, 1, "nginx: master", "/var/log/nginx/error.log"),
+    ]
+    .concat();
+    let dir = tempfile::tempdir().unwrap();
+    let (nd, pq) = ndjson_and_parquet(dir.path(), &capture);
+    let q = format!(r#"file where file.path == "{tok}""#);
+    for path in [&nd, &pq] {
+        let rows = finding_cells_at(path, &q, ReplayOptions::default());
+        assert_eq!(rows.len(), 1, "{path:?}");
+        assert_eq!(rows[0]["event_index"].as_deref(), Some("4"), "{path:?}");
+        assert_eq!(rows[0]["parent_pid"].as_deref(), Some("70"), "{path:?}");
+        assert_eq!(rows[0]["parent_name"].as_deref(), Some("nginx: master"), "{path:?}");
+        assert_eq!(rows[0]["session_leader_pid"], None, "{path:?}");
+    }
 }
 
 #[test]

@@ -1,13 +1,15 @@
 //! [`ProcessContext`]: the process table's answers for every event of one
 //! capture, built in one pass before the rules run.
 
-use std::collections::HashMap;
-
-use arrow::array::{Array, AsArray};
+use arrow::array::{Array, ArrayRef, AsArray, Int32Array, PrimitiveArray, StringArray};
 use arrow::datatypes::{DataType, Int32Type, TimestampNanosecondType, UInt32Type};
+use rustc_hash::FxHashMap;
 
-use super::{Entity, EntityRef, EntryType, EventLinks, ProcessEvent, ProcessEventKind, ProcessTable, Warnings};
+use super::{
+    Entity, EntityRef, EntryType, EventLinks, KnownSymbols, ProcessEvent, ProcessEventKind, ProcessTable, Warnings,
+};
 use crate::capture::{str_at, Column, EventBatch, EventKind, Projection};
+use crate::kernels::same_values;
 
 /// What the container runtime said about one container (capture `container`
 /// rows, format version 2). Every field is `None` when the capture does not say.
@@ -32,21 +34,23 @@ pub struct ContainerMeta {
 }
 
 const NONE: u32 = u32::MAX;
-const THREAD: u8 = 1;
-const ENTRY_CONTAINER: u8 = 2;
+/// The low bit of an event's entry in [`ProcessContext`]'s `links`: a thread's event.
+const THREAD: u32 = 1;
+/// The most link sets an event can point at: the rest of a `u32` after the thread bit and `NONE`.
+const MAX_SETS: usize = (u32::MAX >> 1) as usize;
 
-/// The links of one event, packed: entity positions (`NONE` for none).
-#[derive(Debug, Clone, Copy)]
+/// The processes of an event, packed: entity positions (`NONE` for none).
+/// Events of one process mostly share one such set (its parent and
+/// leaders change rarely), so events keep a number of a set, not the set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Packed {
     process: u32,
     parent: u32,
     session: u32,
     group: u32,
     entry: u32,
-    flags: u8,
+    entry_container: bool,
 }
-
-const ABSENT: Packed = Packed { process: NONE, parent: NONE, session: NONE, group: NONE, entry: NONE, flags: 0 };
 
 fn pack(r: Option<EntityRef>) -> u32 {
     r.map_or(NONE, |r| r.0)
@@ -61,16 +65,22 @@ fn unpack(v: u32) -> Option<EntityRef> {
 /// id: what the ECS view's process, leader, container and orchestrator
 /// fields and the findings' triage columns read.
 ///
-/// Memory: the table's entities (one per process) plus 21 bytes per event.
-/// The entities hold the *last* values the capture gave each process (its
+/// Memory: the table's entities (one per process), 4 bytes per event (the
+/// number of the event's link set, with the thread flag) and 24 bytes per
+/// distinct link set (a process's set changes when its parent, a leader or
+/// its container does). The entities hold the *last* values the capture gave each process (its
 /// latest image, directory, ids): a leader's `args` are those of its latest
 /// exec, not necessarily those it had at the event (see
 /// `docs/rule-semantics.md`).
 pub struct ProcessContext {
     entities: Vec<Entity>,
-    links: Vec<Packed>,
-    containers: HashMap<String, ContainerMeta>,
-    starts: HashMap<String, u64>,
+    /// Per event: `set << 1 | thread`, `NONE` for a container row.
+    links: Vec<u32>,
+    /// The distinct link sets, numbered as `links` says.
+    sets: Vec<Packed>,
+    containers: FxHashMap<String, ContainerMeta>,
+    /// FxHash: the rules ask [`ProcessContext::container_state`] per event.
+    starts: FxHashMap<String, u64>,
     warnings: Warnings,
 }
 
@@ -113,6 +123,7 @@ impl std::fmt::Debug for ProcessContext {
         f.debug_struct("ProcessContext")
             .field("entities", &self.entities.len())
             .field("events", &self.links.len())
+            .field("link_sets", &self.sets.len())
             .field("containers", &self.containers.len())
             .finish()
     }
@@ -162,16 +173,16 @@ impl ProcessContext {
     /// The links of event `event_index`, if the capture has that event and
     /// it is about a process.
     pub fn links(&self, event_index: u64) -> Option<EventLinks> {
-        let p = self.links.get(usize::try_from(event_index).ok()?)?;
-        let process = unpack(p.process)?;
+        let l = *self.links.get(usize::try_from(event_index).ok()?)?;
+        let p = self.sets.get((l >> 1) as usize)?;
         Some(EventLinks {
-            process,
-            thread: p.flags & THREAD != 0,
+            process: unpack(p.process)?,
+            thread: l & THREAD != 0,
             parent: unpack(p.parent),
             session_leader: unpack(p.session),
             group_leader: unpack(p.group),
             entry_leader: unpack(p.entry),
-            entry_type: (p.flags & ENTRY_CONTAINER != 0).then_some(EntryType::Container),
+            entry_type: p.entry_container.then_some(EntryType::Container),
         })
     }
 
@@ -215,13 +226,20 @@ impl ProcessContext {
 #[derive(Debug)]
 pub struct ProcessContextBuilder {
     table: ProcessTable,
-    links: Vec<Packed>,
-    containers: HashMap<String, ContainerMeta>,
-    starts: HashMap<String, StartTrack>,
+    links: Vec<u32>,
+    sets: Vec<Packed>,
+    /// Per entity, the number of its latest link set (`NONE` before its first).
+    last_set: Vec<u32>,
+    containers: FxHashMap<String, ContainerMeta>,
+    starts: FxHashMap<Box<str>, StartTrack>,
     /// The container of the latest event, when it had started: its later
-    /// events need no look-up.
-    last_started: Option<String>,
+    /// events need no look-up. Empty for none (a container id is never empty
+    /// here: an empty one is looked up like any other and never kept).
+    last_started: String,
     starts_only: bool,
+    /// The table's symbols of the dictionary values of `comm`, `exe`, `cwd`,
+    /// `tty` and `container_id`, in that order.
+    symbols: [SymbolCache; 5],
 }
 
 impl Default for ProcessContextBuilder {
@@ -229,10 +247,13 @@ impl Default for ProcessContextBuilder {
         ProcessContextBuilder {
             table: ProcessTable::new(Default::default()),
             links: Vec::new(),
-            containers: HashMap::new(),
-            starts: HashMap::new(),
-            last_started: None,
+            sets: Vec::new(),
+            last_set: Vec::new(),
+            containers: FxHashMap::default(),
+            starts: FxHashMap::default(),
+            last_started: String::new(),
             starts_only: false,
+            symbols: Default::default(),
         }
     }
 }
@@ -299,77 +320,120 @@ impl ProcessContextBuilder {
         }
         let first = batch.first_index();
         if first as usize > self.links.len() {
-            self.links.resize(first as usize, ABSENT);
+            self.links.resize(first as usize, NONE);
         }
         let time = batch.column(Column::Time).map(|t| t.as_primitive::<TimestampNanosecondType>());
         let u32s = |c: Column| batch.column(c).map(|a| a.as_primitive::<UInt32Type>());
         let (pid, tid, ppid, uid, gid) =
             (u32s(Column::Pid), u32s(Column::Tid), u32s(Column::Ppid), u32s(Column::Uid), u32s(Column::Gid));
-        let at = |a: Option<&arrow::array::PrimitiveArray<UInt32Type>>, i: usize| {
+        let (sid, pgid) = (u32s(Column::Sid), u32s(Column::Pgid));
+        let at = |a: Option<&PrimitiveArray<UInt32Type>>, i: usize| a.and_then(|a| a.is_valid(i).then(|| a.value(i)));
+        let stamps = |c: Column| batch.column(c).map(|a| a.as_primitive::<TimestampNanosecondType>());
+        let (start, parent_start) = (stamps(Column::Start), stamps(Column::ParentStart));
+        let ts = |a: Option<&PrimitiveArray<TimestampNanosecondType>>, i: usize| {
             a.and_then(|a| a.is_valid(i).then(|| a.value(i)))
         };
-        let s = |c: Column, i: usize| batch.column(c).and_then(|a| str_at(a.as_ref(), i));
-        let has = |c: Column| batch.column(c).is_some();
-        let (sid, pgid) = (u32s(Column::Sid), u32s(Column::Pgid));
-        let ts = |c: Column, i: usize| {
-            let a = batch.column(c)?.as_primitive::<TimestampNanosecondType>();
-            a.is_valid(i).then(|| a.value(i))
-        };
+        let strs = |c: Column| Strs::new(batch.column(c).map(|a| a.as_ref()));
+        let (host, comm, exe, cwd, tty, container) = (
+            strs(Column::Host),
+            strs(Column::Comm),
+            strs(Column::Exe),
+            strs(Column::Cwd),
+            strs(Column::Tty),
+            strs(Column::ContainerId),
+        );
+        let columns = [Column::Comm, Column::Exe, Column::Cwd, Column::Tty, Column::ContainerId];
+        for (cache, c) in self.symbols.iter_mut().zip(columns) {
+            cache.follow(batch.column(c));
+        }
         let args = batch.column(Column::Args).map(|a| a.as_list::<i32>());
+        let arg_values = args.map(|l| Strs::new(Some(l.values().as_ref())));
+        // One argument buffer for the whole batch, refilled per row.
+        let mut row_args: Vec<&str> = Vec::new();
         for (i, kind) in batch.kinds().iter().enumerate() {
-            let row_args: Option<Vec<&str>> = args.and_then(|l| {
-                l.is_valid(i).then(|| {
-                    let (values, offs) = (l.values(), l.value_offsets());
-                    (offs[i]..offs[i + 1])
-                        .map(|k| str_at(values.as_ref(), k as usize).unwrap_or(""))
-                        .collect::<Vec<_>>()
-                })
+            let has_args = args.filter(|l| l.is_valid(i)).map(|l| {
+                let offs = l.value_offsets();
+                row_args.clear();
+                let values = arg_values.as_ref().expect("with args");
+                row_args.extend((offs[i]..offs[i + 1]).map(|k| values.get(k as usize).unwrap_or("")));
             });
             if *kind == EventKind::Container {
                 self.container_row(batch, i);
-            } else if let Some(id) = s(Column::ContainerId, i) {
-                self.track_start(id, first + i as u64, *kind, s(Column::Comm, i));
+            } else if let Some(id) = container.get(i) {
+                self.track_start(id, first + i as u64, *kind, comm.get(i));
             }
             let ev = ProcessEvent {
                 index: first + i as u64,
                 time: time.map_or(0, |t| t.value(i)),
-                kind: ProcessEventKind::from_capture_kind(kind.as_str()),
-                host: s(Column::Host, i).unwrap_or(""),
+                kind: ProcessEventKind::from(*kind),
+                host: host.get(i).unwrap_or(""),
                 pid: at(pid, i).unwrap_or(0),
                 tid: at(tid, i).or(at(pid, i)).unwrap_or(0),
                 ppid: at(ppid, i),
                 sid: at(sid, i),
                 pgid: at(pgid, i),
-                start: ts(Column::Start, i),
-                parent_start: ts(Column::ParentStart, i),
-                comm: s(Column::Comm, i),
-                exe: s(Column::Exe, i),
-                args: row_args.as_deref(),
-                cwd: s(Column::Cwd, i),
+                start: ts(start, i),
+                parent_start: ts(parent_start, i),
+                comm: comm.get(i),
+                exe: exe.get(i),
+                args: has_args.map(|()| row_args.as_slice()),
+                cwd: cwd.get(i),
                 uid: at(uid, i),
                 gid: at(gid, i),
-                tty: has(Column::Tty).then(|| s(Column::Tty, i)),
-                container_id: has(Column::ContainerId).then(|| s(Column::ContainerId, i)),
+                tty: tty.present().then(|| tty.get(i)),
+                container_id: container.present().then(|| container.get(i)),
             };
-            let packed = match self.table.push(&ev) {
-                Some(l) => Packed {
-                    process: l.process.0,
-                    parent: pack(l.parent),
-                    session: pack(l.session_leader),
-                    group: pack(l.group_leader),
-                    entry: pack(l.entry_leader),
-                    flags: (l.thread as u8) | if l.entry_type.is_some() { ENTRY_CONTAINER } else { 0 },
-                },
-                None => ABSENT,
+            let table = &mut self.table;
+            let [c_comm, c_exe, c_cwd, c_tty, c_container] = &mut self.symbols;
+            let known = KnownSymbols {
+                comm: c_comm.symbol(&comm, i, table),
+                exe: c_exe.symbol(&exe, i, table),
+                cwd: c_cwd.symbol(&cwd, i, table),
+                tty: c_tty.symbol(&tty, i, table),
+                container: c_container.symbol(&container, i, table),
             };
-            self.links.push(packed);
+            let link = match self.table.push_known(&ev, known) {
+                Some(l) => self.link_set(l),
+                None => NONE,
+            };
+            self.links.push(link);
         }
+    }
+
+    /// The entry of one event's links in `links`: the number of its
+    /// process's latest set when nothing changed, else of a new set.
+    fn link_set(&mut self, l: EventLinks) -> u32 {
+        let set = Packed {
+            process: l.process.0,
+            parent: pack(l.parent),
+            session: pack(l.session_leader),
+            group: pack(l.group_leader),
+            entry: pack(l.entry_leader),
+            entry_container: l.entry_type.is_some(),
+        };
+        let me = l.process.index();
+        if me >= self.last_set.len() {
+            self.last_set.resize(me + 1, NONE);
+        }
+        let last = self.last_set[me];
+        let n = if last != NONE && self.sets[last as usize] == set {
+            last
+        } else if self.sets.len() < MAX_SETS {
+            self.sets.push(set);
+            let n = (self.sets.len() - 1) as u32;
+            self.last_set[me] = n;
+            n
+        } else {
+            // Past 2^31 distinct sets (billions of events) an event gets no links.
+            return NONE;
+        };
+        n << 1 | u32::from(l.thread)
     }
 
     /// Follows container `id`'s start-up through one of its events (not a
     /// `container` row), in capture order.
     fn track_start(&mut self, id: &str, index: u64, kind: EventKind, comm: Option<&str>) {
-        if self.last_started.as_deref() == Some(id) {
+        if !id.is_empty() && self.last_started == id {
             return;
         }
         // An exec, a snapshot row or any comm other than the runtime's init's
@@ -378,7 +442,7 @@ impl ProcessContextBuilder {
         let started = match self.starts.get_mut(id) {
             None => {
                 let track = if starter { StartTrack::StartedAt(index) } else { StartTrack::Starting };
-                self.starts.insert(id.to_string(), track);
+                self.starts.insert(id.into(), track);
                 starter
             }
             Some(t @ StartTrack::Starting) => {
@@ -390,7 +454,8 @@ impl ProcessContextBuilder {
             Some(StartTrack::StartedAt(_)) => true,
         };
         if started {
-            self.last_started = Some(id.to_string());
+            self.last_started.clear();
+            self.last_started.push_str(id);
         }
     }
 
@@ -422,19 +487,123 @@ impl ProcessContextBuilder {
 
     /// The finished context.
     pub fn finish(self) -> ProcessContext {
+        let mut links = self.links;
+        links.shrink_to_fit();
+        let mut sets = self.sets;
+        sets.shrink_to_fit();
         ProcessContext {
             warnings: self.table.warnings().clone(),
-            entities: self.table.entities().to_vec(),
-            links: self.links,
+            entities: self.table.into_entities(),
+            links,
+            sets,
             containers: self.containers,
             starts: self
                 .starts
                 .into_iter()
                 .map(|(id, t)| match t {
-                    StartTrack::Starting => (id, u64::MAX),
-                    StartTrack::StartedAt(at) => (id, at),
+                    StartTrack::Starting => (id.into(), u64::MAX),
+                    StartTrack::StartedAt(at) => (id.into(), at),
                 })
                 .collect(),
         }
+    }
+}
+
+/// A string column of a batch, resolved once for the whole batch (plain or
+/// dictionary-encoded), read row by row without a type test per value.
+enum Strs<'a> {
+    Absent,
+    Plain(&'a StringArray),
+    Dict(&'a Int32Array, &'a StringArray),
+    /// Another type: read through [`str_at`] (which says `None`).
+    Other(&'a dyn Array),
+}
+
+impl<'a> Strs<'a> {
+    fn new(a: Option<&'a dyn Array>) -> Self {
+        let Some(a) = a else { return Strs::Absent };
+        match a.data_type() {
+            DataType::Utf8 => Strs::Plain(a.as_string::<i32>()),
+            DataType::Dictionary(k, v) if **k == DataType::Int32 && **v == DataType::Utf8 => {
+                let d = a.as_dictionary::<Int32Type>();
+                Strs::Dict(d.keys(), d.values().as_string::<i32>())
+            }
+            _ => Strs::Other(a),
+        }
+    }
+
+    /// Whether the batch carries the column.
+    fn present(&self) -> bool {
+        !matches!(self, Strs::Absent)
+    }
+
+    /// The string at `row` (`None` for null or absent), as [`str_at`] reads it.
+    fn get(&self, row: usize) -> Option<&'a str> {
+        match *self {
+            Strs::Absent => None,
+            Strs::Plain(a) => a.is_valid(row).then(|| a.value(row)),
+            Strs::Dict(keys, values) => {
+                if keys.is_null(row) {
+                    return None;
+                }
+                let k = keys.value(row) as usize;
+                values.is_valid(k).then(|| values.value(k))
+            }
+            Strs::Other(a) => str_at(a, row),
+        }
+    }
+}
+
+/// "Not interned yet" in a [`SymbolCache`].
+const UNRESOLVED: u32 = u32::MAX;
+
+/// The table's symbols ([`ProcessTable::intern`]) of one dictionary-encoded
+/// column's values, kept while consecutive batches share the dictionary (a
+/// Parquet column chunk's batches do): each distinct value is hashed once
+/// per column chunk instead of once per event.
+#[derive(Debug, Default)]
+struct SymbolCache {
+    values: Option<ArrayRef>,
+    symbols: Vec<u32>,
+}
+
+impl SymbolCache {
+    /// Follows a batch's column: keeps the symbols when it has the same
+    /// dictionary as the batch before, else starts over.
+    fn follow(&mut self, column: Option<&ArrayRef>) {
+        let values = match column {
+            Some(a) if matches!(Strs::new(Some(a.as_ref())), Strs::Dict(..)) => a.as_dictionary::<Int32Type>().values(),
+            _ => {
+                self.values = None;
+                self.symbols.clear();
+                return;
+            }
+        };
+        if self.values.as_ref().is_some_and(|v| same_values(v, values)) {
+            return;
+        }
+        self.values = Some(values.clone());
+        self.symbols.clear();
+        self.symbols.resize(values.len(), UNRESOLVED);
+    }
+
+    /// The symbol of `column`'s value at `row` (the column [`follow`] was
+    /// given), when it is dictionary-encoded and the row has a value.
+    ///
+    /// [`follow`]: SymbolCache::follow
+    fn symbol(&mut self, column: &Strs<'_>, row: usize, table: &mut ProcessTable) -> Option<u32> {
+        let Strs::Dict(keys, values) = *column else { return None };
+        if keys.is_null(row) {
+            return None;
+        }
+        let k = keys.value(row) as usize;
+        if values.is_null(k) {
+            return None;
+        }
+        let s = self.symbols.get_mut(k)?;
+        if *s == UNRESOLVED {
+            *s = table.intern(values.value(k));
+        }
+        Some(*s)
     }
 }

@@ -40,6 +40,7 @@ mod tree;
 use std::sync::Arc;
 
 pub use context::{ContainerMeta, ContainerState, ProcessContext, ProcessContextBuilder};
+pub(crate) use table::KnownSymbols;
 pub use table::{ProcessTable, ProcessTableOptions};
 pub use tree::{
     process_tree_batch, process_tree_schema, process_trees, ProcessTree, TreeFilter, TreeFinding, TreeNode,

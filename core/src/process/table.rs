@@ -1,8 +1,8 @@
 //! The [`ProcessTable`] itself: identity, lineage and leaders.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
+
+use rustc_hash::FxHashMap;
 
 use super::{
     Entity, EntityRef, EntryType, EventLinks, Origin, PreviousImage, ProcessEvent, ProcessEventKind, ProcessStats,
@@ -36,34 +36,77 @@ impl Default for ProcessTableOptions {
     }
 }
 
-/// A fast hasher for the table's small integer keys (pids, host numbers,
-/// starts): a multiply-rotate mix per word. The keys come from the capture,
-/// but a collision only costs time, and an attacker who can write the
-/// capture can already make it as large as they like.
-#[derive(Default, Clone, Copy)]
-struct IntHasher(u64);
+/// The table's hash maps: FxHash (rustc-hash), a multiply-rotate per word,
+/// several times cheaper than the standard library's SipHash for its small
+/// integer keys (pids, host numbers, starts) and short strings (names,
+/// paths). The keys come from the capture and FxHash does not resist
+/// chosen collisions, but a collision only costs time, and whoever writes
+/// the capture can already make it as large as they like.
+type FxMap<K, V> = FxHashMap<K, V>;
 
-impl Hasher for IntHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.write_u64(u64::from(*b));
+/// "Not known" in [`Hot`]'s parent and string fields.
+const UNKNOWN: u32 = u32::MAX;
+/// "Known to be none" in [`Hot`]'s terminal and container fields (no
+/// terminal, the host).
+const NOTHING: u32 = u32::MAX - 1;
+
+/// The few values of an entity that every event compares or every walk
+/// reads, kept apart from [`Entity`] in one small record per process: strings
+/// as numbers from the table's [`Interner`] (equal numbers, equal text), so
+/// an event that changes nothing costs no string comparison, and the walks
+/// up the parents touch a few bytes per step instead of a whole `Entity`.
+/// [`Entity`] keeps the text for readers; both change together.
+#[derive(Debug, Clone, Copy)]
+struct Hot {
+    pid: u32,
+    /// The parent's entity position, or [`UNKNOWN`].
+    parent: u32,
+    /// `comm`, executable, working directory: a symbol or [`UNKNOWN`].
+    name: u32,
+    exe: u32,
+    cwd: u32,
+    /// Terminal and container: a symbol, [`NOTHING`] or [`UNKNOWN`].
+    tty: u32,
+    container: u32,
+}
+
+/// Strings the table has met, numbered: interning an event's strings makes
+/// comparing them with an entity's a comparison of numbers. Grows with the
+/// distinct names, paths, terminals and container ids of a capture (not
+/// with its events); arguments are not interned.
+#[derive(Debug, Clone, Default)]
+struct Interner {
+    ids: FxMap<Box<str>, u32>,
+}
+
+impl Interner {
+    fn get(&mut self, s: &str) -> u32 {
+        if let Some(&id) = self.ids.get(s) {
+            return id;
         }
-    }
-    fn write_u32(&mut self, n: u32) {
-        self.write_u64(u64::from(n));
-    }
-    fn write_i64(&mut self, n: i64) {
-        self.write_u64(n as u64);
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        // Two numbers are reserved ([`UNKNOWN`], [`NOTHING`]); past them,
+        // strings share the last number and compare as text (see `set_sym`).
+        let id = (self.ids.len() as u32).min(NOTHING - 1);
+        self.ids.insert(s.into(), id);
+        id
     }
 }
 
-type IntMap<K, V> = HashMap<K, V, BuildHasherDefault<IntHasher>>;
+/// The symbols ([`ProcessTable::intern`]) of an event's strings that its
+/// caller already has, so the table does not hash them again: `Some` only
+/// for a string the event carries, and then exactly that string's symbol.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct KnownSymbols {
+    pub(crate) comm: Option<u32>,
+    pub(crate) exe: Option<u32>,
+    pub(crate) cwd: Option<u32>,
+    pub(crate) tty: Option<u32>,
+    pub(crate) container: Option<u32>,
+}
+
+/// The last number [`Interner::get`] hands out, shared by every string
+/// interned after 2^32 - 3 others: equal numbers there do not mean equal text.
+const SHARED: u32 = NOTHING - 1;
 
 /// Processes rebuilt from a capture's events, fed in capture order (see the
 /// [module documentation](super)).
@@ -71,14 +114,17 @@ type IntMap<K, V> = HashMap<K, V, BuildHasherDefault<IntHasher>>;
 pub struct ProcessTable {
     opts: ProcessTableOptions,
     entities: Vec<Entity>,
+    /// One [`Hot`] per entity, same positions.
+    hot: Vec<Hot>,
+    strings: Interner,
     hosts: Vec<Arc<str>>,
-    host_ids: HashMap<Arc<str>, u32>,
+    host_ids: FxMap<Arc<str>, u32>,
     /// The process a (host, pid) names now: the newest one met.
-    current: IntMap<(u32, u32), u32>,
+    current: FxMap<(u32, u32), u32>,
     /// Processes with a known start, by (host, pid, start).
-    by_start: IntMap<(u32, u32, i64), u32>,
+    by_start: FxMap<(u32, u32, i64), u32>,
     /// How many entities took each id text, for the `#N` suffix.
-    id_uses: HashMap<String, u32>,
+    id_uses: FxMap<String, u32>,
     /// Bumped whenever a parent link or a container changes: entry-leader
     /// answers cached before that are stale.
     epoch: u64,
@@ -120,17 +166,75 @@ fn set<T, V>(
     }
 }
 
-fn set_str(slot: &mut Option<String>, value: Option<&str>, merge: Merge) -> bool {
-    set(slot, value, merge, |a, b| a == b, str::to_string)
-}
-
 fn set_u32(slot: &mut Option<u32>, value: Option<u32>, merge: Merge) -> bool {
     set(slot, value, merge, |a, b| a == b, |v| v)
 }
 
-/// For the terminal and the container: the outer `Option` is "known", the inner the value.
-fn set_opt_str(slot: &mut Option<Option<String>>, value: Option<Option<&str>>, merge: Merge) -> bool {
-    set(slot, value, merge, |a, b| a.as_deref() == *b, |v| v.map(str::to_string))
+/// Overwrites `slot` with `v`, reusing its allocation.
+fn put(slot: &mut Option<String>, v: &str) {
+    match slot {
+        Some(old) => {
+            old.clear();
+            old.push_str(v);
+        }
+        None => *slot = Some(v.to_string()),
+    }
+}
+
+/// `set` for a string kept both as a symbol (`sym`, in [`Hot`]) and as text
+/// (in [`Entity`]): `symbol` interns the event's text, called only when it
+/// may change the slot; `same_text` compares the texts, needed only for the
+/// [`SHARED`] overflow number (other equal symbols are equal text).
+/// Returns whether it changed: then `sym` holds the new symbol and the
+/// caller stores the event's text.
+fn set_sym(sym: &mut u32, merge: Merge, symbol: impl FnOnce() -> u32, same_text: impl FnOnce() -> bool) -> bool {
+    if *sym != UNKNOWN && merge == Merge::FillMissing {
+        return false;
+    }
+    let s = symbol();
+    if *sym == s && (s != SHARED || same_text()) {
+        return false;
+    }
+    *sym = s;
+    true
+}
+
+/// [`set_sym`] for a plain string field (name, executable, directory);
+/// `known` is the text's symbol when the caller already has it.
+fn set_text(
+    sym: &mut u32,
+    slot: &mut Option<String>,
+    (value, known): (Option<&str>, Option<u32>),
+    merge: Merge,
+    strings: &mut Interner,
+) -> bool {
+    let Some(v) = value else { return false };
+    let changed = set_sym(sym, merge, || known.unwrap_or_else(|| strings.get(v)), || slot.as_deref() == Some(v));
+    if changed {
+        put(slot, v);
+    }
+    changed
+}
+
+/// [`set_sym`] for the terminal and the container: the outer `Option` is
+/// "known", the inner the value ([`NOTHING`] for none).
+fn set_opt_text(
+    sym: &mut u32,
+    slot: &mut Option<Option<String>>,
+    (value, known): (Option<Option<&str>>, Option<u32>),
+    merge: Merge,
+    strings: &mut Interner,
+) -> bool {
+    let Some(v) = value else { return false };
+    let same = || slot.as_ref().and_then(|o| o.as_deref()) == v;
+    let changed = set_sym(sym, merge, || v.map_or(NOTHING, |v| known.unwrap_or_else(|| strings.get(v))), same);
+    if changed {
+        match (&mut *slot, v) {
+            (Some(inner), Some(v)) => put(inner, v),
+            (slot, v) => *slot = Some(v.map(str::to_string)),
+        }
+    }
+    changed
 }
 
 fn set_args(slot: &mut Option<Vec<String>>, value: Option<&[&str]>, merge: Merge) -> bool {
@@ -149,11 +253,13 @@ impl ProcessTable {
         ProcessTable {
             opts,
             entities: Vec::new(),
+            hot: Vec::new(),
+            strings: Interner::default(),
             hosts: Vec::new(),
-            host_ids: HashMap::new(),
-            current: IntMap::default(),
-            by_start: IntMap::default(),
-            id_uses: HashMap::new(),
+            host_ids: FxMap::default(),
+            current: FxMap::default(),
+            by_start: FxMap::default(),
+            id_uses: FxMap::default(),
             epoch: 0,
             last_time: None,
             warnings: Warnings::new(opts.max_warning_examples),
@@ -164,6 +270,11 @@ impl ProcessTable {
     /// Every process entity, in the order the table met them.
     pub fn entities(&self) -> &[Entity] {
         &self.entities
+    }
+
+    /// The entities, given up by the table (no copy).
+    pub(crate) fn into_entities(self) -> Vec<Entity> {
+        self.entities
     }
 
     /// One entity.
@@ -202,6 +313,16 @@ impl ProcessTable {
     /// Takes one event, in capture order, and returns the processes it
     /// relates to as of that event. Container rows are skipped (`None`).
     pub fn push(&mut self, ev: &ProcessEvent<'_>) -> Option<EventLinks> {
+        self.push_known(ev, KnownSymbols::default())
+    }
+
+    /// The symbol of a string, for [`KnownSymbols`].
+    pub(crate) fn intern(&mut self, s: &str) -> u32 {
+        self.strings.get(s)
+    }
+
+    /// [`ProcessTable::push`] with some of the event's strings already interned.
+    pub(crate) fn push_known(&mut self, ev: &ProcessEvent<'_>, known: KnownSymbols) -> Option<EventLinks> {
         if ev.kind == ProcessEventKind::Container {
             return None;
         }
@@ -228,7 +349,7 @@ impl ProcessTable {
             self.entities[me as usize].events += 1;
         }
         match ev.kind {
-            ProcessEventKind::Exec => self.exec(me, ev),
+            ProcessEventKind::Exec => self.exec(me, ev, known),
             ProcessEventKind::Fork if thread => self.stats.thread_forks += 1,
             _ => {}
         }
@@ -237,7 +358,7 @@ impl ProcessTable {
         } else {
             Merge::Replace
         };
-        self.observe(me, host, ev, merge);
+        self.observe(me, host, ev, merge, known);
         if ev.kind == ProcessEventKind::Fork && !thread {
             self.inherit(me);
         }
@@ -312,6 +433,15 @@ impl ProcessTable {
             events: 0,
             entry_cache: None,
             has_children: false,
+        });
+        self.hot.push(Hot {
+            pid,
+            parent: UNKNOWN,
+            name: UNKNOWN,
+            exe: UNKNOWN,
+            cwd: UNKNOWN,
+            tty: UNKNOWN,
+            container: UNKNOWN,
         });
         match origin {
             Origin::Snapshot => self.stats.from_snapshot += 1,
@@ -446,7 +576,7 @@ impl ProcessTable {
         i
     }
 
-    fn exec(&mut self, me: u32, ev: &ProcessEvent<'_>) {
+    fn exec(&mut self, me: u32, ev: &ProcessEvent<'_>, known: KnownSymbols) {
         self.stats.execs += 1;
         let max = self.opts.max_previous;
         let e = &mut self.entities[me as usize];
@@ -462,34 +592,40 @@ impl ProcessTable {
         e.executable = ev.exe.map(str::to_string);
         e.args = ev.args.map(|a| a.iter().map(|s| s.to_string()).collect());
         e.name = ev.comm.map(str::to_string);
+        let h = &mut self.hot[me as usize];
+        h.exe = ev.exe.map_or(UNKNOWN, |s| known.exe.unwrap_or_else(|| self.strings.get(s)));
+        h.name = ev.comm.map_or(UNKNOWN, |s| known.comm.unwrap_or_else(|| self.strings.get(s)));
     }
 
     /// Takes the event's values into its process.
-    fn observe(&mut self, me: u32, host: u32, ev: &ProcessEvent<'_>, merge: Merge) {
+    fn observe(&mut self, me: u32, host: u32, ev: &ProcessEvent<'_>, merge: Merge, known: KnownSymbols) {
         let thread = ev.tid != ev.pid;
         let mut lineage_changed = false;
         {
             let e = &mut self.entities[me as usize];
+            let h = &mut self.hot[me as usize];
+            let strings = &mut self.strings;
             let image = matches!(ev.kind, ProcessEventKind::Snapshot | ProcessEventKind::Fork) && !thread;
             if ev.kind != ProcessEventKind::Exec {
                 // A thread's comm is its own; only the leader's (or a snapshot's) names the process.
                 if !thread {
-                    set_str(&mut e.name, ev.comm, merge);
+                    set_text(&mut h.name, &mut e.name, (ev.comm, known.comm), merge, strings);
                 }
                 // The executable changes only by exec; other events fill it in.
                 let exe_merge = if image { merge } else { Merge::FillMissing };
-                set_str(&mut e.executable, ev.exe, exe_merge);
+                set_text(&mut h.exe, &mut e.executable, (ev.exe, known.exe), exe_merge, strings);
                 if image {
                     set_args(&mut e.args, ev.args, merge);
                 }
             }
-            set_str(&mut e.cwd, ev.cwd, merge);
+            set_text(&mut h.cwd, &mut e.cwd, (ev.cwd, known.cwd), merge, strings);
             set_u32(&mut e.uid, ev.uid, merge);
             set_u32(&mut e.gid, ev.gid, merge);
-            set_opt_str(&mut e.tty, ev.tty, merge);
+            set_opt_text(&mut h.tty, &mut e.tty, (ev.tty, known.tty), merge, strings);
             set_u32(&mut e.sid, ev.sid, merge);
             set_u32(&mut e.pgid, ev.pgid, merge);
-            lineage_changed |= set_opt_str(&mut e.container_id, ev.container_id, merge);
+            lineage_changed |=
+                set_opt_text(&mut h.container, &mut e.container_id, (ev.container_id, known.container), merge, strings);
         }
         if let Some(ppid) = ev.ppid {
             let e = &self.entities[me as usize];
@@ -522,6 +658,7 @@ impl ProcessTable {
             let e = &mut self.entities[me as usize];
             e.ppid = Some(0);
             e.parent = None;
+            self.hot[me as usize].parent = UNKNOWN;
             return changed;
         }
         if let Some(p) = e.parent {
@@ -563,6 +700,7 @@ impl ProcessTable {
         }
         e.ppid = Some(ppid);
         e.parent = Some(EntityRef(par));
+        self.hot[me as usize].parent = par;
         self.entities[par as usize].has_children = true;
         true
     }
@@ -575,9 +713,9 @@ impl ProcessTable {
             if cur == target {
                 return Some(true);
             }
-            match self.entities[cur as usize].parent {
-                Some(p) => cur = p.0,
-                None => return Some(false),
+            match self.hot[cur as usize].parent {
+                UNKNOWN => return Some(false),
+                p => cur = p,
             }
         }
         None
@@ -600,15 +738,16 @@ impl ProcessTable {
                 (&mut high[0], &low[parent])
             }
         };
-        fill(&mut e.name, &p.name);
-        fill(&mut e.executable, &p.executable);
+        let ph = self.hot[parent];
+        let h = &mut self.hot[me];
+        fill_sym(&mut h.name, ph.name, &mut e.name, &p.name);
+        fill_sym(&mut h.exe, ph.exe, &mut e.executable, &p.executable);
         fill(&mut e.args, &p.args);
-        fill(&mut e.cwd, &p.cwd);
+        fill_sym(&mut h.cwd, ph.cwd, &mut e.cwd, &p.cwd);
         fill(&mut e.uid, &p.uid);
         fill(&mut e.gid, &p.gid);
-        fill(&mut e.tty, &p.tty);
-        if e.container_id.is_none() && p.container_id.is_some() {
-            e.container_id.clone_from(&p.container_id);
+        fill_sym(&mut h.tty, ph.tty, &mut e.tty, &p.tty);
+        if fill_sym(&mut h.container, ph.container, &mut e.container_id, &p.container_id) {
             self.lineage_changed(me as u32);
         }
     }
@@ -633,7 +772,7 @@ impl ProcessTable {
         let group_leader = self.leader(host, me, pgid, index);
         let entry_leader = self.entry_leader(me, index);
         let entry_type = match entry_leader {
-            Some(_) if self.entities[me as usize].container().is_some() => Some(EntryType::Container),
+            Some(_) if !matches!(self.hot[me as usize].container, UNKNOWN | NOTHING) => Some(EntryType::Container),
             _ => None,
         };
         EventLinks { process: EntityRef(me), thread, parent, session_leader, group_leader, entry_leader, entry_type }
@@ -654,27 +793,33 @@ impl ProcessTable {
     }
 
     fn walk_entry(&mut self, me: u32, index: u64) -> Option<EntityRef> {
-        let e = &self.entities[me as usize];
-        let place = e.container_id.as_ref()?;
+        let e = &self.hot[me as usize];
+        let place = e.container;
+        if place == UNKNOWN {
+            return None;
+        }
         if e.pid == 1 {
             return Some(EntityRef(me));
         }
         let mut cur = me;
         for _ in 0..self.opts.max_depth {
-            let c = &self.entities[cur as usize];
-            let Some(p) = c.parent else {
+            let c = &self.hot[cur as usize];
+            if c.parent == UNKNOWN {
                 // Without a parent link, only a known root (ppid 0) ends the walk.
-                return (c.ppid == Some(0)).then_some(EntityRef(cur));
-            };
-            let p = &self.entities[p.index()];
+                return (self.entities[cur as usize].ppid == Some(0)).then_some(EntityRef(cur));
+            }
+            let p = &self.hot[c.parent as usize];
             if p.pid <= 1 {
                 // The host's init (or the idle task) is never in a container.
                 return Some(EntityRef(cur));
             }
-            match &p.container_id {
-                None => return None,
-                Some(pc) if pc == place => cur = c.parent.expect("checked above").0,
-                Some(_) => return Some(EntityRef(cur)),
+            let same = p.container == place
+                && (place != SHARED
+                    || self.entities[c.parent as usize].container_id == self.entities[me as usize].container_id);
+            match p.container {
+                UNKNOWN => return None,
+                _ if same => cur = c.parent,
+                _ => return Some(EntityRef(cur)),
             }
         }
         let max = self.opts.max_depth;
@@ -691,4 +836,14 @@ fn fill<T: Clone>(mine: &mut Option<T>, theirs: &Option<T>) {
     if mine.is_none() {
         mine.clone_from(theirs);
     }
+}
+
+/// [`fill`] for a value kept as a symbol and as text; returns whether it took theirs.
+fn fill_sym<T: Clone>(sym: &mut u32, their_sym: u32, mine: &mut Option<T>, theirs: &Option<T>) -> bool {
+    if *sym != UNKNOWN || their_sym == UNKNOWN {
+        return false;
+    }
+    *sym = their_sym;
+    mine.clone_from(theirs);
+    true
 }
