@@ -19,6 +19,9 @@ REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "fixtures"
 PARQUET_FIXTURES = sorted(p.name for p in FIXTURES.glob("*.parquet"))
 NDJSON_FIXTURES = sorted(p.name for p in FIXTURES.glob("*.ndjson"))
+# The events of fixtures/pod-session.parquet each rule must flag (fixtures/EXPECTED.md, by hand).
+POD_SESSION_ELASTIC = [30, 33, 36, 42, 72, 73, 77]
+POD_SESSION_TRC108 = [32, 35, 44, 53, 60, 76, 82]
 
 
 @pytest.fixture
@@ -55,6 +58,45 @@ def cli() -> Path:
     if shutil.which("cargo") is None and not (Path.home() / ".cargo" / "bin" / "cargo").exists():
         pytest.skip("no cargo to build the tokenscan CLI and TOKENSCAN_CLI is not set")
     return _build_cli()
+
+
+@pytest.fixture(scope="session")
+def fleet(tmp_path_factory: pytest.TempPathFactory, cli: Path) -> list[Path]:
+    """A directory tree of Parquet captures from "nodes" (the test_spark and test_ray fleets):
+    the Parquet fixtures, and two synthesized captures rewritten with 500-event row groups
+    (12 each, so an engine that splits files by row group splits them across tasks)."""
+    root = tmp_path_factory.mktemp("fleet")
+    scratch = tmp_path_factory.mktemp("synth")
+    files = []
+    for i, name in enumerate(PARQUET_FIXTURES):
+        node = root / f"node-{i % 2}"
+        node.mkdir(exist_ok=True)
+        shutil.copy(FIXTURES / name, node / name)
+        files.append(node / name)
+    for seed in (1, 2):
+        raw = scratch / f"raw-{seed}.parquet"
+        subprocess.run(
+            [str(cli), "synth", "-o", str(raw), "--events", "6000", "--seed", str(seed), "--token-reads-per-million", "3000"],
+            check=True,
+            capture_output=True,
+        )
+        dest = root / f"node-{seed}" / "deep" / f"synth-{seed}.parquet"
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(pq.read_table(raw), dest, row_group_size=500, compression="zstd")
+        files.append(dest)
+    return sorted(files)
+
+
+@pytest.fixture
+def corrupt_capture(tmp_path: Path) -> Path:
+    """`tmp_path/node-a/corrupt.parquet` (pod-session.parquet with its footer cut off),
+    beside a good copy, `tmp_path/node-a/good.parquet`."""
+    node = tmp_path / "node-a"
+    node.mkdir()
+    shutil.copy(FIXTURES / "pod-session.parquet", node / "good.parquet")
+    corrupt = node / "corrupt.parquet"
+    corrupt.write_bytes((FIXTURES / "pod-session.parquet").read_bytes()[:-100])
+    return corrupt
 
 
 def replicate(source: Path, dest: Path, times: int) -> int:

@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import tokenscan
-from conftest import FIXTURES, PARQUET_FIXTURES
+from conftest import FIXTURES, PARQUET_FIXTURES, POD_SESSION_ELASTIC, POD_SESSION_TRC108
 from test_replay import FINDING_COLUMNS, rfc3339_to_ns
 
 IN_CI = os.environ.get("CI") == "true"
@@ -58,8 +58,6 @@ from pyspark.sql import SparkSession  # noqa: E402
 
 # Small enough that every multi-row-group capture is split across several tasks.
 SPLIT_BYTES = 16 * 1024
-POD_SESSION_ELASTIC = [30, 33, 36, 42, 72, 73, 77]  # fixtures/EXPECTED.md, by hand
-POD_SESSION_TRC108 = [32, 35, 44, 53, 60, 76, 82]
 ELASTIC_ID = "66229f32-c460-410d-bc37-4b32322cd4bb"
 
 
@@ -110,32 +108,6 @@ def comparable(rows: list[dict[str, Any]], extra: tuple[str, ...] = ()) -> list[
 
 def spark_rows(df: Any) -> list[dict[str, Any]]:
     return [r.asDict(recursive=True) for r in df.collect()]
-
-
-@pytest.fixture(scope="module")
-def fleet(tmp_path_factory: pytest.TempPathFactory, cli: Path) -> list[Path]:
-    """A directory tree of captures from "nodes": the Parquet fixtures, and synthesized
-    captures rewritten with 500-event row groups, so Spark splits them across tasks."""
-    root = tmp_path_factory.mktemp("fleet")
-    scratch = tmp_path_factory.mktemp("synth")
-    files = []
-    for i, name in enumerate(PARQUET_FIXTURES):
-        node = root / f"node-{i % 2}"
-        node.mkdir(exist_ok=True)
-        shutil.copy(FIXTURES / name, node / name)
-        files.append(node / name)
-    for seed in (1, 2):
-        raw = scratch / f"raw-{seed}.parquet"
-        subprocess.run(
-            [str(cli), "synth", "-o", str(raw), "--events", "6000", "--seed", str(seed), "--token-reads-per-million", "3000"],
-            check=True,
-            capture_output=True,
-        )
-        dest = root / f"node-{seed}" / "deep" / f"synth-{seed}.parquet"
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        pq.write_table(pq.read_table(raw), dest, row_group_size=500, compression="zstd")
-        files.append(dest)
-    return sorted(files)
 
 
 def test_pod_session_gives_the_hand_derived_findings(spark: SparkSession) -> None:
@@ -201,11 +173,6 @@ def test_bad_rules_and_missing_captures_fail_before_spark_runs(spark: SparkSessi
     assert f.value.filename == str(missing)
 
 
-def test_a_corrupt_capture_among_others_fails_naming_it(spark: SparkSession, tmp_path: Path) -> None:
-    node = tmp_path / "node-a"
-    node.mkdir()
-    shutil.copy(FIXTURES / "pod-session.parquet", node / "good.parquet")
-    corrupt = node / "corrupt.parquet"
-    corrupt.write_bytes((FIXTURES / "pod-session.parquet").read_bytes()[:-100])  # footer cut off
-    with pytest.raises(tokenscan.CaptureError, match=str(corrupt)):
-        tspark.replay(spark, tmp_path)
+def test_a_corrupt_capture_among_others_fails_naming_it(spark: SparkSession, corrupt_capture: Path) -> None:
+    with pytest.raises(tokenscan.CaptureError, match=str(corrupt_capture)):
+        tspark.replay(spark, corrupt_capture.parent.parent)

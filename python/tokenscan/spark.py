@@ -28,6 +28,12 @@ the triage context columns (``pod_name``, ``parent_*``, ``session_leader_*``,
 ``entry_leader_*``, ...) are null, as for ``Rules.evaluate``; and in ``diff`` the
 ``other_side`` column (why the other rule set did not fire) is null. Only Parquet
 captures are read (NDJSON captures: convert them with ``tokenscan convert``).
+
+EQL sequence rules are refused on Spark (and on Ray) until they are distributed: a
+sequence joins events of all of a run's captures by its ``by`` keys, in time order, which
+a task evaluating one file cannot see (docs/spark.md says how it could be distributed).
+Today the core refuses a sequence rule when it loads (``RuleError``, naming the file), so
+``replay`` and ``diff`` fail before Spark runs.
 """
 
 from __future__ import annotations
