@@ -99,6 +99,26 @@ def corrupt_capture(tmp_path: Path) -> Path:
     return corrupt
 
 
+@pytest.fixture(scope="session")
+def long_name(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """A capture and a rule about a value past ECS's `ignore_above` (1024 characters):
+    pod-session.parquet with event 30's `comm` made 1,100 characters long, and the text of a
+    rule matching `process.name` to exactly that name. Elasticsearch never matches such a
+    value (not indexed), so the rule fires on event 30 only with `ignore_above=None`."""
+    name = "x" * 1100
+    table = pq.read_table(FIXTURES / "pod-session.parquet")
+    comm = table["comm"].to_pylist()
+    comm[30] = name
+    table = table.set_column(table.schema.get_field_index("comm"), table.schema.field("comm"), pa.array(comm, pa.string()))
+    path = tmp_path_factory.mktemp("long-name") / "long-comm.parquet"
+    pq.write_table(table, path)
+    rule = (
+        '[rule]\nrule_id = "long-name"\nname = "a process name past ignore_above"\ndescription = "d"\n'
+        f'severity = "low"\nrisk_score = 21\nlanguage = "eql"\nquery = \'\'\'process where process.name == "{name}"\'\'\'\n'
+    )
+    return path, rule
+
+
 def replicate(source: Path, dest: Path, times: int) -> int:
     """Writes a capture made of `source`'s events repeated `times` times; returns the event count."""
     table = pq.read_table(source)

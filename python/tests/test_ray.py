@@ -147,3 +147,12 @@ def test_a_capture_broken_past_its_footer_fails_in_the_task_naming_it(tmp_path: 
         tray.replay(tmp_path)
     assert str(broken) in str(e.value)
     assert "ray" not in type(e.value).__module__ and "Traceback" not in str(e.value)
+
+
+def test_rules_keep_their_ignore_above_on_the_workers(long_name: tuple[Path, str]) -> None:
+    capture, rule = long_name
+    off = tokenscan.Rules.from_text(rule, ignore_above=None)
+    assert [r["event_index"] for r in rows(tray.replay(capture, off))] == [30]
+    assert rows(tray.replay(capture, tokenscan.Rules.from_text(rule))) == []  # 1024: as Elasticsearch
+    changes = rows(tray.diff(tokenscan.Rules.from_text(rule), off, capture))
+    assert [(r["change"], r["event_index"]) for r in changes] == [("added", 30)]

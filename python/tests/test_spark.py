@@ -176,3 +176,12 @@ def test_bad_rules_and_missing_captures_fail_before_spark_runs(spark: SparkSessi
 def test_a_corrupt_capture_among_others_fails_naming_it(spark: SparkSession, corrupt_capture: Path) -> None:
     with pytest.raises(tokenscan.CaptureError, match=str(corrupt_capture)):
         tspark.replay(spark, corrupt_capture.parent.parent)
+
+
+def test_rules_keep_their_ignore_above_on_the_executors(spark: SparkSession, long_name: tuple[Path, str]) -> None:
+    capture, rule = long_name
+    off = tokenscan.Rules.from_text(rule, ignore_above=None)
+    assert [r["event_index"] for r in spark_rows(tspark.replay(spark, capture, off))] == [30]
+    assert spark_rows(tspark.replay(spark, capture, tokenscan.Rules.from_text(rule))) == []  # 1024: as Elasticsearch
+    changes = spark_rows(tspark.diff(spark, tokenscan.Rules.from_text(rule), off, capture))
+    assert [(r["change"], r["event_index"]) for r in changes] == [("added", 30)]

@@ -18,7 +18,8 @@ How it is distributed (see docs/spark.md):
   per-process state (parents, session leaders) that needs a capture's events in
   order, and this keeps every answer equal to the CLI's whatever the split sizes.
   A single capture must therefore fit in one worker's memory.
-- Rules travel to the executors as their texts (``Rules.sources``) and are compiled
+- Rules travel to the executors as their texts (``Rules.sources``), with their
+  ``ignore_above``, and are compiled
   once per task.
 
 What differs from the CLI: ``capture`` is the file's local path as Spark lists it
@@ -210,11 +211,12 @@ def replay(spark: SparkSession, captures: _Paths, rules: _RulesArg = None) -> Da
     ``(capture, event_index, rule_id)`` as the CLI's on the same files. Lazy, like
     any DataFrame: errors in a capture surface when an action runs.
     """
-    sources = _rules(rules).sources
+    given = _rules(rules)
+    sources, ignore_above = given.sources, given.ignore_above
     schema = _findings_schema()
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        compiled = tokenscan.Rules.from_sources(sources)
+        compiled = tokenscan.Rules.from_sources(sources, ignore_above=ignore_above)
         for path, table in _per_file(batches):
             yield from _to_spark(pa.table(compiled.evaluate(table, capture=path)), schema)
 
@@ -228,14 +230,15 @@ def diff(spark: SparkSession, baseline: _RulesArg, candidate: _RulesArg, capture
     ``other_side`` (null on Spark; the CLI says why the other rule set did not fire).
     A finding is unchanged when both sides have one for the same event and rule id.
     """
-    base_sources = _rules(baseline).sources
-    cand_sources = _rules(candidate).sources
+    base_given, cand_given = _rules(baseline), _rules(candidate)
+    base_sources, cand_sources = base_given.sources, cand_given.sources
+    base_ignore, cand_ignore = base_given.ignore_above, cand_given.ignore_above
     findings = _findings_schema()
     schema = pa.schema([pa.field("change", pa.string(), True), *findings, pa.field("other_side", pa.string(), True)])
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        base = tokenscan.Rules.from_sources(base_sources)
-        cand = tokenscan.Rules.from_sources(cand_sources)
+        base = tokenscan.Rules.from_sources(base_sources, ignore_above=base_ignore)
+        cand = tokenscan.Rules.from_sources(cand_sources, ignore_above=cand_ignore)
         for path, table in _per_file(batches):
             old = pa.table(base.evaluate(table, capture=path))
             new = pa.table(cand.evaluate(table, capture=path))
