@@ -34,7 +34,9 @@ How it is distributed, and why not ``ray.data.read_parquet``:
 What differs from the CLI: ``capture`` is the file's absolute path; in ``diff``,
 ``other_side`` (the CLI's note on why the other rule set did not fire) is null.
 Paths must be readable on every Ray node (a local path on a one-machine Ray, a
-shared mount on a cluster); URIs (``s3://``, ``hdfs://``) are refused.
+shared mount on a cluster); URIs (``s3://``, ``hdfs://``) are refused. On a cluster every
+worker needs tokenscan: install the wheel on the nodes, or name it in
+``ray.init(runtime_env={"py_modules": ["tokenscan-....whl"]})`` (not tested here).
 
 EQL sequence rules are refused on Ray (and on Spark) until they are distributed:
 a sequence joins events of all of a run's captures by its ``by`` keys, in time
