@@ -320,3 +320,61 @@ fn pretty_printed_json_or_an_array_is_one_clear_error() {
         assert!(!out.exists(), "no partial output");
     }
 }
+
+/// A Kubernetes audit log written by hand in kube-apiserver's format: a
+/// request of pod `web-1`'s token (its two stages), a refused one of pod
+/// `api-7`'s, a line that is not JSON and one of another API version.
+const AUDIT_LOG: &str = concat!(
+    r#"{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"Metadata","auditID":"aa-1","stage":"RequestReceived","requestURI":"/api/v1/namespaces/shop/secrets","verb":"list","user":{"username":"system:serviceaccount:shop:web","groups":["system:serviceaccounts","system:authenticated"],"extra":{"authentication.kubernetes.io/pod-name":["web-1"]}},"sourceIPs":["10.244.1.17"],"userAgent":"curl/8.5.0","objectRef":{"resource":"secrets","namespace":"shop","apiVersion":"v1"},"requestReceivedTimestamp":"2026-11-20T10:15:33.100000Z","stageTimestamp":"2026-11-20T10:15:33.100000Z"}"#,
+    "\n",
+    r#"{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"Metadata","auditID":"aa-1","stage":"ResponseComplete","requestURI":"/api/v1/namespaces/shop/secrets","verb":"list","user":{"username":"system:serviceaccount:shop:web","groups":["system:serviceaccounts","system:authenticated"],"extra":{"authentication.kubernetes.io/pod-name":["web-1"]}},"sourceIPs":["10.244.1.17"],"userAgent":"curl/8.5.0","objectRef":{"resource":"secrets","namespace":"shop","apiVersion":"v1"},"responseStatus":{"metadata":{},"code":200},"requestReceivedTimestamp":"2026-11-20T10:15:33.100000Z","stageTimestamp":"2026-11-20T10:15:33.104000Z","annotations":{"authorization.k8s.io/decision":"allow","authorization.k8s.io/reason":""}}"#,
+    "\n",
+    "garbage\n",
+    r#"{"kind":"Event","apiVersion":"audit.k8s.io/v1beta1","auditID":"bb-2","stage":"ResponseComplete","requestURI":"/healthz","verb":"get","stageTimestamp":"2026-11-20T10:15:34.000000Z"}"#,
+    "\n",
+    r#"{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"Metadata","auditID":"cc-3","stage":"ResponseComplete","requestURI":"/api/v1/namespaces/shop/pods","verb":"create","user":{"username":"system:serviceaccount:shop:api","extra":{"authentication.kubernetes.io/pod-name":["api-7"]}},"sourceIPs":["10.244.2.9"],"objectRef":{"resource":"pods","namespace":"shop","apiVersion":"v1"},"responseStatus":{"metadata":{},"code":403},"requestReceivedTimestamp":"2026-11-20T10:15:35.000000Z","stageTimestamp":"2026-11-20T10:15:35.001000Z","annotations":{"authorization.k8s.io/decision":"forbid","authorization.k8s.io/reason":""}}"#,
+    "\n",
+);
+
+#[test]
+fn import_k8s_audit_reports_bad_lines_and_replays_by_pod_name() {
+    let dir = tmp();
+    let log = dir.path().join("audit.log");
+    std::fs::write(&log, AUDIT_LOG).unwrap();
+    let out = dir.path().join("audit.parquet");
+    let o = run(&["import", "k8s-audit", s(&log), "-o", s(&out)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let l = s(&log);
+    assert_eq!(
+        stderr(&o),
+        format!(
+            "tokenscan: imported 3 events (3 audit events) from 5 lines of k8s-audit {l} into {}\n\
+             tokenscan: 2 lines could not be mapped to capture rows (1 invalid JSON, 1 other apiVersion):\n  \
+             {l}: line 3: invalid JSON: expected value (column 1)\n  \
+             {l}: line 4: `apiVersion` is \"audit.k8s.io/v1beta1\"; only \"audit.k8s.io/v1\" is imported\n",
+            s(&out)
+        )
+    );
+    // A rule of our own: responses to requests made with web-1's token.
+    let rule = dir.path().join("web-1.toml");
+    std::fs::write(
+        &rule,
+        "[rule]\nname = \"web-1 API use\"\nrule_id = \"web-1-api\"\nseverity = \"low\"\nquery = '''\n\
+         any where data_stream.dataset == \"kubernetes.audit_logs\" and \
+         kubernetes.audit.stage in (\"ResponseComplete\", \"ResponseStarted\") and \
+         `kubernetes.audit.user.extra.authentication.kubernetes.io/pod-name` == \"web-1\"\n'''\n",
+    )
+    .unwrap();
+    assert_eq!(findings(&out, &[s(&rule)]), vec![("web-1-api".to_string(), 1)]);
+    // --strict stops at line 3 and leaves no output.
+    let strict = dir.path().join("strict.parquet");
+    let o = run(&["import", "k8s-audit", s(&log), "-o", s(&strict), "--strict"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(
+        stderr(&o),
+        format!(
+            "tokenscan: error: {l}: line 3: invalid JSON: expected value (column 1) (--strict: every line must map)\n"
+        )
+    );
+    assert!(!strict.exists());
+}

@@ -19,13 +19,13 @@ use std::sync::Arc;
 
 use rayon::prelude::*;
 
-use arrow::array::{AsArray, RecordBatch};
+use arrow::array::{Array, AsArray};
 use arrow::datatypes::TimestampNanosecondType;
 
 use crate::capture::{Capture, Column, EventBatch, Projection};
-use crate::eql::{EqlSequence, SequenceMatcher, SequenceOutput, StageEvent};
+use crate::eql::{EqlSequence, SequenceMatcher, StageEvent};
 use crate::error::{Error, Result};
-use crate::findings::{build_findings_at, findings_projection, Hit, RuleInfo};
+use crate::findings::Hit;
 use crate::process::{ProcessContext, ProcessContextBuilder};
 use crate::replay::{ReplayOptions, ReplaySummary, RuleSummary, UnevaluableExample, Unreadable};
 use crate::rules::Rule;
@@ -150,6 +150,10 @@ pub struct Driver<'r> {
     options: &'r ReplayOptions,
 }
 
+/// What the reading of each unit of a capture shares: the capture, its
+/// processes (when needed) and the matched sequences' events in it.
+type CaptureState<'a> = (&'a Capture, Option<&'a Arc<ProcessContext>>, Option<&'a BTreeMap<u64, Vec<StreamHit>>>);
+
 /// What one unit produced besides its parts.
 type UnitResult = Result<(ReplaySummary, Option<Error>)>;
 
@@ -169,6 +173,7 @@ impl<'r> Driver<'r> {
                     rule_id: r.id.clone(),
                     rule_name: r.name.clone(),
                     severity: r.severity.clone(),
+                    is_sequence: r.sequence().is_some(),
                     ..Default::default()
                 })
                 .collect(),
@@ -218,8 +223,152 @@ impl<'r> Driver<'r> {
         if let (true, Some(e)) = (opened.is_empty(), first_error) {
             return Err(e);
         }
-        self.run_opened(&opened, consumer, sink, &mut summary)?;
+        let paths: Vec<&Path> = opened.iter().map(Capture::path).collect();
+        let sequences = self.match_sequences(&paths, &mut summary)?;
+        self.run_opened(&opened, consumer, sink, &mut summary, &sequences)?;
         Ok(summary)
+    }
+
+    /// The half of the stream rules ([`Rule::needs_stream`]) that needs the
+    /// whole stream: sequences
+    /// ([`CompiledRule::sequence`](crate::engine::CompiledRule::sequence))
+    /// and queries ending in pipes
+    /// ([`CompiledRule::pipes`](crate::engine::CompiledRule::pipes)). One
+    /// pass over `captures` (in parallel, as for any rule) evaluates every
+    /// stage of every sequence rule, and every piped rule, per batch; only
+    /// the events some stage or piped rule selected are kept, with their
+    /// timestamps (and join keys). Then, per rule, the events are sorted by
+    /// (timestamp, capture position, event index): a sequence rule's run
+    /// through the per-key state machines ([`SequenceMatcher`]), its
+    /// sequences (in the order they complete) cut by its pipes; a piped
+    /// rule's matches cut by its pipes. Returns, per capture and event index,
+    /// the rules the event is a finding of (and the sequences it is in), and
+    /// sets each sequence rule's counts in `summary`. Nothing to do (and no
+    /// pass) without stream rules.
+    ///
+    /// When they read process-model fields, the pass rebuilds each
+    /// capture's processes; for a single capture they are kept
+    /// ([`Sequences::context`]) so that the usual pass does not rebuild them.
+    fn match_sequences(&self, captures: &[&Path], summary: &mut ReplaySummary) -> Result<Sequences> {
+        let rules: Vec<(usize, &EqlSequence)> =
+            self.rules.iter().enumerate().filter_map(|(i, r)| r.sequence().map(|s| (i, s))).collect();
+        let piped: Vec<(usize, &Rule)> =
+            self.rules.iter().enumerate().filter(|(_, r)| r.sequence().is_none() && !r.pipes().is_empty()).collect();
+        if rules.is_empty() && piped.is_empty() {
+            return Ok(Sequences::default());
+        }
+        let keep_context = captures.len() == 1;
+        let mut context: Option<(PathBuf, Arc<ProcessContext>)> = None;
+        let columns = rules.iter().fold(Projection::default(), |p, (_, s)| p.union(s.projection()));
+        let columns = piped.iter().fold(columns, |p, (_, r)| p.union(r.projection()));
+        let process = rules.iter().any(|(_, s)| s.needs_process()) || piped.iter().any(|(_, r)| r.needs_process());
+        let max_events = self.options.sequence_max_events;
+        let mut events: Vec<Vec<StageEvent<(usize, u64)>>> = vec![Vec::new(); rules.len()];
+        let mut matches: Vec<Vec<(i64, (usize, u64))>> = vec![Vec::new(); piped.len()];
+        let mut held = 0usize;
+        // Parts come in capture order: number the captures as they come.
+        let mut read: Vec<PathBuf> = Vec::new();
+        let stage_events = |path: &Path, batch: EventBatch| {
+            let parts = rules.iter().map(|(_, s)| s.stage_events(&batch, 0)).collect::<Vec<_>>();
+            let found = piped.iter().map(|(_, r)| timed_matches(r, &batch)).collect::<Vec<_>>();
+            Ok((path.to_owned(), parts, found, batch.process().cloned().filter(|_| keep_context)))
+        };
+        read_events_with_process(
+            captures,
+            columns,
+            process,
+            self.options,
+            stage_events,
+            &mut |(path, parts, found, process): StageParts| {
+                if context.is_none() {
+                    context = process.map(|p| (path.clone(), p));
+                }
+                if read.last() != Some(&path) {
+                    read.push(path);
+                }
+                let position = read.len() - 1;
+                for (mine, part) in events.iter_mut().zip(parts) {
+                    held += part.len();
+                    mine.extend(part.into_iter().map(|e| StageEvent { id: (position, e.id.1), ..e }));
+                }
+                for (mine, part) in matches.iter_mut().zip(found) {
+                    held += part.len();
+                    mine.extend(part.into_iter().map(|(time, index)| (time, (position, index))));
+                }
+                if held > max_events {
+                    return Err(Error::capture(
+                        &read[position],
+                        format!(
+                            "more than {max_events} events match the stages of the sequence rules or the rules \
+                             ending in pipes (the bound was reached in this capture): narrow their conditions"
+                        ),
+                    ));
+                }
+                Ok(())
+            },
+        )?;
+        let mut hits = SequenceHits::new();
+        let mut add = |capture: usize, index: u64, at: StreamHit| {
+            hits.entry(read[capture].clone()).or_default().entry(index).or_default().push(at);
+        };
+        for ((rule, sequence), events) in rules.into_iter().zip(events) {
+            let output = SequenceMatcher::run(sequence.spec(self.options.sequence_max_pending), events);
+            let sequences = sequence.pipes().iter().fold(output.sequences, |s, pipe| pipe.apply(s));
+            summary.rules[rule].sequences += sequences.len() as u64;
+            summary.rules[rule].sequences_dropped += output.dropped;
+            for seq in sequences {
+                let Some(&((c, ix), _)) = seq.first() else { continue };
+                let label: Arc<str> = format!("{}:{ix}", read[c].display()).into();
+                let of = seq.len();
+                for (k, ((capture, index), stage)) in seq.into_iter().enumerate() {
+                    let place = SequencePlace { label: label.clone(), position: k + 1, of, stage };
+                    add(capture, index, StreamHit { rule, sequence: Some(place) });
+                }
+            }
+        }
+        for ((rule, r), mut found) in piped.into_iter().zip(matches) {
+            found.sort_unstable();
+            for (_, (capture, index)) in r.pipes().iter().fold(found, |m, pipe| pipe.apply(m)) {
+                add(capture, index, StreamHit { rule, sequence: None });
+            }
+        }
+        Ok(Sequences { hits, context })
+    }
+
+    /// Adds to `hits` the events of `batch` that stream rules decided
+    /// ([`Driver::match_sequences`]; `decided`: the capture's, by event
+    /// index): one hit per (event, rule). A piped rule's reason is its usual
+    /// one; a sequence rule's names every sequence of that rule the event is
+    /// in, the event's place and why its stage matched. Keeps `hits` in
+    /// (row, rule) order.
+    fn add_sequence_hits(&self, decided: &BTreeMap<u64, Vec<StreamHit>>, batch: &EventBatch, hits: &mut Vec<Hit>) {
+        let first = batch.first_index();
+        let before = hits.len();
+        for (&ix, events) in decided.range(first..first + batch.len() as u64) {
+            let row = (ix - first) as usize;
+            let mut by_rule: BTreeMap<usize, Vec<String>> = BTreeMap::new();
+            for e in events {
+                let rule = &self.rules[e.rule];
+                let reason = match (&e.sequence, rule.sequence()) {
+                    (Some(place), Some(sequence)) => {
+                        let why = sequence.stages[place.stage].query.explain(batch, row);
+                        format!(
+                            "sequence {}, event {} of {} (stage {}): {why}",
+                            place.label,
+                            place.position,
+                            place.of,
+                            place.stage + 1
+                        )
+                    }
+                    _ => rule.why(batch, row),
+                };
+                by_rule.entry(e.rule).or_default().push(reason);
+            }
+            hits.extend(by_rule.into_iter().map(|(rule, reasons)| Hit { row, rule, reason: reasons.join("; ") }));
+        }
+        if hits.len() > before {
+            hits.sort_by_key(|h| (h.row, h.rule));
+        }
     }
 
     /// [`Driver::run`] on captures already opened, adding to `summary`.
@@ -229,6 +378,7 @@ impl<'r> Driver<'r> {
         consumer: &C,
         sink: &mut dyn PartSink<C::Part>,
         summary: &mut ReplaySummary,
+        sequences: &Sequences,
     ) -> Result<()> {
         let total: Option<u64> = opened.iter().map(Capture::num_rows).sum();
         let threads = rayon::current_num_threads().max(1);
@@ -254,21 +404,25 @@ impl<'r> Driver<'r> {
                 }
             };
             let process = if needs_process {
-                Some(Arc::new(self.process_context(capture)?))
+                match &sequences.context {
+                    // Built by the sequences' pass over this capture: the same processes.
+                    Some((p, ctx)) if p == path => Some(ctx.clone()),
+                    _ => Some(Arc::new(self.process_context(capture)?)),
+                }
             } else if needs_starts {
                 Some(Arc::new(self.container_starts(capture)?))
             } else {
                 None
             };
             let process = process.as_ref();
+            let state: CaptureState<'_> = (capture, process, sequences.hits.get(path));
             let units: Vec<usize> = (0..capture.units()).collect();
             let mut failures = Vec::new();
             for wave in units.chunks(threads) {
                 if let [unit] = wave {
                     // One unit (an NDJSON capture, the last of a row-group wave):
                     // parts go to the sink as they come instead of piling up.
-                    let (part, failure) =
-                        self.unit(capture, process, *unit, consumer, &hits, &mut |p| out(p, &mut *sink))?;
+                    let (part, failure) = self.unit(state, *unit, consumer, &hits, &mut |p| out(p, &mut *sink))?;
                     summary.merge(part, self.options.max_examples);
                     failures.extend(failure);
                     sink.progress(summary.events, total);
@@ -278,7 +432,7 @@ impl<'r> Driver<'r> {
                     .par_iter()
                     .map(|&unit| {
                         let mut parts = Vec::new();
-                        let r = self.unit(capture, process, unit, consumer, &hits, &mut |p| {
+                        let r = self.unit(state, unit, consumer, &hits, &mut |p| {
                             parts.push(p);
                             Ok(())
                         });
@@ -351,7 +505,8 @@ impl<'r> Driver<'r> {
             builder.push_batch(&b);
             Ok(())
         };
-        reader.run_opened(std::slice::from_ref(capture), &consumer, &mut sink, &mut reader.new_summary())?;
+        let none = Sequences::default();
+        reader.run_opened(std::slice::from_ref(capture), &consumer, &mut sink, &mut reader.new_summary(), &none)?;
         Ok(builder.finish())
     }
 
@@ -404,6 +559,10 @@ impl<'r> Driver<'r> {
         let mut hits = Vec::new();
         let mut bad = Vec::new();
         for (ri, rule) in self.rules.iter().enumerate() {
+            if rule.needs_stream() {
+                // Decided over the whole stream (`match_sequences`), not per batch.
+                continue;
+            }
             let verdict = rule.evaluate(batch);
             for row in verdict.fires.set_indices() {
                 hits.push(Hit { row, rule: ri, reason: rule.why(batch, row) });
@@ -412,6 +571,31 @@ impl<'r> Driver<'r> {
         }
         hits.sort_by_key(|h| (h.row, h.rule));
         (hits, bad)
+    }
+
+    /// An error naming the first stream rule ([`Rule::needs_stream`]), for
+    /// evaluations that see one batch at a time (Arrow data handed over by
+    /// Python, Spark and Ray batches): a sequence or a pipe needs the whole
+    /// stream in order.
+    pub fn refuse_sequences(&self, capture: &Path) -> Result<()> {
+        let Some(rule) = self.rules.iter().find(|r| r.needs_stream()) else { return Ok(()) };
+        let what = match rule.sequence() {
+            Some(_) => "is an EQL sequence: sequences are matched".to_string(),
+            None => {
+                let pipes: Vec<String> = rule.pipes().iter().map(|p| p.to_string()).collect();
+                format!("ends in `{}`: pipes are applied", pipes.join(" "))
+            }
+        };
+        Err(Error::rule(
+            &rule.source,
+            None,
+            format!(
+                "rule {} {what} over whole captures in order and cannot be evaluated one batch at a time (on {}); \
+                 replay the capture files instead",
+                rule.id,
+                capture.display()
+            ),
+        ))
     }
 
     /// Counts (or, with `strict`, fails on) the events a rule could not
@@ -452,7 +636,11 @@ impl<'r> Driver<'r> {
     /// One batch of events that did not come from a capture file (Arrow data
     /// handed over by Python, ...), evaluated as [`Driver::run`] evaluates a
     /// capture's: its partial summary and the whole batch as one chunk.
+    ///
+    /// Sequence rules cannot be evaluated on one batch (a sequence spans
+    /// events of the whole stream): a rule set holding one is an error.
     pub fn batch_chunk<'a>(&self, capture: &'a Path, batch: &EventBatch) -> Result<(ReplaySummary, Chunk<'a>)> {
+        self.refuse_sequences(capture)?;
         let mut part = self.new_summary();
         part.events += batch.len() as u64;
         update_time_range(&mut part.time_range, batch);
@@ -468,8 +656,7 @@ impl<'r> Driver<'r> {
     /// before it.
     fn unit<C: Consumer>(
         &self,
-        capture: &Capture,
-        process: Option<&Arc<ProcessContext>>,
+        (capture, process, sequences): CaptureState<'_>,
         unit: usize,
         consumer: &C,
         fired: &std::sync::atomic::AtomicU64,
@@ -502,8 +689,11 @@ impl<'r> Driver<'r> {
                     };
                     part.events += batch.len() as u64;
                     update_time_range(&mut part.time_range, &batch);
-                    let (batch_hits, bad) =
+                    let (mut batch_hits, bad) =
                         if self.rules.is_empty() { Default::default() } else { self.evaluate(&batch) };
+                    if let Some(sequences) = sequences {
+                        self.add_sequence_hits(sequences, &batch, &mut batch_hits);
+                    }
                     fired.fetch_add(batch_hits.len() as u64, std::sync::atomic::Ordering::Relaxed);
                     let bad = self.count_unevaluable(path, &batch, bad, &mut part)?;
                     if keep_all {
@@ -676,157 +866,59 @@ where
     Driver::new(&[], options).run(captures, &EachBatch { columns, map, process }, sink)
 }
 
-/// What [`match_sequence`] found.
-#[derive(Debug)]
-pub struct SequenceMatches {
-    /// The sequences, each event named by (capture position, event index)
-    /// with the stage it matched, and the count of dropped pending sequences.
-    pub output: SequenceOutput<(usize, u64)>,
-    /// The captures by position: those that had events, in the order read.
-    pub captures: Vec<PathBuf>,
-    /// What was read.
-    pub summary: ReplaySummary,
-}
-
-/// Default bound on the events the stages of one sequence may select in a
-/// run (each kept in memory with its join keys until matching).
+/// Default bound on the events the stages of the sequence rules may select
+/// in one run ([`ReplayOptions::sequence_max_events`]).
 pub const DEFAULT_MAX_STAGE_EVENTS: usize = 4_000_000;
 
-/// Matches an EQL sequence over `captures`, read together as one stream:
-/// the [`Driver`] reads every event (in parallel, as for any rule) and
-/// evaluates each stage's condition per batch on its threads
-/// ([`crate::eql::EqlSequence::stage_events`]); only the events some stage
-/// selected, with their timestamps and join keys, reach the in-order half,
-/// which sorts them by (timestamp, capture position in `captures`, event
-/// index; captures are numbered in the order they are read, segments of a
-/// directory included) and runs the per-key state machines ([`SequenceMatcher`]) with at
-/// most `max_pending` pending sequences.
-///
-/// Memory grows with the number of stage-matching events, not with the
-/// captures; more than `max_stage_events` of them is an error naming the
-/// capture where the bound was reached (narrow the stage conditions), so a
-/// broad stage such as `[any where true]` cannot exhaust memory.
-pub fn match_sequence<P: AsRef<Path>>(
-    captures: &[P],
-    sequence: &EqlSequence,
-    max_pending: usize,
-    max_stage_events: usize,
-    options: &ReplayOptions,
-) -> Result<SequenceMatches> {
-    let mut events = Vec::new();
-    // Parts come in capture order: number the captures as they come.
-    let mut read: Vec<PathBuf> = Vec::new();
-    let summary = read_events_with_process(
-        captures,
-        sequence.projection(),
-        sequence.needs_process(),
-        options,
-        |path, batch| Ok((path.to_owned(), sequence.stage_events(&batch, 0))),
-        &mut |(path, part): (PathBuf, Vec<StageEvent<(usize, u64)>>)| {
-            if read.last() != Some(&path) {
-                read.push(path);
-            }
-            let position = read.len() - 1;
-            events.extend(part.into_iter().map(|e| StageEvent { id: (position, e.id.1), ..e }));
-            if events.len() > max_stage_events {
-                return Err(Error::capture(
-                    &read[position],
-                    format!(
-                        "more than {max_stage_events} events match the sequence's stages (the bound was reached in this \
-                         capture): narrow the stage conditions"
-                    ),
-                ));
-            }
-            Ok(())
-        },
-    )?;
-    Ok(SequenceMatches { output: SequenceMatcher::run(sequence.spec(max_pending), events), captures: read, summary })
+/// One batch's stage events per sequence rule and (timestamp, event index)
+/// of the matches of each piped rule, with its capture (and the capture's
+/// processes, when they are to be kept).
+type StageParts = (PathBuf, Vec<Vec<StageEvent<(usize, u64)>>>, Vec<Vec<(i64, u64)>>, Option<Arc<ProcessContext>>);
+
+/// The events of `batch` where `rule` fires, as (timestamp, event index);
+/// an event without a timestamp is ordered before every other.
+fn timed_matches(rule: &Rule, batch: &EventBatch) -> Vec<(i64, u64)> {
+    let fires = rule.evaluate(batch).fires;
+    let time = batch.column(Column::Time).map(|t| t.as_primitive::<TimestampNanosecondType>());
+    fires
+        .set_indices()
+        .map(|row| {
+            let t = time.filter(|t| t.is_valid(row)).map_or(i64::MIN, |t| t.value(row));
+            (t, batch.first_index() + row as u64)
+        })
+        .collect()
 }
 
-/// Finding rows for matched sequences ([`match_sequence`]): one row per
-/// event of each sequence, in capture and event order, with the rule's
-/// identity, the event's columns and the triage columns as for any finding.
-/// The `reason` names the sequence, the stage and why the stage matched:
-/// `sequence 0:2, stage 1 of 2: <the stage's reason>`, where `0:2` is the
-/// capture position and event index of the sequence's first event (an
-/// event in several sequences has one row per sequence). The events are
-/// read again through the driver, only the rows of sequence events being
-/// materialized.
-pub fn sequence_findings(
-    matches: &SequenceMatches,
-    sequence: &EqlSequence,
-    rule: &RuleInfo<'_>,
-    options: &ReplayOptions,
-    sink: &mut dyn PartSink<RecordBatch>,
-) -> Result<()> {
-    let stages = sequence.stages.iter().map(|s| s.runs as usize).sum::<usize>();
-    let mut events: HashMap<&Path, EventsOfSequences> = HashMap::new();
-    for seq in &matches.output.sequences {
-        let Some(&((c, ix), _)) = seq.first() else { continue };
-        let label = format!("{c}:{ix}");
-        for (k, &((capture, index), stage)) in seq.iter().enumerate() {
-            let path = matches.captures[capture].as_path();
-            events.entry(path).or_default().entry(index).or_default().push((label.clone(), k + 1, stage));
-        }
-    }
-    if events.is_empty() {
-        return Ok(());
-    }
-    let consumer = SequenceEvents { sequence, rule, stages, events };
-    Driver::new(&[], options).run(&matches.captures, &consumer, sink)?;
-    Ok(())
+/// What [`Driver::match_sequences`] found, for the usual pass.
+#[derive(Debug, Default)]
+struct Sequences {
+    /// Per capture, per event index: the matched sequences the event is in.
+    hits: SequenceHits,
+    /// The processes of the one capture read, when the stages needed them.
+    context: Option<(PathBuf, Arc<ProcessContext>)>,
 }
 
-/// Per event index of a capture: (sequence label, position in the
-/// sequence, stage as written), one entry per sequence the event is in.
-type EventsOfSequences = BTreeMap<u64, Vec<(String, usize, usize)>>;
+/// Per capture, per event index: the matched sequences the event is in.
+type SequenceHits = HashMap<PathBuf, BTreeMap<u64, Vec<StreamHit>>>;
 
-/// The consumer of [`sequence_findings`]: keeps the rows of sequence events.
-struct SequenceEvents<'a> {
-    sequence: &'a EqlSequence,
-    rule: &'a RuleInfo<'a>,
-    /// Expanded stage count.
-    stages: usize,
-    /// Per capture, per event index: (sequence label, position in the sequence, stage as written).
-    events: HashMap<&'a Path, EventsOfSequences>,
+/// An event a stream rule ([`Rule::needs_stream`]) reports.
+#[derive(Debug, Clone)]
+struct StreamHit {
+    /// Position of the rule in the driver's rule list.
+    rule: usize,
+    /// For a sequence rule, the event's place in one of its sequences.
+    sequence: Option<SequencePlace>,
 }
 
-impl Consumer for SequenceEvents<'_> {
-    type Part = RecordBatch;
-
-    fn columns(&self) -> Projection {
-        findings_projection().union(self.sequence.projection())
-    }
-
-    fn needs_process(&self) -> bool {
-        self.sequence.needs_process()
-    }
-
-    fn wants_context(&self) -> bool {
-        true
-    }
-
-    fn keep(&self, capture: &Path, batch: &EventBatch, rows: &mut Vec<u32>) {
-        let Some(events) = self.events.get(capture) else { return };
-        let first = batch.first_index();
-        for &ix in events.range(first..first + batch.len() as u64).map(|(ix, _)| ix) {
-            rows.push((ix - first) as u32);
-        }
-    }
-
-    fn part(&self, chunk: Chunk<'_>) -> Result<RecordBatch> {
-        let events = &self.events[chunk.capture];
-        let batch = chunk.rows.clone().with_process(chunk.process.clone());
-        let mut hits = Vec::new();
-        for row in 0..batch.len() {
-            for (label, k, stage) in events.get(&chunk.event_index(row)).into_iter().flatten() {
-                let why = self.sequence.stages[*stage].query.explain(&batch, row);
-                let reason = format!("sequence {label}, stage {k} of {}: {why}", self.stages);
-                hits.push(Hit { row, rule: 0, reason });
-            }
-        }
-        let label = chunk.capture.display().to_string();
-        let info = [RuleInfo { id: self.rule.id, name: self.rule.name, severity: self.rule.severity }];
-        Ok(build_findings_at(&label, &batch, &hits, &info, chunk.process.as_deref(), |row| chunk.event_index(row)))
-    }
+/// An event's place in one matched sequence.
+#[derive(Debug, Clone)]
+struct SequencePlace {
+    /// The sequence: `capture:event_index` of its first event.
+    label: Arc<str>,
+    /// 1-based position of the event in the sequence.
+    position: usize,
+    /// Events in the sequence.
+    of: usize,
+    /// The stage it matched, as written (0-based).
+    stage: usize,
 }

@@ -5,9 +5,10 @@
 //! audits rules ([`crate::rules::Rule`], the replay driver, `rules list`,
 //! `rules check`, `gaps`) goes through it.
 //!
-//! A new kind of rule (EQL sequences, say) is one type implementing
-//! [`CompiledRule`] plus the branch of [`crate::rules::parse_rule`] that
-//! builds it from its file.
+//! A new kind of rule is one type implementing [`CompiledRule`] plus the
+//! branch of [`crate::rules::parse_rule`] that builds it from its file. EQL
+//! sequences are one: they answer [`CompiledRule::sequence`], and the driver
+//! matches them over the stream before the per-batch pass.
 
 use crate::capture::{EventBatch, Projection};
 
@@ -56,6 +57,22 @@ pub trait CompiledRule: std::fmt::Debug + Send + Sync {
     /// whole process model anyway.
     fn needs_container_starts(&self) -> bool {
         false
+    }
+
+    /// For an EQL sequence, the compiled sequence: the driver matches it
+    /// over the whole stream of captures before reading them and reports
+    /// each event of a matched sequence as a hit of this rule. `None` for
+    /// single-event rules.
+    fn sequence(&self) -> Option<&crate::eql::EqlSequence> {
+        None
+    }
+
+    /// The pipes after the rule's query (`| head N`, `| tail N`): the
+    /// driver applies them over the whole stream, to the matching events in
+    /// (timestamp, capture, event index) order, or to a sequence rule's
+    /// sequences in the order they complete. Empty for most rules.
+    fn pipes(&self) -> &[crate::eql::ast::Pipe] {
+        &[]
     }
 
     /// Evaluates the rule on every event of `batch`.

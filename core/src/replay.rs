@@ -59,6 +59,15 @@ pub struct ReplayOptions {
     /// columns are null (rules that read process-model fields still get the
     /// processes they need).
     pub context: bool,
+    /// Sequence rules: most partial sequences one rule keeps pending at
+    /// once, all join keys together; beyond it the oldest are dropped and
+    /// counted ([`RuleSummary::sequences_dropped`]).
+    pub sequence_max_pending: usize,
+    /// Sequence rules: most events the stages of all sequence rules may
+    /// select in one run (each is held, with its join keys, until the
+    /// sequences are matched); beyond it the replay fails naming the
+    /// capture where the bound was reached.
+    pub sequence_max_events: usize,
 }
 
 impl Default for ReplayOptions {
@@ -69,6 +78,8 @@ impl Default for ReplayOptions {
             max_examples: 5,
             skip_unreadable: false,
             context: true,
+            sequence_max_pending: crate::eql::DEFAULT_MAX_PENDING,
+            sequence_max_events: crate::driver::DEFAULT_MAX_STAGE_EVENTS,
         }
     }
 }
@@ -111,6 +122,15 @@ pub struct RuleSummary {
     pub unevaluable: u64,
     /// The first few of them.
     pub examples: Vec<UnevaluableExample>,
+    /// Whether the rule is an EQL sequence (then `findings` counts the
+    /// events of its sequences, one finding each).
+    pub is_sequence: bool,
+    /// Sequence rules: sequences matched (each event of one is a finding).
+    pub sequences: u64,
+    /// Sequence rules: partial sequences dropped because
+    /// [`ReplayOptions::sequence_max_pending`] was reached (then some
+    /// sequences may be missing).
+    pub sequences_dropped: u64,
 }
 
 /// What a replay read and found.
@@ -144,6 +164,8 @@ impl ReplaySummary {
         for (mine, theirs) in self.rules.iter_mut().zip(part.rules) {
             mine.findings += theirs.findings;
             mine.unevaluable += theirs.unevaluable;
+            mine.sequences += theirs.sequences;
+            mine.sequences_dropped += theirs.sequences_dropped;
             let room = max_examples.saturating_sub(mine.examples.len());
             mine.examples.extend(theirs.examples.into_iter().take(room));
         }

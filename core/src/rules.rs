@@ -92,6 +92,24 @@ impl Rule {
     pub fn describe(&self) -> serde_json::Value {
         self.logic.describe()
     }
+
+    /// The compiled sequence, for an EQL sequence rule (see [`CompiledRule::sequence`]).
+    pub fn sequence(&self) -> Option<&crate::eql::EqlSequence> {
+        self.logic.sequence()
+    }
+
+    /// The pipes after the rule's query (see [`CompiledRule::pipes`]).
+    pub fn pipes(&self) -> &[crate::eql::ast::Pipe] {
+        self.logic.pipes()
+    }
+
+    /// Whether the rule's findings depend on the whole stream of events (a
+    /// sequence, or a query ending in pipes): then the driver decides them in
+    /// a pass of their own before the usual one, and evaluation one batch at
+    /// a time refuses the rule.
+    pub fn needs_stream(&self) -> bool {
+        self.sequence().is_some() || !self.pipes().is_empty()
+    }
 }
 
 /// An ordered set of rules with unique ids.
@@ -387,40 +405,18 @@ fn parse_rule_inner(path: &Path, text: &str, options: &CompileOptions) -> std::r
     }
     let query = r.query.ok_or_else(|| Error::rule(path, None, "the [rule] table has no `query`"))?;
     let content_start = string_content_start(text, query.span().start);
-    if is_sequence(query.get_ref()) {
-        // The query is parsed and type-checked so that `rules check` reports
-        // its errors, but replay does not evaluate sequences yet: refuse the
-        // rule rather than run it wrongly.
-        let at = Some(position(text, content_start));
-        let errors = match EqlSequence::compile_all(query.get_ref(), options) {
-            Err(errors) => errors
-                .into_iter()
-                .map(|e| {
-                    Error::rule(path, Some(position(text, content_start + e.span.start)), format!("in `query`: {}", e.message))
-                })
-                .collect(),
-            Ok(_) => vec![Error::rule(
-                path,
-                at,
-                "in `query`: sequence queries are parsed and checked, but replay cannot evaluate them yet (the rule is not loaded)",
-            )],
-        };
-        return Err(Problems::Many(errors));
-    }
-    let compiled = EqlQuery::compile_all(query.get_ref(), options).map_err(|errors| {
-        Problems::Many(
-            errors
-                .into_iter()
-                .map(|e| {
-                    Error::rule(
-                        path,
-                        Some(position(text, content_start + e.span.start)),
-                        format!("in `query`: {}", e.message),
-                    )
-                })
-                .collect(),
-        )
-    })?;
+    let query_error = |e: crate::eql::CompileError| {
+        Error::rule(path, Some(position(text, content_start + e.span.start)), format!("in `query`: {}", e.message))
+    };
+    let compiled: Arc<dyn CompiledRule> = if is_sequence(query.get_ref()) {
+        let sequence = EqlSequence::compile_all(query.get_ref(), options)
+            .map_err(|errors| Problems::Many(errors.into_iter().map(query_error).collect()))?;
+        Arc::new(sequence)
+    } else {
+        let query = EqlQuery::compile_rule(query.get_ref(), options)
+            .map_err(|errors| Problems::Many(errors.into_iter().map(query_error).collect()))?;
+        Arc::new(query)
+    };
     let threat = r
         .threat
         .iter()
@@ -445,7 +441,7 @@ fn parse_rule_inner(path: &Path, text: &str, options: &CompileOptions) -> std::r
         source: path.to_owned(),
         query_offset: Some(content_start),
         text_sha256: String::new(),
-        logic: Arc::new(compiled),
+        logic: compiled,
     })
 }
 

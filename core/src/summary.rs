@@ -9,7 +9,8 @@ use crate::replay::ReplaySummary;
 
 /// The replay summary as a JSON object: `events`, `captures` (`path`,
 /// `events`), `time_range` (`first`, `last`: RFC 3339, or null), `findings`,
-/// `rules` (counts and unevaluable examples per rule), `containers`,
+/// `rules` (counts and unevaluable examples per rule; for a sequence rule
+/// also `sequences` and `sequences_dropped`), `containers`,
 /// `processes` (`host`, `pid`, `comm`), and `unreadable` only when a capture
 /// could not be read completely.
 pub fn summary_json(summary: &ReplaySummary) -> Value {
@@ -18,12 +19,19 @@ pub fn summary_json(summary: &ReplaySummary) -> Value {
         "captures": summary.captures.iter().map(|(p, n)| json!({"path": p.display().to_string(), "events": n})).collect::<Vec<_>>(),
         "time_range": summary.time_range.map(|(lo, hi)| json!({"first": rfc3339(lo), "last": rfc3339(hi)})),
         "findings": summary.findings(),
-        "rules": summary.rules.iter().map(|r| json!({
-            "rule_id": r.rule_id, "rule_name": r.rule_name, "severity": r.severity,
-            "findings": r.findings, "unevaluable": r.unevaluable,
-            "unevaluable_examples": r.examples.iter().map(|e| json!({
-                "capture": e.capture.display().to_string(), "event_index": e.event_index, "message": e.message})).collect::<Vec<_>>(),
-        })).collect::<Vec<_>>(),
+        "rules": summary.rules.iter().map(|r| {
+            let mut rule = json!({
+                "rule_id": r.rule_id, "rule_name": r.rule_name, "severity": r.severity,
+                "findings": r.findings, "unevaluable": r.unevaluable,
+                "unevaluable_examples": r.examples.iter().map(|e| json!({
+                    "capture": e.capture.display().to_string(), "event_index": e.event_index, "message": e.message})).collect::<Vec<_>>(),
+            });
+            if r.is_sequence {
+                rule["sequences"] = json!(r.sequences);
+                rule["sequences_dropped"] = json!(r.sequences_dropped);
+            }
+            rule
+        }).collect::<Vec<_>>(),
         "containers": summary.containers,
         "processes": summary.processes.iter().map(|(h, p, c)| json!({"host": h, "pid": p, "comm": c})).collect::<Vec<_>>(),
     });

@@ -318,6 +318,7 @@ impl Synth {
             // Opens and execs only, without process context: the rows of a
             // seed stay those of version 1.
             b.append_v2_nulls();
+            b.append_v3_nulls();
         }
         let first = self.emitted;
         self.emitted += n as u64;

@@ -179,7 +179,8 @@ fn a_version_2_capture_round_trips_through_parquet_cell_for_cell() {
     to_parquet(&ndjson, &parquet);
 
     let capture = Capture::open(&parquet).expect("opens");
-    assert_eq!(capture.metadata().get(VERSION_KEY).map(String::as_str), Some("2"));
+    // Written by this build: version 3; a node capture holds no audit column values.
+    assert_eq!(capture.metadata().get(VERSION_KEY).map(String::as_str), Some("3"));
     assert_eq!(capture.num_rows(), Some(7));
     // The text is already canonical: written back from NDJSON and from Parquet, it is unchanged.
     assert_eq!(ndjson_of(&ndjson), v2_text());
@@ -236,7 +237,7 @@ fn an_unknown_kind_is_an_error_naming_file_and_line() {
         .expect("the bad line is an error")
         .to_string();
     assert!(e.contains("bad.ndjson"), "{e}");
-    assert!(e.contains("line 9: `kind` is \"clone\"; expected one of \"open\", \"exec\", \"fork\", \"exit\", \"process\", \"container\""), "{e}");
+    assert!(e.contains("line 9: `kind` is \"clone\"; expected one of \"open\", \"exec\", \"fork\", \"exit\", \"process\", \"container\", \"k8s_audit\""), "{e}");
 }
 
 #[test]
@@ -245,7 +246,7 @@ fn every_kind_names_itself() {
         assert_eq!(EventKind::parse(k.as_str()), Some(k));
     }
     let names: Vec<&str> = EventKind::ALL.iter().map(|k| k.as_str()).collect();
-    assert_eq!(names, ["open", "exec", "fork", "exit", "process", "container"]);
+    assert_eq!(names, ["open", "exec", "fork", "exit", "process", "container", "k8s_audit"]);
     // The process table reads the kinds by name (docs/processes.md) and by value alike.
     use tokenscan_core::process::ProcessEventKind;
     for k in EventKind::ALL {

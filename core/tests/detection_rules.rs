@@ -29,6 +29,10 @@ struct Entry {
     error: Option<String>,
     at: Option<String>,
     count: Option<usize>,
+    /// A sequence: not a single-event query (the `error`), but as a rule
+    /// file it loads as a sequence rule.
+    #[serde(default)]
+    sequence_rule: bool,
 }
 
 fn root() -> PathBuf {
@@ -91,9 +95,16 @@ fn every_query_compiles_and_runs_or_fails_where_it_says() {
                     problems.push(format!("{label}: {} errors, expected {}", errors.len(), e.count.unwrap_or(1)));
                 }
                 let text = rule_file(k, &e.query);
-                let err = RuleSet::from_sources(&[(Path::new("rule.toml"), text.as_str())], &CompileOptions::default())
-                    .expect_err("a rule with a bad query does not load")
-                    .to_string();
+                let loaded =
+                    RuleSet::from_sources(&[(Path::new("rule.toml"), text.as_str())], &CompileOptions::default());
+                if e.sequence_rule {
+                    match loaded {
+                        Ok(set) if set.rules()[0].sequence().is_some() => {}
+                        _ => problems.push(format!("{label}: does not load as a sequence rule")),
+                    }
+                    continue;
+                }
+                let err = loaded.expect_err("a rule with a bad query does not load").to_string();
                 if !(err.starts_with("rule.toml:") && err.contains(": in `query`: ")) {
                     problems.push(format!("{label}: rule file error {err:?}"));
                 }

@@ -143,7 +143,13 @@ fn hostile_sequences_get_clear_errors() {
             "sequence [any where true] by host.name [any where true]".into(),
             "this stage has 0 join key(s) of its own but the first stage has 1: every stage needs as many",
         ),
-        (format!("sequence {two} | head 1"), "unsupported: pipes ('| head', '| tail', ...) are not supported"),
+        (format!("sequence {two} | count"), "unsupported pipe 'count': Elasticsearch's EQL has only 'head' and 'tail'"),
+        (format!("sequence {two} | head 0"), "a pipe's count must be at least 1"),
+        (format!("sequence {two} | tail"), "expected a count after 'tail'"),
+        (
+            format!("sequence {two} | head 2 ["),
+            "unexpected '[': expected '[' to open a stage, 'until' or the end of the query",
+        ),
         (
             "sequence with maxspan=1h [any where true] ![any where true]".into(),
             "unsupported: missing-event stages ('![ ... ]') are not supported",
@@ -178,21 +184,19 @@ fn stages_and_keys_are_type_checked_with_every_error() {
     assert!(errors[1].contains("nope"), "{errors:?}");
 }
 
+fn rule_text(id: &str, query: &str) -> String {
+    format!("[rule]\nname = \"seq\"\nrule_id = \"{id}\"\nseverity = \"low\"\nlanguage = \"eql\"\nquery = '''\n{query}\n'''\n")
+}
+
 #[test]
-fn a_sequence_rule_is_refused_with_a_clear_message() {
-    let rule = |query: &str| {
-        format!(
-            "[rule]\nname = \"seq\"\nrule_id = \"s-1\"\nseverity = \"low\"\nlanguage = \"eql\"\nquery = '''\n{query}\n'''\n"
-        )
-    };
-    let ok = rule("sequence [process where true] [file where true]");
-    let err = tokenscan_core::rules::parse_rule(std::path::Path::new("seq.toml"), &ok, &CompileOptions::default())
-        .expect_err("refused");
-    let msg = err.to_string();
-    assert!(msg.contains("seq.toml:7:1"), "{msg}");
-    assert!(msg.contains("replay cannot evaluate them yet"), "{msg}");
+fn a_sequence_rule_loads_and_a_broken_one_is_reported_where_it_breaks() {
+    let ok = rule_text("s-1", "sequence [process where true] [file where true]");
+    let rule = tokenscan_core::rules::parse_rule(std::path::Path::new("seq.toml"), &ok, &CompileOptions::default())
+        .expect("a sequence rule loads");
+    assert_eq!(rule.kind(), "eql");
+    assert_eq!(rule.sequence().map(|s| s.stages.len()), Some(2));
     // A broken sequence reports its error where it is.
-    let bad = rule("sequence [process where true] with runs=0 [file where true]");
+    let bad = rule_text("s-1", "sequence [process where true] with runs=0 [file where true]");
     let msg = tokenscan_core::rules::parse_rule(std::path::Path::new("seq.toml"), &bad, &CompileOptions::default())
         .expect_err("refused")
         .to_string();
@@ -482,9 +486,42 @@ fn ndjson(events: &[Value]) -> String {
     events.iter().map(|e| format!("{e}\n")).collect()
 }
 
+/// A finding as (capture file name, event index, rule id, reason).
+type Row = (String, u64, String, String);
+
+/// Replays `captures` through the rule files `rules` (in a fresh replayer);
+/// returns the findings as (capture file name, event index, rule id,
+/// reason with the directory `dir` left out) and the summary.
+fn replay(
+    dir: &std::path::Path,
+    rules: &[std::path::PathBuf],
+    captures: &[&std::path::Path],
+    options: tokenscan_core::replay::ReplayOptions,
+) -> tokenscan_core::error::Result<(Vec<Row>, tokenscan_core::replay::ReplaySummary)> {
+    use tokenscan_core::replay::{CollectSink, Replayer};
+    let rules = tokenscan_core::rules::RuleSet::load(rules, &CompileOptions::default())?;
+    let mut sink = CollectSink::default();
+    let summary = Replayer::new(rules, options).replay(captures, &mut sink)?;
+    let prefix = format!("{}/", dir.display());
+    let mut rows = Vec::new();
+    for b in &sink.batches {
+        let col = |n: &str| b.column_by_name(n).unwrap().clone();
+        let (capture, index, reason, id) = (col("capture"), col("event_index"), col("reason"), col("rule_id"));
+        for i in 0..b.num_rows() {
+            let name = std::path::Path::new(capture.as_string::<i32>().value(i)).file_name().unwrap();
+            rows.push((
+                name.to_string_lossy().into_owned(),
+                index.as_primitive::<arrow::datatypes::UInt64Type>().value(i),
+                id.as_string::<i32>().value(i).to_string(),
+                reason.as_string::<i32>().value(i).replace(&prefix, ""),
+            ));
+        }
+    }
+    Ok((rows, summary))
+}
+
 #[test]
 fn captures_replayed_together_are_one_stream_ordered_by_time() {
-    let seq = EqlSequence::compile_all(WRITTEN_THEN_EXECUTED, &CompileOptions::default()).expect("compiles");
     let dir = tempfile::tempdir().expect("tempdir");
     let (a, b) = (dir.path().join("a.ndjson"), dir.path().join("b.ndjson"));
     // Capture a: event 0 is the exec of /tmp/y at 10 s, event 1 the write of
@@ -500,65 +537,39 @@ fn captures_replayed_together_are_one_stream_ordered_by_time() {
     .unwrap();
     // Capture b: event 0 is the exec of /tmp/x at 5 s.
     std::fs::write(&b, ndjson(&[exec(5 * SEC, Some("c1"), "/tmp/x")])).unwrap();
+    let rule = dir.path().join("seq.toml");
+    std::fs::write(&rule, rule_text("seq-1", WRITTEN_THEN_EXECUTED)).unwrap();
     let options = tokenscan_core::replay::ReplayOptions::default();
-    let found = tokenscan_core::driver::match_sequence(&[&a, &b], &seq, 100, 10, &options).expect("runs");
-    assert_eq!(found.captures, [a.clone(), b.clone()]);
-    assert_eq!(found.summary.events, 4);
-    let out = &found.output;
+    let (rows, summary) = replay(dir.path(), std::slice::from_ref(&rule), &[&a, &b], options.clone()).expect("replays");
+    assert_eq!(summary.events, 4);
     // By time: a:2 (0 s, write x), a:1 (2 s, write y), b:0 (5 s, exec x) completes
     // [a:2, b:0]; a:0 (10 s, exec y) completes [a:1, a:0].
-    assert_eq!(out.sequences, [vec![((0, 2), 0), ((1, 0), 1)], vec![((0, 1), 0), ((0, 0), 1)]]);
-
+    assert_eq!((summary.rules[0].sequences, summary.rules[0].findings, summary.rules[0].sequences_dropped), (2, 4, 0));
     // Findings: one row per event of each sequence, in capture and event
-    // order, the reason naming the sequence (capture position:first event
-    // index) and the stage.
-    let rule = tokenscan_core::findings::RuleInfo { id: "seq-1", name: "written then executed", severity: "high" };
-    let mut batches = Vec::new();
-    tokenscan_core::driver::sequence_findings(&found, &seq, &rule, &options, &mut |b| {
-        batches.push(b);
-        Ok(())
-    })
-    .expect("findings");
-    let rows: Vec<(String, u64, String)> = batches
+    // order, the reason naming the sequence (its first event, capture:index),
+    // the event's place in it and why its stage matched.
+    let heads: Vec<(&str, u64, &str, &str, &str)> = rows
         .iter()
-        .flat_map(|b| {
-            let col = |n: &str| b.column_by_name(n).unwrap().clone();
-            let (capture, index, reason, id) = (col("capture"), col("event_index"), col("reason"), col("rule_id"));
-            let capture = capture.as_string::<i32>().clone();
-            let index = index.as_primitive::<arrow::datatypes::UInt64Type>().clone();
-            let reason = reason.as_string::<i32>().clone();
-            assert!(id.as_string::<i32>().iter().all(|v| v == Some("seq-1")));
-            (0..b.num_rows())
-                .map(|i| {
-                    let name =
-                        std::path::Path::new(capture.value(i)).file_name().unwrap().to_string_lossy().into_owned();
-                    (name, index.value(i), reason.value(i).to_string())
-                })
-                .collect::<Vec<_>>()
+        .map(|(c, i, id, r)| {
+            let (head, why) = r.split_once("): ").expect("reason has a head");
+            (c.as_str(), *i, id.as_str(), head, why)
         })
         .collect();
-    // (capture, event index, "sequence ..., stage ...", why the stage matched)
-    let heads: Vec<(&str, u64, &str, &str)> = rows
-        .iter()
-        .map(|(c, i, r)| {
-            let (head, why) = r.split_once(": ").expect("reason has a head");
-            (c.as_str(), *i, head, why)
-        })
-        .collect();
-    assert!(heads[1].3.contains(r#"(matched "/tmp/y")"#), "{heads:?}");
-    assert!(heads[2].3.contains(r#"(matched "/tmp/x")"#), "{heads:?}");
-    let heads: Vec<_> = heads.iter().map(|&(c, i, h, _)| (c, i, h)).collect();
+    assert!(heads[1].4.contains(r#"(matched "/tmp/y")"#), "{heads:?}");
+    assert!(heads[2].4.contains(r#"(matched "/tmp/x")"#), "{heads:?}");
+    let heads: Vec<_> = heads.iter().map(|&(c, i, id, h, _)| (c, i, id, h)).collect();
     assert_eq!(
         heads,
         [
-            ("a.ndjson", 0, "sequence 0:1, stage 2 of 2"),
-            ("a.ndjson", 1, "sequence 0:1, stage 1 of 2"),
-            ("a.ndjson", 2, "sequence 0:2, stage 1 of 2"),
-            ("b.ndjson", 0, "sequence 0:2, stage 2 of 2"),
+            ("a.ndjson", 0, "seq-1", "sequence a.ndjson:1, event 2 of 2 (stage 2"),
+            ("a.ndjson", 1, "seq-1", "sequence a.ndjson:1, event 1 of 2 (stage 1"),
+            ("a.ndjson", 2, "seq-1", "sequence a.ndjson:2, event 1 of 2 (stage 1"),
+            ("b.ndjson", 0, "seq-1", "sequence a.ndjson:2, event 2 of 2 (stage 2"),
         ]
     );
     // Capture a alone has 3 stage events: a bound of 2 stops the run there, by name.
-    let err = tokenscan_core::driver::match_sequence(&[&a, &b], &seq, 100, 2, &options).expect_err("bounded");
+    let bounded = tokenscan_core::replay::ReplayOptions { sequence_max_events: 2, ..options };
+    let err = replay(dir.path(), &[rule], &[&a, &b], bounded).expect_err("bounded");
     let msg = err.to_string();
-    assert!(msg.contains("a.ndjson: more than 2 events match the sequence's stages"), "{msg}");
+    assert!(msg.contains("a.ndjson: more than 2 events match the stages of the sequence rules"), "{msg}");
 }

@@ -58,6 +58,7 @@ fn import(format: ImportFormat, bytes: &[u8], options: &ImportOptions) -> (Vec<E
     let report = match format {
         ImportFormat::Tracee => import_tracee(bytes, Path::new("in.json"), options, &mut sink),
         ImportFormat::Ecs => import_ecs(bytes, Path::new("in.ndjson"), options, &mut sink),
+        ImportFormat::K8sAudit => unreachable!("core/tests/k8s_audit.rs tests audit logs"),
     }
     .expect("import succeeds");
     (sink.batches, report)

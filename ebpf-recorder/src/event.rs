@@ -251,6 +251,7 @@ impl BatchBuilder {
         }
         b.privileged.append(None);
         b.container_started.append(None);
+        b.append_v3_nulls();
     }
 
     /// Appends the `container` row of `meta`, at `time_ns` (when it was
@@ -290,6 +291,7 @@ impl BatchBuilder {
         b.image_tag.append(meta.image_tag.as_deref());
         b.privileged.append(meta.privileged);
         b.container_started.append(None);
+        b.append_v3_nulls();
     }
 
     /// The rows appended so far as a record batch; the builder starts over.

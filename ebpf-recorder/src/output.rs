@@ -348,7 +348,7 @@ mod tests {
         assert_eq!(c.metadata().get(LOST_EVENTS_KEY).map(String::as_str), Some("2"));
         assert_eq!(c.metadata().get("tokenscan.recorder_version").map(String::as_str), Some("test"));
         assert!(c.metadata().contains_key("tokenscan.stop_time"));
-        assert_eq!(c.metadata().get("tokenscan.capture_version").map(String::as_str), Some("2"));
+        assert_eq!(c.metadata().get("tokenscan.capture_version").map(String::as_str), Some("3"));
 
         let e = Layout::plan(&p, false, false).unwrap_err().to_string();
         assert!(e.contains("already exists (use --force"), "{e}");

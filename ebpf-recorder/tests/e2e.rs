@@ -469,7 +469,7 @@ fn records_a_simulated_pod_and_replays_both_rules() {
     let mode = std::fs::metadata(&capture).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600, "the capture must be private");
     let (events, metadata) = read_events(&capture);
-    assert_eq!(metadata.get("tokenscan.capture_version").map(String::as_str), Some("2"));
+    assert_eq!(metadata.get("tokenscan.capture_version").map(String::as_str), Some("3"));
     assert_eq!(metadata.get("tokenscan.lost_events").map(String::as_str), Some("0"));
     for key in [
         "tokenscan.recorder_version",

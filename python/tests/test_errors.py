@@ -164,7 +164,7 @@ def capture_cases(tmp: Path) -> dict[str, Path]:
             table.set_column(table.schema.get_field_index("host"), "host", pa.array([None] * len(table), pa.string())),
         ),
         "future-version": write_parquet(
-            tmp / "v3.parquet", table.replace_schema_metadata({"tokenscan.capture_version": "3"})
+            tmp / "v4.parquet", table.replace_schema_metadata({"tokenscan.capture_version": "4"})
         ),
         "bad-ndjson-line": bad_json,
     }

@@ -8,7 +8,10 @@ They are ``TypedDict``\\ s: at runtime the values are ordinary ``dict``\\ s.
 from __future__ import annotations
 
 import datetime
-from typing import Dict, List, Optional, TypedDict
+from typing import TYPE_CHECKING, Dict, List, Optional, TypedDict
+
+if TYPE_CHECKING:  # typing.NotRequired is Python 3.11+; annotations are not evaluated at run time
+    from typing_extensions import NotRequired
 
 __all__ = [
     "CaptureInfo",
@@ -58,6 +61,10 @@ class RuleSummary(TypedDict):
     """Events the rule could not evaluate (for example an open with null flags, for TRC-108)."""
     unevaluable_examples: List[UnevaluableExample]
     """The first few of them."""
+    sequences: NotRequired[int]
+    """Sequence rules only: sequences matched (``findings`` counts their events)."""
+    sequences_dropped: NotRequired[int]
+    """Sequence rules only: partial sequences dropped at the pending bound (some may be missing)."""
 
 
 class ProcessInfo(TypedDict):

@@ -1,4 +1,4 @@
-//! `tokenscan import tracee|ecs`: events recorded by another tool become a capture.
+//! `tokenscan import tracee|ecs|k8s-audit`: events recorded by another tool become a capture.
 
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
@@ -22,6 +22,10 @@ pub enum ImportCommand {
     /// Import Elastic ECS documents exported from logs-cloud_defend.file* / logs-cloud_defend.process*
     /// (file open and process exec events) into a capture.
     Ecs(ImportArgs),
+    /// Import a Kubernetes API server audit log (JSON lines of audit.k8s.io/v1 Event, as
+    /// kube-apiserver writes them with --audit-log-path) into a capture of k8s_audit events.
+    #[command(name = "k8s-audit")]
+    K8sAudit(ImportArgs),
 }
 
 /// The flags of every importer.
@@ -83,6 +87,7 @@ pub fn run(cmd: ImportCommand) -> Result<u8> {
             import(ImportFormat::Tracee, &a.common, options)
         }
         ImportCommand::Ecs(a) => import(ImportFormat::Ecs, &a, options(&a)),
+        ImportCommand::K8sAudit(a) => import(ImportFormat::K8sAudit, &a, options(&a)),
     }
 }
 

@@ -24,9 +24,19 @@ pub fn progress_bar(enabled: bool) -> Option<indicatif::ProgressBar> {
     Some(bar)
 }
 
-/// Warns about events a rule could not evaluate, with examples.
+/// Warns about events a rule could not evaluate, with examples, and about
+/// sequence rules that dropped partial sequences at their bound.
 pub fn unevaluable(summary: &ReplaySummary) -> String {
     let mut out = String::new();
+    for r in summary.rules.iter().filter(|r| r.sequences_dropped > 0) {
+        let _ = writeln!(
+            out,
+            "tokenscan: warning: sequence rule {} dropped {} at its bound on pending sequences: sequences that \
+             would have completed may be missing",
+            r.rule_id,
+            plural(r.sequences_dropped, "partial sequence", "partial sequences")
+        );
+    }
     for r in &summary.rules {
         if r.unevaluable == 0 {
             continue;
@@ -85,12 +95,17 @@ pub fn plural(n: u64, one: &str, many: &str) -> String {
 pub fn import(format: ImportFormat, inputs: &[PathBuf], output: &Path, r: &ImportReport) -> String {
     let mut s = String::new();
     let inputs = inputs.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ");
+    // An audit log holds audit events only; the node importers, opens and execs.
+    let what = match format {
+        ImportFormat::K8sAudit => plural(r.audits, "audit event", "audit events"),
+        ImportFormat::Tracee | ImportFormat::Ecs => {
+            format!("{}, {}", plural(r.opens, "open", "opens"), plural(r.execs, "exec", "execs"))
+        }
+    };
     let _ = writeln!(
         s,
-        "tokenscan: imported {} ({}, {}) from {} of {} {inputs}{} into {}",
+        "tokenscan: imported {} ({what}) from {} of {} {inputs}{} into {}",
         plural(r.events, "event", "events"),
-        plural(r.opens, "open", "opens"),
-        plural(r.execs, "exec", "execs"),
         plural(r.lines, "line", "lines"),
         format.as_str(),
         if r.gzip { " (gzip)" } else { "" },

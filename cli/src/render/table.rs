@@ -14,6 +14,8 @@ use tokenscan_core::replay::ReplaySummary;
 use tokenscan_core::rules::RuleSet;
 use tokenscan_core::suite::{CaseResult, Suite};
 
+use super::messages::plural;
+
 use super::{col, s, target};
 use crate::commands::inspect::CaptureStats;
 
@@ -23,9 +25,13 @@ pub fn findings(batches: &[RecordBatch], summary: &ReplaySummary, multi: bool) -
     let mut out = String::new();
     for rule in &summary.rules {
         let _ = writeln!(out, "{}", rule.rule_name);
+        let in_sequences = match rule.is_sequence {
+            true => format!(" in {}", plural(rule.sequences, "sequence", "sequences")),
+            false => String::new(),
+        };
         let _ = writeln!(
             out,
-            "rule {} | severity {} | {} finding{}",
+            "rule {} | severity {} | {} finding{}{in_sequences}",
             rule.rule_id,
             rule.severity,
             rule.findings,
@@ -158,7 +164,11 @@ pub fn summary(summary: &ReplaySummary) -> String {
     }
     let _ = writeln!(out, "  findings     {}", summary.findings());
     for r in &summary.rules {
-        let _ = writeln!(out, "    {:>5}  {}  {}", r.findings, r.rule_id, r.rule_name);
+        let sequences = match r.is_sequence {
+            true => format!(" ({})", plural(r.sequences, "sequence", "sequences")),
+            false => String::new(),
+        };
+        let _ = writeln!(out, "    {:>5}  {}  {}{sequences}", r.findings, r.rule_id, r.rule_name);
     }
     let _ = writeln!(out, "  containers   {}", summary.containers.len());
     for c in &summary.containers {

@@ -1,4 +1,4 @@
-//! Capture format version 2: the contract between the recorder, the core and users.
+//! Capture format version 3: the contract between the recorder, the core and users.
 //!
 //! A capture is a Parquet file with one row per event (see `docs/capture-format.md`),
 //! or its human-readable NDJSON twin. Readers accept the logically equal Arrow
@@ -32,9 +32,9 @@ pub use source::{expand_paths, Capture, CaptureFormat, EventBatches};
 /// The metadata key that carries the capture format version.
 pub const VERSION_KEY: &str = "tokenscan.capture_version";
 /// The capture format version this build writes.
-pub const CAPTURE_VERSION: &str = "2";
+pub const CAPTURE_VERSION: &str = "3";
 /// The capture format versions this build reads.
-pub const READABLE_VERSIONS: &[&str] = &["1", "2"];
+pub const READABLE_VERSIONS: &[&str] = &["1", "2", "3"];
 /// Events per batch when the caller does not choose (readers, importers,
 /// `synth`, the CLI and the Python module).
 pub const DEFAULT_BATCH_SIZE: usize = 65_536;
@@ -85,14 +85,25 @@ pub enum EventKind {
     Process,
     /// Container metadata (version 2): pod, container name and image of `container_id`.
     Container,
+    /// A Kubernetes API server audit event (version 3, kind `k8s_audit`): an
+    /// `audit.k8s.io/v1` `Event` imported from an audit log, its values in
+    /// the `audit_*` columns. Not about a process on a node.
+    K8sAudit,
 }
 
 impl EventKind {
     /// Every kind, in the order of the documentation.
-    pub const ALL: [EventKind; 6] =
-        [EventKind::Open, EventKind::Exec, EventKind::Fork, EventKind::Exit, EventKind::Process, EventKind::Container];
+    pub const ALL: [EventKind; 7] = [
+        EventKind::Open,
+        EventKind::Exec,
+        EventKind::Fork,
+        EventKind::Exit,
+        EventKind::Process,
+        EventKind::Container,
+        EventKind::K8sAudit,
+    ];
 
-    /// The kind's name in captures: `open`, `exec`, `fork`, `exit`, `process` or `container`.
+    /// The kind's name in captures: `open`, `exec`, `fork`, `exit`, `process`, `container` or `k8s_audit`.
     pub fn as_str(self) -> &'static str {
         match self {
             EventKind::Open => "open",
@@ -101,15 +112,17 @@ impl EventKind {
             EventKind::Exit => "exit",
             EventKind::Process => "process",
             EventKind::Container => "container",
+            EventKind::K8sAudit => "k8s_audit",
         }
     }
     /// Parses a kind's name (see [`EventKind::as_str`]).
     pub fn parse(s: &str) -> Option<EventKind> {
         EventKind::ALL.into_iter().find(|k| k.as_str() == s)
     }
-    /// Whether the rule views show events of this kind: opens and execs.
-    /// The other kinds carry lineage and metadata, which no built-in rule
-    /// matches on.
+    /// Whether the node rule views show events of this kind: opens and execs.
+    /// The other node kinds carry lineage and metadata, which no built-in rule
+    /// matches on. Audit events (`k8s_audit`) are not node events: only the
+    /// ECS view shows them (see `view::visible`).
     pub fn is_rule_event(self) -> bool {
         matches!(self, EventKind::Open | EventKind::Exec)
     }
@@ -310,12 +323,12 @@ impl EventBatch {
     /// concatenated); each row keeps its event index.
     pub(crate) fn concat(parts: &[EventBatch]) -> EventBatch {
         let Some(first) = parts.first() else {
-            return EventBatch::new(Default::default(), Vec::new(), 0);
+            return EventBatch::new(std::array::from_fn(|_| None), Vec::new(), 0);
         };
         if parts.len() == 1 {
             return first.clone();
         }
-        let mut columns: [Option<ArrayRef>; Column::COUNT] = Default::default();
+        let mut columns: [Option<ArrayRef>; Column::COUNT] = std::array::from_fn(|_| None);
         for c in Column::ALL {
             let arrays: Option<Vec<&dyn Array>> = parts.iter().map(|p| p.column(c).map(|a| a.as_ref())).collect();
             if let Some(arrays) = arrays {

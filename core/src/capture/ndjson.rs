@@ -84,6 +84,45 @@ struct Line {
     privileged: Option<bool>,
     #[serde(default)]
     container_started: Option<bool>,
+    // Version 3 (Kubernetes audit events): all optional.
+    #[serde(default)]
+    audit_id: Option<String>,
+    #[serde(default)]
+    audit_stage: Option<String>,
+    #[serde(default)]
+    audit_verb: Option<String>,
+    #[serde(default)]
+    audit_request_uri: Option<String>,
+    #[serde(default)]
+    audit_user: Option<String>,
+    #[serde(default)]
+    audit_user_groups: Option<Vec<Option<String>>>,
+    #[serde(default)]
+    audit_pod_name: Option<String>,
+    #[serde(default)]
+    audit_source_ips: Option<Vec<Option<String>>>,
+    #[serde(default)]
+    audit_user_agent: Option<String>,
+    #[serde(default)]
+    audit_resource: Option<String>,
+    #[serde(default)]
+    audit_subresource: Option<String>,
+    #[serde(default)]
+    audit_namespace: Option<String>,
+    #[serde(default)]
+    audit_name: Option<String>,
+    #[serde(default)]
+    audit_api_group: Option<String>,
+    #[serde(default)]
+    audit_api_version: Option<String>,
+    #[serde(default)]
+    audit_response_code: Option<i32>,
+    #[serde(default)]
+    audit_decision: Option<String>,
+    #[serde(default)]
+    audit_reason: Option<String>,
+    #[serde(default)]
+    audit_request_received: Option<TimeValue>,
 }
 
 /// One line's values that need checking beyond their JSON type.
@@ -92,6 +131,7 @@ struct Parsed {
     time: i64,
     start: Option<i64>,
     parent_start: Option<i64>,
+    audit_request_received: Option<i64>,
 }
 
 /// Parses an RFC 3339 timestamp into nanoseconds since the epoch.
@@ -140,6 +180,25 @@ fn push(b: &mut CaptureBuilder, l: Line, p: Parsed) {
     b.image_tag.append(l.image_tag);
     b.privileged.append(l.privileged);
     b.container_started.append(l.container_started);
+    b.audit_id.append(l.audit_id);
+    b.audit_stage.append(l.audit_stage);
+    b.audit_verb.append(l.audit_verb);
+    b.audit_request_uri.append(l.audit_request_uri);
+    b.audit_user.append(l.audit_user);
+    b.audit_user_groups.append(l.audit_user_groups);
+    b.audit_pod_name.append(l.audit_pod_name);
+    b.audit_source_ips.append(l.audit_source_ips);
+    b.audit_user_agent.append(l.audit_user_agent);
+    b.audit_resource.append(l.audit_resource);
+    b.audit_subresource.append(l.audit_subresource);
+    b.audit_namespace.append(l.audit_namespace);
+    b.audit_name.append(l.audit_name);
+    b.audit_api_group.append(l.audit_api_group);
+    b.audit_api_version.append(l.audit_api_version);
+    b.audit_response_code.append(l.audit_response_code);
+    b.audit_decision.append(l.audit_decision);
+    b.audit_reason.append(l.audit_reason);
+    b.audit_request_received.append(p.audit_request_received);
 }
 
 /// Nanoseconds of a `time`-like value; `key` names it in errors.
@@ -204,7 +263,13 @@ impl NdjsonBatches {
         let time = time_value("time", &line.time).map_err(at)?;
         let start = line.start.as_ref().map(|v| time_value("start", v)).transpose().map_err(at)?;
         let parent_start = line.parent_start.as_ref().map(|v| time_value("parent_start", v)).transpose().map_err(at)?;
-        Ok((line, Parsed { kind, time, start, parent_start }))
+        let audit_request_received = line
+            .audit_request_received
+            .as_ref()
+            .map(|v| time_value("audit_request_received", v))
+            .transpose()
+            .map_err(at)?;
+        Ok((line, Parsed { kind, time, start, parent_start, audit_request_received }))
     }
 }
 

@@ -35,8 +35,9 @@ macro_rules! capture_columns {
     (
         v1 { $($v1:ident $f1:ident : $b1:ty = $d1:literal;)* }
         v2 { $($v2:ident $f2:ident : $b2:ty = $d2:literal;)* }
+        v3 { $($v3:ident $f3:ident : $b3:ty = $d3:literal;)* }
     ) => {
-        capture_columns!(@gen $($v1 $f1: $b1 = 1, $d1;)* $($v2 $f2: $b2 = 2, $d2;)*);
+        capture_columns!(@gen $($v1 $f1: $b1 = 1, $d1;)* $($v2 $f2: $b2 = 2, $d2;)* $($v3 $f3: $b3 = 3, $d3;)*);
 
         impl CaptureBuilder {
             /// Appends a null to every column version 2 added (`sid` ...
@@ -45,10 +46,16 @@ macro_rules! capture_columns {
             pub fn append_v2_nulls(&mut self) {
                 $(NullableColumn::append_null(&mut self.$f2);)*
             }
+
+            /// Appends a null to every column version 3 added (the `audit_*`
+            /// columns): for every row that is not a Kubernetes audit event.
+            pub fn append_v3_nulls(&mut self) {
+                $(NullableColumn::append_null(&mut self.$f3);)*
+            }
         }
     };
     (@gen $($variant:ident $field:ident : $builder:ty = $since:literal, $doc:literal;)*) => {
-        /// The columns of the capture format (version 2), in their canonical order.
+        /// The columns of the capture format (version 3), in their canonical order.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
         pub enum Column {
             $(#[doc = $doc] $variant,)*
@@ -88,7 +95,7 @@ macro_rules! capture_columns {
                 }
             }
 
-            /// The capture format version that added the column (1 or 2).
+            /// The capture format version that added the column (1, 2 or 3).
             /// A file may lack a column added after version 1: it reads as all null.
             pub fn since(self) -> u8 {
                 match self {
@@ -186,6 +193,27 @@ capture_columns! {
     ImageTag image_tag: OptStrColumn = "On a `container` row: the image tag, e.g. `1.4.2`; null when the reference has none. Null on other rows.";
     Privileged privileged: OptBoolColumn = "On a `container` row: whether the container is privileged, as read from its OCI spec (see `docs/processes.md`). Null on other rows and when unknown.";
     ContainerStarted container_started: OptBoolColumn = "Whether the event's container had started (its entry point had run) when the event happened, as the source said it (Tracee's `contextFlags.containerStarted`). Null when the source did not say: the recorder, ECS imports, `container` rows and version 1 captures.";
+    }
+    v3 {
+    AuditId audit_id: OptStrColumn = "On a `k8s_audit` row: the event's `auditID` (one per request; the stages of a request share it). Null on other rows.";
+    AuditStage audit_stage: OptStrColumn = "On a `k8s_audit` row: `stage` (`RequestReceived`, `ResponseStarted`, `ResponseComplete` or `Panic`). Null on other rows.";
+    AuditVerb audit_verb: OptStrColumn = "On a `k8s_audit` row: `verb`, e.g. `get`, `list`, `create` (for a non-resource request, the lower-case HTTP method). Null on other rows.";
+    AuditRequestUri audit_request_uri: OptStrColumn = "On a `k8s_audit` row: `requestURI`, e.g. `/api/v1/namespaces/shop/secrets`. Null on other rows.";
+    AuditUser audit_user: OptStrColumn = "On a `k8s_audit` row: `user.username`, e.g. `system:serviceaccount:shop:web`. Null on other rows.";
+    AuditUserGroups audit_user_groups: OptStrListColumn = "On a `k8s_audit` row: `user.groups`. Null on other rows and when absent.";
+    AuditPodName audit_pod_name: OptStrColumn = "On a `k8s_audit` row: the first value of `user.extra[\"authentication.kubernetes.io/pod-name\"]`, the pod whose service account token authenticated the request. Null on other rows and when absent.";
+    AuditSourceIps audit_source_ips: OptStrListColumn = "On a `k8s_audit` row: `sourceIPs`, the client first, then any proxies. Null on other rows and when absent.";
+    AuditUserAgent audit_user_agent: OptStrColumn = "On a `k8s_audit` row: `userAgent`, as the client sent it. Null on other rows and when absent.";
+    AuditResource audit_resource: OptStrColumn = "On a `k8s_audit` row: `objectRef.resource`, e.g. `secrets`. Null on other rows and when absent.";
+    AuditSubresource audit_subresource: OptStrColumn = "On a `k8s_audit` row: `objectRef.subresource`, e.g. `exec`. Null on other rows and when absent.";
+    AuditNamespace audit_namespace: OptStrColumn = "On a `k8s_audit` row: `objectRef.namespace`. Null on other rows and when absent.";
+    AuditName audit_name: OptStrColumn = "On a `k8s_audit` row: `objectRef.name`. Null on other rows and when absent.";
+    AuditApiGroup audit_api_group: OptStrColumn = "On a `k8s_audit` row: `objectRef.apiGroup` (empty for the core group, as the log writes it). Null on other rows and when absent.";
+    AuditApiVersion audit_api_version: OptStrColumn = "On a `k8s_audit` row: `objectRef.apiVersion`, e.g. `v1`. Null on other rows and when absent.";
+    AuditResponseCode audit_response_code: OptI32Column = "On a `k8s_audit` row: `responseStatus.code`, the HTTP status, e.g. `403`. Null on other rows and when absent (a `RequestReceived` stage has none).";
+    AuditDecision audit_decision: OptStrColumn = "On a `k8s_audit` row: the annotation `authorization.k8s.io/decision` (`allow` or `forbid`). Null on other rows and when absent.";
+    AuditReason audit_reason: OptStrColumn = "On a `k8s_audit` row: the annotation `authorization.k8s.io/reason`, why the authorizer decided so. Null on other rows and when absent.";
+    AuditRequestReceived audit_request_received: OptTimeColumn = "On a `k8s_audit` row: `requestReceivedTimestamp`, when the request reached the API server (`time` is the stage's `stageTimestamp`). Null on other rows and when absent.";
     }
 }
 

@@ -203,8 +203,9 @@ fn check_version(path: &Path, metadata: &BTreeMap<String, String>) -> Result<()>
         Some(v) => Err(Error::capture(
             path,
             format!(
-                "capture format version {v:?} is not supported by this tokenscan (it reads versions {})",
-                READABLE_VERSIONS.join(" and ")
+                "capture format version {v:?} is not supported by this tokenscan (it reads versions {} and {})",
+                READABLE_VERSIONS[..READABLE_VERSIONS.len() - 1].join(", "),
+                READABLE_VERSIONS[READABLE_VERSIONS.len() - 1]
             ),
         )),
     }

@@ -51,6 +51,53 @@ pub struct SequenceQuery {
     pub stages: Vec<Stage>,
     /// The `until` stage, if any.
     pub until: Option<Stage>,
+    /// The pipes after the stages (`| head N`, `| tail N`), in order.
+    pub pipes: Vec<Pipe>,
+}
+
+/// A pipe after a query: `| head N` or `| tail N` (the two Elasticsearch supports).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pipe {
+    /// Which pipe.
+    pub kind: PipeKind,
+    /// Its count, at least 1.
+    pub count: u64,
+    /// Where it is (from `|` to the count).
+    pub span: Span,
+}
+
+/// The pipes Elasticsearch's EQL has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PipeKind {
+    /// The earliest matches.
+    Head,
+    /// The most recent matches.
+    Tail,
+}
+
+impl Pipe {
+    /// Applies this pipe to matches in order (earliest first).
+    pub fn apply<T>(&self, mut items: Vec<T>) -> Vec<T> {
+        let n = usize::try_from(self.count).unwrap_or(usize::MAX);
+        match self.kind {
+            PipeKind::Head => items.truncate(n),
+            PipeKind::Tail => {
+                let skip = items.len().saturating_sub(n);
+                items.drain(..skip);
+            }
+        }
+        items
+    }
+}
+
+impl std::fmt::Display for Pipe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match self.kind {
+            PipeKind::Head => "head",
+            PipeKind::Tail => "tail",
+        };
+        write!(f, "| {kind} {}", self.count)
+    }
 }
 
 /// A join key: a field named after `by`.

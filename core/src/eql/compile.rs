@@ -7,9 +7,9 @@ use std::sync::Arc;
 
 use regex::Regex;
 
-use super::ast::{ArithOp, Category, CmpOp, Expr, ExprKind, Literal, Query, Span};
+use super::ast::{ArithOp, Category, CmpOp, Expr, ExprKind, Literal, Pipe, Query, Span};
 use super::func::{Cidr, Func, Ty, VExpr, Val, FUNCTION_NAMES};
-use super::parser::parse_query;
+use super::parser::{parse_query, parse_query_with_pipes};
 use crate::capture::Projection;
 use crate::kernels::verdict_key;
 use crate::view::ecs::{ecs_base_projection, ecs_field, FieldType, ECS_FIELDS};
@@ -203,6 +203,8 @@ pub struct EqlQuery {
     pub(crate) root: Node,
     pub(crate) fields: Vec<usize>,
     pub(crate) ignore_above: Option<usize>,
+    /// The pipes after the condition (rule files only: [`EqlQuery::compile_rule`]).
+    pipes: Vec<Pipe>,
 }
 
 impl EqlQuery {
@@ -218,6 +220,23 @@ impl EqlQuery {
     pub fn compile_all(src: &str, options: &CompileOptions) -> Result<EqlQuery, Vec<CompileError>> {
         let query = parse_query(src).map_err(|e| vec![CompileError { message: e.message, span: e.span }])?;
         EqlQuery::compile_parsed(src.to_string(), query, options)
+    }
+
+    /// Compiles a rule file's single-event query, which may end in pipes
+    /// (`| head N`, `| tail N`: [`EqlQuery::pipes`]); every error found.
+    pub fn compile_rule(src: &str, options: &CompileOptions) -> Result<EqlQuery, Vec<CompileError>> {
+        let (query, pipes) =
+            parse_query_with_pipes(src).map_err(|e| vec![CompileError { message: e.message, span: e.span }])?;
+        let mut compiled = EqlQuery::compile_parsed(src.to_string(), query, options)?;
+        compiled.pipes = pipes;
+        Ok(compiled)
+    }
+
+    /// The pipes after the condition, in order: the rule's findings are the
+    /// matching events ordered by (timestamp, capture, event index), cut by
+    /// each pipe in turn (the driver applies them over the whole stream).
+    pub fn pipes(&self) -> &[Pipe] {
+        &self.pipes
     }
 
     /// Compiles a parsed query; `source` is its text (for a sequence stage,
@@ -256,7 +275,7 @@ impl EqlQuery {
                 other => Node::And(vec![leaf, other]),
             };
         }
-        Ok(EqlQuery { source, query, root, fields: c.fields, ignore_above: options.ignore_above })
+        Ok(EqlQuery { source, query, root, fields: c.fields, ignore_above: options.ignore_above, pipes: Vec::new() })
     }
 
     /// The query text as written.
@@ -293,7 +312,11 @@ impl EqlQuery {
 
 impl fmt::Display for EqlQuery {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.query)
+        write!(f, "{}", self.query)?;
+        for pipe in &self.pipes {
+            write!(f, " {pipe}")?;
+        }
+        Ok(())
     }
 }
 
@@ -382,10 +405,7 @@ impl Compiler {
             None => {
                 let hint = match closest_field(name) {
                     Some(near) => format!("did you mean `{near}`?"),
-                    None => {
-                        let known: Vec<&str> = ECS_FIELDS.iter().map(|f| f.name).collect();
-                        format!("the ECS view has {}", known.join(", "))
-                    }
+                    None => unknown_field_hint(name),
                 };
                 err(e.span, format!("unknown field `{name}`: {hint} (write `?{name}` to treat it as always missing)"))
             }
@@ -832,6 +852,32 @@ impl Compiler {
         }
         Ok((VExpr::Call { func, ci, args: vals, cidrs }, func.result()))
     }
+}
+
+/// What to say about an unknown field without a near spelling: the view's
+/// fields under the longest dotted prefix it shares with them (a few), or
+/// that the view has nothing under its first segment. Never the whole list:
+/// one message per unknown field of a rule pack would repeat it.
+fn unknown_field_hint(name: &str) -> String {
+    const SHOWN: usize = 8;
+    let segments: Vec<&str> = name.split('.').collect();
+    for len in (1..segments.len()).rev() {
+        let prefix = format!("{}.", segments[..len].join("."));
+        let under: Vec<&str> = ECS_FIELDS.iter().map(|f| f.name).filter(|f| f.starts_with(&prefix)).collect();
+        if under.is_empty() {
+            continue;
+        }
+        let more = match under.len().saturating_sub(SHOWN) {
+            0 => String::new(),
+            n => format!(" and {n} more"),
+        };
+        let list: Vec<String> = under.iter().take(SHOWN).map(|f| format!("`{f}`")).collect();
+        return format!(
+            "the ECS view's `{prefix}*` fields are {}{more} (docs/rule-semantics.md lists them all)",
+            list.join(", ")
+        );
+    }
+    format!("the ECS view has no `{}.*` field (docs/rule-semantics.md lists its fields)", segments[0])
 }
 
 /// The ECS field nearest to a misspelt name, if one is close (edit distance at most 2).

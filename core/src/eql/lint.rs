@@ -15,31 +15,44 @@ use crate::view::ecs::{ecs_field, Carriers};
 struct Kinds {
     open: bool,
     exec: bool,
+    /// Kubernetes audit events (`k8s_audit` rows of an imported audit log).
+    audit: bool,
 }
 
 impl Kinds {
-    const BOTH: Kinds = Kinds { open: true, exec: true };
+    const ALL: Kinds = Kinds { open: true, exec: true, audit: true };
+    const OPEN: Kinds = Kinds { open: true, exec: false, audit: false };
+    const EXEC: Kinds = Kinds { open: false, exec: true, audit: false };
+    const AUDIT: Kinds = Kinds { open: false, exec: false, audit: true };
+    const NONE: Kinds = Kinds { open: false, exec: false, audit: false };
     fn describe(self) -> &'static str {
-        match (self.open, self.exec) {
-            (true, false) => "file (open) events",
-            (false, true) => "process (exec) events",
+        match (self.open, self.exec, self.audit) {
+            (true, false, false) => "file (open) events",
+            (false, true, false) => "process (exec) events",
+            (false, false, true) => "Kubernetes audit events",
+            (true, true, false) => "node (process and file) events",
             _ => "events",
         }
     }
     fn and(self, o: Kinds) -> Kinds {
-        Kinds { open: self.open && o.open, exec: self.exec && o.exec }
+        Kinds { open: self.open && o.open, exec: self.exec && o.exec, audit: self.audit && o.audit }
+    }
+    fn or(self, o: Kinds) -> Kinds {
+        Kinds { open: self.open || o.open, exec: self.exec || o.exec, audit: self.audit || o.audit }
     }
     fn none(self) -> bool {
-        !self.open && !self.exec
+        !self.open && !self.exec && !self.audit
     }
 }
 
 /// The event kinds a `field == value` / `field in (...)` requirement allows, if it constrains kinds.
 fn kinds_of_value(field: &str, value: &str) -> Option<Kinds> {
-    let open = Kinds { open: true, exec: false };
-    let exec = Kinds { open: false, exec: true };
-    let none = Kinds { open: false, exec: false };
+    let (open, exec, none) = (Kinds::OPEN, Kinds::EXEC, Kinds::NONE);
     match (field, value) {
+        ("event.dataset" | "data_stream.dataset", "kubernetes.audit_logs") => Some(Kinds::AUDIT),
+        ("event.dataset" | "data_stream.dataset", "cloud_defend.file") => Some(open),
+        ("event.dataset" | "data_stream.dataset", "cloud_defend.process") => Some(exec),
+        ("event.dataset" | "data_stream.dataset", _) => Some(none),
         ("event.category", "file") | ("event.action", "open") => Some(open),
         // `exec` stands for every process event here: exec, fork and end.
         ("event.category", "process") | ("event.action", "exec" | "fork" | "end") | ("event.type", "start" | "end") => {
@@ -80,7 +93,7 @@ fn conjunct_kinds(e: &Expr) -> Option<Kinds> {
             let mut acc: Option<Kinds> = None;
             for item in list {
                 let k = kinds_of_value(f, string_lit(item)?)?;
-                acc = Some(acc.map_or(k, |a| Kinds { open: a.open || k.open, exec: a.exec || k.exec }));
+                acc = Some(acc.map_or(k, |a| a.or(k)));
             }
             acc
         }
@@ -144,13 +157,17 @@ impl Linter {
                 };
                 let carried = match f.carriers {
                     Carriers::All => kinds,
-                    Carriers::Exec => Kinds { open: false, exec: kinds.exec },
-                    Carriers::Open => Kinds { open: kinds.open, exec: false },
+                    Carriers::Node => kinds.and(Kinds { audit: false, ..Kinds::ALL }),
+                    Carriers::Exec => kinds.and(Kinds::EXEC),
+                    Carriers::Open => kinds.and(Kinds::OPEN),
+                    Carriers::Audit => kinds.and(Kinds::AUDIT),
                 };
                 if positive && carried.none() && !kinds.none() {
                     let only = match f.carriers {
                         Carriers::Exec => "process (exec) events",
                         Carriers::Open => "file (open) events",
+                        Carriers::Node => "node (process and file) events",
+                        Carriers::Audit => "Kubernetes audit events",
                         Carriers::All => "all events",
                     };
                     self.out.push((
@@ -189,10 +206,10 @@ fn never_carried(name: &str, positive: bool) -> String {
 pub(crate) fn lint_query(q: &EqlQuery, base: usize) -> Vec<LintWarning> {
     let ast = q.ast();
     let kinds = match &ast.category {
-        Category::Any => Kinds::BOTH,
+        Category::Any => Kinds::ALL,
         Category::Named(c) => match c.as_str() {
-            "process" => Kinds { open: false, exec: true },
-            "file" => Kinds { open: true, exec: false },
+            "process" => Kinds::EXEC,
+            "file" => Kinds::OPEN,
             other => {
                 return vec![LintWarning {
                     offset: Some(base + ast.category_span.start),

@@ -20,7 +20,8 @@
 //! levels, so hostile input cannot overflow the stack.
 
 use super::ast::{
-    line_col, ArithOp, Category, Expr, ExprKind, JoinKey, Literal, ParseError, Query, SequenceQuery, Span, Stage,
+    line_col, ArithOp, Category, Expr, ExprKind, JoinKey, Literal, ParseError, Pipe, PipeKind, Query, SequenceQuery,
+    Span, Stage,
 };
 use super::lexer::{Keyword, Lexer, Token, TokenKind};
 
@@ -36,14 +37,19 @@ type PResult<T> = Result<T, ParseError>;
 /// "unsupported" error.
 pub fn parse_query(src: &str) -> Result<Query, ParseError> {
     let mut p = Parser::new(src)?;
-    let (category, category_span) = p.category()?;
-    if !p.at_keyword(Keyword::Where) {
-        return Err(p.error("expected 'where' after the event category"));
-    }
-    p.bump()?;
-    let condition = p.or_expr()?;
+    let query = p.query()?;
     p.finish()?;
-    Ok(Query { category, category_span, condition })
+    Ok(query)
+}
+
+/// Parses a rule's single-event query: `<category> where <condition>`
+/// followed by any number of pipes (`| head N`, `| tail N`).
+pub fn parse_query_with_pipes(src: &str) -> Result<(Query, Vec<Pipe>), ParseError> {
+    let mut p = Parser::new(src)?;
+    let query = p.query()?;
+    let pipes = p.pipes()?;
+    p.finish()?;
+    Ok((query, pipes))
 }
 
 /// Most repetitions a sequence stage's `with runs=N` may ask for.
@@ -114,10 +120,8 @@ pub fn parse_sequence(src: &str) -> Result<SequenceQuery, ParseError> {
         }
         until = Some(stage);
     }
+    let pipes = p.pipes()?;
     if p.tok.kind != TokenKind::Eof {
-        if p.tok.kind == TokenKind::Pipe {
-            return Err(p.error("unsupported: pipes ('| head', '| tail', ...) are not supported"));
-        }
         return Err(p.error(format!(
             "unexpected {}: expected '[' to open a stage, 'until' or the end of the query",
             p.describe()
@@ -148,7 +152,7 @@ pub fn parse_sequence(src: &str) -> Result<SequenceQuery, ParseError> {
             });
         }
     }
-    Ok(SequenceQuery { span, by, maxspan, stages, until })
+    Ok(SequenceQuery { span, by, maxspan, stages, until, pipes })
 }
 
 /// A `maxspan` value in nanoseconds.
@@ -236,6 +240,49 @@ impl<'a> Parser<'a> {
         let option = self.lexer.with_option()?;
         self.tok = self.lexer.next_token()?;
         Ok(option)
+    }
+
+    /// `<category> where <condition>`, up to what follows the condition.
+    fn query(&mut self) -> PResult<Query> {
+        let (category, category_span) = self.category()?;
+        if !self.at_keyword(Keyword::Where) {
+            return Err(self.error("expected 'where' after the event category"));
+        }
+        self.bump()?;
+        let condition = self.or_expr()?;
+        Ok(Query { category, category_span, condition })
+    }
+
+    /// Pipes: `("|" ("head" | "tail") INT)*`, the count at least 1.
+    fn pipes(&mut self) -> PResult<Vec<Pipe>> {
+        let mut pipes = Vec::new();
+        while self.tok.kind == TokenKind::Pipe {
+            let start = self.bump()?.span;
+            let kind = if self.at_word("head") {
+                PipeKind::Head
+            } else if self.at_word("tail") {
+                PipeKind::Tail
+            } else {
+                return Err(self.error(format!(
+                    "unsupported pipe {}: Elasticsearch's EQL has only 'head' and 'tail'",
+                    self.describe()
+                )));
+            };
+            let name = self.bump()?.span;
+            let count = match self.tok.kind {
+                TokenKind::Int(n) if n >= 1 => n,
+                TokenKind::Int(_) => return Err(self.error("a pipe's count must be at least 1")),
+                _ => {
+                    return Err(ParseError {
+                        message: format!("expected a count after '{}'", &self.src[name.start..name.end]),
+                        span: self.tok.span,
+                    })
+                }
+            };
+            let end = self.bump()?.span;
+            pipes.push(Pipe { kind, count, span: start.to(end) });
+        }
+        Ok(pipes)
     }
 
     /// `[<category> where <condition>] [by ...] [with runs=N]`; the current token is the `[`.
@@ -353,7 +400,10 @@ impl<'a> Parser<'a> {
     fn finish(&self) -> PResult<()> {
         match self.tok.kind {
             TokenKind::Eof => Ok(()),
-            TokenKind::Pipe => Err(self.error("unsupported: pipes ('| head', '| tail', ...) are not supported")),
+            TokenKind::Pipe => Err(self.error(
+                "unsupported here: pipes ('| head N', '| tail N') cut a rule's findings over the whole stream; \
+                 put the query in a rule file",
+            )),
             TokenKind::RParen => Err(self.error("unexpected ')' without a matching '('")),
             _ => {
                 Err(self.error(format!("unexpected {}: expected 'and', 'or' or the end of the query", self.describe())))
@@ -1162,7 +1212,8 @@ mod tests {
         let src = "process where true\n| head 5";
         assert_error(
             &query_error(src),
-            "unsupported: pipes ('| head', '| tail', ...) are not supported",
+            "unsupported here: pipes ('| head N', '| tail N') cut a rule's findings over the whole stream; put the \
+             query in a rule file",
             sp(19, 20),
             (2, 1),
             src,

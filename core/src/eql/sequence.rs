@@ -149,6 +149,12 @@ impl EqlSequence {
         &self.ast
     }
 
+    /// The pipes after the stages (`| head N`, `| tail N`), applied to the
+    /// matched sequences in the order they complete.
+    pub fn pipes(&self) -> &[super::ast::Pipe] {
+        &self.ast.pipes
+    }
+
     /// Where the `sequence` keyword is.
     pub fn span(&self) -> Span {
         self.ast.span

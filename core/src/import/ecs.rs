@@ -762,14 +762,14 @@ pub(crate) fn map_line(line: &str) -> Result<Mapped<'_>, Skip> {
             row.args = string_list(&mut doc, F::Args, "process.args")?;
         }
         // Only opens and execs are mapped (see the `kind` match above).
-        EventKind::Fork | EventKind::Exit | EventKind::Process | EventKind::Container => {
+        EventKind::Fork | EventKind::Exit | EventKind::Process | EventKind::Container | EventKind::K8sAudit => {
             unreachable!("the ECS mapper makes opens and execs only")
         }
     }
     let own_entry = boolean(&doc, F::EntrySameAsProcess, "process.entry_leader.same_as_process")? == Some(true);
     let processes = relatives_rows(&row, own_entry, [parent, session, group, entry]);
     let container = container.filter(|m| !m.is_empty());
-    Ok(Mapped { row, facts, container, processes })
+    Ok(Mapped { row, facts, container, processes, audit: None })
 }
 
 /// A date field; `None` when absent.

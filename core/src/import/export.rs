@@ -91,6 +91,12 @@ impl<W: Write> Exporter<W> {
             match self.format {
                 ImportFormat::Tracee => tracee_line(&cols, row, &self.options, &mut self.line),
                 ImportFormat::Ecs => ecs_line(&cols, row, self.options.ecs_layout, &mut self.line),
+                ImportFormat::K8sAudit => {
+                    return Err(Error::Output {
+                        path: self.label.clone(),
+                        message: "captures are exported as tracee or ecs lines, not as a Kubernetes audit log".into(),
+                    })
+                }
             }
             self.line.push('\n');
             self.out
@@ -337,7 +343,7 @@ fn tracee_line(c: &Cols<'_>, row: usize, options: &ExportOptions, out: &mut Stri
         EventKind::Open => ("openat", result),
         EventKind::Exec if result.is_some_and(|r| r < 0) => ("execve", result),
         EventKind::Exec => ("sched_process_exec", result),
-        EventKind::Fork | EventKind::Exit | EventKind::Process | EventKind::Container => {
+        EventKind::Fork | EventKind::Exit | EventKind::Process | EventKind::Container | EventKind::K8sAudit => {
             unreachable!("Exporter::write skips rows that are not opens or execs")
         }
     };
@@ -467,7 +473,7 @@ fn ecs_line(c: &Cols<'_>, row: usize, layout: EcsLayout, out: &mut String) {
                     e.str("action", "exec");
                     e.raw("type", "[\"start\"]");
                 }
-                EventKind::Fork | EventKind::Exit | EventKind::Process | EventKind::Container => {
+                EventKind::Fork | EventKind::Exit | EventKind::Process | EventKind::Container | EventKind::K8sAudit => {
                     unreachable!("Exporter::write skips rows that are not opens or execs")
                 }
             }

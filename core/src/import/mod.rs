@@ -10,6 +10,10 @@
 //!   `logs-cloud_defend.process*` indices, nested, dotted or mixed, bare or
 //!   wrapped in a search hit's `_source`. File `open` and process `exec`
 //!   events become rows.
+//! * [`ImportFormat::K8sAudit`]: the JSON lines kube-apiserver writes with
+//!   `--audit-log-path` (`audit.k8s.io/v1` `Event`s). Each event becomes a
+//!   `k8s_audit` row, shown by the ECS view with the field names of Elastic's
+//!   Kubernetes audit integration (`kubernetes.audit.*`).
 //!
 //! Importing is the inverse of the rule views (`crate::view`): a row is
 //! built so that the view of it shows what the foreign event said. What a
@@ -38,6 +42,7 @@
 mod ecs;
 pub mod export;
 mod flags;
+mod k8s_audit;
 mod lines;
 mod tracee;
 
@@ -64,14 +69,18 @@ pub enum ImportFormat {
     /// Elastic Common Schema documents, one per line (NDJSON), as Defend for
     /// Containers writes them to `logs-cloud_defend.*`.
     Ecs,
+    /// Kubernetes API server audit events (`audit.k8s.io/v1` `Event`), one
+    /// per line, as kube-apiserver writes them with `--audit-log-path`.
+    K8sAudit,
 }
 
 impl ImportFormat {
-    /// `tracee` or `ecs`.
+    /// `tracee`, `ecs` or `k8s-audit`.
     pub fn as_str(self) -> &'static str {
         match self {
             ImportFormat::Tracee => "tracee",
             ImportFormat::Ecs => "ecs",
+            ImportFormat::K8sAudit => "k8s-audit",
         }
     }
 }
@@ -158,12 +167,14 @@ pub struct ImportReport {
     pub bytes: u64,
     /// Whether any input was gzip-compressed.
     pub gzip: bool,
-    /// Event rows written (`open` and `exec`: what the rules see).
+    /// Event rows written (`open`, `exec` and `k8s_audit`: what the rules see).
     pub events: u64,
     /// Of which `open` rows.
     pub opens: u64,
     /// Of which `exec` rows.
     pub execs: u64,
+    /// Of which `k8s_audit` rows (Kubernetes audit events).
+    pub audits: u64,
     /// `container` rows written: what the source said about a container
     /// (pod, namespace, name, image), one row the first time a container id
     /// comes with metadata and another when its metadata changes.
@@ -307,13 +318,40 @@ pub(crate) struct Mapped<'a> {
     /// `process` rows for the processes the event names only as its parent
     /// or leaders (ECS); written once per process.
     pub processes: Vec<Row<'a>>,
+    /// The `audit_*` columns of a `k8s_audit` row.
+    pub audit: Option<Box<AuditValues<'a>>>,
 }
 
 impl<'a> Mapped<'a> {
     /// A row and its facts, with no context rows.
     pub(crate) fn row(row: Row<'a>, facts: RowFacts) -> Self {
-        Mapped { row, facts, container: None, processes: Vec::new() }
+        Mapped { row, facts, container: None, processes: Vec::new(), audit: None }
     }
+}
+
+/// The values of the `audit_*` columns of one `k8s_audit` row (see
+/// `capture/schema.rs`); `None` is a null.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct AuditValues<'a> {
+    pub id: Cow<'a, str>,
+    pub stage: Cow<'a, str>,
+    pub verb: Cow<'a, str>,
+    pub request_uri: Cow<'a, str>,
+    pub user: Option<Cow<'a, str>>,
+    pub user_groups: Option<Vec<Cow<'a, str>>>,
+    pub pod_name: Option<Cow<'a, str>>,
+    pub source_ips: Option<Vec<Cow<'a, str>>>,
+    pub user_agent: Option<Cow<'a, str>>,
+    pub resource: Option<Cow<'a, str>>,
+    pub subresource: Option<Cow<'a, str>>,
+    pub namespace: Option<Cow<'a, str>>,
+    pub name: Option<Cow<'a, str>>,
+    pub api_group: Option<Cow<'a, str>>,
+    pub api_version: Option<Cow<'a, str>>,
+    pub response_code: Option<i32>,
+    pub decision: Option<Cow<'a, str>>,
+    pub reason: Option<Cow<'a, str>>,
+    pub request_received: Option<i64>,
 }
 
 /// Metadata strings (pod, container and image names, leaders' names) longer
@@ -394,8 +432,9 @@ pub(crate) fn escape_text(s: Cow<'_, str>) -> Cow<'_, str> {
 }
 
 /// Appends one row to the capture columns; `meta` fills the columns of a
-/// `container` row (null on every other row).
-fn push_row(b: &mut CaptureBuilder, r: &Row<'_>, meta: Option<&ContainerMeta<'_>>) {
+/// `container` row and `audit` those of a `k8s_audit` row (null on every
+/// other row).
+fn push_row(b: &mut CaptureBuilder, r: &Row<'_>, meta: Option<&ContainerMeta<'_>>, audit: Option<&AuditValues<'_>>) {
     b.time.append(r.time);
     b.kind.append(r.kind);
     b.host.append(&r.host);
@@ -429,6 +468,31 @@ fn push_row(b: &mut CaptureBuilder, r: &Row<'_>, meta: Option<&ContainerMeta<'_>
     b.image_tag.append(m.image_tag.as_deref());
     b.privileged.append(m.privileged);
     b.container_started.append(r.container_started);
+    let Some(a) = audit else {
+        b.append_v3_nulls();
+        return;
+    };
+    let list =
+        |v: &Option<Vec<Cow<'_, str>>>| v.as_ref().map(|v| v.iter().map(|s| Some(s.to_string())).collect::<Vec<_>>());
+    b.audit_id.append(Some(&a.id));
+    b.audit_stage.append(Some(&a.stage));
+    b.audit_verb.append(Some(&a.verb));
+    b.audit_request_uri.append(Some(&a.request_uri));
+    b.audit_user.append(a.user.as_deref());
+    b.audit_user_groups.append(list(&a.user_groups));
+    b.audit_pod_name.append(a.pod_name.as_deref());
+    b.audit_source_ips.append(list(&a.source_ips));
+    b.audit_user_agent.append(a.user_agent.as_deref());
+    b.audit_resource.append(a.resource.as_deref());
+    b.audit_subresource.append(a.subresource.as_deref());
+    b.audit_namespace.append(a.namespace.as_deref());
+    b.audit_name.append(a.name.as_deref());
+    b.audit_api_group.append(a.api_group.as_deref());
+    b.audit_api_version.append(a.api_version.as_deref());
+    b.audit_response_code.append(a.response_code);
+    b.audit_decision.append(a.decision.as_deref());
+    b.audit_reason.append(a.reason.as_deref());
+    b.audit_request_received.append(a.request_received);
 }
 
 /// Appends the `container` row of container `id`, as the recorder writes
@@ -453,7 +517,7 @@ fn push_container(b: &mut CaptureBuilder, event: &Row<'_>, id: &str, meta: &Cont
         container_started: None,
         ..event.clone()
     };
-    push_row(b, &row, Some(meta));
+    push_row(b, &row, Some(meta), None);
 }
 
 /// At most this many processes are remembered to write each one's row
@@ -560,13 +624,14 @@ impl<'s> Importer<'s> {
                         Ok(text) => match self.format {
                             ImportFormat::Tracee => tracee::map_line(text, &self.options),
                             ImportFormat::Ecs => ecs::map_line(text),
+                            ImportFormat::K8sAudit => k8s_audit::map_line(text),
                         },
                     }
                 }
             };
             self.report.lines += 1;
             match outcome {
-                Ok(Mapped { mut row, facts, container, processes }) => {
+                Ok(Mapped { mut row, facts, container, processes, audit }) => {
                     if facts.container_init && row.container_id.is_some() {
                         match self.options.container_init {
                             ContainerInit::Keep => {
@@ -593,11 +658,12 @@ impl<'s> Importer<'s> {
                     match row.kind {
                         EventKind::Open => self.report.opens += 1,
                         EventKind::Exec => self.report.execs += 1,
-                        // The mappers make opens and execs only.
+                        EventKind::K8sAudit => self.report.audits += 1,
+                        // The mappers make opens, execs and audit events only.
                         EventKind::Fork | EventKind::Exit | EventKind::Process | EventKind::Container => {}
                     }
                     self.report.events += 1;
-                    push_row(&mut self.rows, &row, None);
+                    push_row(&mut self.rows, &row, None, audit.as_deref());
                     self.flush_if_full()?;
                 }
                 Err(skip) => {
@@ -658,7 +724,7 @@ impl<'s> Importer<'s> {
                 continue;
             }
             self.remember(process_key(&p.host, p.pid, p.start));
-            push_row(&mut self.rows, p, None);
+            push_row(&mut self.rows, p, None, None);
             self.report.processes += 1;
             self.flush_if_full()?;
         }
@@ -718,7 +784,19 @@ pub fn import_tracee(
     options: &ImportOptions,
     sink: &mut dyn CaptureSink,
 ) -> Result<ImportReport> {
-    let mut imp = Importer::new(ImportFormat::Tracee, options.clone(), sink);
+    import_reader(ImportFormat::Tracee, reader, input, options, sink)
+}
+
+/// Imports lines of `format` from `reader` (plain or gzip) into `sink`;
+/// `input` names the input in errors and in the report.
+pub fn import_reader(
+    format: ImportFormat,
+    reader: impl Read,
+    input: &Path,
+    options: &ImportOptions,
+    sink: &mut dyn CaptureSink,
+) -> Result<ImportReport> {
+    let mut imp = Importer::new(format, options.clone(), sink);
     imp.read(input, reader)?;
     imp.finish()
 }
@@ -731,16 +809,26 @@ pub fn import_ecs(
     options: &ImportOptions,
     sink: &mut dyn CaptureSink,
 ) -> Result<ImportReport> {
-    let mut imp = Importer::new(ImportFormat::Ecs, options.clone(), sink);
-    imp.read(input, reader)?;
-    imp.finish()
+    import_reader(ImportFormat::Ecs, reader, input, options, sink)
+}
+
+/// Imports Kubernetes audit log lines (`audit.k8s.io/v1` `Event`s, plain or
+/// gzip) from `reader` into `sink`; `input` names the input in errors and in
+/// the report.
+pub fn import_k8s_audit(
+    reader: impl Read,
+    input: &Path,
+    options: &ImportOptions,
+    sink: &mut dyn CaptureSink,
+) -> Result<ImportReport> {
+    import_reader(ImportFormat::K8sAudit, reader, input, options, sink)
 }
 
 /// Imports the files `inputs` (in order, as one capture) and writes the
 /// capture to `out` as Parquet or NDJSON; `out_label` names the output in
 /// errors. The caller decides where `out` points (and whether an existing
 /// file may be replaced). A Parquet output gets the key-value metadata
-/// `tokenscan.imported_from` (`tracee` or `ecs`) and `tokenscan.import_inputs`.
+/// `tokenscan.imported_from` (`tracee`, `ecs` or `k8s-audit`) and `tokenscan.import_inputs`.
 pub fn import_files<P: AsRef<Path>, W: Write + Send>(
     format: ImportFormat,
     inputs: &[P],
@@ -832,6 +920,27 @@ fn not_json_lines(first: &[u8], line_no: u64) -> Option<String> {
         "line {line_no}: the input looks like {what}, not one JSON object per line (NDJSON); \
          convert it first, e.g. `jq -c 'if type == \"array\" then .[] else . end' FILE > FILE.ndjson`"
     ))
+}
+
+/// Parses a line that should be one JSON object into `T`; `what` names the
+/// expected kind of object in messages ("a Tracee event"). Text that is not
+/// JSON is `invalid JSON`; JSON of another shape (an array, a value of the
+/// wrong type) is an unusable event.
+pub(crate) fn parse_object<'a, T: serde::Deserialize<'a>>(line: &'a str, what: &str) -> std::result::Result<T, Skip> {
+    if !line.trim_start().starts_with('{') {
+        // serde would take an array for a struct's fields in order: say what it is instead.
+        return Err(match serde_json::from_str::<serde::de::IgnoredAny>(line) {
+            Ok(_) => Skip::bad(format!("not a JSON object: not {what}")),
+            Err(e) => Skip::new("invalid JSON", format!("invalid JSON: {}", json_error(&e))),
+        });
+    }
+    serde_json::from_str(line).map_err(|e| {
+        if e.is_data() {
+            Skip::bad(format!("not {what}: {}", json_error(&e)))
+        } else {
+            Skip::new("invalid JSON", format!("invalid JSON: {}", json_error(&e)))
+        }
+    })
 }
 
 pub(crate) fn json_error(e: &serde_json::Error) -> String {

@@ -19,8 +19,8 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::{
-    escape_text, json_error, meta_text, parse_open_flags, raw_str, split_image, ContainerMeta, ImportOptions, Mapped,
-    Row, RowFacts, Skip,
+    escape_text, json_error, meta_text, parse_object, parse_open_flags, raw_str, split_image, ContainerMeta,
+    ImportOptions, Mapped, Row, RowFacts, Skip,
 };
 use crate::capture::EventKind;
 
@@ -237,20 +237,7 @@ fn source(name: &str) -> Option<Source> {
 
 /// Maps one line. Errors say why the line cannot become a row.
 pub(crate) fn map_line<'a>(line: &'a str, options: &ImportOptions) -> Result<Mapped<'a>, Skip> {
-    if !line.trim_start().starts_with('{') {
-        // serde would take an array for a struct's fields in order: say what it is instead.
-        return Err(match serde_json::from_str::<serde::de::IgnoredAny>(line) {
-            Ok(_) => Skip::bad("not a JSON object: not a Tracee event"),
-            Err(e) => Skip::new("invalid JSON", format!("invalid JSON: {}", json_error(&e))),
-        });
-    }
-    let ev: Event<'a> = serde_json::from_str(line).map_err(|e| {
-        if e.is_data() {
-            Skip::bad(format!("not a Tracee event: {}", json_error(&e)))
-        } else {
-            Skip::new("invalid JSON", format!("invalid JSON: {}", json_error(&e)))
-        }
-    })?;
+    let ev: Event<'a> = parse_object(line, "a Tracee event")?;
     let name = ev.event_name.as_deref().ok_or_else(|| Skip::bad("no `eventName`: not a Tracee event"))?;
     let Some(src) = source(name) else {
         return Err(Skip::new(

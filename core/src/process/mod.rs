@@ -59,7 +59,8 @@ pub enum ProcessEventKind {
     Exit,
     /// A /proc snapshot row (`process`) for a process older than the recording.
     Snapshot,
-    /// Container metadata (`container`): not about a process; the table skips it.
+    /// Container metadata (`container`), or a Kubernetes audit event
+    /// (`k8s_audit`): not about a process on the node; the table skips it.
     Container,
     /// Any other event kind: handled as an ordinary event of its process.
     #[default]
@@ -68,7 +69,7 @@ pub enum ProcessEventKind {
 
 impl ProcessEventKind {
     /// The kind named by a capture's `kind` value (`open`, `exec`, `fork`,
-    /// `exit`, `process`, `container`); anything else is [`ProcessEventKind::Other`].
+    /// `exit`, `process`, `container`, `k8s_audit`); anything else is [`ProcessEventKind::Other`].
     pub fn from_capture_kind(kind: &str) -> ProcessEventKind {
         match kind {
             "open" => ProcessEventKind::Open,
@@ -76,7 +77,7 @@ impl ProcessEventKind {
             "fork" => ProcessEventKind::Fork,
             "exit" => ProcessEventKind::Exit,
             "process" => ProcessEventKind::Snapshot,
-            "container" => ProcessEventKind::Container,
+            "container" | "k8s_audit" => ProcessEventKind::Container,
             _ => ProcessEventKind::Other,
         }
     }
@@ -92,7 +93,7 @@ impl From<crate::capture::EventKind> for ProcessEventKind {
             EventKind::Fork => ProcessEventKind::Fork,
             EventKind::Exit => ProcessEventKind::Exit,
             EventKind::Process => ProcessEventKind::Snapshot,
-            EventKind::Container => ProcessEventKind::Container,
+            EventKind::Container | EventKind::K8sAudit => ProcessEventKind::Container,
         }
     }
 }

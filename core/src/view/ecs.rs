@@ -41,12 +41,16 @@ impl std::fmt::Display for FieldType {
 /// Which events carry a field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Carriers {
-    /// Every event.
+    /// Every event, node and Kubernetes audit events alike (`event.dataset`, `data_stream.dataset`).
     All,
+    /// Every node event (process and file events); missing on Kubernetes audit events.
+    Node,
     /// Only process (`exec`) events.
     Exec,
     /// Only file (`open`) events.
     Open,
+    /// Only Kubernetes audit events (`k8s_audit`): the `kubernetes.audit.*` fields.
+    Audit,
 }
 
 /// One field of the ECS view.
@@ -93,7 +97,7 @@ macro_rules! pfield {
             name: $name,
             ty: FieldType::$ty,
             multi: $multi,
-            carriers: Carriers::All,
+            carriers: Carriers::Node,
             columns: &[$(Column::$c),*],
             doc: $doc,
             process: true,
@@ -203,31 +207,100 @@ pub static ECS_FIELDS: std::sync::LazyLock<Vec<EcsField>> = std::sync::LazyLock:
     v.extend(leader_fields!(Session, "process.session_leader", "the session leader"));
     v.extend(leader_fields!(Group, "process.group_leader", "the process-group leader"));
     v.extend(leader_fields!(Entry, "process.entry_leader", "the entry leader"));
+    v.extend(AUDIT_FIELDS);
     v
 });
 
+/// A `kubernetes.audit.*` field: an `audit_*` column on Kubernetes audit events only.
+macro_rules! afield {
+    ($name:literal, $c:ident, $doc:literal) => {
+        field!($name, Keyword, false, Audit, [$c], |b| of_kind(b, Column::$c, EventKind::K8sAudit), $doc)
+    };
+}
+
+/// The fields of Kubernetes audit events, named as Elastic's Kubernetes
+/// integration names them in `logs-kubernetes.audit_logs-*` (annotation keys
+/// with `.` replaced by `_`, as its pipeline does). See docs/rule-semantics.md.
+const AUDIT_FIELDS: [EcsField; 19] = [
+    afield!("kubernetes.audit.auditID", AuditId, "audit_id"),
+    afield!("kubernetes.audit.stage", AuditStage, "audit_stage"),
+    afield!("kubernetes.audit.verb", AuditVerb, "audit_verb"),
+    afield!("kubernetes.audit.requestURI", AuditRequestUri, "audit_request_uri"),
+    afield!("kubernetes.audit.user.username", AuditUser, "audit_user"),
+    field!(
+        "kubernetes.audit.user.groups",
+        Keyword,
+        true,
+        Audit,
+        [AuditUserGroups],
+        |b| of_kind(b, Column::AuditUserGroups, EventKind::K8sAudit),
+        "audit_user_groups"
+    ),
+    afield!(
+        "kubernetes.audit.user.extra.authentication.kubernetes.io/pod-name",
+        AuditPodName,
+        "audit_pod_name: the first value of the log's array (single-valued here, so it can be a sequence's join key)"
+    ),
+    field!(
+        "kubernetes.audit.sourceIPs",
+        Keyword,
+        true,
+        Audit,
+        [AuditSourceIps],
+        |b| of_kind(b, Column::AuditSourceIps, EventKind::K8sAudit),
+        "audit_source_ips"
+    ),
+    afield!("kubernetes.audit.userAgent", AuditUserAgent, "audit_user_agent"),
+    afield!("kubernetes.audit.objectRef.resource", AuditResource, "audit_resource"),
+    afield!("kubernetes.audit.objectRef.subresource", AuditSubresource, "audit_subresource"),
+    afield!("kubernetes.audit.objectRef.namespace", AuditNamespace, "audit_namespace"),
+    afield!("kubernetes.audit.objectRef.name", AuditName, "audit_name"),
+    afield!("kubernetes.audit.objectRef.apiGroup", AuditApiGroup, "audit_api_group"),
+    afield!("kubernetes.audit.objectRef.apiVersion", AuditApiVersion, "audit_api_version"),
+    field!(
+        "kubernetes.audit.responseStatus.code",
+        Long,
+        false,
+        Audit,
+        [AuditResponseCode],
+        audit_response_code,
+        "audit_response_code"
+    ),
+    afield!("kubernetes.audit.annotations.authorization_k8s_io/decision", AuditDecision, "audit_decision"),
+    afield!("kubernetes.audit.annotations.authorization_k8s_io/reason", AuditReason, "audit_reason"),
+    field!(
+        "kubernetes.audit.requestReceivedTimestamp",
+        Keyword,
+        false,
+        Audit,
+        [AuditRequestReceived],
+        |b| audit_time(b, Column::AuditRequestReceived),
+        "audit_request_received (RFC 3339 text)"
+    ),
+];
+
 const BASE_FIELDS: [EcsField; 21] = [
-    field!("host.os.type", Keyword, false, All, [], |b| dict(vec![0; b.len()], None, &["linux"]), "always \"linux\""),
-    field!("host.name", Keyword, false, All, [Host], |b| col(b, Column::Host), "host"),
-    field!("container.id", Keyword, false, All, [ContainerId], |b| col(b, Column::ContainerId), "container_id (missing on the host)"),
-    field!("event.category", Keyword, false, All, [], |b| by_kind(b, ["process", "file"]), "\"process\" for exec, fork and end, \"file\" for open"),
-    field!("event.action", Keyword, false, All, [], event_action, "\"exec\", \"fork\", \"end\" (a process exit) or \"open\""),
-    field!("event.type", Keyword, false, All, [Flags], event_type, "exec and fork: \"start\"; end: \"end\"; open: \"change\" when flags & O_ACCMODE is O_WRONLY or O_RDWR, else \"access\" (missing when flags is null)"),
-    field!("process.pid", Long, false, All, [Pid], |b| long(b, Column::Pid), "pid"),
-    field!("process.thread.id", Long, false, All, [Tid], |b| long(b, Column::Tid), "tid"),
-    field!("process.parent.pid", Long, false, All, [Ppid], |b| long(b, Column::Ppid), "ppid"),
-    field!("process.name", Keyword, false, All, [Comm], |b| col(b, Column::Comm), "comm"),
-    field!("process.executable", Keyword, false, All, [Exe], |b| col(b, Column::Exe), "exe"),
-    field!("process.interactive", Boolean, false, All, [Tty], process_interactive, "tty is not null"),
+    field!("host.os.type", Keyword, false, All, [], |b| dict(vec![0; b.len()], None, &["linux"]), "always \"linux\" (on audit events too: the host of the Elastic Agent that reads an audit log is a Linux control-plane node)"),
+    field!("host.name", Keyword, false, Node, [Host], |b| col(b, Column::Host), "host"),
+    field!("container.id", Keyword, false, Node, [ContainerId], |b| col(b, Column::ContainerId), "container_id (missing on the host)"),
+    field!("event.category", Keyword, false, Node, [], |b| by_kind(b, ["process", "file"]), "\"process\" for exec, fork and end, \"file\" for open"),
+    field!("event.action", Keyword, false, Node, [], event_action, "\"exec\", \"fork\", \"end\" (a process exit) or \"open\""),
+    field!("event.type", Keyword, false, Node, [Flags], event_type, "exec and fork: \"start\"; end: \"end\"; open: \"change\" when flags & O_ACCMODE is O_WRONLY or O_RDWR, else \"access\" (missing when flags is null)"),
+    field!("process.pid", Long, false, Node, [Pid], |b| long(b, Column::Pid), "pid"),
+    field!("process.thread.id", Long, false, Node, [Tid], |b| long(b, Column::Tid), "tid"),
+    field!("process.parent.pid", Long, false, Node, [Ppid], |b| long(b, Column::Ppid), "ppid"),
+    field!("process.name", Keyword, false, Node, [Comm], |b| col(b, Column::Comm), "comm"),
+    field!("process.executable", Keyword, false, Node, [Exe], |b| col(b, Column::Exe), "exe"),
+    field!("process.interactive", Boolean, false, Node, [Tty], process_interactive, "tty is not null"),
     field!("process.args", Keyword, true, Exec, [Args], |b| of_kind(b, Column::Args, EventKind::Exec), "args (exec only)"),
     field!("process.args_count", Long, false, Exec, [Args], process_args_count, "number of args (exec only)"),
-    field!("user.id", Keyword, false, All, [Uid], |b| text(b, Column::Uid), "uid, as a string"),
-    field!("group.id", Keyword, false, All, [Gid], |b| text(b, Column::Gid), "gid, as a string"),
+    field!("user.id", Keyword, false, Node, [Uid], |b| text(b, Column::Uid), "uid, as a string"),
+    field!("group.id", Keyword, false, Node, [Gid], |b| text(b, Column::Gid), "gid, as a string"),
     field!("file.path", Keyword, false, Open, [Path], |b| of_kind(b, Column::Path, EventKind::Open), "path, the resolved path (open only)"),
     field!("file.name", Keyword, false, Open, [Path], file_name, "last component of path (open only)"),
     field!("file.extension", Keyword, false, Open, [Path], file_extension, "what follows the last `.` of file.name (open only; missing without a dot, or when the only dot starts the name)"),
-    field!("event.dataset", Keyword, false, All, [], |b| by_kind(b, ["cloud_defend.process", "cloud_defend.file"]), "\"cloud_defend.process\" for exec, fork and end, \"cloud_defend.file\" for open"),
-    field!("data_stream.dataset", Keyword, false, All, [], |b| by_kind(b, ["cloud_defend.process", "cloud_defend.file"]), "same as event.dataset"),
+    field!("event.dataset", Keyword, false, All, [], dataset, "\"cloud_defend.process\" for exec, fork and end, \"cloud_defend.file\" for open, \"kubernetes.audit_logs\" for a Kubernetes audit event"),
+    field!("data_stream.dataset", Keyword, false, All, [], dataset, "same as event.dataset"),
 ];
 
 const PROCESS_FIELDS: [EcsField; 13] = [
@@ -261,7 +334,7 @@ const PROCESS_FIELDS: [EcsField; 13] = [
         "process.working_directory",
         Keyword,
         false,
-        All,
+        Node,
         [Cwd],
         |b| col(b, Column::Cwd),
         "cwd, the working directory at the event (v2 captures)"
@@ -366,6 +439,37 @@ fn by_kind(batch: &EventBatch, values: [&str; 2]) -> ArrayRef {
     dict(batch.kinds().iter().map(|k| (*k == EventKind::Open) as i32).collect(), None, &values)
 }
 
+/// `event.dataset`: by event kind (see [`ECS_FIELDS`]).
+fn dataset(batch: &EventBatch) -> ArrayRef {
+    let keys = batch
+        .kinds()
+        .iter()
+        .map(|k| match k {
+            EventKind::Open => 1,
+            EventKind::K8sAudit => 2,
+            EventKind::Exec | EventKind::Fork | EventKind::Exit | EventKind::Process | EventKind::Container => 0,
+        })
+        .collect();
+    dict(keys, None, &["cloud_defend.process", "cloud_defend.file", "kubernetes.audit_logs"])
+}
+
+/// `kubernetes.audit.responseStatus.code` as a `long`, on audit events only.
+fn audit_response_code(batch: &EventBatch) -> ArrayRef {
+    let codes = cast(batch.expect(Column::AuditResponseCode), &DataType::Int64).expect("i32 fits in i64");
+    let kinds = batch.kinds();
+    restrict(&codes, NullBuffer::new(BooleanBuffer::collect_bool(batch.len(), |i| kinds[i] == EventKind::K8sAudit)))
+}
+
+/// A timestamp column as RFC 3339 text, on audit events only.
+fn audit_time(batch: &EventBatch, c: Column) -> ArrayRef {
+    let t = batch.expect(c).as_primitive::<arrow::datatypes::TimestampNanosecondType>();
+    let kinds = batch.kinds();
+    let v: StringArray = (0..batch.len())
+        .map(|i| (kinds[i] == EventKind::K8sAudit && t.is_valid(i)).then(|| rfc3339(t.value(i))))
+        .collect();
+    Arc::new(v)
+}
+
 /// Column `c`, missing on events that are not of kind `kind`.
 fn of_kind(batch: &EventBatch, c: Column, kind: EventKind) -> ArrayRef {
     let kinds = batch.kinds();
@@ -390,7 +494,8 @@ fn event_action(batch: &EventBatch) -> ArrayRef {
             EventKind::Open => 1,
             EventKind::Fork => 2,
             EventKind::Exit => 3,
-            EventKind::Exec | EventKind::Process | EventKind::Container => 0,
+            // Not visible (process, container) or not carried (audit events: see `materialize`).
+            EventKind::Exec | EventKind::Process | EventKind::Container | EventKind::K8sAudit => 0,
         })
         .collect();
     dict(keys, None, &["exec", "open", "fork", "end"])
@@ -405,8 +510,9 @@ fn event_type(batch: &EventBatch) -> ArrayRef {
             EventKind::Exec | EventKind::Fork => 0,
             EventKind::Open => 2 - i32::from(crate::display::AccessMode::of(flags.value(i)).writes()),
             EventKind::Exit => 3,
-            // Not visible to the rules (see `view::ecs_visible`).
-            EventKind::Process | EventKind::Container => 0,
+            // Not visible to the rules (see `view::ecs_visible`), or not
+            // carried (audit events: see `materialize`).
+            EventKind::Process | EventKind::Container | EventKind::K8sAudit => 0,
         })
         .collect();
     let process = BooleanBuffer::collect_bool(n, |i| kinds[i] != EventKind::Open);
@@ -565,9 +671,16 @@ fn container_privileged(batch: &EventBatch) -> ArrayRef {
 }
 
 /// Builds the values of ECS field `idx` (see [`ECS_FIELDS`]) for every row of `batch`.
-/// Missing values are nulls; keyword arrays are `List<Utf8>`.
+/// Missing values are nulls; keyword arrays are `List<Utf8>`. A node field
+/// ([`Carriers::Node`], [`Carriers::Exec`], [`Carriers::Open`]) is missing
+/// on Kubernetes audit events, whatever their node columns hold.
 pub fn materialize(idx: usize, batch: &EventBatch) -> ArrayRef {
-    (ECS_FIELDS[idx].build)(batch)
+    let f = &ECS_FIELDS[idx];
+    let values = (f.build)(batch);
+    if matches!(f.carriers, Carriers::All | Carriers::Audit) || !batch.kinds().contains(&EventKind::K8sAudit) {
+        return values;
+    }
+    restrict(&values, NullBuffer::new(!&super::audit_rows(batch)))
 }
 
 /// The ECS view of one batch, each field built on first use and then kept:

@@ -18,8 +18,10 @@ pub mod ecs;
 pub mod tracee;
 
 /// Which events of a batch enter the rule views at all: execs that did not
-/// fail (`result` null or `>= 0`: a failed execve runs nothing), and opens
-/// that succeeded (`result >= 0`, or `result` null with a non-null `path`).
+/// fail (`result` null or `>= 0`: a failed execve runs nothing), opens
+/// that succeeded (`result >= 0`, or `result` null with a non-null `path`),
+/// and every Kubernetes audit event (`k8s_audit`: only the ECS view gives
+/// them fields, so no Tracee signature selects them).
 /// Rows of the other kinds (`fork`, `exit`, `process` snapshots, `container`
 /// metadata; see [`EventKind::is_rule_event`]) never do.
 pub fn visible(batch: &EventBatch) -> BooleanBuffer {
@@ -27,9 +29,16 @@ pub fn visible(batch: &EventBatch) -> BooleanBuffer {
     let n = batch.len();
     if !kinds.iter().all(|k| k.is_rule_event()) {
         let rule_events = BooleanBuffer::collect_bool(n, |i| kinds[i].is_rule_event());
-        return &rule_events & &visible_opens_and_execs(batch);
+        let node = &rule_events & &visible_opens_and_execs(batch);
+        return &node | &audit_rows(batch);
     }
     visible_opens_and_execs(batch)
+}
+
+/// The batch's Kubernetes audit events (`k8s_audit` rows).
+pub fn audit_rows(batch: &EventBatch) -> BooleanBuffer {
+    let kinds = batch.kinds();
+    BooleanBuffer::collect_bool(batch.len(), |i| kinds[i] == EventKind::K8sAudit)
 }
 
 /// Which events enter the ECS view: those of [`visible`], plus the `fork`

@@ -22,15 +22,15 @@ use crate::kernels::restrict;
 use crate::process::ContainerState;
 
 /// Tracee's event name for an event kind. Only opens and execs reach the
-/// view (see [`visible`]); a `process` or `container` row, which Tracee
-/// has no event for, is named by its capture kind.
+/// view (see [`visible`]); a `process`, `container` or `k8s_audit` row,
+/// which Tracee has no event for, is named by its capture kind.
 pub fn event_name(kind: EventKind) -> &'static str {
     match kind {
         EventKind::Open => "security_file_open",
         EventKind::Exec => "sched_process_exec",
         EventKind::Fork => "sched_process_fork",
         EventKind::Exit => "sched_process_exit",
-        EventKind::Process | EventKind::Container => kind.as_str(),
+        EventKind::Process | EventKind::Container | EventKind::K8sAudit => kind.as_str(),
     }
 }
 
