@@ -119,6 +119,31 @@ def long_name(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     return path, rule
 
 
+HEAD_RULE = """[rule]
+name = "The first two execs"
+rule_id = "first-execs"
+severity = "low"
+language = "eql"
+query = '''process where event.action == "exec" | head 2'''
+"""
+
+
+@pytest.fixture(params=["sequence", "head"])
+def whole_run_rule(request: pytest.FixtureRequest, fleet: list[Path]) -> tuple[str, str]:
+    """A rule the CLI evaluates over a whole run of captures, and the start of the message
+    the core refuses it with on a batch: test_sequences.py's sequence (matched across the
+    run's captures by `container.id`), or `| head 2` (two findings in the whole run, checked
+    here on the fleet, not two per capture)."""
+    import tokenscan
+    from test_sequences import RULE
+
+    files = [str(f) for f in fleet]
+    assert len(tokenscan.replay(files, tokenscan.Rules.from_text(HEAD_RULE, "head.toml"))) == 2
+    if request.param == "sequence":
+        return RULE, "rule seq-token-then-tool is an EQL sequence"
+    return HEAD_RULE, "rule first-execs ends in `| head 2`"
+
+
 def replicate(source: Path, dest: Path, times: int) -> int:
     """Writes a capture made of `source`'s events repeated `times` times; returns the event count."""
     table = pq.read_table(source)

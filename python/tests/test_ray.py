@@ -9,11 +9,12 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 import subprocess
 import sys
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -156,3 +157,16 @@ def test_rules_keep_their_ignore_above_on_the_workers(long_name: tuple[Path, str
     assert rows(tray.replay(capture, tokenscan.Rules.from_text(rule))) == []  # 1024: as Elasticsearch
     changes = rows(tray.diff(tokenscan.Rules.from_text(rule), off, capture))
     assert [(r["change"], r["event_index"]) for r in changes] == [("added", 30)]
+
+
+def test_rules_over_a_whole_run_are_refused_before_ray_runs(fleet: list[Path], whole_run_rule: tuple[str, str]) -> None:
+    """Refused on the driver, with the core's message naming the rule and its file; without
+    that check each task would apply the rule to its own capture (checked: no error)."""
+    text, message = whole_run_rule
+    files = [str(f) for f in fleet]
+    rules = tokenscan.Rules.from_text(text, "rule.toml")
+    calls: list[Callable[[], object]] = [lambda: tray.replay(files, rules), lambda: tray.diff(None, rules, files)]
+    for call in calls:
+        with pytest.raises(tokenscan.RuleError, match=re.escape(message)) as e:
+            call()
+        assert e.value.file == "rule.toml"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -185,3 +186,15 @@ def test_rules_keep_their_ignore_above_on_the_executors(spark: SparkSession, lon
     assert spark_rows(tspark.replay(spark, capture, tokenscan.Rules.from_text(rule))) == []  # 1024: as Elasticsearch
     changes = spark_rows(tspark.diff(spark, tokenscan.Rules.from_text(rule), off, capture))
     assert [(r["change"], r["event_index"]) for r in changes] == [("added", 30)]
+
+
+def test_rules_over_a_whole_run_are_refused_before_spark_runs(
+    spark: SparkSession, fleet: list[Path], whole_run_rule: tuple[str, str]
+) -> None:
+    text, message = whole_run_rule
+    rules = tokenscan.Rules.from_text(text, "rule.toml")
+    with pytest.raises(tokenscan.RuleError, match=re.escape(message)) as e:
+        tspark.replay(spark, fleet[0].parent.parent, rules)  # a directory: its first Parquet file is sampled
+    assert e.value.file == "rule.toml"
+    with pytest.raises(tokenscan.RuleError, match=re.escape(message)):
+        tspark.diff(spark, None, rules, [str(f) for f in fleet])

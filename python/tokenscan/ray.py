@@ -38,12 +38,12 @@ shared mount on a cluster); URIs (``s3://``, ``hdfs://``) are refused. On a clus
 worker needs tokenscan: install the wheel on the nodes, or name it in
 ``ray.init(runtime_env={"py_modules": ["tokenscan-....whl"]})`` (not tested here).
 
-EQL sequence rules are refused on Ray (and on Spark) until they are distributed:
-a sequence joins events of all of a run's captures by its ``by`` keys, in time
-order, which a task evaluating one file cannot see. Today the core refuses a
-sequence rule when it loads (``RuleError``, naming the file); the rules are also
-evaluated over no events on the driver first, so a rule set the core cannot run
-one batch at a time fails there, before Ray runs.
+EQL sequence rules, and rules ending in a ``| head`` or ``| tail`` pipe, are
+refused on Ray (and on Spark) until they are distributed: the CLI matches a
+sequence across all of a run's captures by its ``by`` keys, in time order, and
+applies a pipe over the whole run, which a task evaluating one file cannot do.
+The rules are evaluated over the captures' first event on the driver first, where
+the core raises ``RuleError`` naming such a rule, before Ray runs.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ from typing import TYPE_CHECKING, Callable, Union
 import pyarrow as pa
 
 import tokenscan
-from tokenscan.spark import _changes, _check_footers, _rules
+from tokenscan.spark import _changes, _check_footers, _refuse_whole_run_rules, _rules
 
 if TYPE_CHECKING:
     from ray.data import Dataset
@@ -111,12 +111,13 @@ def replay(captures: _Paths, rules: _RulesArg = None) -> Dataset:
     file for an unusable one.
     """
     compiled = _rules(rules)
-    schema = _findings_schema(compiled)
+    files = _capture_files(captures)
+    schema = _findings_schema(compiled, files)
 
     def run(path: str) -> pa.Table:
         return _findings(path, compiled)
 
-    return _per_file(captures, run, schema)
+    return _per_file(files, run, schema)
 
 
 def diff(baseline: _RulesArg, candidate: _RulesArg, captures: _Paths) -> Dataset:
@@ -128,28 +129,28 @@ def diff(baseline: _RulesArg, candidate: _RulesArg, captures: _Paths) -> Dataset
     Materialized, with the same errors as ``replay``.
     """
     base, cand = _rules(baseline), _rules(candidate)
-    findings = _findings_schema(base)
-    _findings_schema(cand)
+    files = _capture_files(captures)
+    findings = _findings_schema(base, files)
+    _findings_schema(cand, files)
     schema = pa.schema([pa.field("change", pa.string()), *findings, pa.field("other_side", pa.string())])
 
     def run(path: str) -> pa.Table:
         return _changes(_findings(path, base), _findings(path, cand))
 
-    return _per_file(captures, run, schema)
+    return _per_file(files, run, schema)
 
 
-def _findings_schema(rules: tokenscan.Rules) -> pa.Schema:
-    """The finding columns' schema, from ``rules`` evaluated over no events on the driver: a
-    rule set the core cannot evaluate one batch at a time (a sequence) fails here, before Ray runs."""
-    empty = pa.table({"kind": pa.array([], pa.string())})
-    return pa.table(rules.evaluate(empty)).schema
+def _findings_schema(rules: tokenscan.Rules, files: list[str]) -> pa.Schema:
+    """The finding columns' schema, after the rules are checked on the driver: a rule that
+    needs a whole run of captures in order (a sequence, a ``| head`` or ``| tail`` pipe) is
+    refused there, since a task per file would answer it per file."""
+    _refuse_whole_run_rules(rules, files)
+    return pa.table(rules.evaluate(pa.table({"kind": pa.array([], pa.string())}))).schema
 
 
-def _per_file(captures: _Paths, run: Callable[[str], pa.Table], schema: pa.Schema) -> Dataset:
+def _per_file(files: list[str], run: Callable[[str], pa.Table], schema: pa.Schema) -> Dataset:
     """One Ray task per capture file runs ``run(path)``; the rows, materialized, in file order."""
     import ray.data
-
-    files = _capture_files(captures)
 
     def batch(paths: pa.Table) -> pa.Table:
         tables = [run(p) for p in paths.column("path").to_pylist()]
