@@ -19,6 +19,9 @@ REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "fixtures"
 PARQUET_FIXTURES = sorted(p.name for p in FIXTURES.glob("*.parquet"))
 NDJSON_FIXTURES = sorted(p.name for p in FIXTURES.glob("*.ndjson"))
+# The events of fixtures/pod-session.parquet each rule must flag (fixtures/EXPECTED.md, by hand).
+POD_SESSION_ELASTIC = [30, 33, 36, 42, 72, 73, 77]
+POD_SESSION_TRC108 = [32, 35, 44, 53, 60, 76, 82]
 
 
 @pytest.fixture
@@ -55,6 +58,90 @@ def cli() -> Path:
     if shutil.which("cargo") is None and not (Path.home() / ".cargo" / "bin" / "cargo").exists():
         pytest.skip("no cargo to build the tokenscan CLI and TOKENSCAN_CLI is not set")
     return _build_cli()
+
+
+@pytest.fixture(scope="session")
+def fleet(tmp_path_factory: pytest.TempPathFactory, cli: Path) -> list[Path]:
+    """A directory tree of Parquet captures from "nodes" (the test_spark and test_ray fleets):
+    the Parquet fixtures, and two synthesized captures rewritten with 500-event row groups
+    (12 each, so an engine that splits files by row group splits them across tasks)."""
+    root = tmp_path_factory.mktemp("fleet")
+    scratch = tmp_path_factory.mktemp("synth")
+    files = []
+    for i, name in enumerate(PARQUET_FIXTURES):
+        node = root / f"node-{i % 2}"
+        node.mkdir(exist_ok=True)
+        shutil.copy(FIXTURES / name, node / name)
+        files.append(node / name)
+    for seed in (1, 2):
+        raw = scratch / f"raw-{seed}.parquet"
+        subprocess.run(
+            [str(cli), "synth", "-o", str(raw), "--events", "6000", "--seed", str(seed), "--token-reads-per-million", "3000"],
+            check=True,
+            capture_output=True,
+        )
+        dest = root / f"node-{seed}" / "deep" / f"synth-{seed}.parquet"
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(pq.read_table(raw), dest, row_group_size=500, compression="zstd")
+        files.append(dest)
+    return sorted(files)
+
+
+@pytest.fixture
+def corrupt_capture(tmp_path: Path) -> Path:
+    """`tmp_path/node-a/corrupt.parquet` (pod-session.parquet with its footer cut off),
+    beside a good copy, `tmp_path/node-a/good.parquet`."""
+    node = tmp_path / "node-a"
+    node.mkdir()
+    shutil.copy(FIXTURES / "pod-session.parquet", node / "good.parquet")
+    corrupt = node / "corrupt.parquet"
+    corrupt.write_bytes((FIXTURES / "pod-session.parquet").read_bytes()[:-100])
+    return corrupt
+
+
+@pytest.fixture(scope="session")
+def long_name(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """A capture and a rule about a value past ECS's `ignore_above` (1024 characters):
+    pod-session.parquet with event 30's `comm` made 1,100 characters long, and the text of a
+    rule matching `process.name` to exactly that name. Elasticsearch never matches such a
+    value (not indexed), so the rule fires on event 30 only with `ignore_above=None`."""
+    name = "x" * 1100
+    table = pq.read_table(FIXTURES / "pod-session.parquet")
+    comm = table["comm"].to_pylist()
+    comm[30] = name
+    table = table.set_column(table.schema.get_field_index("comm"), table.schema.field("comm"), pa.array(comm, pa.string()))
+    path = tmp_path_factory.mktemp("long-name") / "long-comm.parquet"
+    pq.write_table(table, path)
+    rule = (
+        '[rule]\nrule_id = "long-name"\nname = "a process name past ignore_above"\ndescription = "d"\n'
+        f'severity = "low"\nrisk_score = 21\nlanguage = "eql"\nquery = \'\'\'process where process.name == "{name}"\'\'\'\n'
+    )
+    return path, rule
+
+
+HEAD_RULE = """[rule]
+name = "The first two execs"
+rule_id = "first-execs"
+severity = "low"
+language = "eql"
+query = '''process where event.action == "exec" | head 2'''
+"""
+
+
+@pytest.fixture(params=["sequence", "head"])
+def whole_run_rule(request: pytest.FixtureRequest, fleet: list[Path]) -> tuple[str, str]:
+    """A rule the CLI evaluates over a whole run of captures, and the start of the message
+    the core refuses it with on a batch: test_sequences.py's sequence (matched across the
+    run's captures by `container.id`), or `| head 2` (two findings in the whole run, checked
+    here on the fleet, not two per capture)."""
+    import tokenscan
+    from test_sequences import RULE
+
+    files = [str(f) for f in fleet]
+    assert len(tokenscan.replay(files, tokenscan.Rules.from_text(HEAD_RULE, "head.toml"))) == 2
+    if request.param == "sequence":
+        return RULE, "rule seq-token-then-tool is an EQL sequence"
+    return HEAD_RULE, "rule first-execs ends in `| head 2`"
 
 
 def replicate(source: Path, dest: Path, times: int) -> int:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -20,7 +21,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import tokenscan
-from conftest import FIXTURES, PARQUET_FIXTURES
+from conftest import FIXTURES, PARQUET_FIXTURES, POD_SESSION_ELASTIC, POD_SESSION_TRC108
 from test_replay import FINDING_COLUMNS, rfc3339_to_ns
 
 IN_CI = os.environ.get("CI") == "true"
@@ -58,8 +59,6 @@ from pyspark.sql import SparkSession  # noqa: E402
 
 # Small enough that every multi-row-group capture is split across several tasks.
 SPLIT_BYTES = 16 * 1024
-POD_SESSION_ELASTIC = [30, 33, 36, 42, 72, 73, 77]  # fixtures/EXPECTED.md, by hand
-POD_SESSION_TRC108 = [32, 35, 44, 53, 60, 76, 82]
 ELASTIC_ID = "66229f32-c460-410d-bc37-4b32322cd4bb"
 
 
@@ -110,32 +109,6 @@ def comparable(rows: list[dict[str, Any]], extra: tuple[str, ...] = ()) -> list[
 
 def spark_rows(df: Any) -> list[dict[str, Any]]:
     return [r.asDict(recursive=True) for r in df.collect()]
-
-
-@pytest.fixture(scope="module")
-def fleet(tmp_path_factory: pytest.TempPathFactory, cli: Path) -> list[Path]:
-    """A directory tree of captures from "nodes": the Parquet fixtures, and synthesized
-    captures rewritten with 500-event row groups, so Spark splits them across tasks."""
-    root = tmp_path_factory.mktemp("fleet")
-    scratch = tmp_path_factory.mktemp("synth")
-    files = []
-    for i, name in enumerate(PARQUET_FIXTURES):
-        node = root / f"node-{i % 2}"
-        node.mkdir(exist_ok=True)
-        shutil.copy(FIXTURES / name, node / name)
-        files.append(node / name)
-    for seed in (1, 2):
-        raw = scratch / f"raw-{seed}.parquet"
-        subprocess.run(
-            [str(cli), "synth", "-o", str(raw), "--events", "6000", "--seed", str(seed), "--token-reads-per-million", "3000"],
-            check=True,
-            capture_output=True,
-        )
-        dest = root / f"node-{seed}" / "deep" / f"synth-{seed}.parquet"
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        pq.write_table(pq.read_table(raw), dest, row_group_size=500, compression="zstd")
-        files.append(dest)
-    return sorted(files)
 
 
 def test_pod_session_gives_the_hand_derived_findings(spark: SparkSession) -> None:
@@ -201,11 +174,27 @@ def test_bad_rules_and_missing_captures_fail_before_spark_runs(spark: SparkSessi
     assert f.value.filename == str(missing)
 
 
-def test_a_corrupt_capture_among_others_fails_naming_it(spark: SparkSession, tmp_path: Path) -> None:
-    node = tmp_path / "node-a"
-    node.mkdir()
-    shutil.copy(FIXTURES / "pod-session.parquet", node / "good.parquet")
-    corrupt = node / "corrupt.parquet"
-    corrupt.write_bytes((FIXTURES / "pod-session.parquet").read_bytes()[:-100])  # footer cut off
-    with pytest.raises(tokenscan.CaptureError, match=str(corrupt)):
-        tspark.replay(spark, tmp_path)
+def test_a_corrupt_capture_among_others_fails_naming_it(spark: SparkSession, corrupt_capture: Path) -> None:
+    with pytest.raises(tokenscan.CaptureError, match=str(corrupt_capture)):
+        tspark.replay(spark, corrupt_capture.parent.parent)
+
+
+def test_rules_keep_their_ignore_above_on_the_executors(spark: SparkSession, long_name: tuple[Path, str]) -> None:
+    capture, rule = long_name
+    off = tokenscan.Rules.from_text(rule, ignore_above=None)
+    assert [r["event_index"] for r in spark_rows(tspark.replay(spark, capture, off))] == [30]
+    assert spark_rows(tspark.replay(spark, capture, tokenscan.Rules.from_text(rule))) == []  # 1024: as Elasticsearch
+    changes = spark_rows(tspark.diff(spark, tokenscan.Rules.from_text(rule), off, capture))
+    assert [(r["change"], r["event_index"]) for r in changes] == [("added", 30)]
+
+
+def test_rules_over_a_whole_run_are_refused_before_spark_runs(
+    spark: SparkSession, fleet: list[Path], whole_run_rule: tuple[str, str]
+) -> None:
+    text, message = whole_run_rule
+    rules = tokenscan.Rules.from_text(text, "rule.toml")
+    with pytest.raises(tokenscan.RuleError, match=re.escape(message)) as e:
+        tspark.replay(spark, fleet[0].parent.parent, rules)  # a directory: its first Parquet file is sampled
+    assert e.value.file == "rule.toml"
+    with pytest.raises(tokenscan.RuleError, match=re.escape(message)):
+        tspark.diff(spark, None, rules, [str(f) for f in fleet])

@@ -18,7 +18,8 @@ How it is distributed (see docs/spark.md):
   per-process state (parents, session leaders) that needs a capture's events in
   order, and this keeps every answer equal to the CLI's whatever the split sizes.
   A single capture must therefore fit in one worker's memory.
-- Rules travel to the executors as their texts (``Rules.sources``) and are compiled
+- Rules travel to the executors as their texts (``Rules.sources``), with their
+  ``ignore_above``, and are compiled
   once per task.
 
 What differs from the CLI: ``capture`` is the file's local path as Spark lists it
@@ -28,6 +29,13 @@ the triage context columns (``pod_name``, ``parent_*``, ``session_leader_*``,
 ``entry_leader_*``, ...) are null, as for ``Rules.evaluate``; and in ``diff`` the
 ``other_side`` column (why the other rule set did not fire) is null. Only Parquet
 captures are read (NDJSON captures: convert them with ``tokenscan convert``).
+
+EQL sequence rules, and rules ending in a ``| head`` or ``| tail`` pipe, are refused on
+Spark (and on Ray) until they are distributed: the CLI matches a sequence across all of a
+run's captures by its ``by`` keys, in time order, and applies a pipe over the whole run,
+which a task evaluating one capture cannot do (docs/spark.md says how it could be
+distributed). ``replay`` and ``diff`` evaluate the rules over the captures' first event on
+the driver first, where the core raises ``RuleError`` naming such a rule, before Spark runs.
 """
 
 from __future__ import annotations
@@ -96,6 +104,28 @@ def _rules(rules: _RulesArg) -> tokenscan.Rules:
     if isinstance(rules, tokenscan.Rules):
         return rules
     return tokenscan.Rules.load(rules)
+
+
+def _refuse_whole_run_rules(rules: tokenscan.Rules, files: Iterable[str]) -> None:
+    """Evaluates ``rules`` on the driver over the first event of ``files`` (local captures;
+    a directory: its ``*.parquet`` files, the order Spark reads them in does not matter).
+    The core refuses there, naming the rule and its file, a rule that needs a whole run of
+    captures in order (an EQL sequence, a ``| head`` or ``| tail`` pipe): a task that
+    evaluates one capture would answer it per capture, not as the CLI does over the run."""
+    for f in files:
+        if "://" in f:
+            continue
+        if os.path.isdir(f):
+            _refuse_whole_run_rules(rules, sorted(str(p) for p in Path(f).rglob("*.parquet")))
+            return
+        if f.lower().endswith(".parquet"):
+            batch = next(pq.ParquetFile(f).iter_batches(batch_size=1), None)
+            sample = pa.table({}) if batch is None else pa.Table.from_batches([batch])
+        else:
+            sample = tokenscan.read_capture(f).slice(0, 1)
+        if sample.num_rows:
+            rules.evaluate(sample, capture=f"{f} (its first event, on the driver)")
+            return
 
 
 def _local_path(uri: str) -> str:
@@ -204,11 +234,13 @@ def replay(spark: SparkSession, captures: _Paths, rules: _RulesArg = None) -> Da
     ``(capture, event_index, rule_id)`` as the CLI's on the same files. Lazy, like
     any DataFrame: errors in a capture surface when an action runs.
     """
-    sources = _rules(rules).sources
+    given = _rules(rules)
+    _refuse_whole_run_rules(given, _path_list(captures))
+    sources, ignore_above = given.sources, given.ignore_above
     schema = _findings_schema()
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        compiled = tokenscan.Rules.from_sources(sources)
+        compiled = tokenscan.Rules.from_sources(sources, ignore_above=ignore_above)
         for path, table in _per_file(batches):
             yield from _to_spark(pa.table(compiled.evaluate(table, capture=path)), schema)
 
@@ -222,14 +254,17 @@ def diff(spark: SparkSession, baseline: _RulesArg, candidate: _RulesArg, capture
     ``other_side`` (null on Spark; the CLI says why the other rule set did not fire).
     A finding is unchanged when both sides have one for the same event and rule id.
     """
-    base_sources = _rules(baseline).sources
-    cand_sources = _rules(candidate).sources
+    base_given, cand_given = _rules(baseline), _rules(candidate)
+    for given in (base_given, cand_given):
+        _refuse_whole_run_rules(given, _path_list(captures))
+    base_sources, cand_sources = base_given.sources, cand_given.sources
+    base_ignore, cand_ignore = base_given.ignore_above, cand_given.ignore_above
     findings = _findings_schema()
     schema = pa.schema([pa.field("change", pa.string(), True), *findings, pa.field("other_side", pa.string(), True)])
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        base = tokenscan.Rules.from_sources(base_sources)
-        cand = tokenscan.Rules.from_sources(cand_sources)
+        base = tokenscan.Rules.from_sources(base_sources, ignore_above=base_ignore)
+        cand = tokenscan.Rules.from_sources(cand_sources, ignore_above=cand_ignore)
         for path, table in _per_file(batches):
             old = pa.table(base.evaluate(table, capture=path))
             new = pa.table(cand.evaluate(table, capture=path))
