@@ -245,7 +245,25 @@ fn every_kind_names_itself() {
         assert_eq!(EventKind::parse(k.as_str()), Some(k));
     }
     let names: Vec<&str> = EventKind::ALL.iter().map(|k| k.as_str()).collect();
-    assert_eq!(names, ["open", "exec", "fork", "exit", "process", "container"]);
+    assert_eq!(
+        names,
+        [
+            "open",
+            "exec",
+            "fork",
+            "exit",
+            "process",
+            "container",
+            "create",
+            "modify",
+            "delete",
+            "rename",
+            "link",
+            "symlink",
+            "chmod",
+            "chown"
+        ]
+    );
     // The process table reads the kinds by name (docs/processes.md) and by value alike.
     use tokenscan_core::process::ProcessEventKind;
     for k in EventKind::ALL {

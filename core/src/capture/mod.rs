@@ -85,14 +85,85 @@ pub enum EventKind {
     Process,
     /// Container metadata (version 2): pod, container name and image of `container_id`.
     Container,
+    /// A file operation other than an open (version 2, kinds `create`,
+    /// `modify`, `delete`, `rename`, `link`, `symlink`, `chmod`, `chown`).
+    File(FileOp),
+}
+
+/// What a [`EventKind::File`] row did to a file. Each operation is a capture
+/// kind of its own (its name in files is [`FileOp::as_str`]), so a reader
+/// validates it as it validates every kind, and no extra column is needed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FileOp {
+    /// The file was created: an open that created it (O_CREAT, the kernel's
+    /// `FMODE_CREATED`), mknod, mkdir.
+    Create,
+    /// An existing file's content may change: a write-intent open of a file
+    /// that existed, truncate, ftruncate.
+    Modify,
+    /// A name was removed: unlink, unlinkat, rmdir.
+    Delete,
+    /// A file was renamed: `old_path` is its name before, `path` after.
+    Rename,
+    /// A hard link was made: `path` is the new name, `old_path` the existing file.
+    Link,
+    /// A symbolic link was made: `path` is the link, `old_path` its target as given.
+    Symlink,
+    /// A file's mode changed: chmod, fchmod, fchmodat.
+    Chmod,
+    /// A file's owner changed: chown, fchown, lchown, fchownat.
+    Chown,
+}
+
+impl FileOp {
+    /// Every operation, in the order of the documentation.
+    pub const ALL: [FileOp; 8] = [
+        FileOp::Create,
+        FileOp::Modify,
+        FileOp::Delete,
+        FileOp::Rename,
+        FileOp::Link,
+        FileOp::Symlink,
+        FileOp::Chmod,
+        FileOp::Chown,
+    ];
+
+    /// The operation's kind name in captures.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FileOp::Create => "create",
+            FileOp::Modify => "modify",
+            FileOp::Delete => "delete",
+            FileOp::Rename => "rename",
+            FileOp::Link => "link",
+            FileOp::Symlink => "symlink",
+            FileOp::Chmod => "chmod",
+            FileOp::Chown => "chown",
+        }
+    }
 }
 
 impl EventKind {
     /// Every kind, in the order of the documentation.
-    pub const ALL: [EventKind; 6] =
-        [EventKind::Open, EventKind::Exec, EventKind::Fork, EventKind::Exit, EventKind::Process, EventKind::Container];
+    pub const ALL: [EventKind; 14] = [
+        EventKind::Open,
+        EventKind::Exec,
+        EventKind::Fork,
+        EventKind::Exit,
+        EventKind::Process,
+        EventKind::Container,
+        EventKind::File(FileOp::Create),
+        EventKind::File(FileOp::Modify),
+        EventKind::File(FileOp::Delete),
+        EventKind::File(FileOp::Rename),
+        EventKind::File(FileOp::Link),
+        EventKind::File(FileOp::Symlink),
+        EventKind::File(FileOp::Chmod),
+        EventKind::File(FileOp::Chown),
+    ];
 
-    /// The kind's name in captures: `open`, `exec`, `fork`, `exit`, `process` or `container`.
+    /// The kind's name in captures: `open`, `exec`, `fork`, `exit`,
+    /// `process`, `container`, or a file operation's ([`FileOp::as_str`]).
     pub fn as_str(self) -> &'static str {
         match self {
             EventKind::Open => "open",
@@ -101,17 +172,22 @@ impl EventKind {
             EventKind::Exit => "exit",
             EventKind::Process => "process",
             EventKind::Container => "container",
+            EventKind::File(op) => op.as_str(),
         }
     }
     /// Parses a kind's name (see [`EventKind::as_str`]).
     pub fn parse(s: &str) -> Option<EventKind> {
         EventKind::ALL.into_iter().find(|k| k.as_str() == s)
     }
-    /// Whether the rule views show events of this kind: opens and execs.
-    /// The other kinds carry lineage and metadata, which no built-in rule
-    /// matches on.
+    /// Whether the rule views show events of this kind: opens, execs and
+    /// file operations. The other kinds carry lineage and metadata, which no
+    /// built-in rule matches on.
     pub fn is_rule_event(self) -> bool {
-        matches!(self, EventKind::Open | EventKind::Exec)
+        matches!(self, EventKind::Open | EventKind::Exec | EventKind::File(_))
+    }
+    /// Whether the event is about a file: an open or a file operation.
+    pub fn is_file(self) -> bool {
+        matches!(self, EventKind::Open | EventKind::File(_))
     }
     /// `"open", "exec", ...`: the kinds for error messages.
     pub(crate) fn expected() -> String {
@@ -310,12 +386,12 @@ impl EventBatch {
     /// concatenated); each row keeps its event index.
     pub(crate) fn concat(parts: &[EventBatch]) -> EventBatch {
         let Some(first) = parts.first() else {
-            return EventBatch::new(Default::default(), Vec::new(), 0);
+            return EventBatch::new(std::array::from_fn(|_| None), Vec::new(), 0);
         };
         if parts.len() == 1 {
             return first.clone();
         }
-        let mut columns: [Option<ArrayRef>; Column::COUNT] = Default::default();
+        let mut columns: [Option<ArrayRef>; Column::COUNT] = std::array::from_fn(|_| None);
         for c in Column::ALL {
             let arrays: Option<Vec<&dyn Array>> = parts.iter().map(|p| p.column(c).map(|a| a.as_ref())).collect();
             if let Some(arrays) = arrays {

@@ -84,6 +84,8 @@ struct Line {
     privileged: Option<bool>,
     #[serde(default)]
     container_started: Option<bool>,
+    #[serde(default)]
+    old_path: Option<String>,
 }
 
 /// One line's values that need checking beyond their JSON type.
@@ -140,6 +142,7 @@ fn push(b: &mut CaptureBuilder, l: Line, p: Parsed) {
     b.image_tag.append(l.image_tag);
     b.privileged.append(l.privileged);
     b.container_started.append(l.container_started);
+    b.old_path.append(l.old_path);
 }
 
 /// Nanoseconds of a `time`-like value; `key` names it in errors.

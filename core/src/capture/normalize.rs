@@ -176,7 +176,7 @@ pub(crate) fn normalize_columns(
     projection: Projection,
     first_index: u64,
 ) -> Result<[Option<ArrayRef>; Column::COUNT]> {
-    let mut columns: [Option<ArrayRef>; Column::COUNT] = Default::default();
+    let mut columns: [Option<ArrayRef>; Column::COUNT] = std::array::from_fn(|_| None);
     let schema = batch.schema();
     for c in projection.columns() {
         let array = match schema.column_with_name(c.name()) {

@@ -429,6 +429,7 @@ fn push_row(b: &mut CaptureBuilder, r: &Row<'_>, meta: Option<&ContainerMeta<'_>
     b.image_tag.append(m.image_tag.as_deref());
     b.privileged.append(m.privileged);
     b.container_started.append(r.container_started);
+    b.old_path.append(None::<&str>);
 }
 
 /// Appends the `container` row of container `id`, as the recorder writes
@@ -594,7 +595,11 @@ impl<'s> Importer<'s> {
                         EventKind::Open => self.report.opens += 1,
                         EventKind::Exec => self.report.execs += 1,
                         // The mappers make opens and execs only.
-                        EventKind::Fork | EventKind::Exit | EventKind::Process | EventKind::Container => {}
+                        EventKind::Fork
+                        | EventKind::Exit
+                        | EventKind::Process
+                        | EventKind::Container
+                        | EventKind::File(_) => {}
                     }
                     self.report.events += 1;
                     push_row(&mut self.rows, &row, None);

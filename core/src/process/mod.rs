@@ -61,6 +61,8 @@ pub enum ProcessEventKind {
     Snapshot,
     /// Container metadata (`container`): not about a process; the table skips it.
     Container,
+    /// A file operation (`create`, `delete`, `rename`, ...): an ordinary event of its process.
+    FileOp,
     /// Any other event kind: handled as an ordinary event of its process.
     #[default]
     Other,
@@ -68,7 +70,7 @@ pub enum ProcessEventKind {
 
 impl ProcessEventKind {
     /// The kind named by a capture's `kind` value (`open`, `exec`, `fork`,
-    /// `exit`, `process`, `container`); anything else is [`ProcessEventKind::Other`].
+    /// `exit`, `process`, `container`, or a file operation's); anything else is [`ProcessEventKind::Other`].
     pub fn from_capture_kind(kind: &str) -> ProcessEventKind {
         match kind {
             "open" => ProcessEventKind::Open,
@@ -77,7 +79,10 @@ impl ProcessEventKind {
             "exit" => ProcessEventKind::Exit,
             "process" => ProcessEventKind::Snapshot,
             "container" => ProcessEventKind::Container,
-            _ => ProcessEventKind::Other,
+            _ => match crate::capture::EventKind::parse(kind) {
+                Some(crate::capture::EventKind::File(_)) => ProcessEventKind::FileOp,
+                _ => ProcessEventKind::Other,
+            },
         }
     }
 }
@@ -93,6 +98,7 @@ impl From<crate::capture::EventKind> for ProcessEventKind {
             EventKind::Exit => ProcessEventKind::Exit,
             EventKind::Process => ProcessEventKind::Snapshot,
             EventKind::Container => ProcessEventKind::Container,
+            EventKind::File(_) => ProcessEventKind::FileOp,
         }
     }
 }
