@@ -236,7 +236,7 @@ any where (event.category == "file" and process.args like "*token*") or
     assert!(
         lines[1].starts_with("[TMP]/lint.toml:8:3: warning: these conditions require a process event and a file event")
     );
-    assert!(lines[2].starts_with("[TMP]/lint.toml:9:36: warning: `file.path` is only set on file (open) events"));
+    assert!(lines[2].starts_with("[TMP]/lint.toml:9:36: warning: `file.path` is only set on file events"));
     assert!(lines[3].starts_with("[TMP]/sig.toml:10:20: warning: allow-list entry \"kube-controller-manager\""));
 }
 

@@ -246,7 +246,26 @@ fn every_kind_names_itself() {
         assert_eq!(EventKind::parse(k.as_str()), Some(k));
     }
     let names: Vec<&str> = EventKind::ALL.iter().map(|k| k.as_str()).collect();
-    assert_eq!(names, ["open", "exec", "fork", "exit", "process", "container", "k8s_audit"]);
+    assert_eq!(
+        names,
+        [
+            "open",
+            "exec",
+            "fork",
+            "exit",
+            "process",
+            "container",
+            "k8s_audit",
+            "create",
+            "modify",
+            "delete",
+            "rename",
+            "link",
+            "symlink",
+            "chmod",
+            "chown"
+        ]
+    );
     // The process table reads the kinds by name (docs/processes.md) and by value alike.
     use tokenscan_core::process::ProcessEventKind;
     for k in EventKind::ALL {

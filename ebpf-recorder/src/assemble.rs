@@ -18,9 +18,9 @@
 
 use std::collections::HashMap;
 
-use crate::event::{Argv, Event, WalkedPath};
-use crate::record::{Flags, Kind, Record};
-use tokenscan_core::capture::EventKind;
+use crate::event::{Argv, Event, WalkedPath, PATH_TRUNCATED_PREFIX};
+use crate::record::{Flags, Kind, Record, Syscall};
+use tokenscan_core::capture::{unescape_to_bytes, EventKind, FileOp};
 
 /// `O_LARGEFILE` as the kernel of this architecture stores it in `f_flags`
 /// (its user-space value is 0 on 64-bit, so `libc` cannot be used).
@@ -80,6 +80,9 @@ pub struct AssemblerStats {
     pub exits: u64,
     /// Events whose thread's working directory was not known (its record was lost).
     pub cwd_unknown: u64,
+    /// File operation events (create, modify, delete, rename, link,
+    /// symlink, chmod, chown), those derived from opens included.
+    pub file_ops: u64,
 }
 
 #[derive(Default, Clone, Copy)]
@@ -95,6 +98,15 @@ struct PendingOpen {
     req: Option<Box<[u8]>>,
 }
 
+/// The entry of a file operation: its path strings and the directories
+/// they are relative to (see `REC_FOP_ENTER` in recorder.h).
+struct PendingFop {
+    first: Option<Box<[u8]>>,
+    dir1: Option<(Box<[u8]>, bool)>,
+    second: Option<Box<[u8]>>,
+    dir2: Option<(Box<[u8]>, bool)>,
+}
+
 struct PendingExec {
     req: Option<Box<[u8]>>,
     args: Option<Box<[u8]>>,
@@ -106,6 +118,7 @@ pub struct Assembler {
     clock_offset_ns: i64,
     pending_open: HashMap<u32, PendingOpen>,
     pending_exec: HashMap<u32, PendingExec>,
+    pending_fop: HashMap<u32, PendingFop>,
     exe: HashMap<u32, Box<str>>,
     cwd: HashMap<u32, Box<str>>,
     want_exe_resend: bool,
@@ -119,6 +132,7 @@ impl Assembler {
             clock_offset_ns,
             pending_open: HashMap::new(),
             pending_exec: HashMap::new(),
+            pending_fop: HashMap::new(),
             exe: HashMap::new(),
             cwd: HashMap::new(),
             want_exe_resend: false,
@@ -185,6 +199,23 @@ impl Assembler {
                     self.stats.entries_without_exit += 1;
                 }
             }
+            Kind::REC_FOP_ENTER => {
+                let dir = |seg: Option<&[u8]>, bit: Flags| seg.map(|b| (Box::from(b), !rec.has(bit)));
+                let p = PendingFop {
+                    first: rec.req.map(Box::from),
+                    dir1: dir(rec.path, Flags::RF_PATH_TRUNCATED),
+                    second: rec.args.map(Box::from),
+                    dir2: dir(rec.exe, Flags::RF_EXE_TRUNCATED),
+                };
+                if self.pending_fop.len() >= PENDING_MAX {
+                    self.stats.entries_without_exit += self.pending_fop.len() as u64;
+                    self.pending_fop.clear();
+                }
+                if self.pending_fop.insert(h.tid, p).is_some() {
+                    self.stats.entries_without_exit += 1;
+                }
+            }
+            Kind::REC_FOP_EXIT => self.fop_exit(&rec, sink),
             Kind::REC_OPEN_EXIT => self.open_exit(&rec, sink),
             Kind::REC_EXEC => self.exec(&rec, sink),
             Kind::REC_EXEC_EXIT => self.exec_failed(&rec, sink),
@@ -302,6 +333,7 @@ impl Assembler {
             process_start_ns: pc.start,
             parent_start_ns: pc.parent_start,
             cwd: self.cwd.get(&h.tid).map(|s| &**s),
+            old_path: None,
             thread: false,
         }
     }
@@ -321,12 +353,81 @@ impl Assembler {
         self.stats.opens += 1;
         self.note_exe(rec, true);
         self.note_cwd(rec, true);
+        // A successful open that created the file is also a `create`; one
+        // that may write an existing file (write access mode) a `modify`.
+        let op = if h.ret < 0 {
+            None
+        } else if rec.has(Flags::RF_CREATED) {
+            Some(FileOp::Create)
+        } else if flags.is_some_and(|f| matches!(f & 3, 1 | 2)) {
+            Some(FileOp::Modify)
+        } else {
+            None
+        };
+        if op.is_some() {
+            self.stats.file_ops += 1;
+        }
         let e = Event {
             path,
             requested_path: pending.as_ref().and_then(|p| p.req.as_deref()),
             flags,
             result: Some(h.ret),
             ..self.event(rec, EventKind::Open)
+        };
+        sink(&e);
+        if let Some(op) = op {
+            sink(&Event { kind: EventKind::File(op), ..e });
+        }
+    }
+
+    /// A file operation: the entry's path strings joined with their
+    /// directories (a directory fd's, else the thread's working directory).
+    fn fop_exit(&mut self, rec: &Record<'_>, sink: &mut dyn FnMut(&Event<'_>)) {
+        let h = &rec.hdr;
+        let Some(op) = fop_of(h.syscall) else {
+            self.stats.bad_records += 1;
+            return;
+        };
+        let pending = self.pending_fop.remove(&h.tid);
+        if pending.is_none() {
+            self.stats.exits_without_entry += 1;
+        }
+        self.note_exe(rec, true);
+        self.note_cwd(rec, true);
+        self.stats.file_ops += 1;
+        let cwd = self.cwd.get(&h.tid).map(|c| cwd_bytes(c));
+        let cwd = cwd.as_ref().map(|(b, complete)| (&b[..], *complete));
+        let join = |s: Option<&[u8]>, dir: Option<&(Box<[u8]>, bool)>| -> Option<(Vec<u8>, bool)> {
+            join_path(s, dir.map(|(b, c)| (&b[..], *c)).or(cwd))
+        };
+        let p = pending.as_ref();
+        let first = p.and_then(|p| p.first.as_deref());
+        let second = p.and_then(|p| p.second.as_deref());
+        let (target, requested, old) = match op {
+            // The new name is the file the event is about; the old one goes to `old_path`.
+            FileOp::Rename | FileOp::Link => (
+                join(second, p.and_then(|p| p.dir2.as_ref())),
+                second,
+                join(first, p.and_then(|p| p.dir1.as_ref())).map(|(b, c)| walked_text(&b, c)),
+            ),
+            // A symlink's target is kept as given: it is resolved when the link is followed.
+            FileOp::Symlink => (
+                join(second, p.and_then(|p| p.dir2.as_ref())),
+                second,
+                first.map(|t| tokenscan_core::capture::escape_bytes(t).into_owned()),
+            ),
+            _ => (join(first, p.and_then(|p| p.dir1.as_ref())), first, None),
+        };
+        let path = target.as_ref().map(|(b, complete)| WalkedPath { bytes: b, complete: *complete });
+        if path.is_some_and(|p| !p.complete) {
+            self.stats.path_truncated += 1;
+        }
+        let e = Event {
+            path,
+            requested_path: requested,
+            result: Some(h.ret),
+            old_path: old.map(Into::into),
+            ..self.event(rec, EventKind::File(op))
         };
         sink(&e);
     }
@@ -419,9 +520,91 @@ impl Assembler {
     }
 }
 
+/// The operation a file-operation syscall performs.
+fn fop_of(sc: Syscall) -> Option<FileOp> {
+    Some(match sc {
+        Syscall::SC_UNLINK | Syscall::SC_UNLINKAT | Syscall::SC_RMDIR => FileOp::Delete,
+        Syscall::SC_RENAME | Syscall::SC_RENAMEAT | Syscall::SC_RENAMEAT2 => FileOp::Rename,
+        Syscall::SC_LINK | Syscall::SC_LINKAT => FileOp::Link,
+        Syscall::SC_SYMLINK | Syscall::SC_SYMLINKAT => FileOp::Symlink,
+        Syscall::SC_CHMOD | Syscall::SC_FCHMOD | Syscall::SC_FCHMODAT | Syscall::SC_FCHMODAT2 => FileOp::Chmod,
+        Syscall::SC_CHOWN | Syscall::SC_LCHOWN | Syscall::SC_FCHOWN | Syscall::SC_FCHOWNAT => FileOp::Chown,
+        Syscall::SC_TRUNCATE | Syscall::SC_FTRUNCATE => FileOp::Modify,
+        Syscall::SC_MKDIR | Syscall::SC_MKDIRAT | Syscall::SC_MKNOD | Syscall::SC_MKNODAT => FileOp::Create,
+        _ => return None,
+    })
+}
+
+/// A cached working directory (capture text) back as raw bytes, and whether it is complete.
+fn cwd_bytes(text: &str) -> (Vec<u8>, bool) {
+    match text.strip_prefix(PATH_TRUNCATED_PREFIX) {
+        Some(tail) => (unescape_to_bytes(tail), false),
+        None => (unescape_to_bytes(text), true),
+    }
+}
+
+/// The capture text of a joined path.
+fn walked_text(bytes: &[u8], complete: bool) -> String {
+    WalkedPath { bytes, complete }.to_text().into_owned()
+}
+
+/// The path a file operation names: `s` itself when absolute, else `s`
+/// after directory `dir` (`None` when it is relative and the directory is
+/// unknown). With no string (fchmod, fchown, ftruncate) the path is `dir`,
+/// the file of the descriptor. The join is lexical: empty and `.`
+/// components are dropped, `..` is kept (a component may be a symlink), and
+/// symlinks are not resolved: after an unlink or a rename there is nothing
+/// left to resolve the old name to. The bool says whether the directory was
+/// complete.
+pub fn join_path(s: Option<&[u8]>, dir: Option<(&[u8], bool)>) -> Option<(Vec<u8>, bool)> {
+    let (base, complete): (&[u8], bool) = match s {
+        Some(s) if s.starts_with(b"/") => (b"", true),
+        _ => dir?,
+    };
+    let mut out: Vec<u8> = Vec::with_capacity(base.len() + s.map_or(0, <[u8]>::len) + 1);
+    // A truncated directory is a tail: keep its leading component as is.
+    if !complete && !base.starts_with(b"/") {
+        out.extend_from_slice(base.strip_suffix(b"/").unwrap_or(base));
+    } else {
+        for part in base.split(|&b| b == b'/').filter(|p| !p.is_empty() && *p != b".") {
+            out.push(b'/');
+            out.extend_from_slice(part);
+        }
+    }
+    for part in s.unwrap_or_default().split(|&b| b == b'/').filter(|p| !p.is_empty() && *p != b".") {
+        out.push(b'/');
+        out.extend_from_slice(part);
+    }
+    if out.is_empty() {
+        out.push(b'/');
+    }
+    Some((out, complete))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn file_operation_paths_are_joined_lexically() {
+        let j = |s: Option<&str>, dir: Option<(&str, bool)>| {
+            join_path(s.map(str::as_bytes), dir.map(|(d, c)| (d.as_bytes(), c)))
+                .map(|(b, c)| (String::from_utf8(b).unwrap(), c))
+        };
+        let cwd = Some(("/tmp", true));
+        assert_eq!(j(Some("/etc/passwd"), cwd), Some(("/etc/passwd".into(), true)));
+        assert_eq!(j(Some("x"), cwd), Some(("/tmp/x".into(), true)));
+        // `.` and repeated slashes go, `..` stays (a component may be a symlink).
+        assert_eq!(j(Some("./a//b/."), cwd), Some(("/tmp/a/b".into(), true)));
+        assert_eq!(j(Some("../x"), cwd), Some(("/tmp/../x".into(), true)));
+        assert_eq!(j(Some("x"), Some(("/", true))), Some(("/x".into(), true)));
+        // No string: the descriptor's own file (fchmod, fchown, ftruncate).
+        assert_eq!(j(None, Some(("/var/log/app.log", true))), Some(("/var/log/app.log".into(), true)));
+        // A relative name without a known directory has no path.
+        assert_eq!(j(Some("x"), None), None);
+        // A directory whose walk was cut keeps its tail and says so.
+        assert_eq!(j(Some("x"), Some(("deep/dir", false))), Some(("deep/dir/x".into(), false)));
+    }
     use crate::record::{encode, RawHeader, Syscall};
 
     /// An owned copy of an event, for assertions.

@@ -141,6 +141,9 @@ pub struct Event<'a> {
     /// The thread's working directory, resolved relative to the task's root
     /// like `path` and escaped (with [`PATH_TRUNCATED_PREFIX`] when cut).
     pub cwd: Option<&'a str>,
+    /// For a rename, link or symlink: the old path, the existing file or the
+    /// link's target (see the capture column `old_path`), already escaped.
+    pub old_path: Option<Cow<'a, str>>,
     /// Fork: the new task is a thread (CLONE_THREAD), not a new process.
     /// Exit: a thread ended and the process goes on (false: its last thread
     /// ended, the process is gone). False for other kinds.
@@ -251,6 +254,7 @@ impl BatchBuilder {
         }
         b.privileged.append(None);
         b.container_started.append(None);
+        b.old_path.append(e.old_path.as_deref());
         b.append_v3_nulls();
     }
 
@@ -291,6 +295,7 @@ impl BatchBuilder {
         b.image_tag.append(meta.image_tag.as_deref());
         b.privileged.append(meta.privileged);
         b.container_started.append(None);
+        b.old_path.append(None::<&str>);
         b.append_v3_nulls();
     }
 
@@ -369,6 +374,7 @@ mod tests {
             process_start_ns: Some(900),
             parent_start_ns: Some(1),
             cwd: Some("/root"),
+            old_path: None,
             thread: false,
         };
         let open = Event {
@@ -434,6 +440,7 @@ mod tests {
             process_start_ns: Some(1_500),
             parent_start_ns: Some(3),
             cwd: Some("/srv"),
+            old_path: None,
             thread: true,
         };
         let exit = Event { kind: EventKind::Exit, tid: 10, result: Some(3 << 8), thread: false, ..fork.clone() };

@@ -323,6 +323,7 @@ mod tests {
                 process_start_ns: None,
                 parent_start_ns: None,
                 cwd: None,
+                old_path: None,
                 thread: false,
             };
             b.push(&e, None);

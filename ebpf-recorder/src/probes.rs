@@ -60,8 +60,10 @@ const fn tp(program: &'static str, name: &'static str, required: bool) -> Hook {
 }
 
 /// Every program of recorder.bpf.c. `open` and `creat` do not exist on
-/// arm64 and are skipped where the kernel lacks them.
-pub const HOOKS: [Hook; 17] = [
+/// arm64 and are skipped where the kernel lacks them, as are the file
+/// operations a kernel lacks (`unlink`, `rename`, ... on arm64, `fchmodat2`
+/// before 6.6).
+pub const HOOKS: [Hook; 65] = [
     tp("enter_open", "sys_enter_open", false),
     tp("exit_open", "sys_exit_open", false),
     tp("enter_openat", "sys_enter_openat", true),
@@ -97,6 +99,54 @@ pub const HOOKS: [Hook; 17] = [
         name: "sched_process_exit",
         required: true,
     },
+    tp("enter_unlink", "sys_enter_unlink", false),
+    tp("exit_unlink", "sys_exit_unlink", false),
+    tp("enter_unlinkat", "sys_enter_unlinkat", false),
+    tp("exit_unlinkat", "sys_exit_unlinkat", false),
+    tp("enter_rmdir", "sys_enter_rmdir", false),
+    tp("exit_rmdir", "sys_exit_rmdir", false),
+    tp("enter_rename", "sys_enter_rename", false),
+    tp("exit_rename", "sys_exit_rename", false),
+    tp("enter_renameat", "sys_enter_renameat", false),
+    tp("exit_renameat", "sys_exit_renameat", false),
+    tp("enter_renameat2", "sys_enter_renameat2", false),
+    tp("exit_renameat2", "sys_exit_renameat2", false),
+    tp("enter_link", "sys_enter_link", false),
+    tp("exit_link", "sys_exit_link", false),
+    tp("enter_linkat", "sys_enter_linkat", false),
+    tp("exit_linkat", "sys_exit_linkat", false),
+    tp("enter_symlink", "sys_enter_symlink", false),
+    tp("exit_symlink", "sys_exit_symlink", false),
+    tp("enter_symlinkat", "sys_enter_symlinkat", false),
+    tp("exit_symlinkat", "sys_exit_symlinkat", false),
+    tp("enter_chmod", "sys_enter_chmod", false),
+    tp("exit_chmod", "sys_exit_chmod", false),
+    tp("enter_fchmod", "sys_enter_fchmod", false),
+    tp("exit_fchmod", "sys_exit_fchmod", false),
+    tp("enter_fchmodat", "sys_enter_fchmodat", false),
+    tp("exit_fchmodat", "sys_exit_fchmodat", false),
+    tp("enter_fchmodat2", "sys_enter_fchmodat2", false),
+    tp("exit_fchmodat2", "sys_exit_fchmodat2", false),
+    tp("enter_chown", "sys_enter_chown", false),
+    tp("exit_chown", "sys_exit_chown", false),
+    tp("enter_lchown", "sys_enter_lchown", false),
+    tp("exit_lchown", "sys_exit_lchown", false),
+    tp("enter_fchown", "sys_enter_fchown", false),
+    tp("exit_fchown", "sys_exit_fchown", false),
+    tp("enter_fchownat", "sys_enter_fchownat", false),
+    tp("exit_fchownat", "sys_exit_fchownat", false),
+    tp("enter_truncate", "sys_enter_truncate", false),
+    tp("exit_truncate", "sys_exit_truncate", false),
+    tp("enter_ftruncate", "sys_enter_ftruncate", false),
+    tp("exit_ftruncate", "sys_exit_ftruncate", false),
+    tp("enter_mkdir", "sys_enter_mkdir", false),
+    tp("exit_mkdir", "sys_exit_mkdir", false),
+    tp("enter_mkdirat", "sys_enter_mkdirat", false),
+    tp("exit_mkdirat", "sys_exit_mkdirat", false),
+    tp("enter_mknod", "sys_enter_mknod", false),
+    tp("exit_mknod", "sys_exit_mknod", false),
+    tp("enter_mknodat", "sys_enter_mknodat", false),
+    tp("exit_mknodat", "sys_exit_mknodat", false),
 ];
 
 /// Settings fixed at load time.

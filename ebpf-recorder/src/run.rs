@@ -617,10 +617,11 @@ pub fn print_summary(s: &Summary, out: &mut dyn Write) -> std::io::Result<()> {
     writeln!(out, "tokenscan-record: {why} after {:.1}s", s.elapsed.as_secs_f64())?;
     writeln!(
         out,
-        "  events      {} ({} opens, {} execs), {:.0}/s",
+        "  events      {} ({} opens, {} execs, {} file operations), {:.0}/s",
         human_count(s.events),
         human_count(s.assembler.opens),
         human_count(s.assembler.execs),
+        human_count(s.assembler.file_ops),
         s.events as f64 / secs
     )?;
     writeln!(

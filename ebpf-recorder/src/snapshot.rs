@@ -279,6 +279,7 @@ impl Snapshot {
                 process_start_ns: Some(wall(p.start_boot_ns)),
                 parent_start_ns: starts.get(&p.ppid).filter(|_| p.ppid != 0).map(|&s| wall(s)),
                 cwd: p.cwd.as_deref(),
+                old_path: None,
                 thread: false,
             };
             sink(&e);

@@ -295,6 +295,7 @@ struct Ev {
     image_name: Option<String>,
     image_tag: Option<String>,
     privileged: Option<bool>,
+    old_path: Option<String>,
 }
 
 fn events_of(batch: &EventBatch, first: usize) -> Vec<Ev> {
@@ -344,6 +345,7 @@ fn events_of(batch: &EventBatch, first: usize) -> Vec<Ev> {
                 let p = batch.column(Column::Privileged).unwrap().as_boolean();
                 p.is_valid(i).then(|| p.value(i))
             },
+            old_path: s(Column::OldPath, i),
         })
         .collect()
 }
@@ -1175,9 +1177,11 @@ impl RuncContainer {
         let bin = rootfs.join("bin");
         std::fs::create_dir_all(&bin).unwrap();
         std::fs::copy(which("busybox").expect("busybox-static"), bin.join("busybox")).unwrap();
-        for applet in ["sh", "cat", "sleep"] {
+        for applet in ["sh", "cat", "sleep", "mv", "ln", "chmod", "chown", "truncate", "rm", "mkdir", "rmdir"] {
             std::os::unix::fs::symlink("busybox", bin.join(applet)).unwrap();
         }
+        // The root is read-only: /tmp is a tmpfs of its own, as in most images run by Kubernetes.
+        std::fs::create_dir_all(rootfs.join("tmp")).unwrap();
         let sa = rootfs.join(SA.trim_start_matches('/'));
         std::fs::create_dir_all(&sa).unwrap();
         std::fs::write(sa.join("token"), "eyJhbGciOiJSUzI1NiJ9.runc-token").unwrap();
@@ -1192,6 +1196,9 @@ impl RuncContainer {
         config["process"]["args"] = serde_json::json!(["sleep", "60"]);
         config["process"]["env"] = serde_json::json!(["PATH=/bin"]);
         config["root"] = serde_json::json!({"path": "rootfs", "readonly": true});
+        config["mounts"].as_array_mut().unwrap().push(serde_json::json!({
+            "destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev", "mode=1777"]
+        }));
         config["linux"]["cgroupsPath"] = format!("{pod_cgroup}/{id}").into();
         config["annotations"] = annotations;
         std::fs::write(&path, serde_json::to_vec_pretty(&config).unwrap()).unwrap();
@@ -1245,6 +1252,19 @@ impl Drop for RuncContainer {
     }
 }
 
+/// The CRI annotations of container `web` of pod shop/web-0 (image
+/// `registry.example:5000/shop/web:1.4.2`) whose pod uid is `uid`.
+fn web_0_annotations(uid: &str) -> serde_json::Value {
+    serde_json::json!({
+        "io.kubernetes.cri.container-type": "container",
+        "io.kubernetes.cri.sandbox-name": "web-0",
+        "io.kubernetes.cri.sandbox-namespace": "shop",
+        "io.kubernetes.cri.sandbox-uid": uid,
+        "io.kubernetes.cri.container-name": "web",
+        "io.kubernetes.cri.image-name": "registry.example:5000/shop/web:1.4.2",
+    })
+}
+
 /// [`should_run`], and runc with busybox installed (a loud skip or a failure
 /// otherwise, as there).
 fn should_run_runc(test: &str) -> bool {
@@ -1272,14 +1292,7 @@ fn records_a_runc_container_with_its_pod_metadata() {
     let capture = tmp.path().join("capture.parquet");
     let recorder = Recorder::start(&["-o", capture.to_str().unwrap()], tmp.path().join("recorder.log"));
     let uid = "6f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0";
-    let container = RuncContainer::start(serde_json::json!({
-        "io.kubernetes.cri.container-type": "container",
-        "io.kubernetes.cri.sandbox-name": "web-0",
-        "io.kubernetes.cri.sandbox-namespace": "shop",
-        "io.kubernetes.cri.sandbox-uid": uid,
-        "io.kubernetes.cri.container-name": "web",
-        "io.kubernetes.cri.image-name": "registry.example:5000/shop/web:1.4.2",
-    }));
+    let container = RuncContainer::start(web_0_annotations(uid));
     let token = container.exec(&["cat", &format!("{SA}/token")]);
     assert_eq!(token, "eyJhbGciOiJSUzI1NiJ9.runc-token");
     // The pod thread answers within a poll or two.
@@ -1322,6 +1335,118 @@ fn records_a_runc_container_with_its_pod_metadata() {
             && e.path.as_deref() == Some(&format!("{SA}/token")[..])
     });
     assert!(read.start.is_some() && read.cwd.as_deref() == Some("/"), "{read:?}");
+}
+
+/// A file operation as the e2e test compares it: kind, comm, path, old_path, sign of result.
+type FileOpRow<'a> = (&'a str, &'a str, Option<&'a str>, Option<&'a str>, Option<i64>);
+
+/// Every file operation a dropper makes, in a real runc container: a shell
+/// writes a new file in /tmp and appends to it, then busybox renames, links,
+/// symlinks, chmods, chowns, executes, truncates and deletes it, and makes and
+/// removes a directory. Each operation must be in the capture once, with the
+/// paths derived by hand from the commands (relative names joined with the
+/// shell's working directory, /tmp), and a rule over D4C's file actions must
+/// fire on exactly the matching rows.
+#[test]
+fn records_file_operations_in_a_runc_container() {
+    if !should_run_runc("records_file_operations_in_a_runc_container") {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let tmp = tempfile::tempdir().unwrap();
+    let capture = tmp.path().join("capture.parquet");
+    let recorder = Recorder::start(&["-o", capture.to_str().unwrap()], tmp.path().join("recorder.log"));
+    let container = RuncContainer::start(web_0_annotations("0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"));
+    let script = "cd /tmp && echo '#!/bin/sh' > payload && echo 'echo ran' >> payload && mv payload /tmp/run.sh \
+                  && ln run.sh /tmp/hard && ln -s run.sh soft && chmod 755 /tmp/run.sh && chown 0:0 /tmp/run.sh \
+                  && /tmp/run.sh && truncate -s 0 hard && rm /tmp/run.sh hard soft && mkdir d && rmdir /tmp/d";
+    let out = container.exec(&["sh", "-c", script]);
+    assert_eq!(out, "ran\n");
+    std::thread::sleep(Duration::from_millis(500));
+    let log = recorder.stop();
+    drop(container);
+    assert!(log.contains("lost        0 (the capture is complete)"), "{log}");
+
+    let (events, _) = read_events(&capture);
+    let id = container_id_of(&events, "mv");
+    let ops: Vec<FileOpRow<'_>> = events
+        .iter()
+        .filter(|e| e.container_id.as_deref() == Some(&id))
+        // The scenario's own tools (runc's init also opens files in the container).
+        .filter(|e| ["sh", "mv", "ln", "chmod", "chown", "truncate", "rm", "mkdir", "rmdir"].contains(&&*e.comm))
+        .filter(|e| ["create", "modify", "delete", "rename", "link", "symlink", "chmod", "chown"].contains(&&*e.kind))
+        // The sign of the result: 1 for an open's descriptor, 0 for the other calls' success.
+        .map(|e| {
+            (e.kind.as_str(), e.comm.as_str(), e.path.as_deref(), e.old_path.as_deref(), e.result.map(i64::signum))
+        })
+        .collect();
+    let want: Vec<FileOpRow<'_>> = vec![
+        // `> payload`: the shell's open created the file (after its `open` row).
+        ("create", "sh", Some("/tmp/payload"), None, Some(1)),
+        // `>> payload`: a write open of a file that exists.
+        ("modify", "sh", Some("/tmp/payload"), None, Some(1)),
+        ("rename", "mv", Some("/tmp/run.sh"), Some("/tmp/payload"), Some(0)),
+        ("link", "ln", Some("/tmp/hard"), Some("/tmp/run.sh"), Some(0)),
+        ("symlink", "ln", Some("/tmp/soft"), Some("run.sh"), Some(0)),
+        ("chmod", "chmod", Some("/tmp/run.sh"), None, Some(0)),
+        ("chown", "chown", Some("/tmp/run.sh"), None, Some(0)),
+        // busybox truncate opens the file for writing, then ftruncate()s the descriptor.
+        ("modify", "truncate", Some("/tmp/hard"), None, Some(1)),
+        ("modify", "truncate", Some("/tmp/hard"), None, Some(0)),
+        ("delete", "rm", Some("/tmp/run.sh"), None, Some(0)),
+        ("delete", "rm", Some("/tmp/hard"), None, Some(0)),
+        ("delete", "rm", Some("/tmp/soft"), None, Some(0)),
+        ("create", "mkdir", Some("/tmp/d"), None, Some(0)),
+        ("delete", "rmdir", Some("/tmp/d"), None, Some(0)),
+    ];
+    assert_eq!(
+        ops,
+        want,
+        "{:#?}",
+        events.iter().filter(|e| e.container_id.as_deref() == Some(&id)).collect::<Vec<_>>()
+    );
+    let create = one(&events, "the creating open", |e| e.kind == "create" && e.comm == "sh");
+    assert_eq!(create.requested_path.as_deref(), Some("payload"));
+    let exec = one(&events, "the exec of the dropped file", |e| {
+        e.kind == "exec" && e.requested_path.as_deref() == Some("/tmp/run.sh")
+    });
+    assert_eq!(exec.container_id.as_deref(), Some(&id[..]));
+
+    // The ECS view maps them to D4C's actions: a rule in the style of D4C's
+    // file rules fires on the creation, the rename and the deletions in /tmp.
+    let index = |kind: &str, path: &str| {
+        one(&events, kind, |e| {
+            e.kind == kind && e.path.as_deref() == Some(path) && e.container_id.as_deref() == Some(&id)
+        })
+        .index as u64
+    };
+    // (In this container only: the machine's other processes write /tmp too.)
+    let rules = [
+        probe_rule(
+            "created",
+            &format!(r#"file where event.action == "creation" and file.path like "/tmp/*" and container.id == "{id}""#),
+        ),
+        probe_rule(
+            "renamed",
+            &format!(
+                r#"file where event.action == "rename" and file.Ext.original.path == "/tmp/payload" and container.id == "{id}""#
+            ),
+        ),
+        probe_rule(
+            "deleted",
+            &format!(
+                r#"file where event.type == "deletion" and file.name in ("run.sh", "hard", "soft") and container.id == "{id}""#
+            ),
+        ),
+    ];
+    let got = fired(&capture, &rules);
+    let mut created = vec![index("create", "/tmp/payload"), index("create", "/tmp/d")];
+    created.sort_unstable();
+    assert_eq!(got["created"], created);
+    assert_eq!(got["renamed"], vec![index("rename", "/tmp/run.sh")]);
+    let mut deleted = vec![index("delete", "/tmp/run.sh"), index("delete", "/tmp/hard"), index("delete", "/tmp/soft")];
+    deleted.sort_unstable();
+    assert_eq!(got["deleted"], deleted);
 }
 
 /// The container id of the events of `comm` that have one (exactly one id).
@@ -1496,14 +1621,7 @@ fn records_a_runc_exec_session_and_replays_tuned_rules() {
     let tmp = tempfile::tempdir().unwrap();
     let capture = tmp.path().join("capture.parquet");
     let recorder = Recorder::start(&["-o", capture.to_str().unwrap()], tmp.path().join("recorder.log"));
-    let container = RuncContainer::start(serde_json::json!({
-        "io.kubernetes.cri.container-type": "container",
-        "io.kubernetes.cri.sandbox-name": "web-0",
-        "io.kubernetes.cri.sandbox-namespace": "shop",
-        "io.kubernetes.cri.sandbox-uid": "0d3c2b1a-5e4f-4a6b-8c7d-9e0f1a2b3c4d",
-        "io.kubernetes.cri.container-name": "web",
-        "io.kubernetes.cri.image-name": "registry.example:5000/shop/web:1.4.2",
-    }));
+    let container = RuncContainer::start(web_0_annotations("0d3c2b1a-5e4f-4a6b-8c7d-9e0f1a2b3c4d"));
     let id = container.id.clone();
     let init = container.init_pid();
     let token = format!("{SA}/token");

@@ -48,6 +48,7 @@ CAPTURE_SCHEMA = pa.schema(
         pa.field("image_tag", pa.string()),
         pa.field("privileged", pa.bool_()),
         pa.field("container_started", pa.bool_()),
+        pa.field("old_path", pa.string()),
     ]
 )
 

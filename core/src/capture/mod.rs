@@ -89,11 +89,67 @@ pub enum EventKind {
     /// `audit.k8s.io/v1` `Event` imported from an audit log, its values in
     /// the `audit_*` columns. Not about a process on a node.
     K8sAudit,
+    /// A file operation other than an open (version 2, kinds `create`,
+    /// `modify`, `delete`, `rename`, `link`, `symlink`, `chmod`, `chown`).
+    File(FileOp),
+}
+
+/// What a [`EventKind::File`] row did to a file. Each operation is a capture
+/// kind of its own (its name in files is [`FileOp::as_str`]), so a reader
+/// validates it as it validates every kind, and no extra column is needed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FileOp {
+    /// The file was created: an open that created it (O_CREAT, the kernel's
+    /// `FMODE_CREATED`), mknod, mkdir.
+    Create,
+    /// An existing file's content may change: a write-intent open of a file
+    /// that existed, truncate, ftruncate.
+    Modify,
+    /// A name was removed: unlink, unlinkat, rmdir.
+    Delete,
+    /// A file was renamed: `old_path` is its name before, `path` after.
+    Rename,
+    /// A hard link was made: `path` is the new name, `old_path` the existing file.
+    Link,
+    /// A symbolic link was made: `path` is the link, `old_path` its target as given.
+    Symlink,
+    /// A file's mode changed: chmod, fchmod, fchmodat.
+    Chmod,
+    /// A file's owner changed: chown, fchown, lchown, fchownat.
+    Chown,
+}
+
+impl FileOp {
+    /// Every operation, in the order of the documentation.
+    pub const ALL: [FileOp; 8] = [
+        FileOp::Create,
+        FileOp::Modify,
+        FileOp::Delete,
+        FileOp::Rename,
+        FileOp::Link,
+        FileOp::Symlink,
+        FileOp::Chmod,
+        FileOp::Chown,
+    ];
+
+    /// The operation's kind name in captures.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FileOp::Create => "create",
+            FileOp::Modify => "modify",
+            FileOp::Delete => "delete",
+            FileOp::Rename => "rename",
+            FileOp::Link => "link",
+            FileOp::Symlink => "symlink",
+            FileOp::Chmod => "chmod",
+            FileOp::Chown => "chown",
+        }
+    }
 }
 
 impl EventKind {
     /// Every kind, in the order of the documentation.
-    pub const ALL: [EventKind; 7] = [
+    pub const ALL: [EventKind; 15] = [
         EventKind::Open,
         EventKind::Exec,
         EventKind::Fork,
@@ -101,9 +157,18 @@ impl EventKind {
         EventKind::Process,
         EventKind::Container,
         EventKind::K8sAudit,
+        EventKind::File(FileOp::Create),
+        EventKind::File(FileOp::Modify),
+        EventKind::File(FileOp::Delete),
+        EventKind::File(FileOp::Rename),
+        EventKind::File(FileOp::Link),
+        EventKind::File(FileOp::Symlink),
+        EventKind::File(FileOp::Chmod),
+        EventKind::File(FileOp::Chown),
     ];
 
-    /// The kind's name in captures: `open`, `exec`, `fork`, `exit`, `process`, `container` or `k8s_audit`.
+    /// The kind name in captures: `open`, `exec`, `fork`, `exit`, `process`,
+    /// `container`, `k8s_audit`, or a file operation (see [`FileOp::as_str`]).
     pub fn as_str(self) -> &'static str {
         match self {
             EventKind::Open => "open",
@@ -113,18 +178,23 @@ impl EventKind {
             EventKind::Process => "process",
             EventKind::Container => "container",
             EventKind::K8sAudit => "k8s_audit",
+            EventKind::File(op) => op.as_str(),
         }
     }
     /// Parses a kind's name (see [`EventKind::as_str`]).
     pub fn parse(s: &str) -> Option<EventKind> {
         EventKind::ALL.into_iter().find(|k| k.as_str() == s)
     }
-    /// Whether the node rule views show events of this kind: opens and execs.
-    /// The other node kinds carry lineage and metadata, which no built-in rule
-    /// matches on. Audit events (`k8s_audit`) are not node events: only the
-    /// ECS view shows them (see `view::visible`).
+    /// Whether the node rule views show events of this kind: opens, execs and
+    /// file operations. The other node kinds carry lineage and metadata, which
+    /// no built-in rule matches on. Audit events (`k8s_audit`) are not node
+    /// events: only the ECS view shows them (see `view::visible`).
     pub fn is_rule_event(self) -> bool {
-        matches!(self, EventKind::Open | EventKind::Exec)
+        matches!(self, EventKind::Open | EventKind::Exec | EventKind::File(_))
+    }
+    /// Whether the event is about a file: an open or a file operation.
+    pub fn is_file(self) -> bool {
+        matches!(self, EventKind::Open | EventKind::File(_))
     }
     /// `"open", "exec", ...`: the kinds for error messages.
     pub(crate) fn expected() -> String {

@@ -123,6 +123,8 @@ struct Line {
     audit_reason: Option<String>,
     #[serde(default)]
     audit_request_received: Option<TimeValue>,
+    #[serde(default)]
+    old_path: Option<String>,
 }
 
 /// One line's values that need checking beyond their JSON type.
@@ -199,6 +201,7 @@ fn push(b: &mut CaptureBuilder, l: Line, p: Parsed) {
     b.audit_decision.append(l.audit_decision);
     b.audit_reason.append(l.audit_reason);
     b.audit_request_received.append(p.audit_request_received);
+    b.old_path.append(l.old_path);
 }
 
 /// Nanoseconds of a `time`-like value; `key` names it in errors.

@@ -41,7 +41,7 @@ macro_rules! capture_columns {
 
         impl CaptureBuilder {
             /// Appends a null to every column version 2 added (`sid` ...
-            /// `container_started`): for a producer whose source has none of them.
+            /// `old_path`): for a producer whose source has none of them.
             /// Columns added after version 1 are nullable, so this compiles.
             pub fn append_v2_nulls(&mut self) {
                 $(NullableColumn::append_null(&mut self.$f2);)*
@@ -160,7 +160,7 @@ macro_rules! capture_columns {
 capture_columns! {
     v1 {
     Time time: TimeColumn = "When the event happened (for a `process` or `container` row: when the recorder wrote it).";
-    Kind kind: KindColumn = "What the row is: `open` (open, openat, openat2, creat), `exec` (execve, execveat), `fork` (a new task: a process, or a thread when `tid` differs from `pid`), `exit` (a task ended), `process` (a /proc snapshot row of a process that was running when the recording started) or `container` (metadata of a container). Version 1 has only `open` and `exec`. Any other value is an error.";
+    Kind kind: KindColumn = "What the row is: `open` (open, openat, openat2, creat), `exec` (execve, execveat), `fork` (a new task: a process, or a thread when `tid` differs from `pid`), `exit` (a task ended), `process` (a /proc snapshot row of a process that was running when the recording started), `container` (metadata of a container), or a file operation: `create`, `modify`, `delete`, `rename`, `link`, `symlink`, `chmod`, `chown` (see Event kinds). Version 1 has only `open` and `exec`. Any other value is an error.";
     Host host: StrColumn = "Host name of the node that recorded the event.";
     Pid pid: U32Column = "Process id (thread-group id) in the host's pid namespace.";
     Tid tid: U32Column = "Thread id (host pid namespace).";
@@ -193,6 +193,7 @@ capture_columns! {
     ImageTag image_tag: OptStrColumn = "On a `container` row: the image tag, e.g. `1.4.2`; null when the reference has none. Null on other rows.";
     Privileged privileged: OptBoolColumn = "On a `container` row: whether the container is privileged, as read from its OCI spec (see `docs/processes.md`). Null on other rows and when unknown.";
     ContainerStarted container_started: OptBoolColumn = "Whether the event's container had started (its entry point had run) when the event happened, as the source said it (Tracee's `contextFlags.containerStarted`). Null when the source did not say: the recorder, ECS imports, `container` rows and version 1 captures.";
+    OldPath old_path: OptStrColumn = "For a `rename`: the file's path before (`path` is the path after); for a `link`: the existing file the new link (`path`) names; for a `symlink`: the link's target exactly as given (not resolved). Null on other rows and in captures written before file operations were recorded.";
     }
     v3 {
     AuditId audit_id: OptStrColumn = "On a `k8s_audit` row: the event's `auditID` (one per request; the stages of a request share it). Null on other rows.";

@@ -27,7 +27,7 @@ impl Kinds {
     const NONE: Kinds = Kinds { open: false, exec: false, audit: false };
     fn describe(self) -> &'static str {
         match (self.open, self.exec, self.audit) {
-            (true, false, false) => "file (open) events",
+            (true, false, false) => "file events",
             (false, true, false) => "process (exec) events",
             (false, false, true) => "Kubernetes audit events",
             (true, true, false) => "node (process and file) events",
@@ -53,12 +53,14 @@ fn kinds_of_value(field: &str, value: &str) -> Option<Kinds> {
         ("event.dataset" | "data_stream.dataset", "cloud_defend.file") => Some(open),
         ("event.dataset" | "data_stream.dataset", "cloud_defend.process") => Some(exec),
         ("event.dataset" | "data_stream.dataset", _) => Some(none),
-        ("event.category", "file") | ("event.action", "open") => Some(open),
+        // `open` stands for every file event: opens and the file operations.
+        ("event.category", "file")
+        | ("event.action", "open" | "creation" | "modification" | "deletion" | "rename" | "link") => Some(open),
         // `exec` stands for every process event here: exec, fork and end.
         ("event.category", "process") | ("event.action", "exec" | "fork" | "end") | ("event.type", "start" | "end") => {
             Some(exec)
         }
-        ("event.type", "change" | "access") => Some(open),
+        ("event.type", "change" | "access" | "creation" | "deletion") => Some(open),
         ("event.category" | "event.action" | "event.type", _) => Some(none),
         _ => None,
     }
@@ -128,6 +130,14 @@ impl Linter {
             }
             ExprKind::Or(items) => items.iter().for_each(|i| self.expr(i, kinds, negated)),
             ExprKind::Not(inner) => self.expr(inner, kinds, !negated),
+            ExprKind::Compare { .. } | ExprKind::In { .. }
+                if !negated && !kinds.none() && conjunct_kinds(e).is_some_and(|c| kinds.and(c).none()) =>
+            {
+                self.out.push((
+                    e.span,
+                    "this condition requires an event.category/action/type value that the events it applies to never have (a process event and a file event at once, or a value tokenscan never produces): it can never match".into(),
+                ));
+            }
             ExprKind::Compare { lhs, op, rhs } => {
                 let positive = !negated && *op != CmpOp::NotEq && !matches!(rhs.kind, ExprKind::Literal(Literal::Null));
                 self.operand(lhs, kinds, positive);
@@ -165,7 +175,7 @@ impl Linter {
                 if positive && carried.none() && !kinds.none() {
                     let only = match f.carriers {
                         Carriers::Exec => "process (exec) events",
-                        Carriers::Open => "file (open) events",
+                        Carriers::Open => "file events",
                         Carriers::Node => "node (process and file) events",
                         Carriers::Audit => "Kubernetes audit events",
                         Carriers::All => "all events",

@@ -762,7 +762,12 @@ pub(crate) fn map_line(line: &str) -> Result<Mapped<'_>, Skip> {
             row.args = string_list(&mut doc, F::Args, "process.args")?;
         }
         // Only opens and execs are mapped (see the `kind` match above).
-        EventKind::Fork | EventKind::Exit | EventKind::Process | EventKind::Container | EventKind::K8sAudit => {
+        EventKind::Fork
+        | EventKind::Exit
+        | EventKind::Process
+        | EventKind::Container
+        | EventKind::K8sAudit
+        | EventKind::File(_) => {
             unreachable!("the ECS mapper makes opens and execs only")
         }
     }

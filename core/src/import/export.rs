@@ -83,7 +83,7 @@ impl<W: Write> Exporter<W> {
     pub fn write(&mut self, batch: &EventBatch) -> Result<()> {
         let cols = Cols::new(batch).map_err(|m| Error::Output { path: self.label.clone(), message: m })?;
         for row in 0..batch.len() {
-            if !batch.kinds()[row].is_rule_event() {
+            if !matches!(batch.kinds()[row], EventKind::Open | EventKind::Exec) {
                 self.skipped += 1;
                 continue;
             }
@@ -343,7 +343,12 @@ fn tracee_line(c: &Cols<'_>, row: usize, options: &ExportOptions, out: &mut Stri
         EventKind::Open => ("openat", result),
         EventKind::Exec if result.is_some_and(|r| r < 0) => ("execve", result),
         EventKind::Exec => ("sched_process_exec", result),
-        EventKind::Fork | EventKind::Exit | EventKind::Process | EventKind::Container | EventKind::K8sAudit => {
+        EventKind::Fork
+        | EventKind::Exit
+        | EventKind::Process
+        | EventKind::Container
+        | EventKind::K8sAudit
+        | EventKind::File(_) => {
             unreachable!("Exporter::write skips rows that are not opens or execs")
         }
     };
@@ -473,7 +478,12 @@ fn ecs_line(c: &Cols<'_>, row: usize, layout: EcsLayout, out: &mut String) {
                     e.str("action", "exec");
                     e.raw("type", "[\"start\"]");
                 }
-                EventKind::Fork | EventKind::Exit | EventKind::Process | EventKind::Container | EventKind::K8sAudit => {
+                EventKind::Fork
+                | EventKind::Exit
+                | EventKind::Process
+                | EventKind::Container
+                | EventKind::K8sAudit
+                | EventKind::File(_) => {
                     unreachable!("Exporter::write skips rows that are not opens or execs")
                 }
             }

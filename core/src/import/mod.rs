@@ -468,6 +468,7 @@ fn push_row(b: &mut CaptureBuilder, r: &Row<'_>, meta: Option<&ContainerMeta<'_>
     b.image_tag.append(m.image_tag.as_deref());
     b.privileged.append(m.privileged);
     b.container_started.append(r.container_started);
+    b.old_path.append(None::<&str>);
     let Some(a) = audit else {
         b.append_v3_nulls();
         return;
@@ -660,7 +661,11 @@ impl<'s> Importer<'s> {
                         EventKind::Exec => self.report.execs += 1,
                         EventKind::K8sAudit => self.report.audits += 1,
                         // The mappers make opens, execs and audit events only.
-                        EventKind::Fork | EventKind::Exit | EventKind::Process | EventKind::Container => {}
+                        EventKind::Fork
+                        | EventKind::Exit
+                        | EventKind::Process
+                        | EventKind::Container
+                        | EventKind::File(_) => {}
                     }
                     self.report.events += 1;
                     push_row(&mut self.rows, &row, None, audit.as_deref());

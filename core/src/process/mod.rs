@@ -63,6 +63,8 @@ pub enum ProcessEventKind {
     /// Container metadata (`container`), or a Kubernetes audit event
     /// (`k8s_audit`): not about a process on the node; the table skips it.
     Container,
+    /// A file operation (`create`, `delete`, `rename`, ...): an ordinary event of its process.
+    FileOp,
     /// Any other event kind: handled as an ordinary event of its process.
     #[default]
     Other,
@@ -70,7 +72,7 @@ pub enum ProcessEventKind {
 
 impl ProcessEventKind {
     /// The kind named by a capture's `kind` value (`open`, `exec`, `fork`,
-    /// `exit`, `process`, `container`, `k8s_audit`); anything else is [`ProcessEventKind::Other`].
+    /// `exit`, `process`, `container`, `k8s_audit`, or a file operation); anything else is [`ProcessEventKind::Other`].
     pub fn from_capture_kind(kind: &str) -> ProcessEventKind {
         match kind {
             "open" => ProcessEventKind::Open,
@@ -79,7 +81,10 @@ impl ProcessEventKind {
             "exit" => ProcessEventKind::Exit,
             "process" => ProcessEventKind::Snapshot,
             "container" | "k8s_audit" => ProcessEventKind::Container,
-            _ => ProcessEventKind::Other,
+            _ => match crate::capture::EventKind::parse(kind) {
+                Some(crate::capture::EventKind::File(_)) => ProcessEventKind::FileOp,
+                _ => ProcessEventKind::Other,
+            },
         }
     }
 }
@@ -95,6 +100,7 @@ impl From<crate::capture::EventKind> for ProcessEventKind {
             EventKind::Exit => ProcessEventKind::Exit,
             EventKind::Process => ProcessEventKind::Snapshot,
             EventKind::Container | EventKind::K8sAudit => ProcessEventKind::Container,
+            EventKind::File(_) => ProcessEventKind::FileOp,
         }
     }
 }

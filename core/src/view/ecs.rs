@@ -12,7 +12,7 @@ use arrow::compute::cast;
 use arrow::datatypes::{DataType, Field, Int32Type, Schema};
 
 use super::ecs_visible as visible;
-use crate::capture::{str_at, Column, EventBatch, EventKind, Projection};
+use crate::capture::{str_at, Column, EventBatch, EventKind, FileOp, Projection};
 use crate::display::rfc3339;
 use crate::kernels::{restrict, valid_bits};
 use crate::process::{ContainerMeta, Entity, EntityRef, EventLinks, ProcessContext};
@@ -47,7 +47,7 @@ pub enum Carriers {
     Node,
     /// Only process (`exec`) events.
     Exec,
-    /// Only file (`open`) events.
+    /// Only file events: opens and file operations (`create`, `delete`, ...).
     Open,
     /// Only Kubernetes audit events (`k8s_audit`): the `kubernetes.audit.*` fields.
     Audit,
@@ -279,13 +279,13 @@ const AUDIT_FIELDS: [EcsField; 19] = [
     ),
 ];
 
-const BASE_FIELDS: [EcsField; 21] = [
+const BASE_FIELDS: [EcsField; 23] = [
     field!("host.os.type", Keyword, false, All, [], |b| dict(vec![0; b.len()], None, &["linux"]), "always \"linux\" (on audit events too: the host of the Elastic Agent that reads an audit log is a Linux control-plane node)"),
     field!("host.name", Keyword, false, Node, [Host], |b| col(b, Column::Host), "host"),
     field!("container.id", Keyword, false, Node, [ContainerId], |b| col(b, Column::ContainerId), "container_id (missing on the host)"),
-    field!("event.category", Keyword, false, Node, [], |b| by_kind(b, ["process", "file"]), "\"process\" for exec, fork and end, \"file\" for open"),
-    field!("event.action", Keyword, false, Node, [], event_action, "\"exec\", \"fork\", \"end\" (a process exit) or \"open\""),
-    field!("event.type", Keyword, false, Node, [Flags], event_type, "exec and fork: \"start\"; end: \"end\"; open: \"change\" when flags & O_ACCMODE is O_WRONLY or O_RDWR, else \"access\" (missing when flags is null)"),
+    field!("event.category", Keyword, false, Node, [], |b| by_kind(b, ["process", "file"]), "\"process\" for exec, fork and end, \"file\" for open and the file operations"),
+    field!("event.action", Keyword, false, Node, [], event_action, "\"exec\", \"fork\", \"end\" (a process exit), \"open\"; file operations: \"creation\" (create), \"modification\" (modify, chmod, chown), \"deletion\" (delete), \"rename\", \"link\" (link, symlink)"),
+    field!("event.type", Keyword, false, Node, [Flags], event_type, "exec and fork: \"start\"; end: \"end\"; open: \"change\" when flags & O_ACCMODE is O_WRONLY or O_RDWR, else \"access\" (missing when flags is null); create, link, symlink: \"creation\"; modify, rename, chmod, chown: \"change\"; delete: \"deletion\""),
     field!("process.pid", Long, false, Node, [Pid], |b| long(b, Column::Pid), "pid"),
     field!("process.thread.id", Long, false, Node, [Tid], |b| long(b, Column::Tid), "tid"),
     field!("process.parent.pid", Long, false, Node, [Ppid], |b| long(b, Column::Ppid), "ppid"),
@@ -296,10 +296,12 @@ const BASE_FIELDS: [EcsField; 21] = [
     field!("process.args_count", Long, false, Exec, [Args], process_args_count, "number of args (exec only)"),
     field!("user.id", Keyword, false, Node, [Uid], |b| text(b, Column::Uid), "uid, as a string"),
     field!("group.id", Keyword, false, Node, [Gid], |b| text(b, Column::Gid), "gid, as a string"),
-    field!("file.path", Keyword, false, Open, [Path], |b| of_kind(b, Column::Path, EventKind::Open), "path, the resolved path (open only)"),
-    field!("file.name", Keyword, false, Open, [Path], file_name, "last component of path (open only)"),
-    field!("file.extension", Keyword, false, Open, [Path], file_extension, "what follows the last `.` of file.name (open only; missing without a dot, or when the only dot starts the name)"),
-    field!("event.dataset", Keyword, false, All, [], dataset, "\"cloud_defend.process\" for exec, fork and end, \"cloud_defend.file\" for open, \"kubernetes.audit_logs\" for a Kubernetes audit event"),
+    field!("file.path", Keyword, false, Open, [Path], |b| of_files(b, Column::Path, |_| true), "path (file events only): the resolved path of an open; of a file operation, the file it made or changed (a rename's new path, a link's new name)"),
+    field!("file.name", Keyword, false, Open, [Path], file_name, "last component of path (file events only)"),
+    field!("file.extension", Keyword, false, Open, [Path], file_extension, "what follows the last `.` of file.name (file events only; missing without a dot, or when the only dot starts the name)"),
+    field!("file.Ext.original.path", Keyword, false, Open, [OldPath], |b| of_files(b, Column::OldPath, |k| k == EventKind::File(FileOp::Rename)), "old_path of a rename: the path before (rename only)"),
+    field!("file.target_path", Keyword, false, Open, [OldPath], |b| of_files(b, Column::OldPath, |k| matches!(k, EventKind::File(FileOp::Link | FileOp::Symlink))), "old_path of a link (the existing file) or symlink (the target as given)"),
+    field!("event.dataset", Keyword, false, All, [], dataset, "\"cloud_defend.process\" for exec, fork and end, \"cloud_defend.file\" for open and the file operations, \"kubernetes.audit_logs\" for a Kubernetes audit event"),
     field!("data_stream.dataset", Keyword, false, All, [], dataset, "same as event.dataset"),
 ];
 
@@ -434,9 +436,16 @@ fn col(batch: &EventBatch, c: Column) -> ArrayRef {
 }
 
 /// A keyword that depends on the event kind only: `values[0]` for process
-/// events (exec, fork, end), `values[1]` for opens.
+/// events (exec, fork, end), `values[1]` for file events (opens and file operations).
 fn by_kind(batch: &EventBatch, values: [&str; 2]) -> ArrayRef {
-    dict(batch.kinds().iter().map(|k| (*k == EventKind::Open) as i32).collect(), None, &values)
+    dict(batch.kinds().iter().map(|k| k.is_file() as i32).collect(), None, &values)
+}
+
+/// Column `c` on the file events whose kind `keep` accepts, missing elsewhere.
+fn of_files(batch: &EventBatch, c: Column, keep: fn(EventKind) -> bool) -> ArrayRef {
+    let kinds = batch.kinds();
+    let valid = BooleanBuffer::collect_bool(batch.len(), |i| kinds[i].is_file() && keep(kinds[i]));
+    restrict(batch.expect(c), NullBuffer::new(valid))
 }
 
 /// `event.dataset`: by event kind (see [`ECS_FIELDS`]).
@@ -445,7 +454,7 @@ fn dataset(batch: &EventBatch) -> ArrayRef {
         .kinds()
         .iter()
         .map(|k| match k {
-            EventKind::Open => 1,
+            EventKind::Open | EventKind::File(_) => 1,
             EventKind::K8sAudit => 2,
             EventKind::Exec | EventKind::Fork | EventKind::Exit | EventKind::Process | EventKind::Container => 0,
         })
@@ -496,9 +505,16 @@ fn event_action(batch: &EventBatch) -> ArrayRef {
             EventKind::Exit => 3,
             // Not visible (process, container) or not carried (audit events: see `materialize`).
             EventKind::Exec | EventKind::Process | EventKind::Container | EventKind::K8sAudit => 0,
+            EventKind::File(op) => match op {
+                FileOp::Create => 4,
+                FileOp::Modify | FileOp::Chmod | FileOp::Chown => 5,
+                FileOp::Delete => 6,
+                FileOp::Rename => 7,
+                FileOp::Link | FileOp::Symlink => 8,
+            },
         })
         .collect();
-    dict(keys, None, &["exec", "open", "fork", "end"])
+    dict(keys, None, &["exec", "open", "fork", "end", "creation", "modification", "deletion", "rename", "link"])
 }
 
 fn event_type(batch: &EventBatch) -> ArrayRef {
@@ -513,11 +529,16 @@ fn event_type(batch: &EventBatch) -> ArrayRef {
             // Not visible to the rules (see `view::ecs_visible`), or not
             // carried (audit events: see `materialize`).
             EventKind::Process | EventKind::Container | EventKind::K8sAudit => 0,
+            EventKind::File(op) => match op {
+                FileOp::Create | FileOp::Link | FileOp::Symlink => 4,
+                FileOp::Modify | FileOp::Rename | FileOp::Chmod | FileOp::Chown => 1,
+                FileOp::Delete => 5,
+            },
         })
         .collect();
-    let process = BooleanBuffer::collect_bool(n, |i| kinds[i] != EventKind::Open);
-    let valid = &process | &valid_bits(flags);
-    dict(keys, Some(NullBuffer::new(valid)), &["start", "change", "access", "end"])
+    let not_open = BooleanBuffer::collect_bool(n, |i| kinds[i] != EventKind::Open);
+    let valid = &not_open | &valid_bits(flags);
+    dict(keys, Some(NullBuffer::new(valid)), &["start", "change", "access", "end", "creation", "deletion"])
 }
 
 fn process_interactive(batch: &EventBatch) -> ArrayRef {
@@ -538,7 +559,7 @@ fn file_name(batch: &EventBatch) -> ArrayRef {
     let path = batch.expect(Column::Path);
     let names: StringArray = (0..batch.len())
         .map(|i| {
-            if kinds[i] != EventKind::Open {
+            if !kinds[i].is_file() {
                 return None;
             }
             str_at(path.as_ref(), i).map(|p| p.rsplit('/').next().unwrap_or(p).to_string())
@@ -552,7 +573,7 @@ fn file_extension(batch: &EventBatch) -> ArrayRef {
     let path = batch.expect(Column::Path);
     let ext: StringArray = (0..batch.len())
         .map(|i| {
-            if kinds[i] != EventKind::Open {
+            if !kinds[i].is_file() {
                 return None;
             }
             let p = str_at(path.as_ref(), i)?;

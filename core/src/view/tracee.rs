@@ -30,7 +30,7 @@ pub fn event_name(kind: EventKind) -> &'static str {
         EventKind::Exec => "sched_process_exec",
         EventKind::Fork => "sched_process_fork",
         EventKind::Exit => "sched_process_exit",
-        EventKind::Process | EventKind::Container | EventKind::K8sAudit => kind.as_str(),
+        EventKind::Process | EventKind::Container | EventKind::K8sAudit | EventKind::File(_) => kind.as_str(),
     }
 }
 

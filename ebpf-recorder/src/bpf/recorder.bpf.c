@@ -29,6 +29,9 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define O_WRONLY 01
 #define O_CREAT 0100
 #define O_TRUNC 01000
+#define AT_FDCWD -100
+/* include/linux/fs.h: the open created the file (the same bit since 4.19). */
+#define FMODE_CREATED 0x100000
 
 /* What was last sent as a thread's working directory (see put_cwd_if_needed). */
 struct cwd_state {
@@ -577,6 +580,8 @@ static __always_inline int on_open_exit(struct syscall_exit_ctx *ctx, u32 sc)
 
 			s->rec.flags = BPF_CORE_READ(f, f_flags);
 			s->rec.rflags |= RF_FFLAGS;
+			if (BPF_CORE_READ(f, f_mode) & FMODE_CREATED)
+				s->rec.rflags |= RF_CREATED;
 			off = put_file_path(s, off, f, task, &len, RF_PATH_TRUNCATED);
 			if (len) {
 				s->rec.path_len = len;
@@ -655,6 +660,156 @@ int exit_open_by_handle_at(struct syscall_exit_ctx *ctx)
 	return on_open_exit(ctx, SC_OPEN_BY_HANDLE_AT);
 }
 
+/* ---- file operations (unlink, rename, link, chmod, ...) ---- */
+
+/* Appends the second path string of a file operation (as `args`). */
+static __always_inline u32 put_user_second(struct scratch *s, u32 off, const char *str)
+{
+	if (!str || off > DATA_MASK)
+		return off;
+	long n = bpf_probe_read_user_str(&s->data[off & DATA_MASK], PATH_MAX_LEN, str);
+
+	if (n <= 0 || n > PATH_MAX_LEN)
+		return off;
+	s->rec.args_len = n - 1;
+	s->rec.rflags |= RF_ARGS;
+	return off + n - 1;
+}
+
+/* Whether a path string given with directory fd `dfd` needs that directory
+ * to be resolved: a real fd (not AT_FDCWD) and a relative (or empty) string. */
+static __always_inline bool needs_dir(s64 dfd, const char *str)
+{
+	char c = 0;
+
+	if ((s32)dfd == AT_FDCWD || (s32)dfd < 0)
+		return false;
+	if (str && bpf_probe_read_user(&c, 1, str) == 0 && c == '/')
+		return false;
+	return true;
+}
+
+/*
+ * The entry record of a file operation (see recorder.h): `first` relative to
+ * `dfd1` (or, with no string, the file of fd `dfd1`), `second` relative to
+ * `dfd2`. Pass AT_FDCWD for a call without a directory fd.
+ */
+static __always_inline int on_fop_enter(u32 sc, s64 dfd1, const char *first, s64 dfd2, const char *second)
+{
+	u64 id = bpf_get_current_pid_tgid();
+
+	if (skip_current(id))
+		return 0;
+	struct scratch *s = get_scratch();
+
+	if (!s)
+		return 0;
+	struct task_struct *task = (void *)bpf_get_current_task();
+	u32 off = 0;
+	u16 len = 0;
+
+	init_record(&s->rec, REC_FOP_ENTER, sc, id);
+	if (needs_dir(dfd1, first)) {
+		struct file *f = fd_file(task, dfd1);
+
+		if (f) {
+			off = put_file_path(s, off, f, task, &len, RF_PATH_TRUNCATED);
+			if (len) {
+				s->rec.path_len = len;
+				s->rec.rflags |= RF_PATH;
+			}
+		}
+	}
+	off = put_user_req(s, off, first);
+	if (second && needs_dir(dfd2, second)) {
+		struct file *f = fd_file(task, dfd2);
+
+		len = 0;
+		if (f) {
+			off = put_file_path(s, off, f, task, &len, RF_EXE_TRUNCATED);
+			if (len) {
+				s->rec.exe_len = len;
+				s->rec.rflags |= RF_EXE;
+			}
+		}
+	}
+	off = put_user_second(s, off, second);
+	return submit(s, off);
+}
+
+/* An exit record of `kind` that carries the result and the process context
+ * only (a failed exec, a file operation). */
+static __always_inline int on_context_exit(struct syscall_exit_ctx *ctx, enum record_kind kind, u32 sc)
+{
+	u64 id = bpf_get_current_pid_tgid();
+
+	if (skip_current(id))
+		return 0;
+	struct scratch *s = get_scratch();
+
+	if (!s)
+		return 0;
+	struct task_struct *task = (void *)bpf_get_current_task();
+	u32 off = 0;
+
+	init_record(&s->rec, kind, sc, id);
+	fill_context(&s->rec, task);
+	fill_process(&s->rec, task);
+	s->rec.ret = ctx->ret;
+	off = put_exe_if_needed(s, off, task);
+	off = put_tty(s, off, task);
+	off = put_cgroup_if_needed(s, off, task);
+	off = put_cwd_if_needed(s, off, task);
+	return submit(s, off);
+}
+
+static __always_inline int on_fop_exit(struct syscall_exit_ctx *ctx, u32 sc)
+{
+	return on_context_exit(ctx, REC_FOP_EXIT, sc);
+}
+
+#define ARG_STR(i) ((const char *)ctx->args[i])
+#define NO_DIR ((s64)AT_FDCWD)
+
+/* One syscall: its entry (naming what it acts on) and exit programs. */
+#define FOP(name, SC, enter_body)                                 \
+	SEC("tp/syscalls/sys_enter_" #name)                       \
+	int enter_##name(struct syscall_enter_ctx *ctx)           \
+	{                                                         \
+		return enter_body;                                \
+	}                                                         \
+	SEC("tp/syscalls/sys_exit_" #name)                        \
+	int exit_##name(struct syscall_exit_ctx *ctx)             \
+	{                                                         \
+		return on_fop_exit(ctx, SC);                      \
+	}
+
+FOP(unlink, SC_UNLINK, on_fop_enter(SC_UNLINK, NO_DIR, ARG_STR(0), NO_DIR, NULL))
+FOP(unlinkat, SC_UNLINKAT, on_fop_enter(SC_UNLINKAT, ctx->args[0], ARG_STR(1), NO_DIR, NULL))
+FOP(rmdir, SC_RMDIR, on_fop_enter(SC_RMDIR, NO_DIR, ARG_STR(0), NO_DIR, NULL))
+FOP(rename, SC_RENAME, on_fop_enter(SC_RENAME, NO_DIR, ARG_STR(0), NO_DIR, ARG_STR(1)))
+FOP(renameat, SC_RENAMEAT, on_fop_enter(SC_RENAMEAT, ctx->args[0], ARG_STR(1), ctx->args[2], ARG_STR(3)))
+FOP(renameat2, SC_RENAMEAT2, on_fop_enter(SC_RENAMEAT2, ctx->args[0], ARG_STR(1), ctx->args[2], ARG_STR(3)))
+FOP(link, SC_LINK, on_fop_enter(SC_LINK, NO_DIR, ARG_STR(0), NO_DIR, ARG_STR(1)))
+FOP(linkat, SC_LINKAT, on_fop_enter(SC_LINKAT, ctx->args[0], ARG_STR(1), ctx->args[2], ARG_STR(3)))
+/* symlink(target, linkpath): the target is stored as given, never resolved. */
+FOP(symlink, SC_SYMLINK, on_fop_enter(SC_SYMLINK, NO_DIR, ARG_STR(0), NO_DIR, ARG_STR(1)))
+FOP(symlinkat, SC_SYMLINKAT, on_fop_enter(SC_SYMLINKAT, NO_DIR, ARG_STR(0), ctx->args[1], ARG_STR(2)))
+FOP(chmod, SC_CHMOD, on_fop_enter(SC_CHMOD, NO_DIR, ARG_STR(0), NO_DIR, NULL))
+FOP(fchmod, SC_FCHMOD, on_fop_enter(SC_FCHMOD, ctx->args[0], NULL, NO_DIR, NULL))
+FOP(fchmodat, SC_FCHMODAT, on_fop_enter(SC_FCHMODAT, ctx->args[0], ARG_STR(1), NO_DIR, NULL))
+FOP(fchmodat2, SC_FCHMODAT2, on_fop_enter(SC_FCHMODAT2, ctx->args[0], ARG_STR(1), NO_DIR, NULL))
+FOP(chown, SC_CHOWN, on_fop_enter(SC_CHOWN, NO_DIR, ARG_STR(0), NO_DIR, NULL))
+FOP(lchown, SC_LCHOWN, on_fop_enter(SC_LCHOWN, NO_DIR, ARG_STR(0), NO_DIR, NULL))
+FOP(fchown, SC_FCHOWN, on_fop_enter(SC_FCHOWN, ctx->args[0], NULL, NO_DIR, NULL))
+FOP(fchownat, SC_FCHOWNAT, on_fop_enter(SC_FCHOWNAT, ctx->args[0], ARG_STR(1), NO_DIR, NULL))
+FOP(truncate, SC_TRUNCATE, on_fop_enter(SC_TRUNCATE, NO_DIR, ARG_STR(0), NO_DIR, NULL))
+FOP(ftruncate, SC_FTRUNCATE, on_fop_enter(SC_FTRUNCATE, ctx->args[0], NULL, NO_DIR, NULL))
+FOP(mkdir, SC_MKDIR, on_fop_enter(SC_MKDIR, NO_DIR, ARG_STR(0), NO_DIR, NULL))
+FOP(mkdirat, SC_MKDIRAT, on_fop_enter(SC_MKDIRAT, ctx->args[0], ARG_STR(1), NO_DIR, NULL))
+FOP(mknod, SC_MKNOD, on_fop_enter(SC_MKNOD, NO_DIR, ARG_STR(0), NO_DIR, NULL))
+FOP(mknodat, SC_MKNODAT, on_fop_enter(SC_MKNODAT, ctx->args[0], ARG_STR(1), NO_DIR, NULL))
+
 /* ---- execs ---- */
 
 static __always_inline int on_exec_enter(u32 sc, const char *filename, const char *const *argv)
@@ -715,26 +870,7 @@ static __always_inline int on_exec_exit(struct syscall_exit_ctx *ctx, u32 sc)
 	/* Successful execs are reported by sched_process_exec. */
 	if (ctx->ret >= 0)
 		return 0;
-	u64 id = bpf_get_current_pid_tgid();
-
-	if (skip_current(id))
-		return 0;
-	struct scratch *s = get_scratch();
-
-	if (!s)
-		return 0;
-	struct task_struct *task = (void *)bpf_get_current_task();
-	u32 off = 0;
-
-	init_record(&s->rec, REC_EXEC_EXIT, sc, id);
-	fill_context(&s->rec, task);
-	fill_process(&s->rec, task);
-	s->rec.ret = ctx->ret;
-	off = put_exe_if_needed(s, off, task);
-	off = put_tty(s, off, task);
-	off = put_cgroup_if_needed(s, off, task);
-	off = put_cwd_if_needed(s, off, task);
-	return submit(s, off);
+	return on_context_exit(ctx, REC_EXEC_EXIT, sc);
 }
 
 SEC("tp/syscalls/sys_enter_execve")

@@ -24,6 +24,20 @@
  * marks the process's last thread (the process ends); `ret` holds the task's
  * exit_code (wait status: exit status << 8 | terminating signal).
  *
+ * A file operation other than an open (unlink, rename, link, chmod, ...) is
+ * REC_FOP_ENTER and REC_FOP_EXIT, joined by thread id like an open. The
+ * entry record holds what the call names, read when the syscall starts:
+ * `req` the first path string (the file; for rename and link the old name,
+ * for symlink the target), `args` the second path string (the new name of a
+ * rename or link, the link path of a symlink), `path` the directory the
+ * first string is relative to when the call gives a directory fd (or, for
+ * fchmod/fchown/ftruncate, the file of the fd), `exe` the directory of the
+ * second string likewise; a string relative to AT_FDCWD is joined with the
+ * thread's working directory in user space. The exit record holds the
+ * result and the process context.
+ * REC_OPEN_EXIT sets RF_CREATED when the open created the file (the kernel's
+ * FMODE_CREATED in f_mode).
+ *
  * Every record except the entry records carries the process context: session
  * id, process group id, the start time of the process (its thread group
  * leader's start_boottime) and of its real parent, and (when it changed for
@@ -59,6 +73,8 @@ enum record_kind {
 	REC_EXEC_EXIT = 5,
 	REC_FORK = 6,
 	REC_EXIT = 7,
+	REC_FOP_ENTER = 8,
+	REC_FOP_EXIT = 9,
 };
 
 /* record.syscall */
@@ -73,6 +89,31 @@ enum record_syscall {
 	SC_SCHED_EXEC = 8,
 	SC_SCHED_FORK = 9,
 	SC_SCHED_EXIT = 10,
+	/* File operations (REC_FOP_*). */
+	SC_UNLINK = 11,
+	SC_UNLINKAT = 12,
+	SC_RMDIR = 13,
+	SC_RENAME = 14,
+	SC_RENAMEAT = 15,
+	SC_RENAMEAT2 = 16,
+	SC_LINK = 17,
+	SC_LINKAT = 18,
+	SC_SYMLINK = 19,
+	SC_SYMLINKAT = 20,
+	SC_CHMOD = 21,
+	SC_FCHMOD = 22,
+	SC_FCHMODAT = 23,
+	SC_FCHMODAT2 = 24,
+	SC_CHOWN = 25,
+	SC_LCHOWN = 26,
+	SC_FCHOWN = 27,
+	SC_FCHOWNAT = 28,
+	SC_TRUNCATE = 29,
+	SC_FTRUNCATE = 30,
+	SC_MKDIR = 31,
+	SC_MKDIRAT = 32,
+	SC_MKNOD = 33,
+	SC_MKNODAT = 34,
 };
 
 /* record.rflags */
@@ -119,6 +160,8 @@ enum record_flags {
 	RF_GROUP_DEAD = 1 << 16,
 	/* The process context (sid, pgid, start times) is filled in. */
 	RF_PROC = 1 << 17,
+	/* REC_OPEN_EXIT: the open created the file (FMODE_CREATED). */
+	RF_CREATED = 1 << 18,
 };
 
 struct record {

@@ -111,6 +111,7 @@ struct path {
 struct file {
 	struct path f_path;
 	unsigned int f_flags;
+	unsigned int f_mode; /* fmode_t */
 };
 
 struct fdtable {
