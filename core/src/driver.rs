@@ -506,7 +506,17 @@ impl<'r> Driver<'r> {
             Ok(())
         };
         let none = Sequences::default();
-        reader.run_opened(std::slice::from_ref(capture), &consumer, &mut sink, &mut reader.new_summary(), &none)?;
+        // One row group at a time, each batch reaching the builder as it is
+        // decoded: a wave of row groups on every thread would hold all their
+        // decoded lifecycle columns at once (most of the pass's peak memory),
+        // and the builder, in capture order, cannot use a second thread anyway.
+        let one = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .map_err(|e| Error::capture(capture.path(), format!("cannot start a reading thread: {e}")))?;
+        one.install(|| {
+            reader.run_opened(std::slice::from_ref(capture), &consumer, &mut sink, &mut reader.new_summary(), &none)
+        })?;
         Ok(builder.finish())
     }
 
