@@ -266,3 +266,136 @@ fn head_and_tail_on_a_sequence_keep_whole_sequences_in_completion_order() {
     let doc: Value = serde_json::from_str(&stdout(&json)).expect("json");
     assert_eq!(doc["summary"]["rules"][0]["sequences"], 1);
 }
+
+/// The node half of a token theft, for the cross-platform test: two pods'
+/// containers (rows 0 and 1) and four opens of the token. Times are
+/// 2026-11-20T10:15:SS.
+fn pod_node_events() -> Vec<Value> {
+    let at = |s: &str| format!("2026-11-20T10:{s}Z");
+    let container = |s: &str, id: &str, pod: &str| {
+        json!({"time": at(s), "kind": "container", "host": "node-a", "pid": 1, "tid": 1, "ppid": 0,
+               "uid": 0, "gid": 0, "comm": "runc", "cgroup_id": 7, "container_id": id,
+               "pod_name": pod, "pod_namespace": "shop", "container_name": "app"})
+    };
+    let open = |s: &str, id: &str, pid: u32, flags: i32, tty: Option<&str>| {
+        json!({"time": at(s), "kind": "open", "host": "node-a", "pid": pid, "tid": pid, "ppid": 1,
+               "uid": 0, "gid": 0, "comm": "sh", "exe": "/bin/sh", "path": TOKEN, "flags": flags,
+               "result": 3, "tty": tty, "cgroup_id": 7, "container_id": id})
+    };
+    vec![
+        container("15:00.000", "c-web", "web-1"),          // 0
+        container("15:00.000", "c-api", "api-7"),          // 1
+        open("15:31.000", "c-web", 100, 2, Some("pts/0")), // 2: O_RDWR, interactive: stage 1 for web-1
+        open("15:31.500", "c-api", 200, 2, None),          // 3: no tty: not interactive
+        open("15:32.000", "c-api", 201, 0, Some("pts/1")), // 4: O_RDONLY: event.type "access"
+        open("15:32.500", "c-api", 202, 2, Some("pts/1")), // 5: stage 1 for api-7
+    ]
+}
+
+/// The API half, as kube-apiserver writes it with `--audit-log-path`.
+fn audit_line(id: &str, stage: &str, pod: &str, at: &str) -> String {
+    json!({"kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": "Metadata", "auditID": id,
+           "stage": stage, "requestURI": "/api/v1/namespaces/shop/secrets", "verb": "list",
+           "user": {"username": "system:serviceaccount:shop:default",
+                    "extra": {"authentication.kubernetes.io/pod-name": [pod]}},
+           "sourceIPs": ["10.244.1.17"], "userAgent": "curl/8.5.0",
+           "objectRef": {"resource": "secrets", "namespace": "shop", "apiVersion": "v1"},
+           "requestReceivedTimestamp": format!("2026-11-20T10:{at}Z"),
+           "stageTimestamp": format!("2026-11-20T10:{at}Z")})
+    .to_string()
+}
+
+/// The grammar and fields of detection-rules' cross-platform rule
+/// "Service Account Token Access Followed by Kubernetes API Request",
+/// written here: a write-intent open of the token by an interactive process
+/// in a container, then an API response to a request made with that pod's
+/// token, joined by pod name across the node capture and the audit log.
+fn token_then_api_rule(maxspan: &str) -> String {
+    format!(
+        r#"[rule]
+name = "Token read, then the API used with the pod's token"
+rule_id = "token-then-api"
+severity = "high"
+language = "eql"
+query = '''
+sequence with maxspan={maxspan}
+  [file where host.os.type == "linux" and event.type == "change" and event.action == "open" and
+   file.path in ("/var/run/secrets/kubernetes.io/serviceaccount/token",
+                 "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt") and
+   process.interactive == true and container.id like "*"] by orchestrator.resource.name
+  [any where data_stream.dataset == "kubernetes.audit_logs" and
+   kubernetes.audit.stage in ("ResponseComplete", "ResponseStarted")]
+   by `kubernetes.audit.user.extra.authentication.kubernetes.io/pod-name`
+'''
+"#
+    )
+}
+
+#[test]
+fn a_sequence_joins_a_node_capture_and_a_kubernetes_audit_log_by_pod_name() {
+    let s = Setup::new();
+    let node: String = pod_node_events().iter().map(|e| format!("{e}\n")).collect();
+    std::fs::write(s.path("pods.ndjson"), node).expect("write capture");
+    let audit = [
+        audit_line("a-1", "RequestReceived", "web-1", "15:33.100"), // 0: not a response stage
+        audit_line("a-1", "ResponseComplete", "web-1", "15:33.104"), // 1: completes web-1's [2, 1]
+        audit_line("b-2", "ResponseComplete", "db-0", "15:34.000"), // 2: db-0 read nothing
+        audit_line("c-3", "ResponseComplete", "api-7", "16:40.000"), // 3: 67.5 s after api-7's read
+    ]
+    .join("\n");
+    std::fs::write(s.path("audit.log"), audit + "\n").expect("write audit log");
+    let out = s.run(&["import", "k8s-audit", "audit.log", "-o", "audit.parquet"]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    std::fs::write(s.path("60s.toml"), token_then_api_rule("60s")).expect("write rule");
+    std::fs::write(s.path("90s.toml"), token_then_api_rule("90s")).expect("write rule");
+
+    // Only web-1's theft is whole within 60 s: its read (node event 2) and
+    // the response to its token (audit event 1), one sequence.
+    let out = s.run(&["replay", "--rules", "60s.toml", "pods.ndjson", "audit.parquet", "-f", "ndjson", "-q"]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let rows: Vec<(String, u64, String)> = ndjson(&out)
+        .iter()
+        .map(|v| {
+            let head = v["reason"].as_str().expect("reason").split_once(": ").expect("head: why").0.to_string();
+            let capture = v["capture"].as_str().expect("capture");
+            let name = Path::new(capture).file_name().expect("file").to_string_lossy().into_owned();
+            (name, v["event_index"].as_u64().expect("index"), head)
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("pods.ndjson".to_string(), 2, "sequence pods.ndjson:2, event 1 of 2 (stage 1)".to_string()),
+            ("audit.parquet".to_string(), 1, "sequence pods.ndjson:2, event 2 of 2 (stage 2)".to_string()),
+        ]
+    );
+
+    // Widening maxspan to 90 s adds api-7's read (node 5) and its API use
+    // (audit 3), 67.5 s apart, and nothing else.
+    let out = s.run(&[
+        "diff",
+        "--baseline",
+        "60s.toml",
+        "--candidate",
+        "90s.toml",
+        "pods.ndjson",
+        "audit.parquet",
+        "-f",
+        "ndjson",
+        "-q",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut changes: Vec<(String, String, u64)> = ndjson(&out)
+        .iter()
+        .map(|v| {
+            let capture = v["capture"].as_str().expect("capture");
+            let name = Path::new(capture).file_name().expect("file").to_string_lossy().into_owned();
+            (v["change"].as_str().expect("change").to_string(), name, v["event_index"].as_u64().expect("index"))
+        })
+        .collect();
+    changes.sort();
+    assert_eq!(
+        changes,
+        [("added".to_string(), "audit.parquet".to_string(), 3), ("added".to_string(), "pods.ndjson".to_string(), 5)]
+    );
+}

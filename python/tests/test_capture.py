@@ -49,6 +49,26 @@ CAPTURE_SCHEMA = pa.schema(
         pa.field("privileged", pa.bool_()),
         pa.field("container_started", pa.bool_()),
         pa.field("old_path", pa.string()),
+        # capture format version 3: Kubernetes audit events (docs/capture-format.md)
+        pa.field("audit_id", pa.string()),
+        pa.field("audit_stage", pa.string()),
+        pa.field("audit_verb", pa.string()),
+        pa.field("audit_request_uri", pa.string()),
+        pa.field("audit_user", pa.string()),
+        pa.field("audit_user_groups", pa.list_(pa.string())),
+        pa.field("audit_pod_name", pa.string()),
+        pa.field("audit_source_ips", pa.list_(pa.string())),
+        pa.field("audit_user_agent", pa.string()),
+        pa.field("audit_resource", pa.string()),
+        pa.field("audit_subresource", pa.string()),
+        pa.field("audit_namespace", pa.string()),
+        pa.field("audit_name", pa.string()),
+        pa.field("audit_api_group", pa.string()),
+        pa.field("audit_api_version", pa.string()),
+        pa.field("audit_response_code", pa.int32()),
+        pa.field("audit_decision", pa.string()),
+        pa.field("audit_reason", pa.string()),
+        pa.field("audit_request_received", pa.timestamp("ns", tz="UTC")),
     ]
 )
 
