@@ -370,6 +370,18 @@ fn a_sequence_joins_a_node_capture_and_a_kubernetes_audit_log_by_pod_name() {
         ]
     );
 
+    // The table shows the API half as the request made with web-1's token,
+    // not as a process on a host; the summary lists no process for it.
+    let table = stdout(&s.run(&["replay", "--rules", "60s.toml", "pods.ndjson", "audit.parquet"]));
+    let audit_row = table.lines().find(|l| l.contains("audit.parquet#1")).expect("the audit event's row");
+    assert!(audit_row.contains("token of web-1"), "{table}");
+    assert!(
+        audit_row.contains("list /api/v1/namespaces/shop/secrets by system:serviceaccount:shop:default"),
+        "{table}"
+    );
+    let processes = table.split("  processes").nth(1).expect("processes block");
+    assert!(!processes.contains("pid 0"), "{table}");
+
     // Widening maxspan to 90 s adds api-7's read (node 5) and its API use
     // (audit 3), 67.5 s apart, and nothing else.
     let out = s.run(&[

@@ -10,7 +10,7 @@ use crate::capture::{str_at, Column, EventBatch, Projection};
 use crate::process::{Entity, EventLinks, ProcessContext};
 
 /// Capture columns copied into every finding.
-pub const FINDING_EVENT_COLUMNS: [Column; 15] = [
+pub const FINDING_EVENT_COLUMNS: [Column; 20] = [
     Column::Time,
     Column::Kind,
     Column::Host,
@@ -26,6 +26,13 @@ pub const FINDING_EVENT_COLUMNS: [Column; 15] = [
     Column::RequestedPath,
     Column::Flags,
     Column::Tty,
+    // What a Kubernetes audit event (`k8s_audit`) says in place of a process:
+    // who made the request, with which pod's token, and what it asked.
+    Column::AuditUser,
+    Column::AuditPodName,
+    Column::AuditVerb,
+    Column::AuditRequestUri,
+    Column::AuditResponseCode,
 ];
 
 /// The columns findings need from the capture.

@@ -340,6 +340,10 @@ impl Consumer for FindingsConsumer<'_> {
             if let Some(c) = batch.str_value(Column::ContainerId, h.row) {
                 totals.containers.insert(c.to_string());
             }
+            if batch.kinds()[h.row] == crate::capture::EventKind::K8sAudit {
+                // An API request: no process on a node made it.
+                continue;
+            }
             let pid = batch.expect(Column::Pid).as_primitive::<arrow::datatypes::UInt32Type>().value(h.row);
             totals.processes.insert((
                 batch.str_value(Column::Host, h.row).unwrap_or("").to_string(),

@@ -1,4 +1,5 @@
-//! `import_tracee`, `import_ecs`, `export_tracee`, `export_ecs`: events
+//! `import_tracee`, `import_ecs`, `import_k8s_audit`, `export_tracee`,
+//! `export_ecs`: events
 //! recorded by other tools become captures, and captures go back out. Each
 //! is one call into `tokenscan_core::import` with the GIL released, under the
 //! output-file policy the CLI applies too (`tokenscan_core::output_file`:
@@ -86,6 +87,7 @@ fn report_dict<'py>(
     d.set_item("events", r.events)?;
     d.set_item("opens", r.opens)?;
     d.set_item("execs", r.execs)?;
+    d.set_item("audits", r.audits)?;
     d.set_item("unmapped", r.unmapped)?;
     let by_reason = PyDict::new(py);
     for (reason, n) in &r.unmapped_by_reason {
@@ -227,6 +229,47 @@ pub fn import_ecs<'py>(
     import(
         py,
         ImportFormat::Ecs,
+        events,
+        output,
+        format,
+        strict,
+        force,
+        max_examples,
+        batch_size,
+        ContainerInit::Keep,
+        false,
+    )
+}
+
+/// Imports a Kubernetes API server audit log (`audit.k8s.io/v1` `Event`
+/// objects, one per line, as kube-apiserver writes them with
+/// `--audit-log-path`) into a capture of `k8s_audit` rows, as `tokenscan
+/// import k8s-audit` does, and returns what was read (a
+/// `tokenscan.ImportReport` dict; `audits` counts the rows).
+///
+/// Each event keeps its request's stage; `time` is the stage's
+/// `stageTimestamp`. Rules see the rows through the `kubernetes.audit.*`
+/// fields of Elastic's Kubernetes audit integration, with
+/// `data_stream.dataset == "kubernetes.audit_logs"`, so a sequence can join a
+/// node recording and the audit log by pod name. `events`, `output`,
+/// `format`, `strict`, `force` and `max_examples` work as in `import_tracee`.
+/// The work runs without the GIL.
+#[pyfunction]
+#[pyo3(signature = (events, output, *, format=None, strict=false, force=false, max_examples=5, batch_size=65_536))]
+#[allow(clippy::too_many_arguments)]
+pub fn import_k8s_audit<'py>(
+    py: Python<'py>,
+    events: Paths,
+    output: PathBuf,
+    format: Option<String>,
+    strict: bool,
+    force: bool,
+    max_examples: usize,
+    batch_size: usize,
+) -> PyResult<Bound<'py, PyDict>> {
+    import(
+        py,
+        ImportFormat::K8sAudit,
         events,
         output,
         format,

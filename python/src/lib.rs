@@ -56,7 +56,7 @@ mod _tokenscan {
     #[pymodule_export]
     use crate::functions::{ecs_view, hunt, process_tree, read_capture, replay, report, tracee_view};
     #[pymodule_export]
-    use crate::importing::{export_ecs, export_tracee, import_ecs, import_tracee};
+    use crate::importing::{export_ecs, export_tracee, import_ecs, import_k8s_audit, import_tracee};
     #[pymodule_export]
     use crate::rules::Rules;
 

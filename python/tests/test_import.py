@@ -407,3 +407,65 @@ def test_import_releases_the_gil(tmp_path: Path) -> None:
     assert report["unmapped"] == 1500
     # this thread ran Python while the import ran in the other one, in the middle of the call
     spinning.assert_ran_during_call()
+
+
+# --- Kubernetes audit logs ------------------------------------------------------------------------
+
+
+def _audit_event(audit_id: str, stage: str, pod: str, at: str, code: int | None = None) -> str:
+    """One `audit.k8s.io/v1` Event line as kube-apiserver writes it with --audit-log-path."""
+    import json
+
+    event: dict[str, Any] = {
+        "kind": "Event",
+        "apiVersion": "audit.k8s.io/v1",
+        "level": "Metadata",
+        "auditID": audit_id,
+        "stage": stage,
+        "requestURI": "/api/v1/namespaces/shop/secrets",
+        "verb": "list",
+        "user": {
+            "username": "system:serviceaccount:shop:default",
+            "extra": {"authentication.kubernetes.io/pod-name": [pod]},
+        },
+        "sourceIPs": ["10.244.1.17"],
+        "objectRef": {"resource": "secrets", "namespace": "shop", "apiVersion": "v1"},
+        "requestReceivedTimestamp": f"2026-11-20T10:15:{at}Z",
+        "stageTimestamp": f"2026-11-20T10:15:{at}Z",
+    }
+    if code is not None:
+        event["responseStatus"] = {"metadata": {}, "code": code}
+    return json.dumps(event) + "\n"
+
+
+def test_import_k8s_audit_makes_audit_rows_the_rules_see_by_pod_name(tmp_path: Path) -> None:
+    log = tmp_path / "audit.log"
+    log.write_text(
+        _audit_event("a-1", "RequestReceived", "web-1", "33.100")
+        + "not json\n"
+        + _audit_event("a-1", "ResponseComplete", "web-1", "33.104", code=403)
+    )
+    out = tmp_path / "audit.parquet"
+    report = tokenscan.import_k8s_audit(log, out)
+    assert (report["format"], report["lines"], report["events"], report["audits"]) == ("k8s-audit", 3, 2, 2)
+    assert (report["opens"], report["execs"], report["unmapped"]) == (0, 0, 1)
+    assert [e["line"] for e in report["unmapped_examples"]] == [2]
+
+    raw = tokenscan.read_capture(out).to_pydict()
+    assert raw["kind"] == ["k8s_audit", "k8s_audit"]
+    assert raw["audit_stage"] == ["RequestReceived", "ResponseComplete"]
+    assert raw["audit_pod_name"] == ["web-1", "web-1"]
+    assert raw["audit_response_code"] == [None, 403]
+
+    view = tokenscan.ecs_view(out).to_pydict()
+    assert view["data_stream.dataset"] == ["kubernetes.audit_logs"] * 2
+    assert view["kubernetes.audit.user.extra.authentication.kubernetes.io/pod-name"] == ["web-1", "web-1"]
+
+    # The output is never replaced unasked; --strict stops at line 2 and leaves nothing.
+    with pytest.raises(FileExistsError):
+        tokenscan.import_k8s_audit(log, out)
+    strict = tmp_path / "strict.parquet"
+    with pytest.raises(tokenscan.CaptureError, match=r"line 2: invalid JSON") as e:
+        tokenscan.import_k8s_audit(log, strict, strict=True)
+    assert e.value.path == str(log)
+    assert not strict.exists()

@@ -39,6 +39,12 @@ FINDING_COLUMNS = [
     "requested_path",
     "flags",
     "tty",
+    # A Kubernetes audit event's request (null on node events).
+    "audit_user",
+    "audit_pod_name",
+    "audit_verb",
+    "audit_request_uri",
+    "audit_response_code",
     "reason",
     # The triage context (docs/processes.md), null where the capture does not say.
     "pod_name",

@@ -22,6 +22,7 @@ Arrow without copying::
     report = tokenscan.import_tracee("events.json.gz", "capture.parquet")
     report["events"], report["unmapped_examples"]   # rows written; lines not mapped, with line numbers
     tokenscan.import_ecs("d4c-export.ndjson", "d4c.parquet")
+    tokenscan.import_k8s_audit("kube-apiserver-audit.log", "audit.parquet")
 
     rules = tokenscan.Rules.load("my-rules/")
     rules.evaluate(pyarrow_table_or_batch)   # any __arrow_c_array__ / __arrow_c_stream__ object
@@ -52,6 +53,7 @@ from tokenscan._tokenscan import (
     export_tracee,
     hunt,
     import_ecs,
+    import_k8s_audit,
     import_tracee,
     process_tree,
     read_capture,
@@ -82,6 +84,7 @@ __all__ = [
     "report",
     "import_tracee",
     "import_ecs",
+    "import_k8s_audit",
     "export_tracee",
     "export_ecs",
     # classes

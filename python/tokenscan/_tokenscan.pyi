@@ -23,6 +23,7 @@ __all__ = [
     "export_tracee",
     "hunt",
     "import_ecs",
+    "import_k8s_audit",
     "import_tracee",
     "process_tree",
     "report",
@@ -231,6 +232,18 @@ def import_ecs(
     batch_size: int = 65536,
 ) -> ImportReport:
     """Imports Elastic ECS (Defend for Containers) documents (plain or gzip) into a capture, as ``tokenscan import ecs``."""
+
+def import_k8s_audit(
+    events: _Paths,
+    output: _StrPath,
+    *,
+    format: Literal["parquet", "ndjson", "jsonl"] | None = None,
+    strict: bool = False,
+    force: bool = False,
+    max_examples: int = 5,
+    batch_size: int = 65536,
+) -> ImportReport:
+    """Imports a kube-apiserver audit log (``audit.k8s.io/v1`` events, plain or gzip) into a capture, as ``tokenscan import k8s-audit``."""
 
 def export_tracee(
     capture: _StrPath,

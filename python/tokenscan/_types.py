@@ -118,10 +118,10 @@ class UnmappedLine(TypedDict):
 
 
 class ImportReport(TypedDict):
-    """What ``import_tracee`` or ``import_ecs`` read and wrote."""
+    """What ``import_tracee``, ``import_ecs`` or ``import_k8s_audit`` read and wrote."""
 
     format: str
-    """``"tracee"`` or ``"ecs"``."""
+    """``"tracee"``, ``"ecs"`` or ``"k8s-audit"``."""
     inputs: List[str]
     """The input files, in the order read."""
     output: str
@@ -133,9 +133,11 @@ class ImportReport(TypedDict):
     gzip: bool
     """Whether any input was gzip-compressed."""
     events: int
-    """Capture rows written (``opens + execs``)."""
+    """Event rows written (``opens + execs + audits``)."""
     opens: int
     execs: int
+    audits: int
+    """Kubernetes audit rows (``k8s_audit``)."""
     unmapped: int
     """Lines that did not become rows."""
     unmapped_by_reason: Dict[str, int]

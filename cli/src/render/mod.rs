@@ -151,8 +151,25 @@ fn shell_word(s: &str) -> String {
     }
 }
 
-/// What a finding is about, in one line: argv for an exec, the path and access mode for an open.
+/// What a finding is about, in one line: argv for an exec, the path and access
+/// mode for an open, the request and its answer for a Kubernetes audit event.
 pub fn target(b: &RecordBatch, i: usize) -> String {
+    if s(b, "kind", i).as_deref() == Some("k8s_audit") {
+        // `list /api/v1/namespaces/shop/secrets -> 403 by system:serviceaccount:shop:web`
+        let mut t = format!(
+            "{} {}",
+            s(b, "audit_verb", i).unwrap_or_default(),
+            s(b, "audit_request_uri", i).unwrap_or_default()
+        );
+        let code = col(b, "audit_response_code").as_primitive::<Int32Type>();
+        if code.is_valid(i) {
+            t.push_str(&format!(" -> {}", code.value(i)));
+        }
+        if let Some(user) = s(b, "audit_user", i) {
+            t.push_str(&format!(" by {user}"));
+        }
+        return t;
+    }
     if s(b, "kind", i).as_deref() == Some("exec") {
         let args = col(b, "args").as_list::<i32>();
         if args.is_valid(i) {

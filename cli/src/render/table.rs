@@ -56,12 +56,13 @@ pub fn findings(batches: &[RecordBatch], summary: &ReplaySummary, multi: bool) -
                 } else {
                     idx.value(i).to_string()
                 };
+                let audit = s(b, "kind", i).as_deref() == Some("k8s_audit");
                 let container = pod_label(b, i);
                 rows.push([
                     event,
                     human_time(time.value(i)),
                     container,
-                    pid.value(i).to_string(),
+                    if audit { "-".to_string() } else { pid.value(i).to_string() },
                     s(b, "comm", i).unwrap_or_default(),
                     s(b, "kind", i).unwrap_or_default(),
                     target(b, i),
@@ -108,7 +109,12 @@ pub fn findings(batches: &[RecordBatch], summary: &ReplaySummary, multi: bool) -
 
 /// Where a finding's event ran: `namespace/pod` (with `:container` when
 /// the pod's container is named), else the short container id, else `(host)`.
+/// A Kubernetes audit event ran on the API server: its pod is the one whose
+/// token made the request, `token of POD` (`(API)` without one).
 fn pod_label(b: &RecordBatch, i: usize) -> String {
+    if s(b, "kind", i).as_deref() == Some("k8s_audit") {
+        return s(b, "audit_pod_name", i).map_or("(API)".to_string(), |pod| format!("token of {pod}"));
+    }
     match (s(b, "pod_namespace", i), s(b, "pod_name", i)) {
         (ns, Some(pod)) => {
             let mut label = ns.map_or(pod.clone(), |ns| format!("{ns}/{pod}"));
@@ -231,16 +237,20 @@ pub fn diff(batches: &[RecordBatch], summary: &DiffSummary) -> String {
                 }
                 n += 1;
                 let cap = s(b, "capture", i).unwrap_or_default();
-                let container = s(b, "container_id", i).map_or("host".to_string(), |c| short_container_id(&c));
+                let place = if s(b, "kind", i).as_deref() == Some("k8s_audit") {
+                    pod_label(b, i)
+                } else {
+                    let container = s(b, "container_id", i).map_or("host".to_string(), |c| short_container_id(&c));
+                    format!("container {container}, pid {}", pid.value(i))
+                };
                 let _ = writeln!(
                     lines,
-                    "  {sign} {} {cap}#{}  {} {} {}  (container {container}, pid {})",
+                    "  {sign} {} {cap}#{}  {} {} {}  ({place})",
                     s(b, "rule_id", i).unwrap_or_default(),
                     idx.value(i),
                     s(b, "comm", i).unwrap_or_default(),
                     s(b, "kind", i).unwrap_or_default(),
                     target(b, i),
-                    pid.value(i),
                 );
                 let _ = writeln!(lines, "      {now:<13} {}", s(b, "reason", i).unwrap_or_default());
                 let _ = writeln!(lines, "      {then:<13} {}", s(b, "other_side", i).unwrap_or_default());
