@@ -122,10 +122,14 @@ pub struct RuleSummary {
     pub unevaluable: u64,
     /// The first few of them.
     pub examples: Vec<UnevaluableExample>,
-    /// Whether the rule is an EQL sequence (then `findings` counts the
-    /// events of its sequences, one finding each).
+    /// Whether the rule is an EQL sequence or sample (then `findings`
+    /// counts the events of its sequences or samples, one finding each).
     pub is_sequence: bool,
-    /// Sequence rules: sequences matched (each event of one is a finding).
+    /// Whether the rule is an EQL sample (then `is_sequence` is true too,
+    /// and `sequences` counts its samples).
+    pub is_sample: bool,
+    /// Sequence rules: sequences matched (each event of one is a finding);
+    /// sample rules: samples found.
     pub sequences: u64,
     /// Sequence rules: partial sequences dropped because
     /// [`ReplayOptions::sequence_max_pending`] was reached (then some
