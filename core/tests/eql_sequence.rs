@@ -876,3 +876,24 @@ fn a_sample_rule_through_the_driver_names_each_event_s_sample_and_filter() {
     assert_eq!(json["rules"][0]["samples"], 2);
     assert!(json["rules"][0].get("sequences").is_none(), "{json}");
 }
+
+#[test]
+fn a_sample_rule_is_refused_one_batch_at_a_time_by_name() {
+    use tokenscan_core::replay::{CollectSink, ReplayOptions, Replayer};
+    // A sample needs the whole stream (its events may be in any batch):
+    // evaluation of a lone batch refuses it, naming the rule and what it is.
+    let text = rule_text("smp-1", WRITTEN_AND_EXECUTED);
+    let rules = tokenscan_core::rules::RuleSet::from_sources(
+        &[(std::path::Path::new("smp.toml"), text.as_str())],
+        &CompileOptions::default(),
+    )
+    .expect("loads");
+    let replayer = Replayer::new(rules, ReplayOptions::default());
+    let mut summary = replayer.new_summary();
+    let b = batch(&[write(0, Some("c1"), "/tmp/x"), exec(SEC, Some("c1"), "/tmp/x")]);
+    let err = replayer
+        .replay_batch(std::path::Path::new("arrow"), &b, &mut summary, &mut CollectSink::default())
+        .expect_err("refused");
+    let msg = err.to_string();
+    assert!(msg.contains("rule smp-1 is an EQL sample: samples are matched over whole captures"), "{msg}");
+}
