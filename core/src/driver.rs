@@ -302,8 +302,9 @@ impl<'r> Driver<'r> {
                     return Err(Error::capture(
                         &read[position],
                         format!(
-                            "more than {max_events} events match the stages of the sequence rules or the rules \
-                             ending in pipes (the bound was reached in this capture): narrow their conditions"
+                            "more than {max_events} events match the stages of the sequence rules, the filters \
+                             of the sample rules or the rules ending in pipes (the bound was reached in this \
+                             capture): narrow their conditions"
                         ),
                     ));
                 }

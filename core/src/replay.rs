@@ -63,10 +63,11 @@ pub struct ReplayOptions {
     /// once, all join keys together; beyond it the oldest are dropped and
     /// counted ([`RuleSummary::sequences_dropped`]).
     pub sequence_max_pending: usize,
-    /// Sequence rules: most events the stages of all sequence rules may
-    /// select in one run (each is held, with its join keys, until the
-    /// sequences are matched); beyond it the replay fails naming the
-    /// capture where the bound was reached.
+    /// Sequence rules: most events the stages of all sequence rules (and
+    /// the filters of all sample rules) may select in one run (each is
+    /// held, with its join keys, until the sequences and samples are
+    /// matched); beyond it the replay fails naming the capture where the
+    /// bound was reached.
     pub sequence_max_events: usize,
 }
 

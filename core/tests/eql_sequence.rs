@@ -875,6 +875,16 @@ fn a_sample_rule_through_the_driver_names_each_event_s_sample_and_filter() {
     let json = tokenscan_core::summary::summary_json(&summary);
     assert_eq!(json["rules"][0]["samples"], 2);
     assert!(json["rules"][0].get("sequences").is_none(), "{json}");
+    // A sample's filter events are held until the end like a sequence's
+    // stage events, within the same bound: capture a holds 2, so a bound of
+    // 1 stops the run there, naming it.
+    let bounded = tokenscan_core::replay::ReplayOptions { sequence_max_events: 1, ..Default::default() };
+    let err = replay(dir.path(), &[dir.path().join("smp.toml")], &[&a, &b], bounded).expect_err("bounded");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("a.ndjson: more than 1 events match") && msg.contains("the filters of the sample rules"),
+        "{msg}"
+    );
 }
 
 #[test]
