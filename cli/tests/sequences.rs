@@ -411,3 +411,92 @@ fn a_sequence_joins_a_node_capture_and_a_kubernetes_audit_log_by_pod_name() {
         [("added".to_string(), "audit.parquet".to_string(), 3), ("added".to_string(), "pods.ndjson".to_string(), 5)]
     );
 }
+
+/// A sample rule over the capture of [`capture_events`]: a download tool
+/// and a token read in the same container, in either order (Elasticsearch's
+/// `sample`: no order, no time limit, one sample per container).
+fn sample_rule(tools: &str) -> String {
+    format!(
+        r#"[rule]
+name = "Download tool and token read in one container"
+rule_id = "smp-tool-and-token"
+severity = "medium"
+language = "eql"
+query = '''
+sample by container.id
+  [process where event.action == "exec" and process.name in ({tools})]
+  [file where event.action == "open" and file.path like "*/serviceaccount/token"]
+'''
+"#
+    )
+}
+
+#[test]
+fn a_sample_rule_reports_one_sample_per_container_and_diffs_by_event() {
+    // By hand, on capture_events(): filter 1 (curl or wget) is met by c1's 2
+    // and 8 and by c2's 5 and 7; filter 2 (the token) by c1's 0 and c2's 1
+    // and 6; 3 and 4 have no container (null key: no sample). Each filter
+    // takes its container's earliest event: c1 = {0 (filter 2), 2 (filter 1)}
+    // although the read came first, labelled by its earliest event 0;
+    // c2 = {1 (filter 2), 5 (filter 1)}, 39 s apart (no time limit), labelled 1.
+    let s = Setup::new();
+    std::fs::write(s.path("smp-any.toml"), sample_rule(r#""curl", "wget""#)).expect("write rule");
+    std::fs::write(s.path("smp-wget.toml"), sample_rule(r#""wget""#)).expect("write rule");
+    let out = s.run(&["replay", "--rules", "smp-any.toml", "node.ndjson", "-f", "ndjson", "-q"]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let rows: Vec<(u64, String)> = ndjson(&out)
+        .iter()
+        .map(|v| {
+            assert_eq!(v["rule_id"], "smp-tool-and-token");
+            (v["event_index"].as_u64().expect("index"), v["reason"].as_str().expect("reason").to_string())
+        })
+        .collect();
+    let heads: Vec<(u64, &str)> = rows.iter().map(|(i, r)| (*i, r.split_once(": ").expect("head: why").0)).collect();
+    assert_eq!(
+        heads,
+        [
+            (0, "sample node.ndjson:0, event 1 of 2 (filter 2)"),
+            (1, "sample node.ndjson:1, event 1 of 2 (filter 2)"),
+            (2, "sample node.ndjson:0, event 2 of 2 (filter 1)"),
+            (5, "sample node.ndjson:1, event 2 of 2 (filter 1)"),
+        ]
+    );
+    // Why each event matched is its filter's own reason.
+    assert!(rows[0].1.contains(TOKEN), "{}", rows[0].1);
+    assert!(rows[2].1.contains("curl"), "{}", rows[2].1);
+
+    // The table counts samples; the JSON summary has `samples`.
+    let text = stdout(&s.run(&["replay", "--rules", "smp-any.toml", "node.ndjson"]));
+    assert!(text.contains("4 findings in 2 samples"), "{text}");
+    let json = s.run(&["replay", "--rules", "smp-any.toml", "node.ndjson", "-f", "json", "-q"]);
+    let doc: Value = serde_json::from_str(&stdout(&json)).expect("json");
+    let r = &doc["summary"]["rules"][0];
+    assert_eq!((r["findings"].as_u64(), r["samples"].as_u64()), (Some(4), Some(2)));
+
+    // With wget alone, c1 has no tool (no sample) and c2's tool is 7: its
+    // sample is {1, 7}. Against the first rule: 0, 2 and 5 are removed, 7 is
+    // added, and 1 is a finding of both.
+    let out = s.run(&[
+        "diff",
+        "--baseline",
+        "smp-any.toml",
+        "--candidate",
+        "smp-wget.toml",
+        "node.ndjson",
+        "-f",
+        "ndjson",
+        "-q",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let changes: Vec<(String, u64)> = ndjson(&out)
+        .iter()
+        .map(|v| (v["change"].as_str().unwrap().to_string(), v["event_index"].as_u64().unwrap()))
+        .collect();
+    let want = [("removed", 0), ("removed", 2), ("removed", 5), ("added", 7)];
+    assert_eq!(changes, want.map(|(c, i)| (c.to_string(), i)));
+
+    // `rules list` describes the sample's filters.
+    let text = stdout(&s.run(&["rules", "list", "--rules", "smp-any.toml", "-f", "json"]));
+    let list: Value = serde_json::from_str(&text).expect("json");
+    assert_eq!(list[0]["logic"]["sample"]["filters"].as_array().map(Vec::len), Some(2), "{text}");
+}

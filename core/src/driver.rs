@@ -23,7 +23,7 @@ use arrow::array::{Array, AsArray};
 use arrow::datatypes::TimestampNanosecondType;
 
 use crate::capture::{Capture, Column, EventBatch, Projection};
-use crate::eql::{EqlSequence, SequenceMatcher, StageEvent};
+use crate::eql::{EqlSequence, JoinKind, StageEvent};
 use crate::error::{Error, Result};
 use crate::findings::Hit;
 use crate::process::{ProcessContext, ProcessContextBuilder};
@@ -174,6 +174,7 @@ impl<'r> Driver<'r> {
                     rule_name: r.name.clone(),
                     severity: r.severity.clone(),
                     is_sequence: r.sequence().is_some(),
+                    is_sample: r.sequence().is_some_and(|s| s.kind() == JoinKind::Sample),
                     ..Default::default()
                 })
                 .collect(),
@@ -239,8 +240,10 @@ impl<'r> Driver<'r> {
     /// the events some stage or piped rule selected are kept, with their
     /// timestamps (and join keys). Then, per rule, the events are sorted by
     /// (timestamp, capture position, event index): a sequence rule's run
-    /// through the per-key state machines ([`SequenceMatcher`]), its
-    /// sequences (in the order they complete) cut by its pipes; a piped
+    /// through the per-key state machines ([`SequenceMatcher`](crate::eql::SequenceMatcher)), its
+    /// sequences (in the order they complete) cut by its pipes; a sample
+    /// rule's grouped by join key values, one sample per key set
+    /// ([`match_samples`](crate::eql::match_samples)); a piped
     /// rule's matches cut by its pipes. Returns, per capture and event index,
     /// the rules the event is a finding of (and the sequences it is in), and
     /// sets each sequence rule's counts in `summary`. Nothing to do (and no
@@ -299,8 +302,9 @@ impl<'r> Driver<'r> {
                     return Err(Error::capture(
                         &read[position],
                         format!(
-                            "more than {max_events} events match the stages of the sequence rules or the rules \
-                             ending in pipes (the bound was reached in this capture): narrow their conditions"
+                            "more than {max_events} events match the stages of the sequence rules, the filters \
+                             of the sample rules or the rules ending in pipes (the bound was reached in this \
+                             capture): narrow their conditions"
                         ),
                     ));
                 }
@@ -312,7 +316,7 @@ impl<'r> Driver<'r> {
             hits.entry(read[capture].clone()).or_default().entry(index).or_default().push(at);
         };
         for ((rule, sequence), events) in rules.into_iter().zip(events) {
-            let output = SequenceMatcher::run(sequence.spec(self.options.sequence_max_pending), events);
+            let output = sequence.match_events(self.options.sequence_max_pending, events);
             let sequences = sequence.pipes().iter().fold(output.sequences, |s, pipe| pipe.apply(s));
             summary.rules[rule].sequences += sequences.len() as u64;
             summary.rules[rule].sequences_dropped += output.dropped;
@@ -352,11 +356,14 @@ impl<'r> Driver<'r> {
                 let reason = match (&e.sequence, rule.sequence()) {
                     (Some(place), Some(sequence)) => {
                         let why = sequence.stages[place.stage].query.explain(batch, row);
+                        let kind = sequence.kind();
                         format!(
-                            "sequence {}, event {} of {} (stage {}): {why}",
+                            "{} {}, event {} of {} ({} {}): {why}",
+                            kind.as_str(),
                             place.label,
                             place.position,
                             place.of,
+                            kind.part(),
                             place.stage + 1
                         )
                     }
@@ -590,6 +597,7 @@ impl<'r> Driver<'r> {
     pub fn refuse_sequences(&self, capture: &Path) -> Result<()> {
         let Some(rule) = self.rules.iter().find(|r| r.needs_stream()) else { return Ok(()) };
         let what = match rule.sequence() {
+            Some(s) if s.kind() == JoinKind::Sample => "is an EQL sample: samples are matched".to_string(),
             Some(_) => "is an EQL sequence: sequences are matched".to_string(),
             None => {
                 let pipes: Vec<String> = rule.pipes().iter().map(|p| p.to_string()).collect();

@@ -63,10 +63,11 @@ pub struct ReplayOptions {
     /// once, all join keys together; beyond it the oldest are dropped and
     /// counted ([`RuleSummary::sequences_dropped`]).
     pub sequence_max_pending: usize,
-    /// Sequence rules: most events the stages of all sequence rules may
-    /// select in one run (each is held, with its join keys, until the
-    /// sequences are matched); beyond it the replay fails naming the
-    /// capture where the bound was reached.
+    /// Sequence rules: most events the stages of all sequence rules (and
+    /// the filters of all sample rules) may select in one run (each is
+    /// held, with its join keys, until the sequences and samples are
+    /// matched); beyond it the replay fails naming the capture where the
+    /// bound was reached.
     pub sequence_max_events: usize,
 }
 
@@ -122,10 +123,14 @@ pub struct RuleSummary {
     pub unevaluable: u64,
     /// The first few of them.
     pub examples: Vec<UnevaluableExample>,
-    /// Whether the rule is an EQL sequence (then `findings` counts the
-    /// events of its sequences, one finding each).
+    /// Whether the rule is an EQL sequence or sample (then `findings`
+    /// counts the events of its sequences or samples, one finding each).
     pub is_sequence: bool,
-    /// Sequence rules: sequences matched (each event of one is a finding).
+    /// Whether the rule is an EQL sample (then `is_sequence` is true too,
+    /// and `sequences` counts its samples).
+    pub is_sample: bool,
+    /// Sequence rules: sequences matched (each event of one is a finding);
+    /// sample rules: samples found.
     pub sequences: u64,
     /// Sequence rules: partial sequences dropped because
     /// [`ReplayOptions::sequence_max_pending`] was reached (then some

@@ -10,7 +10,7 @@ use crate::replay::ReplaySummary;
 /// The replay summary as a JSON object: `events`, `captures` (`path`,
 /// `events`), `time_range` (`first`, `last`: RFC 3339, or null), `findings`,
 /// `rules` (counts and unevaluable examples per rule; for a sequence rule
-/// also `sequences` and `sequences_dropped`), `containers`,
+/// also `sequences` and `sequences_dropped`, for a sample rule `samples`), `containers`,
 /// `processes` (`host`, `pid`, `comm`), and `unreadable` only when a capture
 /// could not be read completely.
 pub fn summary_json(summary: &ReplaySummary) -> Value {
@@ -26,7 +26,9 @@ pub fn summary_json(summary: &ReplaySummary) -> Value {
                 "unevaluable_examples": r.examples.iter().map(|e| json!({
                     "capture": e.capture.display().to_string(), "event_index": e.event_index, "message": e.message})).collect::<Vec<_>>(),
             });
-            if r.is_sequence {
+            if r.is_sample {
+                rule["samples"] = json!(r.sequences);
+            } else if r.is_sequence {
                 rule["sequences"] = json!(r.sequences);
                 rule["sequences_dropped"] = json!(r.sequences_dropped);
             }

@@ -573,3 +573,337 @@ fn captures_replayed_together_are_one_stream_ordered_by_time() {
     let msg = err.to_string();
     assert!(msg.contains("a.ndjson: more than 2 events match the stages of the sequence rules"), "{msg}");
 }
+
+// ============================================================================
+// Samples: `sample by ... [filter] [filter] ...`
+//
+// Sources: Elasticsearch's EQL syntax reference, "Samples" (events in any
+// order, join keys with `by`, no `with maxspan`, `with runs` nor `until`)
+// and its EQL search page, "Sample chronologically unordered events" (at
+// least one join key, up to five filters, one event per filter, one sample
+// per set of join key values by default). Which event fills each filter is
+// our documented choice (docs/rule-semantics.md, "Samples"): per filter the
+// earliest by (time, id) that no earlier filter of the sample took,
+// backtracking when a later filter would be left with none.
+// ============================================================================
+
+use tokenscan_core::eql::{line_col, match_samples, JoinKind};
+
+/// The parse error of `src` and the 1-based line and column it points at.
+fn error_at(src: &str) -> (String, (usize, usize)) {
+    match parse_sequence(src) {
+        Ok(q) => panic!("{src:?} parsed as {q:?}, expected an error"),
+        Err(e) => (e.message, line_col(src, e.span.start)),
+    }
+}
+
+#[test]
+fn a_sample_parses_with_shared_and_per_filter_keys() {
+    let src = r#"sample by host.name
+        [file where file.path like "/tmp/*"] by user.name
+        [process where event.action == "exec"] by user.name"#;
+    let q = parse_sequence(src).expect("parses");
+    assert_eq!(q.kind, JoinKind::Sample);
+    assert_eq!(q.by.iter().map(|k| k.name.as_str()).collect::<Vec<_>>(), ["host.name"]);
+    assert_eq!(q.stages.len(), 2);
+    assert_eq!(q.stages[1].by[0].name, "user.name");
+    assert_eq!((q.stages[0].runs, q.stages[1].runs, q.maxspan.is_none(), q.until.is_none()), (1, 1, true, true));
+    // Keys only after the filters, keys only after `sample`, five filters, and
+    // the keyword in any case, are all samples.
+    let two = "[any where true] [any where true]";
+    assert!(parse_sequence("sample [any where true] by host.name [any where true] by host.name").is_ok());
+    assert!(parse_sequence(&format!("SAMPLE BY host.name {two}")).is_ok());
+    let five = format!("sample by host.name {two} {two} [any where true]");
+    assert_eq!(parse_sequence(&five).expect("five filters").stages.len(), 5);
+    // A sample loads as a rule matched over the stream, like a sequence.
+    assert!(tokenscan_core::eql::is_sequence(&format!("sample by host.name {two}")));
+}
+
+#[test]
+fn what_elasticsearch_refuses_in_a_sample_is_an_error_where_it_is() {
+    // Each position counted by hand (columns from 1; the header is line 1).
+    let cases: &[(&str, &str, (usize, usize))] = &[
+        // "sample by host.name " is 20 characters: `with` at column 21.
+        (
+            "sample by host.name with maxspan=5s [any where true] [any where true]",
+            "'with maxspan' is not supported in a sample",
+            (1, 21),
+        ),
+        ("sample with maxspan=5s by host.name [any where true] [any where true]", "'with maxspan'", (1, 8)),
+        // Line 2 is "  [any where true] with runs=2": `with` after 2 + 16 + 1 characters.
+        (
+            "sample by host.name\n  [any where true] with runs=2\n  [any where true]",
+            "'with runs' is not supported in a sample",
+            (2, 20),
+        ),
+        (
+            "sample by host.name [any where true] [any where true]\nuntil [any where true]",
+            "'until' is not supported in a sample",
+            (2, 1),
+        ),
+        // 20 + 17 + 17 = 54 characters before the `|`.
+        (
+            "sample by host.name [any where true] [any where true] | head 1",
+            "pipes ('| head N', '| tail N') are not supported after a sample",
+            (1, 55),
+        ),
+        // Counts and keys: the whole query, from `sample`.
+        ("sample by host.name [any where true]", "a sample needs at least two filters", (1, 1)),
+        (
+            "sample by host.name [any where true] [any where true] [any where true] [any where true] \
+             [any where true] [any where true]",
+            "a sample may have at most 5 filters; this one has 6",
+            (1, 1),
+        ),
+        ("sample [any where true] [any where true]", "a sample needs at least one join key", (1, 1)),
+        // "sample " (7) + "[any where true] by host.name " (30): the second filter at column 38.
+        (
+            "sample [any where true] by host.name [any where true]",
+            "this filter has 0 join key(s) of its own but the first filter has 1: every filter needs as many",
+            (1, 38),
+        ),
+        // "sample by host.name [" is 21 characters: the inner `sample` at column 22.
+        (
+            "sample by host.name [sample by x [any where true]] [any where true]",
+            "a sample cannot be nested inside a sample filter",
+            (1, 22),
+        ),
+    ];
+    for (src, want, at) in cases {
+        let (got, pos) = error_at(src);
+        assert!(got.starts_with(want), "{src}: got {got:?}, want {want:?}");
+        assert_eq!(pos, *at, "{src}: {got}");
+    }
+    // Join keys are checked as a sequence's are.
+    assert_eq!(
+        compile_errors("sample by process.args [any where true] [any where true]"),
+        ["'process.args' is multi-valued: it cannot be a join key"]
+    );
+    // In a rule file the position is the file's: the query starts on line 7,
+    // so the `until` of its second line is at 8:1.
+    let bad = rule_text("s-1", "sample by host.name [process where true] [file where true]\nuntil [any where true]");
+    let msg = tokenscan_core::rules::parse_rule(std::path::Path::new("smp.toml"), &bad, &CompileOptions::default())
+        .expect_err("refused")
+        .to_string();
+    assert!(msg.contains("smp.toml:8:1") && msg.contains("'until' is not supported in a sample"), "{msg}");
+}
+
+#[test]
+fn a_sample_rule_loads_as_a_stream_rule_and_describes_its_filters() {
+    use tokenscan_core::engine::CompiledRule as _;
+    let ok = rule_text("smp-1", "sample by host.name [process where true] [file where true]");
+    let rule = tokenscan_core::rules::parse_rule(std::path::Path::new("smp.toml"), &ok, &CompileOptions::default())
+        .expect("a sample rule loads");
+    let sample = rule.sequence().expect("matched over the stream, as a sequence");
+    assert_eq!((sample.kind(), sample.stages.len()), (JoinKind::Sample, 2));
+    let logic = sample.describe();
+    // Each filter as written, brackets included (as a sequence's stages).
+    assert_eq!(logic["sample"]["filters"][0]["query"], "[process where true]");
+    assert_eq!(logic["sample"]["filters"][1]["query"], "[file where true]");
+    assert!(logic.get("sequence").is_none(), "{logic}");
+}
+
+#[test]
+fn rules_check_lints_each_filter_of_a_sample_as_a_sequence_s_stages() {
+    use tokenscan_core::lint::{check_file, Severity};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("smp.toml");
+    // Line 8 (the query's second line): `file.path` under a process filter can
+    // never be true; it starts after `  [process where event.action == "exec" and `,
+    // 44 characters, so at column 45.
+    let query = "sample by container.id\n  [process where event.action == \"exec\" and file.path == \"/x\"]\n  [file where event.action == \"open\"]";
+    std::fs::write(&path, rule_text("smp-1", query)).expect("write");
+    let found: Vec<(Severity, (usize, usize), String)> = check_file(&path, &CompileOptions::default())
+        .into_iter()
+        .map(|d| (d.severity, d.position.map(|p| (p.line, p.column)).expect("a position"), d.message))
+        .collect();
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!((found[0].0, found[0].1), (Severity::Warning, (8, 45)));
+    assert!(found[0].2.contains("can never be true"), "{found:?}");
+}
+
+/// The samples as lists of (event id, filter number from 1), each in time order.
+fn samples(filters: usize, events: Vec<StageEvent<u64>>) -> Vec<Vec<(u64, usize)>> {
+    let out = match_samples(filters, events);
+    assert_eq!(out.dropped, 0);
+    out.sequences.iter().map(|s| s.iter().map(|&(id, f)| (id, f + 1)).collect()).collect()
+}
+
+#[test]
+fn a_sample_takes_its_events_in_any_order() {
+    // Filter 2's event (t=0) comes before filter 1's (t=10): a sequence would
+    // not match, a sample does; its events are listed in time order.
+    let events = vec![ev(10, 1, &["0"], Some("k")), ev(0, 2, &["1"], Some("k"))];
+    assert_eq!(samples(2, events.clone()), [vec![(2, 2), (1, 1)]]);
+    assert_eq!(run(spec(&[1, 1], None), events.clone()), Vec::<Vec<u64>>::new());
+    // The order the events are given in does not matter.
+    let mut reversed = events;
+    reversed.reverse();
+    assert_eq!(samples(2, reversed), [vec![(2, 2), (1, 1)]]);
+}
+
+#[test]
+fn each_filter_gets_the_earliest_event_with_ties_by_id() {
+    // Filter 1: id 1 at t=5, id 2 at t=1, id 4 at t=1; filter 2: id 3 at t=3.
+    // Filter 1 takes the earliest, t=1, and of ids 2 and 4 the smaller, 2.
+    let events = vec![
+        ev(5, 1, &["0"], Some("k")),
+        ev(1, 4, &["0"], Some("k")),
+        ev(1, 2, &["0"], Some("k")),
+        ev(3, 3, &["1"], Some("k")),
+    ];
+    assert_eq!(samples(2, events), [vec![(2, 1), (3, 2)]]);
+}
+
+#[test]
+fn one_event_never_fills_two_filters() {
+    // Event 1 matches both filters: alone, it is not a sample of two events.
+    assert_eq!(samples(2, vec![ev(0, 1, &["0", "1"], Some("k"))]), Vec::<Vec<(u64, usize)>>::new());
+    // Add event 2 (t=1), filter 1 only. Filter 1 = {1, 2}, filter 2 = {1}.
+    // Filter 1 first tries 1, which leaves filter 2 nothing; so filter 1
+    // takes 2 and filter 2 takes 1 (a greedy "earliest free" without going
+    // back would find no sample here).
+    let events = vec![ev(0, 1, &["0", "1"], Some("k")), ev(1, 2, &["0"], Some("k"))];
+    assert_eq!(samples(2, events), [vec![(1, 2), (2, 1)]]);
+    // Three filters: 1 = {1, 2}, 2 = {1}, 3 = {2, 3} (ids in time order).
+    // Filter 1 = 1 leaves filter 2 nothing; filter 1 = 2, filter 2 = 1,
+    // then filter 3 cannot take 2 (filter 1's) and takes 3.
+    let events = vec![ev(0, 1, &["0", "1"], Some("k")), ev(1, 2, &["0", "2"], Some("k")), ev(2, 3, &["2"], Some("k"))];
+    assert_eq!(samples(3, events), [vec![(1, 2), (2, 1), (3, 3)]]);
+}
+
+#[test]
+fn one_sample_per_set_of_key_values() {
+    // x: three events per filter, still one sample (the earliest of each);
+    // y: filter 1 only, no sample; z: one of each. Samples come in the order
+    // of their events: z's (t=0, t=1) before x's (t=2, ...).
+    let events = vec![
+        ev(2, 1, &["0"], Some("x")),
+        ev(3, 2, &["0"], Some("x")),
+        ev(4, 3, &["0"], Some("x")),
+        ev(5, 4, &["1"], Some("x")),
+        ev(6, 5, &["1"], Some("x")),
+        ev(7, 6, &["1"], Some("x")),
+        ev(0, 7, &["0"], Some("y")),
+        ev(1, 8, &["1"], Some("z")),
+        ev(0, 9, &["0"], Some("z")),
+    ];
+    assert_eq!(samples(2, events), [vec![(9, 1), (8, 2)], vec![(1, 1), (4, 2)]]);
+}
+
+#[test]
+fn null_keys_join_nothing_unless_optional() {
+    // A required key that is null: the event joins no sample.
+    let events = vec![ev(0, 1, &["0"], None), ev(1, 2, &["1"], None)];
+    assert_eq!(samples(2, events), Vec::<Vec<(u64, usize)>>::new());
+    // `?field`: null is a value, and joins null (not "x").
+    let null =
+        |time, id, filter: usize| StageEvent { time, id, matches: vec![(StageRef::Stage(filter), Some(vec![None]))] };
+    let events = vec![null(0, 1, 0), ev(1, 2, &["1"], Some("x")), null(2, 3, 1)];
+    assert_eq!(samples(2, events), [vec![(1, 1), (3, 2)]]);
+}
+
+#[test]
+fn five_filters_need_five_distinct_events() {
+    // One event per filter, in reverse time order: one sample of five.
+    let events: Vec<_> = (0..5u64).map(|f| ev(10 - f as i64, f + 1, &[&f.to_string()], Some("k"))).collect();
+    assert_eq!(samples(5, events.clone()), [vec![(5, 5), (4, 4), (3, 3), (2, 2), (1, 1)]]);
+    // Four of the five filters met: no sample.
+    assert_eq!(samples(5, events[..4].to_vec()), Vec::<Vec<(u64, usize)>>::new());
+    // Five events that each match every filter fill the five filters, in
+    // time order: event 1 the first filter, ..., event 5 the fifth.
+    let all = ["0", "1", "2", "3", "4"];
+    let events: Vec<_> = (1..=5u64).map(|id| ev(id as i64, id, &all, Some("k"))).collect();
+    assert_eq!(samples(5, events), [vec![(1, 1), (2, 2), (3, 3), (4, 4), (5, 5)]]);
+}
+
+/// A file written in /tmp and the same file executed, in one container, in either order.
+const WRITTEN_AND_EXECUTED: &str = r#"sample by container.id
+    [file where event.type == "change" and file.path like "/tmp/*"] by file.path
+    [process where event.action == "exec"] by process.executable"#;
+
+#[test]
+fn a_sample_over_events_joins_by_container_and_path_in_any_order() {
+    let smp = EqlSequence::compile_all(WRITTEN_AND_EXECUTED, &CompileOptions::default()).expect("compiles");
+    let events = [
+        exec(0, Some("c1"), "/tmp/x"),         // 0: filter 2, key (c1, /tmp/x)
+        write(5 * SEC, Some("c1"), "/tmp/x"),  // 1: filter 1, (c1, /tmp/x): sample [0, 1]
+        write(6 * SEC, Some("c1"), "/tmp/x"),  // 2: same key: that key has its sample
+        write(7 * SEC, Some("c2"), "/tmp/y"),  // 3: filter 1, (c2, /tmp/y)
+        exec(8 * SEC, Some("c1"), "/tmp/y"),   // 4: other container: not 3's
+        write(9 * SEC, None, "/tmp/h"),        // 5: host: null container.id
+        exec(10 * SEC, None, "/tmp/h"),        // 6: ... never joins
+        exec(900 * SEC, Some("c2"), "/tmp/y"), // 7: 893 s after 3: no time limit: sample [3, 7]
+    ];
+    let found = smp.stage_events(&batch(&events), 0);
+    let out = smp.match_events(100, found);
+    let got: Vec<Vec<(u64, usize)>> =
+        out.sequences.iter().map(|s| s.iter().map(|&((_, ix), filter)| (ix, filter + 1)).collect()).collect();
+    assert_eq!(got, [vec![(0, 2), (1, 1)], vec![(3, 1), (7, 2)]]);
+}
+
+#[test]
+fn a_sample_rule_through_the_driver_names_each_event_s_sample_and_filter() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (a, b) = (dir.path().join("a.ndjson"), dir.path().join("b.ndjson"));
+    // Capture a: 0 = exec of /tmp/x at 9 s, 1 = write of /tmp/y at 1 s.
+    // Capture b: 0 = write of /tmp/x at 3 s, 1 = exec of /tmp/y at 0 s.
+    std::fs::write(&a, ndjson(&[exec(9 * SEC, Some("c1"), "/tmp/x"), write(SEC, Some("c1"), "/tmp/y")])).unwrap();
+    std::fs::write(&b, ndjson(&[write(3 * SEC, Some("c1"), "/tmp/x"), exec(0, Some("c1"), "/tmp/y")])).unwrap();
+    let rule = dir.path().join("smp.toml");
+    std::fs::write(&rule, rule_text("smp-1", WRITTEN_AND_EXECUTED)).unwrap();
+    let options = tokenscan_core::replay::ReplayOptions::default();
+    let (rows, summary) = replay(dir.path(), &[rule], &[&a, &b], options).expect("replays");
+    // Two samples: /tmp/y = {b:1 (0 s, filter 2), a:1 (1 s, filter 1)},
+    // labelled by its earliest event b:1; /tmp/x = {b:0 (3 s, filter 1),
+    // a:0 (9 s, filter 2)}, labelled b:0.
+    let s = &summary.rules[0];
+    assert_eq!((s.is_sample, s.is_sequence, s.sequences, s.findings), (true, true, 2, 4));
+    let heads: Vec<(&str, u64, &str)> =
+        rows.iter().map(|(c, i, _, r)| (c.as_str(), *i, r.split_once("): ").expect("a head").0)).collect();
+    assert_eq!(
+        heads,
+        [
+            ("a.ndjson", 0, "sample b.ndjson:0, event 2 of 2 (filter 2"),
+            ("a.ndjson", 1, "sample b.ndjson:1, event 2 of 2 (filter 1"),
+            ("b.ndjson", 0, "sample b.ndjson:0, event 1 of 2 (filter 1"),
+            ("b.ndjson", 1, "sample b.ndjson:1, event 1 of 2 (filter 2"),
+        ]
+    );
+    // The reason goes on with why the event matched its filter.
+    assert!(rows[1].3.contains(r#""/tmp/y""#), "{rows:?}");
+    let json = tokenscan_core::summary::summary_json(&summary);
+    assert_eq!(json["rules"][0]["samples"], 2);
+    assert!(json["rules"][0].get("sequences").is_none(), "{json}");
+    // A sample's filter events are held until the end like a sequence's
+    // stage events, within the same bound: capture a holds 2, so a bound of
+    // 1 stops the run there, naming it.
+    let bounded = tokenscan_core::replay::ReplayOptions { sequence_max_events: 1, ..Default::default() };
+    let err = replay(dir.path(), &[dir.path().join("smp.toml")], &[&a, &b], bounded).expect_err("bounded");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("a.ndjson: more than 1 events match") && msg.contains("the filters of the sample rules"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn a_sample_rule_is_refused_one_batch_at_a_time_by_name() {
+    use tokenscan_core::replay::{CollectSink, ReplayOptions, Replayer};
+    // A sample needs the whole stream (its events may be in any batch):
+    // evaluation of a lone batch refuses it, naming the rule and what it is.
+    let text = rule_text("smp-1", WRITTEN_AND_EXECUTED);
+    let rules = tokenscan_core::rules::RuleSet::from_sources(
+        &[(std::path::Path::new("smp.toml"), text.as_str())],
+        &CompileOptions::default(),
+    )
+    .expect("loads");
+    let replayer = Replayer::new(rules, ReplayOptions::default());
+    let mut summary = replayer.new_summary();
+    let b = batch(&[write(0, Some("c1"), "/tmp/x"), exec(SEC, Some("c1"), "/tmp/x")]);
+    let err = replayer
+        .replay_batch(std::path::Path::new("arrow"), &b, &mut summary, &mut CollectSink::default())
+        .expect_err("refused");
+    let msg = err.to_string();
+    assert!(msg.contains("rule smp-1 is an EQL sample: samples are matched over whole captures"), "{msg}");
+}

@@ -25,9 +25,10 @@ pub fn findings(batches: &[RecordBatch], summary: &ReplaySummary, multi: bool) -
     let mut out = String::new();
     for rule in &summary.rules {
         let _ = writeln!(out, "{}", rule.rule_name);
-        let in_sequences = match rule.is_sequence {
-            true => format!(" in {}", plural(rule.sequences, "sequence", "sequences")),
-            false => String::new(),
+        let in_sequences = match (rule.is_sample, rule.is_sequence) {
+            (true, _) => format!(" in {}", plural(rule.sequences, "sample", "samples")),
+            (false, true) => format!(" in {}", plural(rule.sequences, "sequence", "sequences")),
+            (false, false) => String::new(),
         };
         let _ = writeln!(
             out,
@@ -170,9 +171,10 @@ pub fn summary(summary: &ReplaySummary) -> String {
     }
     let _ = writeln!(out, "  findings     {}", summary.findings());
     for r in &summary.rules {
-        let sequences = match r.is_sequence {
-            true => format!(" ({})", plural(r.sequences, "sequence", "sequences")),
-            false => String::new(),
+        let sequences = match (r.is_sample, r.is_sequence) {
+            (true, _) => format!(" ({})", plural(r.sequences, "sample", "samples")),
+            (false, true) => format!(" ({})", plural(r.sequences, "sequence", "sequences")),
+            (false, false) => String::new(),
         };
         let _ = writeln!(out, "    {:>5}  {}  {}{sequences}", r.findings, r.rule_id, r.rule_name);
     }

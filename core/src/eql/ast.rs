@@ -38,10 +38,14 @@ pub struct Query {
     pub condition: Expr,
 }
 
-/// A sequence query: `sequence [by k, ...] [with maxspan=N<unit>] [stage] ... [until [stage]]`.
+/// A sequence query, `sequence [by k, ...] [with maxspan=N<unit>] [stage] ...
+/// [until [stage]]`, or a sample query, `sample [by k, ...] [filter] [by k, ...] ...`
+/// (its filters are the stages; it has no `maxspan`, `runs`, `until` nor pipes).
 #[derive(Debug, Clone, PartialEq)]
 pub struct SequenceQuery {
-    /// Where the `sequence` keyword is.
+    /// A sequence or a sample.
+    pub kind: JoinKind,
+    /// Where the `sequence` (or `sample`) keyword is.
     pub span: Span,
     /// Join keys shared by every stage (`sequence by k1, k2`).
     pub by: Vec<JoinKey>,
@@ -53,6 +57,34 @@ pub struct SequenceQuery {
     pub until: Option<Stage>,
     /// The pipes after the stages (`| head N`, `| tail N`), in order.
     pub pipes: Vec<Pipe>,
+}
+
+/// The two queries over several events that share [`SequenceQuery`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum JoinKind {
+    /// `sequence`: events in time order, matched by per-key state machines.
+    Sequence,
+    /// `sample`: one event per filter in any order, one sample per set of
+    /// join key values.
+    Sample,
+}
+
+impl JoinKind {
+    /// The keyword: `sequence` or `sample`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JoinKind::Sequence => "sequence",
+            JoinKind::Sample => "sample",
+        }
+    }
+
+    /// What one bracketed part is called: `stage` (sequence) or `filter` (sample).
+    pub fn part(self) -> &'static str {
+        match self {
+            JoinKind::Sequence => "stage",
+            JoinKind::Sample => "filter",
+        }
+    }
 }
 
 /// A pipe after a query: `| head N` or `| tail N` (the two Elasticsearch supports).

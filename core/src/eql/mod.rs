@@ -17,10 +17,13 @@ mod parser;
 mod rule;
 mod sequence;
 
-pub use ast::{line_col, ParseError, Span};
+pub use ast::{line_col, JoinKind, ParseError, Span};
 pub use compile::{CompileError, CompileOptions, EqlQuery, DEFAULT_IGNORE_ABOVE};
-pub use parser::{is_sequence, parse_expr, parse_query, parse_query_with_pipes, parse_sequence, MAX_RUNS, MAX_STAGES};
+pub use parser::{
+    is_sequence, parse_expr, parse_query, parse_query_with_pipes, parse_sequence, MAX_RUNS, MAX_SAMPLE_FILTERS,
+    MAX_STAGES,
+};
 pub use sequence::{
-    EqlSequence, JoinValues, KeyField, Sequence, SequenceMatcher, SequenceOutput, SequenceSpec, SequenceStage,
-    StageEvent, StageRef, DEFAULT_MAX_PENDING,
+    match_samples, EqlSequence, JoinValues, KeyField, Sequence, SequenceMatcher, SequenceOutput, SequenceSpec,
+    SequenceStage, StageEvent, StageRef, DEFAULT_MAX_PENDING,
 };

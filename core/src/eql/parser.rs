@@ -20,8 +20,8 @@
 //! levels, so hostile input cannot overflow the stack.
 
 use super::ast::{
-    line_col, ArithOp, Category, Expr, ExprKind, JoinKey, Literal, ParseError, Pipe, PipeKind, Query, SequenceQuery,
-    Span, Stage,
+    line_col, ArithOp, Category, Expr, ExprKind, JoinKey, JoinKind, Literal, ParseError, Pipe, PipeKind, Query,
+    SequenceQuery, Span, Stage,
 };
 use super::lexer::{Keyword, Lexer, Token, TokenKind};
 
@@ -59,30 +59,44 @@ pub const MAX_RUNS: u64 = 100;
 /// stage not counted).
 pub const MAX_STAGES: usize = 64;
 
-/// Whether `src` is a sequence query (its first word is `sequence`).
+/// Most filters a sample may have (Elasticsearch's EQL reference: "up to
+/// five filters").
+pub const MAX_SAMPLE_FILTERS: usize = 5;
+
+/// Whether `src` is a query over several events, matched over the whole
+/// stream by [`EqlSequence`](super::EqlSequence): its first word is
+/// `sequence` or `sample`.
 pub fn is_sequence(src: &str) -> bool {
-    matches!(Lexer::new(src).next_token(), Ok(Token { kind: TokenKind::Keyword(Keyword::Sequence), .. }))
+    matches!(
+        Lexer::new(src).next_token(),
+        Ok(Token { kind: TokenKind::Keyword(Keyword::Sequence | Keyword::Sample), .. })
+    )
 }
 
-/// Parses a sequence query:
+/// Parses a sequence or a sample query:
 ///
 /// ```text
 /// sequence  = "sequence" [by] [with_maxspan] | "sequence" [with_maxspan] [by]
-///             stage+ ["until" stage] EOF
+///             stage+ ["until" stage] pipe* EOF
+/// sample    = "sample" [by] filter+ EOF
 /// by        = "by" field ("," field)*
 /// with_maxspan = "with" "maxspan" "=" INT ("ms" | "s" | "m" | "h" | "d")
 /// stage     = "[" category "where" or_expr "]" [by] ["with" "runs" "=" INT]
+/// filter    = "[" category "where" or_expr "]" [by]
 /// ```
 ///
-/// At least two stages once `runs` are expanded, at most [`MAX_STAGES`];
-/// `runs` from 1 to [`MAX_RUNS`]; a maxspan that does not fit in 2^63
-/// nanoseconds (about 292 years) is an error. Every stage, `until` included,
-/// must name as many join keys of its own as the others.
+/// A sequence has at least two stages once `runs` are expanded, at most
+/// [`MAX_STAGES`]; `runs` from 1 to [`MAX_RUNS`]; a maxspan that does not
+/// fit in 2^63 nanoseconds (about 292 years) is an error. A sample has 2 to
+/// [`MAX_SAMPLE_FILTERS`] filters and at least one join key, and no
+/// `with maxspan`, `with runs`, `until` or pipes (Elasticsearch's samples
+/// have none: they ignore time). Every stage (or filter), `until`
+/// included, must name as many join keys of its own as the others.
 pub fn parse_sequence(src: &str) -> Result<SequenceQuery, ParseError> {
     let mut p = Parser::new(src)?;
-    if !p.at_keyword(Keyword::Sequence) {
-        return Err(p.error("expected 'sequence' at the start of the query"));
-    }
+    let Some(kind) = p.join_kind() else {
+        return Err(p.error("expected 'sequence' or 'sample' at the start of the query"));
+    };
     let span = p.bump()?.span;
     let mut by = Vec::new();
     let mut maxspan = None;
@@ -92,6 +106,9 @@ pub fn parse_sequence(src: &str) -> Result<SequenceQuery, ParseError> {
             p.bump()?;
             by = p.join_keys()?;
         } else if p.at_word("with") && !with_seen {
+            if kind == JoinKind::Sample {
+                return Err(p.error("'with maxspan' is not supported in a sample: a sample ignores time"));
+            }
             with_seen = true;
             let (name, name_span, value, unit, value_span) = p.with_option()?;
             if !name.eq_ignore_ascii_case("maxspan") {
@@ -106,53 +123,89 @@ pub fn parse_sequence(src: &str) -> Result<SequenceQuery, ParseError> {
     }
     let mut stages = Vec::new();
     while p.tok.kind == TokenKind::LBracket {
-        stages.push(p.stage()?);
+        stages.push(p.stage(kind)?);
     }
     let mut until = None;
     if p.at_word("until") {
+        if kind == JoinKind::Sample {
+            return Err(
+                p.error("'until' is not supported in a sample: a sample has no order for an event to interrupt")
+            );
+        }
         p.bump()?;
         if p.tok.kind != TokenKind::LBracket {
             return Err(p.error("expected '[' to open the 'until' stage"));
         }
-        let stage = p.stage()?;
+        let stage = p.stage(kind)?;
         if stage.runs != 1 {
             return Err(ParseError { message: "the 'until' stage cannot have 'runs'".into(), span: stage.span });
         }
         until = Some(stage);
     }
-    let pipes = p.pipes()?;
+    let pipes = match kind {
+        JoinKind::Sequence => p.pipes()?,
+        JoinKind::Sample if p.tok.kind == TokenKind::Pipe => {
+            return Err(
+                p.error("pipes ('| head N', '| tail N') are not supported after a sample: every sample is reported")
+            )
+        }
+        JoinKind::Sample => Vec::new(),
+    };
     if p.tok.kind != TokenKind::Eof {
-        return Err(p.error(format!(
-            "unexpected {}: expected '[' to open a stage, 'until' or the end of the query",
-            p.describe()
-        )));
+        let expected = match kind {
+            JoinKind::Sequence => "'[' to open a stage, 'until' or the end of the query",
+            JoinKind::Sample => "'[' to open a filter or the end of the query",
+        };
+        return Err(p.error(format!("unexpected {}: expected {expected}", p.describe())));
     }
     let total: u64 = stages.iter().map(|s| u64::from(s.runs)).sum();
-    if total < 2 {
-        return Err(ParseError {
-            message: "a sequence needs at least two stages (counting 'runs')".into(),
-            span: span.to(p.tok.span),
-        });
+    let whole = span.to(p.tok.span);
+    match kind {
+        JoinKind::Sequence if total < 2 => {
+            return Err(ParseError {
+                message: "a sequence needs at least two stages (counting 'runs')".into(),
+                span: whole,
+            })
+        }
+        JoinKind::Sequence if total > MAX_STAGES as u64 => {
+            return Err(ParseError {
+                message: format!(
+                    "a sequence may have at most {MAX_STAGES} stages (counting 'runs'); this one has {total}"
+                ),
+                span: whole,
+            })
+        }
+        JoinKind::Sample if total < 2 => {
+            return Err(ParseError { message: "a sample needs at least two filters".into(), span: whole })
+        }
+        JoinKind::Sample if total > MAX_SAMPLE_FILTERS as u64 => {
+            return Err(ParseError {
+                message: format!("a sample may have at most {MAX_SAMPLE_FILTERS} filters; this one has {total}"),
+                span: whole,
+            })
+        }
+        _ => {}
     }
-    if total > MAX_STAGES as u64 {
-        return Err(ParseError {
-            message: format!("a sequence may have at most {MAX_STAGES} stages (counting 'runs'); this one has {total}"),
-            span: span.to(p.tok.span),
-        });
-    }
+    let part = kind.part();
     let first_keys = stages[0].by.len();
     for stage in stages.iter().chain(until.iter()) {
         if stage.by.len() != first_keys {
             return Err(ParseError {
                 message: format!(
-                    "this stage has {} join key(s) of its own but the first stage has {first_keys}: every stage needs as many",
+                    "this {part} has {} join key(s) of its own but the first {part} has {first_keys}: every {part} needs as many",
                     stage.by.len()
                 ),
                 span: stage.span,
             });
         }
     }
-    Ok(SequenceQuery { span, by, maxspan, stages, until, pipes })
+    if kind == JoinKind::Sample && by.is_empty() && first_keys == 0 {
+        return Err(ParseError {
+            message: "a sample needs at least one join key: 'sample by field' or 'by field' after every filter".into(),
+            span,
+        });
+    }
+    Ok(SequenceQuery { kind, span, by, maxspan, stages, until, pipes })
 }
 
 /// A `maxspan` value in nanoseconds.
@@ -285,11 +338,17 @@ impl<'a> Parser<'a> {
         Ok(pipes)
     }
 
-    /// `[<category> where <condition>] [by ...] [with runs=N]`; the current token is the `[`.
-    fn stage(&mut self) -> PResult<Stage> {
+    /// `[<category> where <condition>] [by ...] [with runs=N]` (`with`
+    /// refused in a sample); the current token is the `[`.
+    fn stage(&mut self, kind: JoinKind) -> PResult<Stage> {
         let open = self.bump()?.span;
-        if self.at_keyword(Keyword::Sequence) {
-            return Err(self.error("a sequence cannot be nested inside a sequence stage"));
+        if let Some(inner) = self.join_kind() {
+            return Err(self.error(format!(
+                "a {} cannot be nested inside a {} {}",
+                inner.as_str(),
+                kind.as_str(),
+                kind.part()
+            )));
         }
         let (category, category_span) = self.category()?;
         if !self.at_keyword(Keyword::Where) {
@@ -311,6 +370,9 @@ impl<'a> Parser<'a> {
             by = self.join_keys()?;
         }
         let mut runs = 1;
+        if self.at_word("with") && kind == JoinKind::Sample {
+            return Err(self.error("'with runs' is not supported in a sample: each filter matches one event"));
+        }
         if self.at_word("with") {
             let (name, name_span, value, unit, value_span) = self.with_option()?;
             if !name.eq_ignore_ascii_case("runs") {
@@ -328,6 +390,15 @@ impl<'a> Parser<'a> {
             runs = value as u32;
         }
         Ok(Stage { query: Query { category, category_span, condition }, span: open.to(close), by, runs })
+    }
+
+    /// Whether the current token is `sequence` or `sample`, and which.
+    fn join_kind(&self) -> Option<JoinKind> {
+        match self.tok.kind {
+            TokenKind::Keyword(Keyword::Sequence) => Some(JoinKind::Sequence),
+            TokenKind::Keyword(Keyword::Sample) => Some(JoinKind::Sample),
+            _ => None,
+        }
     }
 
     fn at_keyword(&self, kw: Keyword) -> bool {

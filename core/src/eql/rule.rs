@@ -1,5 +1,6 @@
 //! [`EqlQuery`] and [`EqlSequence`] as [`CompiledRule`]s.
 
+use super::ast::JoinKind;
 use super::compile::EqlQuery;
 use super::sequence::EqlSequence;
 use crate::capture::{EventBatch, Projection};
@@ -45,10 +46,12 @@ impl CompiledRule for EqlQuery {
     }
 }
 
-/// An EQL sequence as a [`CompiledRule`]. A sequence fires on several events
-/// in order, not on one event of a batch: the driver matches it over the
-/// whole stream of captures before reading them ([`crate::driver`]), through
-/// [`CompiledRule::sequence`]; per-batch evaluation selects nothing.
+/// An EQL sequence (or sample) as a [`CompiledRule`]. A sequence fires on
+/// several events in order, a sample on several events in any order, not on
+/// one event of a batch: the driver matches either over the whole stream of
+/// captures before reading them ([`crate::driver`]), through
+/// [`CompiledRule::sequence`]; per-batch evaluation selects nothing. Where a
+/// sequence says "stage", a sample says "filter".
 impl CompiledRule for EqlSequence {
     fn kind(&self) -> &'static str {
         "eql"
@@ -76,34 +79,50 @@ impl CompiledRule for EqlSequence {
         Verdict { fires: arrow::buffer::BooleanBuffer::new_unset(batch.len()), unevaluable: Vec::new() }
     }
 
-    /// The stages the event matches, with why.
+    /// The stages (filters) the event matches, with why.
     fn why(&self, batch: &EventBatch, row: usize) -> String {
+        let part = self.kind().part();
         let why: Vec<String> = self
             .stages
             .iter()
             .enumerate()
             .filter(|(_, s)| s.query.evaluate(batch).value(row))
-            .map(|(i, s)| format!("stage {}: {}", i + 1, s.query.explain(batch, row)))
+            .map(|(i, s)| format!("{part} {}: {}", i + 1, s.query.explain(batch, row)))
             .collect();
         why.join("; ")
     }
 
-    /// Why the event matches no stage (it may match some and still not be
-    /// part of a sequence: that depends on the events around it).
+    /// Why the event matches no stage (filter); it may match some and still
+    /// not be part of a sequence (sample): that depends on the other events.
     fn why_not(&self, batch: &EventBatch, row: usize) -> String {
+        let (kind, part) = (self.kind().as_str(), self.kind().part());
+        let completes = match self.kind() {
+            JoinKind::Sequence => "completes",
+            JoinKind::Sample => "is found",
+        };
         let stages: Vec<String> = self
             .stages
             .iter()
             .enumerate()
             .map(|(i, s)| match s.query.evaluate(batch).value(row) {
-                true => format!("stage {} matches (whether a sequence completes depends on the other events)", i + 1),
-                false => format!("stage {}: {}", i + 1, s.query.why_not(batch, row)),
+                true => format!("{part} {} matches (whether a {kind} {completes} depends on the other events)", i + 1),
+                false => format!("{part} {}: {}", i + 1, s.query.why_not(batch, row)),
             })
             .collect();
         stages.join("; ")
     }
 
+    /// A sequence: `{"query", "sequence": {"stages", "until", "maxspan_ns"}}`;
+    /// a sample: `{"query", "sample": {"filters"}}` (each `{"query", "fields"}`).
     fn describe(&self) -> serde_json::Value {
+        if self.kind() == JoinKind::Sample {
+            let filters: Vec<serde_json::Value> = self
+                .stages
+                .iter()
+                .map(|s| serde_json::json!({"query": s.query.source(), "fields": s.query.field_names()}))
+                .collect();
+            return serde_json::json!({"query": self.source(), "sample": {"filters": filters}});
+        }
         let stages: Vec<serde_json::Value> = self
             .stages
             .iter()

@@ -30,10 +30,17 @@
 //! sequences older than `maxspan` are dropped as time advances; and at most
 //! [`SequenceSpec::max_pending`] pending sequences are kept in all: beyond
 //! that the oldest are dropped and counted in [`SequenceOutput::dropped`].
+//!
+//! A sample query (`sample by ...`) is compiled into the same
+//! [`EqlSequence`] (its filters are the stages, [`EqlSequence::kind`] tells
+//! them apart) and its events are selected by the same
+//! [`EqlSequence::stage_events`]; [`match_samples`] then builds one sample
+//! per set of join key values (Elasticsearch's EQL reference, "Samples";
+//! semantics in its docs and in `docs/rule-semantics.md`).
 
 use std::collections::HashMap;
 
-use super::ast::{SequenceQuery, Span};
+use super::ast::{JoinKind, SequenceQuery, Span};
 use super::compile::{CompileError, CompileOptions, EqlQuery};
 use super::parser::parse_sequence;
 use arrow::array::{Array, AsArray};
@@ -139,6 +146,22 @@ impl EqlSequence {
         })
     }
 
+    /// A sequence or a sample.
+    pub fn kind(&self) -> JoinKind {
+        self.ast.kind
+    }
+
+    /// Matches `events` (from [`EqlSequence::stage_events`], in any order):
+    /// a sequence through its state machines ([`SequenceMatcher`], at most
+    /// `max_pending` pending sequences), a sample through
+    /// [`match_samples`] (nothing pending, nothing dropped).
+    pub fn match_events<Id: Clone + Ord>(&self, max_pending: usize, events: Vec<StageEvent<Id>>) -> SequenceOutput<Id> {
+        match self.kind() {
+            JoinKind::Sequence => SequenceMatcher::run(self.spec(max_pending), events),
+            JoinKind::Sample => match_samples(self.stages.len(), events),
+        }
+    }
+
     /// The query text as written.
     pub fn source(&self) -> &str {
         &self.source
@@ -155,7 +178,7 @@ impl EqlSequence {
         &self.ast.pipes
     }
 
-    /// Where the `sequence` keyword is.
+    /// Where the `sequence` (or `sample`) keyword is.
     pub fn span(&self) -> Span {
         self.ast.span
     }
@@ -436,6 +459,83 @@ impl<Id: Clone + Ord> SequenceMatcher<Id> {
     pub fn finish(self) -> SequenceOutput<Id> {
         self.out
     }
+}
+
+/// Builds the samples of a sample query of `filters` filters from the
+/// events its filters selected (in any order).
+///
+/// One sample per set of join key values (Elasticsearch's
+/// `max_samples_per_key` default of 1) that can give every filter its own
+/// event: one event never fills two filters of a sample. Which events:
+/// the candidates of each filter are taken in (time, id) order, and the
+/// filters are filled in order, each with its earliest candidate not taken
+/// by an earlier filter, backtracking when a later filter is left with
+/// none (so filter 1 = {A, B} and filter 2 = {A} gives (B, A), not
+/// nothing). Per key and filter only the first `filters` candidates are
+/// kept: among them one is always free whatever the other filters took, so
+/// the choice is the same as with all of them.
+///
+/// Each sample lists its events in (time, id) order with the filter (0-based)
+/// each fills; samples come in the order of their events' (time, id). A
+/// `StageRef::Until` match is ignored (a sample has no `until`).
+pub fn match_samples<Id: Clone + Ord>(filters: usize, mut events: Vec<StageEvent<Id>>) -> SequenceOutput<Id> {
+    events.sort_by(|a, b| (a.time, &a.id).cmp(&(b.time, &b.id)));
+    // Per key (in order of first appearance): per filter, candidate event positions.
+    let mut slot: HashMap<Vec<Option<String>>, usize> = HashMap::new();
+    let mut candidates: Vec<Vec<Vec<usize>>> = Vec::new();
+    for (at, event) in events.iter().enumerate() {
+        for (stage, key) in &event.matches {
+            let (StageRef::Stage(filter), Some(key)) = (stage, key) else { continue };
+            if *filter >= filters {
+                continue;
+            }
+            let k = *slot.entry(key.clone()).or_insert_with(|| {
+                candidates.push(vec![Vec::new(); filters]);
+                candidates.len() - 1
+            });
+            let list = &mut candidates[k][*filter];
+            if list.len() < filters && list.last() != Some(&at) {
+                list.push(at);
+            }
+        }
+    }
+    let mut samples: Vec<Vec<(usize, usize)>> = candidates
+        .iter()
+        .filter_map(|lists| {
+            let mut chosen = Vec::with_capacity(filters);
+            fill(lists, &mut chosen).then(|| {
+                let mut sample: Vec<(usize, usize)> = chosen.into_iter().enumerate().map(|(f, at)| (at, f)).collect();
+                sample.sort_unstable();
+                sample
+            })
+        })
+        .collect();
+    samples.sort_unstable();
+    let sequences = samples
+        .into_iter()
+        .map(|sample| sample.into_iter().map(|(at, filter)| (events[at].id.clone(), filter)).collect())
+        .collect();
+    SequenceOutput { sequences, dropped: 0 }
+}
+
+/// Gives filter `chosen.len()` and every later one a candidate of its own
+/// (the earliest that lets the rest be filled); false when none can.
+fn fill(lists: &[Vec<usize>], chosen: &mut Vec<usize>) -> bool {
+    let filter = chosen.len();
+    if filter == lists.len() {
+        return true;
+    }
+    for &at in &lists[filter] {
+        if chosen.contains(&at) {
+            continue;
+        }
+        chosen.push(at);
+        if fill(lists, chosen) {
+            return true;
+        }
+        chosen.pop();
+    }
+    false
 }
 
 /// The values of a single-valued ECS field as strings, `None` where null.
