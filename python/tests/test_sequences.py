@@ -1,4 +1,4 @@
-"""EQL sequence rules from Python: `tokenscan.replay` reports each event of a matched
+"""EQL sequence and sample rules from Python: `tokenscan.replay` reports each event of a matched
 sequence; evaluating Arrow batches one at a time refuses a sequence rule by name.
 Expected events are derived by hand from Elasticsearch's sequence semantics
 (docs/rule-semantics.md#sequences)."""
@@ -96,3 +96,37 @@ def test_evaluating_batches_refuses_a_piped_rule_by_name(capture: Path) -> None:
     with pytest.raises(tokenscan.RuleError, match=r"rule piped ends in `\| head 2`"):
         tokenscan.Rules.from_text(piped, "piped.toml").evaluate(table)
     assert pa.table(tokenscan.replay(capture, tokenscan.Rules.from_text(piped, "piped.toml")))["event_index"].to_pylist() == [0, 1]
+
+
+SAMPLE = """[rule]
+name = "Token read and a download tool in one container, in any order"
+rule_id = "sample-token-tool"
+severity = "medium"
+language = "eql"
+query = '''
+sample by container.id
+  [process where event.action == "exec" and process.name in ("curl", "wget")]
+  [file where event.action == "open" and file.path like "*/serviceaccount/token"]
+'''
+"""
+
+
+def test_a_sample_rule_takes_one_sample_per_key_in_any_order(capture: Path) -> None:
+    # Per container, each filter takes its earliest event: c1's curl 2 and
+    # read 0 (the read came first: samples ignore order), c2's curl 5 and
+    # read 1 (no maxspan: 39 s apart is fine); 6 and 7 are not used, one
+    # sample per key; the host's events (null container.id) join nothing.
+    findings = tokenscan.replay(capture, tokenscan.Rules.from_text(SAMPLE, "sample.toml"))
+    table = pa.table(findings)
+    got = sorted(zip(table["event_index"].to_pylist(), (r.split(": ", 1)[0] for r in table["reason"].to_pylist())))
+    name = str(capture)
+    assert got == [
+        (0, f"sample {name}:0, event 1 of 2 (filter 2)"),
+        (1, f"sample {name}:1, event 1 of 2 (filter 2)"),
+        (2, f"sample {name}:0, event 2 of 2 (filter 1)"),
+        (5, f"sample {name}:1, event 2 of 2 (filter 1)"),
+    ]
+    rule = findings.summary()["rules"][0]
+    assert (rule["findings"], rule["samples"]) == (4, 2)
+    with pytest.raises(tokenscan.RuleError, match="sample-token-tool"):
+        tokenscan.Rules.from_text(SAMPLE, "sample.toml").evaluate(tokenscan.read_capture(capture))

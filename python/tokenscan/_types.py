@@ -65,6 +65,8 @@ class RuleSummary(TypedDict):
     """Sequence rules only: sequences matched (``findings`` counts their events)."""
     sequences_dropped: NotRequired[int]
     """Sequence rules only: partial sequences dropped at the pending bound (some may be missing)."""
+    samples: NotRequired[int]
+    """Sample rules only: samples matched, one per set of join-key values (``findings`` counts their events)."""
 
 
 class ProcessInfo(TypedDict):
