@@ -94,6 +94,24 @@ impl Setup {
     fn run(&self, args: &[&str]) -> Output {
         Command::new(get_cargo_bin("tokenscan")).current_dir(self.dir.path()).args(args).output().expect("runs")
     }
+
+    /// `tokenscan diff` of two rule files over `captures`: each change as
+    /// (`added`/`removed`, capture file name, event index), in output order.
+    fn diff(&self, baseline: &str, candidate: &str, captures: &[&str]) -> Vec<(String, String, u64)> {
+        let mut args = vec!["diff", "--baseline", baseline, "--candidate", candidate];
+        args.extend(captures);
+        args.extend(["-f", "ndjson", "-q"]);
+        let out = self.run(&args);
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+        ndjson(&out)
+            .iter()
+            .map(|v| {
+                let capture = v["capture"].as_str().expect("capture");
+                let name = Path::new(capture).file_name().expect("file").to_string_lossy().into_owned();
+                (v["change"].as_str().expect("change").to_string(), name, v["event_index"].as_u64().expect("index"))
+            })
+            .collect()
+    }
 }
 
 fn stdout(out: &Output) -> String {
@@ -172,23 +190,9 @@ fn diff_of_a_wider_maxspan_adds_exactly_the_sequence_it_completes() {
     // With maxspan=60s, event 5 (c2's curl, 39 s after c2's read at 1)
     // completes [1, 5]; then 6 starts again and 7 completes [6, 7] as before.
     let s = Setup::new();
-    let out = s.run(&[
-        "diff",
-        "--baseline",
-        "seq-30s.toml",
-        "--candidate",
-        "seq-60s.toml",
-        "node.ndjson",
-        "-f",
-        "ndjson",
-        "-q",
-    ]);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
-    let changes: Vec<(String, u64)> = ndjson(&out)
-        .iter()
-        .map(|v| (v["change"].as_str().unwrap().to_string(), v["event_index"].as_u64().unwrap()))
-        .collect();
-    assert_eq!(changes, [("added".to_string(), 1), ("added".to_string(), 5)]);
+    let changes = s.diff("seq-30s.toml", "seq-60s.toml", &["node.ndjson"]);
+    let want = [("added", 1), ("added", 5)];
+    assert_eq!(changes, want.map(|(c, i)| (c.to_string(), "node.ndjson".to_string(), i)));
 }
 
 #[test]
@@ -384,27 +388,7 @@ fn a_sequence_joins_a_node_capture_and_a_kubernetes_audit_log_by_pod_name() {
 
     // Widening maxspan to 90 s adds api-7's read (node 5) and its API use
     // (audit 3), 67.5 s apart, and nothing else.
-    let out = s.run(&[
-        "diff",
-        "--baseline",
-        "60s.toml",
-        "--candidate",
-        "90s.toml",
-        "pods.ndjson",
-        "audit.parquet",
-        "-f",
-        "ndjson",
-        "-q",
-    ]);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
-    let mut changes: Vec<(String, String, u64)> = ndjson(&out)
-        .iter()
-        .map(|v| {
-            let capture = v["capture"].as_str().expect("capture");
-            let name = Path::new(capture).file_name().expect("file").to_string_lossy().into_owned();
-            (v["change"].as_str().expect("change").to_string(), name, v["event_index"].as_u64().expect("index"))
-        })
-        .collect();
+    let mut changes = s.diff("60s.toml", "90s.toml", &["pods.ndjson", "audit.parquet"]);
     changes.sort();
     assert_eq!(
         changes,
@@ -476,24 +460,9 @@ fn a_sample_rule_reports_one_sample_per_container_and_diffs_by_event() {
     // With wget alone, c1 has no tool (no sample) and c2's tool is 7: its
     // sample is {1, 7}. Against the first rule: 0, 2 and 5 are removed, 7 is
     // added, and 1 is a finding of both.
-    let out = s.run(&[
-        "diff",
-        "--baseline",
-        "smp-any.toml",
-        "--candidate",
-        "smp-wget.toml",
-        "node.ndjson",
-        "-f",
-        "ndjson",
-        "-q",
-    ]);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
-    let changes: Vec<(String, u64)> = ndjson(&out)
-        .iter()
-        .map(|v| (v["change"].as_str().unwrap().to_string(), v["event_index"].as_u64().unwrap()))
-        .collect();
+    let changes = s.diff("smp-any.toml", "smp-wget.toml", &["node.ndjson"]);
     let want = [("removed", 0), ("removed", 2), ("removed", 5), ("added", 7)];
-    assert_eq!(changes, want.map(|(c, i)| (c.to_string(), i)));
+    assert_eq!(changes, want.map(|(c, i)| (c.to_string(), "node.ndjson".to_string(), i)));
 
     // `rules list` describes the sample's filters.
     let text = stdout(&s.run(&["rules", "list", "--rules", "smp-any.toml", "-f", "json"]));

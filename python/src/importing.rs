@@ -267,19 +267,8 @@ pub fn import_k8s_audit<'py>(
     max_examples: usize,
     batch_size: usize,
 ) -> PyResult<Bound<'py, PyDict>> {
-    import(
-        py,
-        ImportFormat::K8sAudit,
-        events,
-        output,
-        format,
-        strict,
-        force,
-        max_examples,
-        batch_size,
-        ContainerInit::Keep,
-        false,
-    )
+    let keep = ContainerInit::Keep; // no containers in an audit log
+    import(py, ImportFormat::K8sAudit, events, output, format, strict, force, max_examples, batch_size, keep, false)
 }
 
 /// Exports one capture file to `output`, with the I/O policy of the imports.
