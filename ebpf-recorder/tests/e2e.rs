@@ -267,6 +267,8 @@ fn run_scenario(dir: &Path, name: &str, cgroup: Option<&Path>, script_body: &str
 #[derive(Debug, Clone, PartialEq)]
 struct Ev {
     index: usize,
+    /// Nanoseconds since the epoch.
+    time: i64,
     kind: String,
     pid: u32,
     ppid: u32,
@@ -310,9 +312,11 @@ fn events_of(batch: &EventBatch, first: usize) -> Vec<Ev> {
     let times = |c: Column| batch.column(c).unwrap().as_primitive::<TimestampNanosecondType>().clone();
     let (start, parent_start) = (times(Column::Start), times(Column::ParentStart));
     let opt = |a: &arrow::array::PrimitiveArray<_>, i: usize| a.is_valid(i).then(|| a.value(i));
+    let time = times(Column::Time);
     (0..batch.len())
         .map(|i| Ev {
             index: first + i,
+            time: time.value(i),
             kind: s(Column::Kind, i).unwrap(),
             pid: pid.value(i),
             ppid: ppid.value(i),
@@ -1803,4 +1807,168 @@ fn records_a_runc_exec_session_and_replays_tuned_rules() {
     assert!(!lines.get(at + 2).is_some_and(|l| l.starts_with("    ")), "one mark only\n{text}");
     // The container's init, a root too.
     assert!(lines.contains(&&*format!("  {init} sleep {c}: sleep 60")), "{text}");
+}
+
+/// A second pod's container (shop/api-0), for scenarios with two pods.
+fn api_0_annotations(uid: &str) -> serde_json::Value {
+    let mut a = web_0_annotations(uid);
+    a["io.kubernetes.cri.sandbox-name"] = "api-0".into();
+    a["io.kubernetes.cri.container-name"] = "api".into();
+    a
+}
+
+/// One `audit.k8s.io/v1` Event line, as kube-apiserver writes it with
+/// `--audit-log-path`: a `list secrets` request made with `pod`'s token.
+fn audit_line(id: &str, stage: &str, pod: &str, at_ns: i64) -> String {
+    let at = tokenscan_core::display::rfc3339(at_ns);
+    let mut e = serde_json::json!({
+        "kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": "Metadata", "auditID": id,
+        "stage": stage, "requestURI": "/api/v1/namespaces/shop/secrets", "verb": "list",
+        "user": {"username": "system:serviceaccount:shop:default",
+                 "extra": {"authentication.kubernetes.io/pod-name": [pod]}},
+        "sourceIPs": ["10.244.1.17"], "userAgent": "curl/8.5.0",
+        "objectRef": {"resource": "secrets", "namespace": "shop", "apiVersion": "v1"},
+        "requestReceivedTimestamp": at, "stageTimestamp": at,
+    });
+    if stage != "RequestReceived" {
+        e["responseStatus"] = serde_json::json!({"metadata": {}, "code": 200});
+    }
+    format!("{e}\n")
+}
+
+/// Issue 19's end-to-end proof on a real runtime, with two rules of our own
+/// in the grammar of detection-rules' D4C pack:
+/// - `cradle` (after "File Creation, Execution and Deletion Cradle"): in pod
+///   web-0, a download-like tool (a script named `curl`: its shell writes
+///   the file, so the creating process is `curl`) drops /tmp/x, which runs
+///   and is deleted: one sequence of exactly those three events, joined as
+///   upstream joins them, the file's name to the process's name (a script's
+///   executable is its interpreter, /bin/busybox here; its name is `x`);
+/// - `token-then-api` (after "Service Account Token Access Followed by
+///   Kubernetes API Request"): web-0's interactive shell reads the token,
+///   and a hand-written audit log in kube-apiserver's format has a request
+///   made with web-0's token 1 s later: one sequence, the open and the
+///   response, across the node capture and the audit capture.
+///
+/// Around them, what must not fire: pod api-0 reads its token without a
+/// terminal and its token is used (no interactive read: no sequence); a
+/// request with pod db-0's token (it read nothing); the request's
+/// `RequestReceived` stage; `/tmp/curl` itself is created by `sh`, not by a
+/// download tool, and run; and the whole machine's other activity.
+///
+/// Our rule's file stage omits the upstream rule's `event.type == "change"`:
+/// D4C logs write-intent opens only, and a write-intent open of a token on
+/// Kubernetes' read-only token volume fails (EROFS here, the root being
+/// read-only) before any LSM hook, so that condition cannot hold on a
+/// standard pod; the recorder sees the read.
+#[test]
+fn replays_the_d4c_cradle_and_the_cross_platform_token_theft_on_runc() {
+    if !should_run_runc("replays_the_d4c_cradle_and_the_cross_platform_token_theft_on_runc") {
+        return;
+    }
+    let cli = Path::new(env!("CARGO_BIN_EXE_tokenscan-record")).with_file_name("tokenscan");
+    assert!(cli.is_file(), "{} is missing: build the CLI first (cargo build -p tokenscan-cli)", cli.display());
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let tmp = tempfile::tempdir().unwrap();
+    let capture = tmp.path().join("node.parquet");
+    let recorder = Recorder::start(&["-o", capture.to_str().unwrap()], tmp.path().join("recorder.log"));
+    let web = RuncContainer::start(web_0_annotations("1e2d3c4b-5a69-4788-9a0b-1c2d3e4f5a6b"));
+    let api = RuncContainer::start(api_0_annotations("2f3e4d5c-6b7a-4899-8a1b-2c3d4e5f6a7b"));
+    let token = format!("{SA}/token");
+    // api-0 reads its token from a script, without a terminal.
+    assert_eq!(api.exec(&["cat", &token]), "eyJhbGciOiJSUzI1NiJ9.runc-token");
+    // web-0: the cradle, then an interactive read of the token.
+    let cradle =
+        "echo '#!/bin/sh' > /tmp/curl && echo 'echo \"#!/bin/sh\" > \"$1\"; echo \"echo ran\" >> \"$1\"' >> /tmp/curl \
+                  && chmod 755 /tmp/curl && /tmp/curl /tmp/x && chmod 755 /tmp/x && /tmp/x && rm /tmp/x";
+    assert_eq!(web.exec(&["sh", "-c", cradle]), "ran\n");
+    let session = web.interactive(&[&format!("cat {token}")]);
+    assert!(session.terminal.contains("eyJhbGciOiJSUzI1NiJ9.runc-token"), "{}", session.terminal);
+    std::thread::sleep(Duration::from_millis(1000));
+    let log = recorder.stop();
+    let (web_id, api_id) = (web.id.clone(), api.id.clone());
+    drop(web);
+    drop(api);
+    assert!(log.contains("lost        0 (the capture is complete)"), "{log}");
+
+    // Which event is which, from the recorded columns.
+    let (events, _) = read_events(&capture);
+    let in_web = |e: &Ev| e.container_id.as_deref() == Some(&*web_id);
+    let created = one(&events, "curl creating /tmp/x", |e| {
+        e.kind == "create" && e.comm == "curl" && e.path.as_deref() == Some("/tmp/x") && in_web(e)
+    });
+    let ran = one(&events, "the exec of /tmp/x", |e| {
+        e.kind == "exec" && e.requested_path.as_deref() == Some("/tmp/x") && e.result == Some(0) && in_web(e)
+    });
+    let deleted = one(&events, "rm /tmp/x", |e| e.kind == "delete" && e.path.as_deref() == Some("/tmp/x") && in_web(e));
+    let read = one(&events, "web-0's interactive token read", |e| {
+        e.kind == "open" && e.path.as_deref() == Some(&*token) && in_web(e) && is_pts(&e.tty)
+    });
+    let api_read = one(&events, "api-0's token read", |e| {
+        e.kind == "open" && e.path.as_deref() == Some(&*token) && e.container_id.as_deref() == Some(&*api_id)
+    });
+    assert_eq!(api_read.tty, None, "api-0 read without a terminal");
+
+    // The audit log: web-0's token used 1 s after its read (two stages),
+    // api-0's 1.5 s after, db-0's (which read nothing) 2 s after.
+    let sec = 1_000_000_000;
+    let audit_log = tmp.path().join("audit.log");
+    let lines = [
+        audit_line("a-1", "RequestReceived", "web-0", read.time + sec),
+        audit_line("a-1", "ResponseComplete", "web-0", read.time + sec + 5_000_000),
+        audit_line("b-2", "ResponseComplete", "api-0", read.time + 3 * sec / 2),
+        audit_line("c-3", "ResponseComplete", "db-0", read.time + 2 * sec),
+    ];
+    std::fs::write(&audit_log, lines.concat()).unwrap();
+    let audit = tmp.path().join("audit.parquet");
+    let out = Command::new(&cli).args(["import", "k8s-audit"]).arg(&audit_log).arg("-o").arg(&audit).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let rules = [
+        probe_rule(
+            "cradle",
+            r#"sequence by container.id, user.id with maxspan=30s
+  [file where event.action == "creation" and process.name in ("curl", "wget")] by file.name
+  [process where event.type == "start" and event.action == "exec"] by process.name
+  [file where event.action == "deletion" and file.path like "/tmp/*"] by file.name"#,
+        ),
+        probe_rule(
+            "token-then-api",
+            r#"sequence with maxspan=60s
+  [file where host.os.type == "linux" and event.action == "open" and
+   file.path in ("/var/run/secrets/kubernetes.io/serviceaccount/token",
+                 "/run/secrets/kubernetes.io/serviceaccount/token") and
+   process.interactive == true and container.id like "*"] by orchestrator.resource.name
+  [any where data_stream.dataset == "kubernetes.audit_logs" and
+   kubernetes.audit.stage in ("ResponseComplete", "ResponseStarted")]
+   by `kubernetes.audit.user.extra.authentication.kubernetes.io/pod-name`"#,
+        ),
+    ];
+    let mut args = vec!["replay".to_string(), "-f".into(), "ndjson".into(), "-q".into()];
+    for (id, text) in &rules {
+        let path = tmp.path().join(format!("{id}.toml"));
+        std::fs::write(&path, text).unwrap();
+        args.extend(["--rules".to_string(), path.display().to_string()]);
+    }
+    let out = Command::new(&cli).args(&args).arg(&capture).arg(&audit).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut got: Vec<(String, String, u64)> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            let cap = Path::new(v["capture"].as_str().unwrap()).file_name().unwrap().to_string_lossy().into_owned();
+            (v["rule_id"].as_str().unwrap().to_string(), cap, v["event_index"].as_u64().unwrap())
+        })
+        .collect();
+    got.sort();
+    let node = |e: &Ev| e.index as u64;
+    let mut want = vec![
+        ("cradle".to_string(), "node.parquet".to_string(), node(created)),
+        ("cradle".to_string(), "node.parquet".to_string(), node(ran)),
+        ("cradle".to_string(), "node.parquet".to_string(), node(deleted)),
+        ("token-then-api".to_string(), "audit.parquet".to_string(), 1),
+        ("token-then-api".to_string(), "node.parquet".to_string(), node(read)),
+    ];
+    want.sort();
+    assert_eq!(got, want, "{}", String::from_utf8_lossy(&out.stdout));
 }
