@@ -3,7 +3,7 @@
 use std::borrow::Cow;
 
 use arrow::array::RecordBatch;
-use tokenscan_core::capture::{escape_bytes, CaptureBuilder, EventKind};
+use tokenscan_core::capture::{escape_bytes, CaptureBuilder, ContainerColumns, EventKind};
 
 use crate::pods::PodMetadata;
 
@@ -241,18 +241,7 @@ impl BatchBuilder {
         b.start.append(e.process_start_ns);
         b.parent_start.append(e.parent_start_ns);
         b.cwd.append(e.cwd);
-        for c in [
-            &mut b.pod_name,
-            &mut b.pod_namespace,
-            &mut b.pod_uid,
-            &mut b.container_name,
-            &mut b.image,
-            &mut b.image_name,
-            &mut b.image_tag,
-        ] {
-            c.append(None::<&str>);
-        }
-        b.privileged.append(None);
+        b.append_container_meta(None);
         b.container_started.append(None);
         b.old_path.append(e.old_path.as_deref());
         b.append_v3_nulls();
@@ -286,14 +275,16 @@ impl BatchBuilder {
         b.start.append(None);
         b.parent_start.append(None);
         b.cwd.append(None::<&str>);
-        b.pod_name.append(meta.pod_name.as_deref());
-        b.pod_namespace.append(meta.pod_namespace.as_deref());
-        b.pod_uid.append(meta.pod_uid.as_deref());
-        b.container_name.append(meta.container_name.as_deref());
-        b.image.append(meta.image.as_deref());
-        b.image_name.append(meta.image_name.as_deref());
-        b.image_tag.append(meta.image_tag.as_deref());
-        b.privileged.append(meta.privileged);
+        b.append_container_meta(Some(&ContainerColumns {
+            pod_name: meta.pod_name.as_deref(),
+            pod_namespace: meta.pod_namespace.as_deref(),
+            pod_uid: meta.pod_uid.as_deref(),
+            container_name: meta.container_name.as_deref(),
+            image: meta.image.as_deref(),
+            image_name: meta.image_name.as_deref(),
+            image_tag: meta.image_tag.as_deref(),
+            privileged: meta.privileged,
+        }));
         b.container_started.append(None);
         b.old_path.append(None::<&str>);
         b.append_v3_nulls();

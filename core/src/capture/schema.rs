@@ -240,7 +240,47 @@ impl Default for CaptureBuilder {
     }
 }
 
+/// What a producer knows about a container, as the columns of its
+/// `container` row take it (`pod_name` ... `privileged`, each `None` when
+/// the source did not say). The recorder (from the runtime's OCI spec) and
+/// the importers (from the source's fields) fill their rows through
+/// [`CaptureBuilder::append_container_meta`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ContainerColumns<'a> {
+    /// The pod's name.
+    pub pod_name: Option<&'a str>,
+    /// The pod's namespace.
+    pub pod_namespace: Option<&'a str>,
+    /// The pod's uid.
+    pub pod_uid: Option<&'a str>,
+    /// The container's name in its pod.
+    pub container_name: Option<&'a str>,
+    /// The image reference as the runtime wrote it.
+    pub image: Option<&'a str>,
+    /// The image reference without tag and digest.
+    pub image_name: Option<&'a str>,
+    /// The image tag.
+    pub image_tag: Option<&'a str>,
+    /// Whether the container is privileged.
+    pub privileged: Option<bool>,
+}
+
 impl CaptureBuilder {
+    /// Appends the container columns of one row (`pod_name` ...
+    /// `privileged`): `meta`'s values on a `container` row (or on an
+    /// imported event that carries them), all null on other rows (`None`).
+    pub fn append_container_meta(&mut self, meta: Option<&ContainerColumns<'_>>) {
+        let m = meta.copied().unwrap_or_default();
+        self.pod_name.append(m.pod_name);
+        self.pod_namespace.append(m.pod_namespace);
+        self.pod_uid.append(m.pod_uid);
+        self.container_name.append(m.container_name);
+        self.image.append(m.image);
+        self.image_name.append(m.image_name);
+        self.image_tag.append(m.image_tag);
+        self.privileged.append(m.privileged);
+    }
+
     /// Builders for `rows` rows of plain strings of about `string_bytes` bytes per column.
     pub fn with_capacity(rows: usize, string_bytes: usize) -> Self {
         CaptureBuilder::with_sizing(BuilderSizing { rows, string_bytes, dictionary: false })

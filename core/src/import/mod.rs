@@ -56,8 +56,8 @@ pub use ecs::{tty_from_device, tty_to_device, UNKNOWN_TTY};
 pub use flags::{format_open_flags, open_flag_value, parse_open_flags, OPEN_FLAGS};
 
 use crate::capture::{
-    BuilderSizing, CaptureBuilder, CaptureFormat, EventBatch, EventKind, NdjsonWriter, ParquetCaptureWriter,
-    WriterOptions, DEFAULT_BATCH_SIZE,
+    BuilderSizing, CaptureBuilder, CaptureFormat, ContainerColumns, EventBatch, EventKind, NdjsonWriter,
+    ParquetCaptureWriter, WriterOptions, DEFAULT_BATCH_SIZE,
 };
 use crate::error::{Error, Result};
 
@@ -278,6 +278,20 @@ pub(crate) struct ContainerMeta<'a> {
 }
 
 impl ContainerMeta<'_> {
+    /// The values as the capture builder takes them.
+    fn columns(&self) -> ContainerColumns<'_> {
+        ContainerColumns {
+            pod_name: self.pod_name.as_deref(),
+            pod_namespace: self.pod_namespace.as_deref(),
+            pod_uid: self.pod_uid.as_deref(),
+            container_name: self.container_name.as_deref(),
+            image: self.image.as_deref(),
+            image_name: self.image_name.as_deref(),
+            image_tag: self.image_tag.as_deref(),
+            privileged: self.privileged,
+        }
+    }
+
     /// Whether the source said nothing beyond the container id.
     pub(crate) fn is_empty(&self) -> bool {
         *self == ContainerMeta::default()
@@ -458,15 +472,7 @@ fn push_row(b: &mut CaptureBuilder, r: &Row<'_>, meta: Option<&ContainerMeta<'_>
     b.start.append(r.start);
     b.parent_start.append(r.parent_start);
     b.cwd.append(r.cwd.as_deref());
-    let m = meta.cloned().unwrap_or_default();
-    b.pod_name.append(m.pod_name.as_deref());
-    b.pod_namespace.append(m.pod_namespace.as_deref());
-    b.pod_uid.append(m.pod_uid.as_deref());
-    b.container_name.append(m.container_name.as_deref());
-    b.image.append(m.image.as_deref());
-    b.image_name.append(m.image_name.as_deref());
-    b.image_tag.append(m.image_tag.as_deref());
-    b.privileged.append(m.privileged);
+    b.append_container_meta(meta.map(ContainerMeta::columns).as_ref());
     b.container_started.append(r.container_started);
     b.old_path.append(None::<&str>);
     let Some(a) = audit else {
