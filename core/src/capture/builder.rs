@@ -36,7 +36,7 @@ impl Default for BuilderSizing {
     }
 }
 
-/// What every column builder offers [`CaptureBuilder`]; the per-value
+/// What every column builder offers [`CaptureBuilder`](super::CaptureBuilder); the per-value
 /// `append` methods are on each type, with the value type of its column.
 pub trait ColumnBuilder: Sized {
     /// Whether the column may hold nulls.

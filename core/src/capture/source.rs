@@ -159,7 +159,7 @@ impl Capture {
         }
     }
 
-    /// Whether [`Capture::read_unit_rows`] can read single rows of a unit without
+    /// Whether `Capture::read_unit_rows` can read single rows of a unit without
     /// reading the rest (Parquet, by row selection); NDJSON cannot.
     pub fn reads_rows_selectively(&self) -> bool {
         self.format == CaptureFormat::Parquet
