@@ -95,6 +95,16 @@ impl Setup {
         Command::new(get_cargo_bin("tokenscan")).current_dir(self.dir.path()).args(args).output().expect("runs")
     }
 
+    /// `tokenscan replay -f ndjson` of one rule file over `captures`: the finding objects.
+    fn replay(&self, rules: &str, captures: &[&str]) -> Vec<Value> {
+        let mut args = vec!["replay", "--rules", rules];
+        args.extend(captures);
+        args.extend(["-f", "ndjson", "-q"]);
+        let out = self.run(&args);
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+        ndjson(&out)
+    }
+
     /// `tokenscan diff` of two rule files over `captures`: each change as
     /// (`added`/`removed`, capture file name, event index), in output order.
     fn diff(&self, baseline: &str, candidate: &str, captures: &[&str]) -> Vec<(String, String, u64)> {
@@ -106,9 +116,11 @@ impl Setup {
         ndjson(&out)
             .iter()
             .map(|v| {
-                let capture = v["capture"].as_str().expect("capture");
-                let name = Path::new(capture).file_name().expect("file").to_string_lossy().into_owned();
-                (v["change"].as_str().expect("change").to_string(), name, v["event_index"].as_u64().expect("index"))
+                (
+                    v["change"].as_str().expect("change").to_string(),
+                    capture_name(v),
+                    v["event_index"].as_u64().expect("index"),
+                )
             })
             .collect()
     }
@@ -118,6 +130,12 @@ fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// The file name of a finding's `capture`.
+fn capture_name(v: &Value) -> String {
+    let capture = v["capture"].as_str().expect("capture");
+    Path::new(capture).file_name().expect("file").to_string_lossy().into_owned()
+}
+
 fn ndjson(out: &Output) -> Vec<Value> {
     stdout(out).lines().map(|l| serde_json::from_str(l).expect("one JSON object per line")).collect()
 }
@@ -125,9 +143,8 @@ fn ndjson(out: &Output) -> Vec<Value> {
 #[test]
 fn replay_reports_every_event_of_each_sequence_with_its_place_and_stage() {
     let s = Setup::new();
-    let out = s.run(&["replay", "--rules", "seq-30s.toml", "node.ndjson", "-f", "ndjson", "-q"]);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
-    let rows: Vec<(u64, String)> = ndjson(&out)
+    let rows: Vec<(u64, String)> = s
+        .replay("seq-30s.toml", &["node.ndjson"])
         .iter()
         .map(|v| {
             assert_eq!(v["rule_id"], "seq-token-then-tool");
@@ -355,15 +372,12 @@ fn a_sequence_joins_a_node_capture_and_a_kubernetes_audit_log_by_pod_name() {
 
     // Only web-1's theft is whole within 60 s: its read (node event 2) and
     // the response to its token (audit event 1), one sequence.
-    let out = s.run(&["replay", "--rules", "60s.toml", "pods.ndjson", "audit.parquet", "-f", "ndjson", "-q"]);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
-    let rows: Vec<(String, u64, String)> = ndjson(&out)
+    let rows: Vec<(String, u64, String)> = s
+        .replay("60s.toml", &["pods.ndjson", "audit.parquet"])
         .iter()
         .map(|v| {
             let head = v["reason"].as_str().expect("reason").split_once(": ").expect("head: why").0.to_string();
-            let capture = v["capture"].as_str().expect("capture");
-            let name = Path::new(capture).file_name().expect("file").to_string_lossy().into_owned();
-            (name, v["event_index"].as_u64().expect("index"), head)
+            (capture_name(v), v["event_index"].as_u64().expect("index"), head)
         })
         .collect();
     assert_eq!(
@@ -426,9 +440,8 @@ fn a_sample_rule_reports_one_sample_per_container_and_diffs_by_event() {
     let s = Setup::new();
     std::fs::write(s.path("smp-any.toml"), sample_rule(r#""curl", "wget""#)).expect("write rule");
     std::fs::write(s.path("smp-wget.toml"), sample_rule(r#""wget""#)).expect("write rule");
-    let out = s.run(&["replay", "--rules", "smp-any.toml", "node.ndjson", "-f", "ndjson", "-q"]);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
-    let rows: Vec<(u64, String)> = ndjson(&out)
+    let rows: Vec<(u64, String)> = s
+        .replay("smp-any.toml", &["node.ndjson"])
         .iter()
         .map(|v| {
             assert_eq!(v["rule_id"], "smp-tool-and-token");
