@@ -224,8 +224,7 @@ impl<'r> Driver<'r> {
         if let (true, Some(e)) = (opened.is_empty(), first_error) {
             return Err(e);
         }
-        let paths: Vec<&Path> = opened.iter().map(Capture::path).collect();
-        let sequences = self.match_sequences(&paths, &mut summary)?;
+        let sequences = self.match_sequences(&opened, &mut summary)?;
         self.run_opened(&opened, consumer, sink, &mut summary, &sequences)?;
         Ok(summary)
     }
@@ -238,13 +237,17 @@ impl<'r> Driver<'r> {
     /// pass over `captures` (in parallel, as for any rule) evaluates every
     /// stage of every sequence rule, and every piped rule, per batch; only
     /// the events some stage or piped rule selected are kept, with their
-    /// timestamps (and join keys). Then, per rule, the events are sorted by
-    /// (timestamp, capture position, event index): a sequence rule's run
-    /// through the per-key state machines ([`SequenceMatcher`](crate::eql::SequenceMatcher)), its
-    /// sequences (in the order they complete) cut by its pipes; a sample
-    /// rule's grouped by join key values, one sample per key set
-    /// ([`match_samples`](crate::eql::match_samples)); a piped
-    /// rule's matches cut by its pipes. Returns, per capture and event index,
+    /// timestamps (and join keys). A sequence or sample rule's events go,
+    /// in (timestamp, capture position, event index) order, through its
+    /// matcher ([`EqlSequence::matcher`]: a sequence's per-key state
+    /// machines, whose sequences, in the order they complete, are cut by its
+    /// pipes; a sample's candidates per key set) as soon as no event still
+    /// to be read can come before them: [`Horizon`], from the captures'
+    /// row-group statistics, says when; until then they wait in an
+    /// [`OrderBuffer`]. On a capture in time order only about a row group's
+    /// events wait, and a sequence's state expires with its `maxspan`, so
+    /// memory does not grow with the capture. A piped rule's matches are
+    /// kept to the end and cut by its pipes. Returns, per capture and event index,
     /// the rules the event is a finding of (and the sequences it is in), and
     /// sets each sequence rule's counts in `summary`. Nothing to do (and no
     /// pass) without stream rules.
@@ -252,7 +255,7 @@ impl<'r> Driver<'r> {
     /// When they read process-model fields, the pass rebuilds each
     /// capture's processes; for a single capture they are kept
     /// ([`Sequences::context`]) so that the usual pass does not rebuild them.
-    fn match_sequences(&self, captures: &[&Path], summary: &mut ReplaySummary) -> Result<Sequences> {
+    fn match_sequences(&self, captures: &[Capture], summary: &mut ReplaySummary) -> Result<Sequences> {
         let rules: Vec<(usize, &EqlSequence)> =
             self.rules.iter().enumerate().filter_map(|(i, r)| r.sequence().map(|s| (i, s))).collect();
         let piped: Vec<(usize, &Rule)> =
@@ -266,57 +269,71 @@ impl<'r> Driver<'r> {
         let columns = piped.iter().fold(columns, |p, (_, r)| p.union(r.projection()));
         let process = rules.iter().any(|(_, s)| s.needs_process()) || piped.iter().any(|(_, r)| r.needs_process());
         let max_events = self.options.sequence_max_events;
-        let mut events: Vec<Vec<StageEvent<(usize, u64)>>> = vec![Vec::new(); rules.len()];
+        let max_pending = self.options.sequence_max_pending;
+        let mut matchers: Vec<_> = rules.iter().map(|(_, s)| s.matcher::<(usize, u64)>(max_pending)).collect();
+        let mut waiting: Vec<OrderBuffer> = rules.iter().map(|_| OrderBuffer::default()).collect();
         let mut matches: Vec<Vec<(i64, (usize, u64))>> = vec![Vec::new(); piped.len()];
-        let mut held = 0usize;
+        let horizon = Horizon::new(captures);
+        let mut held_piped = 0usize;
         // Parts come in capture order: number the captures as they come.
         let mut read: Vec<PathBuf> = Vec::new();
+        let mut at_capture = 0usize;
         let stage_events = |path: &Path, batch: EventBatch| {
             let parts = rules.iter().map(|(_, s)| s.stage_events(&batch, 0)).collect::<Vec<_>>();
             let found = piped.iter().map(|(_, r)| timed_matches(r, &batch)).collect::<Vec<_>>();
-            Ok((path.to_owned(), parts, found, batch.process().cloned().filter(|_| keep_context)))
+            let next = batch.first_index() + batch.len() as u64;
+            Ok((path.to_owned(), next, parts, found, batch.process().cloned().filter(|_| keep_context)))
         };
         read_events_with_process(
-            captures,
+            captures.iter().map(Capture::path).collect::<Vec<_>>().as_slice(),
             columns,
             process,
             self.options,
             stage_events,
-            &mut |(path, parts, found, process): StageParts| {
+            &mut |(path, next, parts, found, process): StageParts| {
                 if context.is_none() {
                     context = process.map(|p| (path.clone(), p));
                 }
                 if read.last() != Some(&path) {
+                    at_capture = horizon.position(&path, at_capture);
                     read.push(path);
                 }
                 let position = read.len() - 1;
-                for (mine, part) in events.iter_mut().zip(parts) {
-                    held += part.len();
-                    mine.extend(part.into_iter().map(|e| StageEvent { id: (position, e.id.1), ..e }));
+                for (waiting, part) in waiting.iter_mut().zip(parts) {
+                    waiting.extend(part.into_iter().map(|e| StageEvent { id: (position, e.id.1), ..e }));
                 }
                 for (mine, part) in matches.iter_mut().zip(found) {
-                    held += part.len();
+                    held_piped += part.len();
                     mine.extend(part.into_iter().map(|(time, index)| (time, (position, index))));
                 }
+                // Everything up to the earliest time still to come is in order.
+                let until = horizon.earliest_after(at_capture, next);
+                for (waiting, matcher) in waiting.iter_mut().zip(&mut matchers) {
+                    waiting.release(until, |e| matcher.push(e));
+                }
+                let held = held_piped + waiting.iter().map(OrderBuffer::len).sum::<usize>();
                 if held > max_events {
                     return Err(Error::capture(
                         &read[position],
                         format!(
                             "more than {max_events} events match the stages of the sequence rules, the filters \
-                             of the sample rules or the rules ending in pipes (the bound was reached in this \
-                             capture): narrow their conditions"
+                             of the sample rules or the rules ending in pipes and are held at once (the bound was \
+                             reached in this capture): narrow their conditions"
                         ),
                     ));
                 }
                 Ok(())
             },
         )?;
+        for (waiting, matcher) in waiting.iter_mut().zip(&mut matchers) {
+            waiting.release(i64::MAX, |e| matcher.push(e));
+        }
         let mut hits = SequenceHits::new();
         let mut add = |capture: usize, index: u64, at: StreamHit| {
             hits.entry(read[capture].clone()).or_default().entry(index).or_default().push(at);
         };
-        for ((rule, sequence), events) in rules.into_iter().zip(events) {
-            let output = sequence.match_events(self.options.sequence_max_pending, events);
+        for ((rule, sequence), matcher) in rules.into_iter().zip(matchers) {
+            let output = matcher.finish();
             let sequences = sequence.pipes().iter().fold(output.sequences, |s, pipe| pipe.apply(s));
             summary.rules[rule].sequences += sequences.len() as u64;
             summary.rules[rule].sequences_dropped += output.dropped;
@@ -884,14 +901,119 @@ where
     Driver::new(&[], options).run(captures, &EachBatch { columns, map, process }, sink)
 }
 
-/// Default bound on the events the stages of the sequence rules may select
-/// in one run ([`ReplayOptions::sequence_max_events`]).
+/// Default bound on the events the stream rules hold at once
+/// ([`ReplayOptions::sequence_max_events`]).
 pub const DEFAULT_MAX_STAGE_EVENTS: usize = 4_000_000;
 
 /// One batch's stage events per sequence rule and (timestamp, event index)
-/// of the matches of each piped rule, with its capture (and the capture's
-/// processes, when they are to be kept).
-type StageParts = (PathBuf, Vec<Vec<StageEvent<(usize, u64)>>>, Vec<Vec<(i64, u64)>>, Option<Arc<ProcessContext>>);
+/// of the matches of each piped rule, with its capture, the event index
+/// after the batch (and the capture's processes, when they are to be kept).
+type StageParts = (PathBuf, u64, Vec<Vec<StageEvent<(usize, u64)>>>, Vec<Vec<(i64, u64)>>, Option<Arc<ProcessContext>>);
+
+/// The earliest timestamp an event not yet read can have, from the
+/// captures' row-group statistics ([`Capture::unit_min_times`]): the
+/// captures are read in order, each in event order, so after event index
+/// `next` of capture `c` come the rest of `c`'s row groups and every later
+/// capture. A row group without statistics (and an NDJSON capture) could
+/// hold any time: nothing before it is released.
+struct Horizon {
+    /// Per capture: its path, and per row group its end (event index) and
+    /// the earliest time of it and every later row group of the capture.
+    captures: Vec<(PathBuf, Vec<(u64, i64)>)>,
+    /// Per capture: the earliest time of every later capture.
+    later: Vec<i64>,
+}
+
+impl Horizon {
+    fn new(captures: &[Capture]) -> Horizon {
+        let captures: Vec<(PathBuf, Vec<(u64, i64)>)> = captures
+            .iter()
+            .map(|c| {
+                let units = match (c.unit_rows(), c.unit_min_times()) {
+                    (Some(rows), Some(times)) => {
+                        let mut end = 0u64;
+                        let mut units: Vec<(u64, i64)> = rows
+                            .iter()
+                            .zip(times)
+                            .map(|(&n, t)| {
+                                end += n;
+                                (end, t.unwrap_or(i64::MIN))
+                            })
+                            .collect();
+                        for i in (0..units.len().saturating_sub(1)).rev() {
+                            units[i].1 = units[i].1.min(units[i + 1].1);
+                        }
+                        units
+                    }
+                    // Unknown until read to the end.
+                    _ => vec![(u64::MAX, i64::MIN)],
+                };
+                (c.path().to_owned(), units)
+            })
+            .collect();
+        let mut later = vec![i64::MAX; captures.len()];
+        for i in (0..captures.len().saturating_sub(1)).rev() {
+            let next = captures[i + 1].1.first().map_or(i64::MAX, |u| u.1);
+            later[i] = later[i + 1].min(next);
+        }
+        Horizon { captures, later }
+    }
+
+    /// The position of the capture named `path`, the one at `from` or a later one.
+    fn position(&self, path: &Path, from: usize) -> usize {
+        (from..self.captures.len()).find(|&i| self.captures[i].0 == path).unwrap_or(from)
+    }
+
+    /// The earliest time of the events after event index `next` of capture `capture`.
+    fn earliest_after(&self, capture: usize, next: u64) -> i64 {
+        let Some((_, units)) = self.captures.get(capture) else { return i64::MIN };
+        let rest = units.iter().find(|(end, _)| *end > next).map_or(i64::MAX, |u| u.1);
+        rest.min(self.later[capture])
+    }
+}
+
+/// Stage events waiting to be matched in (time, id) order.
+#[derive(Default)]
+struct OrderBuffer(std::collections::BinaryHeap<std::cmp::Reverse<Ordered>>);
+
+/// A stage event ordered by (time, id).
+struct Ordered(StageEvent<(usize, u64)>);
+
+impl PartialEq for Ordered {
+    fn eq(&self, other: &Self) -> bool {
+        (self.0.time, self.0.id) == (other.0.time, other.0.id)
+    }
+}
+impl Eq for Ordered {}
+impl PartialOrd for Ordered {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Ordered {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.0.time, self.0.id).cmp(&(other.0.time, other.0.id))
+    }
+}
+
+impl OrderBuffer {
+    fn extend(&mut self, events: impl Iterator<Item = StageEvent<(usize, u64)>>) {
+        self.0.extend(events.map(|e| std::cmp::Reverse(Ordered(e))));
+    }
+
+    /// Hands over, in order, every event at or before `until` (an event
+    /// still to come at `until` has a later id: capture position, then
+    /// event index).
+    fn release(&mut self, until: i64, mut to: impl FnMut(StageEvent<(usize, u64)>)) {
+        while self.0.peek().is_some_and(|e| e.0 .0.time <= until) {
+            to(self.0.pop().expect("peeked").0 .0);
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+}
 
 /// The events of `batch` where `rule` fires, as (timestamp, event index);
 /// an event without a timestamp is ordered before every other.

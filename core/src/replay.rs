@@ -63,11 +63,12 @@ pub struct ReplayOptions {
     /// once, all join keys together; beyond it the oldest are dropped and
     /// counted ([`RuleSummary::sequences_dropped`]).
     pub sequence_max_pending: usize,
-    /// Sequence rules: most events the stages of all sequence rules (and
-    /// the filters of all sample rules) may select in one run (each is
-    /// held, with its join keys, until the sequences and samples are
-    /// matched); beyond it the replay fails naming the capture where the
-    /// bound was reached.
+    /// Stream rules: most events held at once, all rules together: events
+    /// the stages of sequence rules and the filters of sample rules selected
+    /// that wait to be matched in time order (with their join keys; see
+    /// `docs/rule-semantics.md`, "Bounds"), and the matches of rules ending
+    /// in pipes (kept to the end of the run); beyond it the replay fails
+    /// naming the capture where the bound was reached.
     pub sequence_max_events: usize,
 }
 

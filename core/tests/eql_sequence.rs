@@ -411,6 +411,27 @@ fn expired_state_goes_first_and_is_not_counted_as_dropped() {
     assert_eq!((ids(&out), out.dropped), (vec![vec![3, 4]], 0));
 }
 
+#[test]
+fn state_older_than_maxspan_is_swept_as_time_advances() {
+    // 20,000 keys each start a sequence, one per second, maxspan 1 s, and a
+    // bound far above: only the partials of the last second can complete,
+    // so the pending state must stay near the sweep threshold (4,096, swept
+    // again each time the count doubles), not grow to 20,000.
+    let mut m = SequenceMatcher::new(SequenceSpec { runs: vec![1, 1], maxspan: Some(SEC), max_pending: 1_000_000 });
+    let mut most = 0;
+    for i in 0..20_000u64 {
+        m.push(ev(i as i64 * SEC, i, &["0"], Some(&format!("k{i}"))));
+        most = most.max(m.pending());
+    }
+    assert!(most <= 2 * 4096 + 1, "{most} sequences pending at once");
+    // Sweeping drops only what could not complete: the last key's sequence
+    // (started at 19,999 s) completes 1 s later, inclusive; nothing is
+    // counted as dropped.
+    m.push(ev(20_000 * SEC, 20_000, &["1"], Some("k19999")));
+    let out = m.finish();
+    assert_eq!((ids(&out), out.dropped), (vec![vec![19_999, 20_000]], 0));
+}
+
 // ============================================================================
 // End to end on events: a D4C-like "written in /tmp, then executed" sequence
 // ============================================================================
@@ -572,6 +593,86 @@ fn captures_replayed_together_are_one_stream_ordered_by_time() {
     let err = replay(dir.path(), &[rule], &[&a, &b], bounded).expect_err("bounded");
     let msg = err.to_string();
     assert!(msg.contains("a.ndjson: more than 2 events match the stages of the sequence rules"), "{msg}");
+}
+
+/// `events` written as a Parquet capture with row groups of `rows` events.
+fn parquet(path: &std::path::Path, events: &[Value], rows: usize) {
+    use tokenscan_core::capture::{ParquetCaptureWriter, WriterOptions};
+    let file = std::fs::File::create(path).expect("create");
+    let options = WriterOptions { row_group_rows: rows, ..Default::default() };
+    let mut w = ParquetCaptureWriter::new(file, path, options).expect("writer");
+    for b in events_from_ndjson(&ndjson(events), "test", 1024).expect("valid NDJSON") {
+        w.write(&b).expect("writes");
+    }
+    w.close().expect("closes");
+}
+
+#[test]
+fn a_capture_in_time_order_streams_in_bounded_memory() {
+    // 20 files written in /tmp and each executed 1 s later, in time order:
+    // 40 stage events, 20 sequences. In row groups of 4, the row-group
+    // statistics say no later event is earlier, so at most a row group's
+    // events wait to be ordered: a bound of 8 held events is enough. The
+    // same events as NDJSON (no statistics) must all wait to the end.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let events: Vec<Value> = (0..20)
+        .flat_map(|i| {
+            let path = format!("/tmp/f{i}");
+            [write(10 * i * SEC, Some("c1"), &path), exec(10 * i * SEC + SEC, Some("c1"), &path)]
+        })
+        .collect();
+    let (pq, nd) = (dir.path().join("node.parquet"), dir.path().join("node.ndjson"));
+    parquet(&pq, &events, 4);
+    std::fs::write(&nd, ndjson(&events)).unwrap();
+    let rule = dir.path().join("seq.toml");
+    std::fs::write(&rule, rule_text("seq-1", WRITTEN_THEN_EXECUTED)).unwrap();
+    let bounded = tokenscan_core::replay::ReplayOptions { sequence_max_events: 8, ..Default::default() };
+    let (rows, summary) = replay(dir.path(), std::slice::from_ref(&rule), &[&pq], bounded.clone()).expect("replays");
+    assert_eq!((summary.rules[0].sequences, rows.len()), (20, 40));
+    // Each sequence is a write at event 2i and its exec at event 2i+1.
+    for (i, (_, index, _, reason)) in rows.iter().enumerate() {
+        let first = i as u64 / 2 * 2;
+        assert!(reason.starts_with(&format!("sequence node.parquet:{first}, event {} of 2", i % 2 + 1)), "{reason}");
+        assert_eq!(*index, i as u64);
+    }
+    let err = replay(dir.path(), std::slice::from_ref(&rule), &[&nd], bounded).expect_err("NDJSON holds all");
+    assert!(err.to_string().contains("node.ndjson: more than 8 events match the stages"), "{err}");
+}
+
+#[test]
+fn events_out_of_order_across_row_groups_wait_for_the_earlier_ones() {
+    // Row group 0: the write of /tmp/x at 0 s (event 0), the exec of /tmp/y
+    // at 10 s (event 1); row group 1: the write of /tmp/y at 2 s (event 2),
+    // the exec of /tmp/x at 5 s (event 3). In time order: write x, write y,
+    // exec x (completes [0, 3]), exec y (completes [2, 1]). Releasing event
+    // 1 before row group 1 is read would lose the /tmp/y sequence: its
+    // statistics (earliest 2 s) hold it back.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let events = [
+        write(0, Some("c1"), "/tmp/x"),
+        exec(10 * SEC, Some("c1"), "/tmp/y"),
+        write(2 * SEC, Some("c1"), "/tmp/y"),
+        exec(5 * SEC, Some("c1"), "/tmp/x"),
+    ];
+    let pq = dir.path().join("node.parquet");
+    parquet(&pq, &events, 2);
+    assert_eq!(tokenscan_core::capture::Capture::open(&pq).unwrap().units(), 2);
+    let rule = dir.path().join("seq.toml");
+    std::fs::write(&rule, rule_text("seq-1", WRITTEN_THEN_EXECUTED)).unwrap();
+    let options = tokenscan_core::replay::ReplayOptions { batch_size: 1, ..Default::default() };
+    let (rows, summary) = replay(dir.path(), &[rule], &[&pq], options).expect("replays");
+    assert_eq!(summary.rules[0].sequences, 2);
+    let heads: Vec<(u64, &str)> =
+        rows.iter().map(|(_, i, _, r)| (*i, r.split_once(" (stage").expect("head").0)).collect();
+    assert_eq!(
+        heads,
+        [
+            (0, "sequence node.parquet:0, event 1 of 2"),
+            (1, "sequence node.parquet:2, event 2 of 2"),
+            (2, "sequence node.parquet:2, event 1 of 2"),
+            (3, "sequence node.parquet:0, event 2 of 2"),
+        ]
+    );
 }
 
 // ============================================================================

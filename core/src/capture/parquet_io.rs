@@ -46,6 +46,10 @@ pub(crate) struct ParquetMeta {
     pub(crate) rows: u64,
     /// Rows per row group.
     pub(crate) row_group_rows: Vec<u64>,
+    /// The earliest `time` of each row group in nanoseconds, as the footer's
+    /// statistics say (`None` where they do not, or when the row group has
+    /// no timestamp at all).
+    pub(crate) row_group_min_time: Vec<Option<i64>>,
 }
 
 /// Reads a Parquet file's footer: schema, key-value metadata, row counts.
@@ -140,7 +144,40 @@ pub(crate) fn read_footer(path: &Path) -> Result<ParquetMeta> {
         Some(hint) => ArrowReaderMetadata::try_new(pq.clone(), options().with_schema(hint)).unwrap_or(plain),
         None => plain,
     };
-    Ok(ParquetMeta { reader_meta, file_schema, metadata, rows, row_group_rows })
+    let row_group_min_time = min_times(&pq, &file_schema);
+    Ok(ParquetMeta { reader_meta, file_schema, metadata, rows, row_group_rows, row_group_min_time })
+}
+
+/// The earliest `time` of each row group per the footer's statistics, in
+/// nanoseconds (scaled from the file's own unit; an INT96 or other
+/// physical type, or a row group without an exact minimum, gives `None`).
+fn min_times(pq: &parquet::file::metadata::ParquetMetaData, schema: &SchemaRef) -> Vec<Option<i64>> {
+    use arrow::datatypes::TimeUnit;
+    use parquet::file::statistics::Statistics;
+    let scale = match schema.field_with_name(Column::Time.name()).map(|f| f.data_type()) {
+        Ok(DataType::Timestamp(TimeUnit::Second, _)) => Some(1_000_000_000),
+        Ok(DataType::Timestamp(TimeUnit::Millisecond, _)) => Some(1_000_000),
+        Ok(DataType::Timestamp(TimeUnit::Microsecond, _)) => Some(1_000),
+        Ok(DataType::Timestamp(TimeUnit::Nanosecond, _)) => Some(1),
+        _ => None,
+    };
+    let descr = pq.file_metadata().schema_descr();
+    let leaf = (0..descr.num_columns()).find(|&i| {
+        let column = descr.column(i);
+        let parts = column.path().parts();
+        parts.len() == 1 && parts[0] == Column::Time.name()
+    });
+    pq.row_groups()
+        .iter()
+        .map(|rg| {
+            let (scale, leaf) = (scale?, leaf?);
+            match rg.column(leaf).statistics()? {
+                // A minimum that is not exact (truncated) is not a bound.
+                Statistics::Int64(s) if s.min_is_exact() => s.min_opt().map(|&m| m.saturating_mul(scale)),
+                _ => None,
+            }
+        })
+        .collect()
 }
 
 /// The file schema with every plain `Utf8` column of the capture format whose

@@ -149,6 +149,14 @@ impl Capture {
         self.parquet.as_ref().map(|m| m.row_group_rows.as_slice())
     }
 
+    /// The earliest timestamp (nanoseconds) of each unit, as the file's
+    /// statistics say without reading it; `None` for a unit they say nothing
+    /// about, and for an NDJSON capture. A unit's events may come in any
+    /// order; no event of the unit is earlier.
+    pub fn unit_min_times(&self) -> Option<&[Option<i64>]> {
+        self.parquet.as_ref().map(|m| m.row_group_min_time.as_slice())
+    }
+
     /// Like [`Capture::batches`], for one unit (see [`Capture::units`]); event
     /// indexes stay relative to the whole capture. Only the driver
     /// ([`crate::driver`]) and the fuzz targets read units.

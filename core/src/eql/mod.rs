@@ -24,6 +24,6 @@ pub use parser::{
     MAX_STAGES,
 };
 pub use sequence::{
-    match_samples, EqlSequence, JoinValues, KeyField, Sequence, SequenceMatcher, SequenceOutput, SequenceSpec,
-    SequenceStage, StageEvent, StageRef, DEFAULT_MAX_PENDING,
+    match_samples, EqlSequence, JoinMatcher, JoinValues, KeyField, SampleMatcher, Sequence, SequenceMatcher,
+    SequenceOutput, SequenceSpec, SequenceStage, StageEvent, StageRef, DEFAULT_MAX_PENDING,
 };

@@ -27,7 +27,8 @@
 //! - `with runs=N` repeats a stage N times (1 to 100).
 //!
 //! Memory is bounded: per key at most one pending sequence per stage;
-//! sequences older than `maxspan` are dropped as time advances; and at most
+//! sequences older than `maxspan` are dropped as time advances (swept each
+//! time the pending count doubles, from 4,096 on); and at most
 //! [`SequenceSpec::max_pending`] pending sequences are kept in all: beyond
 //! that the oldest are dropped and counted in [`SequenceOutput::dropped`].
 //!
@@ -155,10 +156,27 @@ impl EqlSequence {
     /// a sequence through its state machines ([`SequenceMatcher`], at most
     /// `max_pending` pending sequences), a sample through
     /// [`match_samples`] (nothing pending, nothing dropped).
-    pub fn match_events<Id: Clone + Ord>(&self, max_pending: usize, events: Vec<StageEvent<Id>>) -> SequenceOutput<Id> {
+    pub fn match_events<Id: Clone + Ord>(
+        &self,
+        max_pending: usize,
+        mut events: Vec<StageEvent<Id>>,
+    ) -> SequenceOutput<Id> {
+        events.sort_by(|a, b| (a.time, &a.id).cmp(&(b.time, &b.id)));
+        let mut matcher = self.matcher(max_pending);
+        for e in events {
+            matcher.push(e);
+        }
+        matcher.finish()
+    }
+
+    /// A matcher fed the events of [`EqlSequence::stage_events`] one at a
+    /// time in (time, id) order, as a replay reads them: a sequence's state
+    /// machines (at most `max_pending` pending sequences) or a sample's
+    /// candidates.
+    pub fn matcher<Id: Clone + Ord>(&self, max_pending: usize) -> JoinMatcher<Id> {
         match self.kind() {
-            JoinKind::Sequence => SequenceMatcher::run(self.spec(max_pending), events),
-            JoinKind::Sample => match_samples(self.stages.len(), events),
+            JoinKind::Sequence => JoinMatcher::Sequence(SequenceMatcher::new(self.spec(max_pending))),
+            JoinKind::Sample => JoinMatcher::Sample(SampleMatcher::new(self.stages.len())),
         }
     }
 
@@ -212,47 +230,54 @@ impl EqlSequence {
     /// values, identified as (`capture`, event index). Events without a
     /// timestamp are skipped (they cannot be ordered).
     pub fn stage_events(&self, batch: &EventBatch, capture: usize) -> Vec<StageEvent<(usize, u64)>> {
-        let mut by_row: std::collections::BTreeMap<usize, Vec<(StageRef, JoinValues)>> = Default::default();
+        let Some(time) = batch.column(Column::Time) else { return Vec::new() };
+        let time = time.as_primitive::<TimestampNanosecondType>();
         let stages = self.stages.iter().enumerate().map(|(i, s)| (StageRef::Stage(i), s));
-        for (which, stage) in stages.chain(self.until.iter().map(|s| (StageRef::Until, s))) {
-            let fires = stage.query.evaluate(batch);
-            if fires.count_set_bits() == 0 {
-                continue;
-            }
-            let keys: Vec<_> = stage
-                .keys
-                .iter()
-                .map(|k| {
-                    (
-                        k.optional,
-                        k.field.map_or_else(|| vec![None; batch.len()], |f| key_strings(&materialize(f, batch))),
-                    )
-                })
-                .collect();
-            for row in fires.set_indices() {
+        let fired: Vec<(StageRef, &SequenceStage, Vec<usize>)> = stages
+            .chain(self.until.iter().map(|s| (StageRef::Until, s)))
+            .map(|(which, stage)| {
+                let rows = stage.query.evaluate(batch).set_indices().filter(|&r| time.is_valid(r)).collect();
+                (which, stage, rows)
+            })
+            .filter(|(_, _, rows): &(_, _, Vec<usize>)| !rows.is_empty())
+            .collect();
+        let mut rows: Vec<u32> = fired.iter().flat_map(|(_, _, rows)| rows.iter().map(|&r| r as u32)).collect();
+        rows.sort_unstable();
+        rows.dedup();
+        if rows.is_empty() {
+            return Vec::new();
+        }
+        // The join keys are read only for the selected rows, each field once.
+        let selected = batch.take(&rows);
+        let mut keys: HashMap<usize, Vec<Option<String>>> = HashMap::new();
+        for field in fired.iter().flat_map(|(_, stage, _)| stage.keys.iter().filter_map(|k| k.field)) {
+            keys.entry(field).or_insert_with(|| key_strings(&materialize(field, &selected)));
+        }
+        let mut events: Vec<StageEvent<(usize, u64)>> = rows
+            .iter()
+            .map(|&r| StageEvent {
+                time: time.value(r as usize),
+                id: (capture, batch.event_index(r as usize)),
+                matches: Vec::new(),
+            })
+            .collect();
+        for (which, stage, fires) in &fired {
+            for &row in fires {
+                let at = rows.binary_search(&(row as u32)).expect("every selected row is among the rows");
                 // Null in a required key: the event joins nothing.
-                let values: JoinValues = keys
+                let values: JoinValues = stage
+                    .keys
                     .iter()
-                    .map(|(optional, values)| match &values[row] {
+                    .map(|k| match k.field.and_then(|f| keys[&f][at].as_ref()) {
                         Some(v) => Some(Some(v.clone())),
-                        None if *optional => Some(None),
+                        None if k.optional => Some(None),
                         None => None,
                     })
                     .collect();
-                by_row.entry(row).or_default().push((which, values));
+                events[at].matches.push((*which, values));
             }
         }
-        let Some(time) = batch.column(Column::Time) else { return Vec::new() };
-        let time = time.as_primitive::<TimestampNanosecondType>();
-        by_row
-            .into_iter()
-            .filter(|(row, _)| time.is_valid(*row))
-            .map(|(row, matches)| StageEvent {
-                time: time.value(row),
-                id: (capture, batch.first_index() + row as u64),
-                matches,
-            })
-            .collect()
+        events
     }
 
     /// The matcher's parameters for this sequence, with `max_pending` as the bound.
@@ -327,8 +352,14 @@ pub struct SequenceMatcher<Id> {
     /// matched stages `0..=i` (the last stage is never pending).
     pending: HashMap<Vec<Option<String>>, Vec<Option<Partial<Id>>>>,
     count: usize,
+    /// With `maxspan`: the pending count beyond which sequences that can no
+    /// longer complete are swept (twice the count left by the last sweep).
+    sweep_at: usize,
     out: SequenceOutput<Id>,
 }
+
+/// Fewest pending sequences worth a sweep of the expired ones.
+const MIN_SWEEP: usize = 4096;
 
 impl<Id: Clone + Ord> SequenceMatcher<Id> {
     /// A matcher for `spec`.
@@ -339,6 +370,7 @@ impl<Id: Clone + Ord> SequenceMatcher<Id> {
             expanded,
             pending: HashMap::new(),
             count: 0,
+            sweep_at: MIN_SWEEP,
             out: SequenceOutput { sequences: Vec::new(), dropped: 0 },
         }
     }
@@ -380,6 +412,9 @@ impl<Id: Clone + Ord> SequenceMatcher<Id> {
         }
         if self.count > self.spec.max_pending {
             self.shed(event.time);
+        } else if self.count > self.sweep_at && self.spec.maxspan.is_some() {
+            self.expire(event.time);
+            self.sweep_at = (2 * self.count).max(MIN_SWEEP);
         }
     }
 
@@ -413,17 +448,7 @@ impl<Id: Clone + Ord> SequenceMatcher<Id> {
     /// `maxspan` at `now`), then, while still over the bound, the oldest,
     /// down to 90% of the bound so that shedding stays rare.
     fn shed(&mut self, now: i64) {
-        if let Some(span) = self.spec.maxspan {
-            for states in self.pending.values_mut() {
-                for s in states.iter_mut() {
-                    if s.as_ref().is_some_and(|p| now - p.start > span) {
-                        *s = None;
-                    }
-                }
-            }
-        }
-        self.pending.retain(|_, states| states.iter().any(Option::is_some));
-        self.count = self.pending.values().map(|s| s.iter().flatten().count()).sum();
+        self.expire(now);
         if self.count <= self.spec.max_pending {
             return;
         }
@@ -448,6 +473,24 @@ impl<Id: Clone + Ord> SequenceMatcher<Id> {
         let before = self.count;
         self.count = self.pending.values().map(|s| s.iter().flatten().count()).sum();
         self.out.dropped += (before - self.count) as u64;
+    }
+
+    /// Drops the pending sequences older than `maxspan` at `now` (they can
+    /// no longer complete: nothing a later event does changes). Events come
+    /// in time order, so memory follows the sequences started within the
+    /// last `maxspan`, not the length of the capture.
+    fn expire(&mut self, now: i64) {
+        if let Some(span) = self.spec.maxspan {
+            for states in self.pending.values_mut() {
+                for s in states.iter_mut() {
+                    if s.as_ref().is_some_and(|p| now - p.start > span) {
+                        *s = None;
+                    }
+                }
+            }
+        }
+        self.pending.retain(|_, states| states.iter().any(Option::is_some));
+        self.count = self.pending.values().map(|s| s.iter().flatten().count()).sum();
     }
 
     /// Sequences pending now.
@@ -480,52 +523,108 @@ impl<Id: Clone + Ord> SequenceMatcher<Id> {
 /// `StageRef::Until` match is ignored (a sample has no `until`).
 pub fn match_samples<Id: Clone + Ord>(filters: usize, mut events: Vec<StageEvent<Id>>) -> SequenceOutput<Id> {
     events.sort_by(|a, b| (a.time, &a.id).cmp(&(b.time, &b.id)));
-    // Per key (in order of first appearance): per filter, candidate event positions.
-    let mut slot: HashMap<Vec<Option<String>>, usize> = HashMap::new();
-    let mut candidates: Vec<Vec<Vec<usize>>> = Vec::new();
-    for (at, event) in events.iter().enumerate() {
-        for (stage, key) in &event.matches {
+    let mut m = SampleMatcher::new(filters);
+    for e in events {
+        m.push(e);
+    }
+    m.finish()
+}
+
+/// The candidates of a sample query, fed events in (time, id) order; see
+/// [`match_samples`] for the choice it makes at the end. It keeps, per set
+/// of join key values, at most `filters` candidates per filter.
+#[derive(Debug)]
+pub struct SampleMatcher<Id> {
+    filters: usize,
+    /// Per key, in order of first appearance: its position in `candidates`.
+    slot: HashMap<Vec<Option<String>>, usize>,
+    /// Per key, per filter: the earliest candidates, as (time, id).
+    candidates: Vec<Vec<Vec<(i64, Id)>>>,
+}
+
+impl<Id: Clone + Ord> SampleMatcher<Id> {
+    /// A matcher for a sample of `filters` filters.
+    pub fn new(filters: usize) -> Self {
+        SampleMatcher { filters, slot: HashMap::new(), candidates: Vec::new() }
+    }
+
+    /// Feeds one event; events must come in (time, id) order.
+    pub fn push(&mut self, event: StageEvent<Id>) {
+        for (stage, key) in event.matches {
             let (StageRef::Stage(filter), Some(key)) = (stage, key) else { continue };
-            if *filter >= filters {
+            if filter >= self.filters {
                 continue;
             }
-            let k = *slot.entry(key.clone()).or_insert_with(|| {
-                candidates.push(vec![Vec::new(); filters]);
-                candidates.len() - 1
+            let k = *self.slot.entry(key).or_insert_with(|| {
+                self.candidates.push(vec![Vec::new(); self.filters]);
+                self.candidates.len() - 1
             });
-            let list = &mut candidates[k][*filter];
-            if list.len() < filters && list.last() != Some(&at) {
-                list.push(at);
+            let list = &mut self.candidates[k][filter];
+            if list.len() < self.filters && list.last().is_none_or(|(_, id)| *id != event.id) {
+                list.push((event.time, event.id.clone()));
             }
         }
     }
-    let mut samples: Vec<Vec<(usize, usize)>> = candidates
-        .iter()
-        .filter_map(|lists| {
-            let mut chosen = Vec::with_capacity(filters);
-            fill(lists, &mut chosen).then(|| {
-                let mut sample: Vec<(usize, usize)> = chosen.into_iter().enumerate().map(|(f, at)| (at, f)).collect();
-                sample.sort_unstable();
-                sample
+
+    /// The samples, in the order of their events' (time, id).
+    pub fn finish(self) -> SequenceOutput<Id> {
+        let mut samples: Vec<Vec<(&(i64, Id), usize)>> = self
+            .candidates
+            .iter()
+            .filter_map(|lists| {
+                let mut chosen = Vec::with_capacity(self.filters);
+                fill(lists, &mut chosen).then(|| {
+                    let mut sample: Vec<(&(i64, Id), usize)> =
+                        chosen.into_iter().enumerate().map(|(f, at)| (at, f)).collect();
+                    sample.sort();
+                    sample
+                })
             })
-        })
-        .collect();
-    samples.sort_unstable();
-    let sequences = samples
-        .into_iter()
-        .map(|sample| sample.into_iter().map(|(at, filter)| (events[at].id.clone(), filter)).collect())
-        .collect();
-    SequenceOutput { sequences, dropped: 0 }
+            .collect();
+        samples.sort();
+        let sequences = samples
+            .into_iter()
+            .map(|sample| sample.into_iter().map(|(at, filter)| (at.1.clone(), filter)).collect())
+            .collect();
+        SequenceOutput { sequences, dropped: 0 }
+    }
+}
+
+/// A sequence's or a sample's matcher ([`EqlSequence::matcher`]).
+#[derive(Debug)]
+pub enum JoinMatcher<Id> {
+    /// A sequence's state machines.
+    Sequence(SequenceMatcher<Id>),
+    /// A sample's candidates.
+    Sample(SampleMatcher<Id>),
+}
+
+impl<Id: Clone + Ord> JoinMatcher<Id> {
+    /// Feeds one event; events must come in (time, id) order.
+    pub fn push(&mut self, event: StageEvent<Id>) {
+        match self {
+            JoinMatcher::Sequence(m) => m.push(event),
+            JoinMatcher::Sample(m) => m.push(event),
+        }
+    }
+
+    /// What was matched (and, for a sequence, how many pending sequences were dropped).
+    pub fn finish(self) -> SequenceOutput<Id> {
+        match self {
+            JoinMatcher::Sequence(m) => m.finish(),
+            JoinMatcher::Sample(m) => m.finish(),
+        }
+    }
 }
 
 /// Gives filter `chosen.len()` and every later one a candidate of its own
 /// (the earliest that lets the rest be filled); false when none can.
-fn fill(lists: &[Vec<usize>], chosen: &mut Vec<usize>) -> bool {
+fn fill<'a, T: PartialEq>(lists: &'a [Vec<T>], chosen: &mut Vec<&'a T>) -> bool {
     let filter = chosen.len();
     if filter == lists.len() {
         return true;
     }
-    for &at in &lists[filter] {
+    for at in &lists[filter] {
         if chosen.contains(&at) {
             continue;
         }
