@@ -26,8 +26,13 @@ pub(crate) fn valid_bits(a: &dyn Array) -> BooleanBuffer {
 /// validity bitmap changes).
 pub(crate) fn restrict(a: &ArrayRef, keep: NullBuffer) -> ArrayRef {
     let nulls = NullBuffer::union(a.logical_nulls().as_ref(), Some(&keep));
-    let data = a.to_data().into_builder().nulls(nulls).build().expect("same length, fewer valid slots");
-    arrow::array::make_array(data)
+    assert_eq!(nulls.as_ref().map_or(a.len(), NullBuffer::len), a.len(), "a validity bitmap per row");
+    let data = a.to_data().into_builder().nulls(nulls);
+    // SAFETY: the data is that of a valid array of the same type and length;
+    // only its validity bitmap changes, to one of the same length (asserted),
+    // and no validity makes offsets, values or UTF-8 invalid. `build` would
+    // re-validate every value (all strings' UTF-8), per batch and per field.
+    arrow::array::make_array(unsafe { data.build_unchecked() })
 }
 
 /// Whether `s` is within a keyword limit of `limit` UTF-16 code units
@@ -67,6 +72,16 @@ pub(crate) fn same_values(a: &ArrayRef, b: &ArrayRef) -> bool {
     Arc::ptr_eq(a, b) || (a.len() == b.len() && a.offset() == b.offset() && a.to_data().ptr_eq(&b.to_data()))
 }
 
+/// The cached verdicts for (values array, predicate `key`, limit), if any.
+fn cached_verdicts(values: &ArrayRef, key: usize, limit: Option<usize>) -> Option<Arc<Vec<bool>>> {
+    VERDICTS.with(|c| {
+        c.borrow()
+            .iter()
+            .find(|(v, k, l, _)| *k == key && *l == limit && same_values(v, values))
+            .map(|(_, _, _, verdict)| verdict.clone())
+    })
+}
+
 /// The verdict of `f` on every value of a dictionary's values array, cached by
 /// (values array, predicate `key`, limit).
 fn dictionary_verdicts(
@@ -75,13 +90,7 @@ fn dictionary_verdicts(
     limit: Option<usize>,
     f: &dyn Fn(&str) -> bool,
 ) -> Arc<Vec<bool>> {
-    let hit = VERDICTS.with(|c| {
-        c.borrow()
-            .iter()
-            .find(|(v, k, l, _)| *k == key && *l == limit && same_values(v, values))
-            .map(|(_, _, _, verdict)| verdict.clone())
-    });
-    if let Some(v) = hit {
+    if let Some(v) = cached_verdicts(values, key, limit) {
         return v;
     }
     let strings = values.as_string::<i32>();
@@ -111,24 +120,92 @@ pub(crate) fn any_str(a: &dyn Array, limit: Option<usize>, key: usize, f: &dyn F
             BooleanBuffer::collect_bool(n, |i| s.is_valid(i) && within(s.value(i), limit) && f(s.value(i)))
         }
         DataType::Dictionary(_, _) => {
-            // Judge each distinct value once, then look rows up by key.
             let d = a.as_dictionary::<Int32Type>();
-            let verdict = dictionary_verdicts(d.values(), key, limit, f);
             let keys = d.keys();
+            // Few rows over a large dictionary (a finding's one-row view, the
+            // rows a sparse conjunction kept): judge the rows' own values
+            // rather than every value of the dictionary.
+            if n.saturating_mul(4) < d.values().len() && cached_verdicts(d.values(), key, limit).is_none() {
+                let strings = d.values().as_string::<i32>();
+                return BooleanBuffer::collect_bool(n, |i| {
+                    let v = keys.value(i) as usize;
+                    keys.is_valid(i) && strings.is_valid(v) && within(strings.value(v), limit) && f(strings.value(v))
+                });
+            }
+            // Judge each distinct value once, then look rows up by key.
+            let verdict = dictionary_verdicts(d.values(), key, limit, f);
             match keys.nulls() {
                 None => BooleanBuffer::collect_bool(n, |i| verdict[keys.value(i) as usize]),
                 Some(nulls) => BooleanBuffer::collect_bool(n, |i| nulls.is_valid(i) && verdict[keys.value(i) as usize]),
             }
         }
         DataType::List(_) => {
+            // Only the elements of these rows: a sliced list (one row, for a
+            // finding's explanation) keeps its parent's whole values array.
             let list = a.as_list::<i32>();
-            let values = list.values();
-            let verdict = any_str(values.as_ref(), limit, key, f);
             let offsets = list.value_offsets();
+            let (start, end) = (offsets[0] as usize, offsets[n] as usize);
+            let values = list.values().slice(start, end - start);
+            let verdict = any_str(values.as_ref(), limit, key, f);
             BooleanBuffer::collect_bool(n, |i| {
-                list.is_valid(i) && (offsets[i] as usize..offsets[i + 1] as usize).any(|j| verdict.value(j))
+                list.is_valid(i)
+                    && (offsets[i] as usize - start..offsets[i + 1] as usize - start).any(|j| verdict.value(j))
             })
         }
         other => unreachable!("keyword fields are strings or lists of strings, got {other}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{DictionaryArray, ListBuilder, StringArray, StringBuilder};
+
+    fn bits(b: &BooleanBuffer) -> Vec<bool> {
+        b.iter().collect()
+    }
+
+    #[test]
+    fn a_sliced_list_is_judged_on_its_own_rows_elements() {
+        // Rows: ["cat", "/etc/passwd"], ["ls"], null, ["/bin/cat"]. Sliced to
+        // rows 1..4, "contains cat" holds for the last row only; a slice that
+        // judged its parent's elements from 0 would see row 0's "cat".
+        let mut b = ListBuilder::new(StringBuilder::new());
+        b.append_value([Some("cat"), Some("/etc/passwd")]);
+        b.append_value([Some("ls")]);
+        b.append_null();
+        b.append_value([Some("/bin/cat")]);
+        let list = b.finish();
+        let f = |s: &str| s.contains("cat");
+        assert_eq!(bits(&any_str(&list, None, verdict_key(), &f)), [true, false, false, true]);
+        let tail = list.slice(1, 3);
+        assert_eq!(bits(&any_str(&tail, None, verdict_key(), &f)), [false, false, true]);
+        let one = list.slice(3, 1);
+        assert_eq!(bits(&any_str(&one, None, verdict_key(), &f)), [true]);
+    }
+
+    #[test]
+    fn few_rows_of_a_large_dictionary_get_the_same_verdicts() {
+        // 100 distinct values "v0".."v99"; rows point at v7, v42, null, v99.
+        // Two rows of it (fewer than a quarter of the values) are judged row
+        // by row; the verdicts must be those of the whole-dictionary path.
+        let values = StringArray::from_iter_values((0..100).map(|i| format!("v{i}")));
+        let keys = arrow::array::Int32Array::from(vec![Some(7), Some(42), None, Some(99)]);
+        let dict = DictionaryArray::<Int32Type>::try_new(keys, Arc::new(values)).unwrap();
+        let f = |s: &str| s.ends_with('9') || s == "v42";
+        assert_eq!(bits(&any_str(&dict, None, verdict_key(), &f)), [false, true, false, true]);
+        assert_eq!(bits(&any_str(&dict.slice(1, 2), None, verdict_key(), &f)), [true, false]);
+        // The keyword limit applies on both paths: "v42" is 3 units, over a limit of 2.
+        assert_eq!(bits(&any_str(&dict.slice(1, 2), Some(2), verdict_key(), &f)), [false, false]);
+    }
+
+    #[test]
+    fn restrict_nulls_rows_outside_keep_and_keeps_the_values() {
+        let a: ArrayRef = Arc::new(StringArray::from(vec![Some("a"), None, Some("c"), Some("d")]));
+        let keep = NullBuffer::from(vec![true, true, false, true]);
+        let r = restrict(&a, keep);
+        let s = r.as_string::<i32>();
+        let got: Vec<Option<&str>> = s.iter().collect();
+        assert_eq!(got, [Some("a"), None, None, Some("d")]);
     }
 }

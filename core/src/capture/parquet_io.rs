@@ -197,7 +197,20 @@ fn dictionary_hints(pq: &parquet::file::metadata::ParquetMetaData, schema: &Sche
                 let parts = column.path().parts();
                 parts.len() == 1 && parts[0] == *f.name()
             });
-            let dictionary = leaf.is_some_and(|i| first.column(i).dictionary_page_offset().is_some());
+            // Dictionary-encoded in the first row group and in none of them
+            // fallen back to plain pages (a writer does so when a chunk's
+            // dictionary grows too large): reading a plain page into a
+            // dictionary array hashes every value, costlier than what the
+            // dictionary saves.
+            let dictionary = leaf.is_some_and(|i| {
+                first.column(i).dictionary_page_offset().is_some()
+                    && pq.row_groups().iter().all(|rg| {
+                        rg.column(i).page_encoding_stats_mask().is_none_or(|m| {
+                            m.is_only(parquet::basic::Encoding::RLE_DICTIONARY)
+                                || m.is_only(parquet::basic::Encoding::PLAIN_DICTIONARY)
+                        })
+                    })
+            });
             if is_capture_string && *f.data_type() == DataType::Utf8 && dictionary {
                 changed = true;
                 Field::new(

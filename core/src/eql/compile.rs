@@ -1,7 +1,7 @@
 //! Type checking and compilation of a parsed query into a plan of vectorized tests.
 
+use rustc_hash::FxHashSet as HashSet;
 use std::borrow::Cow;
-use std::collections::HashSet;
 use std::fmt;
 use std::sync::Arc;
 
@@ -595,7 +595,7 @@ impl Compiler {
         }
         let field = self.field(lhs)?;
         let ty = field.map(|i| ECS_FIELDS[i].ty);
-        let mut strings = HashSet::new();
+        let mut strings = HashSet::default();
         let mut ints = Vec::new();
         let mut bools = Vec::new();
         for item in list {
