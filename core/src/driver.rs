@@ -548,7 +548,11 @@ impl<'r> Driver<'r> {
     /// for the selected rows only.
     fn projections<C: Consumer>(&self, capture: &Capture, consumer: &C) -> (Projection, Projection) {
         let mut early = self.rules_projection().union(consumer.scan_columns());
-        early.insert(Column::Time);
+        // The summary's time range: from the row groups' statistics when
+        // they give every unit's, otherwise from every event's `time`.
+        if capture.unit_time_ranges().is_none_or(|r| r.iter().any(Option::is_none)) {
+            early.insert(Column::Time);
+        }
         early.insert(Column::Kind);
         let wanted = consumer.columns();
         if consumer.keep_all() || !capture.reads_rows_selectively() {
@@ -784,6 +788,13 @@ impl<'r> Driver<'r> {
             Err(e) if skip => failure = Some(e),
             Err(e) => return Err(e),
         }
+        // `time` not decoded: the unit's range is its statistics' (of a unit
+        // read whole; an unreadable one adds nothing).
+        if !early.contains(Column::Time) && failure.is_none() {
+            if let Some(Some((first, last))) = capture.unit_time_ranges().and_then(|r| r.get(unit).copied()) {
+                part.time_range = Some(part.time_range.map_or((first, last), |(a, b)| (a.min(first), b.max(last))));
+            }
+        }
         if indexes.is_empty() && unevaluable.is_empty() {
             return Ok((part, failure));
         }
@@ -911,7 +922,7 @@ pub const DEFAULT_MAX_STAGE_EVENTS: usize = 4_000_000;
 type StageParts = (PathBuf, u64, Vec<Vec<StageEvent<(usize, u64)>>>, Vec<Vec<(i64, u64)>>, Option<Arc<ProcessContext>>);
 
 /// The earliest timestamp an event not yet read can have, from the
-/// captures' row-group statistics ([`Capture::unit_min_times`]): the
+/// captures' row-group statistics ([`Capture::unit_time_ranges`]): the
 /// captures are read in order, each in event order, so after event index
 /// `next` of capture `c` come the rest of `c`'s row groups and every later
 /// capture. A row group without statistics (and an NDJSON capture) could
@@ -929,7 +940,7 @@ impl Horizon {
         let captures: Vec<(PathBuf, Vec<(u64, i64)>)> = captures
             .iter()
             .map(|c| {
-                let units = match (c.unit_rows(), c.unit_min_times()) {
+                let units = match (c.unit_rows(), c.unit_time_ranges()) {
                     (Some(rows), Some(times)) => {
                         let mut end = 0u64;
                         let mut units: Vec<(u64, i64)> = rows
@@ -937,7 +948,7 @@ impl Horizon {
                             .zip(times)
                             .map(|(&n, t)| {
                                 end += n;
-                                (end, t.unwrap_or(i64::MIN))
+                                (end, t.map_or(i64::MIN, |(earliest, _)| earliest))
                             })
                             .collect();
                         for i in (0..units.len().saturating_sub(1)).rev() {

@@ -46,10 +46,10 @@ pub(crate) struct ParquetMeta {
     pub(crate) rows: u64,
     /// Rows per row group.
     pub(crate) row_group_rows: Vec<u64>,
-    /// The earliest `time` of each row group in nanoseconds, as the footer's
-    /// statistics say (`None` where they do not, or when the row group has
-    /// no timestamp at all).
-    pub(crate) row_group_min_time: Vec<Option<i64>>,
+    /// The earliest and latest `time` of each row group in nanoseconds, as
+    /// the footer's statistics say (`None` where they do not say both
+    /// exactly, or when the row group has no timestamp at all).
+    pub(crate) row_group_time: Vec<Option<(i64, i64)>>,
 }
 
 /// Reads a Parquet file's footer: schema, key-value metadata, row counts.
@@ -144,14 +144,15 @@ pub(crate) fn read_footer(path: &Path) -> Result<ParquetMeta> {
         Some(hint) => ArrowReaderMetadata::try_new(pq.clone(), options().with_schema(hint)).unwrap_or(plain),
         None => plain,
     };
-    let row_group_min_time = min_times(&pq, &file_schema);
-    Ok(ParquetMeta { reader_meta, file_schema, metadata, rows, row_group_rows, row_group_min_time })
+    let row_group_time = time_ranges(&pq, &file_schema);
+    Ok(ParquetMeta { reader_meta, file_schema, metadata, rows, row_group_rows, row_group_time })
 }
 
-/// The earliest `time` of each row group per the footer's statistics, in
-/// nanoseconds (scaled from the file's own unit; an INT96 or other
-/// physical type, or a row group without an exact minimum, gives `None`).
-fn min_times(pq: &parquet::file::metadata::ParquetMetaData, schema: &SchemaRef) -> Vec<Option<i64>> {
+/// The earliest and latest `time` of each row group per the footer's
+/// statistics, in nanoseconds (scaled from the file's own unit; an INT96 or
+/// other physical type, or a row group without an exact minimum and
+/// maximum, gives `None`).
+fn time_ranges(pq: &parquet::file::metadata::ParquetMetaData, schema: &SchemaRef) -> Vec<Option<(i64, i64)>> {
     use arrow::datatypes::TimeUnit;
     use parquet::file::statistics::Statistics;
     let scale = match schema.field_with_name(Column::Time.name()).map(|f| f.data_type()) {
@@ -172,8 +173,10 @@ fn min_times(pq: &parquet::file::metadata::ParquetMetaData, schema: &SchemaRef) 
         .map(|rg| {
             let (scale, leaf) = (scale?, leaf?);
             match rg.column(leaf).statistics()? {
-                // A minimum that is not exact (truncated) is not a bound.
-                Statistics::Int64(s) if s.min_is_exact() => s.min_opt().map(|&m| m.saturating_mul(scale)),
+                // A minimum or maximum that is not exact (truncated) is not a bound.
+                Statistics::Int64(s) if s.min_is_exact() && s.max_is_exact() => {
+                    Some((s.min_opt()?.saturating_mul(scale), s.max_opt()?.saturating_mul(scale)))
+                }
                 _ => None,
             }
         })

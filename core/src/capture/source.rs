@@ -149,12 +149,15 @@ impl Capture {
         self.parquet.as_ref().map(|m| m.row_group_rows.as_slice())
     }
 
-    /// The earliest timestamp (nanoseconds) of each unit, as the file's
-    /// statistics say without reading it; `None` for a unit they say nothing
-    /// about, and for an NDJSON capture. A unit's events may come in any
-    /// order; no event of the unit is earlier.
-    pub fn unit_min_times(&self) -> Option<&[Option<i64>]> {
-        self.parquet.as_ref().map(|m| m.row_group_min_time.as_slice())
+    /// The earliest and latest timestamp (nanoseconds) of each unit, as the
+    /// file's statistics say without reading it; `None` for a unit they say
+    /// nothing exact about, and for an NDJSON capture. A unit's events may
+    /// come in any order; none is outside its range. Replay trusts them (as
+    /// Parquet readers trust statistics to skip row groups): to order the
+    /// stage events of sequences, and for the summary's time range without
+    /// decoding `time` for every event.
+    pub fn unit_time_ranges(&self) -> Option<&[Option<(i64, i64)>]> {
+        self.parquet.as_ref().map(|m| m.row_group_time.as_slice())
     }
 
     /// Like [`Capture::batches`], for one unit (see [`Capture::units`]); event

@@ -205,10 +205,22 @@ impl ProcessContext {
     /// `event_index` (see [`ContainerState`]). A container the capture never
     /// showed starting counts as started.
     pub fn container_state(&self, id: &str, event_index: u64) -> ContainerState {
-        match self.starts.get(id) {
-            Some(&at) if event_index < at => ContainerState::Starting,
+        match self.container_started_at(id) {
+            Some(at) if event_index < at => ContainerState::Starting,
             _ => ContainerState::Started,
         }
+    }
+
+    /// The event index from which container `id` counts as started, for a
+    /// container the capture saw starting (`None`: started at every event).
+    pub fn container_started_at(&self, id: &str) -> Option<u64> {
+        self.starts.get(id).copied()
+    }
+
+    /// Whether the capture saw any container starting: without one, every
+    /// container event is [`ContainerState::Started`].
+    pub fn any_container_starting(&self) -> bool {
+        !self.starts.is_empty()
     }
 
     /// The lineage warnings the table counted.

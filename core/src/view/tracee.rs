@@ -19,7 +19,6 @@ use arrow::datatypes::{DataType, Field, Int32Type, Schema};
 use super::visible;
 use crate::capture::{Column, EventBatch, EventKind};
 use crate::kernels::restrict;
-use crate::process::ContainerState;
 
 /// Tracee's event name for an event kind. Only opens and execs reach the
 /// view (see [`visible`]); a `process`, `container` or `k8s_audit` row,
@@ -98,36 +97,38 @@ impl<'a> TraceeView<'a> {
     /// [`EventBatch::process`]), and without them every container counts as started.
     pub fn in_started_container(&self) -> BooleanBuffer {
         let in_container = self.in_container();
-        let said = self.batch.column(Column::ContainerStarted).map(|a| a.as_boolean());
-        let ctx = self.batch.process();
-        if ctx.is_none() && said.is_none_or(|a| a.null_count() == a.len()) {
-            return in_container;
-        }
-        let ids = self.batch.expect(Column::ContainerId);
-        let first = self.batch.first_index();
-        let starting = BooleanBuffer::collect_bool(self.batch.len(), |i| {
-            if !in_container.value(i) {
-                return false;
-            }
-            if let Some(a) = said.filter(|a| a.is_valid(i)) {
-                return !a.value(i);
-            }
-            ctx.is_some_and(|ctx| {
-                crate::capture::str_at(ids.as_ref(), i)
-                    .is_some_and(|id| ctx.container_state(id, first + i as u64) == ContainerState::Starting)
-            })
-        });
+        let Some(starting) = self.starting() else { return in_container };
+        let starting = BooleanBuffer::collect_bool(self.batch.len(), |i| in_container.value(i) && starting.at(i));
         &in_container & &!&starting
+    }
+
+    /// What says whether a container event is in a container still
+    /// starting; `None` when nothing can (no `container_started` values and
+    /// no container seen starting): every container event is started.
+    fn starting(&self) -> Option<Starting<'a>> {
+        let said =
+            self.batch.column(Column::ContainerStarted).map(|a| a.as_boolean()).filter(|a| a.null_count() < a.len());
+        let ctx = self.batch.process().filter(|ctx| ctx.any_container_starting());
+        if said.is_none() && ctx.is_none() {
+            return None;
+        }
+        Some(Starting {
+            batch: self.batch,
+            said,
+            ctx,
+            ids: self.batch.expect(Column::ContainerId),
+            last: Default::default(),
+        })
     }
 
     /// The origin of event `row`.
     pub fn origin(&self, row: usize) -> Origin {
         if !self.in_container().value(row) {
             Origin::Host
-        } else if self.in_started_container().value(row) {
-            Origin::Container
-        } else {
+        } else if self.starting().is_some_and(|s| s.at(row)) {
             Origin::ContainerInit
+        } else {
+            Origin::Container
         }
     }
 
@@ -215,6 +216,38 @@ pub fn tracee_record_batch(batch: &EventBatch) -> RecordBatch {
     let rb = RecordBatch::try_new(Arc::new(schema), fields.into_iter().map(|(_, a)| a).collect())
         .expect("view columns share a length");
     arrow::compute::filter_record_batch(&rb, &vis).expect("mask has the batch's length")
+}
+
+/// Whether the container events of a batch are in a container still
+/// starting ([`TraceeView::in_started_container`]).
+struct Starting<'a> {
+    batch: &'a EventBatch,
+    said: Option<&'a BooleanArray>,
+    ctx: Option<&'a Arc<crate::process::ProcessContext>>,
+    ids: &'a ArrayRef,
+    /// The last container id looked up and from which event it started:
+    /// consecutive events mostly share their container.
+    last: std::cell::RefCell<Option<(&'a str, Option<u64>)>>,
+}
+
+impl<'a> Starting<'a> {
+    /// For a container event `row`: whether its container was still starting.
+    fn at(&self, row: usize) -> bool {
+        if let Some(a) = self.said.filter(|a| a.is_valid(row)) {
+            return !a.value(row);
+        }
+        let (Some(ctx), Some(id)) = (self.ctx, crate::capture::str_at(self.ids.as_ref(), row)) else { return false };
+        let mut last = self.last.borrow_mut();
+        let at = match *last {
+            Some((l, at)) if l == id => at,
+            _ => {
+                let at = ctx.container_started_at(id);
+                *last = Some((id, at));
+                at
+            }
+        };
+        at.is_some_and(|at| self.batch.event_index(row) < at)
+    }
 }
 
 #[cfg(test)]
