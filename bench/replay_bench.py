@@ -90,7 +90,10 @@ def findings_of(capture):
     found = {}
     for name, ctx in (("ts", False), ("ts+ctx", True)):
         run(tokenscan_findings(capture, ts_out, ctx))
-        found[name] = {(f["rule_id"], f["event_index"]) for f in map(json.loads, ts_out.read_text().splitlines())}
+        # Line by line: the whole file read at once (tens of MB of findings with context)
+        # would raise this process's RSS, which every later child's peak then includes.
+        with ts_out.open() as lines:
+            found[name] = {(f["rule_id"], f["event_index"]) for f in map(json.loads, lines)}
     for e in ENGINES:
         run(engine_cmd(e, capture, out))
         found[e] = {(r, i) for r, i in json.loads(out.read_text())["rows"]}
