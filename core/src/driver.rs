@@ -295,7 +295,7 @@ impl<'r> Driver<'r> {
                     context = process.map(|p| (path.clone(), p));
                 }
                 if read.last() != Some(&path) {
-                    at_capture = horizon.position(&path, at_capture);
+                    at_capture = horizon.position(&path, at_capture.min(captures.len()));
                     read.push(path);
                 }
                 let position = read.len() - 1;
@@ -970,9 +970,11 @@ impl Horizon {
         Horizon { captures, later }
     }
 
-    /// The position of the capture named `path`, the one at `from` or a later one.
+    /// The position of the capture named `path`, the one at `from` or a
+    /// later one; past the end when none is (then nothing is released
+    /// before the end of the run).
     fn position(&self, path: &Path, from: usize) -> usize {
-        (from..self.captures.len()).find(|&i| self.captures[i].0 == path).unwrap_or(from)
+        (from..self.captures.len()).find(|&i| self.captures[i].0 == path).unwrap_or(usize::MAX)
     }
 
     /// The earliest time of the events after event index `next` of capture `capture`.
