@@ -263,3 +263,88 @@ fn triage_columns(rows: &[Triage<'_>]) -> Vec<ArrayRef> {
         text(&|t| t.links.as_ref().and_then(|l| l.entry_type).map(|e| e.as_str().to_string())),
     ]
 }
+
+/// A string cell of a findings batch: `None` when null, or when the batch
+/// lacks the column (a projection of the findings).
+fn cell<'a>(b: &'a RecordBatch, name: &str, row: usize) -> Option<&'a str> {
+    b.column_by_name(name).and_then(|a| str_at(a.as_ref(), row))
+}
+
+/// An argv element as a shell would need it written.
+fn shell_word(s: &str) -> String {
+    if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "/._-=:,+@%".contains(c)) {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
+/// What finding `row` of a findings batch is about, in one line, as the CLI
+/// table and the notebook view show it: the argv (shell-quoted) for an exec,
+/// the path and access mode for an open (`requested -> resolved` when they
+/// differ), the request and its answer for a Kubernetes audit event
+/// (`list /api/v1/namespaces/shop/secrets -> 403 by system:serviceaccount:shop:web`).
+pub fn finding_target(b: &RecordBatch, row: usize) -> String {
+    use arrow::array::Array;
+    let int = |name: &str| {
+        b.column_by_name(name)
+            .map(|a| a.as_primitive::<arrow::datatypes::Int32Type>())
+            .filter(|a| a.is_valid(row))
+            .map(|a| a.value(row))
+    };
+    match cell(b, "kind", row) {
+        Some("k8s_audit") => {
+            let mut t = format!(
+                "{} {}",
+                cell(b, "audit_verb", row).unwrap_or(""),
+                cell(b, "audit_request_uri", row).unwrap_or("")
+            );
+            if let Some(code) = int("audit_response_code") {
+                t.push_str(&format!(" -> {code}"));
+            }
+            if let Some(user) = cell(b, "audit_user", row) {
+                t.push_str(&format!(" by {user}"));
+            }
+            t
+        }
+        Some("exec") => match b.column_by_name("args").map(|a| a.as_list::<i32>()).filter(|a| a.is_valid(row)) {
+            Some(args) => {
+                let v = args.value(row);
+                let v = v.as_string::<i32>();
+                (0..v.len()).filter(|&j| v.is_valid(j)).map(|j| shell_word(v.value(j))).collect::<Vec<_>>().join(" ")
+            }
+            None => cell(b, "exe", row).unwrap_or("").to_string(),
+        },
+        _ => {
+            let path = cell(b, "path", row).unwrap_or("");
+            let mode =
+                int("flags").map(|f| format!(" [{}]", crate::display::AccessMode::of(f).word())).unwrap_or_default();
+            match cell(b, "requested_path", row) {
+                Some(req) if req != path => format!("{req} -> {path}{mode}"),
+                _ => format!("{path}{mode}"),
+            }
+        }
+    }
+}
+
+/// Where finding `row` of a findings batch ran, as the CLI table and the
+/// notebook view show it: `namespace/pod` (with `:container` when the pod's
+/// container is named), else the short container id, else `(host)`. A
+/// Kubernetes audit event ran on the API server: its place is the pod whose
+/// token made the request, `token of POD` (`(API)` without one).
+pub fn finding_place(b: &RecordBatch, row: usize) -> String {
+    if cell(b, "kind", row) == Some("k8s_audit") {
+        return cell(b, "audit_pod_name", row).map_or("(API)".to_string(), |pod| format!("token of {pod}"));
+    }
+    match (cell(b, "pod_namespace", row), cell(b, "pod_name", row)) {
+        (ns, Some(pod)) => {
+            let mut label = ns.map_or(pod.to_string(), |ns| format!("{ns}/{pod}"));
+            if let Some(c) = cell(b, "container_name", row) {
+                label.push(':');
+                label.push_str(c);
+            }
+            label
+        }
+        _ => cell(b, "container_id", row).map_or("(host)".to_string(), crate::display::short_container_id),
+    }
+}

@@ -5,8 +5,9 @@
 use std::fmt::Write as _;
 
 use arrow::array::{Array, AsArray, RecordBatch};
-use arrow::datatypes::{Int32Type, TimestampNanosecondType, UInt32Type, UInt64Type};
-use tokenscan_core::display::{escape_markup as escape, human_time, short_container_id, AccessMode};
+use arrow::datatypes::{TimestampNanosecondType, UInt32Type, UInt64Type};
+use tokenscan_core::display::{escape_markup as escape, human_time};
+use tokenscan_core::findings::{finding_place, finding_target};
 use tokenscan_core::replay::ReplaySummary;
 
 /// Findings shown as rows; the rest are counted.
@@ -15,29 +16,6 @@ pub(crate) const MAX_ROWS: usize = 20;
 fn string(b: &RecordBatch, name: &str, row: usize) -> Option<String> {
     let a = b.column_by_name(name)?;
     a.is_valid(row).then(|| a.as_string::<i32>().value(row).to_string())
-}
-
-/// What a finding is about: argv for an exec, the path (and the path asked for) for an open.
-fn target(b: &RecordBatch, row: usize) -> String {
-    if string(b, "kind", row).as_deref() == Some("exec") {
-        if let Some(args) = b.column_by_name("args").map(|a| a.as_list::<i32>()).filter(|a| a.is_valid(row)) {
-            let v = args.value(row);
-            let v = v.as_string::<i32>();
-            return (0..v.len()).filter(|&j| v.is_valid(j)).map(|j| v.value(j)).collect::<Vec<_>>().join(" ");
-        }
-        return string(b, "exe", row).unwrap_or_default();
-    }
-    let path = string(b, "path", row).unwrap_or_default();
-    let mode = b
-        .column_by_name("flags")
-        .map(|f| f.as_primitive::<Int32Type>())
-        .filter(|f| f.is_valid(row))
-        .map(|f| format!(" [{}]", AccessMode::of(f.value(row)).word()))
-        .unwrap_or_default();
-    match string(b, "requested_path", row) {
-        Some(req) if req != path => format!("{req} -> {path}{mode}"),
-        _ => format!("{path}{mode}"),
-    }
 }
 
 /// The whole rendering.
@@ -79,7 +57,7 @@ pub(crate) fn render(batches: &[RecordBatch], s: &ReplaySummary) -> String {
     h.push_str("</tbody>\n</table>\n");
     let total: usize = batches.iter().map(|b| b.num_rows()).sum();
     if total > 0 {
-        h.push_str("<table>\n<thead><tr><th>event</th><th>time (UTC)</th><th>rule</th><th>container</th><th>pid</th><th>comm</th><th>kind</th><th>target</th><th>why</th></tr></thead>\n<tbody>\n");
+        h.push_str("<table>\n<thead><tr><th>event</th><th>time (UTC)</th><th>rule</th><th>pod</th><th>pid</th><th>comm</th><th>kind</th><th>target</th><th>why</th></tr></thead>\n<tbody>\n");
         let multi = captures > 1;
         let mut shown = 0;
         'batches: for b in batches {
@@ -99,19 +77,18 @@ pub(crate) fn render(batches: &[RecordBatch], s: &ReplaySummary) -> String {
                         .map_or(capture.clone(), |n| n.to_string_lossy().into_owned());
                     event = format!("{name}#{event}");
                 }
-                let container =
-                    string(b, "container_id", row).map_or_else(|| "(host)".to_string(), |c| short_container_id(&c));
+                let place = finding_place(b, row);
                 let _ = writeln!(
                     h,
                     "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td style=\"text-align:left\">{}</td><td style=\"text-align:left\">{}</td></tr>",
                     escape(&event),
                     time.as_ref().filter(|t| t.is_valid(row)).map(|t| human_time(t.value(row))).unwrap_or_default(),
                     escape(&string(b, "rule_id", row).unwrap_or_default()),
-                    escape(&container),
+                    escape(&place),
                     pid.as_ref().map(|p| p.value(row).to_string()).unwrap_or_default(),
                     escape(&string(b, "comm", row).unwrap_or_default()),
                     escape(&string(b, "kind", row).unwrap_or_default()),
-                    escape(&target(b, row)),
+                    escape(&finding_target(b, row)),
                     escape(&string(b, "reason", row).unwrap_or_default()),
                 );
             }

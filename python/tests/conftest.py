@@ -163,6 +163,18 @@ def big_capture(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return dest
 
 
+@pytest.fixture(scope="session")
+def long_capture(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """pod-session.parquet repeated 1,200 times: 99,600 events, 16,800 findings.
+
+    For the tests that a call releases the GIL: they need a call lasting many
+    switch intervals, and a release build replays the 120-copy capture in
+    about 30 ms."""
+    dest = tmp_path_factory.mktemp("long") / "pod-session-x1200.parquet"
+    replicate(FIXTURES / "pod-session.parquet", dest, 1200)
+    return dest
+
+
 T = TypeVar("T")
 
 

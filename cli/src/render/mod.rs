@@ -20,8 +20,8 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
-use arrow::datatypes::{Int32Type, SchemaRef};
-use tokenscan_core::display::AccessMode;
+use arrow::datatypes::SchemaRef;
+pub use tokenscan_core::findings::{finding_place, finding_target as target};
 use tokenscan_core::replay::FindingSink;
 
 use crate::args::Format;
@@ -140,50 +140,4 @@ pub fn col<'a>(b: &'a RecordBatch, name: &str) -> &'a ArrayRef {
 pub fn s(b: &RecordBatch, name: &str, i: usize) -> Option<String> {
     let a = col(b, name);
     a.is_valid(i).then(|| a.as_string::<i32>().value(i).to_string())
-}
-
-/// Quotes a word for a shell-like rendering of argv.
-fn shell_word(s: &str) -> String {
-    if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "/._-=:,+@%".contains(c)) {
-        s.to_string()
-    } else {
-        format!("'{}'", s.replace('\'', "'\\''"))
-    }
-}
-
-/// What a finding is about, in one line: argv for an exec, the path and access
-/// mode for an open, the request and its answer for a Kubernetes audit event.
-pub fn target(b: &RecordBatch, i: usize) -> String {
-    if s(b, "kind", i).as_deref() == Some("k8s_audit") {
-        // `list /api/v1/namespaces/shop/secrets -> 403 by system:serviceaccount:shop:web`
-        let mut t = format!(
-            "{} {}",
-            s(b, "audit_verb", i).unwrap_or_default(),
-            s(b, "audit_request_uri", i).unwrap_or_default()
-        );
-        let code = col(b, "audit_response_code").as_primitive::<Int32Type>();
-        if code.is_valid(i) {
-            t.push_str(&format!(" -> {}", code.value(i)));
-        }
-        if let Some(user) = s(b, "audit_user", i) {
-            t.push_str(&format!(" by {user}"));
-        }
-        return t;
-    }
-    if s(b, "kind", i).as_deref() == Some("exec") {
-        let args = col(b, "args").as_list::<i32>();
-        if args.is_valid(i) {
-            let v = args.value(i);
-            let v = v.as_string::<i32>();
-            return (0..v.len()).map(|j| shell_word(v.value(j))).collect::<Vec<_>>().join(" ");
-        }
-        return s(b, "exe", i).unwrap_or_default();
-    }
-    let path = s(b, "path", i).unwrap_or_default();
-    let flags = col(b, "flags").as_primitive::<Int32Type>();
-    let mode = if flags.is_valid(i) { format!(" [{}]", AccessMode::of(flags.value(i)).word()) } else { String::new() };
-    match s(b, "requested_path", i) {
-        Some(req) if req != path => format!("{req} -> {path}{mode}"),
-        _ => format!("{path}{mode}"),
-    }
 }

@@ -16,7 +16,7 @@ use tokenscan_core::suite::{CaseResult, Suite};
 
 use super::messages::plural;
 
-use super::{col, s, target};
+use super::{col, finding_place, s, target};
 use crate::commands::inspect::CaptureStats;
 
 /// The report of a replay: findings grouped by rule, then the summary.
@@ -58,7 +58,7 @@ pub fn findings(batches: &[RecordBatch], summary: &ReplaySummary, multi: bool) -
                     idx.value(i).to_string()
                 };
                 let audit = s(b, "kind", i).as_deref() == Some("k8s_audit");
-                let container = pod_label(b, i);
+                let container = finding_place(b, i);
                 rows.push([
                     event,
                     human_time(time.value(i)),
@@ -106,26 +106,6 @@ pub fn findings(batches: &[RecordBatch], summary: &ReplaySummary, multi: bool) -
     }
     out.push_str(&self::summary(summary));
     out
-}
-
-/// Where a finding's event ran: `namespace/pod` (with `:container` when
-/// the pod's container is named), else the short container id, else `(host)`.
-/// A Kubernetes audit event ran on the API server: its pod is the one whose
-/// token made the request, `token of POD` (`(API)` without one).
-fn pod_label(b: &RecordBatch, i: usize) -> String {
-    if s(b, "kind", i).as_deref() == Some("k8s_audit") {
-        return s(b, "audit_pod_name", i).map_or("(API)".to_string(), |pod| format!("token of {pod}"));
-    }
-    match (s(b, "pod_namespace", i), s(b, "pod_name", i)) {
-        (ns, Some(pod)) => {
-            let mut label = ns.map_or(pod.clone(), |ns| format!("{ns}/{pod}"));
-            if let Some(c) = s(b, "container_name", i) {
-                let _ = write!(label, ":{c}");
-            }
-            label
-        }
-        _ => s(b, "container_id", i).map_or("(host)".to_string(), |c| short_container_id(&c)),
-    }
 }
 
 /// A finding's lineage in one line: parent, session leader (with its
@@ -240,7 +220,7 @@ pub fn diff(batches: &[RecordBatch], summary: &DiffSummary) -> String {
                 n += 1;
                 let cap = s(b, "capture", i).unwrap_or_default();
                 let place = if s(b, "kind", i).as_deref() == Some("k8s_audit") {
-                    pod_label(b, i)
+                    finding_place(b, i)
                 } else {
                     let container = s(b, "container_id", i).map_or("host".to_string(), |c| short_container_id(&c));
                     format!("container {container}, pid {}", pid.value(i))
