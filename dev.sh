@@ -51,7 +51,11 @@ ensure_rust() {
 
 cmd_demo() {
     ensure_rust
-    ensure_apt "${APT_PACKAGES[@]}"
+    # Only what building tokenscan-cli needs: a C compiler and libc's headers and
+    # start files (zstd-sys compiles zstd's C sources; the linker needs crt1.o).
+    # The rest of APT_PACKAGES serves the recorder and the tests: installing it
+    # here (chromium, a JRE, clang) cost a fresh machine a minute or more.
+    ensure_apt gcc libc6-dev
     log "building tokenscan (release)"
     cargo build --release --quiet -p tokenscan-cli
     log "tokenscan replay fixtures/pod-session.parquet"
