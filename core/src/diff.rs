@@ -289,6 +289,12 @@ impl Consumer for DiffConsumer<'_> {
         Ok((batch.map(|b| crate::findings::fill_context(&b, process)), counts))
     }
 
+    fn context_events(&self, (batch, _): &Self::Part, events: &mut Vec<u64>) {
+        if let Some(b) = batch {
+            crate::findings::context_events(b, events);
+        }
+    }
+
     fn keep(&self, capture: &Path, batch: &EventBatch, rows: &mut Vec<u32>) {
         let Baseline::Saved(saved) = self.baseline else { return };
         let lo = batch.first_index();

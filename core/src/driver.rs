@@ -119,10 +119,17 @@ pub trait Consumer: Sync {
     }
 
     /// Fills a part's triage context from the capture's processes (see
-    /// [`Consumer::wants_context`]).
+    /// [`Consumer::wants_context`]). The processes answer only for the
+    /// events [`Consumer::context_events`] named.
     fn add_context(&self, part: Self::Part, _process: &ProcessContext) -> Result<Self::Part> {
         Ok(part)
     }
+
+    /// Pushes onto `events` the event indexes whose links
+    /// [`Consumer::add_context`] will ask the processes for (a part's
+    /// findings): the driver rebuilds the processes only when there are
+    /// some, and keeps links for those events only.
+    fn context_events(&self, _part: &Self::Part, _events: &mut Vec<u64>) {}
 
     /// Turns a chunk into a part (on one of the driver's threads).
     fn part(&self, chunk: Chunk<'_>) -> Result<Self::Part>;
@@ -417,7 +424,6 @@ impl<'r> Driver<'r> {
         for capture in opened {
             let path = capture.path();
             let before = summary.events;
-            let hits = std::sync::atomic::AtomicU64::new(0);
             let mut held: Vec<C::Part> = Vec::new();
             let mut out = |p: C::Part, sink: &mut dyn PartSink<C::Part>| {
                 if context_later {
@@ -446,7 +452,7 @@ impl<'r> Driver<'r> {
                 if let [unit] = wave {
                     // One unit (an NDJSON capture, the last of a row-group wave):
                     // parts go to the sink as they come instead of piling up.
-                    let (part, failure) = self.unit(state, *unit, consumer, &hits, &mut |p| out(p, &mut *sink))?;
+                    let (part, failure) = self.unit(state, *unit, consumer, &mut |p| out(p, &mut *sink))?;
                     summary.merge(part, self.options.max_examples);
                     failures.extend(failure);
                     sink.progress(summary.events, total);
@@ -456,7 +462,7 @@ impl<'r> Driver<'r> {
                     .par_iter()
                     .map(|&unit| {
                         let mut parts = Vec::new();
-                        let r = self.unit(state, unit, consumer, &hits, &mut |p| {
+                        let r = self.unit(state, unit, consumer, &mut |p| {
                             parts.push(p);
                             Ok(())
                         });
@@ -474,9 +480,13 @@ impl<'r> Driver<'r> {
                 }
             }
             if context_later {
-                let ctx = match hits.load(std::sync::atomic::Ordering::Relaxed) {
-                    0 => None,
-                    _ => Some(self.process_context(capture)?),
+                let mut wanted = Vec::new();
+                for p in &held {
+                    consumer.context_events(p, &mut wanted);
+                }
+                let ctx = match wanted.is_empty() {
+                    true => None,
+                    false => Some(self.context_for(capture, wanted)?),
                 };
                 for p in held {
                     sink.part(match &ctx {
@@ -507,14 +517,28 @@ impl<'r> Driver<'r> {
     /// driver's own reading (same parallel decoding, same handling of
     /// unreadable row groups), feeding the process table.
     pub fn process_context(&self, capture: &Capture) -> Result<ProcessContext> {
-        self.build_context(capture, ProcessContextBuilder::default(), ProcessContext::projection())
+        Ok(self.build_context(capture, ProcessContextBuilder::default(), ProcessContext::projection())?.finish())
+    }
+
+    /// The processes of `capture` as the triage columns of findings at
+    /// `events` need them ([`ProcessContextBuilder::for_events`]): the same
+    /// pass, but links kept for those events only and, from a Parquet
+    /// capture, arguments read afterwards for the few processes shown
+    /// instead of decoded and kept for every exec.
+    pub fn context_for(&self, capture: &Capture, events: Vec<u64>) -> Result<ProcessContext> {
+        let rows = capture.reads_rows_selectively();
+        let columns = if rows { ProcessContext::projection_without_args() } else { ProcessContext::projection() };
+        self.build_context(capture, ProcessContextBuilder::for_events(events, rows), columns)?
+            .finish_reading_args(capture)
     }
 
     /// Only when each container of `capture` started
     /// ([`ProcessContext::container_state`]): a light pass over `kind`,
     /// `container_id` and `comm`; the context has no processes.
     pub fn container_starts(&self, capture: &Capture) -> Result<ProcessContext> {
-        self.build_context(capture, ProcessContextBuilder::starts_only(), ProcessContext::starts_projection())
+        Ok(self
+            .build_context(capture, ProcessContextBuilder::starts_only(), ProcessContext::starts_projection())?
+            .finish())
     }
 
     fn build_context(
@@ -522,7 +546,7 @@ impl<'r> Driver<'r> {
         capture: &Capture,
         mut builder: ProcessContextBuilder,
         columns: Projection,
-    ) -> Result<ProcessContext> {
+    ) -> Result<ProcessContextBuilder> {
         let reader = Driver::new(&[], self.options);
         let consumer = EachBatch { columns, map: |_: &Path, b: EventBatch| Ok(b), process: false };
         let mut sink = |b: EventBatch| {
@@ -541,7 +565,7 @@ impl<'r> Driver<'r> {
         one.install(|| {
             reader.run_opened(std::slice::from_ref(capture), &consumer, &mut sink, &mut reader.new_summary(), &none)
         })?;
-        Ok(builder.finish())
+        Ok(builder)
     }
 
     /// Columns decoded for every event of `capture`, and those read afterwards
@@ -698,7 +722,6 @@ impl<'r> Driver<'r> {
         (capture, process, sequences): CaptureState<'_>,
         unit: usize,
         consumer: &C,
-        fired: &std::sync::atomic::AtomicU64,
         emit: &mut dyn FnMut(C::Part) -> Result<()>,
     ) -> UnitResult {
         let path = capture.path();
@@ -733,7 +756,6 @@ impl<'r> Driver<'r> {
                     if let Some(sequences) = sequences {
                         self.add_sequence_hits(sequences, &batch, &mut batch_hits);
                     }
-                    fired.fetch_add(batch_hits.len() as u64, std::sync::atomic::Ordering::Relaxed);
                     let bad = self.count_unevaluable(path, &batch, bad, &mut part)?;
                     if keep_all {
                         let chunk = Chunk {

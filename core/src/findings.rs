@@ -202,6 +202,17 @@ pub fn fill_context(batch: &RecordBatch, process: &ProcessContext) -> RecordBatc
     RecordBatch::try_new(schema, columns).expect("the triage columns keep their types")
 }
 
+/// Pushes onto `events` the `event_index` of every row of `batch` (findings,
+/// or any batch [`fill_context`] fills): the events whose links the triage
+/// columns ask for.
+pub fn context_events(batch: &RecordBatch, events: &mut Vec<u64>) {
+    if let Some(ix) = batch.column_by_name("event_index") {
+        if let Some(ix) = ix.as_primitive_opt::<arrow::datatypes::UInt64Type>() {
+            events.extend(ix.iter().flatten());
+        }
+    }
+}
+
 /// What the process model says about one finding's event.
 #[derive(Default)]
 struct Triage<'c> {

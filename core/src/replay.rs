@@ -334,6 +334,12 @@ impl Consumer for FindingsConsumer<'_> {
         Ok(part)
     }
 
+    fn context_events(&self, part: &FoundPart, events: &mut Vec<u64>) {
+        if let Some(b) = &part.batch {
+            crate::findings::context_events(b, events);
+        }
+    }
+
     fn part(&self, chunk: Chunk<'_>) -> Result<FoundPart> {
         let mut totals =
             ReplaySummary { rules: vec![RuleSummary::default(); self.rules.rules().len()], ..Default::default() };

@@ -686,3 +686,54 @@ fn working_directory_is_the_one_at_the_event() {
     assert_eq!(fires(&c, r#"any where process.working_directory == "/""#), vec![4, 5, 6]);
     assert_eq!(fires(&c, r#"any where process.working_directory == "/tmp""#), vec![8]);
 }
+
+/// A parent's arguments in the findings' triage columns, as the process
+/// table's rules give them (`docs/processes.md`): a fork without arguments
+/// of its own takes its parent's; a later fork row with arguments replaces
+/// them; an exec without arguments leaves none, which a later snapshot row
+/// fills in. From Parquet, the replay reads these arguments back from the
+/// rows that gave them, only for the parents findings show; from NDJSON it
+/// keeps them as it goes: both must say the same.
+///
+/// ```text
+/// 0 process 20 (parent 1) bash, args "bash -l"
+/// 1 fork    21 (parent 20), no args     -> 21 takes "bash -l"
+/// 2 fork    22 (parent 21), no args
+/// 3 exec    21 python, no args          -> 21 has no args
+/// 4 process 21 again, "python app.py"   -> after its events: fills the unknown args
+/// 5 fork    24 (parent 20), no args     -> "bash -l"
+/// 6 fork    25 (parent 24), no args
+/// 7 fork    26 (parent 20), "sleep 1"   -> its own row's args
+/// 8 fork    27 (parent 26), no args
+/// 9-11 opens of the token by 22, 25, 27 -> parents 21, 24, 26:
+///      "python app.py", "bash -l", "sleep 1"
+/// ```
+#[test]
+fn parent_arguments_follow_forks_execs_and_late_snapshots_from_either_format() {
+    let tok = "/run/secrets/kubernetes.io/serviceaccount/token";
+    let x = r#""sid":20,"pgid":20"#;
+    let mut c = String::new();
+    c += &v2(0, "process", 20, 1, "bash", Some(&["bash", "-l"]), None, None, x);
+    c += &v2(1, "fork", 21, 20, "bash", None, None, None, x);
+    c += &v2(2, "fork", 22, 21, "bash", None, None, None, x);
+    c += &v2(3, "exec", 21, 20, "python", None, None, None, x);
+    c += &v2(4, "process", 21, 20, "python", Some(&["python", "app.py"]), None, None, x);
+    c += &v2(5, "fork", 24, 20, "bash", None, None, None, x);
+    c += &v2(6, "fork", 25, 24, "bash", None, None, None, x);
+    c += &v2(7, "fork", 26, 20, "sleep", Some(&["sleep", "1"]), None, None, x);
+    c += &v2(8, "fork", 27, 26, "sleep", None, None, None, x);
+    c += &v2(9, "open", 22, 21, "cat", None, Some(tok), None, x);
+    c += &v2(10, "open", 25, 24, "cat", None, Some(tok), None, x);
+    c += &v2(11, "open", 27, 26, "cat", None, Some(tok), None, x);
+    let dir = tempfile::tempdir().unwrap();
+    let (nd, pq) = ndjson_and_parquet(dir.path(), &c);
+    let q = format!(r#"file where file.path == "{tok}""#);
+    for path in [&nd, &pq] {
+        let rows = finding_cells_at(path, &q, ReplayOptions::default());
+        let got: Vec<(Option<String>, Option<String>)> =
+            rows.iter().map(|r| (r["parent_pid"].clone(), r["parent_args"].clone())).collect();
+        let want = [("21", "python app.py"), ("24", "bash -l"), ("26", "sleep 1")]
+            .map(|(p, a)| (Some(p.to_string()), Some(a.to_string())));
+        assert_eq!(got, want, "{path:?}");
+    }
+}

@@ -547,6 +547,46 @@ fn deep_chains_are_bounded() {
     assert_eq!(l[39].entry_leader, None);
 }
 
+/// Entry leaders are cached along each walk; a cached answer must never
+/// lend a process an entry leader its own walk would not reach within the
+/// depth bound, whatever order the events come in and however often the
+/// caches are invalidated.
+///
+/// ```text
+/// 100 (ppid 0) <- 101 <- 102 <- ... <- 119, all in container c1; max_depth 8
+/// the walk from 100 + i ends at 100 in its step i (0-based): entry leader
+/// 100 for i <= 7; none (a TooDeep warning) for i >= 8
+/// 500 (ppid 0) <- 501 on the host; 500 then moves into c1: its lineage
+/// changes while it has a child, which invalidates every cached answer
+/// ```
+#[test]
+fn cached_entry_leaders_keep_the_depth_bound() {
+    let opts = ProcessTableOptions { max_depth: 8, ..ProcessTableOptions::default() };
+    let mut t = ProcessTable::new(opts);
+    let mut index = 0u64;
+    let mut push = |t: &mut ProcessTable, pid: u32, ppid: u32, container: Option<&'static str>| {
+        index += 1;
+        t.push(&ProcessEvent { container_id: Some(container), ..ev(index, K::Open, pid, ppid) }).unwrap()
+    };
+    let expect = |i: u32| (i <= 7).then_some(100);
+    for i in 0..20 {
+        let l = push(&mut t, 100 + i, if i == 0 { 0 } else { 99 + i }, Some(C1));
+        assert_eq!(pid_of(&t, l.entry_leader), expect(i), "chain member {i} as it is forked");
+    }
+    push(&mut t, 500, 0, None);
+    push(&mut t, 501, 500, None);
+    let scrambled = [19, 3, 12, 7, 8, 0, 15, 1, 9, 6, 11, 2, 18, 5, 14, 4, 13, 10, 17, 16];
+    for round in 0..3 {
+        for &i in &scrambled {
+            let l = push(&mut t, 100 + i, if i == 0 { 0 } else { 99 + i }, Some(C1));
+            assert_eq!(pid_of(&t, l.entry_leader), expect(i), "chain member {i}, round {round}");
+        }
+        // Round 1 runs on caches invalidated by 500's move.
+        push(&mut t, 500, 0, if round == 0 { Some(C1) } else { None });
+    }
+    assert!(t.warnings().count(WarningKind::TooDeep) > 0);
+}
+
 /// A session leader known only by its pid (it ended before the recording)
 /// is not the process that later forks with that pid.
 ///

@@ -74,8 +74,14 @@ fn unpack(v: u32) -> Option<EntityRef> {
 /// `docs/rule-semantics.md`).
 pub struct ProcessContext {
     entities: Vec<Entity>,
-    /// Per event: `set << 1 | thread`, `NONE` for a container row.
+    /// Per event: `set << 1 | thread`, `NONE` for a container row. Empty
+    /// for a context built for some events only (`some_links`).
     links: Vec<u32>,
+    /// For a context built for some events only
+    /// ([`ProcessContextBuilder::for_events`]): their links, by event index.
+    some_links: Option<Vec<(u64, u32)>>,
+    /// Events the table took.
+    events: u64,
     /// The distinct link sets, numbered as `links` says.
     sets: Vec<Packed>,
     containers: FxHashMap<String, ContainerMeta>,
@@ -165,6 +171,12 @@ impl ProcessContext {
         .collect()
     }
 
+    /// [`ProcessContext::projection`] without `args`: what a builder
+    /// [`ProcessContextBuilder::for_events`] with argument rows reads.
+    pub fn projection_without_args() -> Projection {
+        ProcessContext::projection().difference([Column::Args].into_iter().collect())
+    }
+
     /// The columns [`ProcessContextBuilder::starts_only`] reads.
     pub fn starts_projection() -> Projection {
         [Column::Kind, Column::ContainerId, Column::Comm].into_iter().collect()
@@ -172,8 +184,13 @@ impl ProcessContext {
 
     /// The links of event `event_index`, if the capture has that event and
     /// it is about a process.
+    /// A context built for some events only
+    /// ([`ProcessContextBuilder::for_events`]) answers only for those.
     pub fn links(&self, event_index: u64) -> Option<EventLinks> {
-        let l = *self.links.get(usize::try_from(event_index).ok()?)?;
+        let l = match &self.some_links {
+            Some(some) => some[some.binary_search_by_key(&event_index, |&(i, _)| i).ok()?].1,
+            None => *self.links.get(usize::try_from(event_index).ok()?)?,
+        };
         let p = self.sets.get((l >> 1) as usize)?;
         Some(EventLinks {
             process: unpack(p.process)?,
@@ -228,9 +245,9 @@ impl ProcessContext {
         &self.warnings
     }
 
-    /// How many events the context covers.
+    /// How many events the process table took (container rows included).
     pub fn events(&self) -> u64 {
-        self.links.len() as u64
+        self.events
     }
 }
 
@@ -252,6 +269,29 @@ pub struct ProcessContextBuilder {
     /// The table's symbols of the dictionary values of `comm`, `exe`, `cwd`,
     /// `tty` and `container_id`, in that order.
     symbols: [SymbolCache; 5],
+    /// For a builder of some events' links only: those events (sorted), the
+    /// position of the next one, and the links found so far.
+    wanted: Option<Wanted>,
+    /// Events fed so far.
+    events: u64,
+}
+
+/// The events a [`ProcessContextBuilder::for_events`] answers for.
+#[derive(Debug, Default)]
+struct Wanted {
+    events: Vec<u64>,
+    next: usize,
+    links: Vec<(u64, u32)>,
+}
+
+impl Wanted {
+    /// Whether event `index` is wanted; indexes must come in increasing order.
+    fn take(&mut self, index: u64) -> bool {
+        while self.events.get(self.next).is_some_and(|&w| w < index) {
+            self.next += 1;
+        }
+        self.events.get(self.next) == Some(&index)
+    }
 }
 
 impl Default for ProcessContextBuilder {
@@ -266,6 +306,8 @@ impl Default for ProcessContextBuilder {
             last_started: String::new(),
             starts_only: false,
             symbols: Default::default(),
+            wanted: None,
+            events: 0,
         }
     }
 }
@@ -277,6 +319,29 @@ impl ProcessContextBuilder {
     /// processes, links or container metadata.
     pub fn starts_only() -> Self {
         ProcessContextBuilder { starts_only: true, ..Default::default() }
+    }
+
+    /// A builder whose context answers [`ProcessContext::links`] only for
+    /// the events `events` names (what findings' triage columns ask about):
+    /// every event still goes through the table, in the same way, but the
+    /// others cost no walk to their entry leader and no memory per event.
+    ///
+    /// With `arg_rows`, the table keeps the rows arguments come from
+    /// instead of the strings, so the builder needs no `args` column
+    /// ([`ProcessContext::projection_without_args`]), and
+    /// [`ProcessContextBuilder::finish_reading_args`] reads from the capture
+    /// the arguments of the wanted events' parents (the only ones the
+    /// triage columns show); every other entity's `args` (and its previous
+    /// images') stay `None`.
+    pub fn for_events(mut events: Vec<u64>, arg_rows: bool) -> Self {
+        events.sort_unstable();
+        events.dedup();
+        let mut b =
+            ProcessContextBuilder { wanted: Some(Wanted { events, ..Default::default() }), ..Default::default() };
+        if arg_rows {
+            b.table.keep_arg_rows();
+        }
+        b
     }
 
     /// Follows container start-up through one batch (see [`ContainerState`]).
@@ -331,9 +396,10 @@ impl ProcessContextBuilder {
             return self.push_starts(batch);
         }
         let first = batch.first_index();
-        if first as usize > self.links.len() {
+        if self.wanted.is_none() && first as usize > self.links.len() {
             self.links.resize(first as usize, NONE);
         }
+        self.events = self.events.max(first + batch.len() as u64);
         let time = batch.column(Column::Time).map(|t| t.as_primitive::<TimestampNanosecondType>());
         let u32s = |c: Column| batch.column(c).map(|a| a.as_primitive::<UInt32Type>());
         let (pid, tid, ppid, uid, gid) =
@@ -404,11 +470,16 @@ impl ProcessContextBuilder {
                 tty: c_tty.symbol(&tty, i, table),
                 container: c_container.symbol(&container, i, table),
             };
-            let link = match self.table.push_known(&ev, known) {
+            let want = self.wanted.as_mut().is_none_or(|w| w.take(ev.index));
+            let link = match self.table.push_known(&ev, known, want) {
                 Some(l) => self.link_set(l),
                 None => NONE,
             };
-            self.links.push(link);
+            match &mut self.wanted {
+                None => self.links.push(link),
+                Some(w) if want => w.links.push((ev.index, link)),
+                Some(_) => {}
+            }
         }
     }
 
@@ -497,16 +568,55 @@ impl ProcessContextBuilder {
         merge!(pod_name, pod_namespace, pod_uid, container_name, image, image_name, image_tag, privileged);
     }
 
-    /// The finished context.
+    /// The finished context. A builder [`ProcessContextBuilder::for_events`]
+    /// with argument rows leaves every entity's `args` `None` here; see
+    /// [`ProcessContextBuilder::finish_reading_args`].
     pub fn finish(self) -> ProcessContext {
+        self.finish_with(|_| {})
+    }
+
+    /// [`ProcessContextBuilder::finish`], with the arguments of the wanted
+    /// events' parents read from `capture` (the capture the batches came
+    /// from) when the table kept argument rows
+    /// ([`ProcessContextBuilder::for_events`]).
+    pub fn finish_reading_args(self, capture: &crate::capture::Capture) -> crate::error::Result<ProcessContext> {
+        let Some(wanted) = &self.wanted else { return Ok(self.finish()) };
+        let mut need: Vec<(EntityRef, &[u64])> = Vec::new();
+        for &(_, l) in &wanted.links {
+            let Some(set) = self.sets.get((l >> 1) as usize) else { continue };
+            let Some(parent) = unpack(set.parent) else { continue };
+            match self.table.arg_rows(parent) {
+                Some(rows) => need.push((parent, rows)),
+                None => return Ok(self.finish()),
+            }
+        }
+        need.sort_unstable_by_key(|(r, _)| r.0);
+        need.dedup_by_key(|(r, _)| r.0);
+        let args = read_args(capture, need.iter().flat_map(|(_, rows)| rows.iter().copied()).collect())?;
+        let found: Vec<(EntityRef, Vec<String>)> = need
+            .iter()
+            .filter_map(|&(r, rows)| rows.iter().find_map(|row| args.get(row)).map(|a| (r, a.clone())))
+            .collect();
+        Ok(self.finish_with(|entities| {
+            for (r, a) in found {
+                entities[r.index()].args = Some(a);
+            }
+        }))
+    }
+
+    fn finish_with(self, fill: impl FnOnce(&mut [Entity])) -> ProcessContext {
         let mut links = self.links;
         links.shrink_to_fit();
         let mut sets = self.sets;
         sets.shrink_to_fit();
+        let mut entities = self.table.into_entities_keeping_warnings();
+        fill(&mut entities.0);
         ProcessContext {
-            warnings: self.table.warnings().clone(),
-            entities: self.table.into_entities(),
+            warnings: entities.1,
+            entities: entities.0,
             links,
+            some_links: self.wanted.map(|w| w.links),
+            events: self.events,
             sets,
             containers: self.containers,
             starts: self
@@ -519,6 +629,41 @@ impl ProcessContextBuilder {
                 .collect(),
         }
     }
+}
+
+/// The non-null `args` of some events of a capture (`rows`: event indexes
+/// in any order), read row-selectively unit by unit.
+fn read_args(
+    capture: &crate::capture::Capture,
+    mut rows: Vec<u64>,
+) -> crate::error::Result<FxHashMap<u64, Vec<String>>> {
+    rows.sort_unstable();
+    rows.dedup();
+    let mut out = FxHashMap::default();
+    let Some(unit_rows) = capture.unit_rows() else { return Ok(out) };
+    let projection: Projection = [Column::Args].into_iter().collect();
+    let (mut start, mut at) = (0u64, 0usize);
+    for (unit, &n) in unit_rows.iter().enumerate() {
+        let end = start + n;
+        let here = rows[at..].iter().take_while(|&&r| r < end).count();
+        if here > 0 {
+            let offsets: Vec<u64> = rows[at..at + here].iter().map(|r| r - start).collect();
+            let columns = capture.read_unit_rows(unit, projection, &offsets)?;
+            if let Some(list) = columns[Column::Args.index()].as_ref().map(|a| a.as_list::<i32>()) {
+                let values = Strs::new(Some(list.values().as_ref()));
+                for (k, &row) in rows[at..at + here].iter().enumerate() {
+                    if list.is_valid(k) {
+                        let offs = list.value_offsets();
+                        let v = (offs[k]..offs[k + 1]).map(|j| values.get(j as usize).unwrap_or("").to_string());
+                        out.insert(row, v.collect());
+                    }
+                }
+            }
+            at += here;
+        }
+        start = end;
+    }
+    Ok(out)
 }
 
 /// A string column of a batch, resolved once for the whole batch (plain or

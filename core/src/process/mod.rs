@@ -240,7 +240,6 @@ pub struct Entity {
     pub origin: Origin,
     /// Events of this process seen (snapshot rows excluded).
     pub events: u64,
-    pub(crate) entry_cache: Option<(u64, Option<EntityRef>)>,
     /// Whether any process was ever linked to this one as its child: only
     /// then can a change to its lineage change another's entry leader.
     pub(crate) has_children: bool,

@@ -68,7 +68,34 @@ struct Hot {
     /// Terminal and container: a symbol, [`NOTHING`] or [`UNKNOWN`].
     tty: u32,
     container: u32,
+    /// The cached entry leader ([`ProcessTable::entry_leader`]): valid
+    /// while `entry_epoch` is the table's epoch; [`NO_ENTRY`] for "none".
+    entry: u32,
+    /// The step of the walk from this process that found `entry` (0: the
+    /// first); [`TOO_DEEP`] when that walk hit the depth bound.
+    entry_step: u32,
+    entry_epoch: u64,
 }
+
+/// A cached entry-leader answer of "no entry leader".
+const NO_ENTRY: u32 = u32::MAX;
+/// An `entry_step` for a walk that went deeper than the bound.
+const TOO_DEEP: u32 = u32::MAX;
+/// An `entry_epoch` no epoch reaches: nothing cached.
+const NO_EPOCH: u64 = u64::MAX;
+/// The most rows a process's argument candidates hold ([`ArgRows`]).
+const MAX_ARG_ROWS: usize = 32;
+
+/// Where a process's arguments come from when the table keeps event rows
+/// instead of strings ([`ProcessTable::keep_arg_rows`]): the rows whose
+/// `args` the table would have taken, by priority; the process's arguments
+/// are those of the first row whose `args` are not null (none when every
+/// one is null). An exec starts the list over with its own row; a snapshot
+/// or fork row puts its row first (its arguments replace the old ones when
+/// it has any) or, when it only fills what is unknown, last; a fork appends
+/// its parent's list (taken when the child's own rows say nothing). At most
+/// [`MAX_ARG_ROWS`] rows are kept (the lowest-priority ones go first).
+pub(crate) type ArgRows = Vec<u64>;
 
 /// Strings the table has met, numbered: interning an event's strings makes
 /// comparing them with an entity's a comparison of numbers. Grows with the
@@ -131,6 +158,11 @@ pub struct ProcessTable {
     last_time: Option<i64>,
     warnings: Warnings,
     stats: ProcessStats,
+    /// Per entity, its argument rows, when the table keeps rows instead of
+    /// strings (`None`: it keeps strings in [`Entity::args`]).
+    arg_rows: Option<Vec<ArgRows>>,
+    /// The entry-leader walk's path, kept to reuse its allocation.
+    walk_path: Vec<u32>,
 }
 
 impl Default for ProcessTable {
@@ -264,7 +296,25 @@ impl ProcessTable {
             last_time: None,
             warnings: Warnings::new(opts.max_warning_examples),
             stats: ProcessStats::default(),
+            arg_rows: None,
+            walk_path: Vec::new(),
         }
+    }
+
+    /// Makes the table keep, for each process, the rows its arguments come
+    /// from ([`ArgRows`]) instead of the strings: [`Entity::args`] and the
+    /// previous images' arguments stay `None`, events need no `args`, and
+    /// the caller reads the arguments it needs from the capture afterwards
+    /// ([`ProcessTable::arg_rows`]). Memory then no longer grows with the
+    /// capture's argument lists. Call before the first push.
+    pub(crate) fn keep_arg_rows(&mut self) {
+        self.arg_rows = Some(Vec::new());
+    }
+
+    /// The rows entity `r`'s arguments come from, when the table keeps rows
+    /// ([`ProcessTable::keep_arg_rows`]).
+    pub(crate) fn arg_rows(&self, r: EntityRef) -> Option<&[u64]> {
+        Some(self.arg_rows.as_ref()?.get(r.index())?.as_slice())
     }
 
     /// Every process entity, in the order the table met them.
@@ -272,9 +322,9 @@ impl ProcessTable {
         &self.entities
     }
 
-    /// The entities, given up by the table (no copy).
-    pub(crate) fn into_entities(self) -> Vec<Entity> {
-        self.entities
+    /// The entities and the warnings, given up by the table (no copy).
+    pub(crate) fn into_entities_keeping_warnings(self) -> (Vec<Entity>, Warnings) {
+        (self.entities, self.warnings)
     }
 
     /// One entity.
@@ -313,7 +363,7 @@ impl ProcessTable {
     /// Takes one event, in capture order, and returns the processes it
     /// relates to as of that event. Container rows are skipped (`None`).
     pub fn push(&mut self, ev: &ProcessEvent<'_>) -> Option<EventLinks> {
-        self.push_known(ev, KnownSymbols::default())
+        self.push_known(ev, KnownSymbols::default(), true)
     }
 
     /// The symbol of a string, for [`KnownSymbols`].
@@ -321,8 +371,10 @@ impl ProcessTable {
         self.strings.get(s)
     }
 
-    /// [`ProcessTable::push`] with some of the event's strings already interned.
-    pub(crate) fn push_known(&mut self, ev: &ProcessEvent<'_>, known: KnownSymbols) -> Option<EventLinks> {
+    /// [`ProcessTable::push`] with some of the event's strings already
+    /// interned; without `want`, the table takes the event in the same way
+    /// but answers `None` and saves the walk to its entry leader.
+    pub(crate) fn push_known(&mut self, ev: &ProcessEvent<'_>, known: KnownSymbols, want: bool) -> Option<EventLinks> {
         if ev.kind == ProcessEventKind::Container {
             return None;
         }
@@ -373,7 +425,7 @@ impl ProcessTable {
                 });
             }
         }
-        Some(self.links(me, host, thread, ev.index))
+        self.links(me, host, thread, ev.index, want)
     }
 
     fn intern_host(&mut self, host: &str) -> u32 {
@@ -431,7 +483,6 @@ impl ProcessTable {
             previous: Vec::new(),
             origin,
             events: 0,
-            entry_cache: None,
             has_children: false,
         });
         self.hot.push(Hot {
@@ -442,7 +493,13 @@ impl ProcessTable {
             cwd: UNKNOWN,
             tty: UNKNOWN,
             container: UNKNOWN,
+            entry: NO_ENTRY,
+            entry_step: TOO_DEEP,
+            entry_epoch: NO_EPOCH,
         });
+        if let Some(rows) = &mut self.arg_rows {
+            rows.push(ArgRows::new());
+        }
         match origin {
             Origin::Snapshot => self.stats.from_snapshot += 1,
             Origin::Fork => self.stats.from_fork += 1,
@@ -580,7 +637,8 @@ impl ProcessTable {
         self.stats.execs += 1;
         let max = self.opts.max_previous;
         let e = &mut self.entities[me as usize];
-        if e.executable.is_some() || e.args.is_some() {
+        let had_rows = self.arg_rows.as_mut().map(|rows| std::mem::replace(&mut rows[me as usize], vec![ev.index]));
+        if e.executable.is_some() || e.args.is_some() || had_rows.is_some_and(|r| !r.is_empty()) {
             e.previous.push(PreviousImage { executable: e.executable.take(), args: e.args.take() });
             if e.previous.len() > max {
                 let drop = e.previous.len() - max;
@@ -615,7 +673,19 @@ impl ProcessTable {
                 let exe_merge = if image { merge } else { Merge::FillMissing };
                 set_text(&mut h.exe, &mut e.executable, (ev.exe, known.exe), exe_merge, strings);
                 if image {
-                    set_args(&mut e.args, ev.args, merge);
+                    match &mut self.arg_rows {
+                        Some(rows) => {
+                            let rows = &mut rows[me as usize];
+                            match merge {
+                                Merge::Replace => rows.insert(0, ev.index),
+                                Merge::FillMissing => rows.push(ev.index),
+                            }
+                            rows.truncate(MAX_ARG_ROWS);
+                        }
+                        None => {
+                            set_args(&mut e.args, ev.args, merge);
+                        }
+                    }
                 }
             }
             set_text(&mut h.cwd, &mut e.cwd, (ev.cwd, known.cwd), merge, strings);
@@ -644,7 +714,7 @@ impl ProcessTable {
         if self.entities[me as usize].has_children {
             self.epoch += 1;
         } else {
-            self.entities[me as usize].entry_cache = None;
+            self.hot[me as usize].entry_epoch = NO_EPOCH;
         }
     }
 
@@ -743,6 +813,12 @@ impl ProcessTable {
         fill_sym(&mut h.name, ph.name, &mut e.name, &p.name);
         fill_sym(&mut h.exe, ph.exe, &mut e.executable, &p.executable);
         fill(&mut e.args, &p.args);
+        if let Some(rows) = &mut self.arg_rows {
+            if rows[me].len() < MAX_ARG_ROWS {
+                let theirs: ArgRows = rows[parent].iter().take(MAX_ARG_ROWS - rows[me].len()).copied().collect();
+                rows[me].extend(theirs);
+            }
+        }
         fill_sym(&mut h.cwd, ph.cwd, &mut e.cwd, &p.cwd);
         fill(&mut e.uid, &p.uid);
         fill(&mut e.gid, &p.gid);
@@ -765,68 +841,123 @@ impl ProcessTable {
         Some(EntityRef(self.lookup(host, id, None, Origin::Placeholder, index)))
     }
 
-    fn links(&mut self, me: u32, host: u32, thread: bool, index: u64) -> EventLinks {
+    /// The event's links (`None` without `want`). The leaders are looked up
+    /// either way: a look-up may make a placeholder the capture's later
+    /// events refer to.
+    fn links(&mut self, me: u32, host: u32, thread: bool, index: u64, want: bool) -> Option<EventLinks> {
         let e = &self.entities[me as usize];
         let (parent, sid, pgid) = (e.parent, e.sid, e.pgid);
         let session_leader = self.leader(host, me, sid, index);
         let group_leader = self.leader(host, me, pgid, index);
+        if !want {
+            return None;
+        }
         let entry_leader = self.entry_leader(me, index);
         let entry_type = match entry_leader {
             Some(_) if !matches!(self.hot[me as usize].container, UNKNOWN | NOTHING) => Some(EntryType::Container),
             _ => None,
         };
-        EventLinks { process: EntityRef(me), thread, parent, session_leader, group_leader, entry_leader, entry_type }
+        Some(EventLinks {
+            process: EntityRef(me),
+            thread,
+            parent,
+            session_leader,
+            group_leader,
+            entry_leader,
+            entry_type,
+        })
     }
 
     /// The entry leader of `me` (see `docs/processes.md`): the topmost
     /// ancestor in the same container (or, on the host, the topmost
-    /// ancestor below init), when every step of the way is known.
+    /// ancestor below init), when every step of the way is known and the
+    /// walk there takes at most [`ProcessTableOptions::max_depth`] steps.
+    ///
+    /// Answers are cached per process until a lineage changes (the epoch):
+    /// a walk caches its answer for every process it passed (they share it,
+    /// each with its own number of steps) and stops at a process whose
+    /// answer is cached, so a capture's events cost a step each between
+    /// changes however deep the tree, with the answers (depth bound
+    /// included) of a walk without cache.
     fn entry_leader(&mut self, me: u32, index: u64) -> Option<EntityRef> {
-        if let Some((epoch, answer)) = self.entities[me as usize].entry_cache {
-            if epoch == self.epoch {
-                return answer;
+        let h = &self.hot[me as usize];
+        if h.entry_epoch == self.epoch {
+            return (h.entry != NO_ENTRY).then_some(EntityRef(h.entry));
+        }
+        let mut path = std::mem::take(&mut self.walk_path);
+        path.clear();
+        let epoch = self.epoch;
+        match self.walk_entry(me, &mut path) {
+            Some((answer, step)) => {
+                let entry = answer.map_or(NO_ENTRY, |r| r.0);
+                // `path[t]` is `t` steps above `me`: its walk ends `t` steps sooner.
+                for (t, &n) in path.iter().enumerate() {
+                    let h = &mut self.hot[n as usize];
+                    (h.entry_epoch, h.entry, h.entry_step) = (epoch, entry, step.saturating_sub(t as u32));
+                }
+                self.walk_path = path;
+                answer
+            }
+            None => {
+                let h = &mut self.hot[me as usize];
+                (h.entry_epoch, h.entry, h.entry_step) = (epoch, NO_ENTRY, TOO_DEEP);
+                self.walk_path = path;
+                let max = self.opts.max_depth;
+                let pid = self.entities[me as usize].pid;
+                self.warnings.add(WarningKind::TooDeep, index, pid, || {
+                    format!("the entry-leader walk went deeper than {max} ancestors; no entry leader")
+                });
+                None
             }
         }
-        let answer = self.walk_entry(me, index);
-        self.entities[me as usize].entry_cache = Some((self.epoch, answer));
-        answer
     }
 
-    fn walk_entry(&mut self, me: u32, index: u64) -> Option<EntityRef> {
+    /// Walks up from `me` for [`ProcessTable::entry_leader`], pushing onto
+    /// `path` the processes it passes whose answer is the walk's. Returns
+    /// the answer and the step (0: the first) that found it, or `None`
+    /// when the walk goes past the depth bound.
+    fn walk_entry(&self, me: u32, path: &mut Vec<u32>) -> Option<(Option<EntityRef>, u32)> {
         let e = &self.hot[me as usize];
         let place = e.container;
+        path.push(me);
         if place == UNKNOWN {
-            return None;
+            return Some((None, 0));
         }
         if e.pid == 1 {
-            return Some(EntityRef(me));
+            return Some((Some(EntityRef(me)), 0));
         }
+        let max = u32::try_from(self.opts.max_depth).unwrap_or(u32::MAX - 1);
         let mut cur = me;
-        for _ in 0..self.opts.max_depth {
+        for step in 0..max {
             let c = &self.hot[cur as usize];
             if c.parent == UNKNOWN {
                 // Without a parent link, only a known root (ppid 0) ends the walk.
-                return (self.entities[cur as usize].ppid == Some(0)).then_some(EntityRef(cur));
+                return Some(((self.entities[cur as usize].ppid == Some(0)).then_some(EntityRef(cur)), step));
             }
             let p = &self.hot[c.parent as usize];
             if p.pid <= 1 {
                 // The host's init (or the idle task) is never in a container.
-                return Some(EntityRef(cur));
+                return Some((Some(EntityRef(cur)), step));
             }
             let same = p.container == place
                 && (place != SHARED
                     || self.entities[c.parent as usize].container_id == self.entities[me as usize].container_id);
             match p.container {
-                UNKNOWN => return None,
-                _ if same => cur = c.parent,
-                _ => return Some(EntityRef(cur)),
+                UNKNOWN => return Some((None, step)),
+                _ if same => {
+                    // The parent is in the same place: its walk is the rest
+                    // of this one, so its cached answer is this walk's, found
+                    // `step + 1` steps later than the parent found it.
+                    if p.entry_epoch == self.epoch {
+                        let end = (step + 1).saturating_add(p.entry_step);
+                        return (end < max).then_some(((p.entry != NO_ENTRY).then_some(EntityRef(p.entry)), end));
+                    }
+                    cur = c.parent;
+                    path.push(cur);
+                }
+                _ => return Some((Some(EntityRef(cur)), step)),
             }
         }
-        let max = self.opts.max_depth;
-        let pid = self.entities[me as usize].pid;
-        self.warnings.add(WarningKind::TooDeep, index, pid, || {
-            format!("the entry-leader walk went deeper than {max} ancestors; no entry leader")
-        });
         None
     }
 }
