@@ -802,3 +802,32 @@ mod random_lineage {
         }
     }
 }
+
+/// The same pid on two hosts names two processes, and a pid beyond Linux's
+/// largest `pid_max` (2^22; a capture from elsewhere, or a hostile one) is
+/// a process like any other, next to a small one on the same page number.
+///
+/// ```text
+/// event 0: node1 pid 7 (parent 1)          -> process A
+/// event 1: node2 pid 7 (parent 1)          -> process B, not A
+/// event 2: node1 pid 4294967290 (parent 7) -> process C, child of A
+/// event 3: node1 pid 7 again               -> A
+/// ```
+#[test]
+fn pids_are_per_host_and_any_u32_is_a_pid() {
+    let big = 4_294_967_290;
+    let events = [
+        ev(0, K::Open, 7, 1),
+        ProcessEvent { host: "node2", ..ev(1, K::Open, 7, 1) },
+        ev(2, K::Open, big, 7),
+        ev(3, K::Open, 7, 1),
+    ];
+    let (t, l) = run(&events);
+    assert_ne!(l[0].process, l[1].process);
+    assert_eq!(l[3].process, l[0].process);
+    assert_eq!(l[2].parent, Some(l[0].process));
+    assert_eq!(t.entity(l[2].process).pid, big);
+    assert_eq!(t.current("node2", 7), Some(l[1].process));
+    assert_eq!(t.current(HOST, big), Some(l[2].process));
+    assert_eq!(t.current(HOST, 8), None);
+}

@@ -251,6 +251,10 @@ impl ProcessContext {
     }
 }
 
+/// How many events ahead [`ProcessContextBuilder::push_batch`] asks the
+/// table to load a process's records ([`ProcessTable::prefetch`]).
+const PREFETCH_AHEAD: usize = 8;
+
 /// Builds a [`ProcessContext`] from a capture's batches, given in capture order.
 #[derive(Debug)]
 pub struct ProcessContextBuilder {
@@ -429,6 +433,12 @@ impl ProcessContextBuilder {
         // One argument buffer for the whole batch, refilled per row.
         let mut row_args: Vec<&str> = Vec::new();
         for (i, kind) in batch.kinds().iter().enumerate() {
+            if let Some(p) = pid.filter(|p| i + PREFETCH_AHEAD < p.len()) {
+                self.table.prefetch(p.value(i + PREFETCH_AHEAD));
+            }
+            if let Some(p) = pid.filter(|p| i + PREFETCH_AHEAD / 2 < p.len()) {
+                self.table.prefetch_parent(p.value(i + PREFETCH_AHEAD / 2));
+            }
             let has_args = args.filter(|l| l.is_valid(i)).map(|l| {
                 let offs = l.value_offsets();
                 row_args.clear();

@@ -135,6 +135,50 @@ pub(crate) struct KnownSymbols {
 /// interned after 2^32 - 3 others: equal numbers there do not mean equal text.
 const SHARED: u32 = NOTHING - 1;
 
+/// Pids per page of a [`PidIndex`].
+const PID_PAGE: usize = 4096;
+/// Pids below this are indexed by page (Linux's largest `pid_max` is 2^22).
+const PAGED_PIDS: u32 = 1 << 22;
+
+/// The process each (host, pid) names now, as entity positions: for the
+/// pids Linux hands out, an array per host in pages of [`PID_PAGE`] pids,
+/// made when a pid of the page is first met (a look-up per event is an
+/// index, not a hash and a probe, and the pages of a host's live pids stay
+/// in the cache); other pids in a hash map.
+#[derive(Debug, Clone, Default)]
+struct PidIndex {
+    /// Per host, per page: the entity position of each pid, [`UNKNOWN`] for none.
+    pages: Vec<Vec<Option<Box<[u32]>>>>,
+    other: FxMap<(u32, u32), u32>,
+}
+
+impl PidIndex {
+    #[inline]
+    fn get(&self, host: u32, pid: u32) -> Option<u32> {
+        if pid >= PAGED_PIDS {
+            return self.other.get(&(host, pid)).copied();
+        }
+        let page = self.pages.get(host as usize)?.get(pid as usize / PID_PAGE)?.as_ref()?;
+        Some(page[pid as usize % PID_PAGE]).filter(|&i| i != UNKNOWN)
+    }
+
+    fn insert(&mut self, host: u32, pid: u32, i: u32) {
+        if pid >= PAGED_PIDS {
+            self.other.insert((host, pid), i);
+            return;
+        }
+        if self.pages.len() <= host as usize {
+            self.pages.resize(host as usize + 1, Vec::new());
+        }
+        let pages = &mut self.pages[host as usize];
+        let p = pid as usize / PID_PAGE;
+        if pages.len() <= p {
+            pages.resize(p + 1, None);
+        }
+        pages[p].get_or_insert_with(|| vec![UNKNOWN; PID_PAGE].into_boxed_slice())[pid as usize % PID_PAGE] = i;
+    }
+}
+
 /// Processes rebuilt from a capture's events, fed in capture order (see the
 /// [module documentation](super)).
 #[derive(Debug, Clone)]
@@ -147,7 +191,7 @@ pub struct ProcessTable {
     hosts: Vec<Arc<str>>,
     host_ids: FxMap<Arc<str>, u32>,
     /// The process a (host, pid) names now: the newest one met.
-    current: FxMap<(u32, u32), u32>,
+    current: PidIndex,
     /// Processes with a known start, by (host, pid, start).
     by_start: FxMap<(u32, u32, i64), u32>,
     /// How many entities took each id text, for the `#N` suffix.
@@ -289,7 +333,7 @@ impl ProcessTable {
             strings: Interner::default(),
             hosts: Vec::new(),
             host_ids: FxMap::default(),
-            current: FxMap::default(),
+            current: PidIndex::default(),
             by_start: FxMap::default(),
             id_uses: FxMap::default(),
             epoch: 0,
@@ -335,7 +379,7 @@ impl ProcessTable {
     /// The process a pid names now on a host (the newest one met), if any.
     pub fn current(&self, host: &str, pid: u32) -> Option<EntityRef> {
         let h = *self.host_ids.get(host)?;
-        self.current.get(&(h, pid)).map(|&i| EntityRef(i))
+        self.current.get(h, pid).map(EntityRef)
     }
 
     /// The entity with this id text.
@@ -364,6 +408,39 @@ impl ProcessTable {
     /// relates to as of that event. Container rows are skipped (`None`).
     pub fn push(&mut self, ev: &ProcessEvent<'_>) -> Option<EventLinks> {
         self.push_known(ev, KnownSymbols::default(), true)
+    }
+
+    /// Asks the CPU to start loading what a coming event of `pid` (on the
+    /// host of the latest event) will read: the table's records of that
+    /// pid's process. A capture's events name processes in any order, and
+    /// a process table of tens of thousands of processes does not fit the
+    /// cache: issued some events ahead, the loads overlap instead of each
+    /// event waiting for its own. Only a hint; it changes nothing.
+    #[inline]
+    pub(crate) fn prefetch_parent(&self, pid: u32) {
+        let Some(host) = self.hosts.len().checked_sub(1) else { return };
+        let Some(i) = self.current.get(host as u32, pid) else { return };
+        let Some(&Hot { parent, .. }) = self.hot.get(i as usize) else { return };
+        if let Some(e) = self.entities.get(parent as usize) {
+            let e = e as *const Entity as *const u8;
+            prefetch_read(e);
+            prefetch_read(e.wrapping_add(64));
+            prefetch_read(e.wrapping_add(128));
+        }
+    }
+
+    #[inline]
+    pub(crate) fn prefetch(&self, pid: u32) {
+        let Some(host) = self.hosts.len().checked_sub(1) else { return };
+        let Some(i) = self.current.get(host as u32, pid) else { return };
+        let i = i as usize;
+        if let (Some(h), Some(e)) = (self.hot.get(i), self.entities.get(i)) {
+            prefetch_read(h as *const Hot as *const u8);
+            let e = e as *const Entity as *const u8;
+            prefetch_read(e);
+            prefetch_read(e.wrapping_add(64));
+            prefetch_read(e.wrapping_add(128));
+        }
     }
 
     /// The symbol of a string, for [`KnownSymbols`].
@@ -510,7 +587,7 @@ impl ProcessTable {
             self.by_start.entry((host, pid, s)).or_insert(i);
         }
         if current {
-            self.current.insert((host, pid), i);
+            self.current.insert(host, pid, i);
         }
         i
     }
@@ -540,7 +617,7 @@ impl ProcessTable {
     /// The process named by (host, pid, start), created as `origin` when no
     /// known process fits. `index` names the event for warnings.
     fn lookup(&mut self, host: u32, pid: u32, start: Option<i64>, origin: Origin, index: u64) -> u32 {
-        let Some(&cur) = self.current.get(&(host, pid)) else {
+        let Some(cur) = self.current.get(host, pid) else {
             return self.create(host, pid, start, origin, true);
         };
         let cur_start = self.entities[cur as usize].start;
@@ -573,7 +650,7 @@ impl ProcessTable {
     }
 
     fn snapshot(&mut self, host: u32, ev: &ProcessEvent<'_>) -> u32 {
-        let before = self.current.get(&(host, ev.pid)).copied();
+        let before = self.current.get(host, ev.pid);
         let i = self.lookup(host, ev.pid, ev.start, Origin::Snapshot, ev.index);
         let seen = before.is_some_and(|b| self.entities[b as usize].events > 0);
         if seen {
@@ -585,7 +662,7 @@ impl ProcessTable {
     }
 
     fn fork(&mut self, host: u32, ev: &ProcessEvent<'_>) -> u32 {
-        if let Some(&cur) = self.current.get(&(host, ev.pid)) {
+        if let Some(cur) = self.current.get(host, ev.pid) {
             let e = &self.entities[cur as usize];
             let placeholder = e.origin == Origin::Placeholder;
             if placeholder && e.start.is_some() && self.same_start(e.start, ev.start) {
@@ -960,6 +1037,19 @@ impl ProcessTable {
         }
         None
     }
+}
+
+/// A hint to load the cache line at `p` (x86-64 only; elsewhere nothing).
+#[inline(always)]
+fn prefetch_read(p: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch never faults and reads nothing the program sees,
+    // whatever the address.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p as *const i8)
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
 }
 
 /// Takes `theirs` where `mine` is not known.
