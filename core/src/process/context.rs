@@ -602,11 +602,43 @@ impl ProcessContextBuilder {
         }
         need.sort_unstable_by_key(|(r, _)| r.0);
         need.dedup_by_key(|(r, _)| r.0);
-        let args = read_args(capture, need.iter().flat_map(|(_, rows)| rows.iter().copied()).collect())?;
-        let found: Vec<(EntityRef, Vec<String>)> = need
-            .iter()
-            .filter_map(|&(r, rows)| rows.iter().find_map(|row| args.get(row)).map(|a| (r, a.clone())))
-            .collect();
+        // Each parent's first row, then, for those whose row had no
+        // arguments, their next one: one row per parent at a time, so only
+        // the arguments shown are ever held, never those of every candidate.
+        let mut found: Vec<(EntityRef, Vec<String>)> = Vec::new();
+        let mut pending: Vec<(EntityRef, &[u64])> = need;
+        while !pending.is_empty() {
+            let firsts: Vec<u64> = pending.iter().filter_map(|(_, rows)| rows.first().copied()).collect();
+            // Several parents may share a row (inherited arguments): the
+            // last one takes the strings, the others a copy.
+            let mut uses: FxHashMap<u64, u32> = FxHashMap::default();
+            for &row in &firsts {
+                *uses.entry(row).or_default() += 1;
+            }
+            let mut args = read_args(capture, firsts)?;
+            pending.retain_mut(|(r, rows)| {
+                let Some((first, rest)) = rows.split_first() else { return false };
+                let left = uses.get_mut(first).map(|n| {
+                    *n -= 1;
+                    *n
+                });
+                let taken = match left {
+                    Some(0) => args.remove(first),
+                    _ => args.get(first).cloned(),
+                };
+                match taken {
+                    Some(a) => {
+                        found.push((*r, a));
+                        false
+                    }
+                    None => {
+                        *rows = rest;
+                        !rest.is_empty()
+                    }
+                }
+            });
+            args.clear();
+        }
         Ok(self.finish_with(|entities| {
             for (r, a) in found {
                 entities[r.index()].args = Some(a);
