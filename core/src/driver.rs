@@ -549,21 +549,41 @@ impl<'r> Driver<'r> {
     ) -> Result<ProcessContextBuilder> {
         let reader = Driver::new(&[], self.options);
         let consumer = EachBatch { columns, map: |_: &Path, b: EventBatch| Ok(b), process: false };
-        let mut sink = |b: EventBatch| {
-            builder.push_batch(&b);
-            Ok(())
-        };
         let none = Sequences::default();
-        // One row group at a time, each batch reaching the builder as it is
-        // decoded: a wave of row groups on every thread would hold all their
-        // decoded lifecycle columns at once (most of the pass's peak memory),
-        // and the builder, in capture order, cannot use a second thread anyway.
+        // One row group at a time, on a reading thread of its own: a wave of
+        // row groups on every thread would hold all their decoded lifecycle
+        // columns at once (most of the pass's peak memory), and the builder,
+        // in capture order, cannot use a second thread anyway. The batches
+        // reach the builder, on this thread, through a channel of two: the
+        // second core decodes the next batch while the table takes this one.
         let one = rayon::ThreadPoolBuilder::new()
             .num_threads(1)
             .build()
             .map_err(|e| Error::capture(capture.path(), format!("cannot start a reading thread: {e}")))?;
-        one.install(|| {
-            reader.run_opened(std::slice::from_ref(capture), &consumer, &mut sink, &mut reader.new_summary(), &none)
+        let (tx, rx) = std::sync::mpsc::sync_channel::<EventBatch>(2);
+        std::thread::scope(|scope| {
+            let reading = scope.spawn(|| {
+                let mut sink = move |b: EventBatch| {
+                    // The builder only stops taking batches when it panicked.
+                    tx.send(b).map_err(|_| Error::capture(capture.path(), "the process table stopped"))
+                };
+                one.install(|| {
+                    reader.run_opened(
+                        std::slice::from_ref(capture),
+                        &consumer,
+                        &mut sink,
+                        &mut reader.new_summary(),
+                        &none,
+                    )
+                })
+            });
+            for b in rx {
+                builder.push_batch(&b);
+            }
+            match reading.join() {
+                Ok(r) => r,
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
         })?;
         Ok(builder)
     }
