@@ -196,4 +196,24 @@ fn container_start_up_is_followed_across_parquet_batches() {
         let (fired, _) = replay_with(&rule, &pq, options);
         assert_eq!(fired, vec![0, 1, 2, 3, 6, 7, 8], "context {context}");
     }
+    // The whole process context (what a rule reading process fields gets)
+    // follows start-up the same way from dictionary-encoded batches: x is
+    // started throughout, y is `container-init` at its init's open (4) and
+    // started from its entry point's exec (5) on.
+    let mut origins = Vec::new();
+    tokenscan_core::driver::read_events_with_process(
+        &[&pq],
+        tokenscan_core::capture::Projection::all(),
+        true,
+        &three,
+        |_, b| Ok(tokenscan_core::view::tracee::tracee_record_batch(&b)),
+        &mut |v: arrow::record_batch::RecordBatch| {
+            let origin = v.column(v.schema().index_of("origin").unwrap()).as_string::<i32>();
+            origins.extend((0..origin.len()).map(|i| origin.value(i).to_string()));
+            Ok(())
+        },
+    )
+    .unwrap();
+    let c = "container";
+    assert_eq!(origins, [c, c, c, c, "container-init", c, c, c, c]);
 }

@@ -5,6 +5,7 @@ use arrow::array::{Array, ArrayRef, AsArray, Int32Array, PrimitiveArray, StringA
 use arrow::datatypes::{DataType, Int32Type, TimestampNanosecondType, UInt32Type};
 use rustc_hash::FxHashMap;
 
+use super::table::SHARED;
 use super::{
     Entity, EntityRef, EntryType, EventLinks, KnownSymbols, ProcessEvent, ProcessEventKind, ProcessTable, Warnings,
 };
@@ -269,6 +270,9 @@ pub struct ProcessContextBuilder {
     /// events need no look-up. Empty for none (a container id is never empty
     /// here: an empty one is looked up like any other and never kept).
     last_started: String,
+    /// By the table's symbol of a container id: whether that container
+    /// has started (then its events need no [`ProcessContextBuilder::track_start`]).
+    started_symbols: Vec<bool>,
     starts_only: bool,
     /// The table's symbols of the dictionary values of `comm`, `exe`, `cwd`,
     /// `tty` and `container_id`, in that order.
@@ -308,6 +312,7 @@ impl Default for ProcessContextBuilder {
             containers: FxHashMap::default(),
             starts: FxHashMap::default(),
             last_started: String::new(),
+            started_symbols: Vec::new(),
             starts_only: false,
             symbols: Default::default(),
             wanted: None,
@@ -445,11 +450,6 @@ impl ProcessContextBuilder {
                 let values = arg_values.as_ref().expect("with args");
                 row_args.extend((offs[i]..offs[i + 1]).map(|k| values.get(k as usize).unwrap_or("")));
             });
-            if *kind == EventKind::Container {
-                self.container_row(batch, i);
-            } else if let Some(id) = container.get(i) {
-                self.track_start(id, first + i as u64, *kind, comm.get(i));
-            }
             let ev = ProcessEvent {
                 index: first + i as u64,
                 time: time.map_or(0, |t| t.value(i)),
@@ -480,6 +480,23 @@ impl ProcessContextBuilder {
                 tty: c_tty.symbol(&tty, i, table),
                 container: c_container.symbol(&container, i, table),
             };
+            if *kind == EventKind::Container {
+                self.container_row(batch, i);
+            } else if let Some(id) = container.get(i) {
+                // A container that has started stays started: known by its
+                // symbol, its later events cost no look-up by text.
+                let sym = known.container.filter(|&s| s != SHARED).map(|s| s as usize);
+                if sym.is_none_or(|s| self.started_symbols.get(s) != Some(&true))
+                    && self.track_start(id, first + i as u64, *kind, comm.get(i))
+                {
+                    if let Some(s) = sym {
+                        if self.started_symbols.len() <= s {
+                            self.started_symbols.resize(s + 1, false);
+                        }
+                        self.started_symbols[s] = true;
+                    }
+                }
+            }
             let want = self.wanted.as_mut().is_none_or(|w| w.take(ev.index));
             let link = match self.table.push_known(&ev, known, want) {
                 Some(l) => self.link_set(l),
@@ -525,9 +542,10 @@ impl ProcessContextBuilder {
 
     /// Follows container `id`'s start-up through one of its events (not a
     /// `container` row), in capture order.
-    fn track_start(&mut self, id: &str, index: u64, kind: EventKind, comm: Option<&str>) {
+    /// Returns whether the container counts as started from this event on.
+    fn track_start(&mut self, id: &str, index: u64, kind: EventKind, comm: Option<&str>) -> bool {
         if !id.is_empty() && self.last_started == id {
-            return;
+            return true;
         }
         // An exec, a snapshot row or any comm other than the runtime's init's
         // shows the entry point has run.
@@ -550,6 +568,7 @@ impl ProcessContextBuilder {
             self.last_started.clear();
             self.last_started.push_str(id);
         }
+        started
     }
 
     /// Records a `container` row's metadata; a later row for the same

@@ -133,7 +133,7 @@ pub(crate) struct KnownSymbols {
 
 /// The last number [`Interner::get`] hands out, shared by every string
 /// interned after 2^32 - 3 others: equal numbers there do not mean equal text.
-const SHARED: u32 = NOTHING - 1;
+pub(crate) const SHARED: u32 = NOTHING - 1;
 
 /// Pids per page of a [`PidIndex`].
 const PID_PAGE: usize = 4096;
