@@ -445,10 +445,8 @@ impl ProcessContextBuilder {
                 self.table.prefetch_parent(p.value(i + PREFETCH_AHEAD / 2));
             }
             let has_args = args.filter(|l| l.is_valid(i)).map(|l| {
-                let offs = l.value_offsets();
                 row_args.clear();
-                let values = arg_values.as_ref().expect("with args");
-                row_args.extend((offs[i]..offs[i + 1]).map(|k| values.get(k as usize).unwrap_or("")));
+                row_args.extend(list_row(l, arg_values.as_ref().expect("with args"), i));
             });
             let ev = ProcessEvent {
                 index: first + i as u64,
@@ -714,9 +712,7 @@ fn read_args(
                 let values = Strs::new(Some(list.values().as_ref()));
                 for (k, &row) in rows[at..at + here].iter().enumerate() {
                     if list.is_valid(k) {
-                        let offs = list.value_offsets();
-                        let v = (offs[k]..offs[k + 1]).map(|j| values.get(j as usize).unwrap_or("").to_string());
-                        out.insert(row, v.collect());
+                        out.insert(row, list_row(list, &values, k).map(str::to_string).collect());
                     }
                 }
             }
@@ -725,6 +721,17 @@ fn read_args(
         start = end;
     }
     Ok(out)
+}
+
+/// The elements of row `row` of a list of strings whose values are
+/// `values` (a null element reads as the empty string).
+fn list_row<'a, 'v>(
+    list: &arrow::array::ListArray,
+    values: &'v Strs<'a>,
+    row: usize,
+) -> impl Iterator<Item = &'a str> + use<'a, 'v> {
+    let offs = list.value_offsets();
+    (offs[row]..offs[row + 1]).map(move |k| values.get(k as usize).unwrap_or(""))
 }
 
 /// A string column of a batch, resolved once for the whole batch (plain or

@@ -417,25 +417,37 @@ impl ProcessTable {
     /// cache: issued some events ahead, the loads overlap instead of each
     /// event waiting for its own. Only a hint; it changes nothing.
     #[inline]
+    pub(crate) fn prefetch(&self, pid: u32) {
+        let Some(i) = self.current_on_last_host(pid) else { return };
+        if let Some(h) = self.hot.get(i as usize) {
+            prefetch_read(h as *const Hot as *const u8);
+        }
+        self.prefetch_entity(i);
+    }
+
+    /// [`ProcessTable::prefetch`] for the parent of `pid`'s process (its
+    /// parent link must be loaded by then: issue it later than `prefetch`).
+    #[inline]
     pub(crate) fn prefetch_parent(&self, pid: u32) {
-        let Some(host) = self.hosts.len().checked_sub(1) else { return };
-        let Some(i) = self.current.get(host as u32, pid) else { return };
-        let Some(&Hot { parent, .. }) = self.hot.get(i as usize) else { return };
-        if let Some(e) = self.entities.get(parent as usize) {
-            let e = e as *const Entity as *const u8;
-            prefetch_read(e);
-            prefetch_read(e.wrapping_add(64));
-            prefetch_read(e.wrapping_add(128));
+        let Some(i) = self.current_on_last_host(pid) else { return };
+        if let Some(&Hot { parent, .. }) = self.hot.get(i as usize) {
+            self.prefetch_entity(parent);
         }
     }
 
+    /// The current process of `pid` on the host of the latest event.
     #[inline]
-    pub(crate) fn prefetch(&self, pid: u32) {
-        let Some(host) = self.hosts.len().checked_sub(1) else { return };
-        let Some(i) = self.current.get(host as u32, pid) else { return };
-        let i = i as usize;
-        if let (Some(h), Some(e)) = (self.hot.get(i), self.entities.get(i)) {
-            prefetch_read(h as *const Hot as *const u8);
+    fn current_on_last_host(&self, pid: u32) -> Option<u32> {
+        let host = self.hosts.len().checked_sub(1)?;
+        self.current.get(host as u32, pid)
+    }
+
+    /// Prefetches the first three cache lines of entity `i`, which hold
+    /// what a push reads of it (`UNKNOWN` and other positions past the end:
+    /// nothing).
+    #[inline]
+    fn prefetch_entity(&self, i: u32) {
+        if let Some(e) = self.entities.get(i as usize) {
             let e = e as *const Entity as *const u8;
             prefetch_read(e);
             prefetch_read(e.wrapping_add(64));
