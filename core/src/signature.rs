@@ -233,11 +233,14 @@ impl Signature {
         TRACEE_SEVERITIES[self.severity as usize]
     }
 
-    fn selected(&self, view: &TraceeView<'_>) -> BooleanBuffer {
+    /// The events the selector takes, except that a container event's
+    /// container may still be starting: [`Signature::evaluate`] checks that
+    /// (a look-up per event) last, on the rows still in question.
+    fn selected_but_start_up(&self, view: &TraceeView<'_>) -> BooleanBuffer {
         let candidates = view.file_opens();
         match self.origin {
             OriginSelector::Any => candidates,
-            OriginSelector::Container => &candidates & &view.in_started_container(),
+            OriginSelector::Container => &candidates & &view.in_container(),
             OriginSelector::Host => &candidates & &!&view.in_container(),
         }
     }
@@ -306,7 +309,7 @@ impl CompiledRule for Signature {
     /// evaluated (a missing argument, where Tracee's signature returns an error).
     fn evaluate(&self, batch: &EventBatch) -> Verdict {
         let view = TraceeView::new(batch);
-        let selected = self.selected(&view);
+        let selected = self.selected_but_start_up(&view);
         if selected.count_set_bits() == 0 {
             return Verdict { fires: selected, unevaluable: Vec::new() };
         }
@@ -321,11 +324,19 @@ impl CompiledRule for Signature {
         let values = flags.values();
         let flags_valid = valid_bits(&flags);
         let access = &flags_valid & &BooleanBuffer::collect_bool(batch.len(), |i| self.access.allows(values[i]));
-        let fires = &(&candidates & &access) & &path_matches;
+        let mut fires = &(&candidates & &access) & &path_matches;
         let path_valid = valid_bits(path.as_ref());
         // Selected, not allow-listed, but an argument is missing: Tracee's signature
         // returns an error; its detector returns no finding.
-        let missing = &candidates & &!&(&path_valid & &flags_valid);
+        let mut missing = &candidates & &!&(&path_valid & &flags_valid);
+        if self.origin == OriginSelector::Container {
+            // The order of the checks does not change the answer (each is
+            // per event); the start-up look-up runs on the few rows left.
+            let open = &fires | &missing;
+            let started = view.started_among(&open);
+            fires = &fires & &started;
+            missing = &missing & &started;
+        }
         if self.missing_argument == MissingArgument::NoFinding {
             return Verdict { fires, unevaluable };
         }

@@ -147,6 +147,39 @@ fn container_origin_means_the_container_has_started() {
 }
 
 #[test]
+fn a_missing_argument_counts_only_where_the_origin_selects_the_event() {
+    // Tracee's signature sees an event only once its selector (event and
+    // origin) took it; only then can a missing argument make it return an
+    // error (the seed counts the event as unevaluable). Container aaa's
+    // runtime init opens the token with flags missing (0): container-init,
+    // never selected, not counted. After the entry point's exec (1), the
+    // workload's open with flags missing (2) is selected: counted. Its open
+    // with flags (3) fires.
+    let no_flags = |ms, comm| in_container(ms, "open", 70, comm, "aaa").replace("\"flags\":0", "\"flags\":null");
+    let capture = [
+        no_flags(0, "runc:[2:INIT]"),
+        in_container(1, "exec", 70, "app", "aaa"),
+        no_flags(2, "app"),
+        in_container(3, "open", 70, "app", "aaa"),
+    ]
+    .concat();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.ndjson");
+    std::fs::write(&path, capture).unwrap();
+    let rule = root().join("core/rules/tracee-trc-108-k8s-service-account-token.toml");
+    for context in [true, false] {
+        let (fired, summary) = replay_with(&rule, &path, ReplayOptions { context, ..ReplayOptions::default() });
+        assert_eq!(fired, vec![3], "context {context}");
+        assert_eq!(summary.rules[0].unevaluable, 1, "context {context}");
+        assert_eq!(
+            summary.rules[0].examples.iter().map(|e| e.event_index).collect::<Vec<_>>(),
+            [2],
+            "context {context}"
+        );
+    }
+}
+
+#[test]
 fn container_start_up_is_followed_across_parquet_batches() {
     // Batch [0, 3): only x's workload (no runtime-init comm: the per-container
     // fast path). Batch [3, 6): runc's init for a `runc exec` into x (x stays

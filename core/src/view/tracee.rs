@@ -11,7 +11,9 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Int32Array, RecordBatch, StringArray, UInt64Array};
+use arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, BooleanBufferBuilder, Int32Array, RecordBatch, StringArray, UInt64Array,
+};
 use arrow::buffer::{BooleanBuffer, NullBuffer};
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Field, Int32Type, Schema};
@@ -97,9 +99,23 @@ impl<'a> TraceeView<'a> {
     /// [`EventBatch::process`]), and without them every container counts as started.
     pub fn in_started_container(&self) -> BooleanBuffer {
         let in_container = self.in_container();
-        let Some(starting) = self.starting() else { return in_container };
-        let starting = BooleanBuffer::collect_bool(self.batch.len(), |i| in_container.value(i) && starting.at(i));
-        &in_container & &!&starting
+        self.started_among(&in_container)
+    }
+
+    /// `rows` (container events) without those whose container was still
+    /// starting: [`TraceeView::in_started_container`] judged only at the
+    /// rows set, for callers that have already narrowed the batch down to
+    /// a few candidates (the start-up look-up is per event).
+    pub fn started_among(&self, rows: &BooleanBuffer) -> BooleanBuffer {
+        let Some(starting) = self.starting() else { return rows.clone() };
+        let mut kept = BooleanBufferBuilder::new(rows.len());
+        kept.append_buffer(rows);
+        for i in rows.set_indices() {
+            if starting.at(i) {
+                kept.set_bit(i, false);
+            }
+        }
+        kept.finish()
     }
 
     /// What says whether a container event is in a container still
