@@ -1,7 +1,8 @@
 //! The driver: the one loop over captures.
 //!
 //! [`Driver::run`] opens the captures, decodes their row groups in parallel
-//! on rayon's pool (a wave of one row group per thread at a time), evaluates
+//! (one row group per thread, the next taken as soon as a thread is free,
+//! results handed on in capture order: `in_order`), evaluates
 //! the compiled rules on every batch, counts the events a rule cannot
 //! evaluate (or fails on the first under [`ReplayOptions::strict`]), skips
 //! unreadable captures and segments under [`ReplayOptions::skip_unreadable`],
@@ -16,8 +17,6 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-
-use rayon::prelude::*;
 
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::TimestampNanosecondType;
@@ -446,30 +445,27 @@ impl<'r> Driver<'r> {
             };
             let process = process.as_ref();
             let state: CaptureState<'_> = (capture, process, sequences.hits.get(path));
-            let units: Vec<usize> = (0..capture.units()).collect();
+            let units = capture.units();
             let mut failures = Vec::new();
-            for wave in units.chunks(threads) {
-                if let [unit] = wave {
-                    // One unit (an NDJSON capture, the last of a row-group wave):
-                    // parts go to the sink as they come instead of piling up.
-                    let (part, failure) = self.unit(state, *unit, consumer, &mut |p| out(p, &mut *sink))?;
+            if units <= 1 || threads <= 1 {
+                // One unit (an NDJSON capture) or one thread: parts go to the
+                // sink as they come instead of piling up.
+                for unit in 0..units {
+                    let (part, failure) = self.unit(state, unit, consumer, &mut |p| out(p, &mut *sink))?;
                     summary.merge(part, self.options.max_examples);
                     failures.extend(failure);
                     sink.progress(summary.events, total);
-                    continue;
                 }
-                let outputs: Vec<(UnitResult, Vec<C::Part>)> = wave
-                    .par_iter()
-                    .map(|&unit| {
-                        let mut parts = Vec::new();
-                        let r = self.unit(state, unit, consumer, &mut |p| {
-                            parts.push(p);
-                            Ok(())
-                        });
-                        (r, parts)
-                    })
-                    .collect();
-                for (output, parts) in outputs {
+            } else {
+                let work = |unit: usize| {
+                    let mut parts = Vec::new();
+                    let r = self.unit(state, unit, consumer, &mut |p| {
+                        parts.push(p);
+                        Ok(())
+                    });
+                    (r, parts)
+                };
+                in_order(units, threads, work, |(output, parts): (UnitResult, Vec<C::Part>)| {
                     let (part, failure) = output?;
                     summary.merge(part, self.options.max_examples);
                     for p in parts {
@@ -477,7 +473,8 @@ impl<'r> Driver<'r> {
                     }
                     failures.extend(failure);
                     sink.progress(summary.events, total);
-                }
+                    Ok(())
+                })?;
             }
             if context_later {
                 let mut wanted = Vec::new();
@@ -615,22 +612,17 @@ impl<'r> Driver<'r> {
         for path in captures {
             let capture = Capture::open(path.as_ref())?;
             let (early, _) = self.projections(&capture, consumer);
-            let units: Vec<usize> = (0..capture.units()).collect();
-            for wave in units.chunks(threads) {
-                let counts: Vec<Result<u64>> = wave
-                    .par_iter()
-                    .map(|&unit| {
-                        let mut n = 0;
-                        for batch in capture.unit_batches(unit, early, self.options.batch_size)? {
-                            n += batch?.len() as u64;
-                        }
-                        Ok(n)
-                    })
-                    .collect();
-                for c in counts {
-                    events += c?;
+            let work = |unit: usize| -> Result<u64> {
+                let mut n = 0;
+                for batch in capture.unit_batches(unit, early, self.options.batch_size)? {
+                    n += batch?.len() as u64;
                 }
-            }
+                Ok(n)
+            };
+            in_order(capture.units(), threads, work, |c| {
+                events += c?;
+                Ok(())
+            })?;
         }
         Ok(events)
     }
@@ -1116,4 +1108,183 @@ struct SequencePlace {
     of: usize,
     /// The stage it matched, as written (0-based).
     stage: usize,
+}
+
+/// Runs `work` on units `0..n` on `threads` threads of its own and hands the
+/// results to `emit` in unit order. A thread takes the next unit as soon as
+/// it is free (no waves: the last units do not wait for the slowest of a
+/// wave), but never more than `threads + 1` units past the next one to
+/// emit, so that the results held for ordering stay bounded (a unit's
+/// parts can be a whole row group, for `convert`). The threads are not
+/// rayon's: the caller may itself be on a rayon thread (the Python module
+/// runs in a pool of its own) and waits here for units in order.
+///
+/// An error from `emit` stops the threads after their current unit; a panic
+/// in `work` is resumed here.
+fn in_order<T: Send>(
+    n: usize,
+    threads: usize,
+    work: impl Fn(usize) -> T + Sync,
+    mut emit: impl FnMut(T) -> Result<()>,
+) -> Result<()> {
+    use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+    use std::sync::{mpsc, Condvar, Mutex};
+    if threads <= 1 || n <= 1 {
+        for unit in 0..n {
+            emit(work(unit))?;
+        }
+        return Ok(());
+    }
+    /// Which unit is taken next, how many were emitted, whether to stop.
+    struct Gate {
+        next: usize,
+        emitted: usize,
+        stop: bool,
+    }
+    let gate = Mutex::new(Gate { next: 0, emitted: 0, stop: false });
+    let turn = Condvar::new();
+    let lock = || gate.lock().unwrap_or_else(|e| e.into_inner());
+    let window = threads + 1;
+    let (tx, rx) = mpsc::channel::<(usize, std::thread::Result<T>)>();
+    std::thread::scope(|scope| {
+        for _ in 0..threads.min(n) {
+            let tx = tx.clone();
+            let (lock, turn, work) = (&lock, &turn, &work);
+            scope.spawn(move || loop {
+                let unit = {
+                    let mut g = lock();
+                    loop {
+                        if g.stop || g.next >= n {
+                            return;
+                        }
+                        if g.next < g.emitted + window {
+                            break;
+                        }
+                        g = turn.wait(g).unwrap_or_else(|e| e.into_inner());
+                    }
+                    g.next += 1;
+                    g.next - 1
+                };
+                let r = catch_unwind(AssertUnwindSafe(|| work(unit)));
+                let panicked = r.is_err();
+                if tx.send((unit, r)).is_err() || panicked {
+                    return;
+                }
+            });
+        }
+        drop(tx);
+        let stop = || {
+            lock().stop = true;
+            turn.notify_all();
+        };
+        let mut pending = BTreeMap::new();
+        for expected in 0..n {
+            let r = loop {
+                if let Some(r) = pending.remove(&expected) {
+                    break r;
+                }
+                match rx.recv() {
+                    Ok((unit, r)) => {
+                        pending.insert(unit, r);
+                    }
+                    // Every thread returned without sending `expected`: only
+                    // after a panic, which was sent first and resumed below.
+                    Err(_) => unreachable!("unit {expected} was never sent"),
+                }
+            };
+            let emitted = match r {
+                Ok(t) => emit(t),
+                Err(panic) => {
+                    stop();
+                    resume_unwind(panic)
+                }
+            };
+            if let Err(e) = emitted {
+                stop();
+                return Err(e);
+            }
+            lock().emitted += 1;
+            turn.notify_all();
+        }
+        Ok(())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    use super::in_order;
+    use crate::error::Error;
+
+    /// Units finish in any order (here the earlier the slower); their
+    /// results reach `emit` in unit order, each once.
+    #[test]
+    fn results_are_emitted_in_unit_order_whatever_order_units_finish_in() {
+        let mut seen = Vec::new();
+        let work = |u: usize| {
+            std::thread::sleep(Duration::from_millis(((12 - u) % 4) as u64 * 3));
+            u * 10
+        };
+        in_order(12, 3, work, |r| {
+            seen.push(r);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(seen, (0..12).map(|u| u * 10).collect::<Vec<_>>());
+    }
+
+    /// A unit is taken only while fewer than threads + 1 units are ahead of
+    /// the next one to emit: results waiting for a slow unit stay bounded
+    /// (for `convert` a unit's parts are a whole row group).
+    #[test]
+    fn at_most_threads_plus_one_units_run_ahead_of_the_next_emitted() {
+        let emitted = AtomicUsize::new(0);
+        let ahead = Mutex::new(Vec::new());
+        let work = |u: usize| {
+            ahead.lock().unwrap().push(u - emitted.load(Ordering::SeqCst).min(u));
+            // Unit 0 is slow: every other thread runs into the window.
+            std::thread::sleep(Duration::from_millis(if u == 0 { 60 } else { 1 }));
+        };
+        in_order(20, 2, work, |()| {
+            emitted.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        })
+        .unwrap();
+        let ahead = ahead.into_inner().unwrap();
+        assert_eq!(ahead.len(), 20);
+        assert!(ahead.iter().all(|&a| a <= 2), "units taken this far ahead of the next emitted: {ahead:?}");
+    }
+
+    /// An error from `emit` is returned and stops the work: no unit beyond
+    /// the window is started.
+    #[test]
+    fn an_emit_error_stops_the_units_not_yet_started() {
+        let started = AtomicUsize::new(0);
+        let work = |_u: usize| {
+            started.fetch_add(1, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(2));
+        };
+        let mut n = 0;
+        let r = in_order(100, 2, work, |()| {
+            n += 1;
+            if n == 3 {
+                return Err(Error::capture("x.parquet", "the sink failed"));
+            }
+            Ok(())
+        });
+        assert!(r.unwrap_err().to_string().contains("the sink failed"));
+        let started = started.load(Ordering::SeqCst);
+        assert!(started <= 3 + 3, "{started} units started after the third failed to emit");
+    }
+
+    /// A panic in a unit is resumed on the caller's thread, not lost in a
+    /// worker (which would leave the caller waiting).
+    #[test]
+    #[should_panic(expected = "unit 5 broke")]
+    fn a_panicking_unit_panics_the_caller() {
+        let _ = in_order(10, 2, |u| assert!(u != 5, "unit {u} broke"), |()| Ok(()));
+    }
 }

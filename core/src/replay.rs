@@ -234,9 +234,9 @@ impl Replayer {
     /// This is [`Driver::run`] with a consumer that turns the rows that fired
     /// into finding batches: every capture is opened (and its footer checked)
     /// before any work, so a bad file is reported at once. Row groups of a
-    /// Parquet capture are decoded and evaluated in parallel on rayon's pool,
-    /// a wave of one row group per thread at a time; results are merged and
-    /// sent in capture order, so output is deterministic and memory is
+    /// Parquet capture are decoded and evaluated in parallel, one per thread,
+    /// each thread taking the next as soon as it is free; results are merged
+    /// and sent in capture order, so output is deterministic and memory is
     /// bounded by threads x batch size. The columns only findings need are
     /// read for the rows that fired.
     ///
