@@ -638,8 +638,10 @@ impl<'r> Driver<'r> {
                 continue;
             }
             let verdict = rule.evaluate(batch);
-            for row in verdict.fires.set_indices() {
-                hits.push(Hit { row, rule: ri, reason: rule.why(batch, row) });
+            let rows: Vec<usize> = verdict.fires.set_indices().collect();
+            if !rows.is_empty() {
+                let reasons = rule.why_rows(batch, &rows);
+                hits.extend(rows.into_iter().zip(reasons).map(|(row, reason)| Hit { row, rule: ri, reason }));
             }
             bad.extend(verdict.unevaluable.into_iter().map(|(row, message)| (ri, row, message)));
         }

@@ -81,6 +81,13 @@ pub trait CompiledRule: std::fmt::Debug + Send + Sync {
     /// Why event `row` of `batch` fires (call only for events that fire).
     fn why(&self, batch: &EventBatch, row: usize) -> String;
 
+    /// [`CompiledRule::why`] for each of `rows` (events that fire), in the
+    /// order given: what the driver calls for a batch's findings. A rule
+    /// that can explain many rows at once more cheaply overrides it.
+    fn why_rows(&self, batch: &EventBatch, rows: &[usize]) -> Vec<String> {
+        rows.iter().map(|&row| self.why(batch, row)).collect()
+    }
+
     /// Why event `row` of `batch` does not fire.
     fn why_not(&self, batch: &EventBatch, row: usize) -> String;
 

@@ -68,6 +68,11 @@ impl Rule {
         self.logic.why(batch, row)
     }
 
+    /// Why each of `rows` of `batch` fires (see [`CompiledRule::why_rows`]).
+    pub fn why_rows(&self, batch: &crate::capture::EventBatch, rows: &[usize]) -> Vec<String> {
+        self.logic.why_rows(batch, rows)
+    }
+
     /// Why event `row` of `batch` does not fire.
     pub fn why_not(&self, batch: &crate::capture::EventBatch, row: usize) -> String {
         self.logic.why_not(batch, row)

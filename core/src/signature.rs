@@ -353,20 +353,31 @@ impl CompiledRule for Signature {
 
     /// Origin, allow-list, access mode and the path match.
     fn why(&self, batch: &EventBatch, row: usize) -> String {
-        let one = batch.slice(row, 1);
-        let view = TraceeView::new(&one);
-        let (what, name) = self.allow_name(&view, 0);
-        let path = str_at(view.pathname().as_ref(), 0).unwrap_or("");
-        let flags = view.flags().value(0);
-        let origin = view.origin(0).as_str();
-        let mode = crate::display::AccessMode::of(flags).constant().unwrap_or("access mode 3");
-        format!(
-            "security_file_open from {origin}: {what} {} not in allow-list; {}(flags={flags:#x}: {mode}); pathname {} matches {}",
-            serde_json::Value::String(name.unwrap_or("").to_string()),
-            self.access.helper(),
-            serde_json::Value::String(path.to_string()),
-            self.path_regex
-        )
+        self.why_rows(batch, &[row]).pop().expect("one row, one reason")
+    }
+
+    /// [`CompiledRule::why`] for each row, over one view of just those rows.
+    fn why_rows(&self, batch: &EventBatch, rows: &[usize]) -> Vec<String> {
+        let idx: Vec<u32> = rows.iter().map(|&r| r as u32).collect();
+        let hits = batch.take(&idx);
+        let view = TraceeView::new(&hits);
+        let (paths, all_flags) = (view.pathname(), view.flags());
+        (0..rows.len())
+            .map(|row| {
+                let (what, name) = self.allow_name(&view, row);
+                let path = str_at(paths.as_ref(), row).unwrap_or("");
+                let flags = all_flags.value(row);
+                let origin = view.origin(row).as_str();
+                let mode = crate::display::AccessMode::of(flags).constant().unwrap_or("access mode 3");
+                format!(
+                    "security_file_open from {origin}: {what} {} not in allow-list; {}(flags={flags:#x}: {mode}); pathname {} matches {}",
+                    serde_json::Value::String(name.unwrap_or("").to_string()),
+                    self.access.helper(),
+                    serde_json::Value::String(path.to_string()),
+                    self.path_regex
+                )
+            })
+            .collect()
     }
 
     /// Which step of the signature's logic stops event `row`.

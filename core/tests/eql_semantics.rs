@@ -937,6 +937,37 @@ fn explain_names_the_branch_and_the_matched_values() {
     assert!(!why.contains("process.args"), "reason: {why}");
 }
 
+#[test]
+fn the_findings_of_a_batch_are_explained_together_each_by_its_own_row() {
+    // The driver explains all of a batch's hits at once (`explain_rows`,
+    // each `or` branch evaluated once over them). Catches reasons shifted
+    // to a neighbour's row, or one row's branch or value given to another.
+    let src = concat!(
+        r#"any where container.id like "*" and ((event.action == "open" and file.path == "/x") or "#,
+        r#"(event.action == "exec" and process.name in ("cat","head") and process.args like "*token*"))"#,
+    );
+    let events = [
+        exec(json!({"comm": "head", "args": ["head", "/a/token"], "container_id": CONTAINER})),
+        open(json!({"path": "/y", "container_id": CONTAINER})),
+        open(json!({"path": "/x", "container_id": CONTAINER})),
+        exec(json!({"comm": "cat", "args": ["cat", "-n", "/b/token"], "container_id": CONTAINER})),
+    ];
+    let q = compile(src);
+    let b = batch(&events);
+    assert_eq!(q.evaluate(&b).set_indices().collect::<Vec<_>>(), [0, 2, 3]);
+    let whys = q.explain_rows(&b, &[3, 0, 2]);
+    assert_eq!(whys.len(), 3);
+    assert!(whys[0].starts_with("exec branch:") && whys[0].contains(r#"(matched "cat")"#), "{}", whys[0]);
+    assert!(whys[0].contains(r#"(matched "/b/token")"#), "{}", whys[0]);
+    assert!(whys[1].starts_with("exec branch:") && whys[1].contains(r#"(matched "head")"#), "{}", whys[1]);
+    assert!(whys[1].contains(r#"(matched "/a/token")"#), "{}", whys[1]);
+    assert!(whys[2].starts_with("open branch:") && !whys[2].contains("process."), "{}", whys[2]);
+    // One at a time says the same.
+    for (k, row) in [3, 0, 2].into_iter().enumerate() {
+        assert_eq!(q.explain(&b, row), whys[k]);
+    }
+}
+
 // ============================================================================
 // The seed rule
 // ============================================================================

@@ -185,23 +185,47 @@ fn holds(node: &Node, view: &mut View<'_>, limit: Option<usize>) -> bool {
     eval_node(node, view, limit).value(0)
 }
 
-/// The first value of a one-row field that satisfies the test, for the reason text.
-fn matched_value(a: &dyn Array, m: &StrMatcher, limit: Option<usize>) -> Option<String> {
-    let candidates: Vec<String> = match a.data_type() {
+/// The first value of field `a` at `row` that satisfies the test, for the reason text.
+fn matched_value(a: &dyn Array, row: usize, m: &StrMatcher, limit: Option<usize>) -> Option<String> {
+    let found = |s: &str| within(s, limit) && m.matches(s);
+    match a.data_type() {
         DataType::List(_) => {
             let list = a.as_list::<i32>();
-            if list.is_null(0) {
+            if list.is_null(row) {
                 return None;
             }
-            let v = list.value(0);
-            (0..v.len()).filter_map(|j| str_at(v.as_ref(), j).map(str::to_string)).collect()
+            let offsets = list.value_offsets();
+            let values = list.values();
+            (offsets[row] as usize..offsets[row + 1] as usize)
+                .filter_map(|j| str_at(values.as_ref(), j))
+                .find(|s| found(s))
+                .map(str::to_string)
         }
-        _ => str_at(a, 0).map(|s| vec![s.to_string()]).unwrap_or_default(),
-    };
-    candidates.into_iter().find(|s| within(s, limit) && m.matches(s))
+        _ => str_at(a, row).filter(|s| found(s)).map(str::to_string),
+    }
 }
 
-fn explain_node(node: &Node, view: &mut View<'_>, limit: Option<usize>, out: &mut Explanation) {
+/// The rows [`explain_node`] explains, with each `or` item's verdict over
+/// all of them, computed once (columnar) and read per row.
+struct Explaining<'v, 'b> {
+    view: &'v mut View<'b>,
+    limit: Option<usize>,
+    /// Per `or` item (by address in the plan): which rows it holds for.
+    items: std::collections::HashMap<*const Node, BooleanBuffer>,
+}
+
+impl Explaining<'_, '_> {
+    fn item_holds(&mut self, item: &Node, row: usize) -> bool {
+        let key = item as *const Node;
+        if !self.items.contains_key(&key) {
+            let verdict = eval_node(item, self.view, self.limit);
+            self.items.insert(key, verdict);
+        }
+        self.items[&key].value(row)
+    }
+}
+
+fn explain_node(node: &Node, x: &mut Explaining<'_, '_>, row: usize, out: &mut Explanation) {
     match node {
         Node::Const(_) => {}
         Node::Leaf { field, test, text, .. } => {
@@ -209,8 +233,8 @@ fn explain_node(node: &Node, view: &mut View<'_>, limit: Option<usize>, out: &mu
             if let Test::Str(m) = test {
                 let obvious = matches!(m, StrMatcher::In(set) if set.len() == 1) && !ECS_FIELDS[*field].multi;
                 if !obvious {
-                    let a = view.get(*field);
-                    if let Some(v) = matched_value(a.as_ref(), m, limit) {
+                    let a = x.view.get(*field);
+                    if let Some(v) = matched_value(a.as_ref(), row, m, x.limit) {
                         line.push_str(&format!(" (matched {})", serde_json::Value::String(v)));
                     }
                 }
@@ -220,13 +244,13 @@ fn explain_node(node: &Node, view: &mut View<'_>, limit: Option<usize>, out: &mu
         Node::Not(_, text) | Node::Rows { text, .. } => out.leaves.push(text.clone()),
         Node::And(items) => {
             for item in items {
-                explain_node(item, view, limit, out);
+                explain_node(item, x, row, out);
             }
         }
         Node::Or(items, labels) => {
-            let Some(k) = items.iter().position(|i| holds(i, view, limit)) else { return };
+            let Some(k) = (0..items.len()).find(|&k| x.item_holds(&items[k], row)) else { return };
             let mut inner = Explanation::default();
-            explain_node(&items[k], view, limit, &mut inner);
+            explain_node(&items[k], x, row, &mut inner);
             // The outermost `or` names the branch; inner ones only pick their leaves.
             // Leaves the label already says (`event.action == "exec"`) are left out.
             if out.branch.is_none() {
@@ -329,13 +353,27 @@ impl EqlQuery {
     /// conditions that held there (with the value that matched), e.g.
     /// `exec branch: process.name in ("cat", ...) (matched "cat") and ...`.
     pub fn explain(&self, batch: &EventBatch, row: usize) -> String {
-        let one = batch.slice(row, 1);
-        let mut view = View::new(&one);
-        let mut ex = Explanation::default();
-        explain_node(&self.root, &mut view, self.ignore_above, &mut ex);
-        match ex.branch {
-            Some(label) => format!("{label}: {}", ex.branch_leaves.join(" and ")),
-            None => ex.leaves.join(" and "),
-        }
+        self.explain_rows(batch, &[row]).pop().expect("one row, one reason")
+    }
+
+    /// [`EqlQuery::explain`] for each of `rows` (events that matched), in
+    /// the order given. The rows are gathered into one small batch and each
+    /// `or` branch is evaluated once over all of them, so explaining the
+    /// thousands of findings of a batch costs little more than finding them.
+    pub fn explain_rows(&self, batch: &EventBatch, rows: &[usize]) -> Vec<String> {
+        let idx: Vec<u32> = rows.iter().map(|&r| r as u32).collect();
+        let hits = batch.take(&idx);
+        let mut view = View::new(&hits);
+        let mut x = Explaining { view: &mut view, limit: self.ignore_above, items: Default::default() };
+        (0..rows.len())
+            .map(|row| {
+                let mut ex = Explanation::default();
+                explain_node(&self.root, &mut x, row, &mut ex);
+                match ex.branch {
+                    Some(label) => format!("{label}: {}", ex.branch_leaves.join(" and ")),
+                    None => ex.leaves.join(" and "),
+                }
+            })
+            .collect()
     }
 }

@@ -33,6 +33,10 @@ impl CompiledRule for EqlQuery {
         EqlQuery::explain(self, batch, row)
     }
 
+    fn why_rows(&self, batch: &EventBatch, rows: &[usize]) -> Vec<String> {
+        EqlQuery::explain_rows(self, batch, rows)
+    }
+
     fn why_not(&self, batch: &EventBatch, row: usize) -> String {
         EqlQuery::why_not(self, batch, row)
     }
