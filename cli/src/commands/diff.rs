@@ -60,9 +60,11 @@ pub fn run(a: DiffArgs) -> Result<u8> {
     let options = ReplayOptions { skip_unreadable: captures.len() > 1, ..Default::default() };
     let summary = diff(&baseline, &candidate, &captures, &options, &mut sink)?;
     let header = table::diff_header(&baseline_label, &candidate_label);
-    sink.finish(json::diff_summary(&summary, &baseline_label, &candidate_label), "changes", |b| {
-        format!("{header}{}", table::diff(b, &summary))
-    })
+    sink.finish(
+        || json::diff_summary(&summary, &baseline_label, &candidate_label),
+        "changes",
+        |b| format!("{header}{}", table::diff(b, &summary)),
+    )
     .with_context(|| format!("writing the diff to {}", label.display()))?;
     file.keep();
     if !a.quiet && format != Format::Table {

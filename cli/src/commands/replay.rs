@@ -82,7 +82,7 @@ pub fn run(a: ReplayArgs) -> Result<u8> {
     let multi = captures.len() > 1;
     let mut sink = FindingsOutput::new(format, out, label.clone(), findings_schema())?.with_progress(!a.quiet);
     let summary = replayer.replay(&captures, &mut sink)?;
-    sink.finish(summary_json(&summary), "findings", |b| table::findings(b, &summary, multi))
+    sink.finish(|| summary_json(&summary), "findings", |b| table::findings(b, &summary, multi))
         .with_context(|| format!("writing findings to {}", label.display()))?;
     // The findings cover every event that could be read: keep them even if a capture could not be.
     file.keep();

@@ -68,7 +68,7 @@ impl FindingsOutput {
     /// human report; JSON is `{"summary": summary, json_key: [rows...]}`.
     pub fn finish(
         mut self,
-        summary: serde_json::Value,
+        summary: impl FnOnce() -> serde_json::Value,
         json_key: &str,
         table: impl FnOnce(&[RecordBatch]) -> String,
     ) -> Result<()> {
@@ -77,7 +77,7 @@ impl FindingsOutput {
         }
         match self.format {
             Format::Table => self.out.write_all(table(&self.collected).as_bytes())?,
-            Format::Json => json::write_document(&mut self.out, summary, json_key, &self.collected)?,
+            Format::Json => json::write_document(&mut self.out, summary(), json_key, &self.collected)?,
             Format::Parquet => {
                 if let Some(w) = self.parquet.take() {
                     w.close()?;
