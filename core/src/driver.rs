@@ -439,7 +439,7 @@ impl<'r> Driver<'r> {
                     _ => Some(Arc::new(self.process_context(capture)?)),
                 }
             } else if needs_starts {
-                Some(Arc::new(self.container_starts(capture)?))
+                Some(Arc::new(self.container_starts_later(capture)))
             } else {
                 None
             };
@@ -475,6 +475,9 @@ impl<'r> Driver<'r> {
                     sink.progress(summary.events, total);
                     Ok(())
                 })?;
+            }
+            if let Some(e) = process.and_then(|p| p.take_deferred_error()) {
+                return Err(e);
             }
             if context_later {
                 let mut wanted = Vec::new();
@@ -514,7 +517,7 @@ impl<'r> Driver<'r> {
     /// driver's own reading (same parallel decoding, same handling of
     /// unreadable row groups), feeding the process table.
     pub fn process_context(&self, capture: &Capture) -> Result<ProcessContext> {
-        Ok(self.build_context(capture, ProcessContextBuilder::default(), ProcessContext::projection())?.finish())
+        Ok(self.build_context(capture, ProcessContextBuilder::default(), ProcessContext::projection(), 1)?.finish())
     }
 
     /// The processes of `capture` as the triage columns of findings at
@@ -525,7 +528,7 @@ impl<'r> Driver<'r> {
     pub fn context_for(&self, capture: &Capture, events: Vec<u64>) -> Result<ProcessContext> {
         let rows = capture.reads_rows_selectively();
         let columns = if rows { ProcessContext::projection_without_args() } else { ProcessContext::projection() };
-        self.build_context(capture, ProcessContextBuilder::for_events(events, rows), columns)?
+        self.build_context(capture, ProcessContextBuilder::for_events(events, rows), columns, 1)?
             .finish_reading_args(capture)
     }
 
@@ -534,8 +537,18 @@ impl<'r> Driver<'r> {
     /// `container_id` and `comm`; the context has no processes.
     pub fn container_starts(&self, capture: &Capture) -> Result<ProcessContext> {
         Ok(self
-            .build_context(capture, ProcessContextBuilder::starts_only(), ProcessContext::starts_projection())?
+            .build_context(capture, ProcessContextBuilder::starts_only(), ProcessContext::starts_projection(), 2)?
             .finish())
+    }
+
+    /// [`Driver::container_starts`], run only if a rule asks about an event
+    /// whose answer depends on it ([`ProcessContext::starts_later`]).
+    fn container_starts_later(&self, capture: &Capture) -> ProcessContext {
+        let (path, options) = (capture.path().to_owned(), self.options.clone());
+        ProcessContext::starts_later(Box::new(move || {
+            let capture = Capture::open(&path)?;
+            Driver::new(&[], &options).container_starts(&capture)
+        }))
     }
 
     fn build_context(
@@ -543,6 +556,7 @@ impl<'r> Driver<'r> {
         capture: &Capture,
         mut builder: ProcessContextBuilder,
         columns: Projection,
+        reading_threads: usize,
     ) -> Result<ProcessContextBuilder> {
         let reader = Driver::new(&[], self.options);
         let consumer = EachBatch { columns, map: |_: &Path, b: EventBatch| Ok(b), process: false };
@@ -554,7 +568,7 @@ impl<'r> Driver<'r> {
         // reach the builder, on this thread, through a channel of two: the
         // second core decodes the next batch while the table takes this one.
         let one = rayon::ThreadPoolBuilder::new()
-            .num_threads(1)
+            .num_threads(reading_threads)
             .build()
             .map_err(|e| Error::capture(capture.path(), format!("cannot start a reading thread: {e}")))?;
         let (tx, rx) = std::sync::mpsc::sync_channel::<EventBatch>(2);

@@ -88,7 +88,43 @@ pub struct ProcessContext {
     containers: FxHashMap<String, ContainerMeta>,
     /// FxHash: the rules ask [`ProcessContext::container_state`] per event.
     starts: FxHashMap<String, u64>,
+    /// For a context made by [`ProcessContext::starts_later`]: `starts`,
+    /// computed at the first question.
+    later: Option<Box<StartsLater>>,
     warnings: Warnings,
+}
+
+/// The container start-up of a capture, computed the first time a rule asks
+/// (a pass over the capture), or never: only an event from the runtime's
+/// init can be in a container still starting ([`ContainerState`]), and
+/// most captures give a rule no such event to ask about.
+struct StartsLater {
+    compute: std::sync::Mutex<Option<StartsPass>>,
+    done: std::sync::OnceLock<FxHashMap<String, u64>>,
+    /// The pass's error, until the driver takes it.
+    error: std::sync::Mutex<Option<crate::error::Error>>,
+}
+
+/// The pass [`StartsLater`] runs.
+type StartsPass = Box<dyn FnOnce() -> crate::error::Result<ProcessContext> + Send>;
+
+impl StartsLater {
+    /// The starts, computing them on the first call (other threads asking
+    /// meanwhile wait for the same pass); empty if the pass failed (its
+    /// error kept for the driver).
+    fn get(&self) -> &FxHashMap<String, u64> {
+        self.done.get_or_init(|| {
+            let pass = self.compute.lock().unwrap_or_else(|e| e.into_inner()).take();
+            match pass.map(|pass| pass()) {
+                Some(Ok(ctx)) => ctx.starts,
+                Some(Err(e)) => {
+                    *self.error.lock().unwrap_or_else(|e| e.into_inner()) = Some(e);
+                    FxHashMap::default()
+                }
+                None => FxHashMap::default(),
+            }
+        })
+    }
 }
 
 /// Whether a container's entry point had run at an event: Tracee's
@@ -121,7 +157,7 @@ enum StartTrack {
 
 /// The runtime's init process names (runc's `runc:[0:PARENT]`,
 /// `runc:[1:CHILD]`, `runc:[2:INIT]`; crun's children are named like it).
-fn is_runtime_init(comm: &str) -> bool {
+pub(crate) fn is_runtime_init(comm: &str) -> bool {
     comm.starts_with("runc:")
 }
 
@@ -232,13 +268,50 @@ impl ProcessContext {
     /// The event index from which container `id` counts as started, for a
     /// container the capture saw starting (`None`: started at every event).
     pub fn container_started_at(&self, id: &str) -> Option<u64> {
-        self.starts.get(id).copied()
+        self.starts().get(id).copied()
     }
 
     /// Whether the capture saw any container starting: without one, every
     /// container event is [`ContainerState::Started`].
     pub fn any_container_starting(&self) -> bool {
-        !self.starts.is_empty()
+        !self.starts().is_empty()
+    }
+
+    /// [`ProcessContext::any_container_starting`] without running a pass
+    /// [`ProcessContext::starts_later`] deferred: true while it has not run.
+    pub(crate) fn may_have_containers_starting(&self) -> bool {
+        match &self.later {
+            Some(later) => later.done.get().is_none_or(|starts| !starts.is_empty()),
+            None => !self.starts.is_empty(),
+        }
+    }
+
+    fn starts(&self) -> &FxHashMap<String, u64> {
+        match &self.later {
+            Some(later) => later.get(),
+            None => &self.starts,
+        }
+    }
+
+    /// A context that knows only container start-up, and computes it with
+    /// `pass` (e.g. [`crate::driver::Driver::container_starts`]) the first
+    /// time it is asked, if ever; see [`ContainerState`] for why it rarely
+    /// is. The driver reports a failed pass with
+    /// [`ProcessContext::take_deferred_error`].
+    pub(crate) fn starts_later(pass: StartsPass) -> ProcessContext {
+        let mut ctx = ProcessContextBuilder::starts_only().finish();
+        ctx.later = Some(Box::new(StartsLater {
+            compute: std::sync::Mutex::new(Some(pass)),
+            done: std::sync::OnceLock::new(),
+            error: std::sync::Mutex::new(None),
+        }));
+        ctx
+    }
+
+    /// The error of the deferred start-up pass, if it ran and failed
+    /// (taken: a second call returns `None`).
+    pub(crate) fn take_deferred_error(&self) -> Option<crate::error::Error> {
+        self.later.as_ref()?.error.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
 
     /// The lineage warnings the table counted.
@@ -686,6 +759,7 @@ impl ProcessContextBuilder {
                     StartTrack::StartedAt(at) => (id.into(), at),
                 })
                 .collect(),
+            later: None,
         }
     }
 }

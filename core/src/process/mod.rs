@@ -34,6 +34,7 @@
 //! [`Warning`] of the matching [`WarningKind`].
 
 mod context;
+pub(crate) use context::is_runtime_init;
 mod table;
 mod tree;
 

@@ -124,7 +124,7 @@ impl<'a> TraceeView<'a> {
     fn starting(&self) -> Option<Starting<'a>> {
         let said =
             self.batch.column(Column::ContainerStarted).map(|a| a.as_boolean()).filter(|a| a.null_count() < a.len());
-        let ctx = self.batch.process().filter(|ctx| ctx.any_container_starting());
+        let ctx = self.batch.process().filter(|ctx| ctx.may_have_containers_starting());
         if said.is_none() && ctx.is_none() {
             return None;
         }
@@ -252,6 +252,18 @@ impl<'a> Starting<'a> {
         if let Some(a) = self.said.filter(|a| a.is_valid(row)) {
             return !a.value(row);
         }
+        // An exec, a snapshot row or an event from any process but the
+        // runtime's init shows the entry point has run (ContainerState):
+        // only the init's own events need the capture's start-up.
+        if matches!(self.batch.kinds()[row], EventKind::Exec | EventKind::Process)
+            || !self
+                .batch
+                .column(Column::Comm)
+                .and_then(|c| crate::capture::str_at(c.as_ref(), row))
+                .is_some_and(crate::process::is_runtime_init)
+        {
+            return false;
+        }
         let (Some(ctx), Some(id)) = (self.ctx, crate::capture::str_at(self.ids.as_ref(), row)) else { return false };
         let mut last = self.last.borrow_mut();
         let at = match *last {
@@ -271,9 +283,58 @@ mod tests {
     use arrow::array::{Array, AsArray};
     use arrow::datatypes::{Int32Type, UInt64Type};
 
-    use super::tracee_record_batch;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    use arrow::buffer::BooleanBuffer;
+
+    use super::{tracee_record_batch, TraceeView};
     use crate::capture::events_from_ndjson;
+    use crate::process::{ProcessContext, ProcessContextBuilder};
     use crate::rules::RuleSet;
+
+    /// Only an event of the runtime's init can be in a container still
+    /// starting, so the capture's start-up pass (a read of the whole
+    /// capture, deferred by the driver) runs only when a rule asks about
+    /// such an event, once, and gives the same answers as before.
+    #[test]
+    fn the_start_up_pass_runs_only_for_an_event_of_the_runtime_init() {
+        let event = |kind: &str, comm: &str, container: &str| {
+            format!(
+                r#"{{"time":1,"kind":"{kind}","host":"n","pid":1,"tid":1,"ppid":1,"uid":0,"gid":0,"comm":"{comm}","path":"/t","flags":0,"result":3,"cgroup_id":1,"container_id":"{container}"}}"#
+            )
+        };
+        // aaa is set up in the capture: its init opens (0), execs the entry
+        // point (1), which opens (2). bbb was running: its workload opens (3).
+        let lines = [
+            event("open", "runc:[2:INIT]", "aaa"),
+            event("exec", "app", "aaa"),
+            event("open", "app", "aaa"),
+            event("open", "web", "bbb"),
+        ]
+        .join("\n");
+        let batch = events_from_ndjson(&lines, "c.ndjson", 100).unwrap().remove(0);
+        let passes = Arc::new(AtomicUsize::new(0));
+        let counted = passes.clone();
+        let pass_batch = batch.clone();
+        let later = ProcessContext::starts_later(Box::new(move || {
+            counted.fetch_add(1, Ordering::SeqCst);
+            let mut b = ProcessContextBuilder::starts_only();
+            b.push_batch(&pass_batch);
+            Ok(b.finish())
+        }));
+        let batch = batch.with_process(Some(Arc::new(later)));
+        let view = TraceeView::new(&batch);
+        let rows = |set: &[usize]| BooleanBuffer::collect_bool(4, |i| set.contains(&i));
+        let set = |b: BooleanBuffer| b.set_indices().collect::<Vec<_>>();
+        // The workload's events and the exec: started, no pass.
+        assert_eq!(set(view.started_among(&rows(&[1, 2, 3]))), [1, 2, 3]);
+        assert_eq!(passes.load(Ordering::SeqCst), 0);
+        // The init's open: starting, found by one pass.
+        assert_eq!(set(view.started_among(&rows(&[0, 2, 3]))), [2, 3]);
+        assert_eq!(set(view.in_started_container()), [1, 2, 3]);
+        assert_eq!(passes.load(Ordering::SeqCst), 1);
+    }
 
     /// What `tracee_view` shows is what TRC-108 evaluates: the rows shown as a
     /// container `security_file_open` of a non-allow-listed process with a
