@@ -788,7 +788,7 @@ impl<'r> Driver<'r> {
                     if keep_all {
                         let chunk = Chunk {
                             capture: path,
-                            rows: batch,
+                            rows: batch.with_plain_lists(),
                             indexes: None,
                             hits: batch_hits,
                             unevaluable: bad,
@@ -814,7 +814,7 @@ impl<'r> Driver<'r> {
                     if late.is_empty() {
                         let hits = batch_hits.into_iter().map(|h| at(h, 0)).collect();
                         let indexes = rows.iter().map(|&r| first + u64::from(r)).collect();
-                        let rows = batch.take(&rows);
+                        let rows = batch.take(&rows).with_plain_lists();
                         let chunk = Chunk {
                             capture: path,
                             rows,
@@ -831,7 +831,7 @@ impl<'r> Driver<'r> {
                     unevaluable.extend(bad);
                     if !rows.is_empty() {
                         indexes.extend(rows.iter().map(|&r| first + u64::from(r)));
-                        kept.push(batch.take(&rows));
+                        kept.push(batch.take(&rows).with_plain_lists());
                     }
                 }
             }
@@ -854,7 +854,7 @@ impl<'r> Driver<'r> {
             let unit_start: u64 = capture.unit_rows().map_or(0, |r| r[..unit].iter().sum());
             let offsets: Vec<u64> = indexes.iter().map(|i| i - unit_start).collect();
             match capture.read_unit_rows(unit, late, &offsets) {
-                Ok(columns) => EventBatch::concat(&kept).with_columns(columns),
+                Ok(columns) => EventBatch::concat(&kept).with_columns(columns).with_plain_lists(),
                 // The rows of this row group are lost with it; the problem is reported.
                 Err(e) if skip => {
                     failure.get_or_insert(e);

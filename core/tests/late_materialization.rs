@@ -84,6 +84,52 @@ fn parquet_replay_reports_the_same_findings_as_a_full_decode() {
     }
 }
 
+/// A capture's argument lists are read with their elements dictionary-encoded
+/// when the file stores them so (the rules match each distinct argument
+/// once), but what reaches users is always a plain list of strings: the
+/// findings' `args` and the events a view or `convert` reads. Catches the
+/// readers' encoding leaking into outputs whose type users rely on (a
+/// notebook's Arrow schema, a converted capture).
+#[test]
+fn arguments_reach_findings_and_views_as_plain_lists_of_strings() {
+    use arrow::datatypes::DataType;
+    let dir = tempfile::tempdir().unwrap();
+    let (parquet, _) = write_twins(dir.path(), 20_000, 3_000, 2_000.0);
+    let meta = parquet::file::reader::FileReader::metadata(
+        &parquet::file::serialized_reader::SerializedFileReader::new(File::open(&parquet).unwrap()).unwrap(),
+    )
+    .clone();
+    let args_leaf = (0..meta.row_group(0).num_columns())
+        .find(|&i| meta.row_group(0).column(i).column_path().parts()[0] == "args")
+        .unwrap();
+    assert!(
+        meta.row_group(0).column(args_leaf).dictionary_page_offset().is_some(),
+        "the test needs dictionary-encoded args"
+    );
+    let plain = |t: &DataType| matches!(t, DataType::List(item) if *item.data_type() == DataType::Utf8);
+    let replayer = Replayer::new(RuleSet::builtin(&CompileOptions::default()).unwrap(), ReplayOptions::default());
+    let mut sink = CollectSink::default();
+    replayer.replay(&[&parquet], &mut sink).unwrap();
+    assert!(!sink.batches.is_empty());
+    for b in &sink.batches {
+        let t = b.schema().field_with_name("args").unwrap().data_type().clone();
+        assert!(plain(&t), "findings' args are {t}");
+    }
+    let mut types = Vec::new();
+    tokenscan_core::driver::read_events(
+        &[&parquet],
+        tokenscan_core::capture::Projection::all(),
+        &ReplayOptions::default(),
+        |_, b| Ok(b.column(tokenscan_core::capture::Column::Args).unwrap().data_type().clone()),
+        &mut |t| {
+            types.push(t);
+            Ok(())
+        },
+    )
+    .unwrap();
+    assert!(!types.is_empty() && types.iter().all(plain), "events' args are {types:?}");
+}
+
 #[test]
 fn findings_carry_their_own_event_columns_not_a_neighbours() {
     // Each finding's pid, requested path and exe (columns read late) must be

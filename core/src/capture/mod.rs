@@ -414,6 +414,25 @@ impl EventBatch {
         batch
     }
 
+    /// This batch with its lists of strings in the canonical type
+    /// (`List(Utf8)`): the readers leave a list's dictionary-encoded
+    /// elements as `List(Dictionary(Int32, Utf8))` for the rules, which read
+    /// both (`str_at`, `kernels::any_str`); the driver calls this on the rows
+    /// it hands to consumers, so that findings, views, converted captures and
+    /// exports see one type.
+    pub(crate) fn with_plain_lists(mut self) -> EventBatch {
+        for c in self.columns.iter_mut().flatten() {
+            if let DataType::List(item) = c.data_type() {
+                if crate::capture::normalize::is_dictionary_of_text(item.data_type()) {
+                    let plain = DataType::List(Arc::new(arrow::datatypes::Field::new("item", DataType::Utf8, true)));
+                    *c = arrow::compute::cast(c.as_ref(), &plain)
+                        .expect("a list of dictionary strings casts to a list of strings");
+                }
+            }
+        }
+        self
+    }
+
     /// This batch with only the columns of `projection` (among those it has).
     pub(crate) fn project(mut self, projection: Projection) -> EventBatch {
         for c in Column::ALL {

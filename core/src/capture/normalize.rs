@@ -87,6 +87,11 @@ fn describe(c: Column) -> &'static str {
     }
 }
 
+/// `Dictionary(Int32, Utf8)`, the dictionary type the readers produce.
+pub(crate) fn is_dictionary_of_text(t: &DataType) -> bool {
+    matches!(t, DataType::Dictionary(k, v) if **k == DataType::Int32 && **v == DataType::Utf8)
+}
+
 fn is_list(c: Column) -> bool {
     matches!(c.data_type(), DataType::List(_))
 }
@@ -215,6 +220,9 @@ fn normalize_column(path: &Path, c: Column, a: &ArrayRef, first_index: u64) -> R
         (c, DataType::List(f)) if is_list(c) && *f.data_type() == DataType::Utf8 && f.name() == "item" => {
             return Ok(a.clone());
         }
+        // Dictionary-encoded elements stay so for the rules (see
+        // `EventBatch::with_plain_lists`).
+        (c, DataType::List(f)) if is_list(c) && is_dictionary_of_text(f.data_type()) => return Ok(a.clone()),
         (c, _) if is_list(c) => DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))),
         (c, _) => c.data_type(),
     };

@@ -185,7 +185,11 @@ fn time_ranges(pq: &parquet::file::metadata::ParquetMetaData, schema: &SchemaRef
 
 /// The file schema with every plain `Utf8` column of the capture format whose
 /// pages are dictionary-encoded read as `Dictionary(Int32, Utf8)`, so string
-/// predicates run once per distinct value. `None` when nothing changes.
+/// predicates run once per distinct value, and likewise the elements of a
+/// list of strings (`args`): `List(Dictionary(Int32, Utf8))`, which spares
+/// copying every element's text (the driver turns the rows it hands to
+/// consumers back into plain lists, [`EventBatch::with_plain_lists`]).
+/// `None` when nothing changes.
 fn dictionary_hints(pq: &parquet::file::metadata::ParquetMetaData, schema: &SchemaRef) -> Option<SchemaRef> {
     let first = pq.row_groups().first()?;
     let descr = pq.file_metadata().schema_descr();
@@ -194,11 +198,19 @@ fn dictionary_hints(pq: &parquet::file::metadata::ParquetMetaData, schema: &Sche
         .fields()
         .iter()
         .map(|f| {
-            let is_capture_string = Column::from_name(f.name()).is_some_and(|c| c.is_string());
+            let column = Column::from_name(f.name());
+            let is_capture_string = column.is_some_and(|c| c.is_string());
+            let string_items = match f.data_type() {
+                DataType::List(item) if *item.data_type() == DataType::Utf8 => Some(item),
+                _ => None,
+            };
+            let is_string_list = column.is_some_and(|c| matches!(c.data_type(), DataType::List(_)));
+            // A list's one leaf is NAME.list.ITEM (three-level lists, what every writer here makes).
+            let depth = if string_items.is_some() { 3 } else { 1 };
             let leaf = (0..descr.num_columns()).find(|&i| {
                 let column = descr.column(i);
                 let parts = column.path().parts();
-                parts.len() == 1 && parts[0] == *f.name()
+                parts.len() == depth && parts[0] == *f.name()
             });
             // Dictionary-encoded in the first row group and in none of them
             // fallen back to plain pages (a writer does so when a chunk's
@@ -214,14 +226,16 @@ fn dictionary_hints(pq: &parquet::file::metadata::ParquetMetaData, schema: &Sche
                         })
                     })
             });
+            let dictionary_type = || DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8));
             if is_capture_string && *f.data_type() == DataType::Utf8 && dictionary {
                 changed = true;
-                Field::new(
-                    f.name(),
-                    DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)),
-                    f.is_nullable(),
-                )
-                .with_metadata(f.metadata().clone())
+                Field::new(f.name(), dictionary_type(), f.is_nullable()).with_metadata(f.metadata().clone())
+            } else if let (Some(item), true, true) = (string_items, is_string_list, dictionary) {
+                changed = true;
+                let item = Field::new(item.name(), dictionary_type(), item.is_nullable())
+                    .with_metadata(item.metadata().clone());
+                Field::new(f.name(), DataType::List(Arc::new(item)), f.is_nullable())
+                    .with_metadata(f.metadata().clone())
             } else {
                 f.as_ref().clone()
             }
