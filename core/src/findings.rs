@@ -247,7 +247,8 @@ fn triage_columns(rows: &[Triage<'_>]) -> Vec<ArrayRef> {
     let entry = |l: &EventLinks| l.entry_leader;
     let mut parent_args = ListBuilder::new(StringBuilder::new());
     for t in rows {
-        match t.entity(parent).and_then(|e| e.args.as_ref()) {
+        let args = t.links.as_ref().and_then(parent).zip(t.ctx).and_then(|(r, ctx)| ctx.args_of(r));
+        match args {
             Some(args) => {
                 for a in args {
                     parent_args.values().append_value(a);

@@ -91,6 +91,9 @@ pub struct ProcessContext {
     /// For a context made by [`ProcessContext::starts_later`]: `starts`,
     /// computed at the first question.
     later: Option<Box<StartsLater>>,
+    /// The arguments [`ProcessContextBuilder::finish_reading_args`] read
+    /// back for some entities (the findings' parents), kept compactly.
+    read_args: ArgStore,
     warnings: Warnings,
 }
 
@@ -312,6 +315,17 @@ impl ProcessContext {
     /// (taken: a second call returns `None`).
     pub(crate) fn take_deferred_error(&self) -> Option<crate::error::Error> {
         self.later.as_ref()?.error.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+
+    /// The arguments of entity `e`: its [`Entity::args`], or for a context
+    /// built for some events ([`ProcessContextBuilder::for_events`]) those
+    /// read back for the findings' parents, which are kept outside the
+    /// entities. `None` when unknown.
+    pub fn args_of(&self, e: EntityRef) -> Option<Vec<&str>> {
+        match &self.entity(e).args {
+            Some(args) => Some(args.iter().map(String::as_str).collect()),
+            None => self.read_args.get(e).map(Iterator::collect),
+        }
     }
 
     /// The lineage warnings the table counted.
@@ -668,17 +682,11 @@ impl ProcessContextBuilder {
         merge!(pod_name, pod_namespace, pod_uid, container_name, image, image_name, image_tag, privileged);
     }
 
-    /// The finished context. A builder [`ProcessContextBuilder::for_events`]
-    /// with argument rows leaves every entity's `args` `None` here; see
-    /// [`ProcessContextBuilder::finish_reading_args`].
-    pub fn finish(self) -> ProcessContext {
-        self.finish_with(|_| {})
-    }
-
     /// [`ProcessContextBuilder::finish`], with the arguments of the wanted
     /// events' parents read from `capture` (the capture the batches came
     /// from) when the table kept argument rows
-    /// ([`ProcessContextBuilder::for_events`]).
+    /// ([`ProcessContextBuilder::for_events`]). They are kept outside the
+    /// entities, compactly: read them with [`ProcessContext::args_of`].
     pub fn finish_reading_args(self, capture: &crate::capture::Capture) -> crate::error::Result<ProcessContext> {
         let Some(wanted) = &self.wanted else { return Ok(self.finish()) };
         let mut need: Vec<(EntityRef, &[u64])> = Vec::new();
@@ -694,55 +702,47 @@ impl ProcessContextBuilder {
         need.dedup_by_key(|(r, _)| r.0);
         // Each parent's first row, then, for those whose row had no
         // arguments, their next one: one row per parent at a time, so only
-        // the arguments shown are ever held, never those of every candidate.
-        let mut found: Vec<(EntityRef, Vec<String>)> = Vec::new();
+        // the arguments shown are ever held, never those of every candidate,
+        // and each list is copied straight into one compact store.
+        let mut store = ArgStore::default();
         let mut pending: Vec<(EntityRef, &[u64])> = need;
         while !pending.is_empty() {
-            let firsts: Vec<u64> = pending.iter().filter_map(|(_, rows)| rows.first().copied()).collect();
-            // Several parents may share a row (inherited arguments): the
-            // last one takes the strings, the others a copy.
-            let mut uses: FxHashMap<u64, u32> = FxHashMap::default();
-            for &row in &firsts {
-                *uses.entry(row).or_default() += 1;
-            }
-            let mut args = read_args(capture, firsts)?;
-            pending.retain_mut(|(r, rows)| {
-                let Some((first, rest)) = rows.split_first() else { return false };
-                let left = uses.get_mut(first).map(|n| {
-                    *n -= 1;
-                    *n
-                });
-                let taken = match left {
-                    Some(0) => args.remove(first),
-                    _ => args.get(first).cloned(),
-                };
-                match taken {
-                    Some(a) => {
-                        found.push((*r, a));
-                        false
-                    }
-                    None => {
-                        *rows = rest;
-                        !rest.is_empty()
-                    }
+            // Several parents may share a row (inherited arguments).
+            let mut waiting: FxHashMap<u64, Vec<EntityRef>> = FxHashMap::default();
+            for (r, rows) in &pending {
+                if let Some(&row) = rows.first() {
+                    waiting.entry(row).or_default().push(*r);
                 }
-            });
-            args.clear();
-        }
-        Ok(self.finish_with(|entities| {
-            for (r, a) in found {
-                entities[r.index()].args = Some(a);
             }
-        }))
+            let mut done: rustc_hash::FxHashSet<u32> = Default::default();
+            read_args(capture, waiting.keys().copied().collect(), |row, args| {
+                for &r in waiting.get(&row).into_iter().flatten() {
+                    store.push(r, args.iter().copied());
+                    done.insert(r.0);
+                }
+            })?;
+            pending.retain_mut(|(r, rows)| {
+                if done.contains(&r.0) {
+                    return false;
+                }
+                *rows = rows.get(1..).unwrap_or_default();
+                !rows.is_empty()
+            });
+        }
+        let mut ctx = self.finish();
+        ctx.read_args = store;
+        Ok(ctx)
     }
 
-    fn finish_with(self, fill: impl FnOnce(&mut [Entity])) -> ProcessContext {
+    /// The finished context. A builder [`ProcessContextBuilder::for_events`]
+    /// with argument rows leaves every entity's `args` `None` here; see
+    /// [`ProcessContextBuilder::finish_reading_args`].
+    pub fn finish(self) -> ProcessContext {
         let mut links = self.links;
         links.shrink_to_fit();
         let mut sets = self.sets;
         sets.shrink_to_fit();
-        let mut entities = self.table.into_entities_keeping_warnings();
-        fill(&mut entities.0);
+        let entities = self.table.into_entities_keeping_warnings();
         ProcessContext {
             warnings: entities.1,
             entities: entities.0,
@@ -760,20 +760,53 @@ impl ProcessContextBuilder {
                 })
                 .collect(),
             later: None,
+            read_args: ArgStore::default(),
         }
     }
 }
 
+/// Argument lists kept compactly: every argument's text in one buffer, an
+/// end offset per argument, a range of arguments per entity. Thousands of
+/// parents' lists of hundreds of arguments each would otherwise be a
+/// `String` per argument (`long-argv` at 5M events: 111 MB as `Vec<String>`,
+/// about 60 as text).
+#[derive(Default)]
+struct ArgStore {
+    text: String,
+    ends: Vec<usize>,
+    lists: FxHashMap<u32, (usize, usize)>,
+}
+
+impl ArgStore {
+    fn push<'a>(&mut self, e: EntityRef, args: impl Iterator<Item = &'a str>) {
+        let first = self.ends.len();
+        for a in args {
+            self.text.push_str(a);
+            self.ends.push(self.text.len());
+        }
+        self.lists.insert(e.0, (first, self.ends.len()));
+    }
+
+    fn get(&self, e: EntityRef) -> Option<impl Iterator<Item = &str>> {
+        let &(first, end) = self.lists.get(&e.0)?;
+        Some((first..end).map(move |k| {
+            let start = if k == 0 { 0 } else { self.ends[k - 1] };
+            &self.text[start..self.ends[k]]
+        }))
+    }
+}
+
 /// The non-null `args` of some events of a capture (`rows`: event indexes
-/// in any order), read row-selectively unit by unit.
+/// in any order), read row-selectively unit by unit, each handed to `found`
+/// with its event index.
 fn read_args(
     capture: &crate::capture::Capture,
     mut rows: Vec<u64>,
-) -> crate::error::Result<FxHashMap<u64, Vec<String>>> {
+    mut found: impl FnMut(u64, &[&str]),
+) -> crate::error::Result<()> {
     rows.sort_unstable();
     rows.dedup();
-    let mut out = FxHashMap::default();
-    let Some(unit_rows) = capture.unit_rows() else { return Ok(out) };
+    let Some(unit_rows) = capture.unit_rows() else { return Ok(()) };
     let projection: Projection = [Column::Args].into_iter().collect();
     let (mut start, mut at) = (0u64, 0usize);
     for (unit, &n) in unit_rows.iter().enumerate() {
@@ -784,9 +817,12 @@ fn read_args(
             let columns = capture.read_unit_rows(unit, projection, &offsets)?;
             if let Some(list) = columns[Column::Args.index()].as_ref().map(|a| a.as_list::<i32>()) {
                 let values = Strs::new(Some(list.values().as_ref()));
+                let mut row_args: Vec<&str> = Vec::new();
                 for (k, &row) in rows[at..at + here].iter().enumerate() {
                     if list.is_valid(k) {
-                        out.insert(row, list_row(list, &values, k).map(str::to_string).collect());
+                        row_args.clear();
+                        row_args.extend(list_row(list, &values, k));
+                        found(row, &row_args);
                     }
                 }
             }
@@ -794,7 +830,7 @@ fn read_args(
         }
         start = end;
     }
-    Ok(out)
+    Ok(())
 }
 
 /// The elements of row `row` of a list of strings whose values are
