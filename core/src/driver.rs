@@ -484,6 +484,7 @@ impl<'r> Driver<'r> {
                 for p in &held {
                     consumer.context_events(p, &mut wanted);
                 }
+                release_freed_memory();
                 let ctx = match wanted.is_empty() {
                     true => None,
                     false => Some(self.context_for(capture, wanted)?),
@@ -1124,6 +1125,18 @@ struct SequencePlace {
     of: usize,
     /// The stage it matched, as written (0-based).
     stage: usize,
+}
+
+/// Hands the memory the decoding threads freed back to the system before
+/// the process table is built (glibc keeps each thread's freed chunks in
+/// its own arena; the table and the held findings then grow on top of
+/// them): long-argv at 5M, default replay, 283 -> 252 MiB peak.
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free memory to the system.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 /// Runs `work` on units `0..n` on `threads` threads of its own and hands the

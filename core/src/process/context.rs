@@ -427,8 +427,9 @@ impl ProcessContextBuilder {
     /// ([`ProcessContext::projection_without_args`]), and
     /// [`ProcessContextBuilder::finish_reading_args`] reads from the capture
     /// the arguments of the wanted events' parents (the only ones the
-    /// triage columns show); every other entity's `args` (and its previous
-    /// images') stay `None`.
+    /// triage columns show); every other entity's `args` stay `None`. Such
+    /// a context keeps no previous images (`Entity::previous` is empty): the
+    /// triage columns do not show them.
     pub fn for_events(mut events: Vec<u64>, arg_rows: bool) -> Self {
         events.sort_unstable();
         events.dedup();
@@ -437,6 +438,8 @@ impl ProcessContextBuilder {
         if arg_rows {
             b.table.keep_arg_rows();
         }
+        // The triage columns show no previous images.
+        b.table.keep_no_previous_images();
         b
     }
 
@@ -940,5 +943,51 @@ impl SymbolCache {
             *s = table.intern(values.value(k));
         }
         Some(*s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ProcessContextBuilder;
+    use crate::capture::events_from_ndjson;
+
+    /// A context built for the findings' triage columns keeps no previous
+    /// images (an exec-heavy capture would hold an executable per exec:
+    /// 120 MB of a 5M-event default replay), yet names the same parent, with
+    /// the same current image, as the whole context.
+    #[test]
+    fn a_context_for_findings_keeps_no_previous_images_but_the_same_parent() {
+        let event = |kind: &str, pid: u32, ppid: u32, comm: &str| {
+            format!(
+                r#"{{"time":1,"kind":"{kind}","host":"n","pid":{pid},"tid":{pid},"ppid":{ppid},"uid":0,"gid":0,"comm":"{comm}","exe":"/bin/{comm}","path":"/bin/{comm}","result":0,"cgroup_id":1}}"#
+            )
+        };
+        // pid 10 execs sh, then bash, then app; its child 11 opens a file (3).
+        let lines = [
+            event("exec", 10, 1, "sh"),
+            event("exec", 10, 1, "bash"),
+            event("exec", 10, 1, "app"),
+            event("open", 11, 10, "cat"),
+        ]
+        .join("\n");
+        let batch = events_from_ndjson(&lines, "c.ndjson", 100).unwrap().remove(0);
+        let mut whole = ProcessContextBuilder::default();
+        whole.push_batch(&batch);
+        let whole = whole.finish();
+        let mut some = ProcessContextBuilder::for_events(vec![3], false);
+        some.push_batch(&batch);
+        let some = some.finish();
+        let (a, b) = (whole.links(3).unwrap().parent.unwrap(), some.links(3).unwrap().parent.unwrap());
+        let (a, b) = (whole.entity(a), some.entity(b));
+        assert_eq!(
+            (a.id.as_str(), a.name.as_deref(), a.executable.as_deref()),
+            ("n:10:-", Some("app"), Some("/bin/app"))
+        );
+        assert_eq!(
+            (b.id.as_str(), b.name.as_deref(), b.executable.as_deref()),
+            (a.id.as_str(), a.name.as_deref(), a.executable.as_deref())
+        );
+        assert_eq!(a.previous.len(), 2, "the whole context keeps the images before each exec");
+        assert!(b.previous.is_empty(), "the findings' context keeps none: {:?}", b.previous);
     }
 }

@@ -355,6 +355,14 @@ impl ProcessTable {
         self.arg_rows = Some(Vec::new());
     }
 
+    /// Keeps no previous images (`Entity::previous` stays empty): for a
+    /// caller that never shows them (the findings' triage columns), whose
+    /// exec-heavy captures would otherwise hold an executable per exec.
+    /// Call before the first push.
+    pub(crate) fn keep_no_previous_images(&mut self) {
+        self.opts.max_previous = 0;
+    }
+
     /// The rows entity `r`'s arguments come from, when the table keeps rows
     /// ([`ProcessTable::keep_arg_rows`]).
     pub(crate) fn arg_rows(&self, r: EntityRef) -> Option<&[u64]> {
@@ -727,7 +735,7 @@ impl ProcessTable {
         let max = self.opts.max_previous;
         let e = &mut self.entities[me as usize];
         let had_rows = self.arg_rows.as_mut().map(|rows| std::mem::replace(&mut rows[me as usize], vec![ev.index]));
-        if e.executable.is_some() || e.args.is_some() || had_rows.is_some_and(|r| !r.is_empty()) {
+        if max > 0 && (e.executable.is_some() || e.args.is_some() || had_rows.is_some_and(|r| !r.is_empty())) {
             e.previous.push(PreviousImage { executable: e.executable.take(), args: e.args.take() });
             if e.previous.len() > max {
                 let drop = e.previous.len() - max;
