@@ -128,6 +128,11 @@ fn arguments_reach_findings_and_views_as_plain_lists_of_strings() {
     )
     .unwrap();
     assert!(!types.is_empty() && types.iter().all(plain), "events' args are {types:?}");
+    // The serial reader tools and tests use (`Capture::batches`) too.
+    for b in Capture::open(&parquet).unwrap().batches(tokenscan_core::capture::Projection::all(), 4096).unwrap() {
+        let t = b.unwrap().column(tokenscan_core::capture::Column::Args).unwrap().data_type().clone();
+        assert!(plain(&t), "Capture::batches' args are {t}");
+    }
 }
 
 #[test]

@@ -133,9 +133,11 @@ impl Capture {
     /// reading only the projected columns (`kind` is always read). Commands
     /// read captures through [`crate::driver`] instead (in parallel, with the
     /// same options and error handling everywhere); this serial reader is for
-    /// tests and tools.
+    /// tests and tools. Lists of strings (`args`) come as plain
+    /// `List(Utf8)`, whatever the file's encoding.
     pub fn batches(&self, projection: Projection, batch_size: usize) -> Result<EventBatches> {
-        self.read(projection, batch_size, None)
+        let batches = self.read(projection, batch_size, None)?;
+        Ok(EventBatches { inner: Box::new(batches.map(|b| b.map(EventBatch::with_plain_lists))) })
     }
 
     /// Units of independent work: the row groups of a Parquet capture (1 for NDJSON).
@@ -162,7 +164,11 @@ impl Capture {
 
     /// Like [`Capture::batches`], for one unit (see [`Capture::units`]); event
     /// indexes stay relative to the whole capture. Only the driver
-    /// ([`crate::driver`]) and the fuzz targets read units.
+    /// ([`crate::driver`]) and the fuzz targets read units. Unlike
+    /// [`Capture::batches`], the elements of a list of strings stay
+    /// dictionary-encoded where the file stores them so
+    /// (`List(Dictionary(Int32, Utf8))`, for the rules); the driver hands
+    /// consumers plain lists.
     pub fn unit_batches(&self, unit: usize, projection: Projection, batch_size: usize) -> Result<EventBatches> {
         match self.format {
             CaptureFormat::Parquet => self.read(projection, batch_size, Some(unit)),
