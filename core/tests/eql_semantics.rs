@@ -908,14 +908,18 @@ fn not_binds_tighter_than_and() {
 // 20. `explain`
 // ============================================================================
 
+/// A query of two branches (an open of `/x`, or a reader exec whose argv
+/// holds a token path) for the explanation tests.
+const TWO_BRANCHES: &str = concat!(
+    r#"any where container.id like "*" and ((event.action == "open" and file.path == "/x") or "#,
+    r#"(event.action == "exec" and process.name in ("cat","head") and process.args like "*token*"))"#,
+);
+
 #[test]
 fn explain_names_the_branch_and_the_matched_values() {
     // Catches reasons that report the first argv element instead of the one
     // that matched, or that describe a branch that did not hold.
-    let src = concat!(
-        r#"any where container.id like "*" and ((event.action == "open" and file.path == "/x") or "#,
-        r#"(event.action == "exec" and process.name in ("cat","head") and process.args like "*token*"))"#,
-    );
+    let src = TWO_BRANCHES;
     let events = [
         exec(json!({"comm": "cat", "args": ["cat", TOKEN], "container_id": CONTAINER})),
         open(json!({"path": "/x", "container_id": CONTAINER})),
@@ -942,10 +946,7 @@ fn the_findings_of_a_batch_are_explained_together_each_by_its_own_row() {
     // The driver explains all of a batch's hits at once (`explain_rows`,
     // each `or` branch evaluated once over them). Catches reasons shifted
     // to a neighbour's row, or one row's branch or value given to another.
-    let src = concat!(
-        r#"any where container.id like "*" and ((event.action == "open" and file.path == "/x") or "#,
-        r#"(event.action == "exec" and process.name in ("cat","head") and process.args like "*token*"))"#,
-    );
+    let src = TWO_BRANCHES;
     let events = [
         exec(json!({"comm": "head", "args": ["head", "/a/token"], "container_id": CONTAINER})),
         open(json!({"path": "/y", "container_id": CONTAINER})),
