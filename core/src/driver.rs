@@ -21,7 +21,7 @@ use std::sync::Arc;
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::TimestampNanosecondType;
 
-use crate::capture::{Capture, Column, EventBatch, Projection};
+use crate::capture::{Capture, Column, EventBatch, Piece, Projection};
 use crate::eql::{EqlSequence, JoinKind, StageEvent};
 use crate::error::{Error, Result};
 use crate::findings::Hit;
@@ -445,33 +445,41 @@ impl<'r> Driver<'r> {
             };
             let process = process.as_ref();
             let state: CaptureState<'_> = (capture, process, sequences.hits.get(path));
-            let units = capture.units();
+            let pieces = capture.pieces(threads);
+            // The unreadable row groups: one error each, whatever the pieces.
             let mut failures = Vec::new();
-            if units <= 1 || threads <= 1 {
-                // One unit (an NDJSON capture) or one thread: parts go to the
+            let mut failed_unit = None;
+            let mut failed = |piece: &Piece, failure: Option<Error>| {
+                if let Some(e) = failure.filter(|_| failed_unit.replace(piece.unit) != Some(piece.unit)) {
+                    failures.push(e);
+                }
+            };
+            if pieces.len() <= 1 || threads <= 1 {
+                // One piece (an NDJSON capture) or one thread: parts go to the
                 // sink as they come instead of piling up.
-                for unit in 0..units {
-                    let (part, failure) = self.unit(state, unit, consumer, &mut |p| out(p, &mut *sink))?;
+                for piece in &pieces {
+                    let (part, failure) = self.unit(state, piece, consumer, &mut |p| out(p, &mut *sink))?;
                     summary.merge(part, self.options.max_examples);
-                    failures.extend(failure);
+                    failed(piece, failure);
                     sink.progress(summary.events, total);
                 }
             } else {
-                let work = |unit: usize| {
+                let work = |k: usize| {
                     let mut parts = Vec::new();
-                    let r = self.unit(state, unit, consumer, &mut |p| {
+                    let r = self.unit(state, &pieces[k], consumer, &mut |p| {
                         parts.push(p);
                         Ok(())
                     });
                     (r, parts)
                 };
-                in_order(units, threads, work, |(output, parts): (UnitResult, Vec<C::Part>)| {
+                let mut next = pieces.iter();
+                in_order(pieces.len(), threads, work, |(output, parts): (UnitResult, Vec<C::Part>)| {
                     let (part, failure) = output?;
                     summary.merge(part, self.options.max_examples);
                     for p in parts {
                         out(p, &mut *sink)?;
                     }
-                    failures.extend(failure);
+                    failed(next.next().expect("one result per piece"), failure);
                     sink.progress(summary.events, total);
                     Ok(())
                 })?;
@@ -627,14 +635,15 @@ impl<'r> Driver<'r> {
         for path in captures {
             let capture = Capture::open(path.as_ref())?;
             let (early, _) = self.projections(&capture, consumer);
-            let work = |unit: usize| -> Result<u64> {
+            let pieces = capture.pieces(threads);
+            let work = |k: usize| -> Result<u64> {
                 let mut n = 0;
-                for batch in capture.unit_batches(unit, early, self.options.batch_size)? {
+                for batch in capture.piece_batches(&pieces[k], early, self.options.batch_size)? {
                     n += batch?.len() as u64;
                 }
                 Ok(n)
             };
-            in_order(capture.units(), threads, work, |c| {
+            in_order(pieces.len(), threads, work, |c| {
                 events += c?;
                 Ok(())
             })?;
@@ -742,14 +751,14 @@ impl<'r> Driver<'r> {
         Ok((part, Chunk { capture, rows: batch.clone(), indexes: None, hits, unevaluable, process }))
     }
 
-    /// Reads one unit (row group) of a capture, sending its parts to `emit`;
-    /// returns a partial summary. With [`ReplayOptions::skip_unreadable`], a
-    /// decoding error ends the unit and is returned beside what was decoded
-    /// before it.
+    /// Reads one piece of a capture (a unit, a row group, or a range of its
+    /// rows: [`Capture::pieces`]), sending its parts to `emit`; returns a
+    /// partial summary. With [`ReplayOptions::skip_unreadable`], a decoding
+    /// error ends the piece and is returned beside what was decoded before it.
     fn unit<C: Consumer>(
         &self,
         (capture, process, sequences): CaptureState<'_>,
-        unit: usize,
+        piece: &Piece,
         consumer: &C,
         emit: &mut dyn FnMut(C::Part) -> Result<()>,
     ) -> UnitResult {
@@ -767,7 +776,8 @@ impl<'r> Driver<'r> {
         let mut hits: Vec<Hit> = Vec::new();
         let mut unevaluable = Vec::new();
         let mut extra = Vec::new();
-        match capture.unit_batches(unit, early, self.options.batch_size) {
+        let unit = piece.unit;
+        match capture.piece_batches(piece, early, self.options.batch_size) {
             Ok(batches) => {
                 for batch in batches {
                     let batch = match batch {

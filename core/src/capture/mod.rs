@@ -27,7 +27,7 @@ pub use escape::{escape_bytes, unescape_to_bytes};
 pub use ndjson::{events_from_ndjson, NdjsonWriter, NDJSON_EXTENSIONS};
 pub use parquet_io::{ParquetCaptureWriter, WriterOptions};
 pub use schema::{CaptureBuilder, Column, ContainerColumns};
-pub use source::{expand_paths, Capture, CaptureFormat, EventBatches};
+pub use source::{expand_paths, Capture, CaptureFormat, EventBatches, Piece};
 
 /// The metadata key that carries the capture format version.
 pub const VERSION_KEY: &str = "tokenscan.capture_version";

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::Write;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -250,35 +251,55 @@ pub(crate) struct ParquetBatches {
     reader: ParquetRecordBatchReader,
     projection: Projection,
     next_index: u64,
-    /// The event indexes the footer declares for what is read: a reader that
-    /// ends before (or after) `declared.end` read a footer that lies.
+    /// The event indexes the footer declares for what is read (the file, or
+    /// a row group), for messages.
     declared: std::ops::Range<u64>,
+    /// Where reading must end (`declared.end`, or the end of a range of a
+    /// row group's rows): a reader that ends elsewhere read a footer that lies.
+    end: u64,
 }
 
 impl ParquetBatches {
-    /// Reads the projected columns of `row_group` (every row group when `None`).
+    /// Reads the projected columns of `row_group` (every row group when
+    /// `None`), of the given range of its rows (offsets within it) or all of them.
     pub(crate) fn open(
         path: &Path,
         meta: &ParquetMeta,
         map: &ColumnMap,
         projection: Projection,
         batch_size: usize,
-        row_group: Option<usize>,
+        row_group: Option<(usize, Option<Range<u64>>)>,
     ) -> Result<Self> {
         let file = File::open(path).map_err(|e| Error::io(path, e))?;
         let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(file, meta.reader_meta.clone());
         let mask = ProjectionMask::roots(builder.parquet_schema(), map.file_indices(projection));
         let mut builder = builder.with_projection(mask).with_batch_size(batch_size);
         let mut next_index = 0;
-        let mut declared_end = meta.rows;
-        if let Some(rg) = row_group {
+        let mut declared = 0..meta.rows;
+        let mut end = None;
+        if let Some((rg, rows)) = row_group {
             builder = builder.with_row_groups(vec![rg]);
             next_index = meta.row_group_rows[..rg].iter().sum();
-            declared_end = next_index + meta.row_group_rows[rg];
+            declared = next_index..next_index + meta.row_group_rows[rg];
+            if let Some(rows) = rows.filter(|r| *r != (0..meta.row_group_rows[rg])) {
+                if rows.start > rows.end || rows.end > meta.row_group_rows[rg] {
+                    return Err(Error::capture(
+                        path,
+                        format!("internal: rows {rows:?} are not rows of row group {rg}"),
+                    ));
+                }
+                // Reading stops after the last row selected; whole pages of a
+                // flat column before the first are skipped undecompressed.
+                let mut selectors = vec![RowSelector::skip(rows.start as usize)];
+                selectors.push(RowSelector::select((rows.end - rows.start) as usize));
+                builder = builder.with_row_selection(RowSelection::from(selectors));
+                end = Some(next_index + rows.end);
+                next_index += rows.start;
+            }
         }
         let reader = builder.build().map_err(|e| parquet_error(path, "cannot set up reading", e))?;
-        let declared = next_index..declared_end;
-        Ok(ParquetBatches { path: path.to_owned(), reader, projection, next_index, declared })
+        let end = end.unwrap_or(declared.end);
+        Ok(ParquetBatches { path: path.to_owned(), reader, projection, next_index, declared, end })
     }
 }
 
@@ -303,7 +324,7 @@ impl Iterator for ParquetBatches {
     fn next(&mut self) -> Option<Self::Item> {
         let Some(batch) = next_batch(&mut self.reader) else {
             // The pages ran out before (or after) the rows the footer declares.
-            if self.next_index != self.declared.end {
+            if self.next_index != self.end {
                 let error = Error::capture(
                     &self.path,
                     format!(
@@ -312,7 +333,7 @@ impl Iterator for ParquetBatches {
                         self.next_index - self.declared.start
                     ),
                 );
-                self.declared.end = self.next_index;
+                self.end = self.next_index;
                 return Some(Err(error));
             }
             return None;

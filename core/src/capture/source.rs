@@ -170,10 +170,41 @@ impl Capture {
     /// (`List(Dictionary(Int32, Utf8))`, for the rules); the driver hands
     /// consumers plain lists.
     pub fn unit_batches(&self, unit: usize, projection: Projection, batch_size: usize) -> Result<EventBatches> {
+        self.piece_batches(&Piece { unit, rows: None }, projection, batch_size)
+    }
+
+    /// Like [`Capture::unit_batches`], for one piece of a unit (see
+    /// [`Capture::pieces`]).
+    pub fn piece_batches(&self, piece: &Piece, projection: Projection, batch_size: usize) -> Result<EventBatches> {
         match self.format {
-            CaptureFormat::Parquet => self.read(projection, batch_size, Some(unit)),
+            CaptureFormat::Parquet => self.read(projection, batch_size, Some((piece.unit, piece.rows.clone()))),
             CaptureFormat::Ndjson => self.read(projection, batch_size, None),
         }
+    }
+
+    /// The pieces of work replay hands to `threads` threads, in capture
+    /// order: the units ([`Capture::units`]), with the last `units % threads`
+    /// of them each cut into `threads` ranges of rows, so that the threads
+    /// finish together instead of one reading the last unit alone while the
+    /// others wait (pyarrow's 1 Mi-row groups make a capture of 5 million
+    /// events five units: on two threads the fifth ran alone). The reader
+    /// of a later range skips the pages of a flat column before it without
+    /// decompressing them. An NDJSON capture is one piece.
+    pub fn pieces(&self, threads: usize) -> Vec<Piece> {
+        let whole = |unit| Piece { unit, rows: None };
+        let Some(rows) = self.unit_rows() else { return vec![whole(0)] };
+        let threads = threads.max(1) as u64;
+        let cut_from = rows.len() - rows.len() % threads as usize;
+        let mut pieces: Vec<Piece> = (0..cut_from).map(whole).collect();
+        for (unit, &n) in rows.iter().enumerate().skip(cut_from) {
+            if n < threads * MIN_PIECE_ROWS {
+                pieces.push(whole(unit));
+                continue;
+            }
+            let bounds: Vec<u64> = (0..=threads).map(|k| n * k / threads).collect();
+            pieces.extend(bounds.windows(2).map(|w| Piece { unit, rows: Some(w[0]..w[1]) }));
+        }
+        pieces
     }
 
     /// Whether `Capture::read_unit_rows` can read single rows of a unit without
@@ -197,7 +228,12 @@ impl Capture {
         super::parquet_io::read_rows(&self.path, meta, map, projection, unit, rows)
     }
 
-    fn read(&self, projection: Projection, batch_size: usize, unit: Option<usize>) -> Result<EventBatches> {
+    fn read(
+        &self,
+        projection: Projection,
+        batch_size: usize,
+        unit: Option<(usize, Option<std::ops::Range<u64>>)>,
+    ) -> Result<EventBatches> {
         let mut projection = projection;
         projection.insert(Column::Kind);
         let batch_size = batch_size.max(1);
@@ -226,6 +262,19 @@ fn check_version(path: &Path, metadata: &BTreeMap<String, String>) -> Result<()>
             ),
         )),
     }
+}
+
+/// Units smaller than this many rows per thread are not cut into pieces.
+const MIN_PIECE_ROWS: u64 = 16 * 1024;
+
+/// Work for one thread of the replay: a unit of a capture, whole or a range
+/// of its rows ([`Capture::pieces`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Piece {
+    /// The unit ([`Capture::units`]).
+    pub unit: usize,
+    /// Rows of the unit, as offsets within it; `None` for all of them.
+    pub rows: Option<std::ops::Range<u64>>,
 }
 
 /// An iterator over a capture's event batches.
