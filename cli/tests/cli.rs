@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, LargeStringArray, RecordBatch, StringArray};
-use arrow::datatypes::{DataType, Field, Schema};
+use arrow_array::{ArrayRef, LargeStringArray, RecordBatch, StringArray};
+use arrow_schema::{DataType, Field, Schema};
 use insta_cmd::{assert_cmd_snapshot, get_cargo_bin};
 
 /// The workspace root, so fixture paths in output are stable (`fixtures/...`).
@@ -354,7 +354,7 @@ fn other_tools_types_are_accepted() {
     for (f, c) in batch.schema().fields().iter().zip(batch.columns()) {
         if f.data_type() == &DataType::Utf8 {
             fields.push(Field::new(f.name(), DataType::LargeUtf8, true));
-            cols.push(arrow::compute::cast(c, &DataType::LargeUtf8).expect("cast"));
+            cols.push(arrow_cast::cast(c, &DataType::LargeUtf8).expect("cast"));
         } else {
             fields.push(f.as_ref().clone());
             cols.push(c.clone());

@@ -6,8 +6,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, AsArray, RecordBatch, StringArray};
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef, UInt64Type};
+use arrow_array::cast::AsArray;
+use arrow_array::types::UInt64Type;
+use arrow_array::{ArrayRef, RecordBatch, StringArray};
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
 
 use crate::capture::{EventBatch, Projection};
 use crate::driver::{Chunk, Consumer, Driver};
@@ -54,15 +56,14 @@ impl SavedFindings {
                 let a = batch
                     .column_by_name(name)
                     .ok_or_else(|| Error::capture(path, format!("findings file lacks column `{name}`")))?;
-                arrow::compute::cast(a, &DataType::Utf8)
-                    .map_err(|e| Error::capture(path, format!("column `{name}`: {e}")))
+                arrow_cast::cast(a, &DataType::Utf8).map_err(|e| Error::capture(path, format!("column `{name}`: {e}")))
             };
             let (capture, rule_id, rule_name, severity, reason) =
                 (text("capture")?, text("rule_id")?, text("rule_name")?, text("severity")?, text("reason")?);
             let index = batch
                 .column_by_name("event_index")
                 .ok_or_else(|| Error::capture(path, "findings file lacks column `event_index`"))?;
-            let index = arrow::compute::cast(index, &DataType::UInt64)
+            let index = arrow_cast::cast(index, &DataType::UInt64)
                 .map_err(|e| Error::capture(path, format!("column `event_index`: {e}")))?;
             let index = index.as_primitive::<UInt64Type>();
             let s = |a: &ArrayRef, i: usize| a.as_string::<i32>().value(i).to_string();

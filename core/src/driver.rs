@@ -18,8 +18,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow::array::{Array, AsArray};
-use arrow::datatypes::TimestampNanosecondType;
+use arrow_array::cast::AsArray;
+use arrow_array::types::TimestampNanosecondType;
+use arrow_array::Array;
 
 use crate::capture::{Capture, Column, EventBatch, Piece, Projection};
 use crate::eql::{EqlSequence, JoinKind, StageEvent};
@@ -889,7 +890,14 @@ impl<'r> Driver<'r> {
 fn update_time_range(range: &mut Option<(i64, i64)>, batch: &EventBatch) {
     let Some(t) = batch.column(Column::Time) else { return };
     let t = t.as_primitive::<TimestampNanosecondType>();
-    let (Some(lo), Some(hi)) = (arrow::compute::min(t), arrow::compute::max(t)) else { return };
+    // The non-null timestamps' least and greatest.
+    let Some((lo, hi)) = t
+        .iter()
+        .flatten()
+        .fold(None, |acc: Option<(i64, i64)>, v| Some(acc.map_or((v, v), |(lo, hi)| (lo.min(v), hi.max(v)))))
+    else {
+        return;
+    };
     *range = Some(match *range {
         None => (lo, hi),
         Some((a, b)) => (a.min(lo), b.max(hi)),

@@ -17,7 +17,7 @@ use crate::capture::{EventBatch, Projection};
 #[derive(Debug, Clone)]
 pub struct Verdict {
     /// One bit per event of the batch: set where the rule fires.
-    pub fires: arrow::buffer::BooleanBuffer,
+    pub fires: arrow_buffer::BooleanBuffer,
     /// Events the rule selected but cannot evaluate, in increasing row order,
     /// each with the reason (e.g. `argument "flags" is missing (flags is null)`).
     pub unevaluable: Vec<(usize, String)>,

@@ -2,9 +2,12 @@
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, AsArray, ListBuilder, RecordBatch, StringArray, StringBuilder, UInt32Array, UInt64Array};
-use arrow::compute::{cast, take};
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow_array::builder::{ListBuilder, StringBuilder};
+use arrow_array::cast::AsArray;
+use arrow_array::{ArrayRef, RecordBatch, StringArray, UInt32Array, UInt64Array};
+use arrow_cast::cast;
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
+use arrow_select::take::take;
 
 use crate::capture::{str_at, Column, EventBatch, Projection};
 use crate::process::{Entity, EventLinks, ProcessContext};
@@ -189,7 +192,7 @@ pub fn fill_context(batch: &RecordBatch, process: &ProcessContext) -> RecordBatc
     let (Ok(ix), Ok(cid)) = (schema.index_of("event_index"), schema.index_of("container_id")) else {
         return batch.clone();
     };
-    let ix = batch.column(ix).as_primitive::<arrow::datatypes::UInt64Type>();
+    let ix = batch.column(ix).as_primitive::<arrow_array::types::UInt64Type>();
     let cid = batch.column(cid);
     let triage: Vec<Triage<'_>> =
         (0..batch.num_rows()).map(|i| Triage::of(process, ix.value(i), str_at(cid.as_ref(), i))).collect();
@@ -207,7 +210,7 @@ pub fn fill_context(batch: &RecordBatch, process: &ProcessContext) -> RecordBatc
 /// columns ask for.
 pub fn context_events(batch: &RecordBatch, events: &mut Vec<u64>) {
     if let Some(ix) = batch.column_by_name("event_index") {
-        if let Some(ix) = ix.as_primitive_opt::<arrow::datatypes::UInt64Type>() {
+        if let Some(ix) = ix.as_primitive_opt::<arrow_array::types::UInt64Type>() {
             events.extend(ix.iter().flatten());
         }
     }
@@ -297,10 +300,10 @@ fn shell_word(s: &str) -> String {
 /// differ), the request and its answer for a Kubernetes audit event
 /// (`list /api/v1/namespaces/shop/secrets -> 403 by system:serviceaccount:shop:web`).
 pub fn finding_target(b: &RecordBatch, row: usize) -> String {
-    use arrow::array::Array;
+    use arrow_array::Array;
     let int = |name: &str| {
         b.column_by_name(name)
-            .map(|a| a.as_primitive::<arrow::datatypes::Int32Type>())
+            .map(|a| a.as_primitive::<arrow_array::types::Int32Type>())
             .filter(|a| a.is_valid(row))
             .map(|a| a.value(row))
     };

@@ -7,8 +7,9 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-use arrow::array::{Array, AsArray};
-use arrow::datatypes::{Int32Type, Int64Type};
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Int32Type, Int64Type};
+use arrow_array::Array;
 
 use crate::capture::{str_at, Column, EventBatch, EventKind, Projection};
 use crate::driver::{Chunk, Consumer, Driver};
@@ -188,7 +189,7 @@ impl Consumer for GapConsumer<'_> {
                 kind,
                 event_kind: batch.kinds()[row],
                 comm: batch.str_value(Column::Comm, row).unwrap_or("").to_string(),
-                pid: batch.expect(Column::Pid).as_primitive::<arrow::datatypes::UInt32Type>().value(row),
+                pid: batch.expect(Column::Pid).as_primitive::<arrow_array::types::UInt32Type>().value(row),
                 container_id: batch.str_value(Column::ContainerId, row).map(str::to_string),
                 touched,
                 why_not,

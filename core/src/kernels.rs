@@ -8,9 +8,11 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray};
-use arrow::buffer::{BooleanBuffer, NullBuffer};
-use arrow::datatypes::{DataType, Int32Type};
+use arrow_array::cast::AsArray;
+use arrow_array::types::Int32Type;
+use arrow_array::{Array, ArrayRef};
+use arrow_buffer::{BooleanBuffer, NullBuffer};
+use arrow_schema::DataType;
 
 /// One bit per row of `a`: set where the row is not null (physical nulls, as
 /// `Array::is_valid` judges them), as a bitmap to combine with others
@@ -32,7 +34,7 @@ pub(crate) fn restrict(a: &ArrayRef, keep: NullBuffer) -> ArrayRef {
     // only its validity bitmap changes, to one of the same length (asserted),
     // and no validity makes offsets, values or UTF-8 invalid. `build` would
     // re-validate every value (all strings' UTF-8), per batch and per field.
-    arrow::array::make_array(unsafe { data.build_unchecked() })
+    arrow_array::make_array(unsafe { data.build_unchecked() })
 }
 
 /// Whether `s` is within a keyword limit of `limit` UTF-16 code units
@@ -159,7 +161,8 @@ pub(crate) fn any_str(a: &dyn Array, limit: Option<usize>, key: usize, f: &dyn F
 #[cfg(test)]
 mod tests {
     use super::*;
-    use arrow::array::{DictionaryArray, ListBuilder, StringArray, StringBuilder};
+    use arrow_array::builder::{ListBuilder, StringBuilder};
+    use arrow_array::{DictionaryArray, StringArray};
 
     fn bits(b: &BooleanBuffer) -> Vec<bool> {
         b.iter().collect()
@@ -190,7 +193,7 @@ mod tests {
         // Two rows of it (fewer than a quarter of the values) are judged row
         // by row; the verdicts must be those of the whole-dictionary path.
         let values = StringArray::from_iter_values((0..100).map(|i| format!("v{i}")));
-        let keys = arrow::array::Int32Array::from(vec![Some(7), Some(42), None, Some(99)]);
+        let keys = arrow_array::Int32Array::from(vec![Some(7), Some(42), None, Some(99)]);
         let dict = DictionaryArray::<Int32Type>::try_new(keys, Arc::new(values)).unwrap();
         let f = |s: &str| s.ends_with('9') || s == "v42";
         assert_eq!(bits(&any_str(&dict, None, verdict_key(), &f)), [false, true, false, true]);

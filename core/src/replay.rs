@@ -3,7 +3,8 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use arrow::array::{AsArray, RecordBatch};
+use arrow_array::cast::AsArray;
+use arrow_array::RecordBatch;
 
 use crate::capture::{Column, EventBatch, Projection, DEFAULT_BATCH_SIZE};
 use crate::driver::{Chunk, Consumer, Driver, PartSink};
@@ -356,7 +357,7 @@ impl Consumer for FindingsConsumer<'_> {
                 // An API request: no process on a node made it.
                 continue;
             }
-            let pid = batch.expect(Column::Pid).as_primitive::<arrow::datatypes::UInt32Type>().value(h.row);
+            let pid = batch.expect(Column::Pid).as_primitive::<arrow_array::types::UInt32Type>().value(h.row);
             totals.processes.insert((
                 batch.str_value(Column::Host, h.row).unwrap_or("").to_string(),
                 pid,

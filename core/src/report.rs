@@ -30,8 +30,9 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use arrow::array::{Array, AsArray};
-use arrow::datatypes::{Int32Type, TimestampNanosecondType, UInt32Type};
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Int32Type, TimestampNanosecondType, UInt32Type};
+use arrow_array::Array;
 use serde::Serialize;
 
 use crate::capture::{Column, EventBatch, EventKind, Projection};

@@ -9,8 +9,8 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use arrow::array::Array;
-use arrow::buffer::BooleanBuffer;
+use arrow_array::Array;
+use arrow_buffer::BooleanBuffer;
 use regex::Regex;
 use serde::Deserialize;
 

@@ -10,8 +10,9 @@
 
 use std::path::{Path, PathBuf};
 
-use arrow::array::{Array, AsArray, RecordBatch};
-use arrow::datatypes::UInt64Type;
+use arrow_array::cast::AsArray;
+use arrow_array::types::UInt64Type;
+use arrow_array::{Array, RecordBatch};
 use tokenscan_core::capture::{
     str_at, Capture, Column, EventKind, NdjsonWriter, ParquetCaptureWriter, Projection, WriterOptions, VERSION_KEY,
 };
@@ -71,7 +72,7 @@ fn read_all(path: &Path) -> RecordBatch {
     let capture = Capture::open(path).expect("opens");
     let parts: Vec<RecordBatch> =
         capture.batches(Projection::all(), 4096).expect("reads").map(|b| b.expect("batch").to_record_batch()).collect();
-    arrow::compute::concat_batches(&parts[0].schema(), &parts).expect("same schema")
+    arrow_select::concat::concat_batches(&parts[0].schema(), &parts).expect("same schema")
 }
 
 /// `pod-session` as `fixtures/EXPECTED.md` derives it by hand.
@@ -194,7 +195,7 @@ fn a_version_2_capture_round_trips_through_parquet_cell_for_cell() {
     let start = b.column_by_name("start").unwrap();
     assert_eq!(start.data_type(), &Column::Start.data_type());
     // 2026-11-20T10:15:30Z = 1_795_169_730 s since the epoch.
-    assert_eq!(start.as_primitive::<arrow::datatypes::TimestampNanosecondType>().value(0), 1_795_169_730_000_000_000);
+    assert_eq!(start.as_primitive::<arrow_array::types::TimestampNanosecondType>().value(0), 1_795_169_730_000_000_000);
 }
 
 #[test]

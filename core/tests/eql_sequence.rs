@@ -8,7 +8,7 @@
 //! `core/src/eql/sequence.rs` (module docs). Expected sequences are worked
 //! out by hand in the comments; none come from running the code.
 
-use arrow::array::AsArray;
+use arrow_array::cast::AsArray;
 use serde_json::{json, Value};
 use tokenscan_core::capture::{events_from_ndjson, EventBatch};
 use tokenscan_core::eql::{
@@ -532,7 +532,7 @@ fn replay(
             let name = std::path::Path::new(capture.as_string::<i32>().value(i)).file_name().unwrap();
             rows.push((
                 name.to_string_lossy().into_owned(),
-                index.as_primitive::<arrow::datatypes::UInt64Type>().value(i),
+                index.as_primitive::<arrow_array::types::UInt64Type>().value(i),
                 id.as_string::<i32>().value(i).to_string(),
                 reason.as_string::<i32>().value(i).replace(&prefix, ""),
             ));

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use arrow::array::{ArrayRef, Int32Array, Int64Array, RecordBatch, StringArray};
-use arrow::datatypes::{DataType, Field, Schema};
+use arrow_array::{ArrayRef, Int32Array, Int64Array, RecordBatch, StringArray};
+use arrow_schema::{DataType, Field, Schema};
 use parquet::file::metadata::ParquetMetaDataReader;
 use tokenscan_core::capture::{
     events_from_ndjson, Capture, EventBatch, ParquetCaptureWriter, Projection, WriterOptions,
@@ -433,7 +433,7 @@ fn exec_with_a_million_arguments_is_found_by_the_seed_rule() {
             assert_eq!(summary.events, 1);
             assert_eq!(summary.rules[0].findings, 1, "{}: the seed rule's exec branch", path.display());
             let reason = sink.batches[0].column_by_name("reason").expect("reason");
-            let reason = arrow::array::AsArray::as_string::<i32>(reason.as_ref()).value(0);
+            let reason = arrow_array::cast::AsArray::as_string::<i32>(reason.as_ref()).value(0);
             assert!(reason.contains(TOKEN), "{reason}");
         }
     });

@@ -13,8 +13,9 @@ use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use arrow::array::{Array, AsArray, RecordBatch};
-use arrow::datatypes::{Int32Type, TimestampNanosecondType, UInt32Type, UInt64Type};
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Int32Type, TimestampNanosecondType, UInt32Type, UInt64Type};
+use arrow_array::{Array, RecordBatch};
 use serde_json::Value;
 use tokenscan_core::capture::{str_at, Capture, EventBatch, NdjsonWriter, Projection};
 use tokenscan_core::eql::CompileOptions;

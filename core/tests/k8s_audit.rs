@@ -13,8 +13,8 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use arrow::array::AsArray;
-use arrow::datatypes::UInt64Type;
+use arrow_array::cast::AsArray;
+use arrow_array::types::UInt64Type;
 use serde_json::{json, Value};
 use tokenscan_core::capture::{CaptureFormat, EventBatch, NdjsonWriter};
 use tokenscan_core::eql::{CompileOptions, EqlSequence, StageRef};

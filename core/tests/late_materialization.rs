@@ -9,8 +9,8 @@
 use std::fs::File;
 use std::path::Path;
 
-use arrow::array::RecordBatch;
-use arrow::util::display::array_value_to_string;
+use arrow_array::RecordBatch;
+use arrow_cast::display::array_value_to_string;
 
 use tokenscan_core::capture::{Capture, NdjsonWriter, ParquetCaptureWriter, WriterOptions};
 use tokenscan_core::eql::CompileOptions;
@@ -122,7 +122,7 @@ fn row_groups_cut_among_threads_report_the_same_findings_as_a_full_decode() {
 /// notebook's Arrow schema, a converted capture).
 #[test]
 fn arguments_reach_findings_and_views_as_plain_lists_of_strings() {
-    use arrow::datatypes::DataType;
+    use arrow_schema::DataType;
     let dir = tempfile::tempdir().unwrap();
     let (parquet, _) = write_twins(dir.path(), 20_000, 3_000, 2_000.0);
     let meta = parquet::file::reader::FileReader::metadata(
@@ -183,7 +183,7 @@ fn findings_carry_their_own_event_columns_not_a_neighbours() {
         .unwrap()
         .map(|b| b.unwrap().to_record_batch())
         .collect();
-    let events = arrow::compute::concat_batches(&all[0].schema(), &all).unwrap();
+    let events = arrow_select::concat::concat_batches(&all[0].schema(), &all).unwrap();
     let mut checked = 0;
     for b in &sink.batches {
         let idx = b.column_by_name("event_index").unwrap();
@@ -205,8 +205,8 @@ fn findings_carry_their_own_event_columns_not_a_neighbours() {
 fn null_host_capture(dir: &Path, from: usize, statistics: bool) -> String {
     use std::sync::Arc;
 
-    use arrow::array::{Array, StringArray};
-    use arrow::datatypes::{Field, Schema};
+    use arrow_array::{Array, StringArray};
+    use arrow_schema::{Field, Schema};
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
     use parquet::arrow::ArrowWriter;
     use parquet::file::properties::{EnabledStatistics, WriterProperties};
@@ -214,12 +214,12 @@ fn null_host_capture(dir: &Path, from: usize, statistics: bool) -> String {
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/pod-session.parquet");
     let reader = ParquetRecordBatchReaderBuilder::try_new(File::open(fixture).unwrap()).unwrap().build().unwrap();
     let batches: Vec<RecordBatch> = reader.map(Result::unwrap).collect();
-    let events = arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap();
+    let events = arrow_select::concat::concat_batches(&batches[0].schema(), &batches).unwrap();
     let i = events.schema().index_of("host").unwrap();
     let host = events.column(i).as_any().downcast_ref::<StringArray>().unwrap();
     let nulled: StringArray = (0..host.len()).map(|r| (r < from).then(|| host.value(r))).collect();
     let mut fields: Vec<Field> = events.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
-    fields[i] = Field::new("host", arrow::datatypes::DataType::Utf8, true);
+    fields[i] = Field::new("host", arrow_schema::DataType::Utf8, true);
     let mut columns = events.columns().to_vec();
     columns[i] = Arc::new(nulled);
     let schema = Arc::new(Schema::new_with_metadata(fields, events.schema().metadata().clone()));

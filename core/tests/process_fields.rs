@@ -6,8 +6,8 @@
 
 use std::path::PathBuf;
 
-use arrow::array::AsArray;
-use arrow::datatypes::UInt64Type;
+use arrow_array::cast::AsArray;
+use arrow_array::types::UInt64Type;
 
 use tokenscan_core::eql::CompileOptions;
 use tokenscan_core::replay::{CollectSink, ReplayOptions, Replayer};
@@ -392,7 +392,7 @@ fn the_process_tree_of_a_pod_marks_each_finding_on_its_process() {
     let trees = process_trees(&rules, &[&path], &ReplayOptions::default(), &filter).unwrap();
     let b = tokenscan_core::process::process_tree_batch(&trees);
     let text = |name: &str, row: usize| {
-        arrow::util::display::array_value_to_string(b.column(b.schema().index_of(name).unwrap()), row).unwrap()
+        arrow_cast::display::array_value_to_string(b.column(b.schema().index_of(name).unwrap()), row).unwrap()
     };
     assert_eq!(b.num_rows(), 3);
     assert_eq!(
@@ -420,10 +420,10 @@ fn views_read_with_the_processes_show_the_process_fields() {
             process,
             &ReplayOptions::default(),
             |_, b| Ok(ecs_record_batch(&b)),
-            &mut |rb: arrow::array::RecordBatch| {
+            &mut |rb: arrow_array::RecordBatch| {
                 let c = rb.column(rb.schema().index_of("process.parent.name").unwrap()).clone();
                 for i in 0..rb.num_rows() {
-                    parents.push(arrow::util::display::array_value_to_string(&c, i).unwrap());
+                    parents.push(arrow_cast::display::array_value_to_string(&c, i).unwrap());
                 }
                 Ok(())
             },
@@ -458,7 +458,7 @@ fn finding_cells_at(
     query: &str,
     options: ReplayOptions,
 ) -> Vec<std::collections::BTreeMap<String, Option<String>>> {
-    use arrow::array::Array;
+    use arrow_array::Array;
     let rule = format!("[rule]\nname = \"t\"\nrule_id = \"t\"\nseverity = \"low\"\nquery = '''\n{query}\n'''\n");
     let rules = RuleSet::from_sources(&[("t.toml", rule)], &CompileOptions::default()).unwrap();
     let mut sink = CollectSink::default();
@@ -469,12 +469,12 @@ fn finding_cells_at(
             let mut row = std::collections::BTreeMap::new();
             for (f, a) in b.schema().fields().iter().zip(b.columns()) {
                 let cell = a.is_valid(i).then(|| match a.data_type() {
-                    arrow::datatypes::DataType::Utf8 => a.as_string::<i32>().value(i).to_string(),
-                    arrow::datatypes::DataType::UInt32 => {
-                        a.as_primitive::<arrow::datatypes::UInt32Type>().value(i).to_string()
+                    arrow_schema::DataType::Utf8 => a.as_string::<i32>().value(i).to_string(),
+                    arrow_schema::DataType::UInt32 => {
+                        a.as_primitive::<arrow_array::types::UInt32Type>().value(i).to_string()
                     }
-                    arrow::datatypes::DataType::UInt64 => a.as_primitive::<UInt64Type>().value(i).to_string(),
-                    arrow::datatypes::DataType::List(_) => {
+                    arrow_schema::DataType::UInt64 => a.as_primitive::<UInt64Type>().value(i).to_string(),
+                    arrow_schema::DataType::List(_) => {
                         let v = a.as_list::<i32>().value(i);
                         let v = v.as_string::<i32>();
                         (0..v.len()).map(|j| v.value(j)).collect::<Vec<_>>().join(" ")

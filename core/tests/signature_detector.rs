@@ -6,8 +6,9 @@
 
 use std::path::{Path, PathBuf};
 
-use arrow::array::{Array, AsArray};
-use arrow::datatypes::UInt64Type;
+use arrow_array::cast::AsArray;
+use arrow_array::types::UInt64Type;
+use arrow_array::Array;
 
 use tokenscan_core::eql::CompileOptions;
 use tokenscan_core::replay::{CollectSink, ReplayOptions, ReplaySummary, Replayer};
@@ -240,7 +241,7 @@ fn container_start_up_is_followed_across_parquet_batches() {
         true,
         &three,
         |_, b| Ok(tokenscan_core::view::tracee::tracee_record_batch(&b)),
-        &mut |v: arrow::record_batch::RecordBatch| {
+        &mut |v: arrow_array::RecordBatch| {
             let origin = v.column(v.schema().index_of("origin").unwrap()).as_string::<i32>();
             origins.extend((0..origin.len()).map(|i| origin.value(i).to_string()));
             Ok(())

@@ -2,7 +2,7 @@
 
 use std::borrow::Cow;
 
-use arrow::array::RecordBatch;
+use arrow_array::RecordBatch;
 use tokenscan_core::capture::{escape_bytes, CaptureBuilder, ContainerColumns, EventKind};
 
 use crate::pods::PodMetadata;
@@ -298,8 +298,9 @@ impl BatchBuilder {
 
 #[cfg(test)]
 mod tests {
-    use arrow::array::{Array, AsArray};
-    use arrow::datatypes::{Int64Type, TimestampNanosecondType};
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::{Int64Type, TimestampNanosecondType};
+    use arrow_array::Array;
 
     use tokenscan_core::capture::schema;
 
@@ -399,13 +400,13 @@ mod tests {
         assert!(rb.column(17).is_null(1));
     }
 
-    fn col<'a>(rb: &'a RecordBatch, name: &str) -> &'a arrow::array::ArrayRef {
+    fn col<'a>(rb: &'a RecordBatch, name: &str) -> &'a arrow_array::ArrayRef {
         rb.column_by_name(name).unwrap_or_else(|| panic!("column {name}"))
     }
 
     #[test]
     fn writes_process_context_and_container_rows() {
-        use arrow::datatypes::UInt32Type;
+        use arrow_array::types::UInt32Type;
         let mut b = BatchBuilder::new("node-a", 4);
         let fork = Event {
             time_ns: 2_000,

@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use arrow::array::RecordBatch;
+use arrow_array::RecordBatch;
 use tokenscan_core::capture::{ParquetCaptureWriter, WriterOptions};
 
 /// Metadata key: lost kernel records while this file was written.

@@ -12,7 +12,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
-use arrow::array::RecordBatch;
+use arrow_array::RecordBatch;
 
 use crate::assemble::{Assembler, AssemblerStats};
 use crate::cgroup::{find_cgroup2_mount, CgroupResolver, Resolution, ResolverStats};

@@ -24,8 +24,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use arrow::array::{Array, AsArray, RecordBatch};
-use arrow::datatypes::{Int32Type, Int64Type, TimestampNanosecondType, UInt32Type, UInt64Type};
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Int32Type, Int64Type, TimestampNanosecondType, UInt32Type, UInt64Type};
+use arrow_array::{Array, RecordBatch};
 use tokenscan_core::capture::{expand_paths, Capture, Column, EventBatch, Projection};
 use tokenscan_core::eql::CompileOptions;
 use tokenscan_core::replay::{CollectSink, ReplayOptions, Replayer};
@@ -311,7 +312,7 @@ fn events_of(batch: &EventBatch, first: usize) -> Vec<Ev> {
     let (tid, sid, pgid) = (u32s(Column::Tid), u32s(Column::Sid), u32s(Column::Pgid));
     let times = |c: Column| batch.column(c).unwrap().as_primitive::<TimestampNanosecondType>().clone();
     let (start, parent_start) = (times(Column::Start), times(Column::ParentStart));
-    let opt = |a: &arrow::array::PrimitiveArray<_>, i: usize| a.is_valid(i).then(|| a.value(i));
+    let opt = |a: &arrow_array::PrimitiveArray<_>, i: usize| a.is_valid(i).then(|| a.value(i));
     let time = times(Column::Time);
     (0..batch.len())
         .map(|i| Ev {

@@ -27,7 +27,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use arrow::array::{Array, AsArray};
+use arrow_array::cast::AsArray;
+use arrow_array::Array;
 use tokenscan_core::eql::CompileOptions;
 use tokenscan_core::replay::{CollectSink, ReplayOptions, Replayer};
 use tokenscan_core::rules::RuleSet;

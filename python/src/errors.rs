@@ -67,7 +67,7 @@ pub(crate) enum Failure {
     /// The core said no.
     Core(Error),
     /// Reading the caller's Arrow data failed.
-    Arrow(arrow::error::ArrowError),
+    Arrow(arrow_schema::ArrowError),
 }
 
 impl From<Error> for Failure {
@@ -76,8 +76,8 @@ impl From<Error> for Failure {
     }
 }
 
-impl From<arrow::error::ArrowError> for Failure {
-    fn from(e: arrow::error::ArrowError) -> Self {
+impl From<arrow_schema::ArrowError> for Failure {
+    fn from(e: arrow_schema::ArrowError) -> Self {
         Failure::Arrow(e)
     }
 }

@@ -4,8 +4,9 @@
 
 use std::fmt::Write as _;
 
-use arrow::array::{Array, AsArray, RecordBatch};
-use arrow::datatypes::{TimestampNanosecondType, UInt32Type, UInt64Type};
+use arrow_array::cast::AsArray;
+use arrow_array::types::{TimestampNanosecondType, UInt32Type, UInt64Type};
+use arrow_array::{Array, RecordBatch};
 use tokenscan_core::display::{escape_markup as escape, human_time};
 use tokenscan_core::findings::{finding_place, finding_target};
 use tokenscan_core::replay::ReplaySummary;

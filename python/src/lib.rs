@@ -18,8 +18,8 @@ mod importing;
 mod ops;
 mod rules;
 
-use arrow::array::RecordBatch;
-use arrow::datatypes::SchemaRef;
+use arrow_array::RecordBatch;
+use arrow_schema::SchemaRef;
 use pyo3::prelude::*;
 
 use crate::errors::Failure;

@@ -4,9 +4,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow::array::{BooleanArray, RecordBatch, RecordBatchOptions, RecordBatchReader, UInt64Array};
-use arrow::compute::filter_record_batch;
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow_array::{BooleanArray, RecordBatch, RecordBatchOptions, RecordBatchReader, UInt64Array};
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
+use arrow_select::filter::filter_record_batch;
 use tokenscan_core::capture::{self, expand_paths, Capture, Column, EventBatch, Projection};
 use tokenscan_core::driver::{read_events, read_events_with_process};
 use tokenscan_core::eql::{line_col, CompileOptions, EqlQuery};
@@ -198,7 +198,7 @@ pub(crate) fn hunt(captures: &[PathBuf], query: &EqlQuery) -> Result<(Vec<Record
         }
         let first = batch.first_index();
         let index: UInt64Array = (0..batch.len() as u64).map(|i| first + i).collect();
-        let mut columns = vec![Arc::new(index) as arrow::array::ArrayRef];
+        let mut columns = vec![Arc::new(index) as arrow_array::ArrayRef];
         columns
             .extend(plain_columns(Column::ALL.iter().map(|c| batch.column(*c).expect("all read").clone()).collect()));
         let rb = RecordBatch::try_new(body.clone(), columns)

@@ -5,8 +5,9 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::Result;
-use arrow::array::{Array, AsArray};
-use arrow::datatypes::Int64Type;
+use arrow_array::cast::AsArray;
+use arrow_array::types::Int64Type;
+use arrow_array::Array;
 use clap::Args;
 use tokenscan_core::capture::{expand_paths, Capture, CaptureFormat, Column, EventBatch, EventKind, Projection};
 use tokenscan_core::driver::read_events;

@@ -3,14 +3,15 @@
 use std::io::Write;
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray};
-use arrow::datatypes::{DataType, Field, Schema};
-use arrow::error::ArrowError;
+use arrow_array::cast::AsArray;
+use arrow_array::{Array, ArrayRef, RecordBatch, StringArray};
+use arrow_schema::ArrowError;
+use arrow_schema::{DataType, Field, Schema};
 
 /// Writes `batch` as CSV rows, preceded by the header when `header`.
 pub fn write_batch(out: &mut dyn Write, batch: &RecordBatch, header: bool) -> Result<(), ArrowError> {
     let b = lists_as_json(batch);
-    let mut w = arrow::csv::WriterBuilder::new().with_header(header).build(out);
+    let mut w = arrow_csv::WriterBuilder::new().with_header(header).build(out);
     w.write(&b)
 }
 

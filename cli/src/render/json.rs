@@ -4,7 +4,7 @@
 use std::io::Write;
 
 use anyhow::Result;
-use arrow::array::RecordBatch;
+use arrow_array::RecordBatch;
 use serde_json::{json, Value};
 use tokenscan_core::diff::DiffSummary;
 use tokenscan_core::display::rfc3339;
@@ -18,9 +18,9 @@ use crate::commands::inspect::CaptureStats;
 pub fn write_document(out: &mut dyn Write, summary: Value, key: &str, batches: &[RecordBatch]) -> Result<()> {
     let mut rows = Vec::new();
     {
-        let mut w = arrow::json::WriterBuilder::new()
+        let mut w = arrow_json::WriterBuilder::new()
             .with_explicit_nulls(true)
-            .build::<_, arrow::json::writer::JsonArray>(&mut rows);
+            .build::<_, arrow_json::writer::JsonArray>(&mut rows);
         for b in batches {
             w.write(b)?;
         }

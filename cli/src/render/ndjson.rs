@@ -2,13 +2,13 @@
 
 use std::io::Write;
 
-use arrow::array::RecordBatch;
-use arrow::error::ArrowError;
+use arrow_array::RecordBatch;
+use arrow_schema::ArrowError;
 
 /// Writes each row of `batch` as one JSON object per line, nulls included.
 pub fn write_batch(out: &mut dyn Write, batch: &RecordBatch) -> Result<(), ArrowError> {
     let mut w =
-        arrow::json::WriterBuilder::new().with_explicit_nulls(true).build::<_, arrow::json::writer::LineDelimited>(out);
+        arrow_json::WriterBuilder::new().with_explicit_nulls(true).build::<_, arrow_json::writer::LineDelimited>(out);
     w.write(batch)?;
     w.finish()
 }

@@ -9,11 +9,13 @@
 
 use std::sync::Arc;
 
-use arrow::array::{
-    ArrayBuilder, ArrayRef, BooleanBuilder, Int32Builder, Int64Builder, ListBuilder, StringBuilder,
-    StringDictionaryBuilder, TimestampNanosecondBuilder, UInt32Builder, UInt64Builder,
+use arrow_array::builder::{
+    ArrayBuilder, BooleanBuilder, Int32Builder, Int64Builder, ListBuilder, StringBuilder, StringDictionaryBuilder,
+    TimestampNanosecondBuilder, UInt32Builder, UInt64Builder,
 };
-use arrow::datatypes::{DataType, Field, Int32Type, TimeUnit};
+use arrow_array::types::Int32Type;
+use arrow_array::ArrayRef;
+use arrow_schema::{DataType, Field, TimeUnit};
 
 use super::EventKind;
 

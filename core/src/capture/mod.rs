@@ -16,8 +16,10 @@ mod source;
 
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
-use arrow::datatypes::{DataType, Field, Int32Type, Schema, SchemaRef};
+use arrow_array::cast::AsArray;
+use arrow_array::types::Int32Type;
+use arrow_array::{Array, ArrayRef, RecordBatch};
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
 
 pub use builder::{
     BuilderSizing, ColumnBuilder, KindColumn, NullableColumn, OptBoolColumn, OptI32Column, OptI64Column, OptStrColumn,
@@ -350,7 +352,7 @@ impl EventBatch {
             }
         }
         let schema = Arc::new(Schema::new(fields));
-        let options = arrow::array::RecordBatchOptions::new().with_row_count(Some(self.len));
+        let options = arrow_array::RecordBatchOptions::new().with_row_count(Some(self.len));
         RecordBatch::try_new_with_options(schema, arrays, &options)
             .expect("canonical columns always form a valid batch")
     }
@@ -372,11 +374,11 @@ impl EventBatch {
     /// keep sharing their dictionary. Each row keeps its event index
     /// ([`EventBatch::event_index`]) and so its process links.
     pub(crate) fn take(&self, rows: &[u32]) -> EventBatch {
-        let idx = arrow::array::UInt32Array::from(rows.to_vec());
+        let idx = arrow_array::UInt32Array::from(rows.to_vec());
         let columns = self
             .columns
             .clone()
-            .map(|c| c.map(|a| arrow::compute::take(a.as_ref(), &idx, None).expect("rows are within the batch")));
+            .map(|c| c.map(|a| arrow_select::take::take(a.as_ref(), &idx, None).expect("rows are within the batch")));
         let kinds: Vec<EventKind> = rows.iter().map(|&r| self.kinds[r as usize]).collect();
         let indexes: Arc<[u64]> = rows.iter().map(|&r| self.event_index(r as usize)).collect();
         EventBatch {
@@ -404,7 +406,8 @@ impl EventBatch {
             if let Some(arrays) = arrays {
                 // Dictionary columns of different batches may carry different dictionaries:
                 // concat merges them; a plain column stays plain.
-                columns[c.index()] = Some(arrow::compute::concat(&arrays).expect("parts share canonical column types"));
+                columns[c.index()] =
+                    Some(arrow_select::concat::concat(&arrays).expect("parts share canonical column types"));
             }
         }
         let kinds: Vec<EventKind> = parts.iter().flat_map(|p| p.kinds.iter().copied()).collect();
@@ -424,8 +427,8 @@ impl EventBatch {
         for c in self.columns.iter_mut().flatten() {
             if let DataType::List(item) = c.data_type() {
                 if crate::capture::normalize::is_dictionary_of_text(item.data_type()) {
-                    let plain = DataType::List(Arc::new(arrow::datatypes::Field::new("item", DataType::Utf8, true)));
-                    *c = arrow::compute::cast(c.as_ref(), &plain)
+                    let plain = DataType::List(Arc::new(arrow_schema::Field::new("item", DataType::Utf8, true)));
+                    *c = arrow_cast::cast(c.as_ref(), &plain)
                         .expect("a list of dictionary strings casts to a list of strings");
                 }
             }

@@ -9,8 +9,10 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 
-use arrow::array::{Array, AsArray};
-use arrow::datatypes::{DataType, Int32Type, Int64Type, TimestampNanosecondType, UInt32Type, UInt64Type};
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Int32Type, Int64Type, TimestampNanosecondType, UInt32Type, UInt64Type};
+use arrow_array::Array;
+use arrow_schema::DataType;
 use serde::Deserialize;
 
 use super::{str_at, CaptureBuilder, Column, EventBatch, EventKind, Projection};

@@ -4,10 +4,12 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use arrow::array::{new_null_array, Array, ArrayRef, AsArray, RecordBatch};
-use arrow::compute::{cast_with_options, CastOptions};
-use arrow::datatypes::{DataType, Field, Int32Type, Schema};
-use arrow::util::display::FormatOptions;
+use arrow_array::cast::AsArray;
+use arrow_array::types::Int32Type;
+use arrow_array::{new_null_array, Array, ArrayRef, RecordBatch};
+use arrow_cast::display::FormatOptions;
+use arrow_cast::{cast_with_options, CastOptions};
+use arrow_schema::{DataType, Field, Schema};
 
 use super::{Column, EventBatch, EventKind, Projection};
 use crate::error::{Error, Result};

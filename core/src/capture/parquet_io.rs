@@ -7,9 +7,9 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, RecordBatch};
-use arrow::compute::cast;
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow_array::{Array, ArrayRef, RecordBatch};
+use arrow_cast::cast;
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use parquet::arrow::arrow_reader::{
     ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder, RowSelection,
     RowSelector,
@@ -154,7 +154,7 @@ pub(crate) fn read_footer(path: &Path) -> Result<ParquetMeta> {
 /// other physical type, or a row group without an exact minimum and
 /// maximum, gives `None`).
 fn time_ranges(pq: &parquet::file::metadata::ParquetMetaData, schema: &SchemaRef) -> Vec<Option<(i64, i64)>> {
-    use arrow::datatypes::TimeUnit;
+    use arrow_schema::TimeUnit;
     use parquet::file::statistics::Statistics;
     let scale = match schema.field_with_name(Column::Time.name()).map(|f| f.data_type()) {
         Ok(DataType::Timestamp(TimeUnit::Second, _)) => Some(1_000_000_000),
@@ -418,7 +418,7 @@ pub(crate) fn read_rows(
         1 => parts.pop().expect("one part"),
         _ => {
             let schema = parts.first().map(|b| b.schema()).unwrap_or_else(|| Arc::new(Schema::empty()));
-            arrow::compute::concat_batches(&schema, &parts)
+            arrow_select::concat::concat_batches(&schema, &parts)
                 .map_err(|e| Error::capture(path, format!("cannot assemble events: {e}")))?
         }
     };
@@ -578,7 +578,7 @@ fn plain(a: &ArrayRef) -> Result<ArrayRef> {
 mod tests {
     use std::collections::BTreeMap;
 
-    use arrow::array::UInt64Array;
+    use arrow_array::UInt64Array;
 
     use super::*;
     use crate::capture::{Capture, CaptureBuilder, EventKind, Projection};
@@ -651,8 +651,8 @@ mod tests {
         let mut columns = rb.columns().to_vec();
         columns[3] = Arc::new(UInt64Array::from(vec![10]));
         let mut fields: Vec<_> = schema().fields().iter().map(|f| f.as_ref().clone()).collect();
-        fields[3] = arrow::datatypes::Field::new("pid", DataType::UInt64, false);
-        let wrong = RecordBatch::try_new(Arc::new(arrow::datatypes::Schema::new(fields)), columns).unwrap();
+        fields[3] = arrow_schema::Field::new("pid", DataType::UInt64, false);
+        let wrong = RecordBatch::try_new(Arc::new(arrow_schema::Schema::new(fields)), columns).unwrap();
         let e = w.write_record_batch(&wrong).unwrap_err().to_string();
         assert!(e.contains("column `pid` of type UInt64"), "{e}");
     }

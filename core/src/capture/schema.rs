@@ -17,8 +17,8 @@
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, RecordBatch};
-use arrow::datatypes::{DataType, Field, Schema};
+use arrow_array::{ArrayRef, RecordBatch};
+use arrow_schema::{DataType, Field, Schema};
 
 use super::builder::{
     BuilderSizing, ColumnBuilder, KindColumn, NullableColumn, OptBoolColumn, OptI32Column, OptI64Column, OptStrColumn,

@@ -5,7 +5,7 @@ use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use arrow::datatypes::SchemaRef;
+use arrow_schema::SchemaRef;
 
 use super::ndjson::NdjsonBatches;
 use super::normalize::ColumnMap;
@@ -221,7 +221,7 @@ impl Capture {
         unit: usize,
         projection: Projection,
         rows: &[u64],
-    ) -> Result<[Option<arrow::array::ArrayRef>; Column::COUNT]> {
+    ) -> Result<[Option<arrow_array::ArrayRef>; Column::COUNT]> {
         let (Some(map), Some(meta)) = (self.map.as_ref(), self.parquet.as_ref()) else {
             return Err(Error::capture(&self.path, "internal: rows can only be read selectively from Parquet"));
         };

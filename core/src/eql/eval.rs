@@ -3,9 +3,11 @@
 
 use std::borrow::Cow;
 
-use arrow::array::{Array, ArrayRef, AsArray};
-use arrow::buffer::BooleanBuffer;
-use arrow::datatypes::{DataType, Int64Type};
+use arrow_array::cast::AsArray;
+use arrow_array::types::Int64Type;
+use arrow_array::{Array, ArrayRef};
+use arrow_buffer::BooleanBuffer;
+use arrow_schema::DataType;
 
 use super::compile::{EqlQuery, Node, StrMatcher, Test};
 use super::func::{VExpr, Val};
@@ -165,7 +167,7 @@ fn and_on_selected(items: &[Node], acc: BooleanBuffer, view: &mut View<'_>, limi
         }
         sub_acc = &sub_acc & &eval_node(item, &mut sub_view, limit);
     }
-    let mut out = arrow::array::BooleanBufferBuilder::new(n);
+    let mut out = arrow_array::builder::BooleanBufferBuilder::new(n);
     out.append_n(n, false);
     for j in sub_acc.set_indices() {
         out.set_bit(rows[j] as usize, true);

@@ -80,7 +80,7 @@ impl CompiledRule for EqlSequence {
     /// Nothing: a sequence is matched over the stream, not per batch (the
     /// driver never calls this for a sequence rule).
     fn evaluate(&self, batch: &EventBatch) -> Verdict {
-        Verdict { fires: arrow::buffer::BooleanBuffer::new_unset(batch.len()), unevaluable: Vec::new() }
+        Verdict { fires: arrow_buffer::BooleanBuffer::new_unset(batch.len()), unevaluable: Vec::new() }
     }
 
     /// The stages (filters) the event matches, with why.

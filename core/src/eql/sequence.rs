@@ -44,8 +44,10 @@ use std::collections::HashMap;
 use super::ast::{JoinKind, SequenceQuery, Span};
 use super::compile::{CompileError, CompileOptions, EqlQuery};
 use super::parser::parse_sequence;
-use arrow::array::{Array, AsArray};
-use arrow::datatypes::{DataType, TimestampNanosecondType};
+use arrow_array::cast::AsArray;
+use arrow_array::types::TimestampNanosecondType;
+use arrow_array::Array;
+use arrow_schema::DataType;
 
 use crate::capture::{Column, EventBatch, Projection};
 use crate::view::ecs::{ecs_field, materialize, ECS_FIELDS};
@@ -638,8 +640,8 @@ fn fill<'a, T: PartialEq>(lists: &'a [Vec<T>], chosen: &mut Vec<&'a T>) -> bool 
 }
 
 /// The values of a single-valued ECS field as strings, `None` where null.
-fn key_strings(array: &arrow::array::ArrayRef) -> Vec<Option<String>> {
-    let strings = arrow::compute::cast(array, &DataType::Utf8).expect("single-valued ECS fields cast to strings");
+fn key_strings(array: &arrow_array::ArrayRef) -> Vec<Option<String>> {
+    let strings = arrow_cast::cast(array, &DataType::Utf8).expect("single-valued ECS fields cast to strings");
     let strings = strings.as_string::<i32>();
     (0..strings.len()).map(|i| strings.is_valid(i).then(|| strings.value(i).to_string())).collect()
 }

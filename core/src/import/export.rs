@@ -20,8 +20,9 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use arrow::array::{Array, AsArray};
-use arrow::datatypes::{Int32Type, Int64Type, TimestampNanosecondType, UInt32Type, UInt64Type};
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Int32Type, Int64Type, TimestampNanosecondType, UInt32Type, UInt64Type};
+use arrow_array::Array;
 
 use super::{format_open_flags, tty_to_device, CaptureSink, ImportFormat, UNKNOWN_TTY};
 use crate::capture::{str_at, unescape_to_bytes, Column, EventBatch, EventKind, Projection};
@@ -159,16 +160,16 @@ pub fn export_capture<W: Write>(
 /// Typed access to the columns of a batch.
 struct Cols<'b> {
     batch: &'b EventBatch,
-    time: &'b arrow::array::TimestampNanosecondArray,
-    pid: &'b arrow::array::UInt32Array,
-    tid: &'b arrow::array::UInt32Array,
-    ppid: &'b arrow::array::UInt32Array,
-    uid: &'b arrow::array::UInt32Array,
-    gid: &'b arrow::array::UInt32Array,
-    flags: &'b arrow::array::Int32Array,
-    result: &'b arrow::array::Int64Array,
-    cgroup: &'b arrow::array::UInt64Array,
-    args: &'b arrow::array::ListArray,
+    time: &'b arrow_array::TimestampNanosecondArray,
+    pid: &'b arrow_array::UInt32Array,
+    tid: &'b arrow_array::UInt32Array,
+    ppid: &'b arrow_array::UInt32Array,
+    uid: &'b arrow_array::UInt32Array,
+    gid: &'b arrow_array::UInt32Array,
+    flags: &'b arrow_array::Int32Array,
+    result: &'b arrow_array::Int64Array,
+    cgroup: &'b arrow_array::UInt64Array,
+    args: &'b arrow_array::ListArray,
 }
 
 impl<'b> Cols<'b> {
@@ -210,8 +211,8 @@ impl<'b> Cols<'b> {
         let items = self.args.value(row);
         Some((0..items.len()).map(|i| str_at(items.as_ref(), i).map(decode)).collect())
     }
-    fn opt<T: arrow::datatypes::ArrowPrimitiveType>(
-        a: &arrow::array::PrimitiveArray<T>,
+    fn opt<T: arrow_array::types::ArrowPrimitiveType>(
+        a: &arrow_array::PrimitiveArray<T>,
         row: usize,
     ) -> Option<T::Native> {
         a.is_valid(row).then(|| a.value(row))

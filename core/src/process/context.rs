@@ -1,8 +1,10 @@
 //! [`ProcessContext`]: the process table's answers for every event of one
 //! capture, built in one pass before the rules run.
 
-use arrow::array::{Array, ArrayRef, AsArray, Int32Array, PrimitiveArray, StringArray};
-use arrow::datatypes::{DataType, Int32Type, TimestampNanosecondType, UInt32Type};
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Int32Type, TimestampNanosecondType, UInt32Type};
+use arrow_array::{Array, ArrayRef, Int32Array, PrimitiveArray, StringArray};
+use arrow_schema::DataType;
 use rustc_hash::FxHashMap;
 
 use super::table::SHARED;
@@ -839,7 +841,7 @@ fn read_args(
 /// The elements of row `row` of a list of strings whose values are
 /// `values` (a null element reads as the empty string).
 fn list_row<'a, 'v>(
-    list: &arrow::array::ListArray,
+    list: &arrow_array::ListArray,
     values: &'v Strs<'a>,
     row: usize,
 ) -> impl Iterator<Item = &'a str> + use<'a, 'v> {

@@ -202,8 +202,8 @@ fn descends_from(ctx: &ProcessContext, d: EntityRef, ancestor: EntityRef) -> boo
 /// `container_id`, `pod_name`, `pod_namespace`, `image`, `start`, `end`,
 /// `rule_ids` and `reasons` (the findings on the process, one element each,
 /// in event order), `event_indexes` (their events).
-pub fn process_tree_schema() -> arrow::datatypes::SchemaRef {
-    use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+pub fn process_tree_schema() -> arrow_schema::SchemaRef {
+    use arrow_schema::{DataType, Field, Schema, TimeUnit};
     let list = |t: DataType| DataType::List(Arc::new(Field::new("item", t, true)));
     let ts = DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into()));
     Arc::new(Schema::new(vec![
@@ -230,10 +230,9 @@ pub fn process_tree_schema() -> arrow::datatypes::SchemaRef {
 
 /// The trees as one record batch ([`process_tree_schema`]), one row per
 /// process in each tree's depth-first order.
-pub fn process_tree_batch(trees: &[ProcessTree]) -> arrow::array::RecordBatch {
-    use arrow::array::{
-        ArrayRef, ListBuilder, StringArray, StringBuilder, TimestampNanosecondArray, UInt32Array, UInt64Builder,
-    };
+pub fn process_tree_batch(trees: &[ProcessTree]) -> arrow_array::RecordBatch {
+    use arrow_array::builder::{ListBuilder, StringBuilder, UInt64Builder};
+    use arrow_array::{ArrayRef, StringArray, TimestampNanosecondArray, UInt32Array};
     let mut capture = Vec::new();
     let mut entity_id = Vec::new();
     let mut pid = Vec::new();
@@ -306,5 +305,5 @@ pub fn process_tree_batch(trees: &[ProcessTree]) -> arrow::array::RecordBatch {
         Arc::new(reasons.finish()),
         Arc::new(events.finish()),
     ];
-    arrow::array::RecordBatch::try_new(process_tree_schema(), columns).expect("tree columns match their schema")
+    arrow_array::RecordBatch::try_new(process_tree_schema(), columns).expect("tree columns match their schema")
 }

@@ -3,13 +3,13 @@
 
 use std::sync::Arc;
 
-use arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, DictionaryArray, Int32Array, Int64Array, ListBuilder, RecordBatch,
-    StringArray, StringBuilder,
-};
-use arrow::buffer::{BooleanBuffer, NullBuffer};
-use arrow::compute::cast;
-use arrow::datatypes::{DataType, Field, Int32Type, Schema};
+use arrow_array::builder::{ListBuilder, StringBuilder};
+use arrow_array::cast::AsArray;
+use arrow_array::types::Int32Type;
+use arrow_array::{Array, ArrayRef, BooleanArray, DictionaryArray, Int32Array, Int64Array, RecordBatch, StringArray};
+use arrow_buffer::{BooleanBuffer, NullBuffer};
+use arrow_cast::cast;
+use arrow_schema::{DataType, Field, Schema};
 
 use super::ecs_visible as visible;
 use crate::capture::{str_at, Column, EventBatch, EventKind, FileOp, Projection};
@@ -471,7 +471,7 @@ fn audit_response_code(batch: &EventBatch) -> ArrayRef {
 
 /// A timestamp column as RFC 3339 text, on audit events only.
 fn audit_time(batch: &EventBatch, c: Column) -> ArrayRef {
-    let t = batch.expect(c).as_primitive::<arrow::datatypes::TimestampNanosecondType>();
+    let t = batch.expect(c).as_primitive::<arrow_array::types::TimestampNanosecondType>();
     let kinds = batch.kinds();
     let v: StringArray = (0..batch.len())
         .map(|i| (kinds[i] == EventKind::K8sAudit && t.is_valid(i)).then(|| rfc3339(t.value(i))))
@@ -734,7 +734,7 @@ impl<'a> EcsView<'a> {
 pub fn ecs_record_batch(batch: &EventBatch) -> RecordBatch {
     let vis = BooleanArray::new(visible(batch), None);
     let mut fields = vec![Field::new("event_index", DataType::UInt64, false)];
-    let idx: arrow::array::UInt64Array = (0..batch.len() as u64).map(|i| i + batch.first_index()).collect();
+    let idx: arrow_array::UInt64Array = (0..batch.len() as u64).map(|i| i + batch.first_index()).collect();
     let mut arrays: Vec<ArrayRef> = vec![Arc::new(idx)];
     let mut view = EcsView::new(batch);
     for (i, f) in ECS_FIELDS.iter().enumerate() {
@@ -747,7 +747,7 @@ pub fn ecs_record_batch(batch: &EventBatch) -> RecordBatch {
         arrays.push(a);
     }
     let rb = RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays).expect("view columns share a length");
-    arrow::compute::filter_record_batch(&rb, &vis).expect("mask has the batch's length")
+    arrow_select::filter::filter_record_batch(&rb, &vis).expect("mask has the batch's length")
 }
 
 #[cfg(test)]

@@ -8,8 +8,9 @@
 //! * [`tracee`]: the Tracee events (`security_file_open`, `sched_process_exec`)
 //!   a Tracee signature would have received.
 
-use arrow::array::{Array, AsArray};
-use arrow::buffer::BooleanBuffer;
+use arrow_array::cast::AsArray;
+use arrow_array::Array;
+use arrow_buffer::BooleanBuffer;
 
 use crate::capture::{Column, EventBatch, EventKind};
 use crate::kernels::valid_bits;
@@ -53,7 +54,7 @@ pub fn ecs_visible(batch: &EventBatch) -> BooleanBuffer {
     }
     let (Some(pid), Some(tid)) = (batch.column(Column::Pid), batch.column(Column::Tid)) else { return base };
     let (pid, tid) =
-        (pid.as_primitive::<arrow::datatypes::UInt32Type>(), tid.as_primitive::<arrow::datatypes::UInt32Type>());
+        (pid.as_primitive::<arrow_array::types::UInt32Type>(), tid.as_primitive::<arrow_array::types::UInt32Type>());
     let lifecycle = BooleanBuffer::collect_bool(batch.len(), |i| {
         matches!(kinds[i], EventKind::Fork | EventKind::Exit) && pid.value(i) == tid.value(i)
     });
@@ -73,7 +74,7 @@ fn visible_opens_and_execs(batch: &EventBatch) -> BooleanBuffer {
     // Without a result: an exec, or an open with a path.
     let fallback = &execs | &has_path;
     let Some(r) = batch.column(Column::Result) else { return fallback };
-    let r = r.as_primitive::<arrow::datatypes::Int64Type>();
+    let r = r.as_primitive::<arrow_array::types::Int64Type>();
     let values = r.values();
     let succeeded = BooleanBuffer::collect_bool(n, |i| values[i] >= 0);
     match r.nulls() {

@@ -11,12 +11,13 @@
 
 use std::sync::Arc;
 
-use arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, BooleanBufferBuilder, Int32Array, RecordBatch, StringArray, UInt64Array,
-};
-use arrow::buffer::{BooleanBuffer, NullBuffer};
-use arrow::compute::cast;
-use arrow::datatypes::{DataType, Field, Int32Type, Schema};
+use arrow_array::builder::BooleanBufferBuilder;
+use arrow_array::cast::AsArray;
+use arrow_array::types::Int32Type;
+use arrow_array::{Array, ArrayRef, BooleanArray, Int32Array, RecordBatch, StringArray, UInt64Array};
+use arrow_buffer::{BooleanBuffer, NullBuffer};
+use arrow_cast::cast;
+use arrow_schema::{DataType, Field, Schema};
 
 use super::visible;
 use crate::capture::{Column, EventBatch, EventKind};
@@ -231,7 +232,7 @@ pub fn tracee_record_batch(batch: &EventBatch) -> RecordBatch {
         Schema::new(fields.iter().map(|(n, a)| Field::new(*n, a.data_type().clone(), true)).collect::<Vec<_>>());
     let rb = RecordBatch::try_new(Arc::new(schema), fields.into_iter().map(|(_, a)| a).collect())
         .expect("view columns share a length");
-    arrow::compute::filter_record_batch(&rb, &vis).expect("mask has the batch's length")
+    arrow_select::filter::filter_record_batch(&rb, &vis).expect("mask has the batch's length")
 }
 
 /// Whether the container events of a batch are in a container still
@@ -280,13 +281,14 @@ impl<'a> Starting<'a> {
 
 #[cfg(test)]
 mod tests {
-    use arrow::array::{Array, AsArray};
-    use arrow::datatypes::{Int32Type, UInt64Type};
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::{Int32Type, UInt64Type};
+    use arrow_array::Array;
 
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
 
-    use arrow::buffer::BooleanBuffer;
+    use arrow_buffer::BooleanBuffer;
 
     use super::{tracee_record_batch, TraceeView};
     use crate::capture::events_from_ndjson;
