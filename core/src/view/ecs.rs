@@ -734,7 +734,7 @@ impl<'a> EcsView<'a> {
 pub fn ecs_record_batch(batch: &EventBatch) -> RecordBatch {
     let vis = BooleanArray::new(visible(batch), None);
     let mut fields = vec![Field::new("event_index", DataType::UInt64, false)];
-    let idx: arrow_array::UInt64Array = (0..batch.len() as u64).map(|i| i + batch.first_index()).collect();
+    let idx: arrow_array::UInt64Array = (0..batch.len()).map(|i| batch.event_index(i)).collect();
     let mut arrays: Vec<ArrayRef> = vec![Arc::new(idx)];
     let mut view = EcsView::new(batch);
     for (i, f) in ECS_FIELDS.iter().enumerate() {

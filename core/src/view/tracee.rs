@@ -195,7 +195,7 @@ pub fn tracee_record_batch(batch: &EventBatch) -> RecordBatch {
         _ => a.clone(),
     };
     let col = |c: Column| to_utf8(batch.expect(c));
-    let idx: UInt64Array = (0..batch.len() as u64).map(|i| i + batch.first_index()).collect();
+    let idx: UInt64Array = (0..batch.len()).map(|i| batch.event_index(i)).collect();
     let names: StringArray = kinds.iter().map(|k| Some(event_name(*k))).collect();
     let (in_container, started) = (view.in_container(), view.in_started_container());
     let origin: StringArray = in_container
@@ -294,6 +294,24 @@ mod tests {
     use crate::capture::events_from_ndjson;
     use crate::process::{ProcessContext, ProcessContextBuilder};
     use crate::rules::RuleSet;
+
+    /// Both views of rows gathered from a batch (as the findings' rows are)
+    /// number each row by its own event, not by its place among the rows.
+    #[test]
+    fn the_views_of_gathered_rows_keep_their_event_indexes() {
+        let line = |comm: &str| {
+            format!(
+                r#"{{"time":1,"kind":"open","host":"n","pid":1,"tid":1,"ppid":1,"uid":0,"gid":0,"comm":"{comm}","exe":"/bin/cat","path":"/etc/hosts","flags":0,"result":3,"cgroup_id":1}}"#
+            )
+        };
+        let lines: Vec<String> = ["a", "b", "c", "d", "e"].into_iter().map(line).collect();
+        let batch = events_from_ndjson(&lines.join("\n"), "t.ndjson", 64).expect("events").remove(0);
+        let gathered = batch.take(&[1, 4]);
+        for shown in [tracee_record_batch(&gathered), crate::view::ecs::ecs_record_batch(&gathered)] {
+            let index = shown.column_by_name("event_index").expect("event_index");
+            assert_eq!(index.as_primitive::<UInt64Type>().values().to_vec(), [1, 4]);
+        }
+    }
 
     /// Only an event of the runtime's init can be in a container still
     /// starting, so the capture's start-up pass (a read of the whole
