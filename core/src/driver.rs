@@ -1309,19 +1309,27 @@ mod tests {
     /// the window is started.
     #[test]
     fn an_emit_error_stops_the_units_not_yet_started() {
-        let started = AtomicUsize::new(0);
-        let work = |_u: usize| {
-            started.fetch_add(1, Ordering::SeqCst);
-            std::thread::sleep(Duration::from_millis(2));
-        };
-        let mut n = 0;
-        let r = in_order(100, 2, work, |()| {
-            n += 1;
-            if n == 3 {
-                return Err(Error::capture("x.parquet", "the sink failed"));
-            }
-            Ok(())
+        let started = std::sync::Arc::new(AtomicUsize::new(0));
+        let counted = started.clone();
+        let (tx, rx) = std::sync::mpsc::channel();
+        // On its own thread: a driver that does not stop the units waits
+        // for them forever, which must fail the test, not hang it.
+        std::thread::spawn(move || {
+            let work = |_u: usize| {
+                counted.fetch_add(1, Ordering::SeqCst);
+                std::thread::sleep(Duration::from_millis(2));
+            };
+            let mut n = 0;
+            let r = in_order(100, 2, work, |()| {
+                n += 1;
+                if n == 3 {
+                    return Err(Error::capture("x.parquet", "the sink failed"));
+                }
+                Ok(())
+            });
+            let _ = tx.send(r);
         });
+        let r = rx.recv_timeout(Duration::from_secs(20)).expect("in_order returns after an emit error");
         assert!(r.unwrap_err().to_string().contains("the sink failed"));
         let started = started.load(Ordering::SeqCst);
         assert!(started <= 3 + 3, "{started} units started after the third failed to emit");
