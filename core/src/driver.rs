@@ -451,7 +451,8 @@ impl<'r> Driver<'r> {
             let mut failures = Vec::new();
             let mut failed_unit = None;
             let mut failed = |piece: &Piece, failure: Option<Error>| {
-                if let Some(e) = failure.filter(|_| failed_unit.replace(piece.unit) != Some(piece.unit)) {
+                let Some(e) = failure else { return };
+                if failed_unit.replace(piece.unit) != Some(piece.unit) {
                     failures.push(e);
                 }
             };
@@ -890,14 +891,14 @@ impl<'r> Driver<'r> {
 fn update_time_range(range: &mut Option<(i64, i64)>, batch: &EventBatch) {
     let Some(t) = batch.column(Column::Time) else { return };
     let t = t.as_primitive::<TimestampNanosecondType>();
-    // The non-null timestamps' least and greatest.
-    let Some((lo, hi)) = t
-        .iter()
-        .flatten()
-        .fold(None, |acc: Option<(i64, i64)>, v| Some(acc.map_or((v, v), |(lo, hi)| (lo.min(v), hi.max(v)))))
-    else {
-        return;
+    // The least and greatest timestamp: over the plain values when none is
+    // null (always, for a capture's `time`), else over the non-null ones.
+    let bounds = if t.null_count() == 0 {
+        t.values().iter().min().zip(t.values().iter().max()).map(|(&lo, &hi)| (lo, hi))
+    } else {
+        t.iter().flatten().fold(None, |acc, v| Some(acc.map_or((v, v), |(lo, hi): (i64, i64)| (lo.min(v), hi.max(v)))))
     };
+    let Some((lo, hi)) = bounds else { return };
     *range = Some(match *range {
         None => (lo, hi),
         Some((a, b)) => (a.min(lo), b.max(hi)),

@@ -3,7 +3,6 @@
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::Write;
-use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -20,7 +19,7 @@ use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
 
 use super::normalize::{normalize, normalize_columns, ColumnMap};
-use super::{schema, Column, EventBatch, Projection};
+use super::{schema, Column, EventBatch, Piece, Projection};
 use crate::error::{Error, Result};
 
 fn parquet_error(path: &Path, what: &str, e: parquet::errors::ParquetError) -> Error {
@@ -260,15 +259,15 @@ pub(crate) struct ParquetBatches {
 }
 
 impl ParquetBatches {
-    /// Reads the projected columns of `row_group` (every row group when
-    /// `None`), of the given range of its rows (offsets within it) or all of them.
+    /// Reads the projected columns of a piece of the file (a row group, or a
+    /// range of its rows), or of the whole file when `None`.
     pub(crate) fn open(
         path: &Path,
         meta: &ParquetMeta,
         map: &ColumnMap,
         projection: Projection,
         batch_size: usize,
-        row_group: Option<(usize, Option<Range<u64>>)>,
+        piece: Option<&Piece>,
     ) -> Result<Self> {
         let file = File::open(path).map_err(|e| Error::io(path, e))?;
         let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(file, meta.reader_meta.clone());
@@ -277,11 +276,11 @@ impl ParquetBatches {
         let mut next_index = 0;
         let mut declared = 0..meta.rows;
         let mut end = None;
-        if let Some((rg, rows)) = row_group {
+        if let Some(&Piece { unit: rg, ref rows }) = piece {
             builder = builder.with_row_groups(vec![rg]);
             next_index = meta.row_group_rows[..rg].iter().sum();
             declared = next_index..next_index + meta.row_group_rows[rg];
-            if let Some(rows) = rows.filter(|r| *r != (0..meta.row_group_rows[rg])) {
+            if let Some(rows) = rows.clone().filter(|r| *r != (0..meta.row_group_rows[rg])) {
                 if rows.start > rows.end || rows.end > meta.row_group_rows[rg] {
                     return Err(Error::capture(
                         path,
@@ -290,8 +289,8 @@ impl ParquetBatches {
                 }
                 // Reading stops after the last row selected; whole pages of a
                 // flat column before the first are skipped undecompressed.
-                let mut selectors = vec![RowSelector::skip(rows.start as usize)];
-                selectors.push(RowSelector::select((rows.end - rows.start) as usize));
+                let selectors =
+                    vec![RowSelector::skip(rows.start as usize), RowSelector::select((rows.end - rows.start) as usize)];
                 builder = builder.with_row_selection(RowSelection::from(selectors));
                 end = Some(next_index + rows.end);
                 next_index += rows.start;

@@ -177,7 +177,7 @@ impl Capture {
     /// [`Capture::pieces`]).
     pub fn piece_batches(&self, piece: &Piece, projection: Projection, batch_size: usize) -> Result<EventBatches> {
         match self.format {
-            CaptureFormat::Parquet => self.read(projection, batch_size, Some((piece.unit, piece.rows.clone()))),
+            CaptureFormat::Parquet => self.read(projection, batch_size, Some(piece)),
             CaptureFormat::Ndjson => self.read(projection, batch_size, None),
         }
     }
@@ -228,12 +228,7 @@ impl Capture {
         super::parquet_io::read_rows(&self.path, meta, map, projection, unit, rows)
     }
 
-    fn read(
-        &self,
-        projection: Projection,
-        batch_size: usize,
-        unit: Option<(usize, Option<std::ops::Range<u64>>)>,
-    ) -> Result<EventBatches> {
+    fn read(&self, projection: Projection, batch_size: usize, piece: Option<&Piece>) -> Result<EventBatches> {
         let mut projection = projection;
         projection.insert(Column::Kind);
         let batch_size = batch_size.max(1);
@@ -241,7 +236,7 @@ impl Capture {
             CaptureFormat::Parquet => {
                 let map = self.map.as_ref().expect("parquet captures carry a column map");
                 let meta = self.parquet.as_ref().expect("parquet captures carry their footer");
-                Box::new(ParquetBatches::open(&self.path, meta, map, projection, batch_size, unit)?)
+                Box::new(ParquetBatches::open(&self.path, meta, map, projection, batch_size, piece)?)
             }
             CaptureFormat::Ndjson => Box::new(NdjsonBatches::open(&self.path, projection, batch_size)?),
         };
