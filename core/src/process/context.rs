@@ -393,8 +393,11 @@ impl Wanted {
 
 impl Default for ProcessContextBuilder {
     fn default() -> Self {
+        // The builder reads the table's entities only when it finishes.
+        let mut table = ProcessTable::new(Default::default());
+        table.defer_text();
         ProcessContextBuilder {
-            table: ProcessTable::new(Default::default()),
+            table,
             links: Vec::new(),
             sets: Vec::new(),
             last_set: Vec::new(),

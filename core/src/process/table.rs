@@ -103,7 +103,9 @@ pub(crate) type ArgRows = Vec<u64>;
 /// with its events); arguments are not interned.
 #[derive(Debug, Clone, Default)]
 struct Interner {
-    ids: FxMap<Box<str>, u32>,
+    ids: FxMap<Arc<str>, u32>,
+    /// The text of each number below [`SHARED`], by number.
+    texts: Vec<Arc<str>>,
 }
 
 impl Interner {
@@ -113,9 +115,42 @@ impl Interner {
         }
         // Two numbers are reserved ([`UNKNOWN`], [`NOTHING`]); past them,
         // strings share the last number and compare as text (see `set_sym`).
-        let id = (self.ids.len() as u32).min(NOTHING - 1);
-        self.ids.insert(s.into(), id);
+        let id = (self.ids.len() as u32).min(SHARED);
+        let text: Arc<str> = s.into();
+        if id != SHARED {
+            self.texts.push(text.clone());
+        }
+        self.ids.insert(text, id);
         id
+    }
+
+    /// The text of symbol `sym` when the symbol alone names it (not
+    /// [`UNKNOWN`], [`NOTHING`] or [`SHARED`]).
+    fn text(&self, sym: u32) -> Option<&str> {
+        (sym < SHARED).then(|| self.texts.get(sym as usize).map(|t| &**t)).flatten()
+    }
+
+    /// A string field's value from its symbol, in a table that defers text
+    /// ([`ProcessTable::defer_text`]): the interned text for a symbol that
+    /// names one, `None` for [`UNKNOWN`], and `slot` itself (kept up to date
+    /// for it) for [`SHARED`].
+    fn resolve(&self, sym: u32, slot: Option<String>) -> Option<String> {
+        match sym {
+            UNKNOWN => None,
+            SHARED => slot,
+            _ => self.text(sym).map(str::to_string),
+        }
+    }
+
+    /// [`Interner::resolve`] for the terminal and the container, where
+    /// [`NOTHING`] is "none".
+    fn resolve_opt(&self, sym: u32, slot: Option<Option<String>>) -> Option<Option<String>> {
+        match sym {
+            NOTHING => Some(None),
+            UNKNOWN => None,
+            SHARED => slot,
+            _ => Some(self.text(sym).map(str::to_string)),
+        }
     }
 }
 
@@ -207,6 +242,8 @@ pub struct ProcessTable {
     arg_rows: Option<Vec<ArgRows>>,
     /// The entry-leader walk's path, kept to reuse its allocation.
     walk_path: Vec<u32>,
+    /// See [`ProcessTable::defer_text`].
+    defer_text: bool,
 }
 
 impl Default for ProcessTable {
@@ -276,17 +313,20 @@ fn set_sym(sym: &mut u32, merge: Merge, symbol: impl FnOnce() -> u32, same_text:
 }
 
 /// [`set_sym`] for a plain string field (name, executable, directory);
-/// `known` is the text's symbol when the caller already has it.
+/// `known` is the text's symbol when the caller already has it. With
+/// `defer` ([`ProcessTable::defer_text`]) the text is stored only for the
+/// [`SHARED`] number; other symbols name their text themselves.
 fn set_text(
     sym: &mut u32,
     slot: &mut Option<String>,
     (value, known): (Option<&str>, Option<u32>),
     merge: Merge,
     strings: &mut Interner,
+    defer: bool,
 ) -> bool {
     let Some(v) = value else { return false };
     let changed = set_sym(sym, merge, || known.unwrap_or_else(|| strings.get(v)), || slot.as_deref() == Some(v));
-    if changed {
+    if changed && !(defer && *sym != SHARED) {
         put(slot, v);
     }
     changed
@@ -300,11 +340,12 @@ fn set_opt_text(
     (value, known): (Option<Option<&str>>, Option<u32>),
     merge: Merge,
     strings: &mut Interner,
+    defer: bool,
 ) -> bool {
     let Some(v) = value else { return false };
     let same = || slot.as_ref().and_then(|o| o.as_deref()) == v;
     let changed = set_sym(sym, merge, || v.map_or(NOTHING, |v| known.unwrap_or_else(|| strings.get(v))), same);
-    if changed {
+    if changed && !(defer && *sym != SHARED) {
         match (&mut *slot, v) {
             (Some(inner), Some(v)) => put(inner, v),
             (slot, v) => *slot = Some(v.map(str::to_string)),
@@ -342,7 +383,21 @@ impl ProcessTable {
             stats: ProcessStats::default(),
             arg_rows: None,
             walk_path: Vec::new(),
+            defer_text: false,
         }
+    }
+
+    /// Makes the table keep an entity's name, executable, directory,
+    /// terminal and container id as symbols only while it takes events,
+    /// and write their text once, when it gives up its entities
+    /// ([`ProcessTable::into_entities_keeping_warnings`]): an event that
+    /// changes a process's name then costs no copy of the text (nor an
+    /// allocation and a free when a terminal or container comes or goes).
+    /// Until then [`ProcessTable::entities`] shows those fields stale: for
+    /// a caller that reads entities only at the end. Call before the first
+    /// push.
+    pub(crate) fn defer_text(&mut self) {
+        self.defer_text = true;
     }
 
     /// Makes the table keep, for each process, the rows its arguments come
@@ -374,8 +429,19 @@ impl ProcessTable {
         &self.entities
     }
 
-    /// The entities and the warnings, given up by the table (no copy).
-    pub(crate) fn into_entities_keeping_warnings(self) -> (Vec<Entity>, Warnings) {
+    /// The entities and the warnings, given up by the table (no copy of
+    /// the entities; a table that defers text writes it now).
+    pub(crate) fn into_entities_keeping_warnings(mut self) -> (Vec<Entity>, Warnings) {
+        if self.defer_text {
+            let strings = &self.strings;
+            for (e, h) in self.entities.iter_mut().zip(&self.hot) {
+                e.name = strings.resolve(h.name, e.name.take());
+                e.executable = strings.resolve(h.exe, e.executable.take());
+                e.cwd = strings.resolve(h.cwd, e.cwd.take());
+                e.tty = strings.resolve_opt(h.tty, e.tty.take());
+                e.container_id = strings.resolve_opt(h.container, e.container_id.take());
+            }
+        }
         (self.entities, self.warnings)
     }
 
@@ -734,9 +800,14 @@ impl ProcessTable {
         self.stats.execs += 1;
         let max = self.opts.max_previous;
         let e = &mut self.entities[me as usize];
+        let h = &mut self.hot[me as usize];
         let had_rows = self.arg_rows.as_mut().map(|rows| std::mem::replace(&mut rows[me as usize], vec![ev.index]));
-        if max > 0 && (e.executable.is_some() || e.args.is_some() || had_rows.is_some_and(|r| !r.is_empty())) {
-            e.previous.push(PreviousImage { executable: e.executable.take(), args: e.args.take() });
+        if max > 0 && (h.exe != UNKNOWN || e.args.is_some() || had_rows.is_some_and(|r| !r.is_empty())) {
+            let executable = match self.defer_text {
+                true => self.strings.resolve(h.exe, e.executable.take()),
+                false => e.executable.take(),
+            };
+            e.previous.push(PreviousImage { executable, args: e.args.take() });
             if e.previous.len() > max {
                 let drop = e.previous.len() - max;
                 e.previous.drain(..drop);
@@ -744,12 +815,16 @@ impl ProcessTable {
             }
         }
         // The new image: what the exec row does not say is unknown, not the old value.
-        e.executable = ev.exe.map(str::to_string);
-        e.args = ev.args.map(|a| a.iter().map(|s| s.to_string()).collect());
-        e.name = ev.comm.map(str::to_string);
-        let h = &mut self.hot[me as usize];
         h.exe = ev.exe.map_or(UNKNOWN, |s| known.exe.unwrap_or_else(|| self.strings.get(s)));
         h.name = ev.comm.map_or(UNKNOWN, |s| known.comm.unwrap_or_else(|| self.strings.get(s)));
+        e.args = ev.args.map(|a| a.iter().map(|s| s.to_string()).collect());
+        // A deferring table stores the text only for the shared symbol.
+        if !self.defer_text || h.exe == SHARED {
+            e.executable = ev.exe.map(str::to_string);
+        }
+        if !self.defer_text || h.name == SHARED {
+            e.name = ev.comm.map(str::to_string);
+        }
     }
 
     /// Takes the event's values into its process.
@@ -760,15 +835,16 @@ impl ProcessTable {
             let e = &mut self.entities[me as usize];
             let h = &mut self.hot[me as usize];
             let strings = &mut self.strings;
+            let defer = self.defer_text;
             let image = matches!(ev.kind, ProcessEventKind::Snapshot | ProcessEventKind::Fork) && !thread;
             if ev.kind != ProcessEventKind::Exec {
                 // A thread's comm is its own; only the leader's (or a snapshot's) names the process.
                 if !thread {
-                    set_text(&mut h.name, &mut e.name, (ev.comm, known.comm), merge, strings);
+                    set_text(&mut h.name, &mut e.name, (ev.comm, known.comm), merge, strings, defer);
                 }
                 // The executable changes only by exec; other events fill it in.
                 let exe_merge = if image { merge } else { Merge::FillMissing };
-                set_text(&mut h.exe, &mut e.executable, (ev.exe, known.exe), exe_merge, strings);
+                set_text(&mut h.exe, &mut e.executable, (ev.exe, known.exe), exe_merge, strings, defer);
                 if image {
                     match &mut self.arg_rows {
                         Some(rows) => {
@@ -785,14 +861,20 @@ impl ProcessTable {
                     }
                 }
             }
-            set_text(&mut h.cwd, &mut e.cwd, (ev.cwd, known.cwd), merge, strings);
+            set_text(&mut h.cwd, &mut e.cwd, (ev.cwd, known.cwd), merge, strings, defer);
             set_u32(&mut e.uid, ev.uid, merge);
             set_u32(&mut e.gid, ev.gid, merge);
-            set_opt_text(&mut h.tty, &mut e.tty, (ev.tty, known.tty), merge, strings);
+            set_opt_text(&mut h.tty, &mut e.tty, (ev.tty, known.tty), merge, strings, defer);
             set_u32(&mut e.sid, ev.sid, merge);
             set_u32(&mut e.pgid, ev.pgid, merge);
-            lineage_changed |=
-                set_opt_text(&mut h.container, &mut e.container_id, (ev.container_id, known.container), merge, strings);
+            lineage_changed |= set_opt_text(
+                &mut h.container,
+                &mut e.container_id,
+                (ev.container_id, known.container),
+                merge,
+                strings,
+                defer,
+            );
         }
         if let Some(ppid) = ev.ppid {
             let e = &self.entities[me as usize];
