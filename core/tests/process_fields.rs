@@ -737,3 +737,49 @@ fn parent_arguments_follow_forks_execs_and_late_snapshots_from_either_format() {
         assert_eq!(got, want, "{path:?}");
     }
 }
+
+#[test]
+fn each_process_field_read_from_dictionary_columns_keeps_its_own_value() {
+    // From Parquet, `comm`, `exe`, `tty` and `container_id` arrive
+    // dictionary-encoded, one dictionary per row group (two rows each here),
+    // and the process table takes them by dictionary key; from NDJSON, as
+    // text. Each field must keep its own value, whatever the encoding.
+    // Hand-derived: sh (10, parent 1, on pts/0, no container) is renamed
+    // "bash" (no exec) at event 4; cat (11, parent 10, no terminal) runs in
+    // container C, and so does vi (12, on pts/1); init (1) is only named as
+    // a parent, so nothing is known of it but its pid.
+    let capture = [
+        line(0, "exec", 10, 1, "sh", "/bin/sh", Some(&["sh"]), None, Some("pts/0"), None),
+        line(1, "open", 10, 1, "sh", "/bin/sh", None, Some("/etc/passwd"), Some("pts/0"), None),
+        line(2, "exec", 11, 10, "cat", "/usr/bin/cat", Some(&["cat", "x"]), None, None, Some(C)),
+        line(3, "open", 11, 10, "cat", "/usr/bin/cat", None, Some("/x"), None, Some(C)),
+        line(4, "open", 10, 1, "bash", "/bin/sh", None, Some("/etc/hosts"), Some("pts/0"), None),
+        line(5, "exec", 12, 11, "vi", "/usr/bin/vi", Some(&["vi"]), None, Some("pts/1"), Some(C)),
+    ]
+    .concat();
+    let dir = tempfile::tempdir().unwrap();
+    let (nd, pq) = ndjson_and_parquet(dir.path(), &capture);
+    let options = ReplayOptions::default();
+    for path in [&nd, &pq] {
+        let capture = tokenscan_core::capture::Capture::open(path).unwrap();
+        let ctx = tokenscan_core::driver::Driver::new(&[], &options).process_context(&capture).unwrap();
+        let by_pid = |pid: u32| {
+            let e = ctx.entities().iter().find(|e| e.pid == pid).unwrap_or_else(|| panic!("{path:?}: no {pid}"));
+            (
+                e.name.as_deref(),
+                e.executable.as_deref(),
+                e.tty.as_ref().map(|t| t.as_deref()),
+                e.container_id.as_ref().map(|c| c.as_deref()),
+                &*e.host,
+            )
+        };
+        assert_eq!(by_pid(10), (Some("bash"), Some("/bin/sh"), Some(Some("pts/0")), Some(None), "node-a"), "{path:?}");
+        assert_eq!(by_pid(11), (Some("cat"), Some("/usr/bin/cat"), Some(None), Some(Some(C)), "node-a"), "{path:?}");
+        assert_eq!(
+            by_pid(12),
+            (Some("vi"), Some("/usr/bin/vi"), Some(Some("pts/1")), Some(Some(C)), "node-a"),
+            "{path:?}"
+        );
+        assert_eq!(by_pid(1), (None, None, None, None, "node-a"), "{path:?}");
+    }
+}

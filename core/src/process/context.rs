@@ -364,8 +364,8 @@ pub struct ProcessContextBuilder {
     started_symbols: Vec<bool>,
     starts_only: bool,
     /// The table's symbols of the dictionary values of `comm`, `exe`, `cwd`,
-    /// `tty` and `container_id`, in that order.
-    symbols: [SymbolCache; 5],
+    /// `tty` and `container_id`, in that order, then its numbers of `host`'s.
+    symbols: [SymbolCache; 6],
     /// For a builder of some events' links only: those events (sorted), the
     /// position of the next one, and the links found so far.
     wanted: Option<Wanted>,
@@ -524,7 +524,7 @@ impl ProcessContextBuilder {
             strs(Column::Tty),
             strs(Column::ContainerId),
         );
-        let columns = [Column::Comm, Column::Exe, Column::Cwd, Column::Tty, Column::ContainerId];
+        let columns = [Column::Comm, Column::Exe, Column::Cwd, Column::Tty, Column::ContainerId, Column::Host];
         for (cache, c) in self.symbols.iter_mut().zip(columns) {
             cache.follow(batch.column(c));
         }
@@ -543,11 +543,20 @@ impl ProcessContextBuilder {
                 row_args.clear();
                 row_args.extend(list_row(l, arg_values.as_ref().expect("with args"), i));
             });
+            // Each string read once: its text and, dictionary-encoded, its symbol.
+            let table = &mut self.table;
+            let [c_comm, c_exe, c_cwd, c_tty, c_container, c_host] = &mut self.symbols;
+            let (host_s, host_k) = c_host.get(&host, i, |s| table.host_id(s));
+            let (comm_s, comm_k) = c_comm.get(&comm, i, |s| table.intern(s));
+            let (exe_s, exe_k) = c_exe.get(&exe, i, |s| table.intern(s));
+            let (cwd_s, cwd_k) = c_cwd.get(&cwd, i, |s| table.intern(s));
+            let (tty_s, tty_k) = c_tty.get(&tty, i, |s| table.intern(s));
+            let (container_s, container_k) = c_container.get(&container, i, |s| table.intern(s));
             let ev = ProcessEvent {
                 index: first + i as u64,
                 time: time.map_or(0, |t| t.value(i)),
                 kind: ProcessEventKind::from(*kind),
-                host: host.get(i).unwrap_or(""),
+                host: host_s.unwrap_or(""),
                 pid: at(pid, i).unwrap_or(0),
                 tid: at(tid, i).or(at(pid, i)).unwrap_or(0),
                 ppid: at(ppid, i),
@@ -555,32 +564,25 @@ impl ProcessContextBuilder {
                 pgid: at(pgid, i),
                 start: ts(start, i),
                 parent_start: ts(parent_start, i),
-                comm: comm.get(i),
-                exe: exe.get(i),
+                comm: comm_s,
+                exe: exe_s,
                 args: has_args.map(|()| row_args.as_slice()),
-                cwd: cwd.get(i),
+                cwd: cwd_s,
                 uid: at(uid, i),
                 gid: at(gid, i),
-                tty: tty.present().then(|| tty.get(i)),
-                container_id: container.present().then(|| container.get(i)),
+                tty: tty.present().then_some(tty_s),
+                container_id: container.present().then_some(container_s),
             };
-            let table = &mut self.table;
-            let [c_comm, c_exe, c_cwd, c_tty, c_container] = &mut self.symbols;
-            let known = KnownSymbols {
-                comm: c_comm.symbol(&comm, i, table),
-                exe: c_exe.symbol(&exe, i, table),
-                cwd: c_cwd.symbol(&cwd, i, table),
-                tty: c_tty.symbol(&tty, i, table),
-                container: c_container.symbol(&container, i, table),
-            };
+            let known =
+                KnownSymbols { comm: comm_k, exe: exe_k, cwd: cwd_k, tty: tty_k, container: container_k, host: host_k };
             if *kind == EventKind::Container {
                 self.container_row(batch, i);
-            } else if let Some(id) = container.get(i) {
+            } else if let Some(id) = container_s {
                 // A container that has started stays started: known by its
                 // symbol, its later events cost no look-up by text.
                 let sym = known.container.filter(|&s| s != SHARED).map(|s| s as usize);
                 if sym.is_none_or(|s| self.started_symbols.get(s) != Some(&true))
-                    && self.track_start(id, first + i as u64, *kind, comm.get(i))
+                    && self.track_start(id, first + i as u64, *kind, comm_s)
                 {
                     if let Some(s) = sym {
                         if self.started_symbols.len() <= s {
@@ -930,24 +932,35 @@ impl SymbolCache {
         self.symbols.resize(values.len(), UNRESOLVED);
     }
 
-    /// The symbol of `column`'s value at `row` (the column [`follow`] was
-    /// given), when it is dictionary-encoded and the row has a value.
+    /// The value of `column` at `row` (the column [`follow`] was given)
+    /// and, when it is dictionary-encoded and the row has a value, its
+    /// number: `intern`'s answer for that dictionary value, asked once per
+    /// value while the dictionary stays. One read of the row's key for both.
     ///
     /// [`follow`]: SymbolCache::follow
-    fn symbol(&mut self, column: &Strs<'_>, row: usize, table: &mut ProcessTable) -> Option<u32> {
-        let Strs::Dict(keys, values) = *column else { return None };
+    #[inline]
+    fn get<'a>(
+        &mut self,
+        column: &Strs<'a>,
+        row: usize,
+        intern: impl FnOnce(&str) -> u32,
+    ) -> (Option<&'a str>, Option<u32>) {
+        let Strs::Dict(keys, values) = *column else { return (column.get(row), None) };
         if keys.is_null(row) {
-            return None;
+            return (None, None);
         }
         let k = keys.value(row) as usize;
         if values.is_null(k) {
-            return None;
+            return (None, None);
         }
-        let s = self.symbols.get_mut(k)?;
-        if *s == UNRESOLVED {
-            *s = table.intern(values.value(k));
-        }
-        Some(*s)
+        let text = values.value(k);
+        let symbol = self.symbols.get_mut(k).map(|s| {
+            if *s == UNRESOLVED {
+                *s = intern(text);
+            }
+            *s
+        });
+        (Some(text), symbol)
     }
 }
 

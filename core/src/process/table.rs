@@ -164,6 +164,8 @@ pub(crate) struct KnownSymbols {
     pub(crate) cwd: Option<u32>,
     pub(crate) tty: Option<u32>,
     pub(crate) container: Option<u32>,
+    /// The host's number ([`ProcessTable::host_id`]), not a string symbol.
+    pub(crate) host: Option<u32>,
 }
 
 /// The last number [`Interner::get`] hands out, shared by every string
@@ -550,7 +552,10 @@ impl ProcessTable {
             }
             _ => self.last_time = Some(ev.time),
         }
-        let host = self.intern_host(ev.host);
+        let host = match known.host {
+            Some(h) => h,
+            None => self.intern_host(ev.host),
+        };
         let thread = ev.tid != ev.pid;
         if thread {
             self.stats.thread_events += 1;
@@ -589,6 +594,11 @@ impl ProcessTable {
             }
         }
         self.links(me, host, thread, ev.index, want)
+    }
+
+    /// The table's number of a host, for [`KnownSymbols::host`].
+    pub(crate) fn host_id(&mut self, host: &str) -> u32 {
+        self.intern_host(host)
     }
 
     fn intern_host(&mut self, host: &str) -> u32 {
