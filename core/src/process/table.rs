@@ -518,16 +518,23 @@ impl ProcessTable {
         self.current.get(host as u32, pid)
     }
 
-    /// Prefetches the first three cache lines of entity `i`, which hold
-    /// what a push reads of it (`UNKNOWN` and other positions past the end:
+    /// Prefetches the cache lines of entity `i` that hold what a push reads
+    /// of it ([`PUSH_READS`]; `UNKNOWN` and other positions past the end:
     /// nothing).
     #[inline]
     fn prefetch_entity(&self, i: u32) {
         if let Some(e) = self.entities.get(i as usize) {
             let e = e as *const Entity as *const u8;
-            prefetch_read(e);
-            prefetch_read(e.wrapping_add(64));
-            prefetch_read(e.wrapping_add(128));
+            for (lo, hi) in PUSH_READS {
+                // Every line that holds a byte of [lo, hi), whatever the
+                // entity's alignment: one address per 64 bytes, and the last.
+                let mut at = lo;
+                while at < hi {
+                    prefetch_read(e.wrapping_add(at));
+                    at += 64;
+                }
+                prefetch_read(e.wrapping_add(hi - 1));
+            }
         }
     }
 
@@ -1150,6 +1157,47 @@ impl ProcessTable {
         None
     }
 }
+
+/// The byte ranges of an [`Entity`] that a push reads or writes for every
+/// event (its own process's: start and end, ids, parent link, counters,
+/// origin; its parent's start), wherever the compiler laid the fields out:
+/// the text fields between them are not touched per event (the context's
+/// table defers them), so two spans instead of the whole record.
+const PUSH_READS: [(usize, usize); 2] = {
+    use std::mem::{offset_of, size_of};
+    const fn span(fields: &[(usize, usize)]) -> (usize, usize) {
+        let (mut lo, mut hi, mut k) = (usize::MAX, 0, 0);
+        while k < fields.len() {
+            let (at, len) = fields[k];
+            if at < lo {
+                lo = at;
+            }
+            if at + len > hi {
+                hi = at + len;
+            }
+            k += 1;
+        }
+        (lo, hi)
+    }
+    [
+        span(&[
+            (offset_of!(Entity, start), size_of::<Option<i64>>()),
+            (offset_of!(Entity, end), size_of::<Option<i64>>()),
+        ]),
+        span(&[
+            (offset_of!(Entity, pid), size_of::<u32>()),
+            (offset_of!(Entity, uid), size_of::<Option<u32>>()),
+            (offset_of!(Entity, gid), size_of::<Option<u32>>()),
+            (offset_of!(Entity, ppid), size_of::<Option<u32>>()),
+            (offset_of!(Entity, sid), size_of::<Option<u32>>()),
+            (offset_of!(Entity, pgid), size_of::<Option<u32>>()),
+            (offset_of!(Entity, parent), size_of::<Option<EntityRef>>()),
+            (offset_of!(Entity, origin), size_of::<Origin>()),
+            (offset_of!(Entity, events), size_of::<u64>()),
+            (offset_of!(Entity, has_children), size_of::<bool>()),
+        ]),
+    ]
+};
 
 /// A hint to load the cache line at `p` (x86-64 only; elsewhere nothing).
 #[inline(always)]
