@@ -55,7 +55,8 @@ const NOTHING: u32 = u32::MAX - 1;
 /// as numbers from the table's [`Interner`] (equal numbers, equal text), so
 /// an event that changes nothing costs no string comparison, and the walks
 /// up the parents touch a few bytes per step instead of a whole `Entity`.
-/// [`Entity`] keeps the text for readers; both change together.
+/// [`Entity`] keeps the text for readers; both change together, unless the
+/// table defers the text ([`ProcessTable::defer_text`]).
 #[derive(Debug, Clone, Copy)]
 struct Hot {
     pid: u32,
