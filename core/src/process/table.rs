@@ -315,6 +315,13 @@ fn set_sym(sym: &mut u32, merge: Merge, symbol: impl FnOnce() -> u32, same_text:
     true
 }
 
+/// Whether a field whose symbol is now `sym` stores its text at the event:
+/// always, unless the table defers text ([`ProcessTable::defer_text`]);
+/// then only for the [`SHARED`] number, which cannot name its text.
+fn stores_text(defer: bool, sym: u32) -> bool {
+    !defer || sym == SHARED
+}
+
 /// [`set_sym`] for a plain string field (name, executable, directory);
 /// `known` is the text's symbol when the caller already has it. With
 /// `defer` ([`ProcessTable::defer_text`]) the text is stored only for the
@@ -329,7 +336,7 @@ fn set_text(
 ) -> bool {
     let Some(v) = value else { return false };
     let changed = set_sym(sym, merge, || known.unwrap_or_else(|| strings.get(v)), || slot.as_deref() == Some(v));
-    if changed && !(defer && *sym != SHARED) {
+    if changed && stores_text(defer, *sym) {
         put(slot, v);
     }
     changed
@@ -348,7 +355,7 @@ fn set_opt_text(
     let Some(v) = value else { return false };
     let same = || slot.as_ref().and_then(|o| o.as_deref()) == v;
     let changed = set_sym(sym, merge, || v.map_or(NOTHING, |v| known.unwrap_or_else(|| strings.get(v))), same);
-    if changed && !(defer && *sym != SHARED) {
+    if changed && stores_text(defer, *sym) {
         match (&mut *slot, v) {
             (Some(inner), Some(v)) => put(inner, v),
             (slot, v) => *slot = Some(v.map(str::to_string)),
@@ -836,11 +843,10 @@ impl ProcessTable {
         h.exe = ev.exe.map_or(UNKNOWN, |s| known.exe.unwrap_or_else(|| self.strings.get(s)));
         h.name = ev.comm.map_or(UNKNOWN, |s| known.comm.unwrap_or_else(|| self.strings.get(s)));
         e.args = ev.args.map(|a| a.iter().map(|s| s.to_string()).collect());
-        // A deferring table stores the text only for the shared symbol.
-        if !self.defer_text || h.exe == SHARED {
+        if stores_text(self.defer_text, h.exe) {
             e.executable = ev.exe.map(str::to_string);
         }
-        if !self.defer_text || h.name == SHARED {
+        if stores_text(self.defer_text, h.name) {
             e.name = ev.comm.map(str::to_string);
         }
     }
