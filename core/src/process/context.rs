@@ -546,7 +546,7 @@ impl ProcessContextBuilder {
             // Each string read once: its text and, dictionary-encoded, its symbol.
             let table = &mut self.table;
             let [c_comm, c_exe, c_cwd, c_tty, c_container, c_host] = &mut self.symbols;
-            let (host_s, host_k) = c_host.get(&host, i, |s| table.host_id(s));
+            let (host_s, host_k) = c_host.get(&host, i, |s| table.intern_host(s));
             let (comm_s, comm_k) = c_comm.get(&comm, i, |s| table.intern(s));
             let (exe_s, exe_k) = c_exe.get(&exe, i, |s| table.intern(s));
             let (cwd_s, cwd_k) = c_cwd.get(&cwd, i, |s| table.intern(s));

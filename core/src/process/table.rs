@@ -165,7 +165,7 @@ pub(crate) struct KnownSymbols {
     pub(crate) cwd: Option<u32>,
     pub(crate) tty: Option<u32>,
     pub(crate) container: Option<u32>,
-    /// The host's number ([`ProcessTable::host_id`]), not a string symbol.
+    /// The host's number ([`ProcessTable::intern_host`]), not a string symbol.
     pub(crate) host: Option<u32>,
 }
 
@@ -611,12 +611,8 @@ impl ProcessTable {
         self.links(me, host, thread, ev.index, want)
     }
 
-    /// The table's number of a host, for [`KnownSymbols::host`].
-    pub(crate) fn host_id(&mut self, host: &str) -> u32 {
-        self.intern_host(host)
-    }
-
-    fn intern_host(&mut self, host: &str) -> u32 {
+    /// The table's number of a host (also for [`KnownSymbols::host`]).
+    pub(crate) fn intern_host(&mut self, host: &str) -> u32 {
         // Captures rarely mix hosts: the last one answers without hashing.
         if let Some(last) = self.hosts.last() {
             if **last == *host {
