@@ -374,11 +374,19 @@ impl EventBatch {
     /// keep sharing their dictionary. Each row keeps its event index
     /// ([`EventBatch::event_index`]) and so its process links.
     pub(crate) fn take(&self, rows: &[u32]) -> EventBatch {
+        self.take_columns(rows, Projection::all())
+    }
+
+    /// [`EventBatch::take`] of the columns in `projection` only (of those
+    /// this batch has); the others are absent from the result.
+    pub(crate) fn take_columns(&self, rows: &[u32], projection: Projection) -> EventBatch {
         let idx = arrow_array::UInt32Array::from(rows.to_vec());
-        let columns = self
-            .columns
-            .clone()
-            .map(|c| c.map(|a| arrow_select::take::take(a.as_ref(), &idx, None).expect("rows are within the batch")));
+        let mut columns: [Option<ArrayRef>; Column::COUNT] = std::array::from_fn(|_| None);
+        for c in projection.columns() {
+            columns[c.index()] = self.columns[c.index()]
+                .as_ref()
+                .map(|a| arrow_select::take::take(a.as_ref(), &idx, None).expect("rows are within the batch"));
+        }
         let kinds: Vec<EventKind> = rows.iter().map(|&r| self.kinds[r as usize]).collect();
         let indexes: Arc<[u64]> = rows.iter().map(|&r| self.event_index(r as usize)).collect();
         EventBatch {

@@ -195,6 +195,20 @@ pub(crate) enum Node {
     },
 }
 
+impl Node {
+    /// Adds the capture columns this node's fields are derived from.
+    pub(crate) fn add_columns(&self, p: &mut Projection) {
+        let mut add = |field: usize| ECS_FIELDS[field].columns.iter().for_each(|&c| p.insert(c));
+        match self {
+            Node::Const(_) => {}
+            Node::Leaf { field, .. } => add(*field),
+            Node::Rows { fields, .. } => fields.iter().for_each(|&f| add(f)),
+            Node::Not(inner, _) => inner.add_columns(p),
+            Node::And(items) | Node::Or(items, _) => items.iter().for_each(|i| i.add_columns(p)),
+        }
+    }
+}
+
 /// A compiled EQL query, ready to evaluate batches of events.
 #[derive(Debug, Clone)]
 pub struct EqlQuery {

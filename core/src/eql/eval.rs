@@ -13,7 +13,7 @@ use super::compile::{EqlQuery, Node, StrMatcher, Test};
 use super::func::{VExpr, Val};
 use crate::capture::{str_at, EventBatch};
 use crate::kernels::{any_str, valid_bits, within};
-use crate::view::ecs::{EcsView as View, ECS_FIELDS};
+use crate::view::ecs::{ecs_base_projection, EcsView as View, ECS_FIELDS};
 use crate::view::ecs_visible;
 
 fn eval_test(a: &dyn Array, test: &Test, key: usize, limit: Option<usize>) -> BooleanBuffer {
@@ -158,7 +158,10 @@ const SPARSE_FRACTION: usize = 16;
 fn and_on_selected(items: &[Node], acc: BooleanBuffer, view: &mut View<'_>, limit: Option<usize>) -> BooleanBuffer {
     let n = view.batch().len();
     let rows: Vec<u32> = acc.set_indices().map(|i| i as u32).collect();
-    let sub = view.batch().take(&rows);
+    // Only the columns the remaining conjuncts read are gathered.
+    let mut columns = ecs_base_projection();
+    items.iter().for_each(|item| item.add_columns(&mut columns));
+    let sub = view.batch().take_columns(&rows, columns);
     let mut sub_view = View::new(&sub);
     let mut sub_acc = BooleanBuffer::new_set(rows.len());
     for item in items {
@@ -177,10 +180,10 @@ fn and_on_selected(items: &[Node], acc: BooleanBuffer, view: &mut View<'_>, limi
 
 /// What made one event match: the leaves that held, and the outermost `or` branch taken.
 #[derive(Default)]
-struct Explanation {
-    leaves: Vec<String>,
-    branch: Option<String>,
-    branch_leaves: Vec<String>,
+struct Explanation<'n> {
+    leaves: Vec<Cow<'n, str>>,
+    branch: Option<&'n str>,
+    branch_leaves: Vec<Cow<'n, str>>,
 }
 
 fn holds(node: &Node, view: &mut View<'_>, limit: Option<usize>) -> bool {
@@ -227,23 +230,23 @@ impl Explaining<'_, '_> {
     }
 }
 
-fn explain_node(node: &Node, x: &mut Explaining<'_, '_>, row: usize, out: &mut Explanation) {
+fn explain_node<'n>(node: &'n Node, x: &mut Explaining<'_, '_>, row: usize, out: &mut Explanation<'n>) {
     match node {
         Node::Const(_) => {}
         Node::Leaf { field, test, text, .. } => {
-            let mut line = text.clone();
+            let mut line = Cow::Borrowed(text.as_str());
             if let Test::Str(m) = test {
                 let obvious = matches!(m, StrMatcher::In(set) if set.len() == 1) && !ECS_FIELDS[*field].multi;
                 if !obvious {
                     let a = x.view.get(*field);
                     if let Some(v) = matched_value(a.as_ref(), row, m, x.limit) {
-                        line.push_str(&format!(" (matched {})", serde_json::Value::String(v)));
+                        line = Cow::Owned(format!("{text} (matched {})", serde_json::Value::String(v)));
                     }
                 }
             }
             out.leaves.push(line);
         }
-        Node::Not(_, text) | Node::Rows { text, .. } => out.leaves.push(text.clone()),
+        Node::Not(_, text) | Node::Rows { text, .. } => out.leaves.push(Cow::Borrowed(text)),
         Node::And(items) => {
             for item in items {
                 explain_node(item, x, row, out);
@@ -256,7 +259,7 @@ fn explain_node(node: &Node, x: &mut Explaining<'_, '_>, row: usize, out: &mut E
             // The outermost `or` names the branch; inner ones only pick their leaves.
             // Leaves the label already says (`event.action == "exec"`) are left out.
             if out.branch.is_none() {
-                out.branch = Some(labels[k].clone());
+                out.branch = Some(&labels[k]);
                 out.branch_leaves = inner.leaves.iter().filter(|l| !implied_by_label(l, &labels[k])).cloned().collect();
             }
             out.leaves.extend(inner.leaves);
@@ -323,7 +326,8 @@ fn miss_node(node: &Node, view: &mut View<'_>, limit: Option<usize>) -> Option<S
 /// Whether a leaf's text is the `event.action` / `event.category` equality a branch label names.
 fn implied_by_label(leaf: &str, label: &str) -> bool {
     let Some(value) = label.strip_suffix(" branch") else { return false };
-    leaf == format!("event.action == \"{value}\"") || leaf.starts_with("event.category == \"")
+    let action = leaf.strip_prefix("event.action == \"").and_then(|v| v.strip_suffix('"'));
+    action == Some(value) || leaf.starts_with("event.category == \"")
 }
 
 impl EqlQuery {
@@ -364,7 +368,9 @@ impl EqlQuery {
     /// thousands of findings of a batch costs little more than finding them.
     pub fn explain_rows(&self, batch: &EventBatch, rows: &[usize]) -> Vec<String> {
         let idx: Vec<u32> = rows.iter().map(|&r| r as u32).collect();
-        let hits = batch.take(&idx);
+        let mut columns = ecs_base_projection();
+        self.root.add_columns(&mut columns);
+        let hits = batch.take_columns(&idx, columns);
         let mut view = View::new(&hits);
         let mut x = Explaining { view: &mut view, limit: self.ignore_above, items: Default::default() };
         (0..rows.len())
