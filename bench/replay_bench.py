@@ -54,9 +54,18 @@ def run(cmd):
 
 
 def captures(shape, events, seed):
-    """The pyarrow-written and tokenscan-written files of one shape and size, made if missing."""
+    """The pyarrow-written and tokenscan-written files of one shape and size, made if missing.
+
+    Files tokenscan writes (`convert`, and `synth`'s own) are made again when
+    the binary is newer than them: its writer may have changed the layout.
+    """
     raw = WORK / f"{shape}-{events}-{'synth' if shape == 'synth' else 'pyarrow'}.parquet"
     conv = WORK / f"{shape}-{events}-tokenscan.parquet"
+    built = TOKENSCAN.stat().st_mtime
+    if shape == "synth" and raw.exists() and raw.stat().st_mtime < built:
+        raw.unlink()
+    if conv.exists() and conv.stat().st_mtime < built:
+        conv.unlink()
     if not raw.exists():
         print(f"generating {raw.name} ...", file=sys.stderr)
         tmp = raw.with_suffix(".tmp")

@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use arrow_array::{ArrayRef, Int32Array, Int64Array, RecordBatch, StringArray};
+use arrow_array::types::Int32Type;
+use arrow_array::{ArrayRef, DictionaryArray, Int32Array, Int64Array, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema};
 use parquet::file::metadata::ParquetMetaDataReader;
 use tokenscan_core::capture::{
@@ -405,6 +406,40 @@ fn column_of_the_wrong_type_is_named() {
         w.close().expect("close");
         let error = Capture::open(&path).map(|_| ()).expect_err("refused").to_string();
         assert!(error.contains(message) && error.contains(&format!("wrong-{column}.parquet")), "{error}");
+    }
+}
+
+#[test]
+fn a_kind_no_capture_version_has_is_named_at_its_event() {
+    // `kind` as plain strings and dictionary-encoded (as pyarrow and polars
+    // write it), "clone" at the sixth event of the file.
+    let dir = tempfile::tempdir().expect("tmp");
+    let text: String = (0..8).map(|_| token_read()).collect();
+    let events = events_from_ndjson(&text, "t", 100).expect("events");
+    let rb = events[0].to_record_batch();
+    let n = rb.num_rows();
+    let kinds: Vec<&str> = (0..n).map(|i| if i == 5 { "clone" } else { "open" }).collect();
+    let dictionary: ArrayRef = Arc::new(kinds.iter().copied().collect::<DictionaryArray<Int32Type>>());
+    for (name, array) in [("plain", Arc::new(StringArray::from(kinds.clone())) as ArrayRef), ("dictionary", dictionary)]
+    {
+        let mut fields: Vec<Field> = rb.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+        let mut columns = rb.columns().to_vec();
+        let i = rb.schema().index_of("kind").expect("kind");
+        fields[i] = Field::new("kind", array.data_type().clone(), false);
+        columns[i] = array;
+        let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).expect("batch");
+        let path = dir.path().join(format!("kind-{name}.parquet"));
+        let mut w =
+            parquet::arrow::ArrowWriter::try_new(std::fs::File::create(&path).expect("create"), batch.schema(), None)
+                .expect("writer");
+        w.write(&batch).expect("write");
+        w.close().expect("close");
+        let error = replay(std::slice::from_ref(&path), false).expect_err("refused");
+        assert!(
+            error.contains(&format!("kind-{name}.parquet"))
+                && error.contains("column `kind` holds \"clone\" at event 5; expected one of"),
+            "{name}: {error}"
+        );
     }
 }
 

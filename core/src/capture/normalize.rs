@@ -256,12 +256,23 @@ fn parse_kinds(path: &Path, a: &dyn Array, first_index: u64) -> Result<Vec<Event
             let d = a.as_dictionary::<Int32Type>();
             let values = d.values().as_string::<i32>();
             let parsed: Vec<Option<EventKind>> = (0..values.len()).map(|i| EventKind::parse(values.value(i))).collect();
-            d.keys()
-                .values()
-                .iter()
-                .enumerate()
-                .map(|(row, &k)| parsed[k as usize].ok_or_else(|| bad(row, values.value(k as usize))))
-                .collect()
+            // One look-up per row into a vector sized once; the first key
+            // that names no kind is the error.
+            let keys = d.keys().values();
+            let mut kinds = Vec::with_capacity(keys.len());
+            for (row, &k) in keys.iter().enumerate() {
+                match parsed.get(k as usize) {
+                    Some(Some(kind)) => kinds.push(*kind),
+                    Some(None) => return Err(bad(row, values.value(k as usize))),
+                    None => {
+                        return Err(bad(
+                            row,
+                            &format!("dictionary key {k} (the dictionary has {} values)", values.len()),
+                        ))
+                    }
+                }
+            }
+            Ok(kinds)
         }
         other => Err(Error::capture(path, format!("column `kind` has type {other} after normalization"))),
     }
