@@ -158,6 +158,28 @@ pub(crate) fn any_str(a: &dyn Array, limit: Option<usize>, key: usize, f: &dyn F
     }
 }
 
+/// [`any_str`] and `among`: false for the rows `among` does not select. A
+/// plain string column is then judged only on the selected rows (a regex per
+/// row costs more than the test that skips it); the other layouts judge each
+/// distinct value once anyway.
+pub(crate) fn any_str_among(
+    a: &dyn Array,
+    limit: Option<usize>,
+    key: usize,
+    f: &dyn Fn(&str) -> bool,
+    among: &BooleanBuffer,
+) -> BooleanBuffer {
+    match a.data_type() {
+        DataType::Utf8 => {
+            let s = a.as_string::<i32>();
+            BooleanBuffer::collect_bool(a.len(), |i| {
+                among.value(i) && s.is_valid(i) && within(s.value(i), limit) && f(s.value(i))
+            })
+        }
+        _ => &any_str(a, limit, key, f) & among,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -166,6 +188,25 @@ mod tests {
 
     fn bits(b: &BooleanBuffer) -> Vec<bool> {
         b.iter().collect()
+    }
+
+    #[test]
+    fn rows_outside_among_are_false_and_never_judged() {
+        // Rows: "/a/token", null, "/b/token", "/c/other". Among rows 0, 1 and
+        // 3: only row 0 holds; row 2 holds the test but is not among them, and
+        // on plain strings the test never sees it.
+        let among = BooleanBuffer::from(vec![true, true, false, true]);
+        let values = [Some("/a/token"), None, Some("/b/token"), Some("/c/other")];
+        let plain = StringArray::from(values.to_vec());
+        let dictionary: DictionaryArray<Int32Type> = values.into_iter().collect();
+        let seen = std::cell::RefCell::new(Vec::new());
+        let f = |s: &str| {
+            seen.borrow_mut().push(s.to_string());
+            s.ends_with("token")
+        };
+        assert_eq!(bits(&any_str_among(&plain, None, verdict_key(), &f, &among)), [true, false, false, false]);
+        assert_eq!(*seen.borrow(), ["/a/token", "/c/other"]);
+        assert_eq!(bits(&any_str_among(&dictionary, None, verdict_key(), &f, &among)), [true, false, false, false]);
     }
 
     #[test]

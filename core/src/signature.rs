@@ -16,7 +16,7 @@ use serde::Deserialize;
 
 use crate::capture::{str_at, Column, EventBatch, EventKind, Projection};
 use crate::engine::{CompiledRule, LintWarning, Verdict};
-use crate::kernels::{any_str, valid_bits, verdict_key};
+use crate::kernels::{any_str, any_str_among, valid_bits, verdict_key};
 use crate::view::tracee::{Origin, TraceeView};
 
 /// The access modes a signature can require, as Tracee's helpers define them.
@@ -319,12 +319,18 @@ impl CompiledRule for Signature {
         }
         let path = view.pathname();
         let flags = view.flags();
-        let path_matches = any_str(path.as_ref(), None, self.verdict_keys[1], &|s| self.regex.is_match(s));
         let mut unevaluable = Vec::new();
         let values = flags.values();
         let flags_valid = valid_bits(&flags);
         let access = &flags_valid & &BooleanBuffer::collect_bool(batch.len(), |i| self.access.allows(values[i]));
-        let mut fires = &(&candidates & &access) & &path_matches;
+        // The regex last, on the candidates whose access mode matches.
+        let mut fires = any_str_among(
+            path.as_ref(),
+            None,
+            self.verdict_keys[1],
+            &|s| self.regex.is_match(s),
+            &(&candidates & &access),
+        );
         let path_valid = valid_bits(path.as_ref());
         // Selected, not allow-listed, but an argument is missing: Tracee's signature
         // returns an error; its detector returns no finding.
