@@ -167,6 +167,10 @@ pub struct Signature {
     /// The path regex as written.
     pub path_regex: String,
     regex: Regex,
+    /// The literals every match ends the path with, when the regex is
+    /// anchored at the end (`$`): a path ending with none of them is
+    /// rejected without running the regex ([`required_endings`]).
+    endings: Option<Vec<Vec<u8>>>,
     /// Required access mode.
     pub access: Access,
     /// Dictionary-verdict cache keys of the allow-list and the regex (see `kernels::verdict_key`).
@@ -221,6 +225,7 @@ impl Signature {
             allow_list: f.logic.allow_processes,
             allow_by: f.logic.allow_by,
             missing_argument: f.logic.missing_argument,
+            endings: required_endings(&src),
             path_regex: src,
             regex,
             access: f.logic.access,
@@ -271,7 +276,8 @@ impl Signature {
 
     /// Whether the path regex matches `path` (unanchored, as Go's MatchString).
     pub fn path_matches(&self, path: &str) -> bool {
-        self.regex.is_match(path)
+        let ends_right = |e: &Vec<Vec<u8>>| e.iter().any(|l| path.as_bytes().ends_with(l));
+        self.endings.as_ref().is_none_or(ends_right) && self.regex.is_match(path)
     }
 
     /// The allow-list in file order.
@@ -328,7 +334,7 @@ impl CompiledRule for Signature {
             path.as_ref(),
             None,
             self.verdict_keys[1],
-            &|s| self.regex.is_match(s),
+            &|s| self.path_matches(s),
             &(&candidates & &access),
         );
         let path_valid = valid_bits(path.as_ref());
@@ -427,7 +433,7 @@ impl CompiledRule for Signature {
         if !self.access.allows(f) {
             return format!("{}(flags={f:#x}) is false", self.access.helper());
         }
-        if !self.regex.is_match(path) {
+        if !self.path_matches(path) {
             return format!("pathname {} does not match {}", serde_json::Value::String(path.into()), self.path_regex);
         }
         "it fires".into()
@@ -474,4 +480,83 @@ impl CompiledRule for Signature {
 /// The last component of a path (Go's `filepath.Base` for a non-empty path without trailing slash).
 fn basename(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or(path)
+}
+
+/// The literals every match of `regex` ends the text with, when the regex is
+/// anchored at the end of the text (`$`, no multi-line flag) on every branch
+/// and its suffixes are a finite set of non-empty literals: a text ending
+/// with none of them cannot match. `None` when that cannot be said (no
+/// anchor, a class too wide to list, an empty suffix); the regex then runs
+/// on every text. For TRC-108's `secrets/kubernetes.io/serviceaccount.+token$`
+/// it is `token`: most paths are rejected by one comparison.
+fn required_endings(regex: &str) -> Option<Vec<Vec<u8>>> {
+    use regex_syntax::hir::literal::{ExtractKind, Extractor};
+    let hir = regex_syntax::Parser::new().parse(regex).ok()?;
+    if !hir.properties().look_set_suffix().contains(regex_syntax::hir::Look::End) {
+        return None;
+    }
+    let endings = Extractor::new().kind(ExtractKind::Suffix).extract(&hir);
+    let literals = endings.literals()?;
+    if literals.is_empty() || literals.iter().any(|l| l.as_bytes().is_empty()) {
+        return None;
+    }
+    Some(literals.iter().map(|l| l.as_bytes().to_vec()).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::required_endings;
+
+    #[test]
+    fn the_ending_prefilter_never_rejects_a_path_the_regex_matches() {
+        // The regex crate is the oracle: wherever it matches, the path ends
+        // with one of the required endings.
+        let regexes = [
+            "secrets/kubernetes.io/serviceaccount.+token$",
+            "token$|ca\\.crt$",
+            "(?i)TOKEN$",
+            "a.+[bc]$",
+            "^/exact$",
+            "(token|cert)s?$",
+            "tøken$",
+            "(?m)token$",
+            "token\\z",
+            "token",
+            "token$|other",
+            "x*$",
+        ];
+        let paths = [
+            "",
+            "token",
+            "/run/secrets/kubernetes.io/serviceaccount/token",
+            "/var/run/secrets/kubernetes.io/serviceaccount/..2026_11_20_09_58_11.1829374651/token",
+            "/run/secrets/kubernetes.io/serviceaccount/TOKEN",
+            "/run/secrets/kubernetes.io/serviceaccount/ToKeN",
+            "/run/secrets/kubernetes.io/serviceaccount/token\n",
+            "/run/secrets/kubernetes.io/serviceaccount/tokens",
+            "/run/secrets/kubernetes.io/serviceaccount/ca.crt",
+            "/etc/certs",
+            "/etc/cert",
+            "/exact",
+            "ab",
+            "ac",
+            "/tmp/tøken",
+            "other/file",
+            "xx",
+        ];
+        for r in regexes {
+            let regex = regex::Regex::new(r).expect("valid regex");
+            let endings = required_endings(r);
+            for p in paths {
+                let passes = endings.as_ref().is_none_or(|e| e.iter().any(|l| p.as_bytes().ends_with(l)));
+                assert!(passes || !regex.is_match(p), "{r:?} matches {p:?} but its endings {endings:?} reject it");
+            }
+        }
+        // The seed's regex is anchored at the end with one literal ending;
+        // a regex that is not anchored on every branch has none.
+        assert_eq!(required_endings("secrets/kubernetes.io/serviceaccount.+token$"), Some(vec![b"token".to_vec()]));
+        assert_eq!(required_endings("token$|other"), None);
+        assert_eq!(required_endings("(?m)token$"), None);
+        assert_eq!(required_endings("token"), None);
+    }
 }
