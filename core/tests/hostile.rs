@@ -87,6 +87,21 @@ fn write_parquet(path: &Path, ndjson: &str, rows: usize) {
     w.close().expect("close");
 }
 
+/// Writes `rb` to `path` with plain Arrow-writer settings (as another tool
+/// would), the column `field` names replaced by `field` and `array`.
+fn write_with_column(path: &Path, rb: &RecordBatch, field: Field, array: ArrayRef) {
+    let i = rb.schema().index_of(field.name()).expect("column");
+    let mut fields: Vec<Field> = rb.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+    let mut columns = rb.columns().to_vec();
+    fields[i] = field;
+    columns[i] = array;
+    let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).expect("batch");
+    let file = std::fs::File::create(path).expect("create");
+    let mut w = parquet::arrow::ArrowWriter::try_new(file, batch.schema(), None).expect("writer");
+    w.write(&batch).expect("write");
+    w.close().expect("close");
+}
+
 fn parquet_batches(path: &Path, batch_size: usize) -> Vec<EventBatch> {
     let capture = Capture::open(path).expect("open");
     capture.batches(Projection::all(), batch_size).expect("batches").collect::<Result<_, _>>().expect("decode")
@@ -392,18 +407,8 @@ fn column_of_the_wrong_type_is_named() {
         ("flags", DataType::Utf8, Arc::new(StringArray::from(vec!["0"; n])), "column `flags` has type Utf8"),
     ];
     for (column, ty, array, message) in wrong {
-        let mut fields: Vec<Field> = rb.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
-        let mut columns = rb.columns().to_vec();
-        let i = rb.schema().index_of(column).expect("column");
-        fields[i] = Field::new(column, ty, true);
-        columns[i] = array;
-        let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).expect("batch");
         let path = dir.path().join(format!("wrong-{column}.parquet"));
-        let mut w =
-            parquet::arrow::ArrowWriter::try_new(std::fs::File::create(&path).expect("create"), batch.schema(), None)
-                .expect("writer");
-        w.write(&batch).expect("write");
-        w.close().expect("close");
+        write_with_column(&path, &rb, Field::new(column, ty, true), array);
         let error = Capture::open(&path).map(|_| ()).expect_err("refused").to_string();
         assert!(error.contains(message) && error.contains(&format!("wrong-{column}.parquet")), "{error}");
     }
@@ -422,18 +427,8 @@ fn a_kind_no_capture_version_has_is_named_at_its_event() {
     let dictionary: ArrayRef = Arc::new(kinds.iter().copied().collect::<DictionaryArray<Int32Type>>());
     for (name, array) in [("plain", Arc::new(StringArray::from(kinds.clone())) as ArrayRef), ("dictionary", dictionary)]
     {
-        let mut fields: Vec<Field> = rb.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
-        let mut columns = rb.columns().to_vec();
-        let i = rb.schema().index_of("kind").expect("kind");
-        fields[i] = Field::new("kind", array.data_type().clone(), false);
-        columns[i] = array;
-        let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).expect("batch");
         let path = dir.path().join(format!("kind-{name}.parquet"));
-        let mut w =
-            parquet::arrow::ArrowWriter::try_new(std::fs::File::create(&path).expect("create"), batch.schema(), None)
-                .expect("writer");
-        w.write(&batch).expect("write");
-        w.close().expect("close");
+        write_with_column(&path, &rb, Field::new("kind", array.data_type().clone(), false), array);
         let error = replay(std::slice::from_ref(&path), false).expect_err("refused");
         assert!(
             error.contains(&format!("kind-{name}.parquet"))

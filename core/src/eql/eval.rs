@@ -368,9 +368,7 @@ impl EqlQuery {
     /// thousands of findings of a batch costs little more than finding them.
     pub fn explain_rows(&self, batch: &EventBatch, rows: &[usize]) -> Vec<String> {
         let idx: Vec<u32> = rows.iter().map(|&r| r as u32).collect();
-        let mut columns = ecs_base_projection();
-        self.root.add_columns(&mut columns);
-        let hits = batch.take_columns(&idx, columns);
+        let hits = batch.take_columns(&idx, self.projection());
         let mut view = View::new(&hits);
         let mut x = Explaining { view: &mut view, limit: self.ignore_above, items: Default::default() };
         (0..rows.len())
