@@ -14,7 +14,10 @@ every size and both writers (pyarrow with default settings, and the same events 
        the same with the findings' context columns filled ("ts+ctx"; the default);
      - polars, DuckDB, DataFusion (bench/engines.py): each run is a fresh Python process; the
        time is the whole query, reading the file included, measured inside that process
-       (interpreter start-up and imports are not counted against them);
+       (interpreter start-up and the engine's import are not counted against them). Each engine
+       runs its query twice over: returning the hits with the event columns a finding carries
+       (the same information tokenscan writes, `--columns`), and returning only the hits'
+       (rule, event index) pairs ("rows only", the best engine's time in its own column);
      - the decode floor: `tokenscan decode-floor`, reading the columns replay reads, whole process.
 
 Usage: bench/replay_bench.py [--sizes 5000000,20000000] [--runs 5] [--shapes low-card,...]
@@ -87,9 +90,9 @@ def tokenscan_findings(capture, out, context):
     return cmd + ([] if context else ["--no-context"])
 
 
-def engine_cmd(engine, capture, out):
-    """Command line of one engine run (bench/engines.py)."""
-    return [sys.executable, HERE / "engines.py", engine, capture, out]
+def engine_cmd(engine, capture, out, columns=False):
+    """Command line of one engine run (bench/engines.py); `columns`: with the finding columns."""
+    return [sys.executable, HERE / "engines.py", engine, capture, out] + (["--columns"] if columns else [])
 
 
 def findings_of(capture):
@@ -104,8 +107,9 @@ def findings_of(capture):
         with ts_out.open() as lines:
             found[name] = {(f["rule_id"], f["event_index"]) for f in map(json.loads, lines)}
     for e in ENGINES:
-        run(engine_cmd(e, capture, out))
-        found[e] = {(r, i) for r, i in json.loads(out.read_text())["rows"]}
+        for columns in (False, True):
+            run(engine_cmd(e, capture, out, columns))
+            found[e + (" --columns" if columns else "")] = {(r, i) for r, i in json.loads(out.read_text())["rows"]}
     return found
 
 
@@ -143,12 +147,13 @@ def bench_one(capture, runs):
         t = [run(tokenscan_findings(capture, ts_out, ctx)) for _ in range(runs)]
         res[name] = (statistics.median(s for s, _ in t), max(r for _, r in t))
     for e in ENGINES:
-        secs, rss = [], []
-        for _ in range(runs):
-            _, r = run(engine_cmd(e, capture, out))
-            secs.append(json.loads(out.read_text())["seconds"])
-            rss.append(r)
-        res[e] = (statistics.median(secs), max(rss))
+        for columns in (True, False):
+            secs, rss = [], []
+            for _ in range(runs):
+                _, r = run(engine_cmd(e, capture, out, columns))
+                secs.append(json.loads(out.read_text())["seconds"])
+                rss.append(r)
+            res[e if columns else e + " rows"] = (statistics.median(secs), max(rss))
     t = [run([TOKENSCAN, "decode-floor", capture]) for _ in range(runs)]
     res["floor"] = (statistics.median(s for s, _ in t), max(r for _, r in t))
     return res
@@ -170,19 +175,24 @@ def main():
     print(f"machine: {os.cpu_count()} cores; load: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} "
           f"{os.getloadavg()[2]:.2f} (1/5/15 min); median of {args.runs} runs; seconds (peak RSS MiB)")
     print("ts = tokenscan replay --no-context, ts+ctx = with context (default), both whole process;"
-          " polars/duckdb/datafusion = whole query incl. reading the file; floor = tokenscan decode-floor")
+          " polars/duckdb/datafusion = whole query incl. reading the file (import not counted), returning"
+          " the hits with a finding's event columns; rows only = the best engine returning (rule, index)"
+          " pairs only; floor = tokenscan decode-floor")
     check_hand()
-    cols = ["ts", "ts+ctx", *ENGINES, "floor"]
-    print("| shape | writer | events | findings | " + " | ".join(cols) + " | ts / best engine | ts / floor |")
-    print("|---|---|---:|---:|" + "---:|" * (len(cols) + 2))
+    cols = ["ts", "ts+ctx", *ENGINES, "rows only", "floor"]
+    print("| shape | writer | events | findings | " + " | ".join(cols)
+          + " | ts / best engine | ts / best rows only | ts / floor |")
+    print("|---|---|---:|---:|" + "---:|" * (len(cols) + 3))
     for shape in args.shapes.split(","):
         for events in map(int, args.sizes.split(",")):
             for writer, capture in captures(shape, events, args.seed):
                 r = bench_one(capture, args.runs)
                 best = min(r[e][0] for e in ENGINES)
+                rows_e = min(ENGINES, key=lambda e: r[e + " rows"][0])
+                r["rows only"] = r[rows_e + " rows"]
                 cells = " | ".join(f"{r[c][0]:.2f} ({r[c][1]:.0f})" for c in cols)
-                print(f"| {shape} | {writer} | {events} | {r['findings']} | {cells} | "
-                      f"{r['ts'][0] / best:.2f} | {r['ts'][0] / r['floor'][0]:.2f} |", flush=True)
+                print(f"| {shape} | {writer} | {events} | {r['findings']} | {cells} | {r['ts'][0] / best:.2f} | "
+                      f"{r['ts'][0] / r['rows only'][0]:.2f} | {r['ts'][0] / r['floor'][0]:.2f} |", flush=True)
 
 
 if __name__ == "__main__":
