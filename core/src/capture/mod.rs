@@ -263,13 +263,32 @@ pub struct EventBatch {
     indexes: Option<Arc<[u64]>>,
     len: usize,
     process: Option<Arc<crate::process::ProcessContext>>,
+    /// [`crate::view::visible`] and [`crate::view::ecs_visible`] of these
+    /// rows, computed by the first rule that asks and shared by the others
+    /// (and by clones, which hold the same rows and columns).
+    visibility: Arc<Visibility>,
+}
+
+/// The visibility masks of one batch, each computed once (see [`EventBatch`]).
+#[derive(Debug, Default)]
+pub(crate) struct Visibility {
+    pub(crate) rule: std::sync::OnceLock<arrow_buffer::BooleanBuffer>,
+    pub(crate) ecs: std::sync::OnceLock<arrow_buffer::BooleanBuffer>,
 }
 
 impl EventBatch {
     /// Builds a batch from canonical columns (as produced by the readers).
     pub(crate) fn new(columns: [Option<ArrayRef>; Column::COUNT], kinds: Vec<EventKind>, first_index: u64) -> Self {
         let len = kinds.len();
-        EventBatch { columns, kinds: kinds.into(), first_index, indexes: None, len, process: None }
+        EventBatch {
+            columns,
+            kinds: kinds.into(),
+            first_index,
+            indexes: None,
+            len,
+            process: None,
+            visibility: Arc::default(),
+        }
     }
 
     /// Builds a batch from Arrow data that did not come from a capture file
@@ -322,6 +341,10 @@ impl EventBatch {
     pub(crate) fn expect(&self, c: Column) -> &ArrayRef {
         self.columns[c.index()].as_ref().unwrap_or_else(|| panic!("column `{c}` was not in the projection"))
     }
+    /// The batch's visibility masks (see [`Visibility`]).
+    pub(crate) fn visibility(&self) -> &Visibility {
+        &self.visibility
+    }
     /// The processes of the batch's capture, when the driver built them
     /// (only for rules and consumers that read process-model fields).
     /// Row `i`'s links are `process.links(event_index(i))`.
@@ -367,6 +390,7 @@ impl EventBatch {
             indexes: self.indexes.as_ref().map(|ix| ix[offset..offset + len].into()),
             len,
             process: self.process.clone(),
+            visibility: Arc::default(),
         }
     }
 
@@ -396,6 +420,7 @@ impl EventBatch {
             first_index: indexes.first().copied().unwrap_or(self.first_index),
             indexes: Some(indexes),
             process: self.process.clone(),
+            visibility: Arc::default(),
         }
     }
 
@@ -451,6 +476,8 @@ impl EventBatch {
                 self.columns[c.index()] = None;
             }
         }
+        // Without `result`, `path`, `pid` or `tid` the masks may differ.
+        self.visibility = Arc::default();
         self
     }
 
@@ -464,6 +491,8 @@ impl EventBatch {
                 }
             }
         }
+        // With `pid` and `tid` now present, `ecs_visible` may differ.
+        self.visibility = Arc::default();
         self
     }
 
