@@ -371,7 +371,8 @@ impl CompiledRule for Signature {
     /// [`CompiledRule::why`] for each row, over one view of just those rows.
     fn why_rows(&self, batch: &EventBatch, rows: &[usize]) -> Vec<String> {
         let idx: Vec<u32> = rows.iter().map(|&r| r as u32).collect();
-        let hits = batch.take(&idx);
+        // Only the columns evaluate reads: the others are not looked at.
+        let hits = batch.take_columns(&idx, self.projection());
         let view = TraceeView::new(&hits);
         let (paths, all_flags) = (view.pathname(), view.flags());
         (0..rows.len())

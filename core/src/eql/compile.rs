@@ -51,7 +51,7 @@ impl fmt::Display for CompileError {
 #[derive(Debug, Clone)]
 pub(crate) enum StrMatcher {
     /// Exact membership (case-sensitive `==` and `in`).
-    In(HashSet<String>),
+    In(StrSet),
     /// Case-insensitive membership (`in~`), values lower-cased.
     InCi(HashSet<String>),
     /// A compiled pattern (`like`, `like~`, `:`, `regex`, `regex~`), anchored,
@@ -100,6 +100,49 @@ impl StrMatcher {
             StrMatcher::Length(op, n) => cmp_holds(*op, (s.encode_utf16().count() as i64).cmp(n)),
             StrMatcher::Expr(e) => e.holds(&|_| Val::Str(Cow::Borrowed(s))),
         }
+    }
+}
+
+/// The strings of a case-sensitive `in` (or `==`), with the byte lengths
+/// they have: a value of another length is rejected without hashing it
+/// (argv elements and paths are mostly longer than the program names rules
+/// list).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct StrSet {
+    set: HashSet<String>,
+    /// Bit `l` set when a member is `l` bytes long (`l` < 64).
+    short: u64,
+    /// Some member is 64 bytes or longer.
+    long: bool,
+}
+
+impl StrSet {
+    pub(crate) fn contains(&self, s: &str) -> bool {
+        let fits = match s.len() {
+            l if l < 64 => self.short & (1 << l) != 0,
+            _ => self.long,
+        };
+        fits && self.set.contains(s)
+    }
+    pub(crate) fn len(&self) -> usize {
+        self.set.len()
+    }
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &String> {
+        self.set.iter()
+    }
+}
+
+impl FromIterator<String> for StrSet {
+    fn from_iter<I: IntoIterator<Item = String>>(iter: I) -> Self {
+        let mut out = StrSet::default();
+        for s in iter {
+            match s.len() {
+                l if l < 64 => out.short |= 1 << l,
+                _ => out.long = true,
+            }
+            out.set.insert(s);
+        }
+        out
     }
 }
 
@@ -638,7 +681,9 @@ impl Compiler {
         }
         let test = match ty {
             None => Test::Exists,
-            Some(FieldType::Keyword) => Test::Str(if ci { StrMatcher::InCi(strings) } else { StrMatcher::In(strings) }),
+            Some(FieldType::Keyword) => {
+                Test::Str(if ci { StrMatcher::InCi(strings) } else { StrMatcher::In(strings.into_iter().collect()) })
+            }
             Some(FieldType::Long) => Test::IntIn(ints),
             Some(FieldType::Boolean) => {
                 if bools.contains(&true) && bools.contains(&false) {
@@ -933,7 +978,7 @@ fn branch_label(n: &Node, k: usize, total: usize) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::Prefilter;
+    use super::{Prefilter, StrSet};
 
     #[test]
     fn like_prefilter_keeps_every_possible_match() {
@@ -954,5 +999,29 @@ mod tests {
         assert!(Prefilter::for_like(&["*"]).is_none());
         assert!(Prefilter::for_like(&["token*", "?*"]).is_none());
         assert!(Prefilter::for_like(&[""]).is_none());
+    }
+
+    /// The length test in front of the hash set never changes the answer:
+    /// members of every length (empty, 63, 64 and past it) are found, and
+    /// values that differ from every member (same length or not) are not.
+    #[test]
+    fn a_value_is_in_a_string_set_exactly_when_a_member_equals_it() {
+        let members: Vec<String> = [0, 1, 3, 63, 64, 65, 200].iter().map(|&n| "a".repeat(n)).collect();
+        let set: StrSet = members.iter().cloned().collect();
+        for m in &members {
+            assert!(set.contains(m), "member of {} bytes", m.len());
+        }
+        for n in 0..260 {
+            let other = "b".repeat(n);
+            assert_eq!(set.contains(&other), n == 0, "a value of {n} bytes equal to no member but the empty one");
+            let same = "a".repeat(n);
+            assert_eq!(set.contains(&same), members.contains(&same), "{n} bytes");
+        }
+        // The last length the bit mask holds, alone in its set.
+        let edge: StrSet = ["x".repeat(63)].into_iter().collect();
+        assert!(edge.contains(&"x".repeat(63)) && !edge.contains(&"x".repeat(64)));
+        // A set of long members only rejects every short value.
+        let long: StrSet = ["/".repeat(70)].into_iter().collect();
+        assert!(long.contains(&"/".repeat(70)) && !long.contains("/") && !long.contains(&"/".repeat(69)));
     }
 }
