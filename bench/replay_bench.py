@@ -190,7 +190,8 @@ def main():
                 best = min(r[e][0] for e in ENGINES)
                 rows_e = min(ENGINES, key=lambda e: r[e + " rows"][0])
                 r["rows only"] = r[rows_e + " rows"]
-                cells = " | ".join(f"{r[c][0]:.2f} ({r[c][1]:.0f})" for c in cols)
+                cells = " | ".join(f"{r[c][0]:.2f}{' ' + rows_e if c == 'rows only' else ''} ({r[c][1]:.0f})"
+                                   for c in cols)
                 print(f"| {shape} | {writer} | {events} | {r['findings']} | {cells} | {r['ts'][0] / best:.2f} | "
                       f"{r['ts'][0] / r['rows only'][0]:.2f} | {r['ts'][0] / r['floor'][0]:.2f} |", flush=True)
 
