@@ -92,24 +92,38 @@ fn dictionary_verdicts(
     limit: Option<usize>,
     f: &dyn Fn(&str) -> bool,
 ) -> Arc<Vec<bool>> {
+    let judge = || -> Arc<Vec<bool>> {
+        let strings = values.as_string::<i32>();
+        Arc::new(
+            (0..strings.len())
+                .map(|v| strings.is_valid(v) && within(strings.value(v), limit) && f(strings.value(v)))
+                .collect(),
+        )
+    };
+    // A small dictionary (the ECS view's constant fields build one per
+    // batch) is judged again rather than kept: kept, every batch's would
+    // push out the verdicts of the large dictionaries that pay to keep.
+    if values.len() <= SMALL_DICTIONARY {
+        return judge();
+    }
     if let Some(v) = cached_verdicts(values, key, limit) {
         return v;
     }
-    let strings = values.as_string::<i32>();
-    let verdict: Arc<Vec<bool>> = Arc::new(
-        (0..strings.len())
-            .map(|v| strings.is_valid(v) && within(strings.value(v), limit) && f(strings.value(v)))
-            .collect(),
-    );
+    let verdict = judge();
     VERDICTS.with(|c| {
         let mut c = c.borrow_mut();
-        if c.len() >= 32 {
-            c.clear();
+        if c.len() >= KEPT_VERDICTS {
+            c.remove(0); // the oldest
         }
         c.push((values.clone(), key, limit, verdict.clone()));
     });
     verdict
 }
+
+/// Dictionaries of at most this many values are judged without keeping the verdicts.
+const SMALL_DICTIONARY: usize = 64;
+/// Verdicts kept per thread: a row group's predicates on its large dictionaries.
+const KEPT_VERDICTS: usize = 32;
 
 /// For each row: does some string value (any element, for arrays) satisfy `f`?
 /// `key` identifies the predicate (from [`verdict_key`]; 0 for "has a value")
@@ -251,5 +265,33 @@ mod tests {
         let s = r.as_string::<i32>();
         let got: Vec<Option<&str>> = s.iter().collect();
         assert_eq!(got, [Some("a"), None, None, Some("d")]);
+    }
+
+    /// A row group's large dictionary is judged once however many small
+    /// dictionaries (the ECS view's constant fields make one per batch) are
+    /// judged between its batches: the regex over 100,000 paths ran six times
+    /// per row group when the small ones pushed it out of the kept verdicts.
+    #[test]
+    fn a_large_dictionary_is_judged_once_while_small_ones_come_and_go() {
+        let paths: Vec<String> = (0..1000).map(|i| format!("/p/{i}")).collect();
+        let keys = arrow_array::Int32Array::from((0..1000).collect::<Vec<i32>>());
+        let big = DictionaryArray::<Int32Type>::new(keys, Arc::new(StringArray::from(paths)));
+        let judged = std::cell::Cell::new(0usize);
+        let ends_in_7 = |s: &str| {
+            judged.set(judged.get() + 1);
+            s.ends_with('7')
+        };
+        let key = verdict_key();
+        let first = any_str(&big, None, key, &ends_in_7);
+        assert_eq!(judged.get(), 1000);
+        assert_eq!(first.count_set_bits(), 100);
+        for _ in 0..100 {
+            let os = arrow_array::Int32Array::from(vec![0, 0, 1]);
+            let small = DictionaryArray::<Int32Type>::new(os, Arc::new(StringArray::from(vec!["linux", "x"])));
+            assert_eq!(bits(&any_str(&small, None, verdict_key(), &|s| s == "linux")), [true, true, false]);
+        }
+        let again = any_str(&big, None, key, &ends_in_7);
+        assert_eq!(judged.get(), 1000, "the large dictionary's verdicts were kept");
+        assert_eq!(first, again);
     }
 }
