@@ -203,11 +203,8 @@ WHERE length(a) <= 1024 AND (strpos(a, '{TOKEN}') > 0 OR strpos(a, '{CACRT}') > 
     if columns:
         in_ex = f" OR i IN ({', '.join(map(str, ex))})" if ex else ""
         cols = ", ".join(["i", "e", "t"] + FINDING_COLUMNS)
-        found = ctx.sql(f"SELECT {cols} FROM hits WHERE e OR t{in_ex}").to_arrow_table()
-        return [(ELASTIC, i) for i in ex] + rows_of(found)
-    d = hits.select(["i", "e", "t"]).to_pydict()
-    rows = [(ELASTIC, i) for i, e in zip(d["i"], d["e"]) if e] + [(ELASTIC, i) for i in ex]
-    return rows + [(TRC, i) for i, t in zip(d["i"], d["t"]) if t]
+        hits = ctx.sql(f"SELECT {cols} FROM hits WHERE e OR t{in_ex}").to_arrow_table()
+    return [(ELASTIC, i) for i in ex] + rows_of(hits)
 
 
 ENGINES = {"polars": run_polars, "duckdb": run_duckdb, "datafusion": run_datafusion}

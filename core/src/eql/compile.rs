@@ -110,19 +110,19 @@ impl StrMatcher {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct StrSet {
     set: HashSet<String>,
-    /// Bit `l` set when a member is `l` bytes long (`l` < 64).
-    short: u64,
-    /// Some member is 64 bytes or longer.
-    long: bool,
+    /// Bit `l` set when a member is `l` bytes long; bit 63 stands for 63
+    /// bytes and longer.
+    lengths: u64,
+}
+
+/// The bit of [`StrSet::lengths`] for a string of `len` bytes.
+fn length_bit(len: usize) -> u64 {
+    1 << len.min(63)
 }
 
 impl StrSet {
     pub(crate) fn contains(&self, s: &str) -> bool {
-        let fits = match s.len() {
-            l if l < 64 => self.short & (1 << l) != 0,
-            _ => self.long,
-        };
-        fits && self.set.contains(s)
+        self.lengths & length_bit(s.len()) != 0 && self.set.contains(s)
     }
     pub(crate) fn len(&self) -> usize {
         self.set.len()
@@ -136,10 +136,7 @@ impl FromIterator<String> for StrSet {
     fn from_iter<I: IntoIterator<Item = String>>(iter: I) -> Self {
         let mut out = StrSet::default();
         for s in iter {
-            match s.len() {
-                l if l < 64 => out.short |= 1 << l,
-                _ => out.long = true,
-            }
+            out.lengths |= length_bit(s.len());
             out.set.insert(s);
         }
         out
@@ -1002,11 +999,11 @@ mod tests {
     }
 
     /// The length test in front of the hash set never changes the answer:
-    /// members of every length (empty, 63, 64 and past it) are found, and
+    /// members of every length (empty, 62, 63, 64 and past it) are found, and
     /// values that differ from every member (same length or not) are not.
     #[test]
     fn a_value_is_in_a_string_set_exactly_when_a_member_equals_it() {
-        let members: Vec<String> = [0, 1, 3, 63, 64, 65, 200].iter().map(|&n| "a".repeat(n)).collect();
+        let members: Vec<String> = [0, 1, 3, 62, 63, 64, 65, 200].iter().map(|&n| "a".repeat(n)).collect();
         let set: StrSet = members.iter().cloned().collect();
         for m in &members {
             assert!(set.contains(m), "member of {} bytes", m.len());
@@ -1017,7 +1014,9 @@ mod tests {
             let same = "a".repeat(n);
             assert_eq!(set.contains(&same), members.contains(&same), "{n} bytes");
         }
-        // The last length the bit mask holds, alone in its set.
+        // The last length with a bit of its own, and the first of the shared bit, each alone.
+        let edge: StrSet = ["x".repeat(62)].into_iter().collect();
+        assert!(edge.contains(&"x".repeat(62)) && !edge.contains(&"x".repeat(63)));
         let edge: StrSet = ["x".repeat(63)].into_iter().collect();
         assert!(edge.contains(&"x".repeat(63)) && !edge.contains(&"x".repeat(64)));
         // A set of long members only rejects every short value.
