@@ -296,9 +296,12 @@ fn parquet_with_bytes_cut_from_the_middle_fails_cleanly() {
                 // The footer points past the hole. What a user needs is the whole
                 // capture or an error naming the file: never fewer events in silence.
                 match error {
-                    Some(error) => {
-                        assert!(error.contains("hole.parquet: cannot decode events after event "), "{error}")
-                    }
+                    Some(error) => assert!(
+                        error.contains("hole.parquet: cannot decode events after event ")
+                            || error.contains("hole.parquet: row group 0, column `")
+                                && error.contains("`: the dictionary page at byte "),
+                        "{error}"
+                    ),
                     None => assert_eq!(events, 777, "a hole of {cut} bytes at {at}: a silent partial read"),
                 }
             }
@@ -796,4 +799,92 @@ fn corrupt_bit_widths_in_data_pages_are_errors_not_panics() {
         );
         assert_eq!(events, 0);
     }
+}
+
+#[test]
+fn a_dictionary_page_declaring_two_billion_values_is_refused_before_they_are_allocated() {
+    // The `parquet` fuzz target's out-of-memory find (CI, 2026-12-07): the Parquet decoder sizes
+    // a dictionary by the count its page header declares, allocating and filling
+    // `num_values × width` bytes before reading a value, so a small capture whose dictionary
+    // page header says 2^31 - 1 values took 8 GiB (pid, 4 bytes each). A PLAIN dictionary
+    // of n values of a 4-byte type takes 4n bytes (the Parquet format): the header is refused.
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("plain.parquet");
+    // Uncompressed: a page's bytes are its declared sizes, both of them.
+    let options = WriterOptions { compression: parquet::basic::Compression::UNCOMPRESSED, ..Default::default() };
+    let mut w = ParquetCaptureWriter::new(std::fs::File::create(&path).expect("create"), &path, options).expect("w");
+    for b in events_from_ndjson(&capture_text(20), "events", 4096).expect("valid events") {
+        w.write(&b).expect("write");
+    }
+    w.close().expect("close");
+    let bytes = std::fs::read(&path).expect("read");
+    let (data, meta) = split_footer(&bytes);
+    let md = ParquetMetaDataReader::decode_metadata(meta).expect("parses");
+    let rg = md.row_group(0);
+    let at = rg.columns().iter().position(|c| c.column_path().string() == "pid").expect("pid");
+    let c = rg.column(at);
+    let dict = c.dictionary_page_offset().expect("pid is dictionary-encoded") as usize;
+    let page = c.data_page_offset() as usize;
+    // The dictionary page's values, read by the parquet crate itself.
+    let file = Arc::new(std::fs::File::open(&path).expect("open"));
+    let mut pages = parquet::file::serialized_reader::SerializedPageReader::new(file, c, rg.num_rows() as usize, None)
+        .expect("page reader");
+    let values = match parquet::column::page::PageReader::get_next_page(&mut pages).expect("page").expect("a page") {
+        parquet::column::page::Page::DictionaryPage { buf, .. } => buf.len(),
+        other => panic!("the first page of pid is {:?}, not its dictionary", other.page_type()),
+    };
+    let old_header = page - dict - values;
+    // The same header, by hand (Thrift compact, the format's PageHeader): type DICTIONARY_PAGE,
+    // both sizes `values`, and a DictionaryPageHeader of 2^31 - 1 values, PLAIN.
+    let mut header = vec![0x15];
+    header.extend(varint(2));
+    for _ in 0..2 {
+        header.push(0x15);
+        header.extend(varint(values as i64));
+    }
+    header.extend([0x4c, 0x15]);
+    header.extend(varint(i64::from(i32::MAX)));
+    header.extend([0x15, 0x00, 0x00, 0x00]);
+    // The column chunk with the new header goes after the others (the old one stays where it
+    // was, unreferenced), so that no other offset moves; the footer points pid at it.
+    let end = c.dictionary_page_offset().expect("dict") + c.compressed_size();
+    let mut out = data.to_vec();
+    let moved = out.len() as i64;
+    out.extend_from_slice(&header);
+    out.extend_from_slice(&bytes[dict + old_header..end as usize]);
+    let grown = header.len() as i64 - old_header as i64;
+    let lying_column = c
+        .clone()
+        .into_builder()
+        .set_dictionary_page_offset(Some(moved))
+        .set_data_page_offset(moved + (page - dict) as i64 + grown)
+        .set_total_compressed_size(c.compressed_size() + grown)
+        .build()
+        .expect("column chunk");
+    let mut columns = rg.columns().to_vec();
+    columns[at] = lying_column;
+    let lying_group = rg.clone().into_builder().set_column_metadata(columns).build().expect("row group");
+    let lying_meta = md.clone().into_builder().set_row_groups(vec![lying_group]).build();
+    parquet::file::metadata::ParquetMetaDataWriter::new(&mut out, &lying_meta).finish().expect("footer");
+    let lying = dir.path().join("two-billion.parquet");
+    std::fs::write(&lying, out).expect("write");
+
+    let p = lying.clone();
+    let (events, error) = within("two billion dictionary values", 60, 8 * MIB, move || read_all(&p));
+    assert_eq!(events, 0);
+    let error = error.expect("refused");
+    assert!(
+        error.contains(&format!(
+            "two-billion.parquet: row group 0, column `pid`: the dictionary page at byte {moved} declares 2147483647 values but holds {values} bytes"
+        )),
+        "{error}"
+    );
+    // The late read of a row group (the findings' columns) is checked the same way, and a
+    // directory's other captures are still replayed.
+    let summary = replay(&[lying, path], true).expect("replays what can be read");
+    assert_eq!(summary.unreadable.len(), 1, "{:?}", summary.unreadable);
+    assert_eq!(summary.events, capture_text(20).lines().count() as u64);
+    // The unchanged header (the capture as written) passes the check.
+    let fixture = dir.path().join("plain.parquet");
+    assert_eq!(read_all(&fixture), (capture_text(20).lines().count() as u64, None));
 }

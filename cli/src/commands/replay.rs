@@ -37,7 +37,8 @@ pub struct ReplayArgs {
     /// Exit with code 1 when there are findings (for scripts).
     #[arg(long)]
     pub fail_on_findings: bool,
-    /// No summary or warnings on stderr.
+    /// No summary or warnings on stderr; a rule that cannot load is still named there, since the
+    /// findings miss it.
     #[arg(long, short = 'q')]
     pub quiet: bool,
     /// Events per batch.

@@ -10,6 +10,7 @@ mod builder;
 mod escape;
 mod ndjson;
 mod normalize;
+mod pages;
 mod parquet_io;
 mod schema;
 mod source;

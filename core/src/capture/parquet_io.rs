@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use arrow_array::{Array, ArrayRef, RecordBatch};
@@ -20,6 +21,7 @@ use parquet::file::properties::WriterProperties;
 use parquet::schema::types::ColumnPath;
 
 use super::normalize::{normalize, normalize_columns, ColumnMap};
+use super::pages;
 use super::{schema, Column, EventBatch, Piece, Projection};
 use crate::error::{Error, Result};
 
@@ -51,6 +53,9 @@ pub(crate) struct ParquetMeta {
     /// the footer's statistics say (`None` where they do not say both
     /// exactly, or when the row group has no timestamp at all).
     pub(crate) row_group_time: Vec<Option<(i64, i64)>>,
+    /// Column chunks whose page headers passed [`check_dictionaries`], by row
+    /// group then leaf column: each is checked once, by the first reader.
+    pages_checked: Arc<[AtomicBool]>,
 }
 
 /// Reads a Parquet file's footer: schema, key-value metadata, row counts.
@@ -109,7 +114,7 @@ pub(crate) fn read_footer(path: &Path) -> Result<ParquetMeta> {
                     path,
                     format!(
                         "row group {r}, column `{}`: the Parquet footer places its data outside the file (the file looks truncated or corrupt)",
-                        c.column_path()
+                        c.column_path().string()
                     ),
                 ));
             }
@@ -146,7 +151,9 @@ pub(crate) fn read_footer(path: &Path) -> Result<ParquetMeta> {
         None => plain,
     };
     let row_group_time = time_ranges(&pq, &file_schema);
-    Ok(ParquetMeta { reader_meta, file_schema, metadata, rows, row_group_rows, row_group_time })
+    let chunks = pq.num_row_groups() * descr.num_columns();
+    let pages_checked = (0..chunks).map(|_| AtomicBool::new(false)).collect();
+    Ok(ParquetMeta { reader_meta, file_schema, metadata, rows, row_group_rows, row_group_time, pages_checked })
 }
 
 /// The earliest and latest `time` of each row group per the footer's
@@ -271,8 +278,13 @@ impl ParquetBatches {
         piece: Option<&Piece>,
     ) -> Result<Self> {
         let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        let roots = map.file_indices(projection);
+        match piece {
+            Some(p) => check_dictionaries(path, &file, meta, [p.unit], &roots)?,
+            None => check_dictionaries(path, &file, meta, 0..meta.row_group_rows.len(), &roots)?,
+        }
         let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(file, meta.reader_meta.clone());
-        let mask = ProjectionMask::roots(builder.parquet_schema(), map.file_indices(projection));
+        let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
         let mut builder = builder.with_projection(mask).with_batch_size(batch_size);
         let mut next_index = 0;
         let mut declared = 0..meta.rows;
@@ -301,6 +313,55 @@ impl ParquetBatches {
         let end = end.unwrap_or(declared.end);
         Ok(ParquetBatches { path: path.to_owned(), reader, projection, next_index, declared, end })
     }
+}
+
+/// Refuses, before the decoder allocates for it, a dictionary page that
+/// declares more values than it holds (see [`pages`]), in the column chunks
+/// of `row_groups` under the root columns `roots`. The chunks' bounds were
+/// checked when the footer was read.
+fn check_dictionaries(
+    path: &Path,
+    file: &File,
+    meta: &ParquetMeta,
+    row_groups: impl IntoIterator<Item = usize>,
+    roots: &[usize],
+) -> Result<()> {
+    let pq = meta.reader_meta.metadata();
+    let schema = pq.file_metadata().schema_descr();
+    for r in row_groups {
+        let Some(rg) = pq.row_groups().get(r) else { continue };
+        for (i, c) in rg.columns().iter().enumerate() {
+            let checked = meta.pages_checked.get(r * schema.num_columns() + i);
+            if !roots.contains(&schema.get_column_root_idx(i)) || checked.is_some_and(|c| c.load(Ordering::Relaxed)) {
+                continue;
+            }
+            let start = c.dictionary_page_offset().unwrap_or(c.data_page_offset());
+            let (Ok(start), Ok(size)) = (u64::try_from(start), u64::try_from(c.compressed_size())) else { continue };
+            let leaf = schema.column(i);
+            let end = start.saturating_add(size);
+            match pages::check_chunk(file, start, end, leaf.physical_type(), leaf.type_length()) {
+                Ok(None) => {
+                    if let Some(c) = checked {
+                        c.store(true, Ordering::Relaxed);
+                    }
+                }
+                Ok(Some(d)) => {
+                    return Err(Error::capture(
+                        path,
+                        format!(
+                            "row group {r}, column `{}`: the dictionary page at byte {} declares {} values but holds {} bytes (the file looks corrupt)",
+                            c.column_path().string(),
+                            d.offset,
+                            d.values,
+                            d.bytes
+                        ),
+                    ))
+                }
+                Err(e) => return Err(Error::io(path, e)),
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `reader.next()`, with a panic of the Parquet decoder turned into an error:
@@ -387,8 +448,10 @@ pub(crate) fn read_rows(
     }
     let first = rg_start + rows.first().copied().unwrap_or(0);
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let roots = map.file_indices(projection);
+    check_dictionaries(path, &file, meta, [row_group], &roots)?;
     let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(file, meta.reader_meta.clone());
-    let mask = ProjectionMask::roots(builder.parquet_schema(), map.file_indices(projection));
+    let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
     let mut reader = builder
         .with_projection(mask)
         .with_row_groups(vec![row_group])
