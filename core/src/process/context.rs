@@ -344,6 +344,9 @@ impl ProcessContext {
 /// How many events ahead [`ProcessContextBuilder::push_batch`] asks the
 /// table to load a process's records ([`ProcessTable::prefetch`]).
 const PREFETCH_AHEAD: usize = 8;
+/// How many events ahead it asks for the pid index's slot, which
+/// [`ProcessTable::prefetch`] reads ([`ProcessTable::prefetch_slot`]).
+const SLOT_AHEAD: usize = 12;
 
 /// Builds a [`ProcessContext`] from a capture's batches, given in capture order.
 #[derive(Debug)]
@@ -533,6 +536,9 @@ impl ProcessContextBuilder {
         // One argument buffer for the whole batch, refilled per row.
         let mut row_args: Vec<&str> = Vec::new();
         for (i, kind) in batch.kinds().iter().enumerate() {
+            if let Some(p) = pid.filter(|p| i + SLOT_AHEAD < p.len()) {
+                self.table.prefetch_slot(p.value(i + SLOT_AHEAD));
+            }
             if let Some(p) = pid.filter(|p| i + PREFETCH_AHEAD < p.len()) {
                 self.table.prefetch(p.value(i + PREFETCH_AHEAD));
             }

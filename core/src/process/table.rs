@@ -200,6 +200,17 @@ impl PidIndex {
         Some(page[pid as usize % PID_PAGE]).filter(|&i| i != UNKNOWN)
     }
 
+    /// Where `pid`'s entry of a page is, without reading it (pids off the
+    /// pages: `None`).
+    #[inline]
+    fn slot(&self, host: u32, pid: u32) -> Option<&u32> {
+        if pid >= PAGED_PIDS {
+            return None;
+        }
+        let page = self.pages.get(host as usize)?.get(pid as usize / PID_PAGE)?.as_ref()?;
+        page.get(pid as usize % PID_PAGE)
+    }
+
     fn insert(&mut self, host: u32, pid: u32, i: u32) {
         if pid >= PAGED_PIDS {
             self.other.insert((host, pid), i);
@@ -507,6 +518,19 @@ impl ProcessTable {
             prefetch_read(h as *const Hot as *const u8);
         }
         self.prefetch_entity(i);
+    }
+
+    /// The first step of [`ProcessTable::prefetch`], issued further ahead:
+    /// the slot of `pid` in the pid index, which `prefetch` must read to know
+    /// the process (a read that waits for memory when the index is larger
+    /// than the cache, as with tens of thousands of pids spread over the
+    /// kernel's pid range).
+    #[inline]
+    pub(crate) fn prefetch_slot(&self, pid: u32) {
+        let Some(host) = self.hosts.len().checked_sub(1) else { return };
+        if let Some(slot) = self.current.slot(host as u32, pid) {
+            prefetch_read(slot as *const u32 as *const u8);
+        }
     }
 
     /// [`ProcessTable::prefetch`] for the parent of `pid`'s process (its
