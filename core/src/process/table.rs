@@ -44,7 +44,7 @@ impl Default for ProcessTableOptions {
 /// the capture can already make it as large as they like.
 type FxMap<K, V> = FxHashMap<K, V>;
 
-/// "Not known" in [`Hot`]'s parent and string fields.
+/// "Not known" in [`Hot`]'s string fields and in the parent links.
 const UNKNOWN: u32 = u32::MAX;
 /// "Known to be none" in [`Hot`]'s terminal and container fields (no
 /// terminal, the host).
@@ -60,8 +60,6 @@ const NOTHING: u32 = u32::MAX - 1;
 #[derive(Debug, Clone, Copy)]
 struct Hot {
     pid: u32,
-    /// The parent's entity position, or [`UNKNOWN`].
-    parent: u32,
     /// `comm`, executable, working directory: a symbol or [`UNKNOWN`].
     name: u32,
     exe: u32,
@@ -236,6 +234,11 @@ pub struct ProcessTable {
     entities: Vec<Entity>,
     /// One [`Hot`] per entity, same positions.
     hot: Vec<Hot>,
+    /// Each entity's parent's position, or [`UNKNOWN`]: apart from [`Hot`]
+    /// so that the walk up a new parent's ancestors (the cycle check of
+    /// every re-link) reads 4 bytes a step from an array that stays in the
+    /// cache (1 MiB for 250,000 processes) rather than a [`Hot`] record each.
+    parents: Vec<u32>,
     strings: Interner,
     hosts: Vec<Arc<str>>,
     host_ids: FxMap<Arc<str>, u32>,
@@ -392,6 +395,7 @@ impl ProcessTable {
             opts,
             entities: Vec::new(),
             hot: Vec::new(),
+            parents: Vec::new(),
             strings: Interner::default(),
             hosts: Vec::new(),
             host_ids: FxMap::default(),
@@ -538,7 +542,7 @@ impl ProcessTable {
     #[inline]
     pub(crate) fn prefetch_parent(&self, pid: u32) {
         let Some(i) = self.current_on_last_host(pid) else { return };
-        if let Some(&Hot { parent, .. }) = self.hot.get(i as usize) {
+        if let Some(&parent) = self.parents.get(i as usize) {
             self.prefetch_entity(parent);
         }
     }
@@ -693,9 +697,9 @@ impl ProcessTable {
             events: 0,
             has_children: false,
         });
+        self.parents.push(UNKNOWN);
         self.hot.push(Hot {
             pid,
-            parent: UNKNOWN,
             name: UNKNOWN,
             exe: UNKNOWN,
             cwd: UNKNOWN,
@@ -951,7 +955,7 @@ impl ProcessTable {
             let e = &mut self.entities[me as usize];
             e.ppid = Some(0);
             e.parent = None;
-            self.hot[me as usize].parent = UNKNOWN;
+            self.parents[me as usize] = UNKNOWN;
             return changed;
         }
         if let Some(p) = e.parent {
@@ -993,7 +997,7 @@ impl ProcessTable {
         }
         e.ppid = Some(ppid);
         e.parent = Some(EntityRef(par));
-        self.hot[me as usize].parent = par;
+        self.parents[me as usize] = par;
         self.entities[par as usize].has_children = true;
         true
     }
@@ -1006,7 +1010,7 @@ impl ProcessTable {
             if cur == target {
                 return Some(true);
             }
-            match self.hot[cur as usize].parent {
+            match self.parents[cur as usize] {
                 UNKNOWN => return Some(false),
                 p => cur = p,
             }
@@ -1152,19 +1156,19 @@ impl ProcessTable {
         let max = u32::try_from(self.opts.max_depth).unwrap_or(u32::MAX - 1);
         let mut cur = me;
         for step in 0..max {
-            let c = &self.hot[cur as usize];
-            if c.parent == UNKNOWN {
+            let parent = self.parents[cur as usize];
+            if parent == UNKNOWN {
                 // Without a parent link, only a known root (ppid 0) ends the walk.
                 return Some(((self.entities[cur as usize].ppid == Some(0)).then_some(EntityRef(cur)), step));
             }
-            let p = &self.hot[c.parent as usize];
+            let p = &self.hot[parent as usize];
             if p.pid <= 1 {
                 // The host's init (or the idle task) is never in a container.
                 return Some((Some(EntityRef(cur)), step));
             }
             let same = p.container == place
                 && (place != SHARED
-                    || self.entities[c.parent as usize].container_id == self.entities[me as usize].container_id);
+                    || self.entities[parent as usize].container_id == self.entities[me as usize].container_id);
             match p.container {
                 UNKNOWN => return Some((None, step)),
                 _ if same => {
@@ -1175,7 +1179,7 @@ impl ProcessTable {
                         let end = (step + 1).saturating_add(p.entry_step);
                         return (end < max).then_some(((p.entry != NO_ENTRY).then_some(EntityRef(p.entry)), end));
                     }
-                    cur = c.parent;
+                    cur = parent;
                     path.push(cur);
                 }
                 _ => return Some((Some(EntityRef(cur)), step)),
