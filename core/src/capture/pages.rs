@@ -7,9 +7,9 @@
 //! whose header says 2³¹ values made it take 8 to 16 GiB (found by fuzzing).
 //! A dictionary page is PLAIN-encoded, so its values need at least
 //! `num_values × width` bytes (4 per value for byte arrays, their lengths; a
-//! bit for booleans): [`check_chunk`] walks the chunk's page headers, each
-//! read with a short `pread`, and refuses a dictionary page declaring more
-//! values than its own size can hold. Everything else about a page is left to
+//! bit for booleans): [`check_chunk`] walks the chunk's page headers (read
+//! a window at a time with `pread`) and refuses a dictionary page declaring
+//! more values than its own size can hold. Everything else about a page is left to
 //! the decoder, which reports it as a decoding error.
 //!
 //! The page header is Thrift's compact protocol (the Parquet format's
@@ -31,6 +31,9 @@ const MAX_DEPTH: usize = 16;
 const READ_AHEAD: usize = 64 * 1024;
 const SHORT_READ: usize = 1024;
 const SMALL_PAGE: u64 = 16 * 1024;
+/// The longest header the walk reads (real ones, statistics included, take
+/// a few kilobytes at most); past it the walk ends and the decoder judges.
+const MAX_HEADER: usize = 16 << 20;
 
 /// The fields of a page header the check needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -123,6 +126,9 @@ impl Window<'_> {
                     Err(Parse::Corrupt) => return Ok(None),
                     Err(Parse::Short) if self.at + self.bytes.len() as u64 >= self.end => return Ok(None),
                     Err(Parse::Short) => want = want.max((self.bytes.len() - from).saturating_mul(4)),
+                }
+                if want > MAX_HEADER {
+                    return Ok(None);
                 }
             }
             if !self.fill(offset, want)? {
@@ -425,6 +431,71 @@ mod tests {
         let got = parse_header(&h).expect("parses");
         assert_eq!((got.kind, got.uncompressed_size, got.compressed_size), (0, 300, 100));
         assert_eq!((got.dictionary_values, got.len), (None, h.len()));
+    }
+
+    /// A DATA_PAGE header whose statistics hold a `max` of `stat` bytes, for a body of `body` bytes.
+    fn data_header(stat: usize, body: i64) -> Vec<u8> {
+        let mut h = vec![0x15];
+        h.extend(zz(0));
+        for _ in 0..2 {
+            h.push(0x15);
+            h.extend(zz(body));
+        }
+        h.push(0x2c); // field 5, data_page_header
+        h.push(0x15);
+        h.extend(zz(1)); // num_values
+        h.extend([0x15, 0x00, 0x15, 0x06, 0x15, 0x06]);
+        h.push(0x1c); // statistics
+        h.push(0x18); // max, binary
+        let mut n = stat as u64;
+        loop {
+            let b = (n & 0x7f) as u8;
+            n >>= 7;
+            if n == 0 {
+                h.push(b);
+                break;
+            }
+            h.push(b | 0x80);
+        }
+        h.extend(std::iter::repeat_n(b'z', stat));
+        h.extend([0x00, 0x00, 0x00]);
+        h
+    }
+
+    #[test]
+    fn the_walk_reads_past_long_headers_to_the_dictionary_page_that_lies() {
+        // Pages: a data page whose header carries 100 KiB of statistics (longer than any
+        // first read), a small data page, then a dictionary page of INT64 claiming 1,000
+        // values in 80 bytes (10 values' worth). The walk must step over each page's body.
+        let mut chunk = Vec::new();
+        for (stat, body) in [(100 * 1024, 300), (3, 7)] {
+            chunk.extend(data_header(stat, body));
+            chunk.extend(std::iter::repeat_n(0xee, body as usize));
+        }
+        let lie_at = chunk.len() as u64;
+        chunk.extend(dictionary_header(1000, 80, false));
+        chunk.extend([0u8; 80]);
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("chunk.bin");
+        // Some bytes before the chunk, as in a file.
+        let mut file_bytes = vec![0xaa; 17];
+        file_bytes.extend(&chunk);
+        std::fs::write(&path, &file_bytes).expect("write");
+        let file = File::open(&path).expect("open");
+        let end = file_bytes.len() as u64;
+        let found = check_chunk(&file, 17, end, PhysicalType::INT64, 0).expect("reads");
+        assert_eq!(found, Some(OversizedDictionary { offset: 17 + lie_at, values: 1000, bytes: 80 }));
+        // As INT32 it would hold 20 values, still not 1,000; as BOOLEAN, 640: still a lie.
+        assert!(check_chunk(&file, 17, end, PhysicalType::BOOLEAN, 0).expect("reads").is_some());
+        // The walk stops at the chunk's end: a chunk ending before the dictionary page has no lie.
+        assert_eq!(check_chunk(&file, 17, 17 + lie_at, PhysicalType::INT64, 0).expect("reads"), None);
+        // A header longer than the walk reads (a 17 MiB statistic) ends it quietly.
+        let mut huge = data_header(17 << 20, 1);
+        huge.push(0);
+        huge.extend(dictionary_header(1000, 80, false));
+        std::fs::write(&path, &huge).expect("write");
+        let file = File::open(&path).expect("open");
+        assert_eq!(check_chunk(&file, 0, huge.len() as u64, PhysicalType::INT64, 0).expect("reads"), None);
     }
 
     #[test]
