@@ -308,10 +308,11 @@ impl Reader<'_> {
                 }
                 let types = self.byte()?;
                 let n = n.checked_mul(2).ok_or(Parse::Corrupt)?;
-                // Keys and values alternate; skip them pairwise.
+                self.fits(n)?;
+                // Keys and values alternate.
                 for i in 0..n {
                     let ty = if i % 2 == 0 { types >> 4 } else { types & 0x0f };
-                    self.skip(ty, depth + 1)?;
+                    self.element(ty, depth)?;
                 }
                 Ok(())
             }
@@ -326,15 +327,32 @@ impl Reader<'_> {
         }
     }
 
-    /// Skips `n` list elements of type `ty` (a boolean element is one byte).
+    /// Skips `n` list elements of type `ty`.
     fn elements(&mut self, n: u64, ty: u8, depth: usize) -> Result<(), Parse> {
+        self.fits(n)?;
         for _ in 0..n {
-            match ty {
-                TRUE | FALSE => self.take(1)?,
-                _ => self.skip(ty, depth + 1)?,
-            }
+            self.element(ty, depth)?;
         }
         Ok(())
+    }
+
+    /// Skips one element of a list or map: a boolean there is a byte of its
+    /// own (in a struct, the field header holds it).
+    fn element(&mut self, ty: u8, depth: usize) -> Result<(), Parse> {
+        match ty {
+            TRUE | FALSE => self.take(1),
+            _ => self.skip(ty, depth + 1),
+        }
+    }
+
+    /// Every element takes a byte at least: a count larger than the bytes
+    /// left cannot be skipped here (read more, or the header lies), and the
+    /// loops over elements stay bounded by the bytes at hand.
+    fn fits(&self, n: u64) -> Result<(), Parse> {
+        match n <= (self.bytes.len() - self.at) as u64 {
+            true => Ok(()),
+            false => Err(Parse::Short),
+        }
     }
 }
 
@@ -496,6 +514,40 @@ mod tests {
         std::fs::write(&path, &huge).expect("write");
         let file = File::open(&path).expect("open");
         assert_eq!(check_chunk(&file, 0, huge.len() as u64, PhysicalType::INT64, 0).expect("reads"), None);
+    }
+
+    #[test]
+    fn a_collection_of_billions_of_booleans_is_not_skipped_one_by_one() {
+        // Found by the `parquet` fuzz target: a map of 2^40 (bool, bool) pairs in an unknown
+        // field. A boolean in a map takes a byte, so these bytes cannot hold it: the parser
+        // asks for more (and the walk gives up at its bound) instead of looping 2^41 times.
+        let mut h = vec![0x15];
+        h.extend(zz(2));
+        h.push(0x1b); // field 2, map
+        let mut n: u64 = 1 << 40;
+        while n >= 0x80 {
+            h.push((n as u8) | 0x80);
+            n >>= 7;
+        }
+        h.push(n as u8);
+        h.push(0x11); // keys and values: bool
+        h.extend([0x01, 0x01, 0x00]);
+        assert_eq!(parse_header(&h), Err(Parse::Short));
+        // The same with a list of 2^40 booleans (size nibble 15, then the count).
+        let mut h = vec![0x19, 0xf1];
+        let mut n: u64 = 1 << 40;
+        while n >= 0x80 {
+            h.push((n as u8) | 0x80);
+            n >>= 7;
+        }
+        h.push(n as u8);
+        h.extend([0x01, 0x00]);
+        assert_eq!(parse_header(&h), Err(Parse::Short));
+        // A map (as field 1) of two (bool, i32) pairs skips whole, a byte per element, and
+        // field 2 (uncompressed_page_size: 2) is read after it.
+        let h = [0x1b, 0x02, 0x15, 0x01, 0x02, 0x00, 0x04, 0x15, 0x04, 0x00];
+        let got = parse_header(&h).expect("parses");
+        assert_eq!((got.kind, got.uncompressed_size, got.len), (0, 2, h.len()));
     }
 
     #[test]
