@@ -363,17 +363,18 @@ mod tests {
     /// Compact-protocol bytes written by hand from the format's `PageHeader`
     /// definition (field ids 1-3, 7; `DictionaryPageHeader` 1-3).
     fn zz(n: i64) -> Vec<u8> {
-        let mut z = ((n << 1) ^ (n >> 63)) as u64;
+        uleb(((n << 1) ^ (n >> 63)) as u64)
+    }
+
+    /// A Thrift varint (LEB128): lengths and collection sizes, unsigned.
+    fn uleb(mut n: u64) -> Vec<u8> {
         let mut out = Vec::new();
-        loop {
-            let b = (z & 0x7f) as u8;
-            z >>= 7;
-            if z == 0 {
-                out.push(b);
-                return out;
-            }
-            out.push(b | 0x80);
+        while n >= 0x80 {
+            out.push((n as u8) | 0x80);
+            n >>= 7;
         }
+        out.push(n as u8);
+        out
     }
 
     fn dictionary_header(values: i64, size: i64, with_crc: bool) -> Vec<u8> {
@@ -465,16 +466,7 @@ mod tests {
         h.extend([0x15, 0x00, 0x15, 0x06, 0x15, 0x06]);
         h.push(0x1c); // statistics
         h.push(0x18); // max, binary
-        let mut n = stat as u64;
-        loop {
-            let b = (n & 0x7f) as u8;
-            n >>= 7;
-            if n == 0 {
-                h.push(b);
-                break;
-            }
-            h.push(b | 0x80);
-        }
+        h.extend(uleb(stat as u64));
         h.extend(std::iter::repeat_n(b'z', stat));
         h.extend([0x00, 0x00, 0x00]);
         h
@@ -524,23 +516,13 @@ mod tests {
         let mut h = vec![0x15];
         h.extend(zz(2));
         h.push(0x1b); // field 2, map
-        let mut n: u64 = 1 << 40;
-        while n >= 0x80 {
-            h.push((n as u8) | 0x80);
-            n >>= 7;
-        }
-        h.push(n as u8);
+        h.extend(uleb(1 << 40));
         h.push(0x11); // keys and values: bool
         h.extend([0x01, 0x01, 0x00]);
         assert_eq!(parse_header(&h), Err(Parse::Short));
         // The same with a list of 2^40 booleans (size nibble 15, then the count).
         let mut h = vec![0x19, 0xf1];
-        let mut n: u64 = 1 << 40;
-        while n >= 0x80 {
-            h.push((n as u8) | 0x80);
-            n >>= 7;
-        }
-        h.push(n as u8);
+        h.extend(uleb(1 << 40));
         h.extend([0x01, 0x00]);
         assert_eq!(parse_header(&h), Err(Parse::Short));
         // A map (as field 1) of two (bool, i32) pairs skips whole, a byte per element, and
