@@ -45,13 +45,10 @@ impl SavedFindings {
     /// `rule_name`, `severity` and `reason`).
     pub fn load(path: impl AsRef<Path>) -> Result<SavedFindings> {
         let path = path.as_ref();
-        let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
-            .and_then(|b| b.build())
-            .map_err(|e| Error::capture(path, format!("not a readable findings Parquet file: {e}")))?;
+        let reader = crate::capture::record_batches(path)?;
         let mut saved = SavedFindings { path: path.to_owned(), by_capture: HashMap::new() };
         for batch in reader {
-            let batch = batch.map_err(|e| Error::capture(path, format!("cannot decode findings: {e}")))?;
+            let batch = batch?;
             let text = |name: &str| -> Result<ArrayRef> {
                 let a = batch
                     .column_by_name(name)

@@ -14,6 +14,7 @@ use parquet::file::metadata::ParquetMetaDataReader;
 use tokenscan_core::capture::{
     events_from_ndjson, Capture, EventBatch, ParquetCaptureWriter, Projection, WriterOptions,
 };
+use tokenscan_core::diff::SavedFindings;
 use tokenscan_core::eql::{CompileOptions, EqlQuery};
 use tokenscan_core::replay::{CollectSink, ReplayOptions, ReplaySummary, Replayer};
 use tokenscan_core::rules::RuleSet;
@@ -751,6 +752,60 @@ fn row_counts_that_overflow_are_an_error_not_a_panic() {
     std::fs::write(&lying, join_footer(data, &lie)).expect("write");
     let error = Capture::open(&lying).map(|_| ()).expect_err("refused").to_string();
     assert!(error.contains("row counts in the Parquet footer overflow"), "{error}");
+}
+
+#[test]
+fn a_footer_whose_collections_count_more_elements_than_its_bytes_is_refused_at_once() {
+    // Found by fuzzing: the Parquet reader skips an unknown list of booleans without reading a
+    // byte per element, so a 7 KB footer declaring lists of 2^31 booleans kept it spinning (0.65 s
+    // a list in a release build, 15 s under the fuzz build); and it reserves memory for as many
+    // row groups as the row-group list declares before reading one. In Thrift's compact protocol
+    // a boolean in a list takes a byte, like every other element: a list counting more elements
+    // than the footer has bytes cannot be there.
+    let uleb = |mut n: u64| {
+        let mut out = Vec::new();
+        while n >= 0x80 {
+            out.push((n as u8 & 0x7f) | 0x80);
+            n >>= 7;
+        }
+        out.push(n as u8);
+        out
+    };
+    // A field header in the long form: the type in the low nibble, then the id as a zigzag varint.
+    let field = |ty: u8, id: i64| [vec![ty], varint(id)].concat();
+    // A list header with its count after it: 0xF in the high nibble, the element type in the low.
+    let list = |element: u8, n: u64| [vec![0xf0 | element], uleb(n)].concat();
+    let one = [field(9, 100), list(1, i32::MAX as u64)].concat();
+    let booleans: Vec<u8> = (0..16).flat_map(|i| [field(9, 100 + i), list(1, i32::MAX as u64)].concat()).collect();
+    // Field 4 is FileMetaData.row_groups, a list of structs (12); a second one replaces the first.
+    let row_groups = [field(9, 4), list(12, i32::MAX as u64)].concat();
+    // The walk stops after the first list's count (where its elements would begin).
+    let stops = [one.len(), row_groups.len()];
+    let dir = tempfile::tempdir().expect("tmp");
+    let (bytes, _) = small_capture(dir.path());
+    let (data, meta) = split_footer(&bytes);
+    assert_eq!(meta.last(), Some(&0), "FileMetaData ends with the stop byte of its struct");
+    for ((what, extra), stop) in [("booleans", booleans), ("row groups", row_groups)].into_iter().zip(stops) {
+        let lie = [&meta[..meta.len() - 1], &extra, &[0]].concat();
+        let path = dir.path().join("collections.parquet");
+        let file = join_footer(data, &lie);
+        std::fs::write(&path, &file).expect("write");
+        let p = path.clone();
+        let error = within(what, 10, 8 * MIB, move || Capture::open(&p).map(|_| ()).map_err(|e| e.to_string()))
+            .expect_err(&format!("{what}: a footer holding more than its bytes is refused"));
+        let (start, at) = (data.len(), data.len() + meta.len() - 1 + stop);
+        let expected = format!(
+            "collections.parquet: cannot read the Parquet footer ({} bytes at byte {start}): it ends inside a value, \
+             or a collection in it counts more elements than its bytes hold (at byte {at}; the file looks corrupt)",
+            lie.len()
+        );
+        assert!(error.contains(&expected), "{what}: {error}");
+        // `tokenscan diff` reads a findings file given back to it the same way.
+        let p = path.clone();
+        let error = within(what, 10, 8 * MIB, move || SavedFindings::load(&p).map(|_| ()).map_err(|e| e.to_string()))
+            .expect_err(&format!("{what}: refused as a findings file too"));
+        assert!(error.contains(&expected), "{what} (findings): {error}");
+    }
 }
 
 // ============================================================================

@@ -28,6 +28,7 @@ pub use builder::{
 };
 pub use escape::{escape_bytes, unescape_to_bytes};
 pub use ndjson::{events_from_ndjson, NdjsonWriter, NDJSON_EXTENSIONS};
+pub(crate) use parquet_io::record_batches;
 pub use parquet_io::{ParquetCaptureWriter, WriterOptions};
 pub use schema::{CaptureBuilder, Column, ContainerColumns};
 pub use source::{expand_paths, Capture, CaptureFormat, EventBatches, Piece};

@@ -1,5 +1,5 @@
-//! A check of a Parquet column chunk's page headers before the decoder reads
-//! them.
+//! Checks of a Parquet file's footer and of its column chunks' page headers
+//! before the `parquet` crate decodes them ([`check_footer`], [`check_chunk`]).
 //!
 //! The `parquet` crate sizes a dictionary from the count its page header
 //! declares: for a fixed-width column it allocates and fills
@@ -14,6 +14,7 @@
 //!
 //! The page header is Thrift's compact protocol (the Parquet format's
 //! `PageHeader`); only the fields checked here are read, the others skipped.
+//! The footer (`FileMetaData`) is only skipped, by the same bounded reader.
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -100,6 +101,46 @@ pub(crate) fn check_chunk(
         offset = offset.saturating_add(step);
     }
     Ok(None)
+}
+
+/// A Parquet footer (the format's `FileMetaData`) that cannot be walked as
+/// Thrift's compact protocol within its own bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct MalformedFooter {
+    /// File offset of the footer's first byte.
+    pub start: u64,
+    /// Bytes the footer says it takes.
+    pub len: u64,
+    /// File offset where the walk stopped.
+    pub at: u64,
+    /// The footer ends inside a value, or a collection counts more elements
+    /// than the footer's remaining bytes hold (otherwise: a type code or
+    /// varint the protocol does not allow, or nesting past [`MAX_DEPTH`]).
+    pub short: bool,
+}
+
+/// Walks the footer of the Parquet file `file` (`file_len` bytes) with the
+/// bounded skipper below before the `parquet` crate decodes it. The crate's
+/// own skipper of unknown fields steps over a list of booleans without
+/// reading a byte per element, so a 7 KB footer declaring lists of 2³¹
+/// booleans kept it busy for as long as the footer has lists (found by
+/// fuzzing); a list of row groups declaring 2³¹ elements has it reserve
+/// memory for all of them. Here every element takes a byte, so a walk is
+/// bounded by the footer's length. A tail that is not a plain Parquet tail
+/// (no `PAR1`, a length past the file's start) is left to the crate.
+pub(crate) fn check_footer(file: &File, file_len: u64) -> std::io::Result<Option<MalformedFooter>> {
+    let Some(tail_at) = file_len.checked_sub(8) else { return Ok(None) };
+    let mut tail = [0u8; 8];
+    file.read_exact_at(&mut tail, tail_at)?;
+    let len = u64::from(u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]));
+    let Some(start) = tail_at.checked_sub(len).filter(|_| &tail[4..] == b"PAR1") else { return Ok(None) };
+    let mut bytes = vec![0u8; len as usize];
+    file.read_exact_at(&mut bytes, start)?;
+    let mut r = Reader { bytes: &bytes, at: 0 };
+    Ok(match r.skip(STRUCT, 0) {
+        Ok(()) => None,
+        Err(e) => Some(MalformedFooter { start, len, at: start + r.at as u64, short: e == Parse::Short }),
+    })
 }
 
 /// Bytes of a column chunk read at once, from a page header on.

@@ -61,6 +61,20 @@ pub(crate) struct ParquetMeta {
 /// Reads a Parquet file's footer: schema, key-value metadata, row counts.
 pub(crate) fn read_footer(path: &Path) -> Result<ParquetMeta> {
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let file_len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    if let Some(bad) = pages::check_footer(&file, file_len).map_err(|e| Error::io(path, e))? {
+        let why = match bad.short {
+            true => "it ends inside a value, or a collection in it counts more elements than its bytes hold",
+            false => "it holds a type code, number or nesting that Thrift's compact protocol does not allow",
+        };
+        return Err(Error::capture(
+            path,
+            format!(
+                "cannot read the Parquet footer ({} bytes at byte {}): {why} (at byte {}; the file looks corrupt)",
+                bad.len, bad.start, bad.at
+            ),
+        ));
+    }
     // The Arrow schema embedded in the footer (`ARROW:schema`) is not decoded: the
     // Arrow IPC decoder panics on a malformed one, and the Parquet schema says all
     // tokenscan needs (found by fuzzing).
@@ -100,7 +114,6 @@ pub(crate) fn read_footer(path: &Path) -> Result<ParquetMeta> {
     // Every column chunk must lie inside the file: the Parquet reader asserts
     // (panics) on negative offsets and sizes, and would allocate a chunk's
     // declared size before finding out it is not there.
-    let file_len = file.metadata().map_err(|e| Error::io(path, e))?.len();
     for (r, rg) in pq.row_groups().iter().enumerate() {
         for c in rg.columns() {
             let start = c.dictionary_page_offset().unwrap_or(c.data_page_offset());
@@ -362,6 +375,39 @@ fn check_dictionaries(
         }
     }
     Ok(())
+}
+
+/// Every row of a Parquet file that is not a capture (a findings file given
+/// back to `diff`), read as the file declares it with the hardening a
+/// capture's reading has: the footer's checks ([`read_footer`]), the
+/// dictionary-page check, a decoder panic turned into an error. The
+/// iterator ends after its first error.
+pub(crate) fn record_batches(path: &Path) -> Result<impl Iterator<Item = Result<RecordBatch>>> {
+    let meta = read_footer(path)?;
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let pq = meta.reader_meta.metadata();
+    let roots: Vec<usize> = (0..pq.file_metadata().schema_descr().root_schema().get_fields().len()).collect();
+    check_dictionaries(path, &file, &meta, 0..meta.row_group_rows.len(), &roots)?;
+    let mut reader = ParquetRecordBatchReaderBuilder::new_with_metadata(file, meta.reader_meta.clone())
+        .build()
+        .map_err(|e| parquet_error(path, "cannot set up reading", e))?;
+    let (path, mut rows, mut failed) = (path.to_owned(), 0u64, false);
+    Ok(std::iter::from_fn(move || {
+        if failed {
+            return None;
+        }
+        match next_batch(&mut reader)? {
+            Ok(batch) => {
+                rows += batch.num_rows() as u64;
+                Some(Ok(batch))
+            }
+            Err(e) => {
+                failed = true;
+                let what = format!("cannot decode rows after row {rows}: {e} (the file looks truncated or corrupt)");
+                Some(Err(Error::capture(&path, what)))
+            }
+        }
+    }))
 }
 
 /// `reader.next()`, with a panic of the Parquet decoder turned into an error:
