@@ -164,17 +164,18 @@ fn join_footer(data: &[u8], meta: &[u8]) -> Vec<u8> {
 
 /// Thrift compact encoding of an i64: zigzag, then LEB128.
 fn varint(n: i64) -> Vec<u8> {
-    let mut z = ((n << 1) ^ (n >> 63)) as u64;
+    uleb(((n << 1) ^ (n >> 63)) as u64)
+}
+
+/// LEB128 of an unsigned number (Thrift's lengths and collection sizes).
+fn uleb(mut n: u64) -> Vec<u8> {
     let mut out = Vec::new();
-    loop {
-        let b = (z & 0x7f) as u8;
-        z >>= 7;
-        if z == 0 {
-            out.push(b);
-            return out;
-        }
-        out.push(b | 0x80);
+    while n >= 0x80 {
+        out.push((n as u8) | 0x80);
+        n >>= 7;
     }
+    out.push(n as u8);
+    out
 }
 
 /// The footer metadata with every i64 field holding `from` set to `to`
@@ -762,15 +763,6 @@ fn a_footer_whose_collections_count_more_elements_than_its_bytes_is_refused_at_o
     // row groups as the row-group list declares before reading one. In Thrift's compact protocol
     // a boolean in a list takes a byte, like every other element: a list counting more elements
     // than the footer has bytes cannot be there.
-    let uleb = |mut n: u64| {
-        let mut out = Vec::new();
-        while n >= 0x80 {
-            out.push((n as u8 & 0x7f) | 0x80);
-            n >>= 7;
-        }
-        out.push(n as u8);
-        out
-    };
     // A field header in the long form: the type in the low nibble, then the id as a zigzag varint.
     let field = |ty: u8, id: i64| [vec![ty], varint(id)].concat();
     // A list header with its count after it: 0xF in the high nibble, the element type in the low.
