@@ -159,7 +159,7 @@ pub fn create_output(path: &Path, force: bool) -> Result<(OutputFile, File)> {
 pub fn write_new<T>(path: &Path, force: bool, write: impl FnOnce(File) -> Result<T>) -> Result<T> {
     let (guard, file) = create_output(path, force)?;
     let value = write(file)?;
-    guard.keep();
+    guard.keep()?;
     Ok(value)
 }
 
@@ -187,10 +187,12 @@ pub fn open_destination<P: AsRef<Path>>(
 pub struct Keep(Option<OutputFile>);
 
 impl Keep {
-    /// The output is complete: keep the file.
-    pub fn keep(self) {
-        if let Some(g) = self.0 {
-            g.keep();
+    /// The output is complete: keep the file (moving it over the file it
+    /// replaces, with `--force`). Fails only if that last rename fails.
+    pub fn keep(self) -> Result<()> {
+        match self.0 {
+            Some(g) => Ok(g.keep()?),
+            None => Ok(()),
         }
     }
 }

@@ -191,6 +191,32 @@ fn every_output_file_follows_one_policy() {
         tokenscan().args(["replay", "--strict", "-f", "ndjson", "-o"]).arg(&out).arg(&capture).output().expect("runs");
     assert_eq!(o.status.code(), Some(2));
     assert!(!out.exists(), "a failed replay left {}", out.display());
+    // Forced onto yesterday's findings, the same failure leaves them as they were, and no
+    // partial file beside them.
+    std::fs::write(&out, "yesterday's findings\n").expect("write");
+    let o = tokenscan()
+        .args(["replay", "--strict", "--force", "-f", "ndjson", "-o"])
+        .arg(&out)
+        .arg(&capture)
+        .output()
+        .expect("runs");
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(std::fs::read_to_string(&out).expect("read"), "yesterday's findings\n");
+    let mut names: Vec<_> = std::fs::read_dir(tmp.path()).expect("ls").map(|e| e.expect("entry").file_name()).collect();
+    names.sort();
+    assert_eq!(names, ["c.parquet", "findings.ndjson"]);
+}
+
+#[test]
+fn a_device_is_an_output_without_force() {
+    // `-o /dev/stdout` replaces nothing: it needs no --force, and is never removed.
+    let o = tokenscan()
+        .args(["replay", "fixtures/pod-session.parquet", "-f", "ndjson", "-q", "-o", "/dev/stdout"])
+        .output()
+        .expect("runs");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(String::from_utf8_lossy(&o.stdout).lines().count(), 14);
+    assert!(std::path::Path::new("/dev/stdout").exists());
 }
 
 #[test]

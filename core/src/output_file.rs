@@ -52,52 +52,126 @@ pub fn refuse_inputs<P: AsRef<Path>>(output: &Path, inputs: &[P], what: &str) ->
     }
 }
 
-/// A file being written under the policy: created only if it does not exist
-/// (or truncated when forced), and removed again when dropped before
-/// [`OutputFile::keep`], so that an error or a panic halfway leaves nothing
-/// that looks like a finished output.
+/// A file being written under the policy.
+///
+/// - A path that does not exist is created (never one that appeared
+///   meanwhile, unless forced) and removed again when dropped before
+///   [`OutputFile::keep`], so that an error or a panic halfway leaves nothing
+///   that looks like a finished output.
+/// - An existing regular file is an error unless forced; when forced, the
+///   output is written to a temporary file beside it (same directory, so the
+///   same file system) that [`OutputFile::keep`] renames over it. Until then
+///   the old file is untouched: a run that fails keeps the previous output. A
+///   symbolic link is followed: the file it names is replaced, the link stays.
+/// - An existing file that is not a regular file (`/dev/stdout`, `/dev/null`,
+///   a named pipe, a terminal) is written through, forced or not: nothing is
+///   replaced, and it is never removed.
 #[derive(Debug)]
 pub struct OutputFile {
     path: PathBuf,
-    keep: bool,
+    state: State,
+}
+
+#[derive(Debug)]
+enum State {
+    /// A file this run created at `path`: removed unless kept.
+    Created,
+    /// Written to `temp`, renamed over `target` when kept, removed otherwise.
+    Replacing { temp: PathBuf, target: PathBuf },
+    /// A pipe, a device, a terminal: left alone either way.
+    Special,
+    /// Kept (or, for `Replacing`, renamed into place).
+    Done,
 }
 
 impl OutputFile {
-    /// Creates `path` for writing. An existing file is an [`Error::Io`] of kind
-    /// `AlreadyExists` unless `force`, in which case it is truncated.
+    /// Opens `path` for writing under the policy. An existing regular file is
+    /// an [`Error::Io`] of kind `AlreadyExists` unless `force`.
     pub fn create(path: &Path, force: bool) -> Result<(OutputFile, File)> {
-        let mut options = OpenOptions::new();
-        options.write(true);
-        if force {
-            options.create(true).truncate(true);
-        } else {
-            options.create_new(true);
+        let io = |e| Error::io(path, e);
+        match std::fs::metadata(path) {
+            Ok(meta) if !meta.is_file() => {
+                // A directory fails here with the system's own message.
+                let file = OpenOptions::new().write(true).open(path).map_err(io)?;
+                Ok((OutputFile { path: path.to_owned(), state: State::Special }, file))
+            }
+            Ok(_) if !force => Err(io(std::io::Error::from(std::io::ErrorKind::AlreadyExists))),
+            Ok(meta) => {
+                let target = std::fs::canonicalize(path).map_err(io)?;
+                let (temp, file) = temp_beside(&target).map_err(io)?;
+                let guard = OutputFile { path: path.to_owned(), state: State::Replacing { temp, target } };
+                // The replacement keeps the old file's permission bits.
+                file.set_permissions(meta.permissions()).map_err(io)?;
+                Ok((guard, file))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let mut options = OpenOptions::new();
+                options.write(true);
+                if force {
+                    // Also follows a dangling link, as the shell's `>` does.
+                    options.create(true).truncate(true);
+                } else {
+                    options.create_new(true);
+                }
+                let file = options.open(path).map_err(io)?;
+                Ok((OutputFile { path: path.to_owned(), state: State::Created }, file))
+            }
+            Err(e) => Err(io(e)),
         }
-        let file = options.open(path).map_err(|e| Error::io(path, e))?;
-        Ok((OutputFile { path: path.to_owned(), keep: false }, file))
     }
 
-    /// The file's path.
+    /// The file's path, as given.
     pub fn path(&self) -> &Path {
         &self.path
     }
 
-    /// The output is complete (or worth keeping as it is): do not remove it.
-    pub fn keep(mut self) {
-        self.keep = true;
+    /// The output is complete (or worth keeping as it is): do not remove it,
+    /// and when it replaces an existing file, move it into place now. Fails
+    /// only if that rename fails (the old file is then left as it was).
+    pub fn keep(mut self) -> Result<()> {
+        match std::mem::replace(&mut self.state, State::Done) {
+            State::Replacing { temp, target } => std::fs::rename(&temp, &target).map_err(|e| {
+                let _ = std::fs::remove_file(&temp);
+                Error::io(&self.path, e)
+            }),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Creates a new, empty file in `target`'s directory with a hidden name
+/// derived from it, the process id and a counter.
+fn temp_beside(target: &Path) -> std::io::Result<(PathBuf, File)> {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let dir = target.parent().unwrap_or(Path::new("."));
+    let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    loop {
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let temp = dir.join(format!(".{name}.{}.{n}.tokenscan-partial", std::process::id()));
+        match OpenOptions::new().write(true).create_new(true).open(&temp) {
+            Ok(file) => return Ok((temp, file)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
     }
 }
 
 impl Drop for OutputFile {
     fn drop(&mut self) {
-        if !self.keep {
-            let _ = std::fs::remove_file(&self.path);
+        match &self.state {
+            State::Created => {
+                let _ = std::fs::remove_file(&self.path);
+            }
+            State::Replacing { temp, .. } => {
+                let _ = std::fs::remove_file(temp);
+            }
+            State::Special | State::Done => {}
         }
     }
 }
 
 /// Creates `path` under the policy and runs `write` on it; the file is removed
-/// if `write` fails.
+/// (or, when replacing one, the old file left as it was) if `write` fails.
 pub fn write_new<T, E: From<Error>>(
     path: &Path,
     force: bool,
@@ -105,7 +179,7 @@ pub fn write_new<T, E: From<Error>>(
 ) -> std::result::Result<T, E> {
     let (guard, file) = OutputFile::create(path, force)?;
     let value = write(file)?;
-    guard.keep();
+    guard.keep()?;
     Ok(value)
 }
 
@@ -137,6 +211,71 @@ mod tests {
         });
         assert!(r.is_err());
         assert!(!p.exists());
+    }
+
+    /// The names in `dir`, sorted.
+    fn listing(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .expect("read_dir")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn a_forced_replacement_that_fails_keeps_the_old_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tmp");
+        let p = dir.path().join("findings.ndjson");
+        std::fs::write(&p, "old findings\n").expect("write");
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o640)).expect("chmod");
+        let r: Result<()> = write_new(&p, true, |mut f| {
+            f.write_all(b"half of the new").expect("write");
+            Err(Error::Output { path: p.clone(), message: "the capture could not be read".into() })
+        });
+        assert!(r.is_err());
+        assert_eq!(std::fs::read_to_string(&p).expect("read"), "old findings\n");
+        assert_eq!(listing(dir.path()), ["findings.ndjson"], "no partial file left beside it");
+        // When it succeeds, the new output takes the old one's place and mode.
+        write_new(&p, true, |mut f| f.write_all(b"new findings\n").map_err(|e| Error::io(&p, e))).expect("forced");
+        assert_eq!(std::fs::read_to_string(&p).expect("read"), "new findings\n");
+        assert_eq!(std::fs::metadata(&p).expect("stat").permissions().mode() & 0o777, 0o640);
+        assert_eq!(listing(dir.path()), ["findings.ndjson"]);
+    }
+
+    #[test]
+    fn a_forced_replacement_through_a_link_replaces_the_file_it_names() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let real = dir.path().join("real.ndjson");
+        let link = dir.path().join("latest.ndjson");
+        std::fs::write(&real, "old").expect("write");
+        std::os::unix::fs::symlink(&real, &link).expect("symlink");
+        write_new(&link, true, |mut f| f.write_all(b"new").map_err(|e| Error::io(&link, e))).expect("forced");
+        assert!(std::fs::symlink_metadata(&link).expect("lstat").file_type().is_symlink(), "the link stays a link");
+        assert_eq!(std::fs::read_to_string(&real).expect("read"), "new");
+    }
+
+    #[test]
+    fn a_pipe_is_written_through_without_force_and_never_removed() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let fifo = dir.path().join("fifo");
+        let c = std::ffi::CString::new(fifo.to_str().expect("utf-8")).expect("c string");
+        // SAFETY: a valid, NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
+        let reader = {
+            let fifo = fifo.clone();
+            std::thread::spawn(move || std::fs::read_to_string(fifo).expect("read the pipe"))
+        };
+        // Not forced (nothing is replaced), and the write fails halfway.
+        let r: Result<()> = write_new(&fifo, false, |mut f| {
+            f.write_all(b"first findings").expect("write");
+            Err(Error::Output { path: fifo.clone(), message: "the capture could not be read".into() })
+        });
+        assert!(r.is_err());
+        assert_eq!(reader.join().expect("reader"), "first findings");
+        let kind = std::fs::symlink_metadata(&fifo).expect("the pipe is still there").file_type();
+        assert!(std::os::unix::fs::FileTypeExt::is_fifo(&kind));
     }
 
     #[test]

@@ -66,7 +66,7 @@ pub fn run(a: DiffArgs) -> Result<u8> {
         |b| format!("{header}{}", table::diff(b, &summary)),
     )
     .with_context(|| format!("writing the diff to {}", label.display()))?;
-    file.keep();
+    file.keep()?;
     if !a.quiet && format != Format::Table {
         eprint!("{header}{}", table::diff_counts(&summary));
     }

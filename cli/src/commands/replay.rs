@@ -86,7 +86,7 @@ pub fn run(a: ReplayArgs) -> Result<u8> {
     sink.finish(|| summary_json(&summary), "findings", |b| table::findings(b, &summary, multi))
         .with_context(|| format!("writing findings to {}", label.display()))?;
     // The findings cover every event that could be read: keep them even if a capture could not be.
-    file.keep();
+    file.keep()?;
     if !a.quiet {
         if format != Format::Table {
             eprint!("{}", table::summary(&summary));
