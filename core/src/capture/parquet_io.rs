@@ -410,10 +410,36 @@ pub(crate) fn record_batches(path: &Path) -> Result<impl Iterator<Item = Result<
     }))
 }
 
+thread_local! {
+    /// Set while this thread runs the Parquet decoder under `next_batch`.
+    static DECODING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Installs, once per process, a panic hook that stays silent for a panic of
+/// the Parquet decoder inside [`next_batch`] (which reports it as the
+/// capture's error) and hands every other panic to the hook it replaces.
+/// Without it, each corrupt page printed the decoder's assertion and a
+/// backtrace before tokenscan's own message.
+fn quiet_decoder_panics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !DECODING.with(std::cell::Cell::get) {
+                previous(info);
+            }
+        }));
+    });
+}
+
 /// `reader.next()`, with a panic of the Parquet decoder turned into an error:
 /// it asserts on some corrupt pages (a bit width over 64, found by fuzzing).
 fn next_batch(reader: &mut ParquetRecordBatchReader) -> Option<std::result::Result<RecordBatch, String>> {
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| reader.next())) {
+    quiet_decoder_panics();
+    DECODING.with(|d| d.set(true));
+    let next = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| reader.next()));
+    DECODING.with(|d| d.set(false));
+    match next {
         Ok(next) => next.map(|r| r.map_err(|e| e.to_string())),
         Err(panic) => {
             let what = panic
