@@ -133,6 +133,14 @@ pub trait Consumer: Sync {
 
     /// Turns a chunk into a part (on one of the driver's threads).
     fn part(&self, chunk: Chunk<'_>) -> Result<Self::Part>;
+
+    /// Last work on a part once it is final (after [`Consumer::add_context`]
+    /// when context is added), on the driver's threads when there are
+    /// several, before the part goes to the sink in order: the replay
+    /// renders its findings for the sink here. The default keeps the part.
+    fn finish(&self, part: Self::Part) -> Result<Self::Part> {
+        Ok(part)
+    }
 }
 
 /// The in-order half of a command: receives the parts in capture order.
@@ -425,6 +433,8 @@ impl<'r> Driver<'r> {
             let path = capture.path();
             let before = summary.events;
             let mut held: Vec<C::Part> = Vec::new();
+            // A part is final when it leaves its unit, unless context is added later.
+            let finish = |p: C::Part| if context_later { Ok(p) } else { consumer.finish(p) };
             let mut out = |p: C::Part, sink: &mut dyn PartSink<C::Part>| {
                 if context_later {
                     held.push(p);
@@ -460,7 +470,7 @@ impl<'r> Driver<'r> {
                 // One piece (an NDJSON capture) or one thread: parts go to the
                 // sink as they come instead of piling up.
                 for piece in &pieces {
-                    let (part, failure) = self.unit(state, piece, consumer, &mut |p| out(p, &mut *sink))?;
+                    let (part, failure) = self.unit(state, piece, consumer, &mut |p| out(finish(p)?, &mut *sink))?;
                     summary.merge(part, self.options.max_examples);
                     failed(piece, failure);
                     sink.progress(summary.events, total);
@@ -469,7 +479,7 @@ impl<'r> Driver<'r> {
                 let work = |k: usize| {
                     let mut parts = Vec::new();
                     let r = self.unit(state, &pieces[k], consumer, &mut |p| {
-                        parts.push(p);
+                        parts.push(finish(p)?);
                         Ok(())
                     });
                     (r, parts)
@@ -499,12 +509,18 @@ impl<'r> Driver<'r> {
                     true => None,
                     false => Some(self.context_for(capture, wanted)?),
                 };
-                for p in held {
-                    sink.part(match &ctx {
+                // Context filled and parts finished on the threads, in order.
+                let slots: Vec<std::sync::Mutex<Option<C::Part>>> =
+                    held.into_iter().map(|p| std::sync::Mutex::new(Some(p))).collect();
+                let work = |k: usize| {
+                    let p = slots[k].lock().unwrap_or_else(|e| e.into_inner()).take().expect("each part once");
+                    let p = match &ctx {
                         Some(ctx) => consumer.add_context(p, ctx)?,
                         None => p,
-                    })?;
-                }
+                    };
+                    consumer.finish(p)
+                };
+                in_order(slots.len(), threads, work, |p| sink.part(p?))?;
             }
             let events_read = summary.events - before;
             summary.captures.push((path.to_owned(), events_read));

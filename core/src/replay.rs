@@ -2,6 +2,7 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
 use arrow_array::RecordBatch;
@@ -22,7 +23,27 @@ pub trait FindingSink {
 
     /// Events replayed so far, and in all when known (for a progress display).
     fn progress(&mut self, _events_done: u64, _events_total: Option<u64>) {}
+
+    /// A function turning a findings batch into the bytes this sink writes
+    /// for it, which the replay may run on its worker threads, in parallel,
+    /// so that batches reach [`FindingSink::rendered`] in capture order with
+    /// their bytes made. `None` (the default): every batch goes to
+    /// [`FindingSink::findings`].
+    fn renderer(&self) -> Option<Renderer> {
+        None
+    }
+
+    /// A findings batch with the bytes [`FindingSink::renderer`] made of it,
+    /// in capture order. The default ignores the bytes and calls
+    /// [`FindingSink::findings`].
+    fn rendered(&mut self, batch: &RecordBatch, bytes: Vec<u8>) -> Result<()> {
+        drop(bytes);
+        self.findings(batch)
+    }
 }
+
+/// Renders a findings batch to bytes on any thread ([`FindingSink::renderer`]).
+pub type Renderer = Arc<dyn Fn(&RecordBatch) -> Result<Vec<u8>> + Send + Sync>;
 
 /// Collects every finding batch in memory.
 #[derive(Debug, Default)]
@@ -246,8 +267,9 @@ impl Replayer {
     /// (every event decoded before the problem included) and the problem is
     /// listed in [`ReplaySummary::unreadable`].
     pub fn replay<P: AsRef<Path>>(&self, captures: &[P], sink: &mut dyn FindingSink) -> Result<ReplaySummary> {
+        let consumer = FindingsConsumer { rules: &self.rules, renderer: sink.renderer() };
         let mut out = FindingsOut { sink, totals: self.new_summary() };
-        let mut summary = self.driver().run(captures, &FindingsConsumer { rules: &self.rules }, &mut out)?;
+        let mut summary = self.driver().run(captures, &consumer, &mut out)?;
         summary.add_findings(out.totals);
         Ok(summary)
     }
@@ -258,7 +280,7 @@ impl Replayer {
     /// are read for the rows that fire), with the same parallelism and batch
     /// size, and does nothing else. Returns the number of events.
     pub fn decode_only<P: AsRef<Path>>(&self, captures: &[P]) -> Result<u64> {
-        self.driver().decode_only(captures, &FindingsConsumer { rules: &self.rules })
+        self.driver().decode_only(captures, &FindingsConsumer { rules: &self.rules, renderer: None })
     }
 
     /// The capture columns [`Replayer::replay_batch`] needs: what the rules
@@ -298,7 +320,7 @@ impl Replayer {
     ) -> Result<()> {
         let (part, chunk) = self.driver().batch_chunk(capture, batch)?;
         summary.merge(part, self.options.max_examples);
-        let found = FindingsConsumer { rules: &self.rules }.part(chunk)?;
+        let found = FindingsConsumer { rules: &self.rules, renderer: None }.part(chunk)?;
         summary.add_findings(found.totals);
         match found.batch {
             Some(b) => sink.findings(&b),
@@ -310,11 +332,15 @@ impl Replayer {
 /// The replay's consumer: finding batches from the rows that fired.
 struct FindingsConsumer<'a> {
     rules: &'a RuleSet,
+    /// The sink's renderer, run on finished parts ([`Consumer::finish`]).
+    renderer: Option<Renderer>,
 }
 
 /// The findings of one chunk and what they add to the summary.
 struct FoundPart {
     batch: Option<RecordBatch>,
+    /// The sink's bytes for `batch`, when it has a renderer.
+    rendered: Option<Vec<u8>>,
     /// Findings per rule, containers and processes.
     totals: ReplaySummary,
 }
@@ -335,6 +361,13 @@ impl Consumer for FindingsConsumer<'_> {
         Ok(part)
     }
 
+    fn finish(&self, mut part: FoundPart) -> Result<FoundPart> {
+        if let (Some(render), Some(batch)) = (&self.renderer, &part.batch) {
+            part.rendered = Some(render(batch)?);
+        }
+        Ok(part)
+    }
+
     fn context_events(&self, part: &FoundPart, events: &mut Vec<u64>) {
         if let Some(b) = &part.batch {
             crate::findings::context_events(b, events);
@@ -345,7 +378,7 @@ impl Consumer for FindingsConsumer<'_> {
         let mut totals =
             ReplaySummary { rules: vec![RuleSummary::default(); self.rules.rules().len()], ..Default::default() };
         if chunk.hits.is_empty() {
-            return Ok(FoundPart { batch: None, totals });
+            return Ok(FoundPart { batch: None, rendered: None, totals });
         }
         let batch = &chunk.rows;
         for h in &chunk.hits {
@@ -370,7 +403,7 @@ impl Consumer for FindingsConsumer<'_> {
         let findings = build_findings_at(&label, batch, &chunk.hits, &infos, chunk.process.as_deref(), |row| {
             chunk.event_index(row)
         });
-        Ok(FoundPart { batch: Some(findings), totals })
+        Ok(FoundPart { batch: Some(findings), rendered: None, totals })
     }
 }
 
@@ -383,9 +416,10 @@ struct FindingsOut<'s> {
 impl PartSink<FoundPart> for FindingsOut<'_> {
     fn part(&mut self, part: FoundPart) -> Result<()> {
         self.totals.add_findings(part.totals);
-        match part.batch {
-            Some(b) => self.sink.findings(&b),
-            None => Ok(()),
+        match (part.batch, part.rendered) {
+            (Some(b), Some(bytes)) => self.sink.rendered(&b, bytes),
+            (Some(b), None) => self.sink.findings(&b),
+            (None, _) => Ok(()),
         }
     }
 

@@ -201,3 +201,75 @@ fn test_reports_a_capture_that_breaks_part_way_as_replay_does() {
     let error = s.run_with(&CompileOptions::default(), &ReplayOptions::default()).map(|_| ()).expect_err("no skipping");
     assert!(error.to_string().contains("broken.ndjson: line 4"), "{error}");
 }
+
+/// A sink whose renderer writes `rule_id event_index` lines and notes the
+/// threads it ran on; `rendered` checks each batch's bytes and keeps them.
+struct Rendering {
+    out: Vec<u8>,
+    threads: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<std::thread::ThreadId>>>,
+}
+
+fn render_lines(batch: &arrow_array::RecordBatch) -> Vec<u8> {
+    use arrow_array::cast::AsArray;
+    let rule = batch.column_by_name("rule_id").expect("rule_id").as_string::<i32>();
+    let index = batch.column_by_name("event_index").expect("event_index");
+    let index = index.as_primitive::<arrow_array::types::UInt64Type>();
+    (0..batch.num_rows()).map(|i| format!("{} {}\n", rule.value(i), index.value(i))).collect::<String>().into_bytes()
+}
+
+impl tokenscan_core::replay::FindingSink for Rendering {
+    fn findings(&mut self, _batch: &arrow_array::RecordBatch) -> tokenscan_core::Result<()> {
+        panic!("every batch comes rendered when the sink has a renderer");
+    }
+
+    fn renderer(&self) -> Option<tokenscan_core::replay::Renderer> {
+        let threads = self.threads.clone();
+        Some(std::sync::Arc::new(move |batch: &arrow_array::RecordBatch| {
+            threads.lock().expect("lock").insert(std::thread::current().id());
+            Ok(render_lines(batch))
+        }))
+    }
+
+    fn rendered(&mut self, batch: &arrow_array::RecordBatch, bytes: Vec<u8>) -> tokenscan_core::Result<()> {
+        assert_eq!(bytes, render_lines(batch), "the bytes belong to the batch they come with");
+        self.out.extend(bytes);
+        Ok(())
+    }
+}
+
+#[test]
+fn findings_rendered_on_the_threads_arrive_in_capture_order() {
+    // 40 row groups of 50 events, each ending in an interactive `cat` of the token (an exec
+    // and an open); the findings are rendered on the replay's threads and must reach the
+    // sink in capture order, with and without the triage context, exactly as the findings
+    // a plain sink receives.
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("many-groups.parquet");
+    let text: String = (0..40).map(|_| capture_text(48)).collect();
+    let file = std::fs::File::create(&path).expect("create capture");
+    let options = WriterOptions { row_group_rows: 50, ..Default::default() };
+    let mut w = ParquetCaptureWriter::new(file, &path, options).expect("writer");
+    for b in events_from_ndjson(&text, "events", 4096).expect("valid events") {
+        w.write(&b).expect("write");
+    }
+    w.close().expect("close");
+    for context in [false, true] {
+        let replayer = Replayer::new(builtin(), ReplayOptions { context, ..Default::default() });
+        let mut plain = CollectSink::default();
+        replayer.replay(&[&path], &mut plain).expect("replay");
+        let expected: Vec<u8> = plain.batches.iter().flat_map(render_lines).collect();
+        // By hand: each group's exec (event 50k + 48) and open (50k + 49) fire.
+        let lines = String::from_utf8(expected.clone()).expect("utf-8");
+        assert_eq!(lines.lines().filter(|l| l.ends_with(" 48")).count(), 1, "{lines}");
+        let indexes: Vec<u64> = lines.lines().map(|l| l.rsplit(' ').next().unwrap().parse().unwrap()).collect();
+        assert!(indexes.windows(2).all(|w| w[0] <= w[1]), "capture order: {indexes:?}");
+        assert_eq!(indexes.iter().filter(|&&i| i % 50 >= 48).count(), indexes.len());
+        let mut sink = Rendering { out: Vec::new(), threads: Default::default() };
+        replayer.replay(&[&path], &mut sink).expect("replay");
+        assert_eq!(String::from_utf8(sink.out).expect("utf-8"), lines, "context {context}");
+        if rayon::current_num_threads() > 1 {
+            let threads = sink.threads.lock().expect("lock");
+            assert!(threads.len() > 1 || !threads.contains(&std::thread::current().id()), "{threads:?}");
+        }
+    }
+}

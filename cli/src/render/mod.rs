@@ -23,7 +23,7 @@ use arrow_array::cast::AsArray;
 use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_schema::SchemaRef;
 pub use tokenscan_core::findings::{finding_place, finding_target as target};
-use tokenscan_core::replay::FindingSink;
+use tokenscan_core::replay::{FindingSink, Renderer};
 
 use crate::args::Format;
 
@@ -111,9 +111,50 @@ impl FindingsOutput {
     }
 }
 
+/// Room reserved per finding when rendering a batch on a replay thread: a
+/// finding's NDJSON line is about 1.3 KB with its context (the bench's
+/// captures), so most batches render without growing their buffer.
+const BYTES_PER_FINDING: usize = 2048;
+
 impl FindingSink for FindingsOutput {
     fn findings(&mut self, batch: &RecordBatch) -> tokenscan_core::Result<()> {
         self.write_batch(batch)
+    }
+
+    /// NDJSON and CSV rows are rendered on the replay's threads; the header
+    /// of CSV, the formats rendered at the end and Parquet are not.
+    fn renderer(&self) -> Option<Renderer> {
+        let path = self.path.clone();
+        let failed = move |e: arrow_schema::ArrowError| tokenscan_core::Error::Output {
+            path: path.clone(),
+            message: e.to_string(),
+        };
+        match self.format {
+            Format::Ndjson => Some(std::sync::Arc::new(move |batch: &RecordBatch| {
+                let mut bytes = Vec::with_capacity(batch.num_rows() * BYTES_PER_FINDING);
+                ndjson::write_batch(&mut bytes, batch).map_err(&failed)?;
+                Ok(bytes)
+            })),
+            Format::Csv => Some(std::sync::Arc::new(move |batch: &RecordBatch| {
+                let mut bytes = Vec::with_capacity(batch.num_rows() * BYTES_PER_FINDING);
+                csv::write_batch(&mut bytes, batch, false).map_err(&failed)?;
+                Ok(bytes)
+            })),
+            Format::Table | Format::Json | Format::Parquet => None,
+        }
+    }
+
+    fn rendered(&mut self, batch: &RecordBatch, bytes: Vec<u8>) -> tokenscan_core::Result<()> {
+        if !matches!(self.format, Format::Ndjson | Format::Csv) {
+            return self.write_batch(batch);
+        }
+        if self.format == Format::Csv && !self.csv_started {
+            // The header, from the first batch's schema.
+            self.write_batch(&batch.slice(0, 0))?;
+        }
+        self.out
+            .write_all(&bytes)
+            .map_err(|e| tokenscan_core::Error::Output { path: self.path.clone(), message: e.to_string() })
     }
 
     fn progress(&mut self, done: u64, total: Option<u64>) {
