@@ -208,6 +208,39 @@ fn every_output_file_follows_one_policy() {
 }
 
 #[test]
+fn a_forced_output_in_a_directory_it_cannot_write_is_replaced_in_place() {
+    // The file may be written but nothing created beside it (a shared log directory):
+    // --force then truncates and writes it in place, as the shell's `>` would. Run as
+    // `nobody` when the tests run as root, whom directory permissions do not stop.
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path().join("shared");
+    std::fs::create_dir(&dir).expect("mkdir");
+    let out = dir.join("findings.ndjson");
+    std::fs::write(&out, "yesterday's findings\n").expect("write");
+    std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o666)).expect("chmod");
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o555)).expect("chmod");
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let capture = tmp.path().join("pod-session.parquet");
+    std::fs::copy(root().join("fixtures/pod-session.parquet"), &capture).expect("copy");
+    std::fs::set_permissions(&capture, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let root_user = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata("/proc/self").expect("proc")) == 0;
+    let mut cmd = if root_user {
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"]).arg(get_cargo_bin("tokenscan"));
+        c
+    } else {
+        tokenscan()
+    };
+    let o = cmd.args(["replay", "-f", "ndjson", "-q", "--force", "-o"]).arg(&out).arg(&capture).output().expect("runs");
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod back");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(std::fs::read_to_string(&out).expect("read").lines().count(), 14);
+    let names: Vec<_> = std::fs::read_dir(&dir).expect("ls").map(|e| e.expect("entry").file_name()).collect();
+    assert_eq!(names, ["findings.ndjson"]);
+}
+
+#[test]
 fn a_device_is_an_output_without_force() {
     // `-o /dev/stdout` replaces nothing: it needs no --force, and is never removed.
     let o = tokenscan()

@@ -63,6 +63,9 @@ pub fn refuse_inputs<P: AsRef<Path>>(output: &Path, inputs: &[P], what: &str) ->
 ///   same file system) that [`OutputFile::keep`] renames over it. Until then
 ///   the old file is untouched: a run that fails keeps the previous output. A
 ///   symbolic link is followed: the file it names is replaced, the link stays.
+///   The new file gets the old one's permission bits (and owner, when the
+///   process may set it). In a directory where no file may be created, the
+///   file is truncated and written in place instead.
 /// - An existing file that is not a regular file (`/dev/stdout`, `/dev/null`,
 ///   a named pipe, a terminal) is written through, forced or not: nothing is
 ///   replaced, and it is never removed.
@@ -98,9 +101,21 @@ impl OutputFile {
             Ok(_) if !force => Err(io(std::io::Error::from(std::io::ErrorKind::AlreadyExists))),
             Ok(meta) => {
                 let target = std::fs::canonicalize(path).map_err(io)?;
-                let (temp, file) = temp_beside(&target).map_err(io)?;
+                let (temp, file) = match temp_beside(&target) {
+                    Ok(created) => created,
+                    // A directory where only the file may be written: replace it in
+                    // place, as the shell's `>` does (a failure then loses the old file).
+                    Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                        let file = OpenOptions::new().write(true).truncate(true).open(path).map_err(io)?;
+                        return Ok((OutputFile { path: path.to_owned(), state: State::Created }, file));
+                    }
+                    Err(e) => return Err(io(e)),
+                };
                 let guard = OutputFile { path: path.to_owned(), state: State::Replacing { temp, target } };
-                // The replacement keeps the old file's permission bits.
+                // The replacement keeps the old file's permission bits and, when this
+                // process may give them (root), its owner and group.
+                use std::os::unix::fs::MetadataExt;
+                let _ = std::os::unix::fs::fchown(&file, Some(meta.uid()), Some(meta.gid()));
                 file.set_permissions(meta.permissions()).map_err(io)?;
                 Ok((guard, file))
             }
