@@ -194,18 +194,15 @@ fn a_footer_declaring_a_billion_rows_fails_cleanly_in_a_gigabyte() {
 
 #[test]
 fn a_decoder_panic_on_a_corrupt_page_prints_only_the_error() {
-    // The `parquet` crate asserts on these pages (fuzz finds, docs/robustness.md fix 7); the
-    // panic is caught and reported as the capture's error. The user sees that one line, not
-    // the crate's assertion and a backtrace before it (RUST_BACKTRACE set to make sure).
-    for (name, why) in [
-        ("crash-bit-width-over-64.parquet", "num_bits <= T::BIT_CAPACITY"),
-        ("crash-bit-shift-overflow.parquet", "MAX_VLQ_BYTE_LEN"),
-    ] {
+    // The `parquet` crate asserts on these pages (fuzz finds, docs/robustness.md fix 7: the
+    // first one panics in every build, the second in debug builds); the panic is caught and
+    // reported as the capture's error. The user sees that one line, not the crate's
+    // assertion and a backtrace before it (RUST_BACKTRACE set to make sure).
+    for name in ["crash-bit-width-over-64.parquet", "crash-bit-shift-overflow.parquet"] {
         let path = root().join("fuzz/corpus/parquet").join(name);
         let out = run(&["replay", path.to_str().expect("utf-8")], "export RUST_BACKTRACE=1;", 60);
-        assert_error(&out, "cannot decode events after event 0: the Parquet decoder failed on corrupt data");
+        assert_error(&out, "cannot decode events after event 0: the Parquet decoder failed on corrupt data (");
         let err = stderr(&out);
-        assert!(err.contains(why), "{err}");
         assert_eq!(err.lines().count(), 1, "{name}: {err}");
     }
 }

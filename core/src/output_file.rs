@@ -98,7 +98,8 @@ impl OutputFile {
                 let file = OpenOptions::new().write(true).open(path).map_err(io)?;
                 Ok((OutputFile { path: path.to_owned(), state: State::Special }, file))
             }
-            Ok(_) if !force => Err(io(std::io::Error::from(std::io::ErrorKind::AlreadyExists))),
+            // The system's own error (EEXIST), as `create_new` would give: callers tell it by kind or code.
+            Ok(_) if !force => Err(io(std::io::Error::from_raw_os_error(libc::EEXIST))),
             Ok(meta) => {
                 let target = std::fs::canonicalize(path).map_err(io)?;
                 let (temp, file) = match temp_beside(&target) {
