@@ -241,6 +241,25 @@ fn a_forced_output_in_a_directory_it_cannot_write_is_replaced_in_place() {
 }
 
 #[test]
+fn dev_stdout_appends_where_the_shell_redirected_it() {
+    // `tokenscan replay ... -o /dev/stdout >> log.ndjson`: the findings go after what the
+    // log held, through the inherited descriptor; no --force is needed, nothing is replaced.
+    let tmp = tempfile::tempdir().expect("tmp");
+    let log = tmp.path().join("log.ndjson");
+    std::fs::write(&log, "{\"earlier\":true}\n").expect("write");
+    let append = std::fs::OpenOptions::new().append(true).open(&log).expect("open for append");
+    let o = tokenscan()
+        .args(["replay", "fixtures/pod-session.parquet", "-f", "ndjson", "-q", "-o", "/dev/stdout"])
+        .stdout(append)
+        .output()
+        .expect("runs");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = std::fs::read_to_string(&log).expect("read");
+    assert!(text.starts_with("{\"earlier\":true}\n"), "{text}");
+    assert_eq!(text.lines().count(), 1 + 14);
+}
+
+#[test]
 fn a_device_is_an_output_without_force() {
     // `-o /dev/stdout` replaces nothing: it needs no --force, and is never removed.
     let o = tokenscan()

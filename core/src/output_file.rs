@@ -66,9 +66,11 @@ pub fn refuse_inputs<P: AsRef<Path>>(output: &Path, inputs: &[P], what: &str) ->
 ///   The new file gets the old one's permission bits (and owner, when the
 ///   process may set it). In a directory where no file may be created, the
 ///   file is truncated and written in place instead.
-/// - An existing file that is not a regular file (`/dev/stdout`, `/dev/null`,
-///   a named pipe, a terminal) is written through, forced or not: nothing is
-///   replaced, and it is never removed.
+/// - An existing file that is not a regular file (`/dev/null`, a named pipe,
+///   a terminal) is written through, forced or not: nothing is replaced, and
+///   it is never removed. `/dev/stdout`, `/dev/stderr`, `/dev/fd/N` and
+///   `/proc/self/fd/N` are the process's own descriptor, whatever it is open
+///   on: a file redirected with `>>` is appended to, not replaced.
 #[derive(Debug)]
 pub struct OutputFile {
     path: PathBuf,
@@ -92,6 +94,18 @@ impl OutputFile {
     /// an [`Error::Io`] of kind `AlreadyExists` unless `force`.
     pub fn create(path: &Path, force: bool) -> Result<(OutputFile, File)> {
         let io = |e| Error::io(path, e);
+        if let Some(fd) = inherited_descriptor(path) {
+            // Not the file the descriptor is open on, reopened (which would write from its
+            // start, whatever the shell's `>>` asked): the descriptor itself.
+            // SAFETY: fcntl on any number is sound; a closed one fails with EBADF.
+            let copy = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3) };
+            if copy < 0 {
+                return Err(io(std::io::Error::last_os_error()));
+            }
+            // SAFETY: `copy` is a new descriptor that nothing else owns.
+            let file = unsafe { <File as std::os::fd::FromRawFd>::from_raw_fd(copy) };
+            return Ok((OutputFile { path: path.to_owned(), state: State::Special }, file));
+        }
         match std::fs::metadata(path) {
             Ok(meta) if !meta.is_file() => {
                 // A directory fails here with the system's own message.
@@ -152,6 +166,16 @@ impl OutputFile {
             }),
             _ => Ok(()),
         }
+    }
+}
+
+/// The descriptor of this process that `path` names: `/dev/stdout`,
+/// `/dev/stderr`, `/dev/fd/N`, `/proc/self/fd/N`.
+fn inherited_descriptor(path: &Path) -> Option<i32> {
+    match path.to_str()? {
+        "/dev/stdout" => Some(1),
+        "/dev/stderr" => Some(2),
+        p => p.strip_prefix("/dev/fd/").or_else(|| p.strip_prefix("/proc/self/fd/"))?.parse().ok(),
     }
 }
 
