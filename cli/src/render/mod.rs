@@ -107,8 +107,13 @@ impl FindingsOutput {
                 None => Ok(()),
             },
         };
-        result.map_err(|message| tokenscan_core::Error::Output { path: self.path.clone(), message })
+        result.map_err(|message| output_error(&self.path, message))
     }
+}
+
+/// A failure to write the output at `path`.
+fn output_error(path: &std::path::Path, message: impl ToString) -> tokenscan_core::Error {
+    tokenscan_core::Error::Output { path: path.to_owned(), message: message.to_string() }
 }
 
 /// Room reserved per finding when rendering a batch on a replay thread: a
@@ -124,24 +129,18 @@ impl FindingSink for FindingsOutput {
     /// NDJSON and CSV rows are rendered on the replay's threads; the header
     /// of CSV, the formats rendered at the end and Parquet are not.
     fn renderer(&self) -> Option<Renderer> {
-        let path = self.path.clone();
-        let failed = move |e: arrow_schema::ArrowError| tokenscan_core::Error::Output {
-            path: path.clone(),
-            message: e.to_string(),
+        type Write = fn(&mut Vec<u8>, &RecordBatch) -> Result<(), arrow_schema::ArrowError>;
+        let write: Write = match self.format {
+            Format::Ndjson => |out, batch| ndjson::write_batch(out, batch),
+            Format::Csv => |out, batch| csv::write_batch(out, batch, false),
+            Format::Table | Format::Json | Format::Parquet => return None,
         };
-        match self.format {
-            Format::Ndjson => Some(std::sync::Arc::new(move |batch: &RecordBatch| {
-                let mut bytes = Vec::with_capacity(batch.num_rows() * BYTES_PER_FINDING);
-                ndjson::write_batch(&mut bytes, batch).map_err(&failed)?;
-                Ok(bytes)
-            })),
-            Format::Csv => Some(std::sync::Arc::new(move |batch: &RecordBatch| {
-                let mut bytes = Vec::with_capacity(batch.num_rows() * BYTES_PER_FINDING);
-                csv::write_batch(&mut bytes, batch, false).map_err(&failed)?;
-                Ok(bytes)
-            })),
-            Format::Table | Format::Json | Format::Parquet => None,
-        }
+        let path = self.path.clone();
+        Some(std::sync::Arc::new(move |batch: &RecordBatch| {
+            let mut bytes = Vec::with_capacity(batch.num_rows() * BYTES_PER_FINDING);
+            write(&mut bytes, batch).map_err(|e| output_error(&path, e))?;
+            Ok(bytes)
+        }))
     }
 
     fn rendered(&mut self, batch: &RecordBatch, bytes: Vec<u8>) -> tokenscan_core::Result<()> {
@@ -152,9 +151,7 @@ impl FindingSink for FindingsOutput {
             // The header, from the first batch's schema.
             self.write_batch(&batch.slice(0, 0))?;
         }
-        self.out
-            .write_all(&bytes)
-            .map_err(|e| tokenscan_core::Error::Output { path: self.path.clone(), message: e.to_string() })
+        self.out.write_all(&bytes).map_err(|e| output_error(&self.path, e))
     }
 
     fn progress(&mut self, done: u64, total: Option<u64>) {
