@@ -164,6 +164,16 @@ fn output_file_is_never_overwritten_without_force() {
     assert_eq!(std::fs::read_to_string(&out).expect("read").lines().count(), 14);
 }
 
+/// The names in `dir`, sorted.
+fn names_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .expect("ls")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
 #[test]
 fn every_output_file_follows_one_policy() {
     // README: `-o FILE` is never one of the captures read, and a command that fails halfway
@@ -202,9 +212,7 @@ fn every_output_file_follows_one_policy() {
         .expect("runs");
     assert_eq!(o.status.code(), Some(2));
     assert_eq!(std::fs::read_to_string(&out).expect("read"), "yesterday's findings\n");
-    let mut names: Vec<_> = std::fs::read_dir(tmp.path()).expect("ls").map(|e| e.expect("entry").file_name()).collect();
-    names.sort();
-    assert_eq!(names, ["c.parquet", "findings.ndjson"]);
+    assert_eq!(names_in(tmp.path()), ["c.parquet", "findings.ndjson"]);
 }
 
 #[test]
@@ -236,8 +244,7 @@ fn a_forced_output_in_a_directory_it_cannot_write_is_replaced_in_place() {
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod back");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(std::fs::read_to_string(&out).expect("read").lines().count(), 14);
-    let names: Vec<_> = std::fs::read_dir(&dir).expect("ls").map(|e| e.expect("entry").file_name()).collect();
-    assert_eq!(names, ["findings.ndjson"]);
+    assert_eq!(names_in(&dir), ["findings.ndjson"]);
 }
 
 #[test]

@@ -48,8 +48,12 @@ fn unevaluable_text() -> String {
 }
 
 fn write_parquet(path: &Path, ndjson: &str) {
+    write_parquet_with(path, ndjson, WriterOptions::default());
+}
+
+fn write_parquet_with(path: &Path, ndjson: &str, options: WriterOptions) {
     let file = std::fs::File::create(path).expect("create capture");
-    let mut w = ParquetCaptureWriter::new(file, path, WriterOptions::default()).expect("writer");
+    let mut w = ParquetCaptureWriter::new(file, path, options).expect("writer");
     for b in events_from_ndjson(ndjson, "events", 4096).expect("valid events") {
         w.write(&b).expect("write");
     }
@@ -246,13 +250,7 @@ fn findings_rendered_on_the_threads_arrive_in_capture_order() {
     let dir = tempfile::tempdir().expect("tmp");
     let path = dir.path().join("many-groups.parquet");
     let text: String = (0..40).map(|_| capture_text(48)).collect();
-    let file = std::fs::File::create(&path).expect("create capture");
-    let options = WriterOptions { row_group_rows: 50, ..Default::default() };
-    let mut w = ParquetCaptureWriter::new(file, &path, options).expect("writer");
-    for b in events_from_ndjson(&text, "events", 4096).expect("valid events") {
-        w.write(&b).expect("write");
-    }
-    w.close().expect("close");
+    write_parquet_with(&path, &text, WriterOptions { row_group_rows: 50, ..Default::default() });
     for context in [false, true] {
         let replayer = Replayer::new(builtin(), ReplayOptions { context, ..Default::default() });
         let mut plain = CollectSink::default();
