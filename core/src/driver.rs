@@ -172,6 +172,10 @@ type CaptureState<'a> = (&'a Capture, Option<&'a Arc<ProcessContext>>, Option<&'
 /// What one unit produced besides its parts.
 type UnitResult = Result<(ReplaySummary, Option<Error>)>;
 
+/// Parts of whole batches a unit not yet emitted holds before its thread
+/// waits for its turn ([`in_order_streamed`]).
+const HELD_BATCHES: usize = 1;
+
 impl<'r> Driver<'r> {
     /// A driver evaluating `rules` (none for commands that only read events).
     pub fn new(rules: &'r [Rule], options: &'r ReplayOptions) -> Self {
@@ -476,24 +480,22 @@ impl<'r> Driver<'r> {
                     sink.progress(summary.events, total);
                 }
             } else {
-                let work = |k: usize| {
-                    let mut parts = Vec::new();
-                    let r = self.unit(state, &pieces[k], consumer, &mut |p| {
-                        parts.push(finish(p)?);
-                        Ok(())
-                    });
-                    (r, parts)
+                let work = |k: usize, send: &mut dyn FnMut(C::Part) -> Result<()>| {
+                    self.unit(state, &pieces[k], consumer, &mut |p| send(finish(p)?))
                 };
+                // Parts that are whole batches (`convert`, `export`) wait a
+                // few at a time for their unit's turn; findings all at once.
+                let hold = consumer.keep_all().then_some(HELD_BATCHES);
                 let mut next = pieces.iter();
-                in_order(pieces.len(), threads, work, |(output, parts): (UnitResult, Vec<C::Part>)| {
-                    let (part, failure) = output?;
-                    summary.merge(part, self.options.max_examples);
-                    for p in parts {
-                        out(p, &mut *sink)?;
+                in_order_streamed(pieces.len(), threads, hold, work, |e: Emitted<C::Part, UnitResult>| match e {
+                    Emitted::Part(p) => out(p, &mut *sink),
+                    Emitted::End(output) => {
+                        let (part, failure) = output?;
+                        summary.merge(part, self.options.max_examples);
+                        failed(next.next().expect("one result per piece"), failure);
+                        sink.progress(summary.events, total);
+                        Ok(())
                     }
-                    failed(next.next().expect("one result per piece"), failure);
-                    sink.progress(summary.events, total);
-                    Ok(())
                 })?;
             }
             if let Some(e) = process.and_then(|p| p.take_deferred_error()) {
@@ -1178,10 +1180,9 @@ fn release_freed_memory() {
 /// results to `emit` in unit order. A thread takes the next unit as soon as
 /// it is free (no waves: the last units do not wait for the slowest of a
 /// wave), but never more than `threads + 1` units past the next one to
-/// emit, so that the results held for ordering stay bounded (a unit's
-/// parts can be a whole row group, for `convert`). The threads are not
-/// rayon's: the caller may itself be on a rayon thread (the Python module
-/// runs in a pool of its own) and waits here for units in order.
+/// emit, so that the results held for ordering stay bounded. The threads
+/// are not rayon's: the caller may itself be on a rayon thread (the Python
+/// module runs in a pool of its own) and waits here for units in order.
 ///
 /// An error from `emit` stops the threads after their current unit; a panic
 /// in `work` is resumed here.
@@ -1191,29 +1192,70 @@ fn in_order<T: Send>(
     work: impl Fn(usize) -> T + Sync,
     mut emit: impl FnMut(T) -> Result<()>,
 ) -> Result<()> {
+    let work = |unit: usize, _: &mut dyn FnMut(std::convert::Infallible) -> Result<()>| work(unit);
+    in_order_streamed(n, threads, None, work, |e| match e {
+        Emitted::Part(never) => match never {},
+        Emitted::End(t) => emit(t),
+    })
+}
+
+/// What [`in_order_streamed`] hands on: a part of a unit, or its end.
+enum Emitted<P, T> {
+    Part(P),
+    End(T),
+}
+
+/// [`in_order`] for units that produce their results a part at a time:
+/// `work` hands each part to the callback it is given as it comes, and
+/// `emit` receives them in unit order, the parts of the next unit to emit
+/// while it still runs, then the unit's end (what `work` returned). With
+/// `hold`, a unit keeps at most that many parts waiting to be emitted, and
+/// its thread waits before making more (for the next unit, until `emit`
+/// takes them; for a later one, until its turn comes): a unit's parts are
+/// then never all in memory at once, whether the threads decode faster than
+/// `emit` writes or a unit waits for an earlier one. For `convert` a part is
+/// a batch of every column and a unit a whole row group: `long-argv` (2M
+/// events) took 0.9 GB holding whole units. When the work is stopped (an
+/// emit failed), the callback returns an error, for the unit to end early.
+fn in_order_streamed<P: Send, T: Send>(
+    n: usize,
+    threads: usize,
+    hold: Option<usize>,
+    work: impl Fn(usize, &mut dyn FnMut(P) -> Result<()>) -> T + Sync,
+    mut emit: impl FnMut(Emitted<P, T>) -> Result<()>,
+) -> Result<()> {
+    use std::collections::VecDeque;
     use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
-    use std::sync::{mpsc, Condvar, Mutex};
+    use std::sync::{Condvar, Mutex};
     if threads <= 1 || n <= 1 {
         for unit in 0..n {
-            emit(work(unit))?;
+            let end = work(unit, &mut |p| emit(Emitted::Part(p)));
+            emit(Emitted::End(end))?;
         }
         return Ok(());
     }
-    /// Which unit is taken next, how many were emitted, whether to stop.
-    struct Gate {
+    /// A unit's parts not yet emitted, and its end once it has one.
+    struct Slot<P, T> {
+        parts: VecDeque<P>,
+        end: Option<std::thread::Result<T>>,
+    }
+    /// Which unit is taken next, how many were emitted, whether to stop,
+    /// and what the units taken and not yet emitted produced.
+    struct Gate<P, T> {
         next: usize,
         emitted: usize,
         stop: bool,
+        slots: BTreeMap<usize, Slot<P, T>>,
     }
-    let gate = Mutex::new(Gate { next: 0, emitted: 0, stop: false });
+    let gate = Mutex::new(Gate { next: 0, emitted: 0, stop: false, slots: BTreeMap::new() });
     let turn = Condvar::new();
     let lock = || gate.lock().unwrap_or_else(|e| e.into_inner());
+    let wait = |g| turn.wait(g).unwrap_or_else(|e| e.into_inner());
     let window = threads + 1;
-    let (tx, rx) = mpsc::channel::<(usize, std::thread::Result<T>)>();
+    let stopped = || Error::capture("", "internal: stopped after an earlier error");
     std::thread::scope(|scope| {
         for _ in 0..threads.min(n) {
-            let tx = tx.clone();
-            let (lock, turn, work) = (&lock, &turn, &work);
+            let (lock, wait, turn, work) = (&lock, &wait, &turn, &work);
             scope.spawn(move || loop {
                 let unit = {
                     let mut g = lock();
@@ -1224,51 +1266,85 @@ fn in_order<T: Send>(
                         if g.next < g.emitted + window {
                             break;
                         }
-                        g = turn.wait(g).unwrap_or_else(|e| e.into_inner());
+                        g = wait(g);
                     }
+                    let unit = g.next;
                     g.next += 1;
-                    g.next - 1
+                    g.slots.insert(unit, Slot { parts: VecDeque::new(), end: None });
+                    unit
                 };
-                let r = catch_unwind(AssertUnwindSafe(|| work(unit)));
-                let panicked = r.is_err();
-                if tx.send((unit, r)).is_err() || panicked {
+                let mut send = |p: P| {
+                    let mut g = lock();
+                    loop {
+                        if g.stop {
+                            return Err(stopped());
+                        }
+                        let full = hold.is_some_and(|h| g.slots.get(&unit).is_some_and(|s| s.parts.len() >= h));
+                        if !full {
+                            break;
+                        }
+                        g = wait(g);
+                    }
+                    if let Some(slot) = g.slots.get_mut(&unit) {
+                        slot.parts.push_back(p);
+                    }
+                    turn.notify_all();
+                    Ok(())
+                };
+                let end = catch_unwind(AssertUnwindSafe(|| work(unit, &mut send)));
+                let panicked = end.is_err();
+                let mut g = lock();
+                if let Some(slot) = g.slots.get_mut(&unit) {
+                    slot.end = Some(end);
+                }
+                turn.notify_all();
+                if panicked {
                     return;
                 }
             });
         }
-        drop(tx);
         let stop = || {
             lock().stop = true;
             turn.notify_all();
         };
-        let mut pending = BTreeMap::new();
         for expected in 0..n {
-            let r = loop {
-                if let Some(r) = pending.remove(&expected) {
-                    break r;
-                }
-                match rx.recv() {
-                    Ok((unit, r)) => {
-                        pending.insert(unit, r);
+            loop {
+                let mut g = lock();
+                let Some(slot) = g.slots.get_mut(&expected) else {
+                    g = wait(g);
+                    drop(g);
+                    continue;
+                };
+                if let Some(p) = slot.parts.pop_front() {
+                    drop(g);
+                    turn.notify_all();
+                    if let Err(e) = emit(Emitted::Part(p)) {
+                        stop();
+                        return Err(e);
                     }
-                    // Every thread returned without sending `expected`: only
-                    // after a panic, which was sent first and resumed below.
-                    Err(_) => unreachable!("unit {expected} was never sent"),
+                    continue;
                 }
-            };
-            let emitted = match r {
-                Ok(t) => emit(t),
-                Err(panic) => {
+                let Some(end) = slot.end.take() else {
+                    drop(wait(g));
+                    continue;
+                };
+                g.slots.remove(&expected);
+                drop(g);
+                let emitted = match end {
+                    Ok(t) => emit(Emitted::End(t)),
+                    Err(panic) => {
+                        stop();
+                        resume_unwind(panic)
+                    }
+                };
+                if let Err(e) = emitted {
                     stop();
-                    resume_unwind(panic)
+                    return Err(e);
                 }
-            };
-            if let Err(e) = emitted {
-                stop();
-                return Err(e);
+                lock().emitted += 1;
+                turn.notify_all();
+                break;
             }
-            lock().emitted += 1;
-            turn.notify_all();
         }
         Ok(())
     })
@@ -1280,7 +1356,7 @@ mod tests {
     use std::sync::Mutex;
     use std::time::Duration;
 
-    use super::in_order;
+    use super::{in_order, in_order_streamed, Emitted};
     use crate::error::Error;
 
     /// Units finish in any order (here the earlier the slower); their
@@ -1350,6 +1426,47 @@ mod tests {
         assert!(r.unwrap_err().to_string().contains("the sink failed"));
         let started = started.load(Ordering::SeqCst);
         assert!(started <= 3 + 3, "{started} units started after the third failed to emit");
+    }
+
+    /// With `hold`, parts wait a few at a time, however much faster the
+    /// units make them than `emit` takes them: at most `hold` queued for
+    /// each unit taken (up to threads + 1 of them) plus one in each
+    /// thread's hand. Without
+    /// it, a whole unit's parts piled up (`convert` of a 1 Mi-row group).
+    /// They still arrive in unit order, each once.
+    #[test]
+    fn streamed_parts_wait_a_few_at_a_time_and_arrive_in_order() {
+        let made = AtomicUsize::new(0);
+        let mut taken = 0;
+        let mut most = 0;
+        let mut seen = Vec::new();
+        let mut ends = Vec::new();
+        let work = |u: usize, send: &mut dyn FnMut((usize, usize)) -> crate::error::Result<()>| {
+            for i in 0..40 {
+                made.fetch_add(1, Ordering::SeqCst);
+                send((u, i)).unwrap();
+            }
+            u
+        };
+        let (threads, hold) = (2, 1);
+        in_order_streamed(6, threads, Some(hold), work, |e| {
+            match e {
+                Emitted::Part(p) => {
+                    taken += 1;
+                    most = most.max(made.load(Ordering::SeqCst) - taken);
+                    seen.push(p);
+                    std::thread::sleep(Duration::from_micros(200));
+                }
+                Emitted::End(u) => ends.push(u),
+            }
+            Ok(())
+        })
+        .unwrap();
+        let expected: Vec<(usize, usize)> = (0..6).flat_map(|u| (0..40).map(move |i| (u, i))).collect();
+        assert_eq!(seen, expected);
+        assert_eq!(ends, (0..6).collect::<Vec<_>>());
+        let bound = (threads + 1) * hold + threads;
+        assert!(most <= bound, "{most} parts made and not yet emitted at once (bound {bound})");
     }
 
     /// A panic in a unit is resumed on the caller's thread, not lost in a

@@ -42,7 +42,11 @@ pub fn run(a: ConvertArgs) -> Result<u8> {
 fn write_converted(capture: &Capture, file: File, out: &Path, to: CaptureFormat) -> Result<u64> {
     let read = |write: &mut dyn FnMut(EventBatch) -> tokenscan_core::Result<()>| {
         let keep = |_: &Path, b: EventBatch| Ok(b);
-        read_events(&[capture.path()], Projection::all(), &ReplayOptions::default(), keep, &mut |b| write(b))
+        // Batches of every column are what convert holds in flight (a few
+        // per thread): half the default size cuts its memory (5M events,
+        // pyarrow-written: 190 -> 111 MiB peak) at no cost in time.
+        let options = ReplayOptions { batch_size: 32_768, ..Default::default() };
+        read_events(&[capture.path()], Projection::all(), &options, keep, &mut |b| write(b))
     };
     let summary = match to {
         CaptureFormat::Parquet => {
