@@ -463,10 +463,11 @@ impl<'r> Driver<'r> {
             let pieces = capture.pieces(threads);
             // The unreadable row groups: one error each, whatever the pieces.
             let mut failures = Vec::new();
-            let mut failed_unit = None;
+            let mut failed_units = Vec::new();
             let mut failed = |piece: &Piece, failure: Option<Error>| {
                 let Some(e) = failure else { return };
-                if failed_unit.replace(piece.unit) != Some(piece.unit) {
+                if failed_units.last() != Some(&piece.unit) {
+                    failed_units.push(piece.unit);
                     failures.push(e);
                 }
             };
@@ -497,6 +498,18 @@ impl<'r> Driver<'r> {
                         Ok(())
                     }
                 })?;
+            }
+            // `time` not decoded: a unit read in pieces adds its statistics'
+            // range once all of them were read (see `unit` for a whole one).
+            if !self.projections(capture, consumer).0.contains(Column::Time) {
+                let ranges = capture.unit_time_ranges().unwrap_or_default();
+                let mut cut: Vec<usize> = pieces.iter().filter(|p| p.rows.is_some()).map(|p| p.unit).collect();
+                cut.dedup();
+                for unit in cut.into_iter().filter(|u| !failed_units.contains(u)) {
+                    if let Some(Some(range)) = ranges.get(unit).copied() {
+                        widen_time_range(&mut summary.time_range, range);
+                    }
+                }
             }
             if let Some(e) = process.and_then(|p| p.take_deferred_error()) {
                 return Err(e);
@@ -870,10 +883,11 @@ impl<'r> Driver<'r> {
             Err(e) => return Err(e),
         }
         // `time` not decoded: the unit's range is its statistics' (of a unit
-        // read whole; an unreadable one adds nothing).
-        if !early.contains(Column::Time) && failure.is_none() {
-            if let Some(Some((first, last))) = capture.unit_time_ranges().and_then(|r| r.get(unit).copied()) {
-                part.time_range = Some(part.time_range.map_or((first, last), |(a, b)| (a.min(first), b.max(last))));
+        // read whole; an unreadable one adds nothing; a unit read in pieces
+        // adds it in `run_opened` once every piece was read).
+        if !early.contains(Column::Time) && failure.is_none() && piece.rows.is_none() {
+            if let Some(Some(range)) = capture.unit_time_ranges().and_then(|r| r.get(unit).copied()) {
+                widen_time_range(&mut part.time_range, range);
             }
         }
         if indexes.is_empty() && unevaluable.is_empty() {
@@ -906,6 +920,11 @@ impl<'r> Driver<'r> {
     }
 }
 
+/// Widens `range` to take in `first..=last`.
+fn widen_time_range(range: &mut Option<(i64, i64)>, (first, last): (i64, i64)) {
+    *range = Some(range.map_or((first, last), |(a, b)| (a.min(first), b.max(last))));
+}
+
 fn update_time_range(range: &mut Option<(i64, i64)>, batch: &EventBatch) {
     let Some(t) = batch.column(Column::Time) else { return };
     let t = t.as_primitive::<TimestampNanosecondType>();
@@ -916,11 +935,9 @@ fn update_time_range(range: &mut Option<(i64, i64)>, batch: &EventBatch) {
     } else {
         t.iter().flatten().fold(None, |acc, v| Some(acc.map_or((v, v), |(lo, hi): (i64, i64)| (lo.min(v), hi.max(v)))))
     };
-    let Some((lo, hi)) = bounds else { return };
-    *range = Some(match *range {
-        None => (lo, hi),
-        Some((a, b)) => (a.min(lo), b.max(hi)),
-    });
+    if let Some(bounds) = bounds {
+        widen_time_range(range, bounds);
+    }
 }
 
 /// A consumer of every event, without rules: `map` turns each decoded batch

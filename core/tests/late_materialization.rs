@@ -267,3 +267,53 @@ fn a_null_in_a_column_read_only_for_findings_is_still_an_error() {
     let e = replay_error_with(&without, ReplayOptions::default());
     assert!(e.contains("column `host` is null at event 32, but the format does not allow nulls there"), "{e}");
 }
+
+/// With `skip_unreadable`, a row group cut among threads whose second range
+/// cannot be decoded adds nothing to the summary's time range, as a row
+/// group unreadable whole adds nothing: the range comes from the footer's
+/// statistics (`time` is not decoded), and those cover the events lost with
+/// the failed range too. Catches the range read first adding its whole row
+/// group's statistics while the other failed. Expected: the first two row
+/// groups' earliest and latest `time`, read with the `parquet` crate's own
+/// reader.
+#[test]
+fn a_row_group_cut_among_threads_adds_no_time_when_a_range_of_it_is_unreadable() {
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::TimestampNanosecondType;
+    use parquet::arrow::arrow_reader::{ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
+    use parquet::arrow::ProjectionMask;
+    use parquet::file::metadata::PageIndexPolicy;
+    use std::os::unix::fs::FileExt;
+    let dir = tempfile::tempdir().unwrap();
+    let (parquet, _) = write_twins(dir.path(), 120_000, 40_000, 20_000.0);
+    let options = ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Required);
+    let builder =
+        ParquetRecordBatchReaderBuilder::try_new_with_options(File::open(&parquet).unwrap(), options).unwrap();
+    let descr = builder.metadata().file_metadata().schema_descr_ptr();
+    let leaf = |name: &str| (0..descr.num_columns()).find(|&i| descr.column(i).name() == name).unwrap();
+    // The last page of `kind` in row group 2: past the first range (rows 0..20,000).
+    let pages = builder.metadata().offset_index().unwrap()[2][leaf("kind")].page_locations().clone();
+    let last = pages.last().unwrap();
+    assert!(last.first_row_index >= 20_000, "the last page must lie in the second range: {last:?}");
+    let (kind_at, time) = (last.offset as u64, leaf("time"));
+    let mask = ProjectionMask::leaves(builder.parquet_schema(), [time]);
+    let reader = builder.with_row_groups(vec![0, 1]).with_projection(mask).build().unwrap();
+    let (mut lo, mut hi) = (i64::MAX, i64::MIN);
+    for batch in reader {
+        for &t in batch.unwrap().column(0).as_primitive::<TimestampNanosecondType>().values() {
+            (lo, hi) = (lo.min(t), hi.max(t));
+        }
+    }
+    // A page header that is not Thrift: the range holding it cannot be decoded.
+    let file = std::fs::OpenOptions::new().write(true).open(&parquet).unwrap();
+    file.write_all_at(&[0xFF; 8], kind_at).unwrap();
+    let replayer = Replayer::new(
+        RuleSet::builtin(&CompileOptions::default()).unwrap(),
+        ReplayOptions { skip_unreadable: true, ..Default::default() },
+    );
+    let two_threads = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+    let summary = two_threads.install(|| replayer.replay(&[&parquet], &mut CollectSink::default())).unwrap();
+    assert_eq!(summary.unreadable.len(), 1, "{:?}", summary.unreadable);
+    assert!(summary.events >= 100_000 && summary.events < 120_000, "events read: {}", summary.events);
+    assert_eq!(summary.time_range, Some((lo, hi)));
+}
