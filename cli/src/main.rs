@@ -73,6 +73,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    tokenscan_core::output_file::remove_partial_outputs_on_signals();
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => ExitCode::from(code),

@@ -278,6 +278,63 @@ fn a_device_is_an_output_without_force() {
     assert!(std::path::Path::new("/dev/stdout").exists());
 }
 
+/// An interrupt (Ctrl-C's SIGINT) or a SIGTERM while `replay -o` writes
+/// removes what it was writing, as a failure does: a new output is gone
+/// (before, a truncated file was left under the name a finished one
+/// takes), a forced replacement leaves the old file as it was and no hidden
+/// partial file beside it. The process still ends by that signal. It is
+/// stopped (SIGSTOP) as soon as its output appears, so that it cannot finish
+/// before the signal; if it finished anyway, the capture is made larger.
+#[test]
+fn an_interrupted_run_leaves_no_partial_output() {
+    use std::os::unix::process::ExitStatusExt;
+    let tmp = tempfile::tempdir().expect("tmp");
+    let capture = tmp.path().join("big.parquet");
+    let out = tmp.path().join("findings.ndjson");
+    let mut events = 300_000;
+    for (signal, force) in [(libc::SIGINT, false), (libc::SIGTERM, true)] {
+        loop {
+            let mut synth = tokenscan();
+            synth.args(["synth", "--seed", "3", "--force", "--events"]).arg(events.to_string());
+            assert!(synth.arg("-o").arg(&capture).status().expect("runs").success());
+            if force {
+                std::fs::write(&out, "the previous findings\n").expect("write");
+            }
+            let mut run = tokenscan();
+            run.args(["replay", "-q", "-f", "ndjson", "-o"]).arg(&out).arg(&capture);
+            let mut child = run.args(force.then_some("--force")).spawn().expect("runs");
+            let pid = child.id() as libc::pid_t;
+            // The output appears (a forced replacement's: a hidden file beside the old one).
+            let files = if force { 3 } else { 2 };
+            while names_in(tmp.path()).len() < files && child.try_wait().expect("wait").is_none() {
+                std::thread::sleep(std::time::Duration::from_micros(200));
+            }
+            // SAFETY: signals to our own child, which `child` has not reaped yet.
+            unsafe { libc::kill(pid, libc::SIGSTOP) };
+            if child.try_wait().expect("wait").is_some() {
+                // Finished before the signal: again, with more events.
+                events *= 4;
+                let _ = std::fs::remove_file(&out);
+                continue;
+            }
+            unsafe {
+                libc::kill(pid, signal);
+                libc::kill(pid, libc::SIGCONT);
+            }
+            let status = child.wait().expect("wait");
+            assert_eq!(status.signal(), Some(signal), "{status:?}");
+            break;
+        }
+        match force {
+            false => assert_eq!(names_in(tmp.path()), ["big.parquet"]),
+            true => {
+                assert_eq!(names_in(tmp.path()), ["big.parquet", "findings.ndjson"]);
+                assert_eq!(std::fs::read_to_string(&out).expect("read"), "the previous findings\n");
+            }
+        }
+    }
+}
+
 #[test]
 fn convert_round_trips_ndjson_through_parquet() {
     let tmp = tempfile::tempdir().expect("tmp");
@@ -341,6 +398,43 @@ fn assert_clean_error(out: &std::process::Output, needle: &str) {
 #[test]
 fn error_missing_capture_file() {
     assert_cmd_snapshot!(tokenscan().args(["replay", "fixtures/no-such-capture.parquet"]));
+}
+
+/// A named pipe given as a capture (`<(zcat capture.ndjson.gz)`) is a clear
+/// error at once: the format check read its bytes, and opening it again
+/// waited forever for a writer that had gone (found by trying it).
+#[test]
+fn a_pipe_given_as_a_capture_is_an_error_not_a_hang() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let fifo = tmp.path().join("capture.ndjson");
+    let c = std::ffi::CString::new(fifo.to_str().expect("utf-8")).expect("path");
+    // SAFETY: mkfifo on a NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    // A writer that gives one line and goes, as `<(...)` does.
+    let writer = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::write(fifo, "{}\n"))
+    };
+    let mut child = tokenscan()
+        .args(["replay", "-q"])
+        .arg(&fifo)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("runs");
+    let start = std::time::Instant::now();
+    while child.try_wait().expect("wait").is_none() {
+        if start.elapsed() > std::time::Duration::from_secs(20) {
+            let _ = child.kill();
+            panic!("tokenscan replay still waits on the pipe after 20 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let out = child.wait_with_output().expect("output");
+    assert_clean_error(&out, "is not a regular file (a pipe or a device)");
+    // The writer is not left blocked: open it for reading once, to let it go.
+    let _ = std::fs::File::open(&fifo);
+    let _ = writer.join();
 }
 
 #[test]

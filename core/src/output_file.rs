@@ -71,10 +71,16 @@ pub fn refuse_inputs<P: AsRef<Path>>(output: &Path, inputs: &[P], what: &str) ->
 ///   it is never removed. `/dev/stdout`, `/dev/stderr`, `/dev/fd/N` and
 ///   `/proc/self/fd/N` are the process's own descriptor, whatever it is open
 ///   on: a file redirected with `>>` is appended to, not replaced.
+/// - In a process that called [`remove_partial_outputs_on_signals`] (the
+///   CLI), an interrupt (Ctrl-C), `SIGTERM` or `SIGHUP` before
+///   [`OutputFile::keep`] removes what a failure would remove, then ends the
+///   process as the signal would have.
 #[derive(Debug)]
 pub struct OutputFile {
     path: PathBuf,
     state: State,
+    /// Where the file to remove on a signal is registered ([`PARTIAL`]).
+    slot: Option<usize>,
 }
 
 #[derive(Debug)]
@@ -104,13 +110,13 @@ impl OutputFile {
             }
             // SAFETY: `copy` is a new descriptor that nothing else owns.
             let file = unsafe { <File as std::os::fd::FromRawFd>::from_raw_fd(copy) };
-            return Ok((OutputFile { path: path.to_owned(), state: State::Special }, file));
+            return Ok((OutputFile { path: path.to_owned(), state: State::Special, slot: None }, file));
         }
         match std::fs::metadata(path) {
             Ok(meta) if !meta.is_file() => {
                 // A directory fails here with the system's own message.
                 let file = OpenOptions::new().write(true).open(path).map_err(io)?;
-                Ok((OutputFile { path: path.to_owned(), state: State::Special }, file))
+                Ok((OutputFile { path: path.to_owned(), state: State::Special, slot: None }, file))
             }
             // The system's own error (EEXIST), as `create_new` would give: callers tell it by kind or code.
             Ok(_) if !force => Err(io(std::io::Error::from_raw_os_error(libc::EEXIST))),
@@ -122,11 +128,11 @@ impl OutputFile {
                     // place, as the shell's `>` does (a failure then loses the old file).
                     Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
                         let file = OpenOptions::new().write(true).truncate(true).open(path).map_err(io)?;
-                        return Ok((OutputFile { path: path.to_owned(), state: State::Created }, file));
+                        return Ok((OutputFile::partial(path, State::Created, path), file));
                     }
                     Err(e) => return Err(io(e)),
                 };
-                let guard = OutputFile { path: path.to_owned(), state: State::Replacing { temp, target } };
+                let guard = OutputFile::partial(path, State::Replacing { temp: temp.clone(), target }, &temp);
                 // The replacement keeps the old file's permission bits and, when this
                 // process may give them (root), its owner and group.
                 use std::os::unix::fs::MetadataExt;
@@ -144,10 +150,16 @@ impl OutputFile {
                     options.create_new(true);
                 }
                 let file = options.open(path).map_err(io)?;
-                Ok((OutputFile { path: path.to_owned(), state: State::Created }, file))
+                Ok((OutputFile::partial(path, State::Created, path), file))
             }
             Err(e) => Err(io(e)),
         }
+    }
+
+    /// An output at `path` in `state`, whose file `partial` is removed on a
+    /// signal until kept.
+    fn partial(path: &Path, state: State, partial: &Path) -> OutputFile {
+        OutputFile { path: path.to_owned(), state, slot: register_partial(partial) }
     }
 
     /// The file's path, as given.
@@ -159,6 +171,7 @@ impl OutputFile {
     /// and when it replaces an existing file, move it into place now. Fails
     /// only if that rename fails (the old file is then left as it was).
     pub fn keep(mut self) -> Result<()> {
+        unregister_partial(self.slot.take());
         match std::mem::replace(&mut self.state, State::Done) {
             State::Replacing { temp, target } => std::fs::rename(&temp, &target).map_err(|e| {
                 let _ = std::fs::remove_file(&temp);
@@ -198,6 +211,7 @@ fn temp_beside(target: &Path) -> std::io::Result<(PathBuf, File)> {
 
 impl Drop for OutputFile {
     fn drop(&mut self) {
+        unregister_partial(self.slot.take());
         match &self.state {
             State::Created => {
                 let _ = std::fs::remove_file(&self.path);
@@ -206,6 +220,80 @@ impl Drop for OutputFile {
                 let _ = std::fs::remove_file(temp);
             }
             State::Special | State::Done => {}
+        }
+    }
+}
+
+/// Files being written that a signal ending the process removes: the
+/// paths, as C strings, of outputs not yet kept. A signal handler may only
+/// read them (a load and `unlink`), so a path is never freed once
+/// registered, only taken out of its slot (a few bytes per output, and a
+/// process writes a handful). Beyond [`PARTIAL_SLOTS`] outputs at once, the
+/// others are removed on failure only.
+static PARTIAL: [std::sync::atomic::AtomicPtr<libc::c_char>; PARTIAL_SLOTS] =
+    [const { std::sync::atomic::AtomicPtr::new(std::ptr::null_mut()) }; PARTIAL_SLOTS];
+const PARTIAL_SLOTS: usize = 16;
+
+/// Registers `path` for removal on a signal; its slot, if one was free.
+fn register_partial(path: &Path) -> Option<usize> {
+    use std::os::unix::ffi::OsStrExt;
+    use std::sync::atomic::Ordering;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    let ptr = c.into_raw();
+    let slot = PARTIAL
+        .iter()
+        .position(|s| s.compare_exchange(std::ptr::null_mut(), ptr, Ordering::SeqCst, Ordering::SeqCst).is_ok());
+    if slot.is_none() {
+        // SAFETY: `ptr` came from `into_raw` above and was published nowhere.
+        drop(unsafe { std::ffi::CString::from_raw(ptr) });
+    }
+    slot
+}
+
+/// Takes a path out of its slot (the path itself is leaked, see [`PARTIAL`]).
+fn unregister_partial(slot: Option<usize>) {
+    if let Some(s) = slot {
+        PARTIAL[s].store(std::ptr::null_mut(), std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Runs on SIGINT, SIGTERM and SIGHUP: removes the outputs not yet kept,
+/// then ends the process by the same signal (its default action). Only
+/// async-signal-safe calls: `unlink`, `signal`, `raise`.
+extern "C" fn remove_partial_and_die(signal: libc::c_int) {
+    for slot in &PARTIAL {
+        let path = slot.load(std::sync::atomic::Ordering::SeqCst);
+        if !path.is_null() {
+            // SAFETY: a registered path is a NUL-terminated string never freed.
+            unsafe { libc::unlink(path) };
+        }
+    }
+    // SAFETY: restoring the default action and raising the signal again.
+    unsafe {
+        libc::signal(signal, libc::SIG_DFL);
+        libc::raise(signal);
+    }
+}
+
+/// Makes an interrupt (Ctrl-C), `SIGTERM` or `SIGHUP` remove the outputs not
+/// yet complete before the process ends, as a failure would: a killed
+/// `replay -o findings.ndjson` otherwise left a truncated file under the
+/// name a finished one takes (or, replacing one, a hidden partial file
+/// beside it). For programs that own their signals (the CLI); the Python
+/// module leaves the interpreter's alone. Signals already ignored stay
+/// ignored (`nohup`).
+pub fn remove_partial_outputs_on_signals() {
+    for signal in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+        // SAFETY: sigaction with a handler that only makes async-signal-safe calls.
+        unsafe {
+            let mut old: libc::sigaction = std::mem::zeroed();
+            if libc::sigaction(signal, std::ptr::null(), &mut old) != 0 || old.sa_sigaction == libc::SIG_IGN {
+                continue;
+            }
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = remove_partial_and_die as extern "C" fn(libc::c_int) as libc::sighandler_t;
+            libc::sigemptyset(&mut action.sa_mask);
+            libc::sigaction(signal, &action, std::ptr::null_mut());
         }
     }
 }

@@ -81,6 +81,15 @@ impl Capture {
         if meta.is_dir() {
             return Err(Error::capture(path, "is a directory; use expand_paths() to list its captures"));
         }
+        // A capture is opened several times and read by position: a named
+        // pipe (`<(zcat capture.ndjson.gz)`) gave its bytes to the format
+        // check, and the next open waited for a writer forever.
+        if !meta.is_file() {
+            return Err(Error::capture(
+                path,
+                "is not a regular file (a pipe or a device): captures are read more than once and by position; save it to a file first",
+            ));
+        }
         match CaptureFormat::detect(path)? {
             CaptureFormat::Parquet => {
                 let meta = super::parquet_io::read_footer(path)?;
