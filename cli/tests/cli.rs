@@ -400,40 +400,46 @@ fn error_missing_capture_file() {
     assert_cmd_snapshot!(tokenscan().args(["replay", "fixtures/no-such-capture.parquet"]));
 }
 
-/// A named pipe given as a capture (`<(zcat capture.ndjson.gz)`) is a clear
-/// error at once: the format check read its bytes, and opening it again
-/// waited forever for a writer that had gone (found by trying it).
+/// A named pipe given as a capture (`<(zcat capture.ndjson.gz)`) or as the
+/// findings `diff --against` compares with is a clear error at once: the
+/// format check read the capture's bytes, and opening it again waited
+/// forever for a writer that had gone; with no writer, the findings file's
+/// first open did (found by trying it).
 #[test]
-fn a_pipe_given_as_a_capture_is_an_error_not_a_hang() {
+fn a_pipe_given_as_an_input_is_an_error_not_a_hang() {
     let tmp = tempfile::tempdir().expect("tmp");
-    let fifo = tmp.path().join("capture.ndjson");
-    let c = std::ffi::CString::new(fifo.to_str().expect("utf-8")).expect("path");
-    // SAFETY: mkfifo on a NUL-terminated path.
-    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let capture = tmp.path().join("capture.ndjson");
+    let findings = tmp.path().join("findings.parquet");
+    for fifo in [&capture, &findings] {
+        let c = std::ffi::CString::new(fifo.to_str().expect("utf-8")).expect("path");
+        // SAFETY: mkfifo on a NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    }
     // A writer that gives one line and goes, as `<(...)` does.
     let writer = {
-        let fifo = fifo.clone();
-        std::thread::spawn(move || std::fs::write(fifo, "{}\n"))
+        let capture = capture.clone();
+        std::thread::spawn(move || std::fs::write(capture, "{}\n"))
     };
-    let mut child = tokenscan()
-        .args(["replay", "-q"])
-        .arg(&fifo)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("runs");
-    let start = std::time::Instant::now();
-    while child.try_wait().expect("wait").is_none() {
-        if start.elapsed() > std::time::Duration::from_secs(20) {
-            let _ = child.kill();
-            panic!("tokenscan replay still waits on the pipe after 20 s");
+    let mut replay = tokenscan();
+    replay.args(["replay", "-q"]).arg(&capture);
+    let mut diff = tokenscan();
+    diff.args(["diff", "--against"]).arg(&findings).arg("fixtures/pod-session.parquet");
+    for command in [&mut replay, &mut diff] {
+        let mut child =
+            command.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().expect("runs");
+        let start = std::time::Instant::now();
+        while child.try_wait().expect("wait").is_none() {
+            if start.elapsed() > std::time::Duration::from_secs(20) {
+                let _ = child.kill();
+                panic!("{command:?} still waits on the pipe after 20 s");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
         }
-        std::thread::sleep(std::time::Duration::from_millis(10));
+        let out = child.wait_with_output().expect("output");
+        assert_clean_error(&out, "is not a regular file (a pipe or a device)");
     }
-    let out = child.wait_with_output().expect("output");
-    assert_clean_error(&out, "is not a regular file (a pipe or a device)");
-    // The writer is not left blocked: open it for reading once, to let it go.
-    let _ = std::fs::File::open(&fifo);
+    // The writer is not left blocked: open the pipe for reading once, to let it go.
+    let _ = std::fs::File::open(&capture);
     let _ = writer.join();
 }
 

@@ -60,6 +60,7 @@ pub(crate) struct ParquetMeta {
 
 /// Reads a Parquet file's footer: schema, key-value metadata, row counts.
 pub(crate) fn read_footer(path: &Path) -> Result<ParquetMeta> {
+    super::source::refuse_special(path, &std::fs::metadata(path).map_err(|e| Error::io(path, e))?)?;
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
     let file_len = file.metadata().map_err(|e| Error::io(path, e))?.len();
     if let Some(bad) = pages::check_footer(&file, file_len).map_err(|e| Error::io(path, e))? {

@@ -81,15 +81,7 @@ impl Capture {
         if meta.is_dir() {
             return Err(Error::capture(path, "is a directory; use expand_paths() to list its captures"));
         }
-        // A capture is opened several times and read by position: a named
-        // pipe (`<(zcat capture.ndjson.gz)`) gave its bytes to the format
-        // check, and the next open waited for a writer forever.
-        if !meta.is_file() {
-            return Err(Error::capture(
-                path,
-                "is not a regular file (a pipe or a device): captures are read more than once and by position; save it to a file first",
-            ));
-        }
+        refuse_special(path, &meta)?;
         match CaptureFormat::detect(path)? {
             CaptureFormat::Parquet => {
                 let meta = super::parquet_io::read_footer(path)?;
@@ -321,4 +313,19 @@ pub fn expand_paths<P: AsRef<Path>>(paths: &[P]) -> Result<Vec<PathBuf>> {
         out.extend(files);
     }
     Ok(out)
+}
+
+/// Refuses a path that is not a regular file, before it is opened: a
+/// capture (or a findings file) is opened several times and read by
+/// position. A named pipe (`<(zcat capture.ndjson.gz)`) gave its bytes to
+/// the format check, and the next open waited for a writer forever; with no
+/// writer at all, the first open did.
+pub(crate) fn refuse_special(path: &Path, meta: &std::fs::Metadata) -> Result<()> {
+    match meta.is_file() {
+        true => Ok(()),
+        false => Err(Error::capture(
+            path,
+            "is not a regular file (a pipe or a device): tokenscan reads its input more than once and by position; save it to a file first",
+        )),
+    }
 }
