@@ -1448,9 +1448,8 @@ mod tests {
     /// With `hold`, parts wait a few at a time, however much faster the
     /// units make them than `emit` takes them: at most `hold` queued for
     /// each unit taken (up to threads + 1 of them) plus one in each
-    /// thread's hand. Without
-    /// it, a whole unit's parts piled up (`convert` of a 1 Mi-row group).
-    /// They still arrive in unit order, each once.
+    /// thread's hand. Without it, a whole unit's parts piled up (`convert`
+    /// of a 1 Mi-row group). They still arrive in unit order, each once.
     #[test]
     fn streamed_parts_wait_a_few_at_a_time_and_arrive_in_order() {
         let made = AtomicUsize::new(0);
