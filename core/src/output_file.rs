@@ -122,17 +122,18 @@ impl OutputFile {
             Ok(_) if !force => Err(io(std::io::Error::from_raw_os_error(libc::EEXIST))),
             Ok(meta) => {
                 let target = std::fs::canonicalize(path).map_err(io)?;
-                let (temp, file) = match temp_beside(&target) {
+                let (temp, file, slot) = match temp_beside(&target) {
                     Ok(created) => created,
                     // A directory where only the file may be written: replace it in
                     // place, as the shell's `>` does (a failure then loses the old file).
                     Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
-                        let file = OpenOptions::new().write(true).truncate(true).open(path).map_err(io)?;
-                        return Ok((OutputFile::partial(path, State::Created, path), file));
+                        let open = || OpenOptions::new().write(true).truncate(true).open(path);
+                        let (file, slot) = open_registered(path, open).map_err(io)?;
+                        return Ok((OutputFile { path: path.to_owned(), state: State::Created, slot }, file));
                     }
                     Err(e) => return Err(io(e)),
                 };
-                let guard = OutputFile::partial(path, State::Replacing { temp: temp.clone(), target }, &temp);
+                let guard = OutputFile { path: path.to_owned(), state: State::Replacing { temp, target }, slot };
                 // The replacement keeps the old file's permission bits and, when this
                 // process may give them (root), its owner and group.
                 use std::os::unix::fs::MetadataExt;
@@ -149,17 +150,11 @@ impl OutputFile {
                 } else {
                     options.create_new(true);
                 }
-                let file = options.open(path).map_err(io)?;
-                Ok((OutputFile::partial(path, State::Created, path), file))
+                let (file, slot) = open_registered(path, || options.open(path)).map_err(io)?;
+                Ok((OutputFile { path: path.to_owned(), state: State::Created, slot }, file))
             }
             Err(e) => Err(io(e)),
         }
-    }
-
-    /// An output at `path` in `state`, whose file `partial` is removed on a
-    /// signal until kept.
-    fn partial(path: &Path, state: State, partial: &Path) -> OutputFile {
-        OutputFile { path: path.to_owned(), state, slot: register_partial(partial) }
     }
 
     /// The file's path, as given.
@@ -193,18 +188,36 @@ fn inherited_descriptor(path: &Path) -> Option<i32> {
 }
 
 /// Creates a new, empty file in `target`'s directory with a hidden name
-/// derived from it, the process id and a counter.
-fn temp_beside(target: &Path) -> std::io::Result<(PathBuf, File)> {
+/// derived from it, the process id and a counter; registered for removal on
+/// a signal ([`open_registered`]).
+fn temp_beside(target: &Path) -> std::io::Result<(PathBuf, File, Option<usize>)> {
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let dir = target.parent().unwrap_or(Path::new("."));
     let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     loop {
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let temp = dir.join(format!(".{name}.{}.{n}.tokenscan-partial", std::process::id()));
-        match OpenOptions::new().write(true).create_new(true).open(&temp) {
-            Ok(file) => return Ok((temp, file)),
+        match open_registered(&temp, || OpenOptions::new().write(true).create_new(true).open(&temp)) {
+            Ok((file, slot)) => return Ok((temp, file, slot)),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
             Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Opens (creates) `path` with `open`, registered for removal on a signal
+/// before it exists, so that no signal finds it created and unregistered;
+/// unregistered again when `open` fails. Returns the file and its slot.
+fn open_registered(
+    path: &Path,
+    open: impl FnOnce() -> std::io::Result<File>,
+) -> std::io::Result<(File, Option<usize>)> {
+    let slot = register_partial(path);
+    match open() {
+        Ok(file) => Ok((file, slot)),
+        Err(e) => {
+            unregister_partial(slot);
+            Err(e)
         }
     }
 }
