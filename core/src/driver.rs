@@ -172,8 +172,8 @@ type CaptureState<'a> = (&'a Capture, Option<&'a Arc<ProcessContext>>, Option<&'
 /// What one unit produced besides its parts.
 type UnitResult = Result<(ReplaySummary, Option<Error>)>;
 
-/// Parts of whole batches a unit not yet emitted holds before its thread
-/// waits for its turn ([`in_order_streamed`]).
+/// Parts of whole batches a unit holds waiting to be emitted before its
+/// thread waits for the sink to take them ([`in_order_streamed`]).
 const HELD_BATCHES: usize = 1;
 
 impl<'r> Driver<'r> {
@@ -484,8 +484,9 @@ impl<'r> Driver<'r> {
                 let work = |k: usize, send: &mut dyn FnMut(C::Part) -> Result<()>| {
                     self.unit(state, &pieces[k], consumer, &mut |p| send(finish(p)?))
                 };
-                // Parts that are whole batches (`convert`, `export`) wait a
-                // few at a time for their unit's turn; findings all at once.
+                // Parts that are whole batches (`convert`, `export`, the
+                // process pass) wait one at a time per unit; findings are
+                // not held back.
                 let hold = consumer.keep_all().then_some(HELD_BATCHES);
                 let mut next = pieces.iter();
                 in_order_streamed(pieces.len(), threads, hold, work, |e: Emitted<C::Part, UnitResult>| match e {
