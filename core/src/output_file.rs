@@ -166,14 +166,18 @@ impl OutputFile {
     /// and when it replaces an existing file, move it into place now. Fails
     /// only if that rename fails (the old file is then left as it was).
     pub fn keep(mut self) -> Result<()> {
-        unregister_partial(self.slot.take());
-        match std::mem::replace(&mut self.state, State::Done) {
+        // A replacement's hidden file leaves the signal handler's table only
+        // once renamed (the handler's unlink of its old name then finds
+        // nothing), so a signal in between leaves no hidden file behind.
+        let kept = match std::mem::replace(&mut self.state, State::Done) {
             State::Replacing { temp, target } => std::fs::rename(&temp, &target).map_err(|e| {
                 let _ = std::fs::remove_file(&temp);
                 Error::io(&self.path, e)
             }),
             _ => Ok(()),
-        }
+        };
+        unregister_partial(self.slot.take());
+        kept
     }
 }
 
@@ -224,7 +228,8 @@ fn open_registered(
 
 impl Drop for OutputFile {
     fn drop(&mut self) {
-        unregister_partial(self.slot.take());
+        // Removed before it leaves the signal handler's table, so that a
+        // signal arriving in between still finds it.
         match &self.state {
             State::Created => {
                 let _ = std::fs::remove_file(&self.path);
@@ -234,6 +239,7 @@ impl Drop for OutputFile {
             }
             State::Special | State::Done => {}
         }
+        unregister_partial(self.slot.take());
     }
 }
 
