@@ -374,6 +374,11 @@ pub struct ProcessContextBuilder {
     wanted: Option<Wanted>,
     /// Events fed so far.
     events: u64,
+    /// Whether a row repeating the previous one is counted as a repeat
+    /// ([`ProcessTable::push_repeat`]); off only to test that it changes nothing.
+    repeats: bool,
+    /// Rows counted as repeats.
+    repeated: u64,
 }
 
 /// The events a [`ProcessContextBuilder::for_events`] answers for.
@@ -412,6 +417,8 @@ impl Default for ProcessContextBuilder {
             symbols: Default::default(),
             wanted: None,
             events: 0,
+            repeats: true,
+            repeated: 0,
         }
     }
 }
@@ -449,6 +456,20 @@ impl ProcessContextBuilder {
         // The triage columns show no previous images.
         b.table.keep_no_previous_images();
         b
+    }
+
+    /// The same builder, pushing every event in full, including rows that
+    /// repeat the previous one: slower, the same context (for tests).
+    #[doc(hidden)]
+    pub fn without_repeats(mut self) -> Self {
+        self.repeats = false;
+        self
+    }
+
+    /// Rows so far that repeated the previous one and were counted as such.
+    #[doc(hidden)]
+    pub fn repeated(&self) -> u64 {
+        self.repeated
     }
 
     /// Follows container start-up through one batch (see [`ContainerState`]).
@@ -533,9 +554,55 @@ impl ProcessContextBuilder {
         }
         let args = batch.column(Column::Args).map(|a| a.as_list::<i32>());
         let arg_values = args.map(|l| Strs::new(Some(l.values().as_ref())));
+        // Whether row `i` says of its process exactly what row `i - 1` said
+        // (the same in every column the table reads but the time, and no
+        // arguments): then, for an ordinary event, the table may count it as
+        // a repeat of the last one without looking anything up.
+        let same_ids = |i: usize| {
+            let u = |a: Option<&PrimitiveArray<UInt32Type>>| a.is_none_or(|a| at(Some(a), i) == at(Some(a), i - 1));
+            let t = |a: Option<&PrimitiveArray<TimestampNanosecondType>>| {
+                a.is_none_or(|a| ts(Some(a), i) == ts(Some(a), i - 1))
+            };
+            u(pid) && u(tid) && u(ppid) && u(uid) && u(gid) && u(sid) && u(pgid) && t(start) && t(parent_start)
+        };
+        let same_strings = |i: usize| {
+            [&host, &comm, &exe, &cwd, &tty, &container].iter().all(|c| c.same(i, i - 1))
+                && args.is_none_or(|l| l.is_null(i) && l.is_null(i - 1))
+        };
         // One argument buffer for the whole batch, refilled per row.
         let mut row_args: Vec<&str> = Vec::new();
         for (i, kind) in batch.kinds().iter().enumerate() {
+            // A repeat of the previous row, for an ordinary event: its
+            // container was tracked by the previous row already (same id,
+            // same comm, an ordinary kind both times: tracking it again
+            // changes nothing), and the table counts it if it can.
+            // (The pid first: on most rows that do not repeat, it differs.)
+            if self.repeats
+                && i > 0
+                && pid.is_some_and(|p| p.value(i) == p.value(i - 1))
+                && matches!(
+                    ProcessEventKind::from(*kind),
+                    ProcessEventKind::Open | ProcessEventKind::FileOp | ProcessEventKind::Other
+                )
+                && same_ids(i)
+                && same_strings(i)
+            {
+                let index = first + i as u64;
+                let want = self.wanted.as_mut().is_none_or(|w| w.take(index));
+                if let Some(links) = self.table.push_repeat(time.map_or(0, |t| t.value(i)), index, want) {
+                    self.repeated += 1;
+                    let link = match links {
+                        Some(l) => self.link_set(l),
+                        None => NONE,
+                    };
+                    match &mut self.wanted {
+                        None => self.links.push(link),
+                        Some(w) if want => w.links.push((index, link)),
+                        Some(_) => {}
+                    }
+                    continue;
+                }
+            }
             if let Some(p) = pid.filter(|p| i + SLOT_AHEAD < p.len()) {
                 self.table.prefetch_slot(p.value(i + SLOT_AHEAD));
             }
@@ -888,6 +955,20 @@ impl<'a> Strs<'a> {
         !matches!(self, Strs::Absent)
     }
 
+    /// Whether rows `a` and `b` surely hold the same value (both null
+    /// counts): for a dictionary, the same key (two keys of equal texts
+    /// count as different, which only costs a look-up).
+    fn same(&self, a: usize, b: usize) -> bool {
+        match *self {
+            Strs::Absent => true,
+            Strs::Plain(s) => s.is_valid(a) == s.is_valid(b) && (s.is_null(a) || s.value(a) == s.value(b)),
+            Strs::Dict(keys, _) => {
+                keys.is_valid(a) == keys.is_valid(b) && (keys.is_null(a) || keys.value(a) == keys.value(b))
+            }
+            Strs::Other(_) => false,
+        }
+    }
+
     /// The string at `row` (`None` for null or absent), as [`str_at`] reads it.
     fn get(&self, row: usize) -> Option<&'a str> {
         match *self {
@@ -973,7 +1054,152 @@ impl SymbolCache {
 #[cfg(test)]
 mod tests {
     use super::ProcessContextBuilder;
-    use crate::capture::events_from_ndjson;
+    use crate::capture::{events_from_ndjson, Column, EventBatch};
+
+    /// Events as a node makes them, deterministic for `seed`: bursts from
+    /// a few processes, with the cases a shortcut for repeated rows could
+    /// get wrong among them: threads, execs, forks, exits and pid reuse,
+    /// a changed parent or session, a parent cycle (`ppid == pid`), time
+    /// going backwards, containers starting (a `runc:[2:INIT]` comm),
+    /// snapshot and container rows, a changed or missing tty, container or
+    /// cwd.
+    fn bursts(seed: u64, n: usize) -> String {
+        let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let mut next = move |m: u64| {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (state >> 33) % m
+        };
+        let comms = ["sh", "cat", "runc:[2:INIT]", "nginx", "kubectl"];
+        let containers = ["", "c1", "c2"];
+        let mut procs: Vec<(u64, u64, usize, usize, bool)> =
+            (0..6u64).map(|k| (100 + k, 1, k as usize % 5, k as usize % 3, k % 2 == 0)).collect();
+        let (mut cur, mut time, mut next_pid) = (0usize, 1_000_000u64, 200u64);
+        let mut lines = Vec::new();
+        for _ in 0..n {
+            if next(8) == 0 {
+                cur = next(procs.len() as u64) as usize;
+            }
+            let r = next(1000);
+            let (mut pid, mut ppid, comm, container, tty) = procs[cur];
+            let mut tid = pid;
+            let kind = match r {
+                0..=19 => "exec",
+                20..=29 => "fork",
+                30..=34 => "exit",
+                35..=39 => "process",
+                40..=44 => "container",
+                45..=69 => "rename",
+                _ => "open",
+            };
+            match next(100) {
+                0 => tid = pid + 1000, // a thread
+                1 => {
+                    // names itself as its parent, for its next events too
+                    ppid = pid;
+                    procs[cur].1 = pid;
+                }
+                2 => {
+                    ppid = 1 + next(3); // reparented
+                    procs[cur].1 = ppid;
+                }
+                3 => time -= 10, // backwards
+                4 => {
+                    // pid reuse: the process ends, a new one takes its place
+                    next_pid += 1;
+                    pid = next_pid;
+                    procs[cur].0 = pid;
+                }
+                _ => {}
+            }
+            if kind == "exec" {
+                procs[cur].2 = next(comms.len() as u64) as usize;
+            }
+            // Equal times too: an event at its process's exit time is no
+            // warning, the next one after it is.
+            time += next(3);
+            // Now and then one value differs from the process's usual one
+            // (a comm renamed without exec keeps the executable).
+            let exe = comms[comm];
+            let comm = comms[if next(40) == 0 { next(comms.len() as u64) as usize } else { comm }];
+            let container = match containers[if next(40) == 0 { next(3) as usize } else { container }] {
+                "" => "null".to_string(),
+                c => format!("\"{c}\""),
+            };
+            let tty = if tty != (next(40) == 0) { r#""pts/0""# } else { "null" };
+            let cwd = if next(50) == 0 { "null" } else { r#""/""# };
+            let sid = if next(60) == 0 { pid + 1 } else { pid };
+            let uid = if next(50) == 0 { 1000 } else { 0 };
+            lines.push(format!(
+                r#"{{"time":{time},"kind":"{kind}","host":"n","pid":{pid},"tid":{tid},"ppid":{ppid},"uid":{uid},"gid":0,"comm":"{comm}","exe":"/bin/{exe}","path":"/etc/x","result":0,"cgroup_id":1,"container_id":{container},"tty":{tty},"cwd":{cwd},"sid":{sid},"pgid":{pid}}}"#
+            ));
+        }
+        lines.join("\n")
+    }
+
+    /// The batch with its string columns dictionary-encoded, as a Parquet
+    /// capture's are read.
+    fn as_dictionaries(b: &EventBatch) -> EventBatch {
+        use arrow_schema::DataType;
+        let dictionary = DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8));
+        let columns = Column::ALL.map(|c| {
+            b.column(c).map(|a| match a.data_type() {
+                DataType::Utf8 => arrow_cast::cast(a, &dictionary).unwrap(),
+                _ => a.clone(),
+            })
+        });
+        EventBatch::new(columns, b.kinds().to_vec(), b.first_index())
+    }
+
+    /// Rows repeating the previous one are counted without looking them up
+    /// again: the context is the same as when every row is pushed in full,
+    /// for every event's links, the processes, the warnings and each event's
+    /// container state, with plain and dictionary-encoded strings, for the
+    /// whole context and for some events' links.
+    #[test]
+    fn rows_counted_as_repeats_give_the_context_every_row_pushed_in_full_gives() {
+        let n = 6000;
+        for seed in 0..4 {
+            let text = bursts(seed, n);
+            let plain = events_from_ndjson(&text, "c.ndjson", 700).unwrap();
+            let dict: Vec<EventBatch> = plain.iter().map(as_dictionaries).collect();
+            let wanted: Vec<u64> = (0..n as u64).filter(|i| i % 7 == 3).collect();
+            for batches in [&plain, &dict] {
+                // As many rows counted as repeats whether every event's
+                // links are kept or some: which events are wanted decides
+                // nothing about the process.
+                let mut repeats = Vec::new();
+                for some in [false, true] {
+                    let new = || match some {
+                        false => ProcessContextBuilder::default(),
+                        true => ProcessContextBuilder::for_events(wanted.clone(), false),
+                    };
+                    let (mut fast, mut full) = (new(), new().without_repeats());
+                    for b in batches.iter() {
+                        fast.push_batch(b);
+                        full.push_batch(b);
+                    }
+                    assert!(fast.repeated() > n as u64 / 10, "seed {seed}: {} repeats", fast.repeated());
+                    repeats.push(fast.repeated());
+                    assert_eq!(full.repeated(), 0);
+                    let (fast, full) = (fast.finish(), full.finish());
+                    assert_eq!(fast.events(), full.events());
+                    assert_eq!(format!("{:?}", fast.entities()), format!("{:?}", full.entities()), "seed {seed}");
+                    assert_eq!(format!("{:?}", fast.warnings()), format!("{:?}", full.warnings()), "seed {seed}");
+                    for i in 0..n as u64 {
+                        assert_eq!(fast.links(i), full.links(i), "seed {seed}, event {i}");
+                        for c in ["c1", "c2"] {
+                            assert_eq!(
+                                fast.container_state(c, i),
+                                full.container_state(c, i),
+                                "seed {seed}, event {i}"
+                            );
+                        }
+                    }
+                }
+                assert_eq!(repeats[0], repeats[1], "seed {seed}: repeats with every event's links and with some");
+            }
+        }
+    }
 
     /// A context built for the findings' triage columns keeps no previous
     /// images (an exec-heavy capture would hold an executable per exec:

@@ -153,6 +153,15 @@ impl Interner {
     }
 }
 
+/// The process of an event a repeat of which [`ProcessTable::push_repeat`]
+/// may count without looking anything up.
+#[derive(Debug, Clone, Copy)]
+struct Repeatable {
+    me: u32,
+    host: u32,
+    thread: bool,
+}
+
 /// The symbols ([`ProcessTable::intern`]) of an event's strings that its
 /// caller already has, so the table does not hash them again: `Some` only
 /// for a string the event carries, and then exactly that string's symbol.
@@ -252,6 +261,10 @@ pub struct ProcessTable {
     /// answers cached before that are stale.
     epoch: u64,
     last_time: Option<i64>,
+    /// The process of the last event pushed, when that event was an
+    /// ordinary one (an open, a file operation) that changed nothing a
+    /// repeat of it could change again (see [`ProcessTable::push_repeat`]).
+    last_plain: Option<Repeatable>,
     warnings: Warnings,
     stats: ProcessStats,
     /// Per entity, its argument rows, when the table keeps rows instead of
@@ -404,6 +417,7 @@ impl ProcessTable {
             id_uses: FxMap::default(),
             epoch: 0,
             last_time: None,
+            last_plain: None,
             warnings: Warnings::new(opts.max_warning_examples),
             stats: ProcessStats::default(),
             arg_rows: None,
@@ -583,9 +597,48 @@ impl ProcessTable {
     /// interned; without `want`, the table takes the event in the same way
     /// but answers `None` and saves the walk to its entry leader.
     pub(crate) fn push_known(&mut self, ev: &ProcessEvent<'_>, known: KnownSymbols, want: bool) -> Option<EventLinks> {
+        self.last_plain = None;
         if ev.kind == ProcessEventKind::Container {
             return None;
         }
+        let ordinary = matches!(ev.kind, ProcessEventKind::Open | ProcessEventKind::FileOp | ProcessEventKind::Other);
+        let warned = self.warnings.total();
+        let (me, host) = self.push_event(ev, known);
+        let thread = ev.tid != ev.pid;
+        if ordinary && self.warnings.total() == warned && self.entities[me as usize].end.is_none() {
+            self.last_plain = Some(Repeatable { me, host, thread });
+        }
+        self.links(me, host, thread, ev.index, want)
+    }
+
+    /// The event just like the last one pushed (same process columns, an
+    /// ordinary kind, `time` not earlier), without looking its values up
+    /// again: `None` when the last event does not allow it (it was a fork,
+    /// an exec, an exit, a snapshot or a container row, it raised a warning,
+    /// its process has ended), and then the caller pushes the event in full.
+    ///
+    /// Pushed in full, such an event would find its process by the same
+    /// pid and start, set the values it already has, and raise no warning
+    /// (its time is not earlier than the last event's, which raised none);
+    /// only the counts and the time move. `push_known` on the same event gives
+    /// the same links (a test compares the two on bursts of events).
+    pub(crate) fn push_repeat(&mut self, time: i64, index: u64, want: bool) -> Option<Option<EventLinks>> {
+        let r = self.last_plain?;
+        if self.last_time.is_some_and(|last| time < last) {
+            return None;
+        }
+        self.last_time = Some(time);
+        self.stats.events += 1;
+        if r.thread {
+            self.stats.thread_events += 1;
+        }
+        self.entities[r.me as usize].events += 1;
+        Some(self.links(r.me, r.host, r.thread, index, want))
+    }
+
+    /// Takes in an event other than a container row; returns its process
+    /// and the table's number of its host.
+    fn push_event(&mut self, ev: &ProcessEvent<'_>, known: KnownSymbols) -> (u32, u32) {
         self.stats.events += 1;
         match self.last_time {
             Some(last) if ev.time < last => {
@@ -636,7 +689,7 @@ impl ProcessTable {
                 });
             }
         }
-        self.links(me, host, thread, ev.index, want)
+        (me, host)
     }
 
     /// The table's number of a host (also for [`KnownSymbols::host`]).
