@@ -37,7 +37,7 @@ HERE = Path(__file__).resolve().parent
 # Everything that imports pyarrow or an engine runs in a child process (bench/shapes.py,
 # bench/semantics_check.py, bench/engines.py): the peak RSS the kernel reports for a child
 # includes its parent's at the fork, so this process stays small (about 10 MiB).
-SHAPE_NAMES = ["low-card", "high-card", "exec-1pct", "exec-20pct", "host-mostly", "long-argv", "v2"]
+SHAPE_NAMES = ["low-card", "high-card", "exec-1pct", "exec-20pct", "host-mostly", "long-argv", "v2", "bursty"]
 ROOT = HERE.parent
 TARGET = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
 TOKENSCAN = TARGET / "release" / "tokenscan"

@@ -64,6 +64,13 @@ class Shape:
     argv_len: tuple = (1, 4)  # min and max argv length of an exec
     host_prefix: float = 0.0  # share of events at the start of the file with no container
     v2: bool = False  # fork, exit, process and container rows, sid/pgid/start/cwd filled
+    # Processes as a node has them (a `v2` shape only): this many alive at a time, each with its
+    # own comm, container and tty, events in bursts from one of them, parents among a few
+    # daemons, now and then one exiting and a new pid forking in its place, and lifecycle rows
+    # only for these. Without it (every other shape) each event's pid, comm, container and tty
+    # are drawn anew (pids from 100-60,000) and `v2` adds fork, exit and snapshot rows at random:
+    # no two events of a process are near each other, the process table's worst case.
+    live: int = 0
 
 
 SHAPES = [
@@ -74,6 +81,7 @@ SHAPES = [
     Shape("host-mostly", comms=200, paths=30_000, exec_share=0.03, host_prefix=0.9),
     Shape("long-argv", comms=200, paths=30_000, exec_share=0.05, argv_len=(40, 200)),
     Shape("v2", comms=200, paths=30_000, exec_share=0.03, v2=True),
+    Shape("bursty", comms=200, paths=30_000, exec_share=0.03, v2=True, live=300),
 ]
 SHAPE_NAMES = [s.name for s in SHAPES]
 
@@ -106,22 +114,62 @@ def generate(schema, shape, events, seed, out):
         if len(cols["kind"]) == ROW_GROUP:
             flush()
 
+    def draw_comm():
+        return comms[int(rng.paretovariate(1.2)) % len(comms)] if rng.random() < 0.5 else rng.choice(comms)
+
+    def draw_container():
+        return None if rng.random() < 0.3 else rng.choice(containers)
+
+    def draw_process(pid, parent):
+        return (pid, parent, draw_comm(), draw_container(), "pts/0" if rng.random() < 0.05 else None)
+
+    # `live` shapes: the processes alive now (pid, parent, comm, container, tty) and the one
+    # whose burst this is.
+    daemons = list(range(200, 220))
+    alive = [draw_process(1000 + k, daemons[k % len(daemons)]) for k in range(shape.live)]
+    next_pid, current, forked = 1000 + shape.live, 0, None
     for i in range(events):
-        pid = rng.randrange(100, 60_000)
-        comm = comms[int(rng.paretovariate(1.2)) % len(comms)] if rng.random() < 0.5 else rng.choice(comms)
-        cid = None if i < host_rows or rng.random() < 0.3 else rng.choice(containers)
+        lifecycle = None  # for `live` shapes: a snapshot, exit or fork row due now
+        if shape.live:
+            # A snapshot row for each process alive at the start; then bursts of 20 events on
+            # average; one event in 2,000 a process exits and, at the next event, a new one (a
+            # higher pid) forks in its place. Every lifecycle row is one of these.
+            if i < shape.live:
+                current, lifecycle = i, "process"
+            elif forked is not None:
+                current, lifecycle, forked = forked, "fork", None
+            else:
+                if rng.random() < 0.05:
+                    current = rng.randrange(shape.live)
+                if rng.random() < 0.0005:
+                    lifecycle, forked = "exit", current
+            pid, ppid, comm, cid, tty = alive[current]
+            if lifecycle == "exit":
+                alive[current] = draw_process(next_pid, rng.choice(daemons))
+                next_pid += 1
+            if i < host_rows:
+                cid = None
+            special = rng.random() < 0.02
+            if special and rng.random() < 0.5:
+                tty = "pts/0"  # as below: the rules' edges exercised at small sizes too
+        else:
+            pid = rng.randrange(100, 60_000)
+            ppid = pid - 1
+            comm = draw_comm()
+            cid = None if i < host_rows or rng.random() < 0.3 else rng.choice(containers)
         if cid is not None and rng.random() < 0.0005:
             cid = "c" * 1100  # over ignore_above: container.id like "*" fails, TRC-108 still sees it
-        # Events at the rules' edges come more often from a tty, so that the Elastic rule's
-        # edges are exercised at small sizes too.
-        special = rng.random() < 0.02
-        tty = "pts/0" if rng.random() < (0.5 if special else 0.05) else None
+        if not shape.live:
+            # Events at the rules' edges come more often from a tty, so that the Elastic rule's
+            # edges are exercised at small sizes too.
+            special = rng.random() < 0.02
+            tty = "pts/0" if rng.random() < (0.5 if special else 0.05) else None
         base = dict(
             time=t0 + i * 1000,
             host="node-1",
             pid=pid,
             tid=pid,
-            ppid=pid - 1,
+            ppid=ppid,
             uid=0,
             gid=0,
             comm=comm,
@@ -134,11 +182,14 @@ def generate(schema, shape, events, seed, out):
             base.update(sid=pid, pgid=pid, start=t0, parent_start=t0, cwd="/")
             if cid is not None and rng.random() < 0.3:
                 base["container_started"] = rng.random() < 0.8
+            if lifecycle is not None:
+                row(kind=lifecycle, **base, args=[comm] if lifecycle != "exit" else None)
+                continue
             r = rng.random()
-            if r < 0.05:
+            if r < 0.05 and not shape.live:
                 row(kind=rng.choice(["fork", "exit", "process"]), **base, args=[comm] if r < 0.01 else None)
                 continue
-            if r < 0.06 and cid is not None:
+            if 0.05 <= r < 0.06 and cid is not None:
                 row(kind="container", **{**base, "container_started": None}, pod_name="web-0", pod_namespace="shop",
                     image="registry:5000/shop/web:1.4.2", image_name="registry:5000/shop/web", image_tag="1.4.2",
                     privileged=False)
