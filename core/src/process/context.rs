@@ -591,15 +591,7 @@ impl ProcessContextBuilder {
                 let want = self.wanted.as_mut().is_none_or(|w| w.take(index));
                 if let Some(links) = self.table.push_repeat(time.map_or(0, |t| t.value(i)), index, want) {
                     self.repeated += 1;
-                    let link = match links {
-                        Some(l) => self.link_set(l),
-                        None => NONE,
-                    };
-                    match &mut self.wanted {
-                        None => self.links.push(link),
-                        Some(w) if want => w.links.push((index, link)),
-                        Some(_) => {}
-                    }
+                    self.keep_links(index, want, links);
                     continue;
                 }
             }
@@ -666,15 +658,23 @@ impl ProcessContextBuilder {
                 }
             }
             let want = self.wanted.as_mut().is_none_or(|w| w.take(ev.index));
-            let link = match self.table.push_known(&ev, known, want) {
-                Some(l) => self.link_set(l),
-                None => NONE,
-            };
-            match &mut self.wanted {
-                None => self.links.push(link),
-                Some(w) if want => w.links.push((ev.index, link)),
-                Some(_) => {}
-            }
+            let links = self.table.push_known(&ev, known, want);
+            self.keep_links(ev.index, want, links);
+        }
+    }
+
+    /// Keeps the table's answer for event `index` (`None`: a container
+    /// row, or an event not wanted): in `links` for every event, or among
+    /// the wanted events' links.
+    fn keep_links(&mut self, index: u64, want: bool, links: Option<EventLinks>) {
+        let link = match links {
+            Some(l) => self.link_set(l),
+            None => NONE,
+        };
+        match &mut self.wanted {
+            None => self.links.push(link),
+            Some(w) if want => w.links.push((index, link)),
+            Some(_) => {}
         }
     }
 

@@ -602,10 +602,10 @@ impl ProcessTable {
             return None;
         }
         let ordinary = matches!(ev.kind, ProcessEventKind::Open | ProcessEventKind::FileOp | ProcessEventKind::Other);
-        let warned = self.warnings.total();
+        let warned = ordinary.then(|| self.warnings.total());
         let (me, host) = self.push_event(ev, known);
         let thread = ev.tid != ev.pid;
-        if ordinary && self.warnings.total() == warned && self.entities[me as usize].end.is_none() {
+        if warned.is_some_and(|w| self.warnings.total() == w) && self.entities[me as usize].end.is_none() {
             self.last_plain = Some(Repeatable { me, host, thread });
         }
         self.links(me, host, thread, ev.index, want)
