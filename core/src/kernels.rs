@@ -150,9 +150,10 @@ pub(crate) fn any_str(a: &dyn Array, limit: Option<usize>, key: usize, f: &dyn F
             }
             // Judge each distinct value once, then look rows up by key.
             let verdict = dictionary_verdicts(d.values(), key, limit, f);
+            let found = verdicts_by_key(keys.values(), &verdict);
             match keys.nulls() {
-                None => BooleanBuffer::collect_bool(n, |i| verdict[keys.value(i) as usize]),
-                Some(nulls) => BooleanBuffer::collect_bool(n, |i| nulls.is_valid(i) && verdict[keys.value(i) as usize]),
+                None => found,
+                Some(nulls) => &found & nulls.inner(),
             }
         }
         DataType::List(_) => {
@@ -170,6 +171,14 @@ pub(crate) fn any_str(a: &dyn Array, limit: Option<usize>, key: usize, f: &dyn F
         }
         other => unreachable!("keyword fields are strings or lists of strings, got {other}"),
     }
+}
+
+/// The verdict of each row's dictionary key, without a test or a branch per
+/// row: the bits are gathered first and the rows' validity applied after,
+/// a word at a time. A key outside the dictionary (Arrow allows any under a
+/// null) reads false.
+fn verdicts_by_key(keys: &[i32], verdict: &[bool]) -> BooleanBuffer {
+    BooleanBuffer::collect_bool(keys.len(), |i| verdict.get(keys[i] as u32 as usize).copied().unwrap_or(false))
 }
 
 /// [`any_str`] and `among`: false for the rows `among` does not select. A

@@ -14,6 +14,7 @@ mod pages;
 mod parquet_io;
 mod schema;
 mod source;
+mod sparse;
 
 use std::sync::Arc;
 
@@ -152,6 +153,23 @@ impl FileOp {
 }
 
 impl EventKind {
+    /// Kinds with a cached mask in a batch ([`EventBatch::kind_mask`]).
+    const MASK_SLOTS: usize = 7;
+
+    /// This kind's slot among a batch's cached masks (file operations have none).
+    fn mask_slot(self) -> Option<usize> {
+        Some(match self {
+            EventKind::Open => 0,
+            EventKind::Exec => 1,
+            EventKind::Fork => 2,
+            EventKind::Exit => 3,
+            EventKind::Process => 4,
+            EventKind::Container => 5,
+            EventKind::K8sAudit => 6,
+            EventKind::File(_) => return None,
+        })
+    }
+
     /// Every kind, in the order of the documentation.
     pub const ALL: [EventKind; 15] = [
         EventKind::Open,
@@ -276,6 +294,9 @@ pub struct EventBatch {
 pub(crate) struct Visibility {
     pub(crate) rule: std::sync::OnceLock<arrow_buffer::BooleanBuffer>,
     pub(crate) ecs: std::sync::OnceLock<arrow_buffer::BooleanBuffer>,
+    /// [`EventBatch::kind_mask`] of each kind but the file operations, by
+    /// [`EventKind::mask_slot`].
+    kinds: [std::sync::OnceLock<arrow_buffer::BooleanBuffer>; EventKind::MASK_SLOTS],
 }
 
 impl EventBatch {
@@ -346,6 +367,32 @@ impl EventBatch {
     /// The batch's visibility masks (see [`Visibility`]).
     pub(crate) fn visibility(&self) -> &Visibility {
         &self.visibility
+    }
+
+    /// One bit per row: set where the event is of kind `kind`. Computed once
+    /// per batch and kind (the views of both rule engines ask for the same
+    /// ones: opens, execs) and shared by clones.
+    pub fn kind_mask(&self, kind: EventKind) -> arrow_buffer::BooleanBuffer {
+        let kinds = &self.kinds;
+        let compute = || {
+            // Compared with a constant, a kind is one byte compare; with a
+            // value only known at run time, the derived `==` is a match.
+            macro_rules! with_constant {
+                ($($k:ident),*) => {
+                    match kind {
+                        $(EventKind::$k => {
+                            arrow_buffer::BooleanBuffer::collect_bool(kinds.len(), |i| kinds[i] == EventKind::$k)
+                        })*
+                        EventKind::File(_) => arrow_buffer::BooleanBuffer::collect_bool(kinds.len(), |i| kinds[i] == kind),
+                    }
+                };
+            }
+            with_constant!(Open, Exec, Fork, Exit, Process, Container, K8sAudit)
+        };
+        match kind.mask_slot() {
+            Some(slot) => self.visibility.kinds[slot].get_or_init(compute).clone(),
+            None => compute(),
+        }
     }
     /// The processes of the batch's capture, when the driver built them
     /// (only for rules and consumers that read process-model fields).

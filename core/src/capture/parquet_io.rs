@@ -608,42 +608,44 @@ pub(crate) fn read_rows(
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
     let roots = map.file_indices(projection);
     check_dictionaries(path, &file, meta, [row_group], &roots)?;
-    let builder =
-        ParquetRecordBatchReaderBuilder::new_with_metadata(PositionalFile::new(file), meta.reader_meta.clone());
-    let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
-    let mut reader = builder
-        .with_projection(mask)
-        .with_row_groups(vec![row_group])
-        .with_row_selection(RowSelection::from(selectors))
-        .with_batch_size(rows.len().max(1))
-        .build()
-        .map_err(|e| parquet_error(path, "cannot set up reading", e))?;
-    let mut parts = Vec::new();
-    while let Some(batch) = next_batch(&mut reader) {
-        parts.push(batch.map_err(|e| {
-            Error::capture(
-                path,
-                format!("cannot decode events after event {first}: {e} (the file looks truncated or corrupt)"),
-            )
-        })?);
-    }
-    let got: usize = parts.iter().map(RecordBatch::num_rows).sum();
-    if got != rows.len() {
-        return Err(Error::capture(
-            path,
-            format!(
-                "the Parquet footer declares {rg_rows} events in row group {row_group} but the data holds fewer (the file looks truncated or corrupt)"
-            ),
-        ));
-    }
-    let batch = match parts.len() {
-        1 => parts.pop().expect("one part"),
-        _ => {
-            let schema = parts.first().map(|b| b.schema()).unwrap_or_else(|| Arc::new(Schema::empty()));
-            arrow_select::concat::concat_batches(&schema, &parts)
-                .map_err(|e| Error::capture(path, format!("cannot assemble events: {e}")))?
+    let file = PositionalFile::new(file);
+    // Flat columns are picked out of their pages (`sparse`); the others, and
+    // any the picking cannot read, through the crate's row selection.
+    let pq = meta.reader_meta.metadata();
+    let descr = pq.file_metadata().schema_descr();
+    let mut picked: Vec<(usize, ArrayRef)> = Vec::new();
+    let mut rest: Vec<usize> = Vec::new();
+    for &root in &roots {
+        let name = descr.root_schema().get_fields()[root].name();
+        let target = meta.reader_meta.schema().field_with_name(name).ok().map(|f| f.data_type().clone());
+        let leaf = flat_leaf(descr, root);
+        match leaf.zip(target).and_then(|(leaf, t)| super::sparse::read_rows(&file, pq, row_group, leaf, &t, rows)) {
+            Some(array) => picked.push((root, array)),
+            None => rest.push(root),
         }
+    }
+    let rest_batch = match rest.is_empty() {
+        true => None,
+        false => Some(read_rows_selected(path, meta, file, row_group, rest, selectors, rows.len(), rg_rows, first)?),
     };
+    let mut fields = Vec::with_capacity(roots.len());
+    let mut arrays = Vec::with_capacity(roots.len());
+    for &root in &roots {
+        let name = descr.root_schema().get_fields()[root].name();
+        let array = match picked.iter().find(|(r, _)| *r == root) {
+            Some((_, a)) => a.clone(),
+            None => {
+                let batch = rest_batch.as_ref().expect("a column not picked is read by the crate");
+                let (i, _) = batch.schema().column_with_name(name).expect("the crate reads the columns asked for");
+                batch.column(i).clone()
+            }
+        };
+        fields.push(Field::new(name, array.data_type().clone(), true));
+        arrays.push(array);
+    }
+    let options = arrow_array::RecordBatchOptions::new().with_row_count(Some(rows.len()));
+    let batch = RecordBatch::try_new_with_options(Arc::new(Schema::new(fields)), arrays, &options)
+        .map_err(|e| Error::capture(path, format!("cannot assemble events: {e}")))?;
     // A null where the format allows none is named at its own event.
     for c in projection.columns() {
         if c.nullable() {
@@ -663,6 +665,64 @@ pub(crate) fn read_rows(
         }
     }
     normalize_columns(path, &batch, projection, first)
+}
+
+/// The leaf column of root column `root` when it is flat (its own one leaf).
+fn flat_leaf(descr: &parquet::schema::types::SchemaDescriptor, root: usize) -> Option<usize> {
+    let mut leaves = (0..descr.num_columns()).filter(|&i| descr.get_column_root_idx(i) == root);
+    let leaf = leaves.next()?;
+    (leaves.next().is_none() && descr.column(leaf).path().parts().len() == 1).then_some(leaf)
+}
+
+/// Some rows of some root columns of one row group through the crate's row
+/// selection (`selectors`: the rows' selection over the whole row group).
+#[allow(clippy::too_many_arguments)]
+fn read_rows_selected(
+    path: &Path,
+    meta: &ParquetMeta,
+    file: PositionalFile,
+    row_group: usize,
+    roots: Vec<usize>,
+    selectors: Vec<RowSelector>,
+    wanted: usize,
+    rg_rows: u64,
+    first: u64,
+) -> Result<RecordBatch> {
+    let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(file, meta.reader_meta.clone());
+    let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
+    let mut reader = builder
+        .with_projection(mask)
+        .with_row_groups(vec![row_group])
+        .with_row_selection(RowSelection::from(selectors))
+        .with_batch_size(wanted.max(1))
+        .build()
+        .map_err(|e| parquet_error(path, "cannot set up reading", e))?;
+    let mut parts = Vec::new();
+    while let Some(batch) = next_batch(&mut reader) {
+        parts.push(batch.map_err(|e| {
+            Error::capture(
+                path,
+                format!("cannot decode events after event {first}: {e} (the file looks truncated or corrupt)"),
+            )
+        })?);
+    }
+    let got: usize = parts.iter().map(RecordBatch::num_rows).sum();
+    if got != wanted {
+        return Err(Error::capture(
+            path,
+            format!(
+                "the Parquet footer declares {rg_rows} events in row group {row_group} but the data holds fewer (the file looks truncated or corrupt)"
+            ),
+        ));
+    }
+    match parts.len() {
+        1 => Ok(parts.pop().expect("one part")),
+        _ => {
+            let schema = parts.first().map(|b| b.schema()).unwrap_or_else(|| Arc::new(Schema::empty()));
+            arrow_select::concat::concat_batches(&schema, &parts)
+                .map_err(|e| Error::capture(path, format!("cannot assemble events: {e}")))
+        }
+    }
 }
 
 /// How the Parquet writer lays out a capture.

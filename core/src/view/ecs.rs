@@ -465,8 +465,7 @@ fn dataset(batch: &EventBatch) -> ArrayRef {
 /// `kubernetes.audit.responseStatus.code` as a `long`, on audit events only.
 fn audit_response_code(batch: &EventBatch) -> ArrayRef {
     let codes = cast(batch.expect(Column::AuditResponseCode), &DataType::Int64).expect("i32 fits in i64");
-    let kinds = batch.kinds();
-    restrict(&codes, NullBuffer::new(BooleanBuffer::collect_bool(batch.len(), |i| kinds[i] == EventKind::K8sAudit)))
+    restrict(&codes, NullBuffer::new(batch.kind_mask(EventKind::K8sAudit)))
 }
 
 /// A timestamp column as RFC 3339 text, on audit events only.
@@ -481,8 +480,7 @@ fn audit_time(batch: &EventBatch, c: Column) -> ArrayRef {
 
 /// Column `c`, missing on events that are not of kind `kind`.
 fn of_kind(batch: &EventBatch, c: Column, kind: EventKind) -> ArrayRef {
-    let kinds = batch.kinds();
-    restrict(batch.expect(c), NullBuffer::new(BooleanBuffer::collect_bool(batch.len(), |i| kinds[i] == kind)))
+    restrict(batch.expect(c), NullBuffer::new(batch.kind_mask(kind)))
 }
 
 /// An unsigned id column as a `long`.
@@ -536,7 +534,7 @@ fn event_type(batch: &EventBatch) -> ArrayRef {
             },
         })
         .collect();
-    let not_open = BooleanBuffer::collect_bool(n, |i| kinds[i] != EventKind::Open);
+    let not_open = !&batch.kind_mask(EventKind::Open);
     let valid = &not_open | &valid_bits(flags);
     dict(keys, Some(NullBuffer::new(valid)), &["start", "change", "access", "end", "creation", "deletion"])
 }

@@ -45,8 +45,7 @@ fn rule_visible(batch: &EventBatch) -> BooleanBuffer {
 
 /// The batch's Kubernetes audit events (`k8s_audit` rows).
 pub fn audit_rows(batch: &EventBatch) -> BooleanBuffer {
-    let kinds = batch.kinds();
-    BooleanBuffer::collect_bool(batch.len(), |i| kinds[i] == EventKind::K8sAudit)
+    batch.kind_mask(EventKind::K8sAudit)
 }
 
 /// Which events enter the ECS view: those of [`visible`], plus the `fork`
@@ -77,10 +76,9 @@ fn ecs_visible_rows(batch: &EventBatch) -> BooleanBuffer {
 
 /// [`visible`] for a batch of opens and execs only.
 fn visible_opens_and_execs(batch: &EventBatch) -> BooleanBuffer {
-    let kinds = batch.kinds();
     let n = batch.len();
     // Bitmaps combined word by word, not a test per row.
-    let execs = BooleanBuffer::collect_bool(n, |i| kinds[i] == EventKind::Exec);
+    let execs = batch.kind_mask(EventKind::Exec);
     let has_path = match batch.column(Column::Path) {
         Some(p) => valid_bits(p.as_ref()),
         None => BooleanBuffer::new_unset(n),

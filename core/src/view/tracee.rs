@@ -80,8 +80,7 @@ impl<'a> TraceeView<'a> {
 
     /// Which events are `security_file_open` events: delivered opens.
     pub fn file_opens(&self) -> BooleanBuffer {
-        let kinds = self.batch.kinds();
-        &self.delivered() & &BooleanBuffer::collect_bool(self.batch.len(), |i| kinds[i] == EventKind::Open)
+        &self.delivered() & &self.batch.kind_mask(EventKind::Open)
     }
 
     /// One bit per event: set where the origin is `container` (the event
@@ -175,8 +174,7 @@ impl<'a> TraceeView<'a> {
     }
 
     fn open_only(&self, a: &ArrayRef) -> ArrayRef {
-        let kinds = self.batch.kinds();
-        restrict(a, NullBuffer::new(BooleanBuffer::collect_bool(self.batch.len(), |i| kinds[i] == EventKind::Open)))
+        restrict(a, NullBuffer::new(self.batch.kind_mask(EventKind::Open)))
     }
 }
 
