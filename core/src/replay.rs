@@ -205,12 +205,13 @@ impl ReplaySummary {
 
     /// Adds the findings, containers and processes of `part` (per-rule
     /// findings in the same rule order).
-    fn add_findings(&mut self, part: ReplaySummary) {
-        for (mine, theirs) in self.rules.iter_mut().zip(part.rules) {
+    fn add_findings(&mut self, mut part: ReplaySummary) {
+        for (mine, theirs) in self.rules.iter_mut().zip(&part.rules) {
             mine.findings += theirs.findings;
         }
-        self.containers.extend(part.containers);
-        self.processes.extend(part.processes);
+        // Merged in one pass over both sorted sets, not inserted one by one.
+        self.containers.append(&mut part.containers);
+        self.processes.append(&mut part.processes);
     }
 
     /// Total findings.
