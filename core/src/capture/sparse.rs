@@ -366,6 +366,10 @@ impl DataPage<'_> {
     }
 }
 
+/// The most values (or groups of 8) a run may claim: a page's value count
+/// is a 32-bit number.
+const MAX_RUN: u64 = u32::MAX as u64;
+
 /// Parquet's RLE/bit-packed hybrid encoding, run by run.
 struct Hybrid<'a> {
     buf: &'a [u8],
@@ -400,18 +404,23 @@ impl<'a> Hybrid<'a> {
         None
     }
 
-    /// The next run that holds at least one value.
+    /// The next run that holds at least one value. A run claiming more
+    /// values than a page can hold (its count is a 32-bit number) is
+    /// refused, so that the walks' sums of counts cannot overflow.
     fn next_run(&mut self) -> Option<Run<'a>> {
         loop {
             let header = self.varint()?;
+            if header >> 1 > MAX_RUN {
+                return None;
+            }
             let run = if header & 1 == 1 {
-                let groups = usize::try_from(header >> 1).ok()?;
+                let groups = (header >> 1) as usize;
                 let len = groups.checked_mul(self.bit_width as usize)?;
                 let bytes = self.buf.get(self.at..self.at.checked_add(len)?)?;
                 self.at += len;
                 Run::Packed { count: groups * 8, bytes, bit_width: self.bit_width }
             } else {
-                let count = usize::try_from(header >> 1).ok()?;
+                let count = (header >> 1) as usize;
                 let n = (self.bit_width as usize).div_ceil(8);
                 let bytes = self.buf.get(self.at..self.at + n)?;
                 self.at += n;
@@ -661,6 +670,24 @@ mod tests {
         }
         // A type the crate would convert (a u32 column asked for as Int64) is left to it too.
         assert!(read_rows(&file, pq, 0, 1, &DataType::Int64, &[0]).is_none());
+    }
+
+    #[test]
+    fn runs_claiming_more_values_than_a_page_holds_are_refused() {
+        // Run headers in ULEB128: 2^62 values repeated (2^62 << 1), and
+        // 2^62 groups packed ((2^62 << 1) | 1).
+        let repeated = [0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01];
+        let packed = [0x81, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01];
+        for header in [repeated, packed] {
+            let mut bytes = header.to_vec();
+            bytes.extend([0u8; 16]);
+            assert!(Hybrid::new(&bytes, 0).next_run().is_none(), "{header:x?}");
+            assert!(Hybrid::new(&bytes, 1).next_run().is_none(), "{header:x?}");
+        }
+        // The largest count a page can hold is still read: u32::MAX << 1, then the value 1.
+        let fine = [0xfe, 0xff, 0xff, 0xff, 0x1f, 0x01];
+        let run = Hybrid::new(&fine, 1).next_run().expect("a run of u32::MAX ones");
+        assert_eq!((run.count(), run.get(7)), (u32::MAX as usize, Some(1)));
     }
 
     #[test]
