@@ -613,33 +613,32 @@ pub(crate) fn read_rows(
     // any the picking cannot read, through the crate's row selection.
     let pq = meta.reader_meta.metadata();
     let descr = pq.file_metadata().schema_descr();
-    let mut picked: Vec<(usize, ArrayRef)> = Vec::new();
+    // Each root's name and, when picked, its values.
+    let mut columns: Vec<(&str, Option<ArrayRef>)> = Vec::with_capacity(roots.len());
     let mut rest: Vec<usize> = Vec::new();
     for &root in &roots {
         let name = descr.root_schema().get_fields()[root].name();
         let target = meta.reader_meta.schema().field_with_name(name).ok().map(|f| f.data_type().clone());
         let leaf = flat_leaf(descr, root);
-        match leaf.zip(target).and_then(|(leaf, t)| super::sparse::read_rows(&file, pq, row_group, leaf, &t, rows)) {
-            Some(array) => picked.push((root, array)),
-            None => rest.push(root),
+        let array =
+            leaf.zip(target).and_then(|(leaf, t)| super::sparse::read_rows(&file, pq, row_group, leaf, &t, rows));
+        if array.is_none() {
+            rest.push(root);
         }
+        columns.push((name, array));
     }
     let rest_batch = match rest.is_empty() {
         true => None,
         false => Some(read_rows_selected(path, meta, file, row_group, rest, selectors, rows.len(), rg_rows, first)?),
     };
-    let mut fields = Vec::with_capacity(roots.len());
-    let mut arrays = Vec::with_capacity(roots.len());
-    for &root in &roots {
-        let name = descr.root_schema().get_fields()[root].name();
-        let array = match picked.iter().find(|(r, _)| *r == root) {
-            Some((_, a)) => a.clone(),
-            None => {
-                let batch = rest_batch.as_ref().expect("a column not picked is read by the crate");
-                let (i, _) = batch.schema().column_with_name(name).expect("the crate reads the columns asked for");
-                batch.column(i).clone()
-            }
-        };
+    let mut fields = Vec::with_capacity(columns.len());
+    let mut arrays = Vec::with_capacity(columns.len());
+    for (name, array) in columns {
+        let array = array.unwrap_or_else(|| {
+            let batch = rest_batch.as_ref().expect("a column not picked is read by the crate");
+            let (i, _) = batch.schema().column_with_name(name).expect("the crate reads the columns asked for");
+            batch.column(i).clone()
+        });
         fields.push(Field::new(name, array.data_type().clone(), true));
         arrays.push(array);
     }

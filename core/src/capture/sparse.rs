@@ -59,12 +59,12 @@ pub(crate) fn read_rows(
     let mut dictionary: Option<Dictionary> = None;
     let mut page_start = 0u64;
     let mut next = 0usize;
+    let optional = descr.max_def_level() == 1;
     // Pages are read up to the last wanted row. (Not skipped unread before
     // the first: the crate's look at a page's header without reading it,
     // `peek_next_page`, panics on some damaged headers.)
     while next < rows.len() {
         let page = pages.get_next_page().ok()??;
-        let optional = descr.max_def_level() == 1;
         // A data page's definition levels (None: a required column), values, encoding and rows.
         let (levels, values, encoding, n) = match &page {
             Page::DictionaryPage { buf, num_values, encoding, .. } => {
